@@ -1,0 +1,214 @@
+//! Apply throughput of the pure ledger (issue: "Benchmark (criterion; a figure, not a test)").
+//!
+//! - `place_single`: bet placement on a book of 1M funded accounts and 10k open markets.
+//! - `settle_100k`: settlement of one market holding 100k open bets.
+//! - Memory per account and per open bet, measured with a counting allocator and printed.
+//!
+//! Run: `cargo bench -p paddock-ledger --bench apply`.
+
+#![allow(missing_docs)] // criterion's macros generate undocumented functions
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use paddock_ledger::{
+    apply, AccountId, Actor, ApplyCtx, BetKind, Command, Currency, EventId, IdempotencyKey, LegRequest, LegResult,
+    MarketId, MarketRules, Money, NewSelection, Odds, OddsPolicy, PlaceBet, SelectionId, SelectionResult, State,
+    TimestampMs,
+};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Counts live heap bytes so the bench can report memory per account and per bet.
+struct Counting;
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const ACCOUNTS: u64 = 1_000_000;
+const MARKETS: u64 = 10_000;
+
+struct Clock(u64);
+
+impl Clock {
+    fn ctx(&mut self) -> ApplyCtx {
+        self.0 += 1;
+        ApplyCtx { log_index: self.0, time: TimestampMs(1_700_000_000_000 + self.0 / 1000) }
+    }
+}
+
+fn gbp() -> Currency {
+    Currency::parse("GBP").unwrap()
+}
+
+fn must(state: &mut State, clock: &mut Clock, cmd: Command) {
+    let outcome = apply(state, &cmd, clock.ctx());
+    assert!(outcome.is_done(), "{cmd:?} -> {outcome:?}");
+}
+
+fn rules() -> MarketRules {
+    MarketRules {
+        stake_min: Money(10),
+        stake_max: Money(1_000_000),
+        payout_max: Money(100_000_000),
+        liability_max: Money(i64::MAX / 4),
+        bet_delay_ms: 0,
+        closes_at: None,
+        each_way: None,
+    }
+}
+
+fn add_markets(state: &mut State, clock: &mut Clock, count: u64) {
+    for m in 0..count {
+        must(
+            state,
+            clock,
+            Command::CreateEvent {
+                event: EventId(m),
+                name: format!("event {m}"),
+                sport: "football".into(),
+                competition: "bench".into(),
+                starts_at: TimestampMs(0),
+                actor: Actor("bench".into()),
+            },
+        );
+        must(
+            state,
+            clock,
+            Command::CreateMarket {
+                market: MarketId(m),
+                event: EventId(m),
+                name: "match result".into(),
+                currency: gbp(),
+                selections: (0..3)
+                    .map(|s| NewSelection {
+                        selection: SelectionId(m * 3 + s),
+                        name: format!("s{s}"),
+                        odds: Odds::parse("2.5").unwrap(),
+                    })
+                    .collect(),
+                rules: rules(),
+                actor: Actor("bench".into()),
+            },
+        );
+    }
+}
+
+fn add_accounts(state: &mut State, clock: &mut Clock, count: u64) {
+    for a in 0..count {
+        must(state, clock, Command::OpenAccount { account: AccountId(a), currency: gbp() });
+        must(
+            state,
+            clock,
+            Command::Deposit {
+                account: AccountId(a),
+                amount: Money(1_000_000_000),
+                key: IdempotencyKey(format!("d{a}")),
+            },
+        );
+    }
+}
+
+fn bet(n: u64, market: u64) -> Command {
+    Command::PlaceBet(PlaceBet {
+        account: AccountId(n.wrapping_mul(2_654_435_761) % ACCOUNTS),
+        legs: vec![LegRequest {
+            market: MarketId(market),
+            selection: SelectionId(market * 3 + n % 3),
+            odds: Odds::parse("2.5").unwrap(),
+        }],
+        kind: BetKind::Single,
+        stake_per_line: Money(100),
+        each_way: false,
+        odds_policy: OddsPolicy::Any,
+        key: IdempotencyKey(format!("b{n}")),
+    })
+}
+
+fn live() -> usize {
+    LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+fn benches(c: &mut Criterion) {
+    let mut clock = Clock(0);
+    let mut state = State::new();
+    add_markets(&mut state, &mut clock, MARKETS);
+    let before_accounts = live();
+    add_accounts(&mut state, &mut clock, ACCOUNTS);
+    let per_account = (live() - before_accounts) as f64 / ACCOUNTS as f64;
+
+    // Memory per open bet: 100k placements spread over all markets.
+    let before_bets = live();
+    for n in 0..100_000u64 {
+        let cmd = bet(10_000_000 + n, n % MARKETS);
+        assert!(apply(&mut state, &cmd, clock.ctx()).is_done());
+    }
+    let per_bet = (live() - before_bets) as f64 / 100_000.0;
+    println!("memory: {per_account:.0} bytes per funded account (incl. its idempotency record), {per_bet:.0} bytes per open single bet (incl. its idempotency record)");
+
+    let mut group = c.benchmark_group("ledger");
+    group.throughput(Throughput::Elements(1));
+    let mut next = 0u64;
+    group.bench_function("place_single_1M_accounts_10k_markets", |b| {
+        b.iter_custom(|iters| {
+            let cmds: Vec<Command> = (0..iters).map(|i| bet(next + i, (next + i) % MARKETS)).collect();
+            next += iters;
+            let start = Instant::now();
+            for cmd in &cmds {
+                let outcome = apply(&mut state, cmd, clock.ctx());
+                debug_assert!(outcome.is_done());
+            }
+            start.elapsed()
+        })
+    });
+    drop(state);
+
+    // One market with 100k open bets, settled in one command.
+    let mut clock = Clock(0);
+    let mut base = State::new();
+    add_markets(&mut base, &mut clock, 1);
+    add_accounts(&mut base, &mut clock, 100_000);
+    for n in 0..100_000u64 {
+        let mut cmd = bet(n, 0);
+        if let Command::PlaceBet(p) = &mut cmd {
+            p.account = AccountId(n);
+        }
+        assert!(apply(&mut base, &cmd, clock.ctx()).is_done());
+    }
+    group.throughput(Throughput::Elements(100_000));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    let settle = Command::SettleMarket {
+        market: MarketId(0),
+        results: vec![SelectionResult { selection: SelectionId(0), win: LegResult::Win, place: None }],
+        actor: Actor("bench".into()),
+    };
+    group.bench_function("settle_market_with_100k_open_bets", |b| {
+        b.iter_batched(
+            || base.clone(),
+            |mut s| {
+                let outcome =
+                    apply(&mut s, &settle, ApplyCtx { log_index: u64::MAX / 2, time: TimestampMs(1_800_000_000_000) });
+                assert!(outcome.is_done());
+                s
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(ledger, benches);
+criterion_main!(ledger);

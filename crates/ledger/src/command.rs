@@ -1,0 +1,407 @@
+//! Commands: everything that can change the state, as it is written into the replicated log.
+//!
+//! A command is data only. It is validated by [`crate::apply`], never by its constructor, so a
+//! command decoded from a hostile client is as safe to apply as one built in a test.
+
+use crate::ids::{AccountId, Actor, BetId, Currency, EventId, IdempotencyKey, MarketId, SelectionId, TimestampMs};
+use crate::money::{Money, Odds, RoundingRule};
+use serde::{Deserialize, Serialize};
+
+/// Everything that changes the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Open a player account in one currency.
+    OpenAccount {
+        /// Id chosen by the caller.
+        account: AccountId,
+        /// Currency of the wallet.
+        currency: Currency,
+    },
+    /// Move money into a wallet (from the deposits clearing account).
+    Deposit {
+        /// Account credited.
+        account: AccountId,
+        /// Amount, positive.
+        amount: Money,
+        /// Makes a retry safe.
+        key: IdempotencyKey,
+    },
+    /// Move money out of a wallet.
+    Withdraw {
+        /// Account debited.
+        account: AccountId,
+        /// Amount, positive.
+        amount: Money,
+        /// Makes a retry safe.
+        key: IdempotencyKey,
+    },
+    /// Set, lower or raise (after cooling-off) or remove a deposit or loss limit.
+    SetLimit {
+        /// Account concerned.
+        account: AccountId,
+        /// Deposit or loss.
+        kind: LimitKind,
+        /// 24 h, 7 d or 30 d.
+        window: LimitWindow,
+        /// The new limit; `None` removes it (which is an increase).
+        amount: Option<Money>,
+    },
+    /// Self-exclusion (at least six months) or a time-out (one day to six weeks).
+    Exclude {
+        /// Account concerned.
+        account: AccountId,
+        /// Which kind of break.
+        kind: ExclusionKind,
+        /// Length of the break in days.
+        duration_days: u32,
+    },
+    /// Scale an account's maximum stakes (per mille: 1000 = as the market says).
+    SetStakeFactor {
+        /// Account concerned.
+        account: AccountId,
+        /// Factor in thousandths, 1 ..= 10000.
+        factor_permille: u32,
+        /// Acting operator.
+        actor: Actor,
+    },
+    /// Create a sporting event.
+    CreateEvent {
+        /// Id chosen by the caller.
+        event: EventId,
+        /// e.g. "Arsenal v Spurs".
+        name: String,
+        /// e.g. "football".
+        sport: String,
+        /// e.g. "Premier League".
+        competition: String,
+        /// Scheduled start.
+        starts_at: TimestampMs,
+        /// Acting operator.
+        actor: Actor,
+    },
+    /// Create a market with its selections and rules. It opens at once.
+    CreateMarket {
+        /// Id chosen by the caller.
+        market: MarketId,
+        /// The event it belongs to.
+        event: EventId,
+        /// e.g. "Match result".
+        name: String,
+        /// Currency of stakes and limits.
+        currency: Currency,
+        /// Selections with their opening prices.
+        selections: Vec<NewSelection>,
+        /// Limits, delay, each-way terms.
+        rules: MarketRules,
+        /// Acting operator.
+        actor: Actor,
+    },
+    /// Change a selection's price; its price version goes up by one.
+    SetPrice {
+        /// Market.
+        market: MarketId,
+        /// Selection.
+        selection: SelectionId,
+        /// New price.
+        odds: Odds,
+    },
+    /// Stop taking bets for now.
+    SuspendMarket {
+        /// Market.
+        market: MarketId,
+        /// Why (recorded in the audit trail).
+        reason: String,
+        /// Acting operator.
+        actor: Actor,
+    },
+    /// Take bets again after a suspension.
+    ResumeMarket {
+        /// Market.
+        market: MarketId,
+        /// Acting operator.
+        actor: Actor,
+    },
+    /// No more bets, for good.
+    CloseMarket {
+        /// Market.
+        market: MarketId,
+        /// Acting operator.
+        actor: Actor,
+    },
+    /// A runner is withdrawn: bets on it are void and earlier bets on the rest of the market
+    /// lose `deduction_pence` of their winnings per pound (Rule 4).
+    WithdrawSelection {
+        /// Market.
+        market: MarketId,
+        /// The non-runner.
+        selection: SelectionId,
+        /// Pence in the pound, 0 ..= 90, from the runner's price band.
+        deduction_pence: u32,
+        /// Acting operator.
+        actor: Actor,
+    },
+    /// Record results and settle every bet that they complete.
+    SettleMarket {
+        /// Market.
+        market: MarketId,
+        /// One result per selection that did not simply lose.
+        results: Vec<SelectionResult>,
+        /// Acting operator.
+        actor: Actor,
+    },
+    /// Correct results: reverse the first settlement and apply the new one.
+    ResettleMarket {
+        /// Market.
+        market: MarketId,
+        /// The corrected results.
+        results: Vec<SelectionResult>,
+        /// Why (recorded in the audit trail).
+        reason: String,
+        /// Acting operator.
+        actor: Actor,
+    },
+    /// Void the market: every bet on it is void (a void leg in an accumulator).
+    VoidMarket {
+        /// Market.
+        market: MarketId,
+        /// Why (recorded in the audit trail).
+        reason: String,
+        /// Acting operator.
+        actor: Actor,
+    },
+    /// Place a bet.
+    PlaceBet(PlaceBet),
+    /// Decide every pending (in-play delayed) bet and cash-out whose delay has passed, on the
+    /// market as it stands at this command's timestamp.
+    ResolvePending,
+    /// Settle a bet early at a value quoted outside the ledger.
+    CashOut {
+        /// Owner of the bet.
+        account: AccountId,
+        /// The bet.
+        bet: BetId,
+        /// Value offered to the player.
+        value: Money,
+        /// The price version of each leg's selection the quote was computed from.
+        quoted_versions: Vec<(SelectionId, u64)>,
+        /// Makes a retry safe.
+        key: IdempotencyKey,
+    },
+    /// Change book-wide settings.
+    SetConfig {
+        /// The new settings.
+        config: BookConfig,
+        /// Acting operator.
+        actor: Actor,
+    },
+}
+
+/// A selection as created with a market.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSelection {
+    /// Id chosen by the caller, unique in the book.
+    pub selection: SelectionId,
+    /// e.g. "Arsenal", "Draw", "Red Rum".
+    pub name: String,
+    /// Opening price.
+    pub odds: Odds,
+}
+
+/// Per-market limits and terms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketRules {
+    /// Smallest total stake accepted.
+    pub stake_min: Money,
+    /// Largest total stake accepted (before the account's stake factor).
+    pub stake_max: Money,
+    /// Largest return one bet may pay.
+    pub payout_max: Money,
+    /// Largest net loss the book accepts on any one selection winning.
+    pub liability_max: Money,
+    /// In-play bet delay; 0 for none.
+    pub bet_delay_ms: u64,
+    /// After this instant no bet is accepted even if nobody closed the market (past-posting
+    /// protection that does not depend on a timer on one machine).
+    pub closes_at: Option<TimestampMs>,
+    /// Each-way place terms, if offered.
+    pub each_way: Option<EachWayTerms>,
+}
+
+/// Each-way place terms: the place part pays `fraction_num / fraction_den` of the win odds for
+/// the first `places` places.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EachWayTerms {
+    /// Numerator of the fraction of the odds (1 in 1/4).
+    pub fraction_num: u32,
+    /// Denominator of the fraction of the odds (4 in 1/4).
+    pub fraction_den: u32,
+    /// Places paid.
+    pub places: u32,
+}
+
+/// The outcome of one leg part (the win part, or the place part of an each-way bet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LegResult {
+    /// Pays at the odds.
+    Win,
+    /// Stake lost.
+    Lose,
+    /// Stake returned; in an accumulator the leg counts as odds 1.
+    Void,
+    /// Tied: `paid_places` places shared among `tied` runners; that fraction of the stake
+    /// pays at the odds and the rest is lost.
+    DeadHeat {
+        /// Places available to the tied runners (1 for a tie for first in a win market).
+        paid_places: u32,
+        /// Runners tied.
+        tied: u32,
+    },
+    /// Asian line: half the stake wins, half is returned.
+    HalfWin,
+    /// Asian line: half the stake loses, half is returned.
+    HalfLose,
+}
+
+/// The result of one selection. Selections that a settlement does not name lose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelectionResult {
+    /// Selection.
+    pub selection: SelectionId,
+    /// The win part.
+    pub win: LegResult,
+    /// The place part (each-way); `None` means "placed" if it won, placed as a dead heat for
+    /// first allows (in full if the terms pay at least `tied` places, else the paid places are
+    /// shared among the tied runners), void if void, else lost.
+    pub place: Option<LegResult>,
+}
+
+/// A bet placement request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaceBet {
+    /// Who bets.
+    pub account: AccountId,
+    /// The selections with the odds the player saw.
+    pub legs: Vec<LegRequest>,
+    /// Single, accumulator or system.
+    pub kind: BetKind,
+    /// Stake per line (per part for each-way).
+    pub stake_per_line: Money,
+    /// Each-way: every line is struck twice, once to win and once to place.
+    pub each_way: bool,
+    /// What to do if a price moved.
+    pub odds_policy: OddsPolicy,
+    /// Makes a retry safe.
+    pub key: IdempotencyKey,
+}
+
+/// One selection of a bet with the odds the player saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegRequest {
+    /// Market.
+    pub market: MarketId,
+    /// Selection.
+    pub selection: SelectionId,
+    /// The price the player saw.
+    pub odds: Odds,
+}
+
+/// The shape of a bet: which combinations of its legs are struck as lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BetKind {
+    /// One leg.
+    Single,
+    /// All legs in one line (a double, treble, ... up to [`crate::LEGS_MAX`] folds).
+    Accumulator,
+    /// Every combination of exactly `k` of the legs.
+    KOfN {
+        /// Legs per line.
+        k: u32,
+    },
+    /// 3 legs: 3 doubles and a treble (4 lines).
+    Trixie,
+    /// 3 legs: 3 singles, 3 doubles and a treble (7 lines).
+    Patent,
+    /// 4 legs: 6 doubles, 4 trebles and a four-fold (11 lines).
+    Yankee,
+    /// 4 legs: 4 singles, 6 doubles, 4 trebles and a four-fold (15 lines).
+    Lucky15,
+}
+
+/// What to do when the price has moved since the player saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OddsPolicy {
+    /// Reject on any change.
+    Exact,
+    /// Accept an equal or better current price.
+    Higher,
+    /// Accept whatever the current price is.
+    Any,
+}
+
+/// A deposit or a loss limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LimitKind {
+    /// Total deposits in the window.
+    Deposit,
+    /// Stakes minus returns in the window.
+    Loss,
+}
+
+/// The window a limit applies over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LimitWindow {
+    /// 24 hours.
+    Day,
+    /// 7 days.
+    Week,
+    /// 30 days.
+    Month,
+}
+
+impl LimitWindow {
+    /// All windows, shortest first.
+    pub const ALL: [LimitWindow; 3] = [LimitWindow::Day, LimitWindow::Week, LimitWindow::Month];
+
+    /// Length in milliseconds.
+    pub fn length_ms(self) -> u64 {
+        crate::ids::DAY_MS
+            * match self {
+                LimitWindow::Day => 1,
+                LimitWindow::Week => 7,
+                LimitWindow::Month => 30,
+            }
+    }
+}
+
+/// A break from gambling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExclusionKind {
+    /// At least [`crate::SELF_EXCLUSION_DAYS_MIN`] days.
+    SelfExclusion,
+    /// One day to six weeks.
+    TimeOut,
+}
+
+/// Book-wide settings, changed only by an operator command (so every replica agrees).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookConfig {
+    /// How payouts are rounded to minor units.
+    pub rounding: RoundingRule,
+    /// The smallest margin, in basis points of fair value, a cash-out quote must leave.
+    pub cash_out_margin_bps: u32,
+    /// How long a limit increase waits before it applies.
+    pub limit_cooling_off_ms: u64,
+    /// How long an idempotency key is remembered.
+    pub idempotency_ttl_ms: u64,
+}
+
+impl Default for BookConfig {
+    fn default() -> BookConfig {
+        BookConfig {
+            rounding: RoundingRule::Down,
+            cash_out_margin_bps: 500,
+            limit_cooling_off_ms: crate::ids::DAY_MS,
+            idempotency_ttl_ms: 30 * crate::ids::DAY_MS,
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The betting ledger: wallets, markets, bets and settlement as a pure, deterministic state
+//! machine. Every replica runs it over the same log and reaches the same state.
+//!
+//! # Layout
+//! - [`ids`]: typed identifiers, currencies, timestamps.
+//! - [`money`]: `Money` (i64 minor units), `Odds` (exact rationals), rounding.
+//! - [`command`]: everything that can change the state.
+//! - [`apply()`]: the one entry point; accounts, limits and catalogue handlers live beside it.
+//! - `betting`: placement, in-play delays, cash-out.
+//! - `settlement`: results, Rule 4, each-way, dead heats, resettlement, void.
+//! - [`code`]: the exhaustive result codes; [`outcome`]: what a command answers.
+//! - [`audit`]: the hash-chained audit trail.
+//! - [`snapshot`]: snapshot encoding and the state hash.
+//!
+//! # Architecture invariants
+//! No I/O, no clock, no randomness: time arrives in [`ApplyCtx`]. No `HashMap` reaches the
+//! state. A refused command changes nothing. A broken invariant panics: a replica that
+//! computed a wrong book must stop, not serve it.
+
+pub mod apply;
+pub mod audit;
+mod betting;
+pub mod code;
+pub mod command;
+pub mod ids;
+mod invariants;
+pub mod money;
+pub mod outcome;
+mod settlement;
+pub mod snapshot;
+pub mod state;
+
+pub use apply::{apply, ApplyCtx, BET_DELAY_MS_MAX, MARKET_SELECTIONS_MAX, SELF_EXCLUSION_DAYS_MIN};
+pub use betting::{LEGS_MAX, LINES_MAX};
+pub use code::ResultCode;
+pub use command::*;
+pub use ids::*;
+pub use money::{Money, Odds, OddsError, RoundingRule};
+pub use outcome::{Done, Outcome};
+pub use settlement::RULE4_DEDUCTION_MAX_PENCE;
+pub use snapshot::{SnapshotError, StateHash};
+pub use state::{AccountView, BetStatus, BetView, MarketStatus, MarketView, SelectionView, State};

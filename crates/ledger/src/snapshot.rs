@@ -1,0 +1,122 @@
+//! Snapshot encoding and the state hash.
+//!
+//! Layout of an encoded snapshot (all integers little-endian):
+//!
+//! ```text
+//! offset  size  field
+//! 0       8     magic  "PDKSNAP\0"
+//! 8       2     format version (1)
+//! 10      8     payload length n
+//! 18      n     payload: the State, postcard-encoded
+//! 18+n    4     CRC-32C of bytes 0 .. 18+n
+//! ```
+//!
+//! The state hash is SHA-256 of the payload: every replica that applied the same commands
+//! encodes the same bytes, because every container in `State` iterates in a fixed order.
+
+use crate::state::State;
+use sha2::{Digest, Sha256};
+
+/// First bytes of every snapshot.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"PDKSNAP\0";
+/// The format this build writes and reads.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
+const HEADER_LEN: usize = 18;
+
+/// Why a snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Fewer bytes than the header and trailer need, or than the header announces.
+    #[error("snapshot truncated: {0} bytes")]
+    Truncated(usize),
+    /// Not a Paddock snapshot.
+    #[error("not a paddock snapshot (bad magic)")]
+    BadMagic,
+    /// Written by a format this build does not know.
+    #[error("snapshot format version {0} is not supported (this build reads {SNAPSHOT_FORMAT_VERSION})")]
+    UnsupportedVersion(u16),
+    /// The checksum does not match: the bytes were damaged.
+    #[error("snapshot checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    Checksum {
+        /// CRC in the file.
+        stored: u32,
+        /// CRC of the bytes read.
+        computed: u32,
+    },
+    /// The checksum matched but the payload did not decode.
+    #[error("snapshot payload does not decode: {0}")]
+    Decode(#[from] postcard::Error),
+}
+
+/// A 32-byte digest of the whole state.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StateHash(pub [u8; 32]);
+
+impl std::fmt::Debug for StateHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for StateHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+fn payload(state: &State) -> Vec<u8> {
+    postcard::to_stdvec(state).expect("state encodes: plain data, serialisation to a Vec cannot fail")
+}
+
+impl State {
+    /// Digest of the whole state.
+    pub fn state_hash(&self) -> StateHash {
+        StateHash(Sha256::digest(payload(self)).into())
+    }
+
+    /// The state as snapshot bytes.
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let body = payload(self);
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 4);
+        out.extend_from_slice(&SNAPSHOT_MAGIC);
+        out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&body);
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Reads snapshot bytes, checking magic, version, length and checksum before decoding.
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
+        if bytes.len() < HEADER_LEN + 4 {
+            return Err(SnapshotError::Truncated(bytes.len()));
+        }
+        if bytes[0..8] != SNAPSHOT_MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+        if version != SNAPSHOT_FORMAT_VERSION {
+            return Err(SnapshotError::UnsupportedVersion(version));
+        }
+        let mut len_bytes = [0u8; 8];
+        len_bytes.copy_from_slice(&bytes[10..18]);
+        let len = u64::from_le_bytes(len_bytes);
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_add(HEADER_LEN))
+            .filter(|end| end.checked_add(4) == Some(bytes.len()))
+            .ok_or(SnapshotError::Truncated(bytes.len()))?;
+        let mut crc_bytes = [0u8; 4];
+        crc_bytes.copy_from_slice(&bytes[end..end + 4]);
+        let stored = u32::from_le_bytes(crc_bytes);
+        let computed = crc32c::crc32c(&bytes[..end]);
+        if stored != computed {
+            return Err(SnapshotError::Checksum { stored, computed });
+        }
+        Ok(postcard::from_bytes(&bytes[HEADER_LEN..end])?)
+    }
+}

@@ -1,0 +1,26 @@
+//! Durable storage for a Paddock node. Knows bytes, files and fsync; knows nothing of Raft.
+//!
+//! # Layout
+//! - [`frame`]: the record frame every persistent value is wrapped in (magic, version, CRC).
+//! - [`log`]: the Raft log on redb, written by one thread with group commit.
+//! - [`snapshot_file`]: snapshot files written atomically (temp, fsync, rename, fsync dir).
+//! - [`data_dir`]: the data-directory lock and the cluster identity file.
+//!
+//! # Architecture invariants
+//! - An append is reported durable only after the fsync of the transaction that holds it.
+//! - Log, vote, committed-index and purge writes go through one ordered queue, so they reach
+//!   the disk in the order the caller issued them.
+//! - A write error poisons the store: every later write fails. After a failed fsync the page
+//!   cache may already have dropped the data ("fsyncgate"), so retrying could report a write
+//!   durable that never reached the disk; the process must restart and recover from the log.
+//! - The consensus crate converts its own types into bytes; this crate never names openraft.
+
+pub mod data_dir;
+pub mod frame;
+pub mod log;
+pub mod snapshot_file;
+
+pub use data_dir::{DataDir, DataDirError, Identity};
+pub use frame::FrameError;
+pub use log::{LogStore, MetaKey};
+pub use snapshot_file::{SnapshotFile, SnapshotFiles};

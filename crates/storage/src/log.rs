@@ -1,0 +1,454 @@
+//! The Raft log on redb, with group commit.
+//!
+//! One writer thread owns every write. Callers enqueue operations (append, save vote, save
+//! committed, truncate, purge) on one channel; the writer takes whatever is queued — up to a
+//! batch limit — applies it in order inside one redb write transaction and commits it with one
+//! fsync (`Durability::Immediate`). Only then does it report each append durable. Under load
+//! many appends share one fsync; alone, an append waits for exactly one.
+//!
+//! An appended entry must be readable at once (Raft replicates it before it is durable), so
+//! entries wait in an in-memory `pending` map until their transaction commits. Readers look in
+//! `pending` first and in redb second; in that order, an entry moving from one to the other is
+//! never missed.
+//!
+//! Values are framed ([`crate::frame`]) and checked on every read: a damaged entry is an
+//! error, never data.
+
+use crate::frame;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::BTreeMap;
+use std::io;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Frame kind of a log entry value.
+pub const KIND_LOG_ENTRY: u8 = 1;
+/// Frame kind of a meta value.
+pub const KIND_META: u8 = 2;
+const FORMAT_VERSION: u8 = 1;
+/// Most operations one transaction takes; bounds the latency a large queue adds to the first.
+const BATCH_OPS_MAX: usize = 1024;
+
+/// The small records kept beside the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaKey {
+    /// The Raft vote (term and candidate).
+    Vote,
+    /// The highest index known committed (lets a restart re-apply without waiting for a leader).
+    Committed,
+    /// The last purged log id: the log's lower bound after a purge.
+    Purged,
+}
+
+impl MetaKey {
+    fn name(self) -> &'static str {
+        match self {
+            MetaKey::Vote => "vote",
+            MetaKey::Committed => "committed",
+            MetaKey::Purged => "purged",
+        }
+    }
+}
+
+/// Called once with the outcome of a queued write.
+pub type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
+
+enum Op {
+    Append { entries: Vec<(u64, u64, Arc<[u8]>)>, done: Done },
+    Meta { key: MetaKey, value: Vec<u8>, done: Option<Done> },
+    TruncateAfter { after: Option<u64>, done: Done },
+    Purge { upto: u64, purged: Vec<u8>, done: Done },
+}
+
+/// Appended but not yet committed: index → (generation of the append, framed bytes).
+type Pending = BTreeMap<u64, (u64, Arc<[u8]>)>;
+
+struct Shared {
+    db: Database,
+    pending: Mutex<Pending>,
+    generation: AtomicU64,
+    poisoned: AtomicBool,
+}
+
+/// The writer thread's handle: dropping the last one closes the queue and joins the thread,
+/// so that the database file is closed when the store is.
+struct Writer {
+    queue: Option<mpsc::Sender<Op>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The log store. Cheap to clone; clones share one database and one writer.
+#[derive(Clone)]
+pub struct LogStore {
+    // Declared before `shared` so the writer is joined before the database handle drops.
+    writer: Arc<Writer>,
+    shared: Arc<Shared>,
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl LogStore {
+    /// Opens (or creates) the log at `path` and starts its writer thread.
+    pub fn open(path: &Path) -> io::Result<LogStore> {
+        let db = Database::create(path).map_err(other)?;
+        {
+            let tx = db.begin_write().map_err(other)?;
+            tx.open_table(LOG).map_err(other)?;
+            tx.open_table(META).map_err(other)?;
+            tx.commit().map_err(other)?;
+        }
+        let shared = Arc::new(Shared {
+            db,
+            pending: Mutex::new(BTreeMap::new()),
+            generation: AtomicU64::new(0),
+            poisoned: AtomicBool::new(false),
+        });
+        let (queue, rx) = mpsc::channel();
+        let writer_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || writer(writer_shared, rx))
+            .map_err(other)?;
+        Ok(LogStore { writer: Arc::new(Writer { queue: Some(queue), thread: Some(thread) }), shared })
+    }
+
+    fn send(&self, op: Op) {
+        let queue = self.writer.queue.as_ref().expect("queue lives as long as the writer handle");
+        if let Err(mpsc::SendError(op)) = queue.send(op) {
+            // The writer exited: it only does so when every sender is gone, which cannot be
+            // while `self` exists, or after a panic. Report the write failed either way.
+            fail(op, io::Error::other("raft log writer has stopped"));
+        }
+    }
+
+    /// Queues `entries` (index, unframed bytes) for the disk and makes them readable at once.
+    /// `done` runs after the fsync that makes them durable.
+    pub fn append(&self, entries: Vec<(u64, Vec<u8>)>, done: Done) {
+        if self.shared.poisoned.load(Ordering::SeqCst) {
+            done(Err(io::Error::other("raft log is poisoned by an earlier write error")));
+            return;
+        }
+        let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed);
+        let framed: Vec<(u64, u64, Arc<[u8]>)> = entries
+            .into_iter()
+            .map(|(i, bytes)| (i, generation, Arc::from(frame::encode(KIND_LOG_ENTRY, FORMAT_VERSION, &bytes))))
+            .collect();
+        {
+            let mut pending = self.shared.pending.lock().expect("pending lock");
+            for (i, g, b) in &framed {
+                pending.insert(*i, (*g, b.clone()));
+            }
+        }
+        self.send(Op::Append { entries: framed, done });
+    }
+
+    /// Writes a meta record and waits until it is durable.
+    pub fn save_meta_durable(&self, key: MetaKey, value: &[u8]) -> io::Result<()> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let value = frame::encode(KIND_META, FORMAT_VERSION, value);
+        self.send(Op::Meta { key, value, done: Some(Box::new(move |r| drop(tx.send(r)))) });
+        rx.recv().map_err(|_| io::Error::other("raft log writer has stopped"))?
+    }
+
+    /// Writes a meta record in order with the other writes, without waiting.
+    pub fn save_meta(&self, key: MetaKey, value: &[u8]) {
+        let value = frame::encode(KIND_META, FORMAT_VERSION, value);
+        self.send(Op::Meta { key, value, done: None });
+    }
+
+    /// Reads a meta record.
+    pub fn read_meta(&self, key: MetaKey) -> io::Result<Option<Vec<u8>>> {
+        let tx = self.shared.db.begin_read().map_err(other)?;
+        let table = tx.open_table(META).map_err(other)?;
+        match table.get(key.name()).map_err(other)? {
+            None => Ok(None),
+            Some(v) => {
+                let (_, payload) = frame::decode(KIND_META, FORMAT_VERSION, v.value())?;
+                Ok(Some(payload.to_vec()))
+            }
+        }
+    }
+
+    /// Deletes every entry after `after` (all of them for `None`) and waits until durable.
+    pub fn truncate_after(&self, after: Option<u64>) -> io::Result<()> {
+        {
+            let mut pending = self.shared.pending.lock().expect("pending lock");
+            let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+            let doomed: Vec<u64> = pending.range((from, Bound::Unbounded)).map(|(i, _)| *i).collect();
+            for i in doomed {
+                pending.remove(&i);
+            }
+        }
+        self.wait(|done| Op::TruncateAfter { after, done })
+    }
+
+    /// Records `purged` (the caller's encoding of the last purged id) and then deletes every
+    /// entry up to and including `upto`, in one durable transaction.
+    pub fn purge(&self, upto: u64, purged: &[u8]) -> io::Result<()> {
+        let purged = frame::encode(KIND_META, FORMAT_VERSION, purged);
+        self.wait(|done| Op::Purge { upto, purged, done })
+    }
+
+    fn wait(&self, make: impl FnOnce(Done) -> Op) -> io::Result<()> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(make(Box::new(move |r| drop(tx.send(r)))));
+        rx.recv().map_err(|_| io::Error::other("raft log writer has stopped"))?
+    }
+
+    /// Entries with index in `[start, end)`, unframed, in order. Stops at the first gap.
+    pub fn read_range(&self, start: u64, end: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        // Pending first, then the database: see the module comment.
+        let pending: BTreeMap<u64, Arc<[u8]>> = {
+            let p = self.shared.pending.lock().expect("pending lock");
+            p.range(start..end).map(|(i, (_, b))| (*i, b.clone())).collect()
+        };
+        let tx = self.shared.db.begin_read().map_err(other)?;
+        let table = tx.open_table(LOG).map_err(other)?;
+        let mut merged: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        for row in table.range(start..end).map_err(other)? {
+            let (k, v) = row.map_err(other)?;
+            merged.insert(k.value(), v.value().to_vec());
+        }
+        for (i, b) in pending {
+            merged.insert(i, b.to_vec());
+        }
+        let mut out = Vec::with_capacity(merged.len());
+        let mut expect = None;
+        for (i, framed) in merged {
+            if expect.is_some_and(|e| e != i) {
+                break;
+            }
+            let (_, payload) = frame::decode(KIND_LOG_ENTRY, FORMAT_VERSION, &framed)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("raft log entry {i}: {e}")))?;
+            out.push((i, payload.to_vec()));
+            expect = Some(i + 1);
+        }
+        Ok(out)
+    }
+
+    /// The last entry (index and bytes), if any.
+    pub fn last(&self) -> io::Result<Option<(u64, Vec<u8>)>> {
+        let pending_last = self.shared.pending.lock().expect("pending lock").last_key_value().map(|(i, _)| *i);
+        let tx = self.shared.db.begin_read().map_err(other)?;
+        let table = tx.open_table(LOG).map_err(other)?;
+        let stored_last = table.last().map_err(other)?.map(|(k, _)| k.value());
+        match pending_last.max(stored_last) {
+            None => Ok(None),
+            Some(i) => Ok(self.read_range(i, i + 1)?.pop()),
+        }
+    }
+
+    /// Whether a write has failed (the store refuses writes from then on).
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.poisoned.load(Ordering::SeqCst)
+    }
+}
+
+fn fail(op: Op, e: io::Error) {
+    let err = || io::Error::new(e.kind(), e.to_string());
+    match op {
+        Op::Append { done, .. } | Op::TruncateAfter { done, .. } | Op::Purge { done, .. } => done(Err(err())),
+        Op::Meta { done, .. } => {
+            if let Some(done) = done {
+                done(Err(err()))
+            }
+        }
+    }
+}
+
+fn writer(shared: Arc<Shared>, rx: mpsc::Receiver<Op>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH_OPS_MAX {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        if shared.poisoned.load(Ordering::SeqCst) {
+            for op in batch {
+                fail(op, io::Error::other("raft log is poisoned by an earlier write error"));
+            }
+            continue;
+        }
+        let started = Instant::now();
+        match write_batch(&shared.db, &batch) {
+            Ok(()) => {
+                let elapsed = started.elapsed().as_secs_f64();
+                metrics::histogram!("paddock_raft_log_fsync_duration_seconds").record(elapsed);
+                metrics::histogram!("paddock_raft_log_batch_ops").record(batch.len() as f64);
+                let mut pending = shared.pending.lock().expect("pending lock");
+                for op in &batch {
+                    if let Op::Append { entries, .. } = op {
+                        for (i, g, _) in entries {
+                            if pending.get(i).is_some_and(|(pg, _)| pg == g) {
+                                pending.remove(i);
+                            }
+                        }
+                    }
+                }
+                drop(pending);
+                for op in batch {
+                    match op {
+                        Op::Append { done, .. } | Op::TruncateAfter { done, .. } | Op::Purge { done, .. } => {
+                            done(Ok(()))
+                        }
+                        Op::Meta { done, .. } => {
+                            if let Some(done) = done {
+                                done(Ok(()))
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "raft log write failed; the store refuses writes from now on");
+                shared.poisoned.store(true, Ordering::SeqCst);
+                for op in batch {
+                    fail(op, io::Error::new(e.kind(), e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+fn write_batch(db: &Database, batch: &[Op]) -> io::Result<()> {
+    let mut tx = db.begin_write().map_err(other)?;
+    tx.set_durability(redb::Durability::Immediate).map_err(other)?;
+    {
+        let mut log = tx.open_table(LOG).map_err(other)?;
+        let mut meta = tx.open_table(META).map_err(other)?;
+        for op in batch {
+            match op {
+                Op::Append { entries, .. } => {
+                    for (i, _, bytes) in entries {
+                        log.insert(*i, &bytes[..]).map_err(other)?;
+                    }
+                }
+                Op::Meta { key, value, .. } => {
+                    meta.insert(key.name(), &value[..]).map_err(other)?;
+                }
+                Op::TruncateAfter { after, .. } => {
+                    let from = after.map_or(0, |a| a + 1);
+                    log.retain_in(from.., |_, _| false).map_err(other)?;
+                }
+                Op::Purge { upto, purged, .. } => {
+                    // The purged marker first: if the log lost its head without the marker, a
+                    // restart would see a log with a hole at its start.
+                    meta.insert(MetaKey::Purged.name(), &purged[..]).map_err(other)?;
+                    log.retain_in(..=*upto, |_, _| false).map_err(other)?;
+                }
+            }
+        }
+    }
+    tx.commit().map_err(other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    fn append_wait(log: &LogStore, entries: Vec<(u64, Vec<u8>)>) -> io::Result<()> {
+        let (tx, rx) = channel();
+        log.append(entries, Box::new(move |r| tx.send(r).unwrap()));
+        rx.recv().unwrap()
+    }
+
+    #[test]
+    fn appended_entries_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        {
+            let log = LogStore::open(&path).unwrap();
+            append_wait(&log, vec![(1, b"a".to_vec()), (2, b"b".to_vec())]).unwrap();
+            log.save_meta_durable(MetaKey::Vote, b"vote-1").unwrap();
+        }
+        let log = LogStore::open(&path).unwrap();
+        assert_eq!(log.read_range(1, 10).unwrap(), vec![(1, b"a".to_vec()), (2, b"b".to_vec())]);
+        assert_eq!(log.read_meta(MetaKey::Vote).unwrap(), Some(b"vote-1".to_vec()));
+        assert_eq!(log.last().unwrap(), Some((2, b"b".to_vec())));
+    }
+
+    #[test]
+    fn an_entry_is_readable_before_its_fsync_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(&dir.path().join("raft.redb")).unwrap();
+        let (tx, rx) = channel();
+        log.append(vec![(1, b"x".to_vec())], Box::new(move |r| tx.send(r).unwrap()));
+        assert_eq!(log.read_range(1, 2).unwrap(), vec![(1, b"x".to_vec())]);
+        rx.recv().unwrap().unwrap();
+        assert_eq!(log.read_range(1, 2).unwrap(), vec![(1, b"x".to_vec())]);
+    }
+
+    #[test]
+    fn truncate_and_purge_bound_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(&dir.path().join("raft.redb")).unwrap();
+        append_wait(&log, (1..=10).map(|i| (i, vec![i as u8])).collect()).unwrap();
+        log.truncate_after(Some(7)).unwrap();
+        assert_eq!(log.last().unwrap().map(|(i, _)| i), Some(7));
+        log.purge(3, b"purged-3").unwrap();
+        assert_eq!(log.read_range(0, 100).unwrap().first().map(|(i, _)| *i), Some(4));
+        assert_eq!(log.read_meta(MetaKey::Purged).unwrap(), Some(b"purged-3".to_vec()));
+        log.truncate_after(None).unwrap();
+        assert_eq!(log.last().unwrap(), None);
+    }
+
+    #[test]
+    fn many_concurrent_appends_share_fsyncs_and_all_complete_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(&dir.path().join("raft.redb")).unwrap();
+        let (tx, rx) = channel();
+        for i in 1..=500u64 {
+            let tx = tx.clone();
+            log.append(vec![(i, i.to_le_bytes().to_vec())], Box::new(move |r| tx.send((i, r.is_ok())).unwrap()));
+        }
+        let order: Vec<(u64, bool)> = (0..500).map(|_| rx.recv().unwrap()).collect();
+        assert!(order.iter().all(|(_, ok)| *ok));
+        assert!(order.windows(2).all(|w| w[0].0 < w[1].0), "completions arrive in append order");
+        assert_eq!(log.read_range(1, 501).unwrap().len(), 500);
+    }
+
+    #[test]
+    fn a_damaged_entry_is_an_error_not_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut t = tx.open_table(LOG).unwrap();
+                let mut framed = frame::encode(KIND_LOG_ENTRY, FORMAT_VERSION, b"payload");
+                let last = framed.len() - 1;
+                framed[last] ^= 0x40;
+                t.insert(1u64, &framed[..]).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let log = LogStore::open(&path).unwrap();
+        let err = log.read_range(1, 2).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}

@@ -1,0 +1,207 @@
+//! Snapshot files, written atomically and checked on read.
+//!
+//! ```text
+//! offset  size  field
+//! 0       8     magic "PDKSNAPF"
+//! 8       2     format version (1)
+//! 10      8     last included log index
+//! 18      4     meta length m
+//! 22      m     meta (the consensus crate's encoding of the snapshot's log id and membership)
+//! 22+m    8     data length n
+//! 30+m    n     data (the ledger's own snapshot encoding, itself checksummed)
+//! 30+m+n  4     CRC-32C of everything before
+//! ```
+//!
+//! Written as `snap-<index>.tmp`, fsynced, renamed to `snap-<index>.pds`, then the directory is
+//! fsynced, so a crash leaves either the old set of snapshots or the new one, never a torn
+//! file under a final name. The two newest snapshots are kept: if the newest is damaged the
+//! node can fall back one and replay more log.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Snapshot file magic.
+pub const SNAPSHOT_FILE_MAGIC: [u8; 8] = *b"PDKSNAPF";
+/// Snapshot file format version this build writes and reads.
+pub const SNAPSHOT_FILE_VERSION: u16 = 1;
+const KEEP: usize = 2;
+
+/// A snapshot as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotFile {
+    /// Last log index included.
+    pub index: u64,
+    /// Consensus metadata bytes.
+    pub meta: Vec<u8>,
+    /// State bytes.
+    pub data: Vec<u8>,
+}
+
+/// The snapshot directory.
+#[derive(Clone, Debug)]
+pub struct SnapshotFiles {
+    dir: PathBuf,
+}
+
+fn invalid(path: &Path, what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("snapshot {}: {what}", path.display()))
+}
+
+impl SnapshotFiles {
+    /// Uses (and creates) `dir`, removing leftover temporary files of an interrupted write.
+    pub fn open(dir: &Path) -> io::Result<SnapshotFiles> {
+        fs::create_dir_all(dir)?;
+        for entry in fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                fs::remove_file(&path)?;
+            }
+        }
+        Ok(SnapshotFiles { dir: dir.to_path_buf() })
+    }
+
+    /// Encodes a snapshot file.
+    pub fn encode(snapshot: &SnapshotFile) -> Vec<u8> {
+        let mut out = Vec::with_capacity(34 + snapshot.meta.len() + snapshot.data.len());
+        out.extend_from_slice(&SNAPSHOT_FILE_MAGIC);
+        out.extend_from_slice(&SNAPSHOT_FILE_VERSION.to_le_bytes());
+        out.extend_from_slice(&snapshot.index.to_le_bytes());
+        out.extend_from_slice(&(snapshot.meta.len() as u32).to_le_bytes());
+        out.extend_from_slice(&snapshot.meta);
+        out.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
+        out.extend_from_slice(&snapshot.data);
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Decodes and checks a snapshot file's bytes.
+    pub fn decode(path: &Path, bytes: &[u8]) -> io::Result<SnapshotFile> {
+        let take = |at: usize, n: usize| bytes.get(at..at + n).ok_or_else(|| invalid(path, "truncated"));
+        if take(0, 8)? != SNAPSHOT_FILE_MAGIC {
+            return Err(invalid(path, "bad magic"));
+        }
+        let version = u16::from_le_bytes(take(8, 2)?.try_into().expect("2 bytes"));
+        if version != SNAPSHOT_FILE_VERSION {
+            return Err(invalid(path, &format!("format version {version} not supported")));
+        }
+        if bytes.len() < 4 {
+            return Err(invalid(path, "truncated"));
+        }
+        let body_len = bytes.len() - 4;
+        let stored = u32::from_le_bytes(bytes[body_len..].try_into().expect("4 bytes"));
+        if crc32c::crc32c(&bytes[..body_len]) != stored {
+            return Err(invalid(path, "checksum mismatch"));
+        }
+        let index = u64::from_le_bytes(take(10, 8)?.try_into().expect("8 bytes"));
+        let meta_len = u32::from_le_bytes(take(18, 4)?.try_into().expect("4 bytes")) as usize;
+        let meta = take(22, meta_len)?.to_vec();
+        let data_len = u64::from_le_bytes(take(22 + meta_len, 8)?.try_into().expect("8 bytes")) as usize;
+        let data = take(30 + meta_len, data_len)?.to_vec();
+        if 30 + meta_len + data_len != body_len {
+            return Err(invalid(path, "length fields disagree with file size"));
+        }
+        Ok(SnapshotFile { index, meta, data })
+    }
+
+    fn final_path(&self, index: u64) -> PathBuf {
+        self.dir.join(format!("snap-{index:020}.pds"))
+    }
+
+    /// Writes a snapshot durably and drops all but the newest ones.
+    pub fn write(&self, snapshot: &SnapshotFile) -> io::Result<PathBuf> {
+        let started = Instant::now();
+        let bytes = Self::encode(snapshot);
+        let final_path = self.final_path(snapshot.index);
+        let tmp = self.dir.join(format!("snap-{:020}.tmp", snapshot.index));
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, &final_path)?;
+        File::open(&self.dir)?.sync_all()?;
+        metrics::histogram!("paddock_snapshot_write_duration_seconds").record(started.elapsed().as_secs_f64());
+        metrics::gauge!("paddock_snapshot_size_bytes").set(bytes.len() as f64);
+        let mut all = self.list()?;
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, path) in all.into_iter().skip(KEEP) {
+            fs::remove_file(path)?;
+        }
+        Ok(final_path)
+    }
+
+    fn list(&self) -> io::Result<Vec<(u64, PathBuf)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some(index) = name.strip_prefix("snap-").and_then(|n| n.strip_suffix(".pds")) {
+                if let Ok(index) = index.parse::<u64>() {
+                    out.push((index, path));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest snapshot that reads back intact. Damaged files are reported through
+    /// `on_damaged` and skipped, so an older good snapshot plus the log can still recover.
+    pub fn latest(&self, mut on_damaged: impl FnMut(&Path, &io::Error)) -> io::Result<Option<SnapshotFile>> {
+        let mut all = self.list()?;
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, path) in all {
+            let bytes = fs::read(&path)?;
+            match Self::decode(&path, &bytes) {
+                Ok(s) => return Ok(Some(s)),
+                Err(e) => on_damaged(&path, &e),
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(index: u64) -> SnapshotFile {
+        SnapshotFile { index, meta: format!("meta{index}").into_bytes(), data: vec![index as u8; 100] }
+    }
+
+    #[test]
+    fn the_newest_intact_snapshot_is_loaded_and_only_two_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = SnapshotFiles::open(dir.path()).unwrap();
+        for i in [5, 10, 15] {
+            files.write(&snap(i)).unwrap();
+        }
+        assert_eq!(files.list().unwrap().len(), 2);
+        assert_eq!(files.latest(|_, _| panic!("no damage")).unwrap(), Some(snap(15)));
+    }
+
+    #[test]
+    fn a_damaged_newest_snapshot_falls_back_to_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = SnapshotFiles::open(dir.path()).unwrap();
+        files.write(&snap(5)).unwrap();
+        let newest = files.write(&snap(10)).unwrap();
+        let mut bytes = fs::read(&newest).unwrap();
+        bytes[40] ^= 1;
+        fs::write(&newest, bytes).unwrap();
+        let mut damaged = Vec::new();
+        assert_eq!(files.latest(|p, _| damaged.push(p.to_path_buf())).unwrap(), Some(snap(5)));
+        assert_eq!(damaged, vec![newest]);
+    }
+
+    #[test]
+    fn a_leftover_temporary_file_is_removed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("snap-00000000000000000007.tmp"), b"half written").unwrap();
+        let files = SnapshotFiles::open(dir.path()).unwrap();
+        assert_eq!(files.latest(|_, _| panic!("tmp files are not snapshots")).unwrap(), None);
+        assert!(!dir.path().join("snap-00000000000000000007.tmp").exists());
+    }
+}
