@@ -314,6 +314,7 @@ fn open_account(state: &mut State, account: AccountId, currency: Currency) -> Ha
             limits: BTreeMap::new(),
             activity: Default::default(),
             excluded_until: None,
+            bets: Vec::new(),
         },
     );
     Ok(Done::AccountOpened { account })

@@ -193,9 +193,10 @@ fn best_case_return(legs: &[Leg], combos: &[Vec<usize>], unit: Money, rule: Roun
     line_sum_rounded(unit.0, &lines, rule).map(|r| Money(r.paid_minor))
 }
 
-fn next_bet_id(state: &mut State) -> BetId {
+fn next_bet_id(state: &mut State, account: AccountId) -> BetId {
     let id = BetId(state.bet_id_next);
     state.bet_id_next += 1;
+    state.accounts.get_mut(&account).expect("evaluated account exists").bets.push(id);
     id
 }
 
@@ -205,7 +206,7 @@ pub(crate) fn place_bet(state: &mut State, p: &PlaceBet, now: TimestampMs) -> Ha
         p.legs.iter().filter_map(|l| state.markets.get(&l.market)).map(|m| m.rules.bet_delay_ms).max().unwrap_or(0);
     if delay_ms > 0 {
         let ev = evaluate(state, p, now, false, false)?;
-        let bet = next_bet_id(state);
+        let bet = next_bet_id(state, p.account);
         state.post(Book::Wallet(p.account), Book::Reserved(p.account), ev.stake);
         state.bets.insert(
             bet,
@@ -231,7 +232,7 @@ pub(crate) fn place_bet(state: &mut State, p: &PlaceBet, now: TimestampMs) -> Ha
         return Ok(Done::BetPending { bet, stake: ev.stake, balance });
     }
     let ev = evaluate(state, p, now, true, false)?;
-    let bet = next_bet_id(state);
+    let bet = next_bet_id(state, p.account);
     state.post(Book::Wallet(p.account), Book::Reserved(p.account), ev.stake);
     let odds = ev.legs.iter().map(|l| l.odds).collect();
     let stake = ev.stake;

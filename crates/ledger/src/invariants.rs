@@ -32,6 +32,15 @@ impl State {
                 }
             }
         }
+        for (id, bet) in &self.bets {
+            if !self.accounts.get(&bet.account).is_some_and(|a| a.bets.binary_search(id).is_ok()) {
+                return Err(format!("bet {id} missing from the index of account {}", bet.account));
+            }
+        }
+        let indexed: usize = self.accounts.values().map(|a| a.bets.len()).sum();
+        if indexed != self.bets.len() {
+            return Err(format!("account bet index holds {indexed} bets, the book {}", self.bets.len()));
+        }
         for (id, acc) in &self.accounts {
             if acc.wallet.0 < 0 || acc.reserved.0 < 0 {
                 return Err(format!("account {id} negative: wallet {} reserved {}", acc.wallet, acc.reserved));

@@ -53,6 +53,9 @@ pub struct Account {
     /// Deposits and losses within the longest limit window, oldest first.
     pub(crate) activity: VecDeque<Activity>,
     pub(crate) excluded_until: Option<(crate::command::ExclusionKind, TimestampMs)>,
+    /// The account's bets in placement order: an index, so that listing an account's bets
+    /// does not scan the whole book.
+    pub(crate) bets: Vec<BetId>,
 }
 
 /// A responsible-gambling limit with a possible pending increase.
@@ -405,7 +408,7 @@ impl State {
         })
     }
 
-    /// An account's bets, oldest first. A full scan: for the API's list endpoint, not hot paths.
+    /// An account's bets, oldest first.
     pub fn bets_of(&self, account: AccountId) -> Vec<BetView> {
         self.bets.iter().filter(|(_, b)| b.account == account).filter_map(|(id, _)| self.bet(*id)).collect()
     }

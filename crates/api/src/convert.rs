@@ -1,0 +1,312 @@
+//! Wire ↔ ledger conversion. Text fields (odds, enums) are parsed here; a value that does not
+//! parse is a 400 with a code that says which.
+
+use crate::error::{ApiError, ErrorCode};
+use crate::wire::*;
+use paddock_ledger::{
+    AccountId, AccountView, Actor, BetId, BetKind, BetStatus, BetView, Command, Currency, EachWayTerms, EventId,
+    ExclusionKind, IdempotencyKey, LegRequest, LegResult, LimitKind, LimitWindow, MarketId, MarketRules, MarketView,
+    Money, NewSelection, Odds, OddsPolicy, PlaceBet, ResultCode, SelectionId, SelectionResult, TimestampMs,
+};
+
+fn bad(what: &str, value: &str) -> ApiError {
+    ApiError::new(ErrorCode::BadParameter, format!("{what}: {value:?} is not valid"))
+}
+
+/// Parses odds text; an unreadable or out-of-range price is `odds_invalid`.
+pub fn odds(text: &str) -> Result<Odds, ApiError> {
+    Odds::parse(text).map_err(|e| ApiError::new(ErrorCode::Ledger(ResultCode::OddsInvalid), e.to_string()))
+}
+
+/// Odds for the wire.
+pub fn odds_body(o: Odds) -> OddsBody {
+    OddsBody {
+        num: o.numerator(),
+        den: o.denominator(),
+        decimal: o.to_decimal_string(2),
+        fractional: o.to_fractional_string(),
+        american: o.to_american_string(),
+    }
+}
+
+fn currency(text: &str) -> Result<Currency, ApiError> {
+    Currency::parse(text).ok_or_else(|| ApiError::ledger(ResultCode::CurrencyInvalid))
+}
+
+/// `Command::OpenAccount`.
+pub fn open_account(r: &OpenAccountRequest) -> Result<Command, ApiError> {
+    Ok(Command::OpenAccount { account: AccountId(r.account_id), currency: currency(&r.currency)? })
+}
+
+/// `Command::Deposit` / `Command::Withdraw`.
+pub fn transfer(account: u64, r: &AmountRequest, key: IdempotencyKey, deposit: bool) -> Command {
+    let (account, amount) = (AccountId(account), Money(r.amount_minor));
+    if deposit {
+        Command::Deposit { account, amount, key }
+    } else {
+        Command::Withdraw { account, amount, key }
+    }
+}
+
+/// `Command::SetLimit`.
+pub fn limit(account: u64, r: &LimitRequest) -> Result<Command, ApiError> {
+    let kind = match r.kind.as_str() {
+        "deposit" => LimitKind::Deposit,
+        "loss" => LimitKind::Loss,
+        other => return Err(bad("kind (deposit, loss)", other)),
+    };
+    let window = match r.window.as_str() {
+        "day" => LimitWindow::Day,
+        "week" => LimitWindow::Week,
+        "month" => LimitWindow::Month,
+        other => return Err(bad("window (day, week, month)", other)),
+    };
+    Ok(Command::SetLimit { account: AccountId(account), kind, window, amount: r.amount_minor.map(Money) })
+}
+
+/// `Command::Exclude`.
+pub fn exclusion(account: u64, r: &ExclusionRequest) -> Result<Command, ApiError> {
+    let kind = match r.kind.as_str() {
+        "self_exclusion" => ExclusionKind::SelfExclusion,
+        "time_out" => ExclusionKind::TimeOut,
+        other => return Err(bad("kind (self_exclusion, time_out)", other)),
+    };
+    Ok(Command::Exclude { account: AccountId(account), kind, duration_days: r.duration_days })
+}
+
+/// `Command::CreateEvent`.
+pub fn create_event(r: &CreateEventRequest, actor: Actor) -> Command {
+    Command::CreateEvent {
+        event: EventId(r.event_id),
+        name: r.name.clone(),
+        sport: r.sport.clone(),
+        competition: r.competition.clone(),
+        starts_at: TimestampMs(r.starts_at_ms),
+        actor,
+    }
+}
+
+fn fraction(text: &str) -> Result<(u32, u32), ApiError> {
+    let (a, b) = text.split_once('/').ok_or_else(|| bad("each_way.fraction", text))?;
+    let a = a.trim().parse().map_err(|_| bad("each_way.fraction", text))?;
+    let b = b.trim().parse().map_err(|_| bad("each_way.fraction", text))?;
+    Ok((a, b))
+}
+
+/// `Command::CreateMarket`.
+pub fn create_market(r: &CreateMarketRequest, actor: Actor) -> Result<Command, ApiError> {
+    let selections = r
+        .selections
+        .iter()
+        .map(|s| {
+            Ok(NewSelection { selection: SelectionId(s.selection_id), name: s.name.clone(), odds: odds(&s.odds)? })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let each_way = match &r.rules.each_way {
+        None => None,
+        Some(ew) => {
+            let (fraction_num, fraction_den) = fraction(&ew.fraction)?;
+            Some(EachWayTerms { fraction_num, fraction_den, places: ew.places })
+        }
+    };
+    Ok(Command::CreateMarket {
+        market: MarketId(r.market_id),
+        event: EventId(r.event_id),
+        name: r.name.clone(),
+        currency: currency(&r.currency)?,
+        selections,
+        rules: MarketRules {
+            stake_min: Money(r.rules.stake_min_minor),
+            stake_max: Money(r.rules.stake_max_minor),
+            payout_max: Money(r.rules.payout_max_minor),
+            liability_max: Money(r.rules.liability_max_minor),
+            bet_delay_ms: r.rules.bet_delay_ms,
+            closes_at: r.rules.closes_at_ms.map(TimestampMs),
+            each_way,
+        },
+        actor,
+    })
+}
+
+fn leg_result(text: &str) -> Result<LegResult, ApiError> {
+    Ok(match text {
+        "win" => LegResult::Win,
+        "lose" => LegResult::Lose,
+        "void" => LegResult::Void,
+        "half_win" => LegResult::HalfWin,
+        "half_lose" => LegResult::HalfLose,
+        other => {
+            let spec = other.strip_prefix("dead_heat:").ok_or_else(|| bad("result", other))?;
+            let (p, t) = fraction(spec).map_err(|_| bad("result", other))?;
+            LegResult::DeadHeat { paid_places: p, tied: t }
+        }
+    })
+}
+
+/// Results for settle / resettle.
+pub fn results(r: &SettleRequest) -> Result<Vec<SelectionResult>, ApiError> {
+    r.results
+        .iter()
+        .map(|s| {
+            Ok(SelectionResult {
+                selection: SelectionId(s.selection_id),
+                win: leg_result(&s.win)?,
+                place: s.place.as_deref().map(leg_result).transpose()?,
+            })
+        })
+        .collect()
+}
+
+/// `Command::PlaceBet`.
+pub fn place_bet(r: &PlaceBetRequest, key: IdempotencyKey) -> Result<Command, ApiError> {
+    let kind = match (r.bet_type.as_str(), r.k) {
+        ("single", None) => BetKind::Single,
+        ("accumulator", None) => BetKind::Accumulator,
+        ("k_of_n", Some(k)) => BetKind::KOfN { k },
+        ("trixie", None) => BetKind::Trixie,
+        ("patent", None) => BetKind::Patent,
+        ("yankee", None) => BetKind::Yankee,
+        ("lucky15", None) => BetKind::Lucky15,
+        ("k_of_n", None) => return Err(bad("k (required for k_of_n)", "missing")),
+        (other, _) => {
+            return Err(bad("type (single, accumulator, k_of_n with k, trixie, patent, yankee, lucky15)", other))
+        }
+    };
+    let odds_policy = match r.odds_policy.as_str() {
+        "exact" => OddsPolicy::Exact,
+        "higher" => OddsPolicy::Higher,
+        "any" => OddsPolicy::Any,
+        other => return Err(bad("odds_policy (exact, higher, any)", other)),
+    };
+    let legs = r
+        .legs
+        .iter()
+        .map(|l| {
+            Ok(LegRequest {
+                market: MarketId(l.market_id),
+                selection: SelectionId(l.selection_id),
+                odds: odds(&l.odds)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Command::PlaceBet(PlaceBet {
+        account: AccountId(r.account_id),
+        legs,
+        kind,
+        stake_per_line: Money(r.stake_per_line_minor),
+        each_way: r.each_way,
+        odds_policy,
+        key,
+    }))
+}
+
+/// `Command::CashOut`.
+pub fn cash_out(bet: u64, r: &CashOutRequest, key: IdempotencyKey) -> Command {
+    Command::CashOut {
+        account: AccountId(r.account_id),
+        bet: BetId(bet),
+        value: Money(r.value_minor),
+        quoted_versions: r.quoted_versions.iter().map(|q| (SelectionId(q.selection_id), q.price_version)).collect(),
+        key,
+    }
+}
+
+/// An account for the wire.
+pub fn account_body(v: &AccountView) -> AccountBody {
+    AccountBody {
+        account_id: v.account.0,
+        currency: v.currency.to_string(),
+        balance_minor: v.balance.minor(),
+        exposure_minor: v.exposure.minor(),
+        debt_minor: v.debt.minor(),
+        excluded_until_ms: v.excluded_until.map(|t| t.0),
+    }
+}
+
+/// A bet type's wire name.
+pub fn bet_type_name(kind: BetKind) -> String {
+    match kind {
+        BetKind::Single => "single".into(),
+        BetKind::Accumulator => "accumulator".into(),
+        BetKind::KOfN { k } => format!("k_of_n:{k}"),
+        BetKind::Trixie => "trixie".into(),
+        BetKind::Patent => "patent".into(),
+        BetKind::Yankee => "yankee".into(),
+        BetKind::Lucky15 => "lucky15".into(),
+    }
+}
+
+/// A bet for the wire.
+pub fn bet_body(v: &BetView) -> BetBody {
+    BetBody {
+        bet_id: v.bet.0,
+        account_id: v.account.0,
+        status: v.status.as_str().to_string(),
+        rejection: match v.status {
+            BetStatus::Rejected(code) => Some(code.as_str().to_string()),
+            _ => None,
+        },
+        bet_type: bet_type_name(v.kind),
+        each_way: v.each_way,
+        legs: v
+            .legs
+            .iter()
+            .map(|(m, s, o)| BetLegBody { market_id: m.0, selection_id: s.0, odds: odds_body(*o) })
+            .collect(),
+        stake_minor: v.stake.minor(),
+        lines: v.lines,
+        paid_minor: v.paid.minor(),
+        placed_at_ms: v.placed_at.0,
+    }
+}
+
+/// A market for the wire.
+pub fn market_body(v: &MarketView) -> MarketBody {
+    MarketBody {
+        market_id: v.market.0,
+        event_id: v.event.0,
+        name: v.name.clone(),
+        currency: v.currency.to_string(),
+        status: v.status.as_str().to_string(),
+        result_version: v.result_version,
+        selections: v
+            .selections
+            .iter()
+            .map(|s| SelectionBody {
+                selection_id: s.selection.0,
+                name: s.name.clone(),
+                odds: odds_body(s.odds),
+                price_version: s.price_version,
+                withdrawn: s.withdrawn,
+                liability_minor: s.liability.minor(),
+            })
+            .collect(),
+    }
+}
+
+/// Hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bet_request_with_an_unknown_field_is_refused_by_the_decoder() {
+        let json = r#"{"account_id":1,"type":"single","legs":[],"stake_per_line_minor":100,"stake_minr":5}"#;
+        assert!(serde_json::from_str::<PlaceBetRequest>(json).is_err());
+    }
+
+    #[test]
+    fn bet_types_and_results_parse_from_their_wire_names() {
+        let json = r#"{"account_id":1,"type":"k_of_n","k":2,"legs":[{"market_id":1,"selection_id":2,"odds":"5/2"}],"stake_per_line_minor":100,"odds_policy":"any"}"#;
+        let req: PlaceBetRequest = serde_json::from_str(json).unwrap();
+        let Command::PlaceBet(p) = place_bet(&req, IdempotencyKey("k".into())).unwrap() else { panic!() };
+        assert_eq!(p.kind, BetKind::KOfN { k: 2 });
+        assert_eq!(p.legs[0].odds, Odds::new(7, 2).unwrap());
+        assert_eq!(leg_result("dead_heat:1/2").unwrap(), LegResult::DeadHeat { paid_places: 1, tied: 2 });
+        assert_eq!(odds("banana").unwrap_err().code, ErrorCode::Ledger(ResultCode::OddsInvalid));
+    }
+}

@@ -1,0 +1,225 @@
+//! Error codes and statuses.
+//!
+//! Every refusal has a stable snake_case code. Ledger refusals carry the ledger's own
+//! [`ResultCode`] name; the API adds codes for malformed requests and for availability.
+
+use paddock_ledger::ResultCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The JSON body of every error answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Code and message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `insufficient_funds`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// Codes the API itself can return (besides the ledger's result codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The ledger refused the command.
+    Ledger(ResultCode),
+    /// The body is not valid JSON, has wrong types or unknown fields.
+    MalformedBody,
+    /// The body is larger than the limit.
+    BodyTooLarge,
+    /// The request needs `Content-Type: application/json`.
+    UnsupportedMediaType,
+    /// A money-moving request lacks the `Idempotency-Key` header.
+    IdempotencyKeyMissing,
+    /// A header or path or query parameter has a bad value.
+    BadParameter,
+    /// Operator endpoints need the `X-Operator` header naming the acting person.
+    OperatorRequired,
+    /// No such resource (route or id read).
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// This client sent too many requests; retry after the indicated time.
+    RateLimited,
+    /// The node is at capacity; retry after the indicated time.
+    Overloaded,
+    /// No leader or no quorum right now; nothing was applied.
+    Unavailable,
+    /// The write may or may not have been applied; retry with the same Idempotency-Key.
+    OutcomeUnknown,
+    /// Linearizable read could not be served right now.
+    ReadUnavailable,
+}
+
+impl ErrorCode {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Ledger(code) => code.as_str(),
+            ErrorCode::MalformedBody => "malformed_body",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::IdempotencyKeyMissing => "idempotency_key_missing",
+            ErrorCode::BadParameter => "bad_parameter",
+            ErrorCode::OperatorRequired => "operator_required",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::OutcomeUnknown => "outcome_unknown",
+            ErrorCode::ReadUnavailable => "read_unavailable",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::Ledger(code) => ledger_status(code),
+            ErrorCode::MalformedBody
+            | ErrorCode::IdempotencyKeyMissing
+            | ErrorCode::BadParameter
+            | ErrorCode::OperatorRequired => 400,
+            ErrorCode::BodyTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Overloaded | ErrorCode::Unavailable | ErrorCode::OutcomeUnknown | ErrorCode::ReadUnavailable => {
+                503
+            }
+        }
+    }
+}
+
+/// HTTP status for a ledger refusal: 404 for unknown ids, 409 for conflicts with the current
+/// state of a resource, 400 for requests that can never succeed, 422 for business refusals
+/// that another moment or another amount could pass.
+pub fn ledger_status(code: ResultCode) -> u16 {
+    use ResultCode::*;
+    match code {
+        AccountNotFound | EventNotFound | MarketNotFound | SelectionNotFound | BetNotFound => 404,
+        AccountExists | EventExists | MarketExists | SelectionExists | IdempotencyKeyReused | MarketStateInvalid
+        | MarketAlreadySettled | MarketNotSettled | MarketVoided | BetNotOpen => 409,
+        CurrencyInvalid
+        | AmountMustBePositive
+        | AmountOverflow
+        | IdempotencyKeyInvalid
+        | TextInvalid
+        | SelectionCountInvalid
+        | MarketRulesInvalid
+        | DeductionInvalid
+        | ResultsInvalid
+        | OddsInvalid
+        | LegsEmpty
+        | TooManyLegs
+        | LegsSameEvent
+        | BetTypeInvalid
+        | LimitInvalid
+        | ConfigInvalid
+        | BetAccountMismatch => 400,
+        CurrencyMismatch
+        | InsufficientFunds
+        | MarketNotOpen
+        | MarketSuspended
+        | MarketClosed
+        | SelectionWithdrawn
+        | OddsChanged
+        | StakeBelowMinimum
+        | StakeAboveMaximum
+        | MaxPayoutExceeded
+        | LiabilityLimitExceeded
+        | EachWayNotOffered
+        | SelfExcluded
+        | TimedOut
+        | DepositLimitExceeded
+        | LossLimitReached
+        | CashOutQuoteStale
+        | CashOutValueTooHigh
+        | CashOutUnavailable => 422,
+    }
+}
+
+/// An error ready to be sent: code, message, and for 429/503 a retry hint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// Explanation for a human.
+    pub message: String,
+    /// Seconds after which a retry may succeed (sent as `Retry-After`).
+    pub retry_after_s: Option<u32>,
+}
+
+impl ApiError {
+    /// An error with a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError { code, message: message.into(), retry_after_s: None }
+    }
+
+    /// A ledger refusal.
+    pub fn ledger(code: ResultCode) -> ApiError {
+        ApiError::new(ErrorCode::Ledger(code), ledger_message(code))
+    }
+
+    /// Adds a retry hint.
+    pub fn retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after_s = Some(seconds);
+        self
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody { error: ErrorDetail { code: self.code.as_str().to_string(), message: self.message.clone() } }
+    }
+}
+
+fn ledger_message(code: ResultCode) -> String {
+    format!("refused by the ledger: {}", code.as_str().replace('_', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ledger_code_maps_to_a_client_error() {
+        for code in ResultCode::ALL {
+            let status = ledger_status(*code);
+            assert!((400..500).contains(&status), "{code:?} -> {status}");
+        }
+    }
+
+    #[test]
+    fn error_codes_are_unique_snake_case() {
+        let mut names: Vec<&str> = ResultCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.extend(
+            [
+                ErrorCode::MalformedBody,
+                ErrorCode::BodyTooLarge,
+                ErrorCode::UnsupportedMediaType,
+                ErrorCode::IdempotencyKeyMissing,
+                ErrorCode::BadParameter,
+                ErrorCode::OperatorRequired,
+                ErrorCode::NotFound,
+                ErrorCode::MethodNotAllowed,
+                ErrorCode::RateLimited,
+                ErrorCode::Overloaded,
+                ErrorCode::Unavailable,
+                ErrorCode::OutcomeUnknown,
+                ErrorCode::ReadUnavailable,
+            ]
+            .map(ErrorCode::as_str),
+        );
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "duplicate error code names");
+        assert!(names.iter().all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+    }
+}

@@ -1,0 +1,493 @@
+//! Request and response bodies.
+//!
+//! Request bodies refuse unknown fields (a typo such as `stake_minr` must not silently place a
+//! bet with a default). Names end in their unit: `_minor` for money, `_ms` for instants and
+//! durations in milliseconds.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Open an account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAccountRequest {
+    /// Id chosen by the caller.
+    pub account_id: u64,
+    /// ISO 4217 code, e.g. "GBP".
+    pub currency: String,
+}
+
+/// An account's balances.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccountBody {
+    /// Account id.
+    pub account_id: u64,
+    /// Currency.
+    pub currency: String,
+    /// Available balance.
+    pub balance_minor: i64,
+    /// Stakes held on open and pending bets.
+    pub exposure_minor: i64,
+    /// Owed after a resettlement (zero or negative).
+    pub debt_minor: i64,
+    /// End of a self-exclusion or time-out, if any.
+    pub excluded_until_ms: Option<u64>,
+}
+
+/// A deposit or withdrawal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmountRequest {
+    /// Amount in minor units, positive.
+    pub amount_minor: i64,
+}
+
+/// A balance after a deposit or withdrawal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BalanceBody {
+    /// Account id.
+    pub account_id: u64,
+    /// Available balance afterwards.
+    pub balance_minor: i64,
+}
+
+/// Set a responsible-gambling limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitRequest {
+    /// "deposit" or "loss".
+    pub kind: String,
+    /// "day", "week" or "month".
+    pub window: String,
+    /// The limit; absent or null removes it (after the cooling-off period).
+    #[serde(default)]
+    pub amount_minor: Option<i64>,
+}
+
+/// Self-exclusion or time-out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExclusionRequest {
+    /// "self_exclusion" (182 days or more) or "time_out" (1 to 42 days).
+    pub kind: String,
+    /// Length in days.
+    pub duration_days: u32,
+}
+
+/// Create an event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEventRequest {
+    /// Id chosen by the caller.
+    pub event_id: u64,
+    /// e.g. "Arsenal v Spurs".
+    pub name: String,
+    /// e.g. "football".
+    pub sport: String,
+    /// e.g. "Premier League".
+    pub competition: String,
+    /// Scheduled start, UTC ms.
+    pub starts_at_ms: u64,
+}
+
+/// A selection of a new market.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSelectionBody {
+    /// Id chosen by the caller, unique in the book.
+    pub selection_id: u64,
+    /// Name.
+    pub name: String,
+    /// Opening price: "5/2", "3.5" or "+250".
+    pub odds: String,
+}
+
+/// Each-way terms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EachWayBody {
+    /// Fraction of the odds paid for a place, e.g. "1/4".
+    pub fraction: String,
+    /// Places paid.
+    pub places: u32,
+}
+
+/// Market limits and terms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarketRulesBody {
+    /// Smallest total stake.
+    pub stake_min_minor: i64,
+    /// Largest total stake.
+    pub stake_max_minor: i64,
+    /// Largest return of one bet.
+    pub payout_max_minor: i64,
+    /// Largest book loss on one selection.
+    pub liability_max_minor: i64,
+    /// In-play delay; 0 for none.
+    #[serde(default)]
+    pub bet_delay_ms: u64,
+    /// No bet accepted from this instant on.
+    #[serde(default)]
+    pub closes_at_ms: Option<u64>,
+    /// Each-way terms, if offered.
+    #[serde(default)]
+    pub each_way: Option<EachWayBody>,
+}
+
+/// Create a market.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMarketRequest {
+    /// Id chosen by the caller.
+    pub market_id: u64,
+    /// Event it belongs to.
+    pub event_id: u64,
+    /// Name.
+    pub name: String,
+    /// Currency of stakes and limits.
+    pub currency: String,
+    /// Selections with opening prices.
+    pub selections: Vec<NewSelectionBody>,
+    /// Limits and terms.
+    pub rules: MarketRulesBody,
+}
+
+/// Odds in every form: exact and for display.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OddsBody {
+    /// Numerator of the exact decimal price.
+    pub num: u32,
+    /// Denominator of the exact decimal price.
+    pub den: u32,
+    /// Decimal to 2 places, for display.
+    pub decimal: String,
+    /// Fractional, e.g. "5/2".
+    pub fractional: String,
+    /// American, e.g. "+250".
+    pub american: String,
+}
+
+/// A selection as it stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SelectionBody {
+    /// Selection id.
+    pub selection_id: u64,
+    /// Name.
+    pub name: String,
+    /// Current price.
+    pub odds: OddsBody,
+    /// Bumped on every price change; cash-out quotes name it.
+    pub price_version: u64,
+    /// Non-runner.
+    pub withdrawn: bool,
+    /// The book's net loss if it wins.
+    pub liability_minor: i64,
+}
+
+/// A market as it stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MarketBody {
+    /// Market id.
+    pub market_id: u64,
+    /// Event id.
+    pub event_id: u64,
+    /// Name.
+    pub name: String,
+    /// Currency.
+    pub currency: String,
+    /// open, suspended, closed, settled, resettled, voided.
+    pub status: String,
+    /// 0 before settlement, 1 after, more after corrections.
+    pub result_version: u32,
+    /// Selections.
+    pub selections: Vec<SelectionBody>,
+}
+
+/// Set a price.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceRequest {
+    /// New price.
+    pub odds: String,
+}
+
+/// A reason for a suspension, resettlement or void.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Withdraw a runner (Rule 4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawSelectionRequest {
+    /// The non-runner.
+    pub selection_id: u64,
+    /// Deduction in pence in the pound, 0 to 90.
+    pub deduction_pence: u32,
+}
+
+/// One selection's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionResultBody {
+    /// Selection.
+    pub selection_id: u64,
+    /// "win", "lose", "void", "half_win", "half_lose", or "dead_heat:P/T" (P places shared by T runners).
+    pub win: String,
+    /// Place result for each-way bets, same forms; absent = placed if it won.
+    #[serde(default)]
+    pub place: Option<String>,
+}
+
+/// Settle or resettle a market.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettleRequest {
+    /// Results of selections that did not simply lose.
+    pub results: Vec<SelectionResultBody>,
+    /// Why (required in spirit for a resettlement).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A settlement's summary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SettledBody {
+    /// Market.
+    pub market_id: u64,
+    /// Result version afterwards.
+    pub result_version: u32,
+    /// Bets settled or changed.
+    pub bets_settled: u32,
+}
+
+/// One leg of a bet request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LegBody {
+    /// Market.
+    pub market_id: u64,
+    /// Selection.
+    pub selection_id: u64,
+    /// The price the player saw.
+    pub odds: String,
+}
+
+/// Place a bet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceBetRequest {
+    /// Who bets.
+    pub account_id: u64,
+    /// "single", "accumulator", "k_of_n", "trixie", "patent", "yankee", "lucky15".
+    #[serde(rename = "type")]
+    pub bet_type: String,
+    /// For "k_of_n": legs per line.
+    #[serde(default)]
+    pub k: Option<u32>,
+    /// Legs.
+    pub legs: Vec<LegBody>,
+    /// Stake per line (per part if each-way).
+    pub stake_per_line_minor: i64,
+    /// Each-way.
+    #[serde(default)]
+    pub each_way: bool,
+    /// "exact", "higher" or "any".
+    #[serde(default = "default_policy")]
+    pub odds_policy: String,
+}
+
+fn default_policy() -> String {
+    "exact".into()
+}
+
+/// A bet as it stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BetBody {
+    /// Bet id.
+    pub bet_id: u64,
+    /// Owner.
+    pub account_id: u64,
+    /// pending, open, settled, cashed_out, rejected.
+    pub status: String,
+    /// The refusal code of a delayed bet that was rejected.
+    pub rejection: Option<String>,
+    /// Bet type.
+    #[serde(rename = "type")]
+    pub bet_type: String,
+    /// Each-way.
+    pub each_way: bool,
+    /// Legs with accepted odds.
+    pub legs: Vec<BetLegBody>,
+    /// Total stake.
+    pub stake_minor: i64,
+    /// Lines struck.
+    pub lines: u32,
+    /// Paid by settlement or cash-out so far.
+    pub paid_minor: i64,
+    /// Placement (or acceptance) time, UTC ms.
+    pub placed_at_ms: u64,
+}
+
+/// A leg of a bet, as struck.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BetLegBody {
+    /// Market.
+    pub market_id: u64,
+    /// Selection.
+    pub selection_id: u64,
+    /// Accepted odds.
+    pub odds: OddsBody,
+}
+
+/// The answer to a placement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlacedBody {
+    /// Bet id.
+    pub bet_id: u64,
+    /// "accepted" or "pending" (in-play delay).
+    pub status: String,
+    /// Accepted odds per leg (empty while pending).
+    pub odds: Vec<OddsBody>,
+    /// Total stake taken.
+    pub stake_minor: i64,
+    /// Wallet balance afterwards.
+    pub balance_minor: i64,
+    /// Log index of the acceptance: a read at or after it sees the bet.
+    pub log_index: u64,
+}
+
+/// Cash out a bet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CashOutRequest {
+    /// Owner.
+    pub account_id: u64,
+    /// Value offered.
+    pub value_minor: i64,
+    /// The price version of each leg's selection the quote used.
+    pub quoted_versions: Vec<QuotedVersion>,
+}
+
+/// A selection's price version in a quote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotedVersion {
+    /// Selection.
+    pub selection_id: u64,
+    /// Its price version.
+    pub price_version: u64,
+}
+
+/// The answer to a cash-out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CashedOutBody {
+    /// Bet id.
+    pub bet_id: u64,
+    /// True if it waits for the in-play delay.
+    pub pending: bool,
+    /// Wallet balance afterwards.
+    pub balance_minor: i64,
+}
+
+/// A generic success with the log index of the change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AckBody {
+    /// Log index of the applied command.
+    pub log_index: u64,
+}
+
+/// The node's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterBody {
+    /// This node.
+    pub node_id: u64,
+    /// Cluster name.
+    pub cluster_id: String,
+    /// leader, follower, candidate, learner, shutdown.
+    pub role: String,
+    /// Current term.
+    pub term: u64,
+    /// Known leader.
+    pub leader_id: Option<u64>,
+    /// Last log index.
+    pub last_log_index: u64,
+    /// Commit index known here.
+    pub commit_index: u64,
+    /// Applied index.
+    pub applied_index: u64,
+    /// Last snapshot index.
+    pub snapshot_index: u64,
+    /// Members; matched index and lag are known on the leader only.
+    pub members: Vec<MemberBody>,
+}
+
+/// A member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MemberBody {
+    /// Node id.
+    pub node_id: u64,
+    /// Peer address.
+    pub peer_addr: String,
+    /// Voter or learner.
+    pub voter: bool,
+    /// Matched log index (leader only).
+    pub matched_index: Option<u64>,
+    /// Entries behind the leader (leader only).
+    pub lag: Option<u64>,
+}
+
+/// Add a member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    /// New node's id.
+    pub node_id: u64,
+    /// Its peer address.
+    pub peer_addr: String,
+}
+
+/// Transfer leadership.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferLeaderRequest {
+    /// Node to lead.
+    pub node_id: u64,
+}
+
+/// State hash at an applied index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StateHashBody {
+    /// Applied index the hash was taken at.
+    pub applied_index: u64,
+    /// SHA-256 of the encoded state, hex.
+    pub state_hash: String,
+    /// Bets held.
+    pub bets: u64,
+    /// Accounts held.
+    pub accounts: u64,
+}
+
+/// An audit record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditRecordBody {
+    /// Sequence number.
+    pub seq: u64,
+    /// Log index.
+    pub log_index: u64,
+    /// UTC ms.
+    pub at_ms: u64,
+    /// Acting identity.
+    pub actor: String,
+    /// What happened, as text.
+    pub event: String,
+    /// Hash of the previous record, hex.
+    pub prev_hash: String,
+    /// This record's hash, hex.
+    pub hash: String,
+}

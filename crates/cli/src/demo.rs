@@ -1,0 +1,343 @@
+//! `paddock demo`: a local 3-node cluster as three child processes, sample markets and
+//! accounts, and a light betting flow — what a newcomer runs first.
+//!
+//! The flow is bounded (`--duration-s`, one hour by default) and stops by itself; Ctrl-C stops
+//! it earlier. Either way each node gets SIGTERM (by PID), drains and exits.
+
+use anyhow::{bail, Context, Result};
+use paddock_api::wire::*;
+use paddock_client::Client;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `paddock demo` flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DemoArgs {
+    /// Keep data here instead of a temporary directory (kept after exit).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP ports are base+1..=base+3, peer ports base+101..=base+103.
+    #[arg(long, default_value_t = 7000)]
+    pub base_port: u16,
+    /// Stop by itself after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub duration_s: u64,
+    /// Bets per second in the simulated flow.
+    #[arg(long, default_value_t = 5)]
+    pub bets_per_s: u32,
+}
+
+struct Nodes {
+    children: Vec<(u64, Child)>,
+}
+
+impl Nodes {
+    fn stop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        for (_, child) in &self.children {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (id, child) in &mut self.children {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        println!("node {id} stopped ({status})");
+                        break;
+                    }
+                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                    _ => {
+                        println!("node {id} did not stop in time; killing it");
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs the demo.
+pub fn run(args: DemoArgs) -> Result<()> {
+    let temp;
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::Builder::new().prefix("paddock-demo-").tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    std::fs::create_dir_all(&data_dir)?;
+    let exe = std::env::current_exe().context("cannot find the paddock binary")?;
+    let http = |i: u16| format!("127.0.0.1:{}", args.base_port + i);
+    let peer = |i: u16| format!("127.0.0.1:{}", args.base_port + 100 + i);
+    let bootstrap = (1..=3).map(|i| format!("{i}={}", peer(i))).collect::<Vec<_>>().join(",");
+    let mut nodes = Nodes { children: Vec::new() };
+    for i in 1..=3u16 {
+        let log = std::fs::File::create(data_dir.join(format!("node-{i}.log")))?;
+        let child = Command::new(&exe)
+            .args([
+                "start",
+                "--node-id",
+                &i.to_string(),
+                "--http",
+                &http(i),
+                "--peer",
+                &peer(i),
+                "--bootstrap",
+                &bootstrap,
+            ])
+            .arg("--data-dir")
+            .arg(data_dir.join(format!("node-{i}")))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start node {i}"))?;
+        println!("started node {i} (pid {}), log {}", child.id(), data_dir.join(format!("node-{i}.log")).display());
+        nodes.children.push((u64::from(i), child));
+    }
+    let urls: Vec<String> = (1..=3).map(|i| format!("http://{}", http(i))).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let result = runtime.block_on(async {
+        let client = Client::new(urls.clone(), Duration::from_secs(5)).with_operator("demo");
+        wait_ready(&client, Duration::from_secs(30)).await?;
+        seed(&client).await?;
+        println!();
+        println!("Paddock demo: a 3-node cluster is running.");
+        for (i, url) in urls.iter().enumerate() {
+            println!("  node {}: {url}", i + 1);
+        }
+        println!("  cluster:  {}/v1/cluster", urls[0]);
+        println!("  markets:  {}/v1/markets", urls[0]);
+        println!("  prices:   curl -N {}/v1/stream/prices", urls[0]);
+        println!("  metrics:  {}/metrics", urls[0]);
+        println!("  API doc:  {}/v1/openapi.json", urls[0]);
+        println!("  data:     {}", data_dir.display());
+        println!("Ctrl-C stops the demo (it stops by itself after {} s).", args.duration_s);
+        tokio::select! {
+            r = flow(&client, Duration::from_secs(args.duration_s), args.bets_per_s) => r,
+            _ = tokio::signal::ctrl_c() => { println!("\nCtrl-C: stopping"); Ok(()) }
+        }
+    });
+    nodes.stop();
+    if let Err(e) = &result {
+        eprintln!("demo failed: {e:#}; node logs are in {}", data_dir.display());
+    }
+    result
+}
+
+async fn wait_ready(client: &Client, within: Duration) -> Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut ready = 0;
+        for i in 0..client.nodes().len() {
+            if client.is_ready(i).await {
+                ready += 1;
+            }
+        }
+        if ready == client.nodes().len() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {ready} of {} nodes became ready within {within:?}", client.nodes().len());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn rules(each_way: bool, delay_ms: u64) -> MarketRulesBody {
+    MarketRulesBody {
+        stake_min_minor: 10,
+        stake_max_minor: 100_000,
+        payout_max_minor: 10_000_000,
+        liability_max_minor: 50_000_000,
+        bet_delay_ms: delay_ms,
+        closes_at_ms: None,
+        each_way: each_way.then(|| EachWayBody { fraction: "1/4".into(), places: 3 }),
+    }
+}
+
+/// Sample catalogue: (event id, name, sport, market id, market name, each-way, delay, runners).
+const CATALOGUE: &[(u64, &str, &str, u64, &str, bool, u64, &[(&str, &str)])] = &[
+    (
+        1,
+        "Grand National",
+        "racing",
+        1,
+        "Win",
+        true,
+        0,
+        &[
+            ("Red Rum", "5/1"),
+            ("Aldaniti", "10/1"),
+            ("Tiger Roll", "4/1"),
+            ("Corbiere", "12/1"),
+            ("Party Politics", "14/1"),
+            ("Mr Frisk", "16/1"),
+        ],
+    ),
+    (
+        2,
+        "Arsenal v Spurs",
+        "football",
+        2,
+        "Match result",
+        false,
+        0,
+        &[("Arsenal", "10/11"), ("Draw", "5/2"), ("Spurs", "3/1")],
+    ),
+    (3, "Lakers v Celtics", "basketball", 3, "Moneyline", false, 0, &[("Lakers", "-110"), ("Celtics", "-110")]),
+    (
+        4,
+        "Djokovic v Alcaraz",
+        "tennis",
+        4,
+        "Match winner (in play)",
+        false,
+        2_000,
+        &[("Djokovic", "2.2"), ("Alcaraz", "1.7")],
+    ),
+];
+
+const ACCOUNTS: u64 = 20;
+
+async fn seed(client: &Client) -> Result<()> {
+    let start_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64 + 3_600_000;
+    for (event_id, name, sport, market_id, market_name, each_way, delay, runners) in CATALOGUE {
+        ignore_exists(
+            client
+                .create_event(&CreateEventRequest {
+                    event_id: *event_id,
+                    name: (*name).into(),
+                    sport: (*sport).into(),
+                    competition: "Demo".into(),
+                    starts_at_ms: start_ms,
+                })
+                .await,
+        )?;
+        let selections = runners
+            .iter()
+            .enumerate()
+            .map(|(i, (n, o))| NewSelectionBody {
+                selection_id: market_id * 100 + i as u64 + 1,
+                name: (*n).into(),
+                odds: (*o).into(),
+            })
+            .collect();
+        ignore_exists(
+            client
+                .create_market(&CreateMarketRequest {
+                    market_id: *market_id,
+                    event_id: *event_id,
+                    name: (*market_name).into(),
+                    currency: "GBP".into(),
+                    selections,
+                    rules: rules(*each_way, *delay),
+                })
+                .await,
+        )?;
+    }
+    for account in 1..=ACCOUNTS {
+        if let Err(e) = client.open_account(account, "GBP").await {
+            if e.code() != Some("account_exists") {
+                return Err(e.into());
+            }
+        }
+        client.deposit(account, 100_000, &format!("demo-seed-{account}")).await?;
+    }
+    println!("seeded {} markets and {ACCOUNTS} accounts with £1,000 each", CATALOGUE.len());
+    Ok(())
+}
+
+fn ignore_exists<T>(r: Result<T, paddock_client::ClientError>) -> Result<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.code(), Some("event_exists" | "market_exists")) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A tiny deterministic generator (xorshift): the demo needs variety, not statistics.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+async fn flow(client: &Client, duration: Duration, bets_per_s: u32) -> Result<()> {
+    let deadline = Instant::now() + duration;
+    let mut dice = Dice(0x9E37_79B9_7F4A_7C15);
+    let period = Duration::from_secs_f64(1.0 / f64::from(bets_per_s.max(1)));
+    let (mut accepted, mut refused, mut errors) = (0u64, 0u64, 0u64);
+    let mut last_report = Instant::now();
+    let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        n += 1;
+        let markets = client.markets().await.unwrap_or_default();
+        let open: Vec<&MarketBody> = markets.iter().filter(|m| m.status == "open").collect();
+        if open.is_empty() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        if dice.roll(10) == 0 {
+            // A trader moves a price.
+            let m = open[dice.roll(open.len() as u64) as usize];
+            let s = &m.selections[dice.roll(m.selections.len() as u64) as usize];
+            let new = ["2/1", "9/4", "5/2", "11/4", "3/1", "7/2", "4/1", "6/1", "8/1", "10/1"][dice.roll(10) as usize];
+            let _ = client.set_price(m.market_id, s.selection_id, new).await;
+        }
+        let legs_n = if dice.roll(4) == 0 { 2.min(open.len()) } else { 1 };
+        let mut legs = Vec::new();
+        for k in 0..legs_n {
+            let m = open[(dice.roll(open.len() as u64) as usize + k) % open.len()];
+            if legs.iter().any(|l: &LegBody| l.market_id == m.market_id) {
+                continue;
+            }
+            let s = &m.selections[dice.roll(m.selections.len() as u64) as usize];
+            legs.push(LegBody {
+                market_id: m.market_id,
+                selection_id: s.selection_id,
+                odds: s.odds.fractional.clone(),
+            });
+        }
+        let request = PlaceBetRequest {
+            account_id: 1 + dice.roll(ACCOUNTS),
+            bet_type: if legs.len() > 1 { "accumulator".into() } else { "single".into() },
+            k: None,
+            legs,
+            stake_per_line_minor: 100 * (1 + dice.roll(20) as i64),
+            each_way: false,
+            odds_policy: "higher".into(),
+        };
+        match client.place_bet(&request, &format!("demo-{run}-{n}")).await {
+            Ok(_) => accepted += 1,
+            Err(e) if e.code().is_some() && !e.is_retryable() => refused += 1,
+            Err(_) => errors += 1,
+        }
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            let leader = client.cluster().await.ok().and_then(|c| c.leader_id);
+            println!("bets accepted {accepted}, refused {refused}, errors {errors}; leader node {leader:?}");
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(period).await;
+    }
+    println!("demo flow finished: {accepted} bets accepted, {refused} refused, {errors} errors");
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! `paddock`: the one binary. `main` only parses flags and hands over.
+//!
+//! # Layout
+//! - `start`: run a node (this module).
+//! - `demo`: a local 3-node cluster with sample markets and betting ([`demo`]).
+//! - `status`, `members`, `transfer-leader`: operate a running cluster over HTTP.
+
+mod demo;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use paddock_client::Client;
+use paddock_node::NodeConfig;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "paddock", version, about = "Fault-tolerant betting engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a node.
+    Start(StartArgs),
+    /// Start a local 3-node cluster with sample markets and a light betting flow.
+    Demo(demo::DemoArgs),
+    /// Print a node's view of the cluster.
+    Status {
+        /// Node URL.
+        #[arg(long, default_value = "http://127.0.0.1:7001")]
+        node: String,
+    },
+    /// Change the cluster's membership.
+    Members {
+        #[command(subcommand)]
+        action: MembersCmd,
+    },
+    /// Hand leadership to another node.
+    TransferLeader {
+        /// Any node's URL.
+        #[arg(long, default_value = "http://127.0.0.1:7001")]
+        node: String,
+        /// Node id to lead.
+        #[arg(long)]
+        to: u64,
+        /// Acting operator.
+        #[arg(long, env = "PADDOCK_OPERATOR", default_value = "cli")]
+        operator: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum MembersCmd {
+    /// Add a node as a learner.
+    Add {
+        /// Any node's URL.
+        #[arg(long, default_value = "http://127.0.0.1:7001")]
+        node: String,
+        /// New node's id.
+        #[arg(long)]
+        id: u64,
+        /// New node's peer address.
+        #[arg(long)]
+        peer: String,
+        /// Acting operator.
+        #[arg(long, env = "PADDOCK_OPERATOR", default_value = "cli")]
+        operator: String,
+    },
+    /// Promote a learner to voter.
+    Promote {
+        /// Any node's URL.
+        #[arg(long, default_value = "http://127.0.0.1:7001")]
+        node: String,
+        /// Node id.
+        #[arg(long)]
+        id: u64,
+        /// Acting operator.
+        #[arg(long, env = "PADDOCK_OPERATOR", default_value = "cli")]
+        operator: String,
+    },
+    /// Remove a node.
+    Remove {
+        /// Any node's URL.
+        #[arg(long, default_value = "http://127.0.0.1:7001")]
+        node: String,
+        /// Node id.
+        #[arg(long)]
+        id: u64,
+        /// Acting operator.
+        #[arg(long, env = "PADDOCK_OPERATOR", default_value = "cli")]
+        operator: String,
+    },
+}
+
+/// `paddock start`: a TOML file and/or flags; flags override the file.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct StartArgs {
+    /// TOML configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Node id (non-zero).
+    #[arg(long)]
+    pub node_id: Option<u64>,
+    /// Cluster name.
+    #[arg(long)]
+    pub cluster_id: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address.
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
+    /// Peer (gRPC) listen address.
+    #[arg(long)]
+    pub peer: Option<SocketAddr>,
+    /// Initial voters, e.g. "1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103".
+    #[arg(long)]
+    pub bootstrap: Option<String>,
+    /// Snapshot every N log entries.
+    #[arg(long)]
+    pub snapshot_logs: Option<u64>,
+    /// Per-client rate limit (requests/s, 0 = off).
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Concurrent requests before shedding load.
+    #[arg(long)]
+    pub concurrency_limit: Option<usize>,
+    /// Log JSON lines.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+fn parse_members(text: &str) -> Result<BTreeMap<u64, String>> {
+    text.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|pair| {
+            let (id, addr) = pair.split_once('=').with_context(|| format!("{pair:?} is not id=address"))?;
+            Ok((id.trim().parse().with_context(|| format!("bad node id in {pair:?}"))?, addr.trim().to_string()))
+        })
+        .collect()
+}
+
+fn build_config(args: &StartArgs) -> Result<NodeConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            NodeConfig::from_toml(&text).with_context(|| format!("invalid config {}", path.display()))?
+        }
+        None => {
+            let (Some(id), Some(dir), Some(http), Some(peer)) = (args.node_id, &args.data_dir, args.http, args.peer)
+            else {
+                bail!("without --config, --node-id, --data-dir, --http and --peer are required");
+            };
+            NodeConfig::new(id, dir.clone(), http, peer)
+        }
+    };
+    if let Some(v) = args.node_id {
+        config.node_id = v;
+    }
+    if let Some(v) = &args.cluster_id {
+        config.cluster_id = v.clone();
+    }
+    if let Some(v) = &args.data_dir {
+        config.data_dir = v.clone();
+    }
+    if let Some(v) = args.http {
+        config.http_listen = v;
+    }
+    if let Some(v) = args.peer {
+        config.peer_listen = v;
+    }
+    if let Some(v) = &args.bootstrap {
+        config.bootstrap = parse_members(v)?;
+    }
+    if let Some(v) = args.snapshot_logs {
+        config.snapshot_logs_since_last = v;
+    }
+    if let Some(v) = args.rate_limit {
+        config.rate_limit_per_client_per_s = v;
+    }
+    if let Some(v) = args.concurrency_limit {
+        config.concurrency_limit = v;
+    }
+    config.log_json |= args.log_json;
+    config.validate().map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn start(args: StartArgs) -> Result<()> {
+    let config = build_config(&args)?;
+    paddock_node::init_logging(config.log_json);
+    // A panic anywhere — a broken ledger invariant in the apply task above all — must stop the
+    // process, not just the task it happened in: a replica that computed a wrong book must
+    // not keep serving it. The supervisor restarts it and it recovers from the log.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        tracing::error!(%info, "panic: stopping the process");
+        std::process::abort();
+    }));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(paddock_node::run(config, shutdown_signal()))
+}
+
+fn operator_client(node: &str, operator: &str) -> Client {
+    Client::new(vec![node.trim_end_matches('/').to_string()], Duration::from_secs(10)).with_operator(operator)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Start(args) => start(args),
+        Cmd::Demo(args) => demo::run(args),
+        other => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async move {
+                let value = match other {
+                    Cmd::Status { node } => serde_json::to_value(operator_client(&node, "cli").cluster().await?)?,
+                    Cmd::TransferLeader { node, to, operator } => {
+                        serde_json::to_value(operator_client(&node, &operator).transfer_leader(to).await?)?
+                    }
+                    Cmd::Members { action } => match action {
+                        MembersCmd::Add { node, id, peer, operator } => {
+                            serde_json::to_value(operator_client(&node, &operator).add_member(id, &peer).await?)?
+                        }
+                        MembersCmd::Promote { node, id, operator } => {
+                            serde_json::to_value(operator_client(&node, &operator).promote(id).await?)?
+                        }
+                        MembersCmd::Remove { node, id, operator } => {
+                            serde_json::to_value(operator_client(&node, &operator).remove_member(id).await?)?
+                        }
+                    },
+                    Cmd::Start(_) | Cmd::Demo(_) => unreachable!("handled above"),
+                };
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                Ok(())
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_members_parse_from_id_equals_address_pairs() {
+        let m = parse_members("1=127.0.0.1:7101, 2=127.0.0.1:7102").unwrap();
+        assert_eq!(m.get(&2).map(String::as_str), Some("127.0.0.1:7102"));
+        assert!(parse_members("1:127.0.0.1").is_err());
+    }
+}

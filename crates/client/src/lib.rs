@@ -1,0 +1,358 @@
+//! A typed async client for Paddock's HTTP API.
+//!
+//! - Any node accepts any request, so the client just rotates through the node URLs it was
+//!   given when one does not answer.
+//! - A money-moving request is retried with the *same* `Idempotency-Key` when the answer is
+//!   lost (transport error, `outcome_unknown`, `unavailable`): the ledger returns the first
+//!   outcome instead of applying it twice.
+//! - Refusals come back as [`ClientError::Api`] with the stable error code.
+
+use paddock_api::wire::*;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The API answered with an error.
+    #[error("HTTP {status} {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// Explanation.
+        message: String,
+    },
+    /// No node answered.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// An answer could not be decoded.
+    #[error("undecodable answer: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The stable error code of an API refusal.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether a retry could change the answer (the command may not have been applied).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Transport(_) => true,
+            ClientError::Api { code, .. } => {
+                matches!(
+                    code.as_str(),
+                    "unavailable" | "outcome_unknown" | "overloaded" | "read_unavailable" | "rate_limited"
+                )
+            }
+            ClientError::Decode(_) => false,
+        }
+    }
+}
+
+/// How hard to retry.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubles up to `backoff_max`.
+    pub backoff: Duration,
+    /// Longest wait between attempts.
+    pub backoff_max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy { attempts: 20, backoff: Duration::from_millis(25), backoff_max: Duration::from_millis(500) }
+    }
+}
+
+/// The client. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    nodes: std::sync::Arc<Vec<String>>,
+    next: std::sync::Arc<AtomicUsize>,
+    operator: Option<String>,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    /// A client for the given node base URLs (`http://127.0.0.1:7001`), with a per-request
+    /// timeout.
+    pub fn new(nodes: Vec<String>, timeout: Duration) -> Client {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_millis(500))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()
+            .expect("a plain HTTP client builds");
+        Client {
+            http,
+            nodes: std::sync::Arc::new(nodes),
+            next: std::sync::Arc::default(),
+            operator: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Sends `X-Operator` with every request (needed by operator endpoints).
+    pub fn with_operator(mut self, name: &str) -> Client {
+        self.operator = Some(name.to_string());
+        self
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Client {
+        self.retry = retry;
+        self
+    }
+
+    /// Pins the client to one node (no rotation): for tests that talk to a given node.
+    pub fn node(&self, index: usize) -> Client {
+        let mut c = self.clone();
+        c.nodes = std::sync::Arc::new(vec![self.nodes[index].clone()]);
+        c.next = std::sync::Arc::default();
+        c
+    }
+
+    /// Node URLs.
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    async fn once<T: DeserializeOwned>(
+        &self,
+        base: &str,
+        method: &Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        key: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let mut req = self.http.request(method.clone(), format!("{base}{path}"));
+        if let Some(op) = &self.operator {
+            req = req.header("x-operator", op);
+        }
+        if let Some(key) = key {
+            req = req.header("idempotency-key", key);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes))));
+        }
+        match serde_json::from_slice::<paddock_api::ErrorBody>(&bytes) {
+            Ok(body) => {
+                Err(ClientError::Api { status: status.as_u16(), code: body.error.code, message: body.error.message })
+            }
+            Err(_)
+                if status == StatusCode::BAD_GATEWAY
+                    || status == StatusCode::SERVICE_UNAVAILABLE
+                    || status == StatusCode::GATEWAY_TIMEOUT =>
+            {
+                // A proxy in front (HAProxy) with no healthy backend.
+                Err(ClientError::Api {
+                    status: status.as_u16(),
+                    code: "unavailable".into(),
+                    message: String::from_utf8_lossy(&bytes).into(),
+                })
+            }
+            Err(_) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: "unknown".into(),
+                message: String::from_utf8_lossy(&bytes).into(),
+            }),
+        }
+    }
+
+    /// Sends a request, rotating nodes and retrying while the error is retryable.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        key: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let body = body.map(|b| serde_json::to_value(b).expect("request bodies serialise"));
+        let mut wait = self.retry.backoff;
+        let mut last = ClientError::Transport("no nodes configured".into());
+        for attempt in 0..self.retry.attempts.max(1) {
+            if self.nodes.is_empty() {
+                break;
+            }
+            let index = self.next.load(Ordering::Relaxed) % self.nodes.len();
+            match self.once(&self.nodes[index], &method, path, body.as_ref(), key).await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() && attempt + 1 < self.retry.attempts => {
+                    // Move to the next node for the next try: this one may be down.
+                    if matches!(e, ClientError::Transport(_)) {
+                        self.next.fetch_add(1, Ordering::Relaxed);
+                    }
+                    last = e;
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(self.retry.backoff_max);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::GET, path, None::<&()>, None).await
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        key: Option<&str>,
+    ) -> Result<T, ClientError> {
+        self.call(Method::POST, path, Some(body), key).await
+    }
+
+    /// Opens an account.
+    pub async fn open_account(&self, account_id: u64, currency: &str) -> Result<AccountBody, ClientError> {
+        self.post("/v1/accounts", &OpenAccountRequest { account_id, currency: currency.into() }, None).await
+    }
+
+    /// Reads an account (linearizable).
+    pub async fn account(&self, account_id: u64) -> Result<AccountBody, ClientError> {
+        self.get(&format!("/v1/accounts/{account_id}")).await
+    }
+
+    /// Deposits.
+    pub async fn deposit(&self, account_id: u64, amount_minor: i64, key: &str) -> Result<BalanceBody, ClientError> {
+        self.post(&format!("/v1/accounts/{account_id}/deposits"), &AmountRequest { amount_minor }, Some(key)).await
+    }
+
+    /// Withdraws.
+    pub async fn withdraw(&self, account_id: u64, amount_minor: i64, key: &str) -> Result<BalanceBody, ClientError> {
+        self.post(&format!("/v1/accounts/{account_id}/withdrawals"), &AmountRequest { amount_minor }, Some(key)).await
+    }
+
+    /// Places a bet.
+    pub async fn place_bet(&self, req: &PlaceBetRequest, key: &str) -> Result<PlacedBody, ClientError> {
+        self.post("/v1/bets", req, Some(key)).await
+    }
+
+    /// Reads a bet.
+    pub async fn bet(&self, bet_id: u64) -> Result<BetBody, ClientError> {
+        self.get(&format!("/v1/bets/{bet_id}")).await
+    }
+
+    /// An account's bets.
+    pub async fn account_bets(&self, account_id: u64) -> Result<Vec<BetBody>, ClientError> {
+        self.get(&format!("/v1/accounts/{account_id}/bets")).await
+    }
+
+    /// Cashes out.
+    pub async fn cash_out(&self, bet_id: u64, req: &CashOutRequest, key: &str) -> Result<CashedOutBody, ClientError> {
+        self.post(&format!("/v1/bets/{bet_id}/cash-out"), req, Some(key)).await
+    }
+
+    /// Creates an event (operator).
+    pub async fn create_event(&self, req: &CreateEventRequest) -> Result<AckBody, ClientError> {
+        self.post("/v1/events", req, None).await
+    }
+
+    /// Creates a market (operator).
+    pub async fn create_market(&self, req: &CreateMarketRequest) -> Result<AckBody, ClientError> {
+        self.post("/v1/markets", req, None).await
+    }
+
+    /// Reads a market.
+    pub async fn market(&self, market_id: u64) -> Result<MarketBody, ClientError> {
+        self.get(&format!("/v1/markets/{market_id}")).await
+    }
+
+    /// Lists markets.
+    pub async fn markets(&self) -> Result<Vec<MarketBody>, ClientError> {
+        self.get("/v1/markets").await
+    }
+
+    /// Sets a price (operator).
+    pub async fn set_price(&self, market_id: u64, selection_id: u64, odds: &str) -> Result<AckBody, ClientError> {
+        self.call(
+            Method::PUT,
+            &format!("/v1/markets/{market_id}/selections/{selection_id}/price"),
+            Some(&PriceRequest { odds: odds.into() }),
+            None,
+        )
+        .await
+    }
+
+    /// Suspends, resumes or closes a market: `action` is "suspend", "resume" or "close" (operator).
+    pub async fn market_action(&self, market_id: u64, action: &str, reason: &str) -> Result<AckBody, ClientError> {
+        self.post(&format!("/v1/markets/{market_id}/{action}"), &ReasonRequest { reason: reason.into() }, None).await
+    }
+
+    /// Settles (or with `resettle`, corrects) a market (operator).
+    pub async fn settle(
+        &self,
+        market_id: u64,
+        req: &SettleRequest,
+        resettle: bool,
+    ) -> Result<SettledBody, ClientError> {
+        let action = if resettle { "resettle" } else { "settle" };
+        self.post(&format!("/v1/markets/{market_id}/{action}"), req, None).await
+    }
+
+    /// Voids a market (operator).
+    pub async fn void(&self, market_id: u64, reason: &str) -> Result<SettledBody, ClientError> {
+        self.post(&format!("/v1/markets/{market_id}/void"), &ReasonRequest { reason: reason.into() }, None).await
+    }
+
+    /// The cluster as the answering node sees it.
+    pub async fn cluster(&self) -> Result<ClusterBody, ClientError> {
+        self.get("/v1/cluster").await
+    }
+
+    /// The answering node's state hash.
+    pub async fn state_hash(&self) -> Result<StateHashBody, ClientError> {
+        self.get("/v1/cluster/state-hash").await
+    }
+
+    /// Adds a learner.
+    pub async fn add_member(&self, node_id: u64, peer_addr: &str) -> Result<AckBody, ClientError> {
+        self.post("/v1/cluster/members", &AddMemberRequest { node_id, peer_addr: peer_addr.into() }, None).await
+    }
+
+    /// Promotes a learner to voter.
+    pub async fn promote(&self, node_id: u64) -> Result<AckBody, ClientError> {
+        self.post(&format!("/v1/cluster/members/{node_id}/promote"), &serde_json::json!({}), None).await
+    }
+
+    /// Removes a node.
+    pub async fn remove_member(&self, node_id: u64) -> Result<AckBody, ClientError> {
+        self.post(&format!("/v1/cluster/members/{node_id}/remove"), &serde_json::json!({}), None).await
+    }
+
+    /// Hands leadership to a node.
+    pub async fn transfer_leader(&self, node_id: u64) -> Result<AckBody, ClientError> {
+        self.post("/v1/cluster/transfer-leader", &TransferLeaderRequest { node_id }, None).await
+    }
+
+    /// Whether a node answers `/health/ready` with 200.
+    pub async fn is_ready(&self, index: usize) -> bool {
+        match self.http.get(format!("{}/health/ready", self.nodes[index])).send().await {
+            Ok(r) => r.status().is_success(),
+            Err(_) => false,
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Node configuration: a TOML file, flags, or both (flags win).
+
+use paddock_consensus::Timing;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything a node needs to run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Node id, unique in the cluster, non-zero.
+    pub node_id: u64,
+    /// Cluster name; data and peers of another cluster are refused.
+    #[serde(default = "default_cluster")]
+    pub cluster_id: String,
+    /// Data directory (locked while the node runs).
+    pub data_dir: PathBuf,
+    /// Public HTTP API address.
+    pub http_listen: SocketAddr,
+    /// Peer gRPC address.
+    pub peer_listen: SocketAddr,
+    /// Peer address others use; defaults to `peer_listen`.
+    #[serde(default)]
+    pub peer_advertise: Option<String>,
+    /// Initial voters (id → peer address). The node with the smallest id initialises the
+    /// cluster on first start; a restart with the same list changes nothing.
+    #[serde(default)]
+    pub bootstrap: BTreeMap<u64, String>,
+    /// Raft heartbeat period.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_ms: u64,
+    /// Raft election timeout, lower bound.
+    #[serde(default = "default_election_min")]
+    pub election_timeout_min_ms: u64,
+    /// Raft election timeout, upper bound.
+    #[serde(default = "default_election_max")]
+    pub election_timeout_max_ms: u64,
+    /// Take a snapshot every this many log entries.
+    #[serde(default = "default_snapshot_logs")]
+    pub snapshot_logs_since_last: u64,
+    /// How long a write waits for commit before answering `outcome_unknown`.
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout_ms: u64,
+    /// Largest request body accepted.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// Requests served at once; the excess is refused at once with 503 and Retry-After.
+    #[serde(default = "default_concurrency")]
+    pub concurrency_limit: usize,
+    /// Requests per second allowed per client (by `X-Client-Id` header, else peer IP); 0 = off.
+    #[serde(default = "default_rate")]
+    pub rate_limit_per_client_per_s: u32,
+    /// A node is ready only if it applied within this many entries of its commit index.
+    #[serde(default = "default_ready_lag")]
+    pub ready_lag_entries_max: u64,
+    /// Log as JSON lines instead of text.
+    #[serde(default)]
+    pub log_json: bool,
+}
+
+fn default_cluster() -> String {
+    "paddock".into()
+}
+fn default_heartbeat() -> u64 {
+    Timing::default().heartbeat_ms
+}
+fn default_election_min() -> u64 {
+    Timing::default().election_min_ms
+}
+fn default_election_max() -> u64 {
+    Timing::default().election_max_ms
+}
+fn default_snapshot_logs() -> u64 {
+    10_000
+}
+fn default_write_timeout() -> u64 {
+    5_000
+}
+fn default_body_limit() -> usize {
+    64 * 1024
+}
+fn default_concurrency() -> usize {
+    1024
+}
+fn default_rate() -> u32 {
+    0
+}
+fn default_ready_lag() -> u64 {
+    1_000
+}
+
+impl NodeConfig {
+    /// A config with every default, for the given identity and addresses.
+    pub fn new(node_id: u64, data_dir: PathBuf, http_listen: SocketAddr, peer_listen: SocketAddr) -> NodeConfig {
+        NodeConfig {
+            node_id,
+            cluster_id: default_cluster(),
+            data_dir,
+            http_listen,
+            peer_listen,
+            peer_advertise: None,
+            bootstrap: BTreeMap::new(),
+            heartbeat_ms: default_heartbeat(),
+            election_timeout_min_ms: default_election_min(),
+            election_timeout_max_ms: default_election_max(),
+            snapshot_logs_since_last: default_snapshot_logs(),
+            write_timeout_ms: default_write_timeout(),
+            body_limit_bytes: default_body_limit(),
+            concurrency_limit: default_concurrency(),
+            rate_limit_per_client_per_s: default_rate(),
+            ready_lag_entries_max: default_ready_lag(),
+            log_json: false,
+        }
+    }
+
+    /// Reads a TOML file.
+    pub fn from_toml(text: &str) -> Result<NodeConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Checks values that would make the node misbehave.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.node_id == 0 {
+            return Err("node_id must be non-zero".into());
+        }
+        if self.cluster_id.is_empty() || self.cluster_id.len() > 64 {
+            return Err("cluster_id must be 1-64 characters".into());
+        }
+        if self.heartbeat_ms == 0 || self.election_timeout_min_ms <= self.heartbeat_ms * 2 {
+            return Err("election_timeout_min_ms must exceed twice heartbeat_ms".into());
+        }
+        if self.election_timeout_max_ms <= self.election_timeout_min_ms {
+            return Err("election_timeout_max_ms must exceed election_timeout_min_ms".into());
+        }
+        if !self.bootstrap.is_empty() && !self.bootstrap.contains_key(&self.node_id) {
+            return Err(format!(
+                "bootstrap members {:?} do not include this node {}",
+                self.bootstrap.keys(),
+                self.node_id
+            ));
+        }
+        if self.concurrency_limit == 0 || self.body_limit_bytes < 1024 {
+            return Err("concurrency_limit must be positive and body_limit_bytes at least 1024".into());
+        }
+        Ok(())
+    }
+
+    /// The peer address others use.
+    pub fn advertised_peer(&self) -> String {
+        self.peer_advertise.clone().unwrap_or_else(|| self.peer_listen.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minimal_toml_file_gets_the_defaults_and_an_unknown_key_is_refused() {
+        let text = r#"
+            node_id = 1
+            data_dir = "/tmp/p1"
+            http_listen = "127.0.0.1:7001"
+            peer_listen = "127.0.0.1:7101"
+            [bootstrap]
+            1 = "127.0.0.1:7101"
+        "#;
+        let c = NodeConfig::from_toml(text).unwrap();
+        assert_eq!(c.heartbeat_ms, 50);
+        c.validate().unwrap();
+        assert!(NodeConfig::from_toml(&format!("hartbeat_ms = 5\n{text}")).is_err());
+    }
+}

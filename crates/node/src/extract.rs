@@ -1,0 +1,161 @@
+//! Request extraction and error responses: every malformed request becomes a 4xx with a
+//! stable code, never a panic or a 500.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use paddock_api::{ApiError, ErrorCode};
+use paddock_ledger::{Actor, IdempotencyKey};
+use serde::de::DeserializeOwned;
+
+/// An API error as an HTTP response.
+pub struct Failure(pub ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Failure {
+        Failure(e)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut response = (status, axum::Json(self.0.body())).into_response();
+        if let Some(seconds) = self.0.retry_after_s {
+            response.headers_mut().insert("retry-after", HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// A JSON body decoded with our error codes.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Failure> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(rejection) => Err(Failure(json_rejection(rejection))),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    let code = match &r {
+        JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
+        _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
+        _ => ErrorCode::MalformedBody,
+    };
+    ApiError::new(code, r.body_text())
+}
+
+/// A path parameter decoded with our error codes.
+pub struct PathParam<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParam<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(PathParam(v)),
+            Err(r) => Err(Failure(path_rejection(r))),
+        }
+    }
+}
+
+fn path_rejection(r: PathRejection) -> ApiError {
+    ApiError::new(ErrorCode::BadParameter, r.body_text())
+}
+
+/// Query parameters decoded with our error codes.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
+            Err(r) => Err(Failure(query_rejection(r))),
+        }
+    }
+}
+
+fn query_rejection(r: QueryRejection) -> ApiError {
+    ApiError::new(ErrorCode::BadParameter, r.body_text())
+}
+
+/// The `Idempotency-Key` header, required on money-moving requests.
+pub struct IdemKey(pub IdempotencyKey);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdemKey {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Failure> {
+        let value = parts.headers.get("idempotency-key").ok_or_else(|| {
+            Failure(ApiError::new(
+                ErrorCode::IdempotencyKeyMissing,
+                "money-moving requests need an Idempotency-Key header",
+            ))
+        })?;
+        let text =
+            value.to_str().map_err(|_| Failure(ApiError::ledger(paddock_ledger::ResultCode::IdempotencyKeyInvalid)))?;
+        let key = IdempotencyKey(text.to_string());
+        if !key.is_valid() {
+            return Err(Failure(ApiError::new(
+                ErrorCode::Ledger(paddock_ledger::ResultCode::IdempotencyKeyInvalid),
+                "Idempotency-Key must be 1-64 printable ASCII characters",
+            )));
+        }
+        Ok(IdemKey(key))
+    }
+}
+
+/// The `X-Operator` header: the person acting, for the audit trail.
+pub struct Operator(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for Operator {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Failure> {
+        let missing = || {
+            Failure(ApiError::new(
+                ErrorCode::OperatorRequired,
+                "operator requests need an X-Operator header naming the acting person",
+            ))
+        };
+        let value = parts.headers.get("x-operator").ok_or_else(missing)?;
+        let text = value.to_str().map_err(|_| missing())?.trim();
+        if text.is_empty() || text.len() > 200 {
+            return Err(missing());
+        }
+        Ok(Operator(Actor(text.to_string())))
+    }
+}
+
+/// `?consistency=stale` asks for a read from this node without the ReadIndex round trip.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadOptions {
+    /// "linearizable" (default) or "stale".
+    #[serde(default)]
+    pub consistency: Option<String>,
+}
+
+impl ReadOptions {
+    /// Whether the caller accepts a possibly stale read.
+    pub fn stale(&self) -> Result<bool, Failure> {
+        match self.consistency.as_deref() {
+            None | Some("linearizable") => Ok(false),
+            Some("stale") => Ok(true),
+            Some(other) => Err(Failure(ApiError::new(
+                ErrorCode::BadParameter,
+                format!("consistency must be linearizable or stale, not {other:?}"),
+            ))),
+        }
+    }
+}

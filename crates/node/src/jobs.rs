@@ -1,0 +1,83 @@
+//! Background jobs: deciding delayed bets, publishing Raft gauges, metric upkeep.
+//!
+//! Each job is a loop that ends when the shutdown signal fires. Only the leader submits
+//! `ResolvePending`; the ledger decides each delayed bet by the timestamp the leader stamps
+//! on that command, so a slow timer delays decisions but can never accept a bet that the
+//! market state at that timestamp refuses.
+
+use crate::App;
+use paddock_consensus::Role;
+use paddock_ledger::Command;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Starts every job; they stop when `stop` turns true.
+pub(crate) fn spawn_all(app: App, stop: watch::Receiver<bool>) {
+    tokio::spawn(resolve_pending(app.clone(), stop.clone()));
+    tokio::spawn(gauges(app.clone(), stop.clone()));
+    tokio::spawn(upkeep(app, stop));
+}
+
+async fn every(
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+    mut tick: impl FnMut() -> futures::future::BoxFuture<'static, ()>,
+) {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => tick().await,
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+async fn resolve_pending(app: App, stop: watch::Receiver<bool>) {
+    every(Duration::from_millis(100), stop, move || {
+        let app = app.clone();
+        Box::pin(async move {
+            if app.consensus.status().role != Role::Leader {
+                return;
+            }
+            let due = app.consensus.read(|d| d.state.pending_due_first());
+            if due.is_some_and(|due| due <= crate::now()) {
+                if let Err(e) = app.consensus.write(Command::ResolvePending).await {
+                    tracing::warn!(error = %e, "could not resolve delayed bets");
+                }
+            }
+        })
+    })
+    .await
+}
+
+async fn gauges(app: App, stop: watch::Receiver<bool>) {
+    // The leader seen at the previous tick, to count leader changes.
+    let state = std::sync::Arc::new(std::sync::Mutex::new(None::<Option<u64>>));
+    every(Duration::from_millis(250), stop, move || {
+        let app = app.clone();
+        let state = state.clone();
+        Box::pin(async move {
+            let status = app.consensus.status();
+            let mut prev = state.lock().expect("gauge state lock");
+            crate::metrics::publish_raft(&status, &mut prev);
+        })
+    })
+    .await
+}
+
+async fn upkeep(app: App, stop: watch::Receiver<bool>) {
+    every(Duration::from_secs(5), stop, move || {
+        let app = app.clone();
+        Box::pin(async move {
+            app.metrics.run_upkeep();
+            if let Some(limiter) = &app.limiter {
+                limiter.retain_recent();
+            }
+        })
+    })
+    .await
+}

@@ -1,0 +1,229 @@
+//! The Paddock server: one process of a cluster.
+//!
+//! # Layout
+//! - [`config`]: the node's configuration (TOML and defaults).
+//! - `routes`: HTTP handlers; `extract`: request decoding and error responses.
+//! - `stream`: server-sent event streams; `jobs`: background loops; `metrics`: Prometheus.
+//! - This file: [`run`], which wires storage, consensus, HTTP and jobs together and shuts
+//!   them down in order.
+//!
+//! # Architecture invariants
+//! - This is the only crate that reads the system clock (it stamps leader timestamps through
+//!   the clock it hands to consensus) or owns the public sockets.
+//! - Any node accepts any request; a follower forwards writes to the leader.
+//! - Overload is refused before work is done: a concurrency limit with load shedding answers
+//!   503 with `Retry-After` at once, and a per-client rate limit answers 429.
+
+pub mod config;
+mod extract;
+mod jobs;
+mod metrics;
+mod routes;
+mod stream;
+
+pub use config::NodeConfig;
+
+use anyhow::Context;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use governor::{DefaultKeyedRateLimiter, Quota};
+use paddock_api::{ApiError, ErrorCode};
+use paddock_consensus::{Consensus, ConsensusConfig, Timing};
+use paddock_ledger::TimestampMs;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceBuilder;
+
+/// The system clock as UTC milliseconds: the only clock reading in Paddock.
+pub fn now() -> TimestampMs {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    TimestampMs(since.as_millis() as u64)
+}
+
+/// Shared state of the HTTP layer.
+#[derive(Clone)]
+pub(crate) struct App {
+    inner: Arc<AppInner>,
+}
+
+pub(crate) struct AppInner {
+    consensus: Consensus,
+    config: NodeConfig,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Set at the start of shutdown so readiness fails first and the balancer drains us.
+    shutting_down: AtomicBool,
+}
+
+impl std::ops::Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.inner
+    }
+}
+
+impl App {
+    fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+async fn overloaded(_: tower::BoxError) -> Response {
+    ::metrics::counter!("paddock_http_shed_total").increment(1);
+    extract::Failure(ApiError::new(ErrorCode::Overloaded, "the node is at capacity; retry shortly").retry_after(1))
+        .into_response()
+}
+
+async fn rate_limit(State(app): State<App>, request: Request, next: Next) -> Response {
+    if let Some(limiter) = &app.limiter {
+        let client = request
+            .headers()
+            .get("x-client-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(64).collect::<String>())
+            .or_else(|| request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()))
+            .unwrap_or_default();
+        if let Err(not_until) = limiter.check_key(&client) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            ::metrics::counter!("paddock_http_rate_limited_total").increment(1);
+            let seconds = wait.as_secs().max(1) as u32;
+            return extract::Failure(
+                ApiError::new(ErrorCode::RateLimited, "too many requests from this client").retry_after(seconds),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn router(app: App) -> Router {
+    use routes::*;
+    let api = Router::new()
+        .route("/v1/accounts", post(open_account))
+        .route("/v1/accounts/{account_id}", get(get_account))
+        .route("/v1/accounts/{account_id}/deposits", post(deposit))
+        .route("/v1/accounts/{account_id}/withdrawals", post(withdraw))
+        .route("/v1/accounts/{account_id}/limits", put(set_limit))
+        .route("/v1/accounts/{account_id}/exclusions", post(exclude))
+        .route("/v1/accounts/{account_id}/bets", get(account_bets))
+        .route("/v1/bets", post(place_bet))
+        .route("/v1/bets/{bet_id}", get(get_bet))
+        .route("/v1/bets/{bet_id}/cash-out", post(cash_out))
+        .route("/v1/events", post(create_event))
+        .route("/v1/markets", post(create_market).get(list_markets))
+        .route("/v1/markets/{market_id}", get(get_market))
+        .route("/v1/markets/{market_id}/selections/{selection_id}/price", put(set_price))
+        .route("/v1/markets/{market_id}/suspend", post(suspend))
+        .route("/v1/markets/{market_id}/resume", post(resume))
+        .route("/v1/markets/{market_id}/close", post(close))
+        .route("/v1/markets/{market_id}/withdraw-selection", post(withdraw_selection))
+        .route("/v1/markets/{market_id}/settle", post(settle))
+        .route("/v1/markets/{market_id}/resettle", post(resettle))
+        .route("/v1/markets/{market_id}/void", post(void))
+        .route("/v1/stream/prices", get(stream::prices))
+        .route("/v1/stream/accounts/{account_id}/bets", get(stream::account_bets))
+        .route("/v1/audit", get(audit))
+        .route("/v1/cluster", get(cluster))
+        .route("/v1/cluster/state-hash", get(state_hash))
+        .route("/v1/cluster/members", post(add_member))
+        .route("/v1/cluster/members/{node_id}/promote", post(promote_member))
+        .route("/v1/cluster/members/{node_id}/remove", post(remove_member))
+        .route("/v1/cluster/transfer-leader", post(transfer_leader))
+        .route("/v1/openapi.json", get(openapi))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), rate_limit))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .concurrency_limit(app.config.concurrency_limit)
+                .timeout(Duration::from_millis(app.config.write_timeout_ms + 2_000)),
+        )
+        .layer(DefaultBodyLimit::max(app.config.body_limit_bytes));
+    // Health and metrics bypass the limits: a saturated node must still say how it is.
+    Router::new()
+        .merge(api)
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found_fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(metrics::track))
+        .with_state(app)
+}
+
+/// Runs a node until `shutdown` resolves, then drains HTTP, stops Raft and returns.
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    config.validate().map_err(anyhow::Error::msg).context("invalid configuration")?;
+    let metrics = metrics::handle();
+    let http = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http_listen))?;
+    let consensus = Consensus::start(
+        ConsensusConfig {
+            node_id: config.node_id,
+            cluster_id: config.cluster_id.clone(),
+            data_dir: config.data_dir.clone(),
+            peer_listen: config.peer_listen,
+            peer_advertise: config.advertised_peer(),
+            timing: Timing {
+                heartbeat_ms: config.heartbeat_ms,
+                election_min_ms: config.election_timeout_min_ms,
+                election_max_ms: config.election_timeout_max_ms,
+            },
+            snapshot_logs_since_last: config.snapshot_logs_since_last,
+            write_timeout: Duration::from_millis(config.write_timeout_ms),
+        },
+        Arc::new(now),
+    )
+    .await
+    .context("cannot start consensus")?;
+    if config.bootstrap.keys().next() == Some(&config.node_id) {
+        consensus.bootstrap(config.bootstrap.clone()).await.context("cannot bootstrap the cluster")?;
+    }
+    let limiter = NonZeroU32::new(config.rate_limit_per_client_per_s)
+        .map(|rate| DefaultKeyedRateLimiter::keyed(Quota::per_second(rate)));
+    let app = App {
+        inner: Arc::new(AppInner {
+            consensus: consensus.clone(),
+            config: config.clone(),
+            metrics,
+            limiter,
+            shutting_down: AtomicBool::new(false),
+        }),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    jobs::spawn_all(app.clone(), stop_rx);
+    tracing::info!(node = config.node_id, http = %config.http_listen, peer = %config.peer_listen, "node started");
+    let drain = app.clone();
+    let serve = axum::serve(http, router(app).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            drain.shutting_down.store(true, Ordering::SeqCst);
+        });
+    serve.await.context("HTTP server failed")?;
+    let _ = stop_tx.send(true);
+    consensus.shutdown().await;
+    tracing::info!("node stopped");
+    Ok(())
+}
+
+/// Sets up logging: text or JSON lines, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=warn,tower=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}

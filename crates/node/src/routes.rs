@@ -1,0 +1,528 @@
+//! HTTP handlers for `/v1`, health and metrics.
+//!
+//! Writes go through [`Consensus::write`], which forwards to the leader when this node is
+//! not it, so any node answers any request. Reads are linearizable unless the caller asks
+//! for `?consistency=stale`.
+
+use crate::extract::{Body, Failure, IdemKey, Operator, PathParam, QueryParams, ReadOptions};
+use crate::App;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use paddock_api::wire::*;
+use paddock_api::{convert, ApiError, ErrorCode};
+use paddock_consensus::{ReadError, Role, WriteError};
+use paddock_ledger::{AccountId, BetId, Command, Done, MarketId, Outcome, SelectionId};
+
+type Answer<T> = Result<(StatusCode, Json<T>), Failure>;
+
+fn write_failure(e: WriteError) -> Failure {
+    let error = match &e {
+        WriteError::NoLeader => ApiError::new(ErrorCode::Unavailable, e.to_string()).retry_after(1),
+        WriteError::Unknown(_) => ApiError::new(ErrorCode::OutcomeUnknown, e.to_string()).retry_after(1),
+        WriteError::Stopped(_) => ApiError::new(ErrorCode::Unavailable, e.to_string()).retry_after(2),
+        WriteError::Refused(_) => ApiError::new(ErrorCode::BadParameter, e.to_string()),
+    };
+    Failure(error)
+}
+
+/// Replicates a command; a ledger refusal becomes its 4xx.
+pub(crate) async fn submit(app: &App, command: Command) -> Result<(Done, u64), Failure> {
+    let written = app.consensus.write(command).await.map_err(write_failure)?;
+    match written.outcome {
+        Outcome::Done(done) => Ok((done, written.log_index)),
+        Outcome::Rejected(code) => Err(Failure(ApiError::ledger(code))),
+    }
+}
+
+/// Reads the state, linearizably unless the caller accepts a stale read.
+pub(crate) async fn read<T>(
+    app: &App,
+    options: &ReadOptions,
+    f: impl FnOnce(&paddock_ledger::State) -> T,
+) -> Result<T, Failure> {
+    if !options.stale()? {
+        app.consensus.linearize().await.map_err(|e| {
+            let retry = if matches!(e, ReadError::Behind) { 1 } else { 1 };
+            Failure(ApiError::new(ErrorCode::ReadUnavailable, e.to_string()).retry_after(retry))
+        })?;
+    }
+    Ok(app.consensus.read(|d| f(&d.state)))
+}
+
+fn not_found(what: &str) -> Failure {
+    Failure(ApiError::new(ErrorCode::NotFound, format!("no such {what}")))
+}
+
+fn ack(log_index: u64) -> Json<AckBody> {
+    Json(AckBody { log_index })
+}
+
+// ---- accounts ----
+
+pub(crate) async fn open_account(State(app): State<App>, Body(req): Body<OpenAccountRequest>) -> Answer<AccountBody> {
+    let command = convert::open_account(&req)?;
+    submit(&app, command).await?;
+    let view =
+        app.consensus.read(|d| d.state.account(AccountId(req.account_id))).ok_or_else(|| not_found("account"))?;
+    Ok((StatusCode::CREATED, Json(convert::account_body(&view))))
+}
+
+pub(crate) async fn get_account(
+    State(app): State<App>,
+    PathParam(account): PathParam<u64>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Answer<AccountBody> {
+    let view = read(&app, &options, |s| s.account(AccountId(account))).await?.ok_or_else(|| not_found("account"))?;
+    Ok((StatusCode::OK, Json(convert::account_body(&view))))
+}
+
+async fn transfer(app: App, account: u64, req: AmountRequest, key: IdemKey, deposit: bool) -> Answer<BalanceBody> {
+    match submit(&app, convert::transfer(account, &req, key.0, deposit)).await?.0 {
+        Done::Transferred { account, balance } => {
+            Ok((StatusCode::OK, Json(BalanceBody { account_id: account.0, balance_minor: balance.minor() })))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+pub(crate) async fn deposit(
+    State(app): State<App>,
+    PathParam(account): PathParam<u64>,
+    key: IdemKey,
+    Body(req): Body<AmountRequest>,
+) -> Answer<BalanceBody> {
+    transfer(app, account, req, key, true).await
+}
+
+pub(crate) async fn withdraw(
+    State(app): State<App>,
+    PathParam(account): PathParam<u64>,
+    key: IdemKey,
+    Body(req): Body<AmountRequest>,
+) -> Answer<BalanceBody> {
+    transfer(app, account, req, key, false).await
+}
+
+pub(crate) async fn set_limit(
+    State(app): State<App>,
+    PathParam(account): PathParam<u64>,
+    Body(req): Body<LimitRequest>,
+) -> Answer<AckBody> {
+    let (_, index) = submit(&app, convert::limit(account, &req)?).await?;
+    Ok((StatusCode::OK, ack(index)))
+}
+
+pub(crate) async fn exclude(
+    State(app): State<App>,
+    PathParam(account): PathParam<u64>,
+    Body(req): Body<ExclusionRequest>,
+) -> Answer<AckBody> {
+    let (_, index) = submit(&app, convert::exclusion(account, &req)?).await?;
+    Ok((StatusCode::OK, ack(index)))
+}
+
+pub(crate) async fn account_bets(
+    State(app): State<App>,
+    PathParam(account): PathParam<u64>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Answer<Vec<BetBody>> {
+    let bets = read(&app, &options, |s| s.account(AccountId(account)).map(|_| s.bets_of(AccountId(account)))).await?;
+    let bets = bets.ok_or_else(|| not_found("account"))?;
+    Ok((StatusCode::OK, Json(bets.iter().map(convert::bet_body).collect())))
+}
+
+// ---- bets ----
+
+pub(crate) async fn place_bet(
+    State(app): State<App>,
+    key: IdemKey,
+    Body(req): Body<PlaceBetRequest>,
+) -> Answer<PlacedBody> {
+    let command = convert::place_bet(&req, key.0)?;
+    let result = submit(&app, command).await;
+    let (done, log_index) = match result {
+        Ok(ok) => ok,
+        Err(Failure(e)) => {
+            if let ErrorCode::Ledger(code) = e.code {
+                metrics::counter!("paddock_bets_total", "result" => "rejected", "code" => code.as_str()).increment(1);
+            }
+            return Err(Failure(e));
+        }
+    };
+    let body = match done {
+        Done::BetAccepted { bet, odds, stake, balance } => {
+            metrics::counter!("paddock_bets_total", "result" => "accepted", "code" => "ok").increment(1);
+            PlacedBody {
+                bet_id: bet.0,
+                status: "accepted".into(),
+                odds: odds.into_iter().map(convert::odds_body).collect(),
+                stake_minor: stake.minor(),
+                balance_minor: balance.minor(),
+                log_index,
+            }
+        }
+        Done::BetPending { bet, stake, balance } => {
+            metrics::counter!("paddock_bets_total", "result" => "pending", "code" => "ok").increment(1);
+            PlacedBody {
+                bet_id: bet.0,
+                status: "pending".into(),
+                odds: Vec::new(),
+                stake_minor: stake.minor(),
+                balance_minor: balance.minor(),
+                log_index,
+            }
+        }
+        other => return Err(unexpected(other)),
+    };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub(crate) async fn get_bet(
+    State(app): State<App>,
+    PathParam(bet): PathParam<u64>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Answer<BetBody> {
+    let view = read(&app, &options, |s| s.bet(BetId(bet))).await?.ok_or_else(|| not_found("bet"))?;
+    Ok((StatusCode::OK, Json(convert::bet_body(&view))))
+}
+
+pub(crate) async fn cash_out(
+    State(app): State<App>,
+    PathParam(bet): PathParam<u64>,
+    key: IdemKey,
+    Body(req): Body<CashOutRequest>,
+) -> Answer<CashedOutBody> {
+    match submit(&app, convert::cash_out(bet, &req, key.0)).await?.0 {
+        Done::CashOut { bet, pending, balance } => {
+            Ok((StatusCode::OK, Json(CashedOutBody { bet_id: bet.0, pending, balance_minor: balance.minor() })))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+// ---- catalogue (operator) ----
+
+pub(crate) async fn create_event(
+    State(app): State<App>,
+    Operator(actor): Operator,
+    Body(req): Body<CreateEventRequest>,
+) -> Answer<AckBody> {
+    let (_, index) = submit(&app, convert::create_event(&req, actor)).await?;
+    Ok((StatusCode::CREATED, ack(index)))
+}
+
+pub(crate) async fn create_market(
+    State(app): State<App>,
+    Operator(actor): Operator,
+    Body(req): Body<CreateMarketRequest>,
+) -> Answer<AckBody> {
+    let (_, index) = submit(&app, convert::create_market(&req, actor)?).await?;
+    Ok((StatusCode::CREATED, ack(index)))
+}
+
+pub(crate) async fn list_markets(
+    State(app): State<App>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Answer<Vec<MarketBody>> {
+    let markets =
+        read(&app, &options, |s| s.market_ids().into_iter().filter_map(|m| s.market(m)).collect::<Vec<_>>()).await?;
+    Ok((StatusCode::OK, Json(markets.iter().map(convert::market_body).collect())))
+}
+
+pub(crate) async fn get_market(
+    State(app): State<App>,
+    PathParam(market): PathParam<u64>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Answer<MarketBody> {
+    let view = read(&app, &options, |s| s.market(MarketId(market))).await?.ok_or_else(|| not_found("market"))?;
+    Ok((StatusCode::OK, Json(convert::market_body(&view))))
+}
+
+pub(crate) async fn set_price(
+    State(app): State<App>,
+    _operator: Operator,
+    PathParam((market, selection)): PathParam<(u64, u64)>,
+    Body(req): Body<PriceRequest>,
+) -> Answer<AckBody> {
+    let command = Command::SetPrice {
+        market: MarketId(market),
+        selection: SelectionId(selection),
+        odds: convert::odds(&req.odds)?,
+    };
+    let (_, index) = submit(&app, command).await?;
+    Ok((StatusCode::OK, ack(index)))
+}
+
+pub(crate) async fn suspend(
+    State(app): State<App>,
+    Operator(actor): Operator,
+    PathParam(market): PathParam<u64>,
+    Body(req): Body<ReasonRequest>,
+) -> Answer<AckBody> {
+    let (_, index) =
+        submit(&app, Command::SuspendMarket { market: MarketId(market), reason: req.reason, actor }).await?;
+    Ok((StatusCode::OK, ack(index)))
+}
+
+pub(crate) async fn resume(
+    State(app): State<App>,
+    Operator(actor): Operator,
+    PathParam(market): PathParam<u64>,
+    Body(_req): Body<ReasonRequest>,
+) -> Answer<AckBody> {
+    let (_, index) = submit(&app, Command::ResumeMarket { market: MarketId(market), actor }).await?;
+    Ok((StatusCode::OK, ack(index)))
+}
+
+pub(crate) async fn close(
+    State(app): State<App>,
+    Operator(actor): Operator,
+    PathParam(market): PathParam<u64>,
+    Body(_req): Body<ReasonRequest>,
+) -> Answer<AckBody> {
+    let (_, index) = submit(&app, Command::CloseMarket { market: MarketId(market), actor }).await?;
+    Ok((StatusCode::OK, ack(index)))
+}
+
+pub(crate) async fn withdraw_selection(
+    State(app): State<App>,
+    Operator(actor): Operator,
+    PathParam(market): PathParam<u64>,
+    Body(req): Body<WithdrawSelectionRequest>,
+) -> Answer<AckBody> {
+    let command = Command::WithdrawSelection {
+        market: MarketId(market),
+        selection: SelectionId(req.selection_id),
+        deduction_pence: req.deduction_pence,
+        actor,
+    };
+    let (_, index) = submit(&app, command).await?;
+    Ok((StatusCode::OK, ack(index)))
+}
+
+fn settled(done: Done) -> Answer<SettledBody> {
+    match done {
+        Done::Settled { market, result_version, bets_settled } => {
+            Ok((StatusCode::OK, Json(SettledBody { market_id: market.0, result_version, bets_settled })))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+pub(crate) async fn settle(
+    State(app): State<App>,
+    Operator(actor): Operator,
+    PathParam(market): PathParam<u64>,
+    Body(req): Body<SettleRequest>,
+) -> Answer<SettledBody> {
+    let results = convert::results(&req)?;
+    settled(submit(&app, Command::SettleMarket { market: MarketId(market), results, actor }).await?.0)
+}
+
+pub(crate) async fn resettle(
+    State(app): State<App>,
+    Operator(actor): Operator,
+    PathParam(market): PathParam<u64>,
+    Body(req): Body<SettleRequest>,
+) -> Answer<SettledBody> {
+    let results = convert::results(&req)?;
+    settled(
+        submit(&app, Command::ResettleMarket { market: MarketId(market), results, reason: req.reason, actor }).await?.0,
+    )
+}
+
+pub(crate) async fn void(
+    State(app): State<App>,
+    Operator(actor): Operator,
+    PathParam(market): PathParam<u64>,
+    Body(req): Body<ReasonRequest>,
+) -> Answer<SettledBody> {
+    settled(submit(&app, Command::VoidMarket { market: MarketId(market), reason: req.reason, actor }).await?.0)
+}
+
+/// Audit export, paged by sequence number.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    #[serde(default)]
+    from: u64,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    consistency: Option<String>,
+}
+
+pub(crate) async fn audit(
+    State(app): State<App>,
+    QueryParams(q): QueryParams<AuditQuery>,
+) -> Answer<Vec<AuditRecordBody>> {
+    let options = ReadOptions { consistency: q.consistency.clone() };
+    let limit = q.limit.unwrap_or(1000).min(10_000);
+    let records = read(&app, &options, |s| {
+        s.audit()
+            .records()
+            .iter()
+            .skip(usize::try_from(q.from).unwrap_or(usize::MAX))
+            .take(limit)
+            .map(|r| AuditRecordBody {
+                seq: r.seq,
+                log_index: r.log_index,
+                at_ms: r.at.0,
+                actor: r.actor.0.clone(),
+                event: format!("{:?}", r.event),
+                prev_hash: convert::hex(&r.prev_hash),
+                hash: convert::hex(&r.hash),
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    Ok((StatusCode::OK, Json(records)))
+}
+
+// ---- cluster ----
+
+pub(crate) async fn cluster(State(app): State<App>) -> Answer<ClusterBody> {
+    let s = app.consensus.status();
+    let role = match s.role {
+        Role::Leader => "leader",
+        Role::Follower => "follower",
+        Role::Candidate => "candidate",
+        Role::Learner => "learner",
+        Role::Shutdown => "shutdown",
+    };
+    Ok((
+        StatusCode::OK,
+        Json(ClusterBody {
+            node_id: s.node_id,
+            cluster_id: s.cluster_id,
+            role: role.into(),
+            term: s.term,
+            leader_id: s.leader,
+            last_log_index: s.last_log_index,
+            commit_index: s.commit_index,
+            applied_index: s.applied_index,
+            snapshot_index: s.snapshot_index,
+            members: s
+                .members
+                .into_iter()
+                .map(|m| MemberBody {
+                    node_id: m.id,
+                    peer_addr: m.addr,
+                    voter: m.voter,
+                    matched_index: m.matched_index,
+                    lag: m.lag,
+                })
+                .collect(),
+        }),
+    ))
+}
+
+pub(crate) async fn state_hash(State(app): State<App>) -> Answer<StateHashBody> {
+    let body = app.consensus.read(|d| StateHashBody {
+        applied_index: d.last_applied.map_or(0, |l| l.index),
+        state_hash: d.state.state_hash().to_string(),
+        bets: d.state.bet_count() as u64,
+        accounts: d.state.account_count() as u64,
+    });
+    Ok((StatusCode::OK, Json(body)))
+}
+
+fn membership_failure(e: WriteError) -> Failure {
+    write_failure(e)
+}
+
+pub(crate) async fn add_member(
+    State(app): State<App>,
+    _operator: Operator,
+    Body(req): Body<AddMemberRequest>,
+) -> Answer<AckBody> {
+    app.consensus.add_learner(req.node_id, req.peer_addr).await.map_err(membership_failure)?;
+    Ok((StatusCode::OK, ack(app.consensus.status().last_log_index)))
+}
+
+pub(crate) async fn promote_member(
+    State(app): State<App>,
+    _operator: Operator,
+    PathParam(node): PathParam<u64>,
+) -> Answer<AckBody> {
+    app.consensus.promote(node).await.map_err(membership_failure)?;
+    Ok((StatusCode::OK, ack(app.consensus.status().last_log_index)))
+}
+
+pub(crate) async fn remove_member(
+    State(app): State<App>,
+    _operator: Operator,
+    PathParam(node): PathParam<u64>,
+) -> Answer<AckBody> {
+    app.consensus.remove(node).await.map_err(membership_failure)?;
+    Ok((StatusCode::OK, ack(app.consensus.status().last_log_index)))
+}
+
+pub(crate) async fn transfer_leader(
+    State(app): State<App>,
+    _operator: Operator,
+    Body(req): Body<TransferLeaderRequest>,
+) -> Answer<AckBody> {
+    app.consensus.transfer_leader(req.node_id).await.map_err(membership_failure)?;
+    Ok((StatusCode::OK, ack(app.consensus.status().last_log_index)))
+}
+
+// ---- infrastructure ----
+
+pub(crate) async fn openapi() -> Response {
+    Json(paddock_api::openapi::document()).into_response()
+}
+
+pub(crate) async fn live() -> Response {
+    (StatusCode::OK, Json(serde_json::json!({ "status": "live" }))).into_response()
+}
+
+/// Ready = a member of a cluster with a known leader, caught up within the configured bound,
+/// and not shutting down. This is what a load balancer keys on.
+pub(crate) async fn ready(State(app): State<App>) -> Response {
+    let s = app.consensus.status();
+    let lag = s.commit_index.saturating_sub(s.applied_index);
+    let reason = if app.shutting_down() {
+        Some("shutting down".to_string())
+    } else if s.members.iter().all(|m| m.id != s.node_id) {
+        Some("not a member of a cluster".into())
+    } else if s.leader.is_none() {
+        Some("no known leader".into())
+    } else if !matches!(s.role, Role::Leader | Role::Follower | Role::Learner) {
+        Some(format!("role is {:?}", s.role))
+    } else if lag > app.config.ready_lag_entries_max {
+        Some(format!("applied index {} is {lag} behind commit {}", s.applied_index, s.commit_index))
+    } else {
+        None
+    };
+    match reason {
+        None => (StatusCode::OK, Json(serde_json::json!({ "status": "ready", "leader_id": s.leader }))).into_response(),
+        Some(reason) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "not_ready", "reason": reason })))
+                .into_response()
+        }
+    }
+}
+
+pub(crate) async fn metrics_text(State(app): State<App>) -> Response {
+    let mut previous = None;
+    crate::metrics::publish_raft(&app.consensus.status(), &mut previous);
+    ([("content-type", "text/plain; version=0.0.4")], app.metrics.render()).into_response()
+}
+
+pub(crate) async fn not_found_fallback() -> Failure {
+    Failure(ApiError::new(ErrorCode::NotFound, "no such route; see /v1/openapi.json"))
+}
+
+pub(crate) async fn method_not_allowed() -> Failure {
+    Failure(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route; see /v1/openapi.json"))
+}
+
+fn unexpected(done: Done) -> Failure {
+    // The ledger answered a command with another command's kind of answer: a bug, but one
+    // that must not take the node down mid-request; it is logged and reported as unknown.
+    tracing::error!(?done, "unexpected ledger answer");
+    Failure(ApiError::new(ErrorCode::OutcomeUnknown, "unexpected answer from the ledger"))
+}

@@ -1,0 +1,129 @@
+//! Live streams as server-sent events: price and market changes, and one account's bets.
+//!
+//! Both follow the commands this node applies, so a client connected to any node sees every
+//! change in log order. A client that falls too far behind is told (`lagged`) and should
+//! re-read the resource and reconnect.
+
+use crate::extract::{Failure, PathParam};
+use crate::App;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use paddock_api::convert;
+use paddock_consensus::AppliedEvent;
+use paddock_ledger::{AccountId, BetId, Command, Done, MarketId, Outcome};
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+fn json_event(name: &str, value: &impl serde::Serialize) -> Event {
+    Event::default().event(name).json_data(value).unwrap_or_else(|_| Event::default().event("error"))
+}
+
+fn market_of(command: &Command) -> Option<MarketId> {
+    match command {
+        Command::SetPrice { market, .. }
+        | Command::SuspendMarket { market, .. }
+        | Command::ResumeMarket { market, .. }
+        | Command::CloseMarket { market, .. }
+        | Command::WithdrawSelection { market, .. }
+        | Command::SettleMarket { market, .. }
+        | Command::ResettleMarket { market, .. }
+        | Command::VoidMarket { market, .. }
+        | Command::CreateMarket { market, .. } => Some(*market),
+        _ => None,
+    }
+}
+
+/// `GET /v1/stream/prices`: the market after each price or status change.
+pub(crate) async fn prices(State(app): State<App>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut rx = app.consensus.subscribe();
+    let stream = async_stream(move |tx| async move {
+        loop {
+            let event: Arc<AppliedEvent> = match rx.recv().await {
+                Ok(e) => e,
+                Err(RecvError::Lagged(n)) => {
+                    let _ = tx.send(json_event("lagged", &serde_json::json!({ "missed": n }))).await;
+                    continue;
+                }
+                Err(RecvError::Closed) => break,
+            };
+            let Outcome::Done(_) = &event.outcome else { continue };
+            let Some(market) = market_of(&event.command) else { continue };
+            let Some(view) = app.consensus.read(|d| d.state.market(market)) else { continue };
+            let mut body = serde_json::to_value(convert::market_body(&view)).unwrap_or_default();
+            body["log_index"] = event.index.into();
+            if tx.send(json_event("market", &body)).await.is_err() {
+                break;
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// `GET /v1/stream/accounts/{account_id}/bets`: each of the account's bets after it changes.
+pub(crate) async fn account_bets(
+    State(app): State<App>,
+    PathParam(account): PathParam<u64>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Failure> {
+    let account = AccountId(account);
+    let mut rx = app.consensus.subscribe();
+    let mut watched: BTreeSet<BetId> = app
+        .consensus
+        .read(|d| d.state.account(account).map(|_| d.state.bets_of(account).iter().map(|b| b.bet).collect()))
+        .ok_or_else(|| Failure(paddock_api::ApiError::new(paddock_api::ErrorCode::NotFound, "no such account")))?;
+    let stream = async_stream(move |tx| async move {
+        loop {
+            let event = match rx.recv().await {
+                Ok(e) => e,
+                Err(RecvError::Lagged(n)) => {
+                    let _ = tx.send(json_event("lagged", &serde_json::json!({ "missed": n }))).await;
+                    continue;
+                }
+                Err(RecvError::Closed) => break,
+            };
+            let changed: Vec<BetId> = match (&event.command, &event.outcome) {
+                (Command::PlaceBet(p), Outcome::Done(Done::BetAccepted { bet, .. } | Done::BetPending { bet, .. }))
+                    if p.account == account =>
+                {
+                    watched.insert(*bet);
+                    vec![*bet]
+                }
+                (Command::CashOut { account: a, bet, .. }, Outcome::Done(_)) if *a == account => vec![*bet],
+                // Settlement and delayed decisions can touch any watched bet: re-read them.
+                (
+                    Command::SettleMarket { .. }
+                    | Command::ResettleMarket { .. }
+                    | Command::VoidMarket { .. }
+                    | Command::ResolvePending,
+                    Outcome::Done(_),
+                ) => watched.iter().copied().collect(),
+                _ => continue,
+            };
+            let bodies: Vec<_> = app
+                .consensus
+                .read(|d| changed.iter().filter_map(|b| d.state.bet(*b)).map(|v| convert::bet_body(&v)).collect());
+            for body in bodies {
+                let mut value = serde_json::to_value(&body).unwrap_or_default();
+                value["log_index"] = event.index.into();
+                if tx.send(json_event("bet", &value)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// A stream fed by a task through a bounded channel; the task ends when the client leaves.
+fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(producer(tx));
+    futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok)
+}
