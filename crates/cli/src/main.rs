@@ -3,9 +3,11 @@
 //! # Layout
 //! - `start`: run a node (this module).
 //! - `demo`: a local 3-node cluster with sample markets and betting ([`demo`]).
+//! - `load`: open-loop load generation with HDR histograms ([`load`]).
 //! - `status`, `members`, `transfer-leader`: operate a running cluster over HTTP.
 
 mod demo;
+mod load;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -29,6 +31,8 @@ enum Cmd {
     Start(StartArgs),
     /// Start a local 3-node cluster with sample markets and a light betting flow.
     Demo(demo::DemoArgs),
+    /// Open-loop load: a mix of bets, deposits, reads and settlements at a target rate.
+    Load(load::LoadArgs),
     /// Print a node's view of the cluster.
     Status {
         /// Node URL.
@@ -225,6 +229,7 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Start(args) => start(args),
         Cmd::Demo(args) => demo::run(args),
+        Cmd::Load(args) => load::run(args),
         other => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async move {
@@ -244,7 +249,7 @@ fn main() -> Result<()> {
                             serde_json::to_value(operator_client(&node, &operator).remove_member(id).await?)?
                         }
                     },
-                    Cmd::Start(_) | Cmd::Demo(_) => unreachable!("handled above"),
+                    Cmd::Start(_) | Cmd::Demo(_) | Cmd::Load(_) => unreachable!("handled above"),
                 };
                 println!("{}", serde_json::to_string_pretty(&value)?);
                 Ok(())

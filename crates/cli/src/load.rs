@@ -1,0 +1,462 @@
+//! `paddock load`: an open-loop load generator.
+//!
+//! Requests are *scheduled* at the target rate whatever the answers do, and each latency is
+//! measured from its scheduled start, so a stalled server shows up as latency rather than as
+//! a politely slower client (coordinated omission). At most `--concurrency` requests are in
+//! flight; a request that cannot start on time because of that cap is counted as
+//! `client_saturated` and not sent.
+//!
+//! The run is bounded by `--duration-s` and stops by itself; the set-up (accounts, markets)
+//! uses ids derived from a run id so that runs against the same cluster do not collide.
+
+use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
+use paddock_api::wire::*;
+use paddock_client::{Client, ClientError, RetryPolicy};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `paddock load` flags.
+#[derive(clap::Args, Clone, Debug)]
+pub struct LoadArgs {
+    /// Node URLs (comma-separated); requests rotate over them.
+    #[arg(long, default_value = "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003")]
+    pub nodes: String,
+    /// Requests per second to schedule.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u32,
+    /// Length of the measured run.
+    #[arg(long, default_value_t = 10)]
+    pub duration_s: u64,
+    /// Most requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Operation mix as name=weight pairs; names: single, accumulator, trixie, each_way,
+    /// deposit, read, settle.
+    #[arg(long, default_value = "single=60,accumulator=10,trixie=5,each_way=5,deposit=10,read=9,settle=1")]
+    pub mix: String,
+    /// Accounts to create and spread bets over.
+    #[arg(long, default_value_t = 1000)]
+    pub accounts: u64,
+    /// Markets to create (each on its own event).
+    #[arg(long, default_value_t = 50)]
+    pub markets: u64,
+    /// Per-request timeout.
+    #[arg(long, default_value_t = 5_000)]
+    pub timeout_ms: u64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report: Option<std::path::PathBuf>,
+    /// Client id sent as X-Client-Id (per-client rate limits key on it).
+    #[arg(long, default_value = "load")]
+    pub client_id: String,
+    /// No progress bar (for logs and CI).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Op {
+    Single,
+    Accumulator,
+    Trixie,
+    EachWay,
+    Deposit,
+    Read,
+    Settle,
+}
+
+fn parse_mix(text: &str) -> Result<Vec<(Op, u32)>> {
+    let mut out = Vec::new();
+    for pair in text.split(',').filter(|p| !p.is_empty()) {
+        let (name, weight) = pair.split_once('=').with_context(|| format!("mix entry {pair:?} is not name=weight"))?;
+        let op = match name.trim() {
+            "single" => Op::Single,
+            "accumulator" => Op::Accumulator,
+            "trixie" => Op::Trixie,
+            "each_way" => Op::EachWay,
+            "deposit" => Op::Deposit,
+            "read" => Op::Read,
+            "settle" => Op::Settle,
+            other => bail!("unknown operation {other:?} in --mix"),
+        };
+        let weight: u32 = weight.trim().parse().with_context(|| format!("bad weight in {pair:?}"))?;
+        if weight > 0 {
+            out.push((op, weight));
+        }
+    }
+    if out.is_empty() {
+        bail!("--mix has no operation with a positive weight");
+    }
+    Ok(out)
+}
+
+/// The JSON report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Requests per second asked for.
+    pub target_rate: u32,
+    /// Measured run length.
+    pub duration_s: f64,
+    /// Requests scheduled.
+    pub scheduled: u64,
+    /// Answered with success.
+    pub ok: u64,
+    /// Successful requests per second.
+    pub ok_per_s: f64,
+    /// Accepted bets per second.
+    pub bets_accepted_per_s: f64,
+    /// Latency of successful requests, ms.
+    pub latency_ms: Percentiles,
+    /// Latency of successful bet placements, ms.
+    pub bet_latency_ms: Percentiles,
+    /// Errors by code (`transport`, `client_saturated`, or the API's code).
+    pub errors: BTreeMap<String, u64>,
+    /// Successes per operation.
+    pub ok_by_op: BTreeMap<String, u64>,
+}
+
+/// Latency percentiles.
+#[derive(Debug, Serialize, Default)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th.
+    pub p90: f64,
+    /// 99th.
+    pub p99: f64,
+    /// 99.9th.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+    /// Samples.
+    pub count: u64,
+}
+
+fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    let ms = |us: u64| us as f64 / 1000.0;
+    Percentiles {
+        p50: ms(h.value_at_quantile(0.5)),
+        p90: ms(h.value_at_quantile(0.9)),
+        p99: ms(h.value_at_quantile(0.99)),
+        p999: ms(h.value_at_quantile(0.999)),
+        max: ms(h.max()),
+        count: h.len(),
+    }
+}
+
+struct Tally {
+    all: Histogram<u64>,
+    bets: Histogram<u64>,
+    errors: BTreeMap<String, u64>,
+    ok_by_op: BTreeMap<String, u64>,
+    ok: u64,
+    bets_accepted: u64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        let h = || Histogram::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds");
+        Tally { all: h(), bets: h(), errors: BTreeMap::new(), ok_by_op: BTreeMap::new(), ok: 0, bets_accepted: 0 }
+    }
+}
+
+/// Ids this run uses.
+#[derive(Clone, Copy)]
+struct Space {
+    run: u64,
+    accounts: u64,
+    markets: u64,
+}
+
+impl Space {
+    fn account(&self, i: u64) -> u64 {
+        self.run * 10_000_000 + i % self.accounts
+    }
+    fn market(&self, i: u64) -> u64 {
+        self.run * 10_000_000 + i
+    }
+    fn selection(&self, market: u64, s: u64) -> u64 {
+        market * 10 + s
+    }
+}
+
+fn market_request(space: &Space, i: u64) -> (CreateEventRequest, CreateMarketRequest) {
+    let m = space.market(i);
+    let event = CreateEventRequest {
+        event_id: m,
+        name: format!("load event {i}"),
+        sport: "racing".into(),
+        competition: "load".into(),
+        starts_at_ms: 4_000_000_000_000,
+    };
+    let market = CreateMarketRequest {
+        market_id: m,
+        event_id: m,
+        name: format!("load market {i}"),
+        currency: "GBP".into(),
+        selections: (1..=4).map(|s| NewSelectionBody { selection_id: space.selection(m, s), name: format!("runner {s}"), odds: "3/1".into() }).collect(),
+        rules: MarketRulesBody {
+            stake_min_minor: 1,
+            stake_max_minor: 1_000_000,
+            payout_max_minor: 1_000_000_000,
+            liability_max_minor: i64::MAX / 4,
+            bet_delay_ms: 0,
+            closes_at_ms: None,
+            each_way: Some(EachWayBody { fraction: "1/4".into(), places: 3 }),
+        },
+    };
+    (event, market)
+}
+
+async fn setup(client: &Client, space: &Space) -> Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..space.markets {
+        let (client, space) = (client.clone(), *space);
+        tasks.spawn(async move {
+            let (event, market) = market_request(&space, i);
+            client.create_event(&event).await?;
+            client.create_market(&market).await?;
+            Ok::<_, ClientError>(())
+        });
+        if tasks.len() >= 16 {
+            tasks.join_next().await.expect("a task")?.context("creating markets")?;
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        r?.context("creating markets")?;
+    }
+    for i in 0..space.accounts {
+        let (client, space) = (client.clone(), *space);
+        tasks.spawn(async move {
+            let account = space.account(i);
+            client.open_account(account, "GBP").await?;
+            client.deposit(account, 1_000_000_000, &format!("load-{}-seed-{account}", space.run)).await?;
+            Ok::<_, ClientError>(())
+        });
+        if tasks.len() >= 32 {
+            tasks.join_next().await.expect("a task")?.context("opening accounts")?;
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        r?.context("opening accounts")?;
+    }
+    Ok(())
+}
+
+/// A tiny deterministic generator (xorshift) for choosing operations and ids.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn leg(space: &Space, market_index: u64, s: u64) -> LegBody {
+    let m = space.market(market_index);
+    LegBody { market_id: m, selection_id: space.selection(m, 1 + s % 4), odds: "3/1".into() }
+}
+
+async fn one(client: &Client, space: &Space, op: Op, n: u64, seed: u64, live_markets: &Mutex<(u64, u64)>) -> Result<(), ClientError> {
+    let mut dice = Dice(seed | 1);
+    let account = space.account(dice.below(space.accounts));
+    let (first, next) = *live_markets.lock().expect("market window lock");
+    let pick = |dice: &mut Dice| first + dice.below(next - first);
+    let key = format!("load-{}-{n}", space.run);
+    let bet = |bet_type: &str, legs: Vec<LegBody>, each_way: bool| PlaceBetRequest {
+        account_id: account,
+        bet_type: bet_type.into(),
+        k: None,
+        legs,
+        stake_per_line_minor: 100,
+        each_way,
+        odds_policy: "any".into(),
+    };
+    match op {
+        Op::Single => client.place_bet(&bet("single", vec![leg(space, pick(&mut dice), dice.next())], false), &key).await.map(drop),
+        Op::EachWay => client.place_bet(&bet("single", vec![leg(space, pick(&mut dice), dice.next())], true), &key).await.map(drop),
+        Op::Accumulator | Op::Trixie => {
+            let legs_n = if op == Op::Trixie { 3 } else { 2 + dice.below(3) };
+            let mut markets: Vec<u64> = Vec::new();
+            while (markets.len() as u64) < legs_n.min(next - first) {
+                let m = pick(&mut dice);
+                if !markets.contains(&m) {
+                    markets.push(m);
+                }
+            }
+            let legs = markets.iter().map(|m| leg(space, *m, dice.next())).collect::<Vec<_>>();
+            let kind = if op == Op::Trixie && legs.len() == 3 { "trixie" } else if legs.len() >= 2 { "accumulator" } else { "single" };
+            client.place_bet(&bet(kind, legs, false), &key).await.map(drop)
+        }
+        Op::Deposit => client.deposit(account, 1_000, &key).await.map(drop),
+        Op::Read => client.account(account).await.map(drop),
+        Op::Settle => {
+            // Retire the oldest market: settle it and open a replacement, so the window of
+            // live markets keeps its size. One settlement at a time keeps the window dense.
+            static SETTLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+            let _one_at_a_time = SETTLING.lock().await;
+            let (oldest, replacement) = {
+                let mut w = live_markets.lock().expect("market window lock");
+                if w.1 - w.0 <= 3 {
+                    return Ok(());
+                }
+                let old = w.0;
+                w.0 += 1;
+                (old, w.1)
+            };
+            let (event, market) = market_request(space, replacement);
+            client.create_event(&event).await?;
+            client.create_market(&market).await?;
+            live_markets.lock().expect("market window lock").1 += 1;
+            let results = SettleRequest {
+                results: vec![SelectionResultBody { selection_id: space.selection(space.market(oldest), 1), win: "win".into(), place: None }],
+                reason: String::new(),
+            };
+            client.settle(space.market(oldest), &results, false).await.map(drop)
+        }
+    }
+}
+
+/// Runs the load and returns the report.
+pub async fn run_load(args: &LoadArgs) -> Result<Report> {
+    let mix = parse_mix(&args.mix)?;
+    let nodes: Vec<String> = args.nodes.split(',').map(|s| s.trim().trim_end_matches('/').to_string()).filter(|s| !s.is_empty()).collect();
+    let setup_client = Client::new(nodes.clone(), Duration::from_secs(10)).with_operator("load");
+    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 100_000 + 1;
+    let space = Space { run, accounts: args.accounts.max(1), markets: args.markets.max(4) };
+    let started_setup = Instant::now();
+    setup(&setup_client, &space).await?;
+    if !args.quiet {
+        eprintln!("set-up: {} accounts and {} markets in {:.1} s", space.accounts, space.markets, started_setup.elapsed().as_secs_f64());
+    }
+    // Measured requests are not retried: a refusal or a lost answer is what we measure.
+    let client = Client::new(nodes, Duration::from_millis(args.timeout_ms))
+        .with_operator("load")
+        .with_retry(RetryPolicy { attempts: 1, backoff: Duration::ZERO, backoff_max: Duration::ZERO });
+    let tally = Arc::new(Mutex::new(Tally::new()));
+    let live_markets = Arc::new(Mutex::new((0u64, space.markets)));
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let total_weight: u32 = mix.iter().map(|(_, w)| w).sum();
+    let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+    let deadline = Duration::from_secs(args.duration_s);
+    let scheduled_total = (args.duration_s as f64 * f64::from(args.rate)) as u64;
+    let progress = if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(scheduled_total) };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} scheduled {msg}").expect("static template"),
+    );
+    let mut dice = Dice(0x2545_F491_4F6C_DD1D ^ run);
+    let start = Instant::now();
+    let mut scheduled = 0u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    while scheduled < scheduled_total {
+        let due = start + period.mul_f64(scheduled as f64);
+        if due.elapsed() >= deadline || start.elapsed() >= deadline {
+            break;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        scheduled += 1;
+        let mut roll = dice.below(u64::from(total_weight)) as u32;
+        let op = mix.iter().find(|(_, w)| if roll < *w { true } else { roll -= w; false }).map(|(op, _)| *op).expect("weights sum");
+        let Ok(permit) = semaphore.clone().try_acquire_owned() else {
+            *tally.lock().expect("tally lock").errors.entry("client_saturated".into()).or_default() += 1;
+            continue;
+        };
+        let (client, task_tally, live_markets, seed) = (client.clone(), tally.clone(), live_markets.clone(), dice.next());
+        tasks.spawn(async move {
+            let result = one(&client, &space, op, scheduled, seed, &live_markets).await;
+            let latency_us = due.elapsed().as_micros().max(1) as u64;
+            let mut t = task_tally.lock().expect("tally lock");
+            match result {
+                Ok(()) => {
+                    t.ok += 1;
+                    t.all.saturating_record(latency_us);
+                    *t.ok_by_op.entry(format!("{op:?}").to_lowercase()).or_default() += 1;
+                    if matches!(op, Op::Single | Op::Accumulator | Op::Trixie | Op::EachWay) {
+                        t.bets_accepted += 1;
+                        t.bets.saturating_record(latency_us);
+                    }
+                }
+                Err(e) => {
+                    let code = match &e {
+                        ClientError::Api { code, .. } => code.clone(),
+                        ClientError::Transport(_) => "transport".into(),
+                        ClientError::Decode(_) => "decode".into(),
+                    };
+                    *t.errors.entry(code).or_default() += 1;
+                }
+            }
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+        if scheduled % 256 == 0 {
+            progress.set_position(scheduled);
+            let ok = tally.lock().expect("tally lock").ok;
+            progress.set_message(format!("ok {ok}"));
+        }
+    }
+    // Answers still in flight count, within their own timeout.
+    while tasks.join_next().await.is_some() {}
+    progress.finish_and_clear();
+    let elapsed = start.elapsed().as_secs_f64();
+    let t = tally.lock().expect("tally lock");
+    Ok(Report {
+        target_rate: args.rate,
+        duration_s: elapsed,
+        scheduled,
+        ok: t.ok,
+        ok_per_s: t.ok as f64 / elapsed,
+        bets_accepted_per_s: t.bets_accepted as f64 / elapsed,
+        latency_ms: percentiles(&t.all),
+        bet_latency_ms: percentiles(&t.bets),
+        errors: t.errors.clone(),
+        ok_by_op: t.ok_by_op.clone(),
+    })
+}
+
+/// Prints the text summary.
+pub fn print_summary(r: &Report) {
+    println!("target {} req/s for {:.1} s: scheduled {}, ok {} ({:.0}/s), bets accepted {:.0}/s", r.target_rate, r.duration_s, r.scheduled, r.ok, r.ok_per_s, r.bets_accepted_per_s);
+    let p = &r.latency_ms;
+    println!("latency ms (all ok): p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}", p.p50, p.p90, p.p99, p.p999, p.max);
+    let b = &r.bet_latency_ms;
+    println!("latency ms (bets):   p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}", b.p50, b.p90, b.p99, b.p999, b.max);
+    if r.errors.is_empty() {
+        println!("errors: none");
+    } else {
+        println!("errors: {}", r.errors.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+    }
+}
+
+/// `paddock load`.
+pub fn run(args: LoadArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(run_load(&args))?;
+    print_summary(&report);
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mix_parses_and_refuses_unknown_operations() {
+        let mix = parse_mix("single=3,deposit=1,read=0").unwrap();
+        assert_eq!(mix, vec![(Op::Single, 3), (Op::Deposit, 1)]);
+        assert!(parse_mix("teleport=1").is_err());
+        assert!(parse_mix("read=0").is_err());
+    }
+}
