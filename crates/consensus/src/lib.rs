@@ -5,7 +5,8 @@
 //! - [`records`]: versioned on-disk records that openraft's types are converted into.
 //! - [`log_store`]: openraft's log traits over the storage crate's group-commit log.
 //! - [`state_machine`]: the ledger in memory, snapshots on disk.
-//! - [`network`] / `server`: the gRPC peer channel (Raft RPCs, write forwarding, read index).
+//! - [`transport`]: the peer RPC seam and its receiving [`transport::Handler`].
+//! - [`network`] / `server`: the gRPC transport (Raft RPCs, write forwarding, read index).
 //! - This file: [`Consensus`], the handle the node uses — write, read, membership, status —
 //!   in Paddock's own types.
 //!
@@ -21,7 +22,10 @@ pub mod log_store;
 pub mod network;
 pub mod records;
 mod server;
+#[cfg(feature = "sim")]
+pub mod sim_runtime;
 pub mod state_machine;
+pub mod transport;
 pub mod types;
 
 /// Generated gRPC code for `proto/peer.proto`.
@@ -33,22 +37,25 @@ pub mod proto {
 pub use state_machine::{AppliedEvent, SmData};
 
 use crate::log_store::LogAdapter;
-use crate::network::{NetworkFactory, PeerError, PeerPool};
+use crate::network::{GrpcTransport, NetworkFactory};
 use crate::state_machine::StateMachine;
+use crate::transport::{call, Handler, PeerError, Rpc, Transport};
 use crate::types::{Raft, Request};
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, Instant as _, ReadPolicy, ServerState, SnapshotPolicy};
 use paddock_ledger::{Command, Outcome, TimestampMs};
-use paddock_storage::{DataDir, Identity, LogStore};
+use paddock_storage::{DataDir, Disk, FaultSwitches, Identity, LogStore, StdDisk, WriterMode};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{broadcast, watch};
+// tokio's clock, not std's: under the simulator time is simulated and must not leak in.
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// The source of leader timestamps (the node passes the system clock; the simulator its own).
 pub type Clock = Arc<dyn Fn() -> TimestampMs + Send + Sync>;
@@ -89,6 +96,8 @@ pub struct ConsensusConfig {
     pub peer_listen: SocketAddr,
     /// Address other nodes reach this one at.
     pub peer_advertise: String,
+    /// Source IP of outgoing peer connections; `None` lets the OS choose.
+    pub peer_source_ip: Option<std::net::IpAddr>,
     /// Raft timing.
     pub timing: Timing,
     /// Take a snapshot after this many entries since the last one.
@@ -111,6 +120,36 @@ pub enum StartError {
     Raft(String),
 }
 
+/// How storage I/O that blocks is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoMode {
+    /// On tokio's blocking pool and the log's writer thread (production).
+    Threads,
+    /// In the calling task (the deterministic simulator: no thread outside the simulation).
+    Inline,
+}
+
+/// The parts of a node's consensus that need no sockets: what the simulator builds on.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// This node's id (non-zero).
+    pub node_id: u64,
+    /// The cluster's name.
+    pub cluster_id: String,
+    /// Directory (on the given disk) for the log and snapshots.
+    pub data_dir: PathBuf,
+    /// Raft timing.
+    pub timing: Timing,
+    /// Take a snapshot after this many entries since the last one.
+    pub snapshot_logs_since_last: u64,
+    /// How long a write may wait for commit before its outcome is reported unknown.
+    pub write_timeout: Duration,
+    /// Deliberate storage bugs (simulator only; needs the `fault-injection` feature).
+    pub log_faults: FaultSwitches,
+    /// Announce applied commands here (subscribe first to see entries replayed at start-up).
+    pub applied_events: Option<broadcast::Sender<Arc<AppliedEvent>>>,
+}
+
 /// Why a write has no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum WriteError {
@@ -131,7 +170,7 @@ pub enum WriteError {
 }
 
 /// A committed write.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Written {
     /// The ledger's answer.
     pub outcome: Outcome,
@@ -208,28 +247,53 @@ pub struct ClusterStatus {
     pub quorum_ack_age_ms: Option<u64>,
 }
 
-/// Operations a follower forwards to the leader.
+/// Operations a follower forwards to the leader (the `Forward` RPC).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) enum ForwardOp {
+pub enum ForwardOp {
+    /// Replicate a command.
     Write(Command),
-    AddLearner { id: u64, addr: String },
-    Promote { id: u64 },
-    Remove { id: u64 },
-    TransferLeader { to: u64 },
+    /// Add a learner.
+    AddLearner {
+        /// Node id.
+        id: u64,
+        /// Peer address.
+        addr: String,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// Node id.
+        id: u64,
+    },
+    /// Remove a node.
+    Remove {
+        /// Node id.
+        id: u64,
+    },
+    /// Hand leadership over.
+    TransferLeader {
+        /// Node id.
+        to: u64,
+    },
 }
 
 /// The leader's answer to a forwarded operation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) enum ForwardReply {
+pub enum ForwardReply {
+    /// The command was committed and applied.
     Written {
+        /// The ledger's answer.
         outcome: Outcome,
+        /// Its log index.
         log_index: u64,
     },
+    /// A membership or leadership operation was done.
     Done,
     /// Not the leader: nothing was appended; try the hinted leader.
     NotLeader {
+        /// The leader this node knows of.
         leader: Option<u64>,
     },
+    /// The operation failed.
     Failed(WriteError),
 }
 
@@ -238,11 +302,12 @@ pub(crate) struct Inner {
     cluster_id: String,
     raft: Raft,
     sm: StateMachine,
-    pool: PeerPool,
+    transport: Arc<dyn Transport>,
     clock: Clock,
     write_timeout: Duration,
     server: std::sync::Mutex<Option<(JoinHandle<()>, tokio::sync::oneshot::Sender<()>)>>,
-    _data_dir: DataDir,
+    /// Held for the node's life: the data-directory lock (production only).
+    data_dir: std::sync::Mutex<Option<DataDir>>,
 }
 
 /// The consensus handle. Cheap to clone.
@@ -254,45 +319,27 @@ pub struct Consensus {
 const POLL: Duration = Duration::from_millis(20);
 
 impl Consensus {
-    /// Opens storage, starts Raft and the peer server. The node is not part of a cluster until
-    /// [`Consensus::bootstrap`] or a leader adds it.
+    /// Opens storage on the real disk, starts Raft and the gRPC peer server. The node is not
+    /// part of a cluster until [`Consensus::bootstrap`] or a leader adds it.
     pub async fn start(config: ConsensusConfig, clock: Clock) -> Result<Consensus, StartError> {
         let data_dir = DataDir::open(&config.data_dir)?;
         data_dir.claim(&Identity { cluster_id: config.cluster_id.clone(), node_id: config.node_id })?;
-        let log = LogStore::open(&config.data_dir.join("raft-log.redb"))?;
-        let sm = StateMachine::open(&config.data_dir.join("snapshots"))?;
-        let raft_config = Config {
-            cluster_name: config.cluster_id.clone(),
-            heartbeat_interval: config.timing.heartbeat_ms,
-            election_timeout_min: config.timing.election_min_ms,
-            election_timeout_max: config.timing.election_max_ms,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs_since_last),
-            max_in_snapshot_log_to_keep: 1000,
-            purge_batch_size: 256,
-            max_payload_entries: 1024,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(|e| StartError::Raft(e.to_string()))?;
-        let pool = PeerPool::new(&config.cluster_id);
-        let network = NetworkFactory { pool: pool.clone() };
-        let raft = Raft::new(config.node_id, Arc::new(raft_config), network, LogAdapter::new(log), sm.clone())
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
-        let listener = tokio::net::TcpListener::bind(config.peer_listen).await?;
-        let inner = Arc::new(Inner {
-            id: config.node_id,
+        let transport = Arc::new(GrpcTransport::new(&config.cluster_id, config.peer_source_ip));
+        let core = CoreConfig {
+            node_id: config.node_id,
             cluster_id: config.cluster_id.clone(),
-            raft: raft.clone(),
-            sm,
-            pool,
-            clock,
+            data_dir: config.data_dir.clone(),
+            timing: config.timing,
+            snapshot_logs_since_last: config.snapshot_logs_since_last,
             write_timeout: config.write_timeout,
-            server: std::sync::Mutex::new(None),
-            _data_dir: data_dir,
-        });
-        let service =
-            server::PeerService { cluster_id: config.cluster_id.clone(), raft, inner: Arc::downgrade(&inner) };
+            log_faults: FaultSwitches::default(),
+            applied_events: None,
+        };
+        let (consensus, handler) =
+            Consensus::start_core(core, clock, Arc::new(StdDisk), transport, IoMode::Threads).await?;
+        *consensus.inner.data_dir.lock().expect("data dir lock") = Some(data_dir);
+        let listener = tokio::net::TcpListener::bind(config.peer_listen).await?;
+        let service = server::PeerService { handler };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let task = tokio::spawn(async move {
@@ -310,8 +357,55 @@ impl Consensus {
                 tracing::error!(error = %e, "peer server failed");
             }
         });
-        *inner.server.lock().expect("server lock") = Some((task, stop_tx));
-        Ok(Consensus { inner })
+        *consensus.inner.server.lock().expect("server lock") = Some((task, stop_tx));
+        Ok(consensus)
+    }
+
+    /// Opens storage on `disk` and starts Raft, with peers reached through `transport`. The
+    /// caller serves the returned [`Handler`] to other nodes however it likes (the simulator
+    /// over simulated TCP).
+    pub async fn start_core(
+        config: CoreConfig,
+        clock: Clock,
+        disk: Arc<dyn Disk>,
+        transport: Arc<dyn Transport>,
+        io: IoMode,
+    ) -> Result<(Consensus, Handler), StartError> {
+        disk.create_dir_all(&config.data_dir)?;
+        let mode = if io == IoMode::Inline { WriterMode::Inline } else { WriterMode::Thread };
+        let log = LogStore::open_with(&*disk, &config.data_dir.join("raft-log.redb"), mode, config.log_faults)?;
+        let sm = StateMachine::open_with(disk, &config.data_dir.join("snapshots"), io, config.applied_events.clone())?;
+        let raft_config = Config {
+            cluster_name: config.cluster_id.clone(),
+            heartbeat_interval: config.timing.heartbeat_ms,
+            election_timeout_min: config.timing.election_min_ms,
+            election_timeout_max: config.timing.election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs_since_last),
+            max_in_snapshot_log_to_keep: 1000,
+            purge_batch_size: 256,
+            max_payload_entries: 1024,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+        let network = NetworkFactory { transport: transport.clone() };
+        let raft = Raft::new(config.node_id, Arc::new(raft_config), network, LogAdapter::new(log, io), sm.clone())
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        let inner = Arc::new(Inner {
+            id: config.node_id,
+            cluster_id: config.cluster_id.clone(),
+            raft: raft.clone(),
+            sm,
+            transport,
+            clock,
+            write_timeout: config.write_timeout,
+            server: std::sync::Mutex::new(None),
+            data_dir: std::sync::Mutex::new(None),
+        });
+        let handler =
+            Handler { cluster_id: Arc::from(config.cluster_id.as_str()), raft, inner: Arc::downgrade(&inner) };
+        Ok((Consensus { inner }, handler))
     }
 
     /// Makes this node the first member(s) of a new cluster. Harmless if already initialised.
@@ -332,51 +426,13 @@ impl Consensus {
 
     /// Replicates a command and returns the ledger's answer.
     pub async fn write(&self, command: Command) -> Result<Written, WriteError> {
-        match self.inner.on_leader(ForwardOp::Write(command)).await? {
-            ForwardReply::Written { outcome, log_index } => Ok(Written { outcome, log_index }),
-            other => Err(WriteError::Unknown(format!("unexpected reply {other:?}"))),
-        }
+        self.inner.write(command).await
     }
 
     /// Waits until this node has applied everything committed before the call: a read after
     /// it is linearizable (ReadIndex, confirmed with a quorum by the leader).
     pub async fn linearize(&self) -> Result<(), ReadError> {
-        let deadline = Instant::now() + self.inner.write_timeout;
-        let index = loop {
-            match self.inner.leader() {
-                Some(l) if l == self.inner.id => break self.inner.leader_read_index().await?,
-                Some(l) => {
-                    let addr = self
-                        .inner
-                        .addr_of(l)
-                        .ok_or_else(|| ReadError::NoQuorum(format!("leader {l} has no address")))?;
-                    let reply: Result<Result<u64, String>, PeerError> = self
-                        .inner
-                        .pool
-                        .call(&addr, self.inner.write_timeout, &(), |mut c, r| async move { c.read_index(r).await })
-                        .await;
-                    match reply {
-                        Ok(Ok(index)) => break index,
-                        Ok(Err(e))
-                        | Err(PeerError::Refused { message: e, .. })
-                        | Err(PeerError::Unreachable { message: e, .. }) => {
-                            if Instant::now() >= deadline {
-                                return Err(ReadError::NoQuorum(e));
-                            }
-                        }
-                    }
-                }
-                None if Instant::now() >= deadline => return Err(ReadError::NoQuorum("no leader".into())),
-                None => {}
-            }
-            tokio::time::sleep(POLL).await;
-        };
-        let left = deadline.saturating_duration_since(Instant::now()).max(POLL);
-        if self.inner.sm.wait_applied(index, left).await {
-            Ok(())
-        } else {
-            Err(ReadError::Behind)
-        }
+        self.inner.linearize().await
     }
 
     /// Runs `f` on the local state (after [`Consensus::linearize`] for a linearizable read).
@@ -475,6 +531,55 @@ impl Consensus {
 }
 
 impl Inner {
+    pub(crate) async fn linearize(&self) -> Result<(), ReadError> {
+        let deadline = Instant::now() + self.write_timeout;
+        let index = loop {
+            match self.leader() {
+                Some(l) if l == self.id => break self.leader_read_index().await?,
+                Some(l) => {
+                    let addr =
+                        self.addr_of(l).ok_or_else(|| ReadError::NoQuorum(format!("leader {l} has no address")))?;
+                    let reply: Result<Result<u64, String>, PeerError> =
+                        call(&*self.transport, &addr, Rpc::ReadIndex, &(), self.write_timeout).await;
+                    match reply {
+                        Ok(Ok(index)) => break index,
+                        Ok(Err(e))
+                        | Err(PeerError::Refused { message: e, .. })
+                        | Err(PeerError::Unreachable { message: e, .. }) => {
+                            if Instant::now() >= deadline {
+                                return Err(ReadError::NoQuorum(e));
+                            }
+                        }
+                    }
+                }
+                None if Instant::now() >= deadline => return Err(ReadError::NoQuorum("no leader".into())),
+                None => {}
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        let left = deadline.saturating_duration_since(Instant::now()).max(POLL);
+        if self.sm.wait_applied(index, left).await {
+            Ok(())
+        } else {
+            Err(ReadError::Behind)
+        }
+    }
+
+    pub(crate) async fn write(&self, command: Command) -> Result<Written, WriteError> {
+        match self.on_leader(ForwardOp::Write(command)).await? {
+            ForwardReply::Written { outcome, log_index } => Ok(Written { outcome, log_index }),
+            other => Err(WriteError::Unknown(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// The applied index and one account, read together.
+    pub(crate) fn read_account(
+        &self,
+        account: paddock_ledger::AccountId,
+    ) -> (u64, Option<paddock_ledger::AccountView>) {
+        self.sm.read(|d| (d.last_applied.map_or(0, |l| l.index), d.state.account(account)))
+    }
+
     fn leader(&self) -> Option<u64> {
         self.raft.metrics().borrow_watched().current_leader
     }
@@ -484,7 +589,7 @@ impl Inner {
         m.membership().get_node(&id).map(|n| n.addr.clone())
     }
 
-    async fn leader_read_index(&self) -> Result<u64, ReadError> {
+    pub(crate) async fn leader_read_index(&self) -> Result<u64, ReadError> {
         self.raft
             .ensure_linearizable(ReadPolicy::ReadIndex)
             .await
@@ -504,9 +609,9 @@ impl Inner {
                     None => ForwardReply::NotLeader { leader: None },
                     Some(addr) => {
                         let left = deadline.saturating_duration_since(Instant::now()).max(POLL);
-                        match self.pool.call(&addr, left, &op, |mut c, r| async move { c.forward(r).await }).await {
+                        match call(&*self.transport, &addr, Rpc::Forward, &op, left).await {
                             Ok(reply) => reply,
-                            Err(PeerError::Unreachable { message, .. }) if message.contains("onnect") => {
+                            Err(PeerError::Unreachable { never_sent: true, .. }) => {
                                 // Refused before anything was sent: safe to try again.
                                 last_error = WriteError::NoLeader;
                                 ForwardReply::NotLeader { leader: None }

@@ -18,12 +18,13 @@ use std::ops::{Bound, RangeBounds};
 #[derive(Clone)]
 pub struct LogAdapter {
     store: LogStore,
+    io: crate::IoMode,
 }
 
 impl LogAdapter {
     /// Wraps an open log store.
-    pub fn new(store: LogStore) -> LogAdapter {
-        LogAdapter { store }
+    pub fn new(store: LogStore, io: crate::IoMode) -> LogAdapter {
+        LogAdapter { store, io }
     }
 
     fn read_log_id_meta(&self, key: MetaKey) -> io::Result<Option<LogId>> {
@@ -38,7 +39,13 @@ impl LogAdapter {
         f: impl FnOnce(LogStore) -> io::Result<T> + Send + 'static,
     ) -> io::Result<T> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(store)).await.map_err(|e| io::Error::other(e.to_string()))?
+        match self.io {
+            // Inline: the store commits in the caller, so `f` never blocks on another thread.
+            crate::IoMode::Inline => f(store),
+            crate::IoMode::Threads => {
+                tokio::task::spawn_blocking(move || f(store)).await.map_err(|e| io::Error::other(e.to_string()))?
+            }
+        }
     }
 }
 

@@ -1,12 +1,15 @@
-//! The peer network, client side: openraft's RPCs over tonic gRPC.
+//! The peer network, client side: openraft's network traits over any [`Transport`], and the
+//! production transport, tonic gRPC.
 //!
 //! One lazily connected HTTP/2 channel per peer address, shared by every Raft replication
-//! stream and by write forwarding. Payloads are postcard-encoded openraft wire types inside
-//! a protobuf `Frame` that also carries the cluster id.
+//! stream and by write forwarding. Payloads are postcard-encoded openraft wire types inside a
+//! protobuf `Frame` that also carries the cluster id.
 
 use crate::proto::peer_client::PeerClient;
 use crate::proto::Frame;
+use crate::transport::{call, PeerError, Rpc, Transport};
 use crate::types::{Snapshot, TypeConfig, Vote};
+use futures::future::BoxFuture;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
@@ -14,7 +17,6 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
-use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -24,43 +26,25 @@ use tonic::transport::{Channel, Endpoint};
 /// Largest gRPC message: a whole snapshot travels in one message.
 pub const MESSAGE_BYTES_MAX: usize = 1 << 30;
 
-/// Shared gRPC channels to peers, keyed by address.
+/// Shortest wait for an append (or heartbeat) answer. openraft asks for the heartbeat period
+/// (50 ms, so 37.5 ms soft): an append carrying a large batch to a follower that must fsync it
+/// on a busy 2-core machine can take longer, and giving up then only resends the same batch.
+/// 250 ms stays under the shortest election timeout (300 ms).
+const APPEND_TIMEOUT_MIN: Duration = Duration::from_millis(250);
+
+/// gRPC channels to peers, keyed by address.
 #[derive(Clone)]
-pub struct PeerPool {
+pub struct GrpcTransport {
     cluster_id: Arc<str>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Source address for outgoing peer connections (lets a chaos proxy tell links apart).
+    source_ip: Option<std::net::IpAddr>,
 }
 
-/// Why a peer call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PeerError {
-    /// Could not connect, or the connection broke before an answer.
-    #[error("peer {addr} unreachable: {message}")]
-    Unreachable {
-        /// Peer address.
-        addr: String,
-        /// Transport detail.
-        message: String,
-    },
-    /// The peer answered with an error.
-    #[error("peer {addr} refused: {message}")]
-    Refused {
-        /// Peer address.
-        addr: String,
-        /// Status detail.
-        message: String,
-    },
-}
-
-impl PeerPool {
-    /// A pool for one cluster.
-    pub fn new(cluster_id: &str) -> PeerPool {
-        PeerPool { cluster_id: Arc::from(cluster_id), channels: Arc::default() }
-    }
-
-    /// The cluster id sent with every frame.
-    pub fn cluster_id(&self) -> &str {
-        &self.cluster_id
+impl GrpcTransport {
+    /// A transport for one cluster.
+    pub fn new(cluster_id: &str, source_ip: Option<std::net::IpAddr>) -> GrpcTransport {
+        GrpcTransport { cluster_id: Arc::from(cluster_id), channels: Arc::default(), source_ip }
     }
 
     fn client(&self, addr: &str) -> Result<PeerClient<Channel>, PeerError> {
@@ -69,11 +53,16 @@ impl PeerPool {
             Some(c) => c.clone(),
             None => {
                 let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-                    .map_err(|e| PeerError::Unreachable { addr: addr.to_string(), message: e.to_string() })?
+                    .map_err(|e| PeerError::Unreachable {
+                        addr: addr.to_string(),
+                        message: e.to_string(),
+                        never_sent: true,
+                    })?
                     .connect_timeout(Duration::from_millis(500))
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(5))
-                    .keep_alive_timeout(Duration::from_secs(5));
+                    .keep_alive_timeout(Duration::from_secs(5))
+                    .local_address(self.source_ip);
                 let c = endpoint.connect_lazy();
                 channels.insert(addr.to_string(), c.clone());
                 c
@@ -83,66 +72,77 @@ impl PeerPool {
             .max_decoding_message_size(MESSAGE_BYTES_MAX)
             .max_encoding_message_size(MESSAGE_BYTES_MAX))
     }
+}
 
-    /// Calls one RPC: encodes `req`, sends it with a timeout, decodes the answer.
-    pub async fn call<Req, Resp, F, Fut>(
+impl Transport for GrpcTransport {
+    fn call(
         &self,
-        addr: &str,
+        addr: String,
+        rpc: Rpc,
+        payload: Vec<u8>,
         timeout: Duration,
-        req: &Req,
-        rpc: F,
-    ) -> Result<Resp, PeerError>
-    where
-        Req: Serialize,
-        Resp: DeserializeOwned,
-        F: FnOnce(PeerClient<Channel>, tonic::Request<Frame>) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<Frame>, tonic::Status>>,
-    {
-        let payload = postcard::to_stdvec(req).expect("peer requests encode");
-        let mut request = tonic::Request::new(Frame { cluster_id: self.cluster_id.to_string(), payload });
-        request.set_timeout(timeout);
-        let client = self.client(addr)?;
-        let unreachable = |message: String| PeerError::Unreachable { addr: addr.to_string(), message };
-        let response = match tokio::time::timeout(timeout, rpc(client, request)).await {
-            Err(_) => return Err(unreachable(format!("no answer within {timeout:?}"))),
-            Ok(Err(status))
-                if matches!(
-                    status.code(),
-                    tonic::Code::Unavailable
+    ) -> BoxFuture<'static, Result<Vec<u8>, PeerError>> {
+        let client = self.client(&addr);
+        let cluster_id = self.cluster_id.to_string();
+        Box::pin(async move {
+            let mut c = client?;
+            let mut request = tonic::Request::new(Frame { cluster_id, payload });
+            request.set_timeout(timeout);
+            let fut = async move {
+                match rpc {
+                    Rpc::AppendEntries => c.append_entries(request).await,
+                    Rpc::Vote => c.vote(request).await,
+                    Rpc::InstallSnapshot => c.install_snapshot(request).await,
+                    Rpc::TransferLeader => c.transfer_leader(request).await,
+                    Rpc::Forward => c.forward(request).await,
+                    Rpc::ReadIndex => c.read_index(request).await,
+                    Rpc::ClientWrite => c.client_write(request).await,
+                    Rpc::ClientRead => c.client_read(request).await,
+                }
+            };
+            match tokio::time::timeout(timeout, fut).await {
+                Err(_) => Err(PeerError::Unreachable {
+                    addr,
+                    message: format!("no answer within {timeout:?}"),
+                    never_sent: false,
+                }),
+                Ok(Err(status)) => {
+                    let message = status.message().to_string();
+                    // tonic reports a refused connection as Unavailable with a transport
+                    // error; only then do we know the request never left this node.
+                    let never_sent =
+                        status.code() == tonic::Code::Unavailable && message.to_lowercase().contains("connect");
+                    match status.code() {
+                        tonic::Code::Unavailable
                         | tonic::Code::DeadlineExceeded
                         | tonic::Code::Cancelled
-                        | tonic::Code::Unknown
-                ) =>
-            {
-                return Err(unreachable(status.message().to_string()))
+                        | tonic::Code::Unknown => Err(PeerError::Unreachable { addr, message, never_sent }),
+                        _ => Err(PeerError::Refused { addr, message }),
+                    }
+                }
+                Ok(Ok(r)) => Ok(r.into_inner().payload),
             }
-            Ok(Err(status)) => {
-                return Err(PeerError::Refused { addr: addr.to_string(), message: status.message().to_string() })
-            }
-            Ok(Ok(r)) => r.into_inner(),
-        };
-        postcard::from_bytes(&response.payload)
-            .map_err(|e| PeerError::Refused { addr: addr.to_string(), message: format!("undecodable answer: {e}") })
+        })
     }
 }
 
 /// Creates per-peer network handles for openraft.
 #[derive(Clone)]
 pub struct NetworkFactory {
-    pub(crate) pool: PeerPool,
+    pub(crate) transport: Arc<dyn Transport>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerNetwork;
 
     async fn new_client(&mut self, _target: u64, node: &BasicNode) -> PeerNetwork {
-        PeerNetwork { pool: self.pool.clone(), addr: node.addr.clone() }
+        PeerNetwork { transport: self.transport.clone(), addr: node.addr.clone() }
     }
 }
 
 /// openraft's view of one peer.
 pub struct PeerNetwork {
-    pool: PeerPool,
+    transport: Arc<dyn Transport>,
     addr: String,
 }
 
@@ -161,10 +161,8 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.pool
-            .call(&self.addr, option.soft_ttl(), &rpc, |mut c, r| async move { c.append_entries(r).await })
-            .await
-            .map_err(rpc_error)
+        let timeout = option.soft_ttl().max(APPEND_TIMEOUT_MIN);
+        call(&*self.transport, &self.addr, Rpc::AppendEntries, &rpc, timeout).await.map_err(rpc_error)
     }
 
     async fn vote(
@@ -172,10 +170,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.pool
-            .call(&self.addr, option.soft_ttl(), &rpc, |mut c, r| async move { c.vote(r).await })
-            .await
-            .map_err(rpc_error)
+        call(&*self.transport, &self.addr, Rpc::Vote, &rpc, option.soft_ttl()).await.map_err(rpc_error)
     }
 
     async fn full_snapshot(
@@ -188,7 +183,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         let request = (vote, snapshot.meta, snapshot.snapshot);
         // A snapshot can be large: allow it far longer than a heartbeat-sized RPC.
         let timeout = option.hard_ttl().max(Duration::from_secs(60));
-        let send = self.pool.call(&self.addr, timeout, &request, |mut c, r| async move { c.install_snapshot(r).await });
+        let send = call(&*self.transport, &self.addr, Rpc::InstallSnapshot, &request, timeout);
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             result = send => result.map_err(|e| StreamingError::from(rpc_error(e))),
@@ -200,9 +195,6 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.pool
-            .call(&self.addr, option.soft_ttl(), &req, |mut c, r| async move { c.transfer_leader(r).await })
-            .await
-            .map_err(rpc_error)
+        call(&*self.transport, &self.addr, Rpc::TransferLeader, &req, option.soft_ttl()).await.map_err(rpc_error)
     }
 }

@@ -43,6 +43,7 @@ pub struct SmData {
 }
 
 pub(crate) struct Shared {
+    io: crate::IoMode,
     pub(crate) data: RwLock<SmData>,
     pub(crate) applied: watch::Sender<u64>,
     pub(crate) events: broadcast::Sender<Arc<AppliedEvent>>,
@@ -61,9 +62,21 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl StateMachine {
-    /// Opens the snapshot directory and loads the newest intact snapshot, if any.
+    /// Opens the snapshot directory on the real disk and loads the newest intact snapshot.
     pub fn open(snapshot_dir: &Path) -> io::Result<StateMachine> {
-        let files = SnapshotFiles::open(snapshot_dir)?;
+        StateMachine::open_with(Arc::new(paddock_storage::StdDisk), snapshot_dir, crate::IoMode::Threads, None)
+    }
+
+    /// Opens the snapshot directory on `disk` and loads the newest intact snapshot, if any.
+    /// `events`, if given, is the channel applied commands are announced on: a caller that
+    /// subscribed before opening sees every entry, including those replayed at start-up.
+    pub fn open_with(
+        disk: Arc<dyn paddock_storage::Disk>,
+        snapshot_dir: &Path,
+        io: crate::IoMode,
+        events: Option<broadcast::Sender<Arc<AppliedEvent>>>,
+    ) -> io::Result<StateMachine> {
+        let files = SnapshotFiles::open_with(disk, snapshot_dir)?;
         let latest =
             files.latest(|path, e| tracing::error!(path = %path.display(), error = %e, "damaged snapshot skipped"))?;
         let (data, current) = match latest {
@@ -83,9 +96,16 @@ impl StateMachine {
         };
         let applied_index = data.last_applied.as_ref().map_or(0, |l| l.index);
         let (applied, _) = watch::channel(applied_index);
-        let (events, _) = broadcast::channel(4096);
+        let events = events.unwrap_or_else(|| broadcast::channel(4096).0);
         Ok(StateMachine {
-            shared: Arc::new(Shared { data: RwLock::new(data), applied, events, files, current: Mutex::new(current) }),
+            shared: Arc::new(Shared {
+                io,
+                data: RwLock::new(data),
+                applied,
+                events,
+                files,
+                current: Mutex::new(current),
+            }),
         })
     }
 
@@ -108,6 +128,16 @@ impl StateMachine {
     /// Subscribes to applied commands.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<AppliedEvent>> {
         self.shared.events.subscribe()
+    }
+
+    /// Runs blocking disk work on the blocking pool, or inline under the simulator.
+    async fn off_task<T: Send + 'static>(&self, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+        match self.shared.io {
+            crate::IoMode::Inline => f(),
+            crate::IoMode::Threads => {
+                tokio::task::spawn_blocking(f).await.map_err(|e| io::Error::other(e.to_string()))?
+            }
+        }
     }
 
     fn build(&self) -> io::Result<Snapshot> {
@@ -143,7 +173,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.build()).await.map_err(|e| io::Error::other(e.to_string()))?
+        self.off_task(move || me.build()).await
     }
 }
 

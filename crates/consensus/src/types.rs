@@ -33,6 +33,7 @@ pub struct Response {
     pub outcome: Option<Outcome>,
 }
 
+#[cfg(not(feature = "sim"))]
 openraft::declare_raft_types!(
     /// Paddock's Raft types: u64 node ids, nodes addressed by their peer address.
     pub TypeConfig:
@@ -40,6 +41,19 @@ openraft::declare_raft_types!(
         R = Response,
         NodeId = u64,
         Node = openraft::BasicNode,
+);
+
+// Under the simulator, openraft's randomness (election timeouts) comes from a seeded RNG so
+// that a run is a function of its seed.
+#[cfg(feature = "sim")]
+openraft::declare_raft_types!(
+    /// Paddock's Raft types, with openraft's deterministic RNG for simulation.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        AsyncRuntime = crate::sim_runtime::CatchPanics<openraft::rt::deterministic_rng::DeterministicRng<openraft::impls::TokioRuntime>>,
 );
 
 /// The Raft handle type.

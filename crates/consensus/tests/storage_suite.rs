@@ -17,7 +17,7 @@ impl StoreBuilder<TypeConfig, LogAdapter, StateMachine, tempfile::TempDir> for R
         let dir = tempfile::tempdir().map_err(to_storage_error)?;
         let log = LogStore::open(&dir.path().join("raft-log.redb")).map_err(to_storage_error)?;
         let sm = StateMachine::open(&dir.path().join("snapshots")).map_err(to_storage_error)?;
-        Ok((dir, LogAdapter::new(log), sm))
+        Ok((dir, LogAdapter::new(log, paddock_consensus::IoMode::Threads), sm))
     }
 }
 

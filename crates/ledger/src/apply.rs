@@ -58,7 +58,7 @@ pub fn apply(state: &mut State, command: &Command, ctx: ApplyCtx) -> Outcome {
         return Outcome::Rejected(ResultCode::IdempotencyKeyInvalid);
     }
     let digest = body_digest(command);
-    let map_key = (account, key.clone());
+    let map_key = (account, key.digest());
     if let Some(record) = state.idempotency.get(&map_key) {
         return if record.body_digest == digest {
             record.outcome.clone()
@@ -71,7 +71,7 @@ pub fn apply(state: &mut State, command: &Command, ctx: ApplyCtx) -> Outcome {
     // Only successes are remembered: a refusal changed nothing, so a retry may be judged anew.
     if outcome.is_done() {
         let expires = now.plus_ms(state.config.idempotency_ttl_ms);
-        state.idempotency_expiry.push_back((expires, account, key.clone()));
+        state.idempotency_expiry.push_back((expires, account, map_key.1));
         state.idempotency.insert(map_key, IdempotencyRecord { body_digest: digest, outcome: outcome.clone() });
     }
     outcome

@@ -112,6 +112,14 @@ impl IdempotencyKey {
     pub fn is_valid(&self) -> bool {
         !self.0.is_empty() && self.0.len() <= IDEMPOTENCY_KEY_LEN_MAX && self.0.bytes().all(|b| b.is_ascii_graphic())
     }
+
+    /// The first 128 bits of the key's SHA-256: how the ledger stores it. Two keys of one
+    /// account colliding would need a 2^-64 birthday coincidence among that account's keys.
+    pub fn digest(&self) -> u128 {
+        use sha2::{Digest, Sha256};
+        let full: [u8; 32] = Sha256::digest(self.0.as_bytes()).into();
+        u128::from_le_bytes(full[..16].try_into().expect("16 bytes"))
+    }
 }
 
 /// The person or system on whose authority an operator command runs, recorded in the audit

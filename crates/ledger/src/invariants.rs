@@ -33,7 +33,7 @@ impl State {
             }
         }
         for (id, bet) in &self.bets {
-            if !self.accounts.get(&bet.account).is_some_and(|a| a.bets.binary_search(id).is_ok()) {
+            if self.accounts.get(&bet.account).is_none_or(|a| a.bets.binary_search(id).is_err()) {
                 return Err(format!("bet {id} missing from the index of account {}", bet.account));
             }
         }

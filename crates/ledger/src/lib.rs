@@ -22,6 +22,7 @@ pub mod audit;
 mod betting;
 pub mod code;
 pub mod command;
+pub mod faults;
 pub mod ids;
 mod invariants;
 pub mod money;

@@ -283,26 +283,33 @@ pub fn line_sum_rounded(unit_minor: i64, lines: &[Vec<Ratio>], rule: RoundingRul
             }
             total = total.checked_add(product)?;
         }
-        Some((BigUint::from(total.num), BigUint::from(total.den)))
+        Some(total)
     })();
-    let (num, den) = match fast {
-        Some(parts) => parts,
-        None => {
-            // Slow path: exact big-integer sum of products.
-            let mut num = BigUint::from(0u8);
-            let mut den = BigUint::from(1u8);
-            for line in lines {
-                let mut ln = BigUint::from(unit);
-                let mut ld = BigUint::from(1u8);
-                for factor in line {
-                    ln *= factor.num;
-                    ld *= factor.den;
-                }
-                num = num * &ld + ln * &den;
-                den *= ld;
+    if let Some(total) = fast {
+        // The common case, in u128 without allocating: floor, remainder, then the rule.
+        let (floor, rest) = (total.num / total.den, total.num % total.den);
+        let round_up = rule == RoundingRule::HalfUp && rest.checked_mul(2)? >= total.den;
+        let paid = floor + u128::from(round_up);
+        let paid_minor = i64::try_from(paid).ok()?;
+        let micro = i64::try_from(rest.checked_mul(1_000_000)? / total.den).ok()?;
+        let remainder_micro = if round_up { micro - 1_000_000 } else { micro };
+        return Some(Rounded { paid_minor, remainder_micro });
+    }
+    // Slow path: exact big-integer sum of products.
+    let (num, den) = {
+        let mut num = BigUint::from(0u8);
+        let mut den = BigUint::from(1u8);
+        for line in lines {
+            let mut ln = BigUint::from(unit);
+            let mut ld = BigUint::from(1u8);
+            for factor in line {
+                ln *= factor.num;
+                ld *= factor.den;
             }
-            (num, den)
+            num = num * &ld + ln * &den;
+            den *= ld;
         }
+        (num, den)
     };
     let floor = &num / &den;
     let rest = &num - &floor * &den; // 0 <= rest < den
@@ -318,4 +325,38 @@ pub fn line_sum_rounded(unit_minor: i64, lines: &[Vec<Ratio>], rule: RoundingRul
     let micro = i64::try_from(micro).ok()?;
     let remainder_micro = if paid > floor { micro - 1_000_000 } else { micro };
     Some(Rounded { paid_minor, remainder_micro })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_accumulator_of_finely_divided_prices_takes_the_big_integer_path_and_pays_exactly() {
+        // 20 factors of 1001/1000 (a Rule 4-reduced or each-way place price can be that
+        // fine): the u128 product overflows (1000^20 > 2^128), the big-integer path computes
+        // 100 × (1001/1000)^20 = 102.019... exactly and rounds it down once.
+        let leg = Ratio::new(1001, 1000);
+        let lines = vec![vec![leg; 20]];
+        let r = line_sum_rounded(100, &lines, RoundingRule::Down).unwrap();
+        assert_eq!(r.paid_minor, 102);
+        assert!((0..1_000_000).contains(&r.remainder_micro));
+        // The same amount split so that u128 suffices agrees with the big-integer answer.
+        let short = vec![vec![leg; 2]];
+        assert_eq!(line_sum_rounded(1_000_000, &short, RoundingRule::Down).unwrap().paid_minor, 1_002_001);
+    }
+
+    #[test]
+    fn half_up_rounds_a_half_up_and_books_what_it_gave_away() {
+        // 3 at 3/2 = 4.5: down pays 4 and keeps half a unit; half-up pays 5 and gives half away.
+        let lines = vec![vec![Ratio::new(3, 2)]];
+        assert_eq!(
+            line_sum_rounded(3, &lines, RoundingRule::Down),
+            Some(Rounded { paid_minor: 4, remainder_micro: 500_000 })
+        );
+        assert_eq!(
+            line_sum_rounded(3, &lines, RoundingRule::HalfUp),
+            Some(Rounded { paid_minor: 5, remainder_micro: -500_000 })
+        );
+    }
 }

@@ -8,7 +8,7 @@ use crate::code::ResultCode;
 use crate::command::{
     BetKind, BookConfig, EachWayTerms, LegResult, LimitKind, LimitWindow, MarketRules, OddsPolicy, SelectionResult,
 };
-use crate::ids::{AccountId, BetId, Currency, EventId, IdempotencyKey, MarketId, SelectionId, TimestampMs};
+use crate::ids::{AccountId, BetId, Currency, EventId, MarketId, SelectionId, TimestampMs};
 use crate::money::{Money, Odds};
 use crate::outcome::Outcome;
 use serde::{Deserialize, Serialize};
@@ -31,9 +31,11 @@ pub struct State {
     pub(crate) bet_id_next: u64,
     /// Bets and cash-outs waiting for their in-play delay, in the order they arrived.
     pub(crate) pending: VecDeque<PendingItem>,
-    pub(crate) idempotency: BTreeMap<(AccountId, IdempotencyKey), IdempotencyRecord>,
+    /// Keyed by the account and a 128-bit digest of the key text: fixed-size keys compare in
+    /// one step and take 16 bytes, where the text took up to 64 twice (map and expiry queue).
+    pub(crate) idempotency: BTreeMap<(AccountId, u128), IdempotencyRecord>,
     /// Keys in expiry order (expiry = clock + ttl, and the clock never runs backwards).
-    pub(crate) idempotency_expiry: VecDeque<(TimestampMs, AccountId, IdempotencyKey)>,
+    pub(crate) idempotency_expiry: VecDeque<(TimestampMs, AccountId, u128)>,
     pub(crate) audit: AuditChain,
 }
 

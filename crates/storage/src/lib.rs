@@ -5,6 +5,7 @@
 //! - [`log`]: the Raft log on redb, written by one thread with group commit.
 //! - [`snapshot_file`]: snapshot files written atomically (temp, fsync, rename, fsync dir).
 //! - [`data_dir`]: the data-directory lock and the cluster identity file.
+//! - [`disk`]: the file operations storage needs, the seam a simulator replaces.
 //!
 //! # Architecture invariants
 //! - An append is reported durable only after the fsync of the transaction that holds it.
@@ -16,11 +17,13 @@
 //! - The consensus crate converts its own types into bytes; this crate never names openraft.
 
 pub mod data_dir;
+pub mod disk;
 pub mod frame;
 pub mod log;
 pub mod snapshot_file;
 
 pub use data_dir::{DataDir, DataDirError, Identity};
+pub use disk::{Disk, StdDisk};
 pub use frame::FrameError;
-pub use log::{LogStore, MetaKey};
+pub use log::{FaultSwitches, LogStore, MetaKey, WriterMode};
 pub use snapshot_file::{SnapshotFile, SnapshotFiles};

@@ -14,6 +14,7 @@
 //! Values are framed ([`crate::frame`]) and checked on every read: a damaged entry is an
 //! error, never data.
 
+use crate::disk::{BoxedBackend, Disk, StdDisk};
 use crate::frame;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::BTreeMap;
@@ -75,6 +76,25 @@ struct Shared {
     pending: Mutex<Pending>,
     generation: AtomicU64,
     poisoned: AtomicBool,
+    faults: FaultSwitches,
+}
+
+/// How writes reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriterMode {
+    /// A dedicated writer thread with group commit (production).
+    Thread,
+    /// Each write is committed in the caller, at once. For the deterministic simulator, where
+    /// a thread outside the simulation would make runs unrepeatable.
+    Inline,
+}
+
+/// Deliberate bugs, for proving that the simulator's checkers catch them. Only settable with
+/// the `fault-injection` feature, which production builds never enable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultSwitches {
+    /// Report an append durable without fsyncing it (commit with `Durability::None`).
+    pub ack_before_fsync: bool,
 }
 
 /// The writer thread's handle: dropping the last one closes the queue and joins the thread,
@@ -82,6 +102,8 @@ struct Shared {
 struct Writer {
     queue: Option<mpsc::Sender<Op>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Inline mode: serialises callers so batches stay ordered.
+    inline: Option<Mutex<()>>,
 }
 
 impl Drop for Writer {
@@ -106,9 +128,17 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log at `path` and starts its writer thread.
+    /// Opens (or creates) the log at `path` on the real disk and starts its writer thread.
     pub fn open(path: &Path) -> io::Result<LogStore> {
-        let db = Database::create(path).map_err(other)?;
+        LogStore::open_with(&StdDisk, path, WriterMode::Thread, FaultSwitches::default())
+    }
+
+    /// Opens (or creates) the log at `path` on `disk`.
+    pub fn open_with(disk: &dyn Disk, path: &Path, mode: WriterMode, faults: FaultSwitches) -> io::Result<LogStore> {
+        #[cfg(not(feature = "fault-injection"))]
+        assert_eq!(faults, FaultSwitches::default(), "fault switches need the fault-injection feature");
+        let backend = BoxedBackend(disk.db_backend(path)?);
+        let db = Database::builder().create_with_backend(backend).map_err(other)?;
         {
             let tx = db.begin_write().map_err(other)?;
             tx.open_table(LOG).map_err(other)?;
@@ -120,17 +150,29 @@ impl LogStore {
             pending: Mutex::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
+            faults,
         });
-        let (queue, rx) = mpsc::channel();
-        let writer_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("raft-log-writer".into())
-            .spawn(move || writer(writer_shared, rx))
-            .map_err(other)?;
-        Ok(LogStore { writer: Arc::new(Writer { queue: Some(queue), thread: Some(thread) }), shared })
+        let writer = match mode {
+            WriterMode::Inline => Writer { queue: None, thread: None, inline: Some(Mutex::new(())) },
+            WriterMode::Thread => {
+                let (queue, rx) = mpsc::channel();
+                let writer_shared = shared.clone();
+                let thread = std::thread::Builder::new()
+                    .name("raft-log-writer".into())
+                    .spawn(move || writer(writer_shared, rx))
+                    .map_err(other)?;
+                Writer { queue: Some(queue), thread: Some(thread), inline: None }
+            }
+        };
+        Ok(LogStore { writer: Arc::new(writer), shared })
     }
 
     fn send(&self, op: Op) {
+        if let Some(lock) = &self.writer.inline {
+            let _ordered = lock.lock().expect("inline writer lock");
+            process(&self.shared, vec![op]);
+            return;
+        }
         let queue = self.writer.queue.as_ref().expect("queue lives as long as the writer handle");
         if let Err(mpsc::SendError(op)) = queue.send(op) {
             // The writer exited: it only does so when every sender is gone, which cannot be
@@ -286,56 +328,60 @@ fn writer(shared: Arc<Shared>, rx: mpsc::Receiver<Op>) {
                 Err(_) => break,
             }
         }
-        if shared.poisoned.load(Ordering::SeqCst) {
-            for op in batch {
-                fail(op, io::Error::other("raft log is poisoned by an earlier write error"));
-            }
-            continue;
+        process(&shared, batch);
+    }
+}
+
+/// Commits one batch in one transaction and completes its operations.
+fn process(shared: &Shared, batch: Vec<Op>) {
+    if shared.poisoned.load(Ordering::SeqCst) {
+        for op in batch {
+            fail(op, io::Error::other("raft log is poisoned by an earlier write error"));
         }
-        let started = Instant::now();
-        match write_batch(&shared.db, &batch) {
-            Ok(()) => {
-                let elapsed = started.elapsed().as_secs_f64();
-                metrics::histogram!("paddock_raft_log_fsync_duration_seconds").record(elapsed);
-                metrics::histogram!("paddock_raft_log_batch_ops").record(batch.len() as f64);
-                let mut pending = shared.pending.lock().expect("pending lock");
-                for op in &batch {
-                    if let Op::Append { entries, .. } = op {
-                        for (i, g, _) in entries {
-                            if pending.get(i).is_some_and(|(pg, _)| pg == g) {
-                                pending.remove(i);
-                            }
+        return;
+    }
+    let started = Instant::now();
+    match write_batch(&shared.db, &batch, shared.faults) {
+        Ok(()) => {
+            let elapsed = started.elapsed().as_secs_f64();
+            metrics::histogram!("paddock_raft_log_fsync_duration_seconds").record(elapsed);
+            metrics::histogram!("paddock_raft_log_batch_ops").record(batch.len() as f64);
+            let mut pending = shared.pending.lock().expect("pending lock");
+            for op in &batch {
+                if let Op::Append { entries, .. } = op {
+                    for (i, g, _) in entries {
+                        if pending.get(i).is_some_and(|(pg, _)| pg == g) {
+                            pending.remove(i);
                         }
                     }
                 }
-                drop(pending);
-                for op in batch {
-                    match op {
-                        Op::Append { done, .. } | Op::TruncateAfter { done, .. } | Op::Purge { done, .. } => {
+            }
+            drop(pending);
+            for op in batch {
+                match op {
+                    Op::Append { done, .. } | Op::TruncateAfter { done, .. } | Op::Purge { done, .. } => done(Ok(())),
+                    Op::Meta { done, .. } => {
+                        if let Some(done) = done {
                             done(Ok(()))
                         }
-                        Op::Meta { done, .. } => {
-                            if let Some(done) = done {
-                                done(Ok(()))
-                            }
-                        }
                     }
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "raft log write failed; the store refuses writes from now on");
-                shared.poisoned.store(true, Ordering::SeqCst);
-                for op in batch {
-                    fail(op, io::Error::new(e.kind(), e.to_string()));
-                }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "raft log write failed; the store refuses writes from now on");
+            shared.poisoned.store(true, Ordering::SeqCst);
+            for op in batch {
+                fail(op, io::Error::new(e.kind(), e.to_string()));
             }
         }
     }
 }
 
-fn write_batch(db: &Database, batch: &[Op]) -> io::Result<()> {
+fn write_batch(db: &Database, batch: &[Op], faults: FaultSwitches) -> io::Result<()> {
     let mut tx = db.begin_write().map_err(other)?;
-    tx.set_durability(redb::Durability::Immediate).map_err(other)?;
+    let durability = if faults.ack_before_fsync { redb::Durability::None } else { redb::Durability::Immediate };
+    tx.set_durability(durability).map_err(other)?;
     {
         let mut log = tx.open_table(LOG).map_err(other)?;
         let mut meta = tx.open_table(META).map_err(other)?;

@@ -17,9 +17,10 @@
 //! file under a final name. The two newest snapshots are kept: if the newest is damaged the
 //! node can fall back one and replay more log.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use crate::disk::{Disk, StdDisk};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Snapshot file magic.
@@ -43,6 +44,7 @@ pub struct SnapshotFile {
 #[derive(Clone, Debug)]
 pub struct SnapshotFiles {
     dir: PathBuf,
+    disk: Arc<dyn Disk>,
 }
 
 fn invalid(path: &Path, what: &str) -> io::Error {
@@ -50,16 +52,21 @@ fn invalid(path: &Path, what: &str) -> io::Error {
 }
 
 impl SnapshotFiles {
-    /// Uses (and creates) `dir`, removing leftover temporary files of an interrupted write.
+    /// Uses (and creates) `dir` on the real disk, removing leftover temporary files of an
+    /// interrupted write.
     pub fn open(dir: &Path) -> io::Result<SnapshotFiles> {
-        fs::create_dir_all(dir)?;
-        for entry in fs::read_dir(dir)? {
-            let path = entry?.path();
+        SnapshotFiles::open_with(Arc::new(StdDisk), dir)
+    }
+
+    /// Uses (and creates) `dir` on `disk`.
+    pub fn open_with(disk: Arc<dyn Disk>, dir: &Path) -> io::Result<SnapshotFiles> {
+        disk.create_dir_all(dir)?;
+        for path in disk.list(dir)? {
             if path.extension().is_some_and(|e| e == "tmp") {
-                fs::remove_file(&path)?;
+                disk.remove(&path)?;
             }
         }
-        Ok(SnapshotFiles { dir: dir.to_path_buf() })
+        Ok(SnapshotFiles { dir: dir.to_path_buf(), disk })
     }
 
     /// Encodes a snapshot file.
@@ -115,28 +122,22 @@ impl SnapshotFiles {
         let started = Instant::now();
         let bytes = Self::encode(snapshot);
         let final_path = self.final_path(snapshot.index);
-        let tmp = self.dir.join(format!("snap-{:020}.tmp", snapshot.index));
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &final_path)?;
-        File::open(&self.dir)?.sync_all()?;
+        let final_name = format!("snap-{:020}.pds", snapshot.index);
+        let tmp_name = format!("snap-{:020}.tmp", snapshot.index);
+        self.disk.write_atomic(&self.dir, &tmp_name, &final_name, &bytes)?;
         metrics::histogram!("paddock_snapshot_write_duration_seconds").record(started.elapsed().as_secs_f64());
         metrics::gauge!("paddock_snapshot_size_bytes").set(bytes.len() as f64);
         let mut all = self.list()?;
         all.sort_unstable_by(|a, b| b.cmp(a));
         for (_, path) in all.into_iter().skip(KEEP) {
-            fs::remove_file(path)?;
+            self.disk.remove(&path)?;
         }
         Ok(final_path)
     }
 
     fn list(&self) -> io::Result<Vec<(u64, PathBuf)>> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let path = entry?.path();
+        for path in self.disk.list(&self.dir)? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if let Some(index) = name.strip_prefix("snap-").and_then(|n| n.strip_suffix(".pds")) {
                 if let Ok(index) = index.parse::<u64>() {
@@ -153,7 +154,7 @@ impl SnapshotFiles {
         let mut all = self.list()?;
         all.sort_unstable_by(|a, b| b.cmp(a));
         for (_, path) in all {
-            let bytes = fs::read(&path)?;
+            let bytes = self.disk.read(&path)?;
             match Self::decode(&path, &bytes) {
                 Ok(s) => return Ok(Some(s)),
                 Err(e) => on_damaged(&path, &e),
@@ -166,6 +167,7 @@ impl SnapshotFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn snap(index: u64) -> SnapshotFile {
         SnapshotFile { index, meta: format!("meta{index}").into_bytes(), data: vec![index as u8; 100] }
