@@ -168,8 +168,12 @@ fn rules(each_way: bool, delay_ms: u64) -> MarketRulesBody {
     }
 }
 
-/// Sample catalogue: (event id, name, sport, market id, market name, each-way, delay, runners).
-const CATALOGUE: &[(u64, &str, &str, u64, &str, bool, u64, &[(&str, &str)])] = &[
+/// One sample market: (event id, name, sport, market id, market name, each-way, delay, runners).
+type SampleMarket =
+    (u64, &'static str, &'static str, u64, &'static str, bool, u64, &'static [(&'static str, &'static str)]);
+
+/// Sample catalogue.
+const CATALOGUE: &[SampleMarket] = &[
     (
         1,
         "Grand National",

@@ -198,7 +198,13 @@ fn market_request(space: &Space, i: u64) -> (CreateEventRequest, CreateMarketReq
         event_id: m,
         name: format!("load market {i}"),
         currency: "GBP".into(),
-        selections: (1..=4).map(|s| NewSelectionBody { selection_id: space.selection(m, s), name: format!("runner {s}"), odds: "3/1".into() }).collect(),
+        selections: (1..=4)
+            .map(|s| NewSelectionBody {
+                selection_id: space.selection(m, s),
+                name: format!("runner {s}"),
+                odds: "3/1".into(),
+            })
+            .collect(),
         rules: MarketRulesBody {
             stake_min_minor: 1,
             stake_max_minor: 1_000_000,
@@ -267,7 +273,14 @@ fn leg(space: &Space, market_index: u64, s: u64) -> LegBody {
     LegBody { market_id: m, selection_id: space.selection(m, 1 + s % 4), odds: "3/1".into() }
 }
 
-async fn one(client: &Client, space: &Space, op: Op, n: u64, seed: u64, live_markets: &Mutex<(u64, u64)>) -> Result<(), ClientError> {
+async fn one(
+    client: &Client,
+    space: &Space,
+    op: Op,
+    n: u64,
+    seed: u64,
+    live_markets: &Mutex<(u64, u64)>,
+) -> Result<(), ClientError> {
     let mut dice = Dice(seed | 1);
     let account = space.account(dice.below(space.accounts));
     let (first, next) = *live_markets.lock().expect("market window lock");
@@ -283,8 +296,13 @@ async fn one(client: &Client, space: &Space, op: Op, n: u64, seed: u64, live_mar
         odds_policy: "any".into(),
     };
     match op {
-        Op::Single => client.place_bet(&bet("single", vec![leg(space, pick(&mut dice), dice.next())], false), &key).await.map(drop),
-        Op::EachWay => client.place_bet(&bet("single", vec![leg(space, pick(&mut dice), dice.next())], true), &key).await.map(drop),
+        Op::Single => client
+            .place_bet(&bet("single", vec![leg(space, pick(&mut dice), dice.next())], false), &key)
+            .await
+            .map(drop),
+        Op::EachWay => {
+            client.place_bet(&bet("single", vec![leg(space, pick(&mut dice), dice.next())], true), &key).await.map(drop)
+        }
         Op::Accumulator | Op::Trixie => {
             let legs_n = if op == Op::Trixie { 3 } else { 2 + dice.below(3) };
             let mut markets: Vec<u64> = Vec::new();
@@ -295,7 +313,13 @@ async fn one(client: &Client, space: &Space, op: Op, n: u64, seed: u64, live_mar
                 }
             }
             let legs = markets.iter().map(|m| leg(space, *m, dice.next())).collect::<Vec<_>>();
-            let kind = if op == Op::Trixie && legs.len() == 3 { "trixie" } else if legs.len() >= 2 { "accumulator" } else { "single" };
+            let kind = if op == Op::Trixie && legs.len() == 3 {
+                "trixie"
+            } else if legs.len() >= 2 {
+                "accumulator"
+            } else {
+                "single"
+            };
             client.place_bet(&bet(kind, legs, false), &key).await.map(drop)
         }
         Op::Deposit => client.deposit(account, 1_000, &key).await.map(drop),
@@ -319,7 +343,11 @@ async fn one(client: &Client, space: &Space, op: Op, n: u64, seed: u64, live_mar
             client.create_market(&market).await?;
             live_markets.lock().expect("market window lock").1 += 1;
             let results = SettleRequest {
-                results: vec![SelectionResultBody { selection_id: space.selection(space.market(oldest), 1), win: "win".into(), place: None }],
+                results: vec![SelectionResultBody {
+                    selection_id: space.selection(space.market(oldest), 1),
+                    win: "win".into(),
+                    place: None,
+                }],
                 reason: String::new(),
             };
             client.settle(space.market(oldest), &results, false).await.map(drop)
@@ -330,14 +358,20 @@ async fn one(client: &Client, space: &Space, op: Op, n: u64, seed: u64, live_mar
 /// Runs the load and returns the report.
 pub async fn run_load(args: &LoadArgs) -> Result<Report> {
     let mix = parse_mix(&args.mix)?;
-    let nodes: Vec<String> = args.nodes.split(',').map(|s| s.trim().trim_end_matches('/').to_string()).filter(|s| !s.is_empty()).collect();
+    let nodes: Vec<String> =
+        args.nodes.split(',').map(|s| s.trim().trim_end_matches('/').to_string()).filter(|s| !s.is_empty()).collect();
     let setup_client = Client::new(nodes.clone(), Duration::from_secs(10)).with_operator("load");
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 100_000 + 1;
     let space = Space { run, accounts: args.accounts.max(1), markets: args.markets.max(4) };
     let started_setup = Instant::now();
     setup(&setup_client, &space).await?;
     if !args.quiet {
-        eprintln!("set-up: {} accounts and {} markets in {:.1} s", space.accounts, space.markets, started_setup.elapsed().as_secs_f64());
+        eprintln!(
+            "set-up: {} accounts and {} markets in {:.1} s",
+            space.accounts,
+            space.markets,
+            started_setup.elapsed().as_secs_f64()
+        );
     }
     // Measured requests are not retried: a refusal or a lost answer is what we measure.
     let client = Client::new(nodes, Duration::from_millis(args.timeout_ms))
@@ -350,9 +384,11 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
     let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
     let deadline = Duration::from_secs(args.duration_s);
     let scheduled_total = (args.duration_s as f64 * f64::from(args.rate)) as u64;
-    let progress = if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(scheduled_total) };
+    let progress =
+        if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(scheduled_total) };
     progress.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} scheduled {msg}").expect("static template"),
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} scheduled {msg}")
+            .expect("static template"),
     );
     let mut dice = Dice(0x2545_F491_4F6C_DD1D ^ run);
     let start = Instant::now();
@@ -366,12 +402,24 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
         tokio::time::sleep_until(due.into()).await;
         scheduled += 1;
         let mut roll = dice.below(u64::from(total_weight)) as u32;
-        let op = mix.iter().find(|(_, w)| if roll < *w { true } else { roll -= w; false }).map(|(op, _)| *op).expect("weights sum");
+        let op = mix
+            .iter()
+            .find(|(_, w)| {
+                if roll < *w {
+                    true
+                } else {
+                    roll -= w;
+                    false
+                }
+            })
+            .map(|(op, _)| *op)
+            .expect("weights sum");
         let Ok(permit) = semaphore.clone().try_acquire_owned() else {
             *tally.lock().expect("tally lock").errors.entry("client_saturated".into()).or_default() += 1;
             continue;
         };
-        let (client, task_tally, live_markets, seed) = (client.clone(), tally.clone(), live_markets.clone(), dice.next());
+        let (client, task_tally, live_markets, seed) =
+            (client.clone(), tally.clone(), live_markets.clone(), dice.next());
         tasks.spawn(async move {
             let result = one(&client, &space, op, scheduled, seed, &live_markets).await;
             let latency_us = due.elapsed().as_micros().max(1) as u64;
@@ -398,7 +446,7 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
             drop(permit);
         });
         while tasks.try_join_next().is_some() {}
-        if scheduled % 256 == 0 {
+        if scheduled.is_multiple_of(256) {
             progress.set_position(scheduled);
             let ok = tally.lock().expect("tally lock").ok;
             progress.set_message(format!("ok {ok}"));
@@ -425,11 +473,20 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
 
 /// Prints the text summary.
 pub fn print_summary(r: &Report) {
-    println!("target {} req/s for {:.1} s: scheduled {}, ok {} ({:.0}/s), bets accepted {:.0}/s", r.target_rate, r.duration_s, r.scheduled, r.ok, r.ok_per_s, r.bets_accepted_per_s);
+    println!(
+        "target {} req/s for {:.1} s: scheduled {}, ok {} ({:.0}/s), bets accepted {:.0}/s",
+        r.target_rate, r.duration_s, r.scheduled, r.ok, r.ok_per_s, r.bets_accepted_per_s
+    );
     let p = &r.latency_ms;
-    println!("latency ms (all ok): p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}", p.p50, p.p90, p.p99, p.p999, p.max);
+    println!(
+        "latency ms (all ok): p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        p.p50, p.p90, p.p99, p.p999, p.max
+    );
     let b = &r.bet_latency_ms;
-    println!("latency ms (bets):   p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}", b.p50, b.p90, b.p99, b.p999, b.max);
+    println!(
+        "latency ms (bets):   p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        b.p50, b.p90, b.p99, b.p999, b.max
+    );
     if r.errors.is_empty() {
         println!("errors: none");
     } else {
@@ -443,7 +500,8 @@ pub fn run(args: LoadArgs) -> Result<()> {
     let report = runtime.block_on(run_load(&args))?;
     print_summary(&report);
     if let Some(path) = &args.report {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }

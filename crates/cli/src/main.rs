@@ -4,9 +4,13 @@
 //! - `start`: run a node (this module).
 //! - `demo`: a local 3-node cluster with sample markets and betting ([`demo`]).
 //! - `load`: open-loop load generation with HDR histograms ([`load`]).
+//! - `drill chaos`, `drill failover`: drills against a local cluster of this binary ([`drill`],
+//!   [`failover`]).
 //! - `status`, `members`, `transfer-leader`: operate a running cluster over HTTP.
 
 mod demo;
+mod drill;
+mod failover;
 mod load;
 
 use anyhow::{bail, Context, Result};
@@ -33,6 +37,11 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Open-loop load: a mix of bets, deposits, reads and settlements at a target rate.
     Load(load::LoadArgs),
+    /// Operational drills against a local cluster of this binary.
+    Drill {
+        #[command(subcommand)]
+        drill: drill::DrillCmd,
+    },
     /// Print a node's view of the cluster.
     Status {
         /// Node URL.
@@ -122,6 +131,12 @@ pub struct StartArgs {
     /// Peer (gRPC) listen address.
     #[arg(long)]
     pub peer: Option<SocketAddr>,
+    /// Address other nodes dial to reach this one (defaults to --peer).
+    #[arg(long)]
+    pub peer_advertise: Option<String>,
+    /// Source IP for outgoing peer connections.
+    #[arg(long)]
+    pub peer_source_ip: Option<std::net::IpAddr>,
     /// Initial voters, e.g. "1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103".
     #[arg(long)]
     pub bootstrap: Option<String>,
@@ -178,6 +193,12 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     if let Some(v) = args.peer {
         config.peer_listen = v;
     }
+    if let Some(v) = &args.peer_advertise {
+        config.peer_advertise = Some(v.clone());
+    }
+    if let Some(v) = args.peer_source_ip {
+        config.peer_source_ip = Some(v);
+    }
     if let Some(v) = &args.bootstrap {
         config.bootstrap = parse_members(v)?;
     }
@@ -230,6 +251,7 @@ fn main() -> Result<()> {
         Cmd::Start(args) => start(args),
         Cmd::Demo(args) => demo::run(args),
         Cmd::Load(args) => load::run(args),
+        Cmd::Drill { drill } => drill::run(drill),
         other => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async move {
@@ -249,7 +271,7 @@ fn main() -> Result<()> {
                             serde_json::to_value(operator_client(&node, &operator).remove_member(id).await?)?
                         }
                     },
-                    Cmd::Start(_) | Cmd::Demo(_) | Cmd::Load(_) => unreachable!("handled above"),
+                    Cmd::Start(_) | Cmd::Demo(_) | Cmd::Load(_) | Cmd::Drill { .. } => unreachable!("handled above"),
                 };
                 println!("{}", serde_json::to_string_pretty(&value)?);
                 Ok(())

@@ -199,10 +199,9 @@ impl Client {
             match self.once(&self.nodes[index], &method, path, body.as_ref(), key).await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && attempt + 1 < self.retry.attempts => {
-                    // Move to the next node for the next try: this one may be down.
-                    if matches!(e, ClientError::Transport(_)) {
-                        self.next.fetch_add(1, Ordering::Relaxed);
-                    }
+                    // Move to the next node for the next try: this one may be down, or cut
+                    // off from the majority (it answers `unavailable` or `outcome_unknown`).
+                    self.next.fetch_add(1, Ordering::Relaxed);
                     last = e;
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(self.retry.backoff_max);

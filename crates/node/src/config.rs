@@ -24,9 +24,13 @@ pub struct NodeConfig {
     /// Peer address others use; defaults to `peer_listen`.
     #[serde(default)]
     pub peer_advertise: Option<String>,
+    /// Source IP for outgoing peer connections (defaults to the OS's choice). Chaos tests give
+    /// each node its own loopback address so a proxy can cut single links.
+    #[serde(default)]
+    pub peer_source_ip: Option<std::net::IpAddr>,
     /// Initial voters (id → peer address). The node with the smallest id initialises the
     /// cluster on first start; a restart with the same list changes nothing.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "node_id_keys")]
     pub bootstrap: BTreeMap<u64, String>,
     /// Raft heartbeat period.
     #[serde(default = "default_heartbeat")]
@@ -58,6 +62,18 @@ pub struct NodeConfig {
     /// Log as JSON lines instead of text.
     #[serde(default)]
     pub log_json: bool,
+}
+
+/// TOML table keys are always strings: `[bootstrap] 1 = "…"` arrives as `"1"`.
+fn node_id_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, String>, D::Error> {
+    let raw: BTreeMap<String, String> = BTreeMap::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            k.parse::<u64>()
+                .map(|id| (id, v))
+                .map_err(|_| serde::de::Error::custom(format!("bootstrap key {k:?} is not a node id")))
+        })
+        .collect()
 }
 
 fn default_cluster() -> String {
@@ -101,6 +117,7 @@ impl NodeConfig {
             http_listen,
             peer_listen,
             peer_advertise: None,
+            peer_source_ip: None,
             bootstrap: BTreeMap::new(),
             heartbeat_ms: default_heartbeat(),
             election_timeout_min_ms: default_election_min(),

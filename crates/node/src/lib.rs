@@ -173,6 +173,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             data_dir: config.data_dir.clone(),
             peer_listen: config.peer_listen,
             peer_advertise: config.advertised_peer(),
+            peer_source_ip: config.peer_source_ip,
             timing: Timing {
                 heartbeat_ms: config.heartbeat_ms,
                 election_min_ms: config.election_timeout_min_ms,

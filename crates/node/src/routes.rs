@@ -43,10 +43,10 @@ pub(crate) async fn read<T>(
     f: impl FnOnce(&paddock_ledger::State) -> T,
 ) -> Result<T, Failure> {
     if !options.stale()? {
-        app.consensus.linearize().await.map_err(|e| {
-            let retry = if matches!(e, ReadError::Behind) { 1 } else { 1 };
-            Failure(ApiError::new(ErrorCode::ReadUnavailable, e.to_string()).retry_after(retry))
-        })?;
+        app.consensus
+            .linearize()
+            .await
+            .map_err(|e: ReadError| Failure(ApiError::new(ErrorCode::ReadUnavailable, e.to_string()).retry_after(1)))?;
     }
     Ok(app.consensus.read(|d| f(&d.state)))
 }
@@ -63,7 +63,20 @@ fn ack(log_index: u64) -> Json<AckBody> {
 
 pub(crate) async fn open_account(State(app): State<App>, Body(req): Body<OpenAccountRequest>) -> Answer<AccountBody> {
     let command = convert::open_account(&req)?;
-    submit(&app, command).await?;
+    let (_, log_index) = submit(&app, command).await?;
+    // A follower forwards the write: it is committed and applied on the leader, but maybe not
+    // here yet. Read the account back only once this node has applied the entry.
+    let mut applied = app.consensus.applied_watch();
+    let wait = std::time::Duration::from_millis(app.config.write_timeout_ms);
+    if !matches!(tokio::time::timeout(wait, applied.wait_for(|i| *i >= log_index)).await, Ok(Ok(_))) {
+        return Err(Failure(
+            ApiError::new(
+                ErrorCode::ReadUnavailable,
+                format!("the account was opened at log index {log_index}, but this node has not applied it yet"),
+            )
+            .retry_after(1),
+        ));
+    }
     let view =
         app.consensus.read(|d| d.state.account(AccountId(req.account_id))).ok_or_else(|| not_found("account"))?;
     Ok((StatusCode::CREATED, Json(convert::account_body(&view))))

@@ -1,0 +1,191 @@
+//! Malformed or refused requests get a 4xx with a stable error code, never a 5xx, and leave
+//! the book exactly as it was.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::*;
+
+/// One raw request and what must come back.
+struct Case {
+    what: &'static str,
+    method: Method,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    /// Raw body bytes; sent with `Content-Type: application/json` unless `no_content_type`.
+    body: Option<Vec<u8>>,
+    no_content_type: bool,
+    status: u16,
+    code: &'static str,
+}
+
+fn case(what: &'static str, method: Method, path: &str, status: u16, code: &'static str) -> Case {
+    Case { what, method, path: path.into(), headers: Vec::new(), body: None, no_content_type: false, status, code }
+}
+
+impl Case {
+    fn json(mut self, body: Value) -> Case {
+        self.body = Some(serde_json::to_vec(&body).expect("json encodes"));
+        self
+    }
+    fn raw(mut self, body: &[u8]) -> Case {
+        self.body = Some(body.to_vec());
+        self
+    }
+    fn header(mut self, name: &'static str, value: &str) -> Case {
+        self.headers.push((name, value.into()));
+        self
+    }
+    fn key(self, key: &str) -> Case {
+        self.header("idempotency-key", key)
+    }
+    fn operator(self) -> Case {
+        self.header("x-operator", OPERATOR)
+    }
+    fn without_content_type(mut self) -> Case {
+        self.no_content_type = true;
+        self
+    }
+}
+
+fn bet(account_id: u64, odds: &str, stake: i64) -> Value {
+    json!({
+        "account_id": account_id,
+        "type": "single",
+        "legs": [{ "market_id": 1, "selection_id": 11, "odds": odds }],
+        "stake_per_line_minor": stake,
+        "odds_policy": "any",
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    seed_market(&client, 1, 1).await;
+    client.open_account(1, "GBP").await.expect("account opens");
+    client.deposit(1, 10_000, "known-key").await.expect("deposit");
+    let before = cluster.state_hash(1).await.expect("state hash");
+
+    let big = {
+        let mut b = br#"{"amount_minor": 1, "pad": ""#.to_vec();
+        b.extend(std::iter::repeat_n(b'x', 70 * 1024));
+        b.extend(br#""}"#);
+        b
+    };
+    let long_key = "k".repeat(65);
+    let cases = vec![
+        case("malformed JSON", Method::POST, "/v1/accounts/1/deposits", 400, "malformed_body")
+            .key("k-malformed")
+            .raw(br#"{"amount_minor": 5"#),
+        case("wrong type", Method::POST, "/v1/accounts/1/deposits", 400, "malformed_body")
+            .key("k-type")
+            .json(json!({ "amount_minor": "five" })),
+        case("unknown field", Method::POST, "/v1/accounts/1/deposits", 400, "malformed_body")
+            .key("k-unknown")
+            .json(json!({ "amount_minor": 5, "amount_minr": 5 })),
+        case("missing field", Method::POST, "/v1/accounts", 400, "malformed_body").json(json!({ "account_id": 9 })),
+        case("body over 64 KiB", Method::POST, "/v1/accounts/1/deposits", 413, "body_too_large").key("k-big").raw(&big),
+        case("no Content-Type", Method::POST, "/v1/accounts/1/deposits", 415, "unsupported_media_type")
+            .key("k-ctype")
+            .raw(br#"{"amount_minor": 5}"#)
+            .without_content_type(),
+        case("no Idempotency-Key", Method::POST, "/v1/accounts/1/deposits", 400, "idempotency_key_missing")
+            .json(json!({ "amount_minor": 5 })),
+        case("65-character Idempotency-Key", Method::POST, "/v1/accounts/1/deposits", 400, "idempotency_key_invalid")
+            .key(&long_key)
+            .json(json!({ "amount_minor": 5 })),
+        case("non-numeric account id", Method::GET, "/v1/accounts/abc", 400, "bad_parameter"),
+        case("non-numeric bet id", Method::GET, "/v1/bets/-1", 400, "bad_parameter"),
+        case("deposit to an unknown account", Method::POST, "/v1/accounts/999/deposits", 404, "account_not_found")
+            .key("k-nobody")
+            .json(json!({ "amount_minor": 5 })),
+        case("read of an unknown account", Method::GET, "/v1/accounts/999", 404, "not_found"),
+        case("read of an unknown bet", Method::GET, "/v1/bets/999", 404, "not_found"),
+        case("unknown route", Method::GET, "/v1/nothing-here", 404, "not_found"),
+        case("wrong method", Method::DELETE, "/v1/accounts/1", 405, "method_not_allowed"),
+        case("wrong method on a collection", Method::PUT, "/v1/bets", 405, "method_not_allowed"),
+        case("operator endpoint without X-Operator", Method::POST, "/v1/events", 400, "operator_required")
+            .json(serde_json::to_value(event_request(2)).expect("json")),
+        case("operator endpoint with an empty X-Operator", Method::POST, "/v1/events", 400, "operator_required")
+            .header("x-operator", "  ")
+            .json(serde_json::to_value(event_request(2)).expect("json")),
+        case("an event id already taken", Method::POST, "/v1/events", 409, "event_exists")
+            .operator()
+            .json(serde_json::to_value(event_request(1)).expect("json")),
+        case("a price of \"banana\"", Method::PUT, "/v1/markets/1/selections/11/price", 400, "odds_invalid")
+            .operator()
+            .json(json!({ "odds": "banana" })),
+        case(
+            "a price for an unknown market",
+            Method::PUT,
+            "/v1/markets/9/selections/91/price",
+            404,
+            "market_not_found",
+        )
+        .operator()
+        .json(json!({ "odds": "2/1" })),
+        case("Content-Type text/plain", Method::POST, "/v1/accounts/1/deposits", 415, "unsupported_media_type")
+            .key("k-text")
+            .header("content-type", "text/plain")
+            .raw(br#"{"amount_minor": 5}"#)
+            .without_content_type(),
+        case("odds \"banana\"", Method::POST, "/v1/bets", 400, "odds_invalid")
+            .key("k-banana")
+            .json(bet(1, "banana", 100)),
+        case("negative stake", Method::POST, "/v1/bets", 400, "amount_must_be_positive")
+            .key("k-negative")
+            .json(bet(1, "2/1", -100)),
+        case("negative deposit", Method::POST, "/v1/accounts/1/deposits", 400, "amount_must_be_positive")
+            .key("k-negative-deposit")
+            .json(json!({ "amount_minor": -5 })),
+        case("same key, different body", Method::POST, "/v1/accounts/1/deposits", 409, "idempotency_key_reused")
+            .key("known-key")
+            .json(json!({ "amount_minor": 10_001 })),
+        case("bad consistency", Method::GET, "/v1/accounts/1?consistency=eventual", 400, "bad_parameter"),
+        case("bad consistency on a list", Method::GET, "/v1/markets?consistency=", 400, "bad_parameter"),
+    ];
+
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().expect("http client");
+    let base = cluster.url(1);
+    let mut failures = Vec::new();
+    for c in &cases {
+        let mut request = http.request(c.method.clone(), format!("{base}{}", c.path));
+        for (name, value) in &c.headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = &c.body {
+            if !c.no_content_type {
+                request = request.header("content-type", "application/json");
+            }
+            request = request.body(body.clone());
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!("{}: no answer: {e}", c.what));
+                continue;
+            }
+        };
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let code = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        if status.is_server_error() {
+            failures.push(format!("{}: server error {status}: {text}", c.what));
+        } else if status != StatusCode::from_u16(c.status).expect("valid status") || code != c.code {
+            failures.push(format!("{}: expected {} {}, got {status} {text}", c.what, c.status, c.code));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+
+    // Nothing changed the book (rejected commands may still have gone through the log).
+    let after = cluster.state_hash(1).await.expect("state hash");
+    assert_eq!(after.state_hash, before.state_hash, "a refused request changed the book");
+    assert_eq!((after.accounts, after.bets), (before.accounts, before.bets));
+    let account = client.account(1).await.expect("account 1");
+    assert_eq!((account.balance_minor, account.exposure_minor), (10_000, 0));
+}

@@ -1,0 +1,464 @@
+//! Test harness: a local Paddock cluster made of real `paddock` processes.
+//!
+//! - Every node listens on loopback only, on ports picked below the kernel's ephemeral range
+//!   (so an outgoing connection cannot take a killed node's port before it restarts) and
+//!   checked free before use.
+//! - Each node writes its stdout and stderr to `node-N.log` in the cluster's temporary
+//!   directory; a restart appends to the same file.
+//! - A node is stopped by its PID only: SIGKILL (`kill`) or SIGTERM then, if it lingers,
+//!   SIGKILL (`terminate`). Dropping the [`Cluster`] SIGKILLs and reaps every child it started,
+//!   so no process outlives a test, passing or failing; a failing test also prints the end of
+//!   each node's log.
+//! - Every wait is bounded in time and in iterations and panics with what it was waiting for.
+//!
+//! Not here: expectations. Each test states what it checks.
+#![allow(dead_code)]
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use paddock_api::wire::*;
+use paddock_client::{Client, RetryPolicy};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a node (or a whole cluster) may take to become ready.
+pub const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// The operator name the harness acts as.
+pub const OPERATOR: &str = "test:harness";
+
+/// Ports come from here: below the ephemeral range (32768+) and above well-known services.
+const PORT_LOW: u16 = 20_000;
+const PORT_HIGH: u16 = 32_000;
+
+/// Next port to try in this test process (all tests of one binary share the process).
+static NEXT_PORT: Mutex<Option<u16>> = Mutex::new(None);
+
+/// `count` distinct loopback ports that were free a moment ago. The start depends on the
+/// process id so that test binaries running side by side tend to use different ports; each
+/// candidate is bound (and held until all are found) to make sure it is free.
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let span = PORT_HIGH - PORT_LOW;
+    let mut next = NEXT_PORT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut port = next.unwrap_or_else(|| PORT_LOW + ((std::process::id() % 400) as u16) * 25);
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..span {
+        if held.len() == count {
+            break;
+        }
+        let candidate = port;
+        port = if port + 1 >= PORT_HIGH { PORT_LOW } else { port + 1 };
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", candidate)) {
+            held.push(listener);
+        }
+    }
+    assert_eq!(held.len(), count, "could not find {count} free loopback ports");
+    *next = Some(port);
+    held.iter().map(|l| l.local_addr().expect("bound listener has an address").port()).collect()
+}
+
+/// Polls `probe` every `every` until it returns `Some`, at most for `within`; panics naming
+/// `what` otherwise.
+pub async fn poll_until<T>(
+    what: &str,
+    within: Duration,
+    every: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    let max_rounds = (within.as_millis() / every.as_millis().max(1)) as u64 + 2;
+    for _ in 0..max_rounds {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(every).await;
+    }
+    panic!("timed out after {within:?} waiting for {what}");
+}
+
+/// One node of the cluster.
+pub struct Node {
+    /// Node id (1-based; node N is `nodes[N-1]`).
+    pub id: u64,
+    /// HTTP API address.
+    pub http: SocketAddr,
+    /// Peer (gRPC) address.
+    pub peer: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Where stdout and stderr go.
+    pub log_path: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+/// A local cluster of `paddock start` processes.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    nodes: Vec<Node>,
+    bootstrap: String,
+    extra_args: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes bootstrapped together (with `extra_args` appended to each command
+    /// line) and waits until every one is ready.
+    pub async fn start(n: usize, extra_args: &[&str]) -> Cluster {
+        let cluster = Cluster::launch(n, extra_args);
+        let ids = cluster.ids();
+        cluster.wait_ready(&ids, READY_WITHIN).await;
+        cluster
+    }
+
+    /// Starts `n` nodes without waiting for them.
+    pub fn launch(n: usize, extra_args: &[&str]) -> Cluster {
+        assert!(n >= 1);
+        let dir = tempfile::Builder::new().prefix("paddock-it-").tempdir().expect("temporary directory");
+        let ports = free_ports(2 * n);
+        let nodes: Vec<Node> = (0..n)
+            .map(|i| {
+                let id = i as u64 + 1;
+                Node {
+                    id,
+                    http: SocketAddr::from(([127, 0, 0, 1], ports[2 * i])),
+                    peer: SocketAddr::from(([127, 0, 0, 1], ports[2 * i + 1])),
+                    data_dir: dir.path().join(format!("node-{id}")),
+                    log_path: dir.path().join(format!("node-{id}.log")),
+                    child: None,
+                    starts: 0,
+                }
+            })
+            .collect();
+        let bootstrap = nodes.iter().map(|n| format!("{}={}", n.id, n.peer)).collect::<Vec<_>>().join(",");
+        let mut cluster =
+            Cluster { dir, nodes, bootstrap, extra_args: extra_args.iter().map(|s| s.to_string()).collect() };
+        for id in cluster.ids() {
+            cluster.spawn(id);
+        }
+        cluster
+    }
+
+    /// Node ids, ascending.
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// A node.
+    pub fn node(&self, id: u64) -> &Node {
+        &self.nodes[id as usize - 1]
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut Node {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    /// The `--bootstrap` value every node was started with.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// A node's base URL.
+    pub fn url(&self, id: u64) -> String {
+        format!("http://{}", self.node(id).http)
+    }
+
+    /// Every node's base URL, in id order.
+    pub fn urls(&self) -> Vec<String> {
+        self.ids().into_iter().map(|id| self.url(id)).collect()
+    }
+
+    /// A client that knows every node and acts as an operator.
+    pub fn client(&self) -> Client {
+        Client::new(self.urls(), Duration::from_secs(10)).with_operator(OPERATOR)
+    }
+
+    /// A client that talks to one node only.
+    pub fn client_for(&self, id: u64) -> Client {
+        Client::new(vec![self.url(id)], Duration::from_secs(10)).with_operator(OPERATOR)
+    }
+
+    /// A client for one node that does not retry: for polling.
+    fn probe(&self, id: u64) -> Client {
+        Client::new(vec![self.url(id)], Duration::from_secs(2)).with_retry(RetryPolicy {
+            attempts: 1,
+            backoff: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(1),
+        })
+    }
+
+    /// Whether the node's process is running (as far as this harness knows).
+    pub fn is_running(&mut self, id: u64) -> bool {
+        match self.node_mut(id).child.as_mut() {
+            None => false,
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+        }
+    }
+
+    /// Ids of the nodes whose process is running.
+    pub fn running(&mut self) -> Vec<u64> {
+        self.ids().into_iter().filter(|id| self.is_running(*id)).collect()
+    }
+
+    /// Starts a node's process with the same arguments as before (it must not be running).
+    pub fn restart(&mut self, id: u64) {
+        assert!(!self.is_running(id), "node {id} is still running");
+        self.spawn(id);
+    }
+
+    fn spawn(&mut self, id: u64) {
+        let bootstrap = self.bootstrap.clone();
+        let extra = self.extra_args.clone();
+        let node = self.node_mut(id);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log_path)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", node.log_path.display()));
+        node.starts += 1;
+        use std::io::Write;
+        let mut header = log.try_clone().expect("log file handle clones");
+        let _ = writeln!(header, "==== harness: start #{} of node {id} ====", node.starts);
+        let child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .arg("start")
+            .args(["--node-id", &id.to_string()])
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .args(["--http", &node.http.to_string()])
+            .args(["--peer", &node.peer.to_string()])
+            .args(["--bootstrap", &bootstrap])
+            .args(&extra)
+            .env("RUST_LOG", "info,openraft=warn,h2=warn,tower=warn,hyper=warn")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file handle clones"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start node {id}: {e}"));
+        node.child = Some(child);
+    }
+
+    /// SIGKILLs a node by its PID and reaps it.
+    pub fn kill(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        let mut child = node.child.take().unwrap_or_else(|| panic!("node {id} is not running"));
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+        let _ = child.wait();
+    }
+
+    /// SIGTERMs a node by its PID and waits (at most 10 s) for it to exit, then SIGKILLs it.
+    /// Returns whether it exited by itself.
+    pub async fn terminate(&mut self, id: u64) -> bool {
+        let node = self.node_mut(id);
+        let mut child = node.child.take().unwrap_or_else(|| panic!("node {id} is not running"));
+        let pid = Pid::from_raw(child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for _ in 0..500 {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = child.wait();
+        false
+    }
+
+    /// Deletes a stopped node's data directory.
+    pub fn wipe(&mut self, id: u64) {
+        assert!(!self.is_running(id), "node {id} is still running");
+        let dir = self.node(id).data_dir.clone();
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("cannot wipe {}: {e}", dir.display()));
+        }
+    }
+
+    /// A node's log so far.
+    pub fn log_text(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.node(id).log_path).unwrap_or_default()
+    }
+
+    /// Waits until every node in `ids` answers `/health/ready` with 200.
+    pub async fn wait_ready(&self, ids: &[u64], within: Duration) {
+        let probes: Vec<(u64, Client)> = ids.iter().map(|id| (*id, self.probe(*id))).collect();
+        poll_until(&format!("nodes {ids:?} to be ready"), within, Duration::from_millis(100), async || {
+            for (_, p) in &probes {
+                if !p.is_ready(0).await {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await;
+    }
+
+    /// A node's view of the cluster, if it answers.
+    pub async fn cluster_view(&self, id: u64) -> Option<ClusterBody> {
+        self.probe(id).cluster().await.ok()
+    }
+
+    /// A node's state hash, if it answers.
+    pub async fn state_hash(&self, id: u64) -> Option<StateHashBody> {
+        self.probe(id).state_hash().await.ok()
+    }
+
+    /// Waits until every node in `ids` names the same leader, that leader is one of `ids` and
+    /// calls itself leader; returns it.
+    pub async fn wait_leader_among(&self, ids: &[u64], within: Duration) -> u64 {
+        poll_until(
+            &format!("nodes {ids:?} to agree on a leader among them"),
+            within,
+            Duration::from_millis(50),
+            async || {
+                let mut leader = None;
+                for id in ids {
+                    let view = self.cluster_view(*id).await?;
+                    let l = view.leader_id?;
+                    if leader.is_some_and(|x| x != l) {
+                        return None;
+                    }
+                    leader = Some(l);
+                }
+                let l = leader?;
+                if !ids.contains(&l) {
+                    return None;
+                }
+                (self.cluster_view(l).await?.role == "leader").then_some(l)
+            },
+        )
+        .await
+    }
+
+    /// The current leader as the running nodes agree on it.
+    pub async fn leader(&mut self) -> u64 {
+        let running = self.running();
+        self.wait_leader_among(&running, Duration::from_secs(15)).await
+    }
+
+    /// Waits until every node in `ids` has applied everything the leader (one of `ids`) had
+    /// committed when asked, and all report the same state hash at the same applied index.
+    /// Meant for a quiet cluster (no writes in flight). Returns the common hash.
+    pub async fn wait_converged(&self, ids: &[u64], within: Duration) -> StateHashBody {
+        let leader = self.wait_leader_among(ids, within).await;
+        let hashes = poll_until(
+            &format!("nodes {ids:?} to converge on one state hash"),
+            within,
+            Duration::from_millis(100),
+            async || {
+                let commit = self.cluster_view(leader).await?.commit_index;
+                let mut hashes = Vec::new();
+                for id in ids {
+                    hashes.push((*id, self.state_hash(*id).await?));
+                }
+                let first = &hashes[0].1;
+                let same =
+                    hashes.iter().all(|(_, h)| h.applied_index == first.applied_index) && first.applied_index >= commit;
+                same.then_some(hashes)
+            },
+        )
+        .await;
+        let first = hashes[0].1.clone();
+        for (id, h) in &hashes {
+            assert_eq!(
+                h, &first,
+                "node {id} and node {} disagree at applied index {}",
+                hashes[0].0, first.applied_index
+            );
+        }
+        first
+    }
+
+    fn log_tail(&self, id: u64, lines: usize) -> String {
+        let text = self.log_text(id);
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+                let _ = child.wait();
+            }
+        }
+        if std::thread::panicking() {
+            for id in self.ids() {
+                eprintln!("---- last lines of node {id}'s log ({}) ----", self.node(id).log_path.display());
+                eprintln!("{}", self.log_tail(id, 40));
+            }
+        }
+    }
+}
+
+// ---- a sample book ----
+
+/// Generous market rules: no limit gets in the way of the tests' bets.
+pub fn open_rules() -> MarketRulesBody {
+    MarketRulesBody {
+        stake_min_minor: 1,
+        stake_max_minor: 1_000_000_000,
+        payout_max_minor: 1_000_000_000_000,
+        liability_max_minor: 1_000_000_000_000_000,
+        bet_delay_ms: 0,
+        closes_at_ms: None,
+        each_way: None,
+    }
+}
+
+/// An event starting in a day.
+pub fn event_request(event_id: u64) -> CreateEventRequest {
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_millis();
+    CreateEventRequest {
+        event_id,
+        name: format!("Test event {event_id}"),
+        sport: "football".into(),
+        competition: "Integration".into(),
+        starts_at_ms: now_ms as u64 + 86_400_000,
+    }
+}
+
+/// A two-way market: selection `market_id*10+1` at 2/1 and `market_id*10+2` at 3/1.
+pub fn market_request(event_id: u64, market_id: u64) -> CreateMarketRequest {
+    CreateMarketRequest {
+        market_id,
+        event_id,
+        name: format!("Winner {market_id}"),
+        currency: "GBP".into(),
+        selections: vec![
+            NewSelectionBody { selection_id: market_id * 10 + 1, name: "Home".into(), odds: "2/1".into() },
+            NewSelectionBody { selection_id: market_id * 10 + 2, name: "Away".into(), odds: "3/1".into() },
+        ],
+        rules: open_rules(),
+    }
+}
+
+/// Creates an event and its two-way market.
+pub async fn seed_market(client: &Client, event_id: u64, market_id: u64) {
+    client.create_event(&event_request(event_id)).await.expect("event is created");
+    client.create_market(&market_request(event_id, market_id)).await.expect("market is created");
+}
+
+/// A single on the first selection of `market_id`, at any price.
+pub fn single(account_id: u64, market_id: u64, stake_minor: i64) -> PlaceBetRequest {
+    PlaceBetRequest {
+        account_id,
+        bet_type: "single".into(),
+        k: None,
+        legs: vec![LegBody { market_id, selection_id: market_id * 10 + 1, odds: "2/1".into() }],
+        stake_per_line_minor: stake_minor,
+        each_way: false,
+        odds_policy: "any".into(),
+    }
+}
