@@ -106,11 +106,14 @@ async fn worker(
         }
         seq += 1;
         let sent = Instant::now();
-        let result = client.node(pick).deposit(account, 1, &format!("failover-{id}-{seq}-{}", sent.elapsed().as_nanos())).await;
+        let result =
+            client.node(pick).deposit(account, 1, &format!("failover-{id}-{seq}-{}", sent.elapsed().as_nanos())).await;
         let done = Instant::now();
         let (ok, kind) = match result {
             Ok(_) => (true, "ok".to_string()),
-            Err(ClientError::Transport(m)) if m.contains("timed out") || m.contains("timeout") => (false, "timeout".into()),
+            Err(ClientError::Transport(m)) if m.contains("timed out") || m.contains("timeout") => {
+                (false, "timeout".into())
+            }
             Err(ClientError::Transport(_)) => {
                 down_until[pick] = Instant::now() + Duration::from_millis(500);
                 (false, "connect".into())
@@ -177,7 +180,8 @@ async fn trial(cluster: &mut Cluster, args: &FailoverArgs, n: u32) -> Result<Tri
     while tasks.join_next().await.is_some() {}
     let recs = std::mem::take(&mut *records.lock().expect("records lock"));
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let unavail_ms = recs.iter().filter(|r| r.ok && r.sent >= killed_at).map(|r| r.done).min().map(|t| ms(t - killed_at));
+    let unavail_ms =
+        recs.iter().filter(|r| r.ok && r.sent >= killed_at).map(|r| r.done).min().map(|t| ms(t - killed_at));
     let mut done_ok: Vec<Instant> = recs.iter().filter(|r| r.ok).map(|r| r.done).collect();
     done_ok.sort();
     let mut gap = Duration::ZERO;
