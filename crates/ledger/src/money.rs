@@ -269,6 +269,24 @@ pub struct Rounded {
     pub remainder_micro: i64,
 }
 
+/// `unit_minor * factor` rounded by `rule`: a single's return, without allocating. `None` if
+/// it overflows `u128` (the caller then takes [`line_sum_rounded`]'s big-integer path).
+pub fn single_rounded(unit_minor: i64, factor: Ratio, rule: RoundingRule) -> Option<Rounded> {
+    let unit = u128::try_from(unit_minor).ok()?;
+    match Ratio::new(unit, 1).checked_mul(factor) {
+        Some(total) => round_ratio(total, rule),
+        None => line_sum_rounded(unit_minor, &[vec![factor]], rule),
+    }
+}
+
+fn round_ratio(total: Ratio, rule: RoundingRule) -> Option<Rounded> {
+    let (floor, rest) = (total.num / total.den, total.num % total.den);
+    let round_up = rule == RoundingRule::HalfUp && rest.checked_mul(2)? >= total.den;
+    let paid_minor = i64::try_from(floor + u128::from(round_up)).ok()?;
+    let micro = i64::try_from(rest.checked_mul(1_000_000)? / total.den).ok()?;
+    Some(Rounded { paid_minor, remainder_micro: if round_up { micro - 1_000_000 } else { micro } })
+}
+
 /// The exact sum over `lines` of `unit_minor * product(line)`, rounded once by `rule`.
 /// Tries `u128` arithmetic first and falls back to big integers when a long accumulator of
 /// finely divided prices overflows it. `None` only if the result does not fit in `i64`.
@@ -287,13 +305,7 @@ pub fn line_sum_rounded(unit_minor: i64, lines: &[Vec<Ratio>], rule: RoundingRul
     })();
     if let Some(total) = fast {
         // The common case, in u128 without allocating: floor, remainder, then the rule.
-        let (floor, rest) = (total.num / total.den, total.num % total.den);
-        let round_up = rule == RoundingRule::HalfUp && rest.checked_mul(2)? >= total.den;
-        let paid = floor + u128::from(round_up);
-        let paid_minor = i64::try_from(paid).ok()?;
-        let micro = i64::try_from(rest.checked_mul(1_000_000)? / total.den).ok()?;
-        let remainder_micro = if round_up { micro - 1_000_000 } else { micro };
-        return Some(Rounded { paid_minor, remainder_micro });
+        return round_ratio(total, rule);
     }
     // Slow path: exact big-integer sum of products.
     let (num, den) = {

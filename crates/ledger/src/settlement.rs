@@ -21,7 +21,7 @@ use crate::apply::{ApplyCtx, Book, Handled};
 use crate::audit::AuditEvent;
 use crate::betting::{line_combos, release_liability};
 use crate::code::ResultCode;
-use crate::command::{LegResult, SelectionResult};
+use crate::command::{BetKind, LegResult, SelectionResult};
 use crate::ids::{Actor, BetId, MarketId, SelectionId, TimestampMs};
 use crate::money::{line_sum_rounded, Money, Ratio, Rounded};
 use crate::outcome::Done;
@@ -92,6 +92,16 @@ fn deduction_for(market: &Market, leg: &Leg) -> u32 {
 /// The bet's return if every leg has a result, computed exactly and rounded once.
 /// `Some(None)` means "not all legs resulted yet"; `None` means the return overflows.
 pub(crate) fn bet_return(state: &State, bet: &Bet) -> Option<Option<Rounded>> {
+    if let ([leg], BetKind::Single, false) = (bet.legs.as_slice(), bet.kind, bet.each_way) {
+        // The common case — a plain single — without allocating: settling a market of 100k
+        // open bets is dominated by this loop.
+        let market = &state.markets[&leg.market];
+        let Some((win_result, _)) = leg_results(market, leg) else {
+            return Some(None);
+        };
+        let f = factor(win_result, win_odds(leg, deduction_for(market, leg)));
+        return crate::money::single_rounded(bet.stake_per_line.0, f, state.config.rounding).map(Some);
+    }
     let mut win = Vec::with_capacity(bet.legs.len());
     let mut place = Vec::with_capacity(bet.legs.len());
     for leg in &bet.legs {
@@ -190,9 +200,12 @@ fn settle_bet(state: &mut State, id: BetId, r: Rounded, now: TimestampMs) {
     bet.status = BetStatus::Settled;
     bet.paid = Money(r.paid_minor);
     bet.settle_count += 1;
-    let (account, stake, potential_win, legs) = (bet.account, bet.stake, bet.potential_win, bet.legs.clone());
+    // Borrow the legs out of the bet rather than clone them: one allocation less per bet.
+    let (account, stake, potential_win, legs) =
+        (bet.account, bet.stake, bet.potential_win, std::mem::take(&mut bet.legs));
     let currency = state.accounts[&account].currency;
     release_liability(state, &legs, potential_win);
+    state.bets.get_mut(&id).expect("bet exists").legs = legs;
     state.post(Book::Reserved(account), Book::House(currency), stake);
     state.post(Book::House(currency), Book::Wallet(account), Money(r.paid_minor));
     state.house.get_mut(&currency).expect("house exists").rounding_micro += r.remainder_micro;

@@ -76,7 +76,19 @@ impl App {
     }
 }
 
-async fn overloaded(_: tower::BoxError) -> Response {
+async fn overloaded(error: tower::BoxError) -> Response {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        // The request was admitted and ran out of time: a write may still commit.
+        ::metrics::counter!("paddock_http_timeouts_total").increment(1);
+        return extract::Failure(
+            ApiError::new(
+                ErrorCode::OutcomeUnknown,
+                "the request ran out of time; retry with the same Idempotency-Key",
+            )
+            .retry_after(1),
+        )
+        .into_response();
+    }
     ::metrics::counter!("paddock_http_shed_total").increment(1);
     extract::Failure(ApiError::new(ErrorCode::Overloaded, "the node is at capacity; retry shortly").retry_after(1))
         .into_response()
