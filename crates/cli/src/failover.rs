@@ -45,6 +45,9 @@ pub struct FailoverArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub report: Option<std::path::PathBuf>,
+    /// Extra `paddock start` arguments for every node, e.g. "--election-timeout-min-ms 250".
+    #[arg(long, allow_hyphen_values = true, default_value = "")]
+    pub node_args: String,
 }
 
 /// One trial's figures.
@@ -230,7 +233,8 @@ pub fn run(args: FailoverArgs) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("paddock-failover-").tempdir()?;
     let binary = std::env::current_exe().context("cannot find the paddock binary")?;
     let ports = Ports::find(3, None)?;
-    let mut cluster = Cluster::new(&binary, dir.path(), 3, ports, false, &[]);
+    let node_args: Vec<String> = args.node_args.split_whitespace().map(str::to_string).collect();
+    let mut cluster = Cluster::new(&binary, dir.path(), 3, ports, false, &node_args);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async {
         cluster.start_all()?;

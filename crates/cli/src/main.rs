@@ -143,6 +143,15 @@ pub struct StartArgs {
     /// Snapshot every N log entries.
     #[arg(long)]
     pub snapshot_logs: Option<u64>,
+    /// Raft heartbeat period, ms.
+    #[arg(long)]
+    pub heartbeat_ms: Option<u64>,
+    /// Raft election timeout, lower bound, ms.
+    #[arg(long)]
+    pub election_timeout_min_ms: Option<u64>,
+    /// Raft election timeout, upper bound, ms (also openraft's leader lease).
+    #[arg(long)]
+    pub election_timeout_max_ms: Option<u64>,
     /// Per-client rate limit (requests/s, 0 = off).
     #[arg(long)]
     pub rate_limit: Option<u32>,
@@ -204,6 +213,15 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     }
     if let Some(v) = args.snapshot_logs {
         config.snapshot_logs_since_last = v;
+    }
+    if let Some(v) = args.heartbeat_ms {
+        config.heartbeat_ms = v;
+    }
+    if let Some(v) = args.election_timeout_min_ms {
+        config.election_timeout_min_ms = v;
+    }
+    if let Some(v) = args.election_timeout_max_ms {
+        config.election_timeout_max_ms = v;
     }
     if let Some(v) = args.rate_limit {
         config.rate_limit_per_client_per_s = v;

@@ -29,8 +29,8 @@ pub const MESSAGE_BYTES_MAX: usize = 1 << 30;
 /// Shortest wait for an append (or heartbeat) answer. openraft asks for the heartbeat period
 /// (50 ms, so 37.5 ms soft): an append carrying a large batch to a follower that must fsync it
 /// on a busy 2-core machine can take longer, and giving up then only resends the same batch.
-/// 250 ms stays under the shortest election timeout (300 ms).
-const APPEND_TIMEOUT_MIN: Duration = Duration::from_millis(250);
+/// 150 ms stays under the shortest election timeout (200 ms).
+const APPEND_TIMEOUT_MIN: Duration = Duration::from_millis(150);
 
 /// gRPC channels to peers, keyed by address.
 #[derive(Clone)]
