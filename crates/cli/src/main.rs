@@ -55,58 +55,59 @@ enum Cmd {
     },
     /// Hand leadership to another node.
     TransferLeader {
-        /// Any node's URL.
-        #[arg(long, default_value = "http://127.0.0.1:7001")]
-        node: String,
+        #[command(flatten)]
+        target: Target,
         /// Node id to lead.
         #[arg(long)]
         to: u64,
-        /// Acting operator.
-        #[arg(long, env = "PADDOCK_OPERATOR", default_value = "cli")]
-        operator: String,
     },
+}
+
+/// Where an operator command goes and on whose authority.
+#[derive(clap::Args, Clone, Debug)]
+struct Target {
+    /// Any node's URL.
+    #[arg(long, default_value = "http://127.0.0.1:7001")]
+    node: String,
+    /// Acting operator (recorded in the audit trail).
+    #[arg(long, env = "PADDOCK_OPERATOR", default_value = "cli")]
+    operator: String,
+}
+
+impl Target {
+    fn client(&self) -> Client {
+        operator_client(&self.node, &self.operator)
+    }
 }
 
 #[derive(Subcommand)]
 enum MembersCmd {
     /// Add a node as a learner.
     Add {
-        /// Any node's URL.
-        #[arg(long, default_value = "http://127.0.0.1:7001")]
-        node: String,
+        #[command(flatten)]
+        target: Target,
         /// New node's id.
         #[arg(long)]
         id: u64,
         /// New node's peer address.
         #[arg(long)]
         peer: String,
-        /// Acting operator.
-        #[arg(long, env = "PADDOCK_OPERATOR", default_value = "cli")]
-        operator: String,
     },
     /// Promote a learner to voter.
     Promote {
-        /// Any node's URL.
-        #[arg(long, default_value = "http://127.0.0.1:7001")]
-        node: String,
+        #[command(flatten)]
+        target: Target,
         /// Node id.
         #[arg(long)]
         id: u64,
-        /// Acting operator.
-        #[arg(long, env = "PADDOCK_OPERATOR", default_value = "cli")]
-        operator: String,
     },
     /// Remove a node.
     Remove {
-        /// Any node's URL.
-        #[arg(long, default_value = "http://127.0.0.1:7001")]
-        node: String,
+        #[command(flatten)]
+        target: Target,
         /// Node id.
         #[arg(long)]
         id: u64,
-        /// Acting operator.
-        #[arg(long, env = "PADDOCK_OPERATOR", default_value = "cli")]
-        operator: String,
     },
 }
 
@@ -275,18 +276,16 @@ fn main() -> Result<()> {
             runtime.block_on(async move {
                 let value = match other {
                     Cmd::Status { node } => serde_json::to_value(operator_client(&node, "cli").cluster().await?)?,
-                    Cmd::TransferLeader { node, to, operator } => {
-                        serde_json::to_value(operator_client(&node, &operator).transfer_leader(to).await?)?
+                    Cmd::TransferLeader { target, to } => {
+                        serde_json::to_value(target.client().transfer_leader(to).await?)?
                     }
                     Cmd::Members { action } => match action {
-                        MembersCmd::Add { node, id, peer, operator } => {
-                            serde_json::to_value(operator_client(&node, &operator).add_member(id, &peer).await?)?
+                        MembersCmd::Add { target, id, peer } => {
+                            serde_json::to_value(target.client().add_member(id, &peer).await?)?
                         }
-                        MembersCmd::Promote { node, id, operator } => {
-                            serde_json::to_value(operator_client(&node, &operator).promote(id).await?)?
-                        }
-                        MembersCmd::Remove { node, id, operator } => {
-                            serde_json::to_value(operator_client(&node, &operator).remove_member(id).await?)?
+                        MembersCmd::Promote { target, id } => serde_json::to_value(target.client().promote(id).await?)?,
+                        MembersCmd::Remove { target, id } => {
+                            serde_json::to_value(target.client().remove_member(id).await?)?
                         }
                     },
                     Cmd::Start(_) | Cmd::Demo(_) | Cmd::Load(_) | Cmd::Drill { .. } => unreachable!("handled above"),

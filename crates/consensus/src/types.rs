@@ -33,7 +33,16 @@ pub struct Response {
     pub outcome: Option<Outcome>,
 }
 
+/// The async runtime openraft runs on: tokio in production. Under the simulator, openraft's
+/// randomness (election timeouts) comes from a seeded RNG so that a run is a function of its
+/// seed, and task panics are contained (see `sim_runtime`).
 #[cfg(not(feature = "sim"))]
+pub type Runtime = openraft::impls::TokioRuntime;
+/// The async runtime openraft runs on: seeded and panic-containing for the simulator.
+#[cfg(feature = "sim")]
+pub type Runtime =
+    crate::sim_runtime::CatchPanics<openraft::rt::deterministic_rng::DeterministicRng<openraft::impls::TokioRuntime>>;
+
 openraft::declare_raft_types!(
     /// Paddock's Raft types: u64 node ids, nodes addressed by their peer address.
     pub TypeConfig:
@@ -41,19 +50,7 @@ openraft::declare_raft_types!(
         R = Response,
         NodeId = u64,
         Node = openraft::BasicNode,
-);
-
-// Under the simulator, openraft's randomness (election timeouts) comes from a seeded RNG so
-// that a run is a function of its seed.
-#[cfg(feature = "sim")]
-openraft::declare_raft_types!(
-    /// Paddock's Raft types, with openraft's deterministic RNG for simulation.
-    pub TypeConfig:
-        D = Request,
-        R = Response,
-        NodeId = u64,
-        Node = openraft::BasicNode,
-        AsyncRuntime = crate::sim_runtime::CatchPanics<openraft::rt::deterministic_rng::DeterministicRng<openraft::impls::TokioRuntime>>,
+        AsyncRuntime = Runtime,
 );
 
 /// The Raft handle type.

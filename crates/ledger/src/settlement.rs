@@ -186,10 +186,7 @@ fn returns_under(
         m.results = old_results;
         return Err(ResultCode::AmountOverflow);
     }
-    m.status = old_status;
-    let new_results = std::mem::replace(&mut m.results, old_results);
-    m.status = status;
-    m.results = new_results;
+    // The new status and results stay in place: the caller books the returns under them.
     Ok(out)
 }
 

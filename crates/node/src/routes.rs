@@ -442,8 +442,10 @@ pub(crate) async fn state_hash(State(app): State<App>) -> Answer<StateHashBody> 
     Ok((StatusCode::OK, Json(body)))
 }
 
-fn membership_failure(e: WriteError) -> Failure {
-    write_failure(e)
+/// A membership change's answer: the node's last log index once it is done.
+fn membership_ack(app: &App, done: Result<(), WriteError>) -> Answer<AckBody> {
+    done.map_err(write_failure)?;
+    Ok((StatusCode::OK, ack(app.consensus.status().last_log_index)))
 }
 
 pub(crate) async fn add_member(
@@ -451,8 +453,7 @@ pub(crate) async fn add_member(
     _operator: Operator,
     Body(req): Body<AddMemberRequest>,
 ) -> Answer<AckBody> {
-    app.consensus.add_learner(req.node_id, req.peer_addr).await.map_err(membership_failure)?;
-    Ok((StatusCode::OK, ack(app.consensus.status().last_log_index)))
+    membership_ack(&app, app.consensus.add_learner(req.node_id, req.peer_addr).await)
 }
 
 pub(crate) async fn promote_member(
@@ -460,8 +461,7 @@ pub(crate) async fn promote_member(
     _operator: Operator,
     PathParam(node): PathParam<u64>,
 ) -> Answer<AckBody> {
-    app.consensus.promote(node).await.map_err(membership_failure)?;
-    Ok((StatusCode::OK, ack(app.consensus.status().last_log_index)))
+    membership_ack(&app, app.consensus.promote(node).await)
 }
 
 pub(crate) async fn remove_member(
@@ -469,8 +469,7 @@ pub(crate) async fn remove_member(
     _operator: Operator,
     PathParam(node): PathParam<u64>,
 ) -> Answer<AckBody> {
-    app.consensus.remove(node).await.map_err(membership_failure)?;
-    Ok((StatusCode::OK, ack(app.consensus.status().last_log_index)))
+    membership_ack(&app, app.consensus.remove(node).await)
 }
 
 pub(crate) async fn transfer_leader(
@@ -478,8 +477,7 @@ pub(crate) async fn transfer_leader(
     _operator: Operator,
     Body(req): Body<TransferLeaderRequest>,
 ) -> Answer<AckBody> {
-    app.consensus.transfer_leader(req.node_id).await.map_err(membership_failure)?;
-    Ok((StatusCode::OK, ack(app.consensus.status().last_log_index)))
+    membership_ack(&app, app.consensus.transfer_leader(req.node_id).await)
 }
 
 // ---- infrastructure ----
