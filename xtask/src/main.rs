@@ -1,8 +1,13 @@
 //! `cargo xtask`: the project's automation, so that one command runs every check locally
 //! exactly as CI does.
 //!
-//! - `cargo xtask ci`: format check, clippy with warnings denied, every test, then the
-//!   deterministic simulator: its teeth and determinism tests and a batch of 200 seeds.
+//! - `cargo xtask ci`: tidy, format check, clippy with warnings denied (which enforces the
+//!   per-crate `clippy.toml` rules: no `HashMap`, clock or I/O in the ledger, blocking I/O in
+//!   consensus only through its `IoMode` seam), every test, then the deterministic simulator:
+//!   its teeth and determinism tests and a batch of 200 seeds.
+//! - `cargo xtask tidy`: the architecture rules checked from the source tree alone, without
+//!   compiling the workspace: module docs, ARCHITECTURE.md's dependency graph against the
+//!   manifests, openraft confined to consensus, per-crate `clippy.toml` files (see `tidy.rs`).
 //! - `cargo xtask sim ARGS`: builds and runs the simulator (`--seed N`, `--seeds A..B`,
 //!   `--determinism N`, `--long`, `--teeth ...`; see `crates/sim/src/main.rs`).
 //!
@@ -10,6 +15,8 @@
 //! (seeded tokio scheduling); its features — openraft's seeded RNG runtime, the fault
 //! switches — must never unify into the production build. Hence `--exclude paddock-sim` on
 //! the workspace steps.
+
+mod tidy;
 
 use anyhow::{bail, Context, Result};
 use std::process::Command;
@@ -19,9 +26,10 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("tidy") => tidy::run(&workspace_root()),
         Some("sim") => sim(&args[1..].iter().map(String::as_str).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask ci | cargo xtask sim (--seed N | --seeds A..B | --determinism N) [--jobs J] [--long] [--teeth ...]");
+            eprintln!("usage: cargo xtask ci | cargo xtask tidy | cargo xtask sim (--seed N | --seeds A..B | --determinism N) [--jobs J] [--long] [--teeth ...]");
             std::process::exit(2);
         }
     }
@@ -62,6 +70,8 @@ fn sim(args: &[&str]) -> Result<()> {
 
 fn ci() -> Result<()> {
     let start = Instant::now();
+    println!("\n==> tidy");
+    tidy::run(&workspace_root())?;
     run("cargo", &["fmt", "--all", "--", "--check"], &[])?;
     run(
         "cargo",
