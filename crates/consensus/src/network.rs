@@ -108,10 +108,7 @@ impl Transport for GrpcTransport {
                 }),
                 Ok(Err(status)) => {
                     let message = status.message().to_string();
-                    // tonic reports a refused connection as Unavailable with a transport
-                    // error; only then do we know the request never left this node.
-                    let never_sent =
-                        status.code() == tonic::Code::Unavailable && message.to_lowercase().contains("connect");
+                    let never_sent = never_sent(&status);
                     match status.code() {
                         tonic::Code::Unavailable
                         | tonic::Code::DeadlineExceeded
@@ -124,6 +121,23 @@ impl Transport for GrpcTransport {
             }
         })
     }
+}
+
+/// Whether a failed call certainly never left this node, judged from the *type* of the
+/// failure, never from its text: tonic wraps every failure to establish the connection
+/// (refused, unreachable, connect timeout, TLS handshake) in [`tonic::ConnectError`], found in
+/// the status's source chain. A connection that was up and then reset or closed is a hyper or
+/// h2 error instead: the request may have reached the peer and been acted on, so resending it
+/// could apply a write twice.
+pub fn never_sent(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<tonic::ConnectError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Creates per-peer network handles for openraft.
@@ -196,5 +210,35 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
         call(&*self.transport, &self.addr, Rpc::TransferLeader, &req, option.soft_ttl()).await.map_err(rpc_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::never_sent;
+    use std::io::{Error, ErrorKind};
+
+    fn status_from(e: Box<dyn std::error::Error + Send + Sync>) -> tonic::Status {
+        tonic::Status::from_error(e)
+    }
+
+    #[test]
+    fn a_refused_connection_was_never_sent() {
+        let refused = Error::new(ErrorKind::ConnectionRefused, "tcp connect error: Connection refused (os error 111)");
+        let status = status_from(Box::new(tonic::ConnectError(Box::new(refused))));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(never_sent(&status));
+    }
+
+    #[test]
+    fn a_reset_or_closed_connection_may_have_delivered_the_request() {
+        // The texts that a substring match on "connect" used to take for "never sent".
+        for text in ["connection reset by peer", "connection closed before message completed", "connect"] {
+            let kind = if text.contains("reset") { ErrorKind::ConnectionReset } else { ErrorKind::UnexpectedEof };
+            let status = status_from(Box::new(Error::new(kind, text)));
+            assert!(!never_sent(&status), "{text:?} must count as possibly delivered");
+            let status = tonic::Status::unavailable(text);
+            assert!(!never_sent(&status), "a bare status saying {text:?} must count as possibly delivered");
+        }
     }
 }
