@@ -34,8 +34,8 @@ fn currency(text: &str) -> Result<Currency, ApiError> {
 }
 
 /// `Command::OpenAccount`.
-pub fn open_account(r: &OpenAccountRequest) -> Result<Command, ApiError> {
-    Ok(Command::OpenAccount { account: AccountId(r.account_id), currency: currency(&r.currency)? })
+pub fn open_account(r: &OpenAccountRequest, key: IdempotencyKey) -> Result<Command, ApiError> {
+    Ok(Command::OpenAccount { account: AccountId(r.account_id), currency: currency(&r.currency)?, key })
 }
 
 /// `Command::Deposit` / `Command::Withdraw`.
@@ -49,7 +49,7 @@ pub fn transfer(account: u64, r: &AmountRequest, key: IdempotencyKey, deposit: b
 }
 
 /// `Command::SetLimit`.
-pub fn limit(account: u64, r: &LimitRequest) -> Result<Command, ApiError> {
+pub fn limit(account: u64, r: &LimitRequest, key: IdempotencyKey) -> Result<Command, ApiError> {
     let kind = match r.kind.as_str() {
         "deposit" => LimitKind::Deposit,
         "loss" => LimitKind::Loss,
@@ -61,21 +61,21 @@ pub fn limit(account: u64, r: &LimitRequest) -> Result<Command, ApiError> {
         "month" => LimitWindow::Month,
         other => return Err(bad("window (day, week, month)", other)),
     };
-    Ok(Command::SetLimit { account: AccountId(account), kind, window, amount: r.amount_minor.map(Money) })
+    Ok(Command::SetLimit { account: AccountId(account), kind, window, amount: r.amount_minor.map(Money), key })
 }
 
 /// `Command::Exclude`.
-pub fn exclusion(account: u64, r: &ExclusionRequest) -> Result<Command, ApiError> {
+pub fn exclusion(account: u64, r: &ExclusionRequest, key: IdempotencyKey) -> Result<Command, ApiError> {
     let kind = match r.kind.as_str() {
         "self_exclusion" => ExclusionKind::SelfExclusion,
         "time_out" => ExclusionKind::TimeOut,
         other => return Err(bad("kind (self_exclusion, time_out)", other)),
     };
-    Ok(Command::Exclude { account: AccountId(account), kind, duration_days: r.duration_days })
+    Ok(Command::Exclude { account: AccountId(account), kind, duration_days: r.duration_days, key })
 }
 
 /// `Command::CreateEvent`.
-pub fn create_event(r: &CreateEventRequest, actor: Actor) -> Command {
+pub fn create_event(r: &CreateEventRequest, actor: Actor, key: IdempotencyKey) -> Command {
     Command::CreateEvent {
         event: EventId(r.event_id),
         name: r.name.clone(),
@@ -83,6 +83,7 @@ pub fn create_event(r: &CreateEventRequest, actor: Actor) -> Command {
         competition: r.competition.clone(),
         starts_at: TimestampMs(r.starts_at_ms),
         actor,
+        key,
     }
 }
 
@@ -94,7 +95,7 @@ fn fraction(text: &str) -> Result<(u32, u32), ApiError> {
 }
 
 /// `Command::CreateMarket`.
-pub fn create_market(r: &CreateMarketRequest, actor: Actor) -> Result<Command, ApiError> {
+pub fn create_market(r: &CreateMarketRequest, actor: Actor, key: IdempotencyKey) -> Result<Command, ApiError> {
     let selections = r
         .selections
         .iter()
@@ -125,6 +126,7 @@ pub fn create_market(r: &CreateMarketRequest, actor: Actor) -> Result<Command, A
             each_way,
         },
         actor,
+        key,
     })
 }
 

@@ -62,7 +62,7 @@ use Audience::{Infra, Operator, Player};
 
 /// Every route the node serves.
 pub const ROUTES: &[Route] = &[
-    r("POST", "/v1/accounts", "Open an account", Some("OpenAccountRequest"), 201, Some("AccountBody"), false, Player),
+    r("POST", "/v1/accounts", "Open an account", Some("OpenAccountRequest"), 201, Some("AccountBody"), true, Player),
     r("GET", "/v1/accounts/{account_id}", "Read balance and exposure", None, 200, Some("AccountBody"), false, Player),
     r(
         "POST",
@@ -91,7 +91,7 @@ pub const ROUTES: &[Route] = &[
         Some("LimitRequest"),
         200,
         Some("AckBody"),
-        false,
+        true,
         Player,
     ),
     r(
@@ -101,7 +101,7 @@ pub const ROUTES: &[Route] = &[
         Some("ExclusionRequest"),
         200,
         Some("AckBody"),
-        false,
+        true,
         Player,
     ),
     r("GET", "/v1/accounts/{account_id}/bets", "List an account's bets", None, 200, Some("BetBody"), false, Player),
@@ -117,7 +117,7 @@ pub const ROUTES: &[Route] = &[
         true,
         Player,
     ),
-    r("POST", "/v1/events", "Create an event", Some("CreateEventRequest"), 201, Some("AckBody"), false, Operator),
+    r("POST", "/v1/events", "Create an event", Some("CreateEventRequest"), 201, Some("AckBody"), true, Operator),
     r(
         "POST",
         "/v1/markets",
@@ -125,7 +125,7 @@ pub const ROUTES: &[Route] = &[
         Some("CreateMarketRequest"),
         201,
         Some("AckBody"),
-        false,
+        true,
         Operator,
     ),
     r("GET", "/v1/markets", "List markets", None, 200, Some("MarketBody"), false, Player),
@@ -137,7 +137,7 @@ pub const ROUTES: &[Route] = &[
         Some("PriceRequest"),
         200,
         Some("AckBody"),
-        false,
+        true,
         Operator,
     ),
     r(
@@ -147,11 +147,11 @@ pub const ROUTES: &[Route] = &[
         Some("ReasonRequest"),
         200,
         Some("AckBody"),
-        false,
+        true,
         Operator,
     ),
-    r("POST", "/v1/markets/{market_id}/resume", "Resume", Some("ReasonRequest"), 200, Some("AckBody"), false, Operator),
-    r("POST", "/v1/markets/{market_id}/close", "Close", Some("ReasonRequest"), 200, Some("AckBody"), false, Operator),
+    r("POST", "/v1/markets/{market_id}/resume", "Resume", Some("ReasonRequest"), 200, Some("AckBody"), true, Operator),
+    r("POST", "/v1/markets/{market_id}/close", "Close", Some("ReasonRequest"), 200, Some("AckBody"), true, Operator),
     r(
         "POST",
         "/v1/markets/{market_id}/withdraw-selection",
@@ -159,7 +159,7 @@ pub const ROUTES: &[Route] = &[
         Some("WithdrawSelectionRequest"),
         200,
         Some("AckBody"),
-        false,
+        true,
         Operator,
     ),
     r(
@@ -169,7 +169,7 @@ pub const ROUTES: &[Route] = &[
         Some("SettleRequest"),
         200,
         Some("SettledBody"),
-        false,
+        true,
         Operator,
     ),
     r(
@@ -179,10 +179,10 @@ pub const ROUTES: &[Route] = &[
         Some("SettleRequest"),
         200,
         Some("SettledBody"),
-        false,
+        true,
         Operator,
     ),
-    r("POST", "/v1/markets/{market_id}/void", "Void", Some("ReasonRequest"), 200, Some("SettledBody"), false, Operator),
+    r("POST", "/v1/markets/{market_id}/void", "Void", Some("ReasonRequest"), 200, Some("SettledBody"), true, Operator),
     r(
         "GET",
         "/v1/stream/prices",
@@ -215,7 +215,7 @@ pub const ROUTES: &[Route] = &[
         false,
         Infra,
     ),
-    r("POST", "/v1/cluster/members", "Add a learner", Some("AddMemberRequest"), 200, Some("AckBody"), false, Operator),
+    r("POST", "/v1/cluster/members", "Add a learner", Some("AddMemberRequest"), 200, Some("AckBody"), true, Operator),
     r(
         "POST",
         "/v1/cluster/members/{node_id}/promote",
@@ -223,10 +223,10 @@ pub const ROUTES: &[Route] = &[
         None,
         200,
         Some("AckBody"),
-        false,
+        true,
         Operator,
     ),
-    r("POST", "/v1/cluster/members/{node_id}/remove", "Remove a node", None, 200, Some("AckBody"), false, Operator),
+    r("POST", "/v1/cluster/members/{node_id}/remove", "Remove a node", None, 200, Some("AckBody"), true, Operator),
     r(
         "POST",
         "/v1/cluster/transfer-leader",
@@ -234,7 +234,7 @@ pub const ROUTES: &[Route] = &[
         Some("TransferLeaderRequest"),
         200,
         Some("AckBody"),
-        false,
+        true,
         Operator,
     ),
     r("GET", "/v1/openapi.json", "This document", None, 200, None, false, Infra),
@@ -390,5 +390,18 @@ mod tests {
             json["paths"].as_object().unwrap().len(),
             super::ROUTES.iter().map(|r| r.path).collect::<std::collections::BTreeSet<_>>().len()
         );
+    }
+
+    #[test]
+    fn every_state_changing_route_requires_an_idempotency_key_and_no_read_does() {
+        for route in super::ROUTES {
+            assert_eq!(
+                route.idempotent,
+                route.method != "GET",
+                "{} {}: every write carries an Idempotency-Key so that a retry cannot act twice",
+                route.method,
+                route.path
+            );
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! oracle was told.
 //!
 //! Checks (each a pass/fail with details):
-//! - **resolved**: no operation is still unknown.
+//! - **resolved**: no operation and no operator action is still unknown.
 //! - **bets_exactly_once** (invariant 3): acknowledged bets have distinct ids; each is found by
 //!   `GET /v1/bets/{id}` with the acknowledged account, market, selection, stake and odds; each
 //!   account's bet list has no duplicate and holds exactly its acknowledged bets; the ledger
@@ -18,6 +18,15 @@
 //!   equal to the close acknowledgement's index where there is one). A bet acknowledged by a
 //!   retry carries the retry's index; it passes if the ledger's clock placed it strictly
 //!   before the close.
+//! - **operator_actions_exactly_once**: every operator action carried its own idempotency key
+//!   and was re-sent with it until its outcome was known, so the workload knows what it did;
+//!   the book must show each acknowledged action once and nothing else: a market exists iff
+//!   its creation was acknowledged; each selection's price version is 1 plus the number of
+//!   acknowledged price changes on it (a retried price change applied twice would show); a
+//!   market is closed or settled only if that action was acknowledged; a settled market is at
+//!   result version 1. Actions whose outcome stayed unknown widen the bound by one each (and
+//!   already fail **resolved**). Cannot see: an action applied twice that leaves no count
+//!   behind (a second identical close is refused by the ledger anyway).
 //! - **replicas_agree** (invariant 7): every node reports the same state hash at the same
 //!   applied index, which is at least the leader's commit index (polled, bounded).
 //! - **idempotent_replay** (invariant 4): a sample of acknowledged operations re-sent with the
@@ -178,6 +187,67 @@ fn acked_bets(history: &History) -> Vec<AckedBet<'_>> {
         .collect()
 }
 
+/// Each operator action took effect exactly once (see the module doc).
+fn operator_actions_exactly_once<'a>(
+    history: &History,
+    market_of: &dyn Fn(u64) -> Option<&'a MarketBody>,
+) -> CheckResult {
+    let mut f = Findings::default();
+    let count = |id: u64, kind: &dyn Fn(&OperatorAction) -> bool| -> (usize, usize) {
+        let mine = history.actions.iter().filter(|a| a.market_id == id && kind(&a.action));
+        let (mut acked, mut unknown) = (0, 0);
+        for a in mine {
+            match a.state {
+                ActionState::Acknowledged { .. } => acked += 1,
+                ActionState::Unknown { .. } => unknown += 1,
+                ActionState::Refused { .. } | ActionState::NotSent => {}
+            }
+        }
+        (acked, unknown)
+    };
+    for id in history.markets.keys().copied() {
+        let created = count(id, &|a| matches!(a, OperatorAction::CreateMarket { .. }));
+        let Some(m) = market_of(id) else {
+            if created.0 > 0 {
+                f.add(format!("market {id}: its creation was acknowledged but it does not exist"));
+            }
+            continue;
+        };
+        if created == (0, 0) {
+            f.add(format!("market {id} exists but no creation of it was acknowledged"));
+        }
+        for s in &m.selections {
+            let (acked, unknown) = count(
+                id,
+                &|a| matches!(a, OperatorAction::SetPrice { selection_id, .. } if *selection_id == s.selection_id),
+            );
+            let (low, high) = (1 + acked as u64, 1 + (acked + unknown) as u64);
+            if !(low..=high).contains(&s.price_version) {
+                f.add(format!(
+                    "market {id} selection {}: price version {} after {acked} acknowledged price change(s) ({unknown} unknown): a change was applied twice or lost",
+                    s.selection_id, s.price_version
+                ));
+            }
+        }
+        let closed = count(id, &|a| matches!(a, OperatorAction::Close));
+        if m.status != "open" && m.status != "suspended" && closed == (0, 0) {
+            f.add(format!("market {id} is {} but no close was acknowledged", m.status));
+        }
+        let settled = count(id, &|a| matches!(a, OperatorAction::Settle { .. }));
+        if m.status == "settled" && settled == (0, 0) {
+            f.add(format!("market {id} is settled but no settlement was acknowledged"));
+        }
+        if m.status == "settled" && m.result_version != 1 {
+            f.add(format!("market {id} was settled {} times", m.result_version));
+        }
+    }
+    let acked = history.actions.iter().filter(|a| a.state.acknowledged()).count();
+    f.verdict(
+        "operator_actions_exactly_once",
+        format!("{acked} acknowledged operator actions on {} markets, each applied once", history.markets.len()),
+    )
+}
+
 /// Runs every check. `cluster` must have every node up.
 pub async fn check(history: &History, caller: &Caller, oracle: &Oracle, cluster: &mut Cluster) -> Verdict {
     let reader = caller.reader(cluster.urls());
@@ -192,7 +262,16 @@ pub async fn check(history: &History, caller: &Caller, oracle: &Oracle, cluster:
     for op in &unknown {
         f.add(format!("op {} ({}) key {} is still unknown: {:?}", op.id, op.body.kind(), op.key, op.outcome));
     }
-    checks.push(f.verdict("resolved", format!("{was_unknown} unknown operation(s), all resolved")));
+    let actions_resolved = history.actions.iter().filter(|a| a.resolved).count();
+    for a in history.actions.iter().filter(|a| matches!(a.state, ActionState::Unknown { .. })) {
+        f.add(format!("{} on market {} (key {}) is still unknown", a.action.name(), a.market_id, a.key));
+    }
+    checks.push(f.verdict(
+        "resolved",
+        format!(
+            "{was_unknown} unknown operation(s) and {actions_resolved} operator action(s) of unknown outcome, all resolved"
+        ),
+    ));
 
     // ---- reads ----
     let bets = acked_bets(history);
@@ -357,7 +436,7 @@ pub async fn check(history: &History, caller: &Caller, oracle: &Oracle, cluster:
     }
     for (id, record) in &history.markets {
         let Some(m) = market_status(*id) else {
-            if matches!(record.created, ActionState::Acknowledged { .. } | ActionState::AlreadyDone { .. }) {
+            if record.created.acknowledged() {
                 f.add(format!("market {id} was created but cannot be read: {:?}", markets_read.get(id)));
             }
             continue;
@@ -365,14 +444,10 @@ pub async fn check(history: &History, caller: &Caller, oracle: &Oracle, cluster:
         if m.status == "settled" && m.result_version != 1 {
             f.add(format!("market {id} is at result version {}", m.result_version));
         }
-        if matches!(record.settle, ActionState::Acknowledged { .. } | ActionState::AlreadyDone { .. })
-            && m.status != "settled"
-        {
+        if record.settle.acknowledged() && m.status != "settled" {
             f.add(format!("market {id}'s settlement was acknowledged but it is {}", m.status));
         }
-        if matches!(record.close, ActionState::Acknowledged { .. } | ActionState::AlreadyDone { .. })
-            && m.status == "open"
-        {
+        if record.close.acknowledged() && m.status == "open" {
             f.add(format!("market {id}'s close was acknowledged but it is open"));
         }
     }
@@ -466,6 +541,9 @@ pub async fn check(history: &History, caller: &Caller, oracle: &Oracle, cluster:
         "nothing_after_close",
         format!("bets before their market's close: {proved_by_index} by log index, {proved_by_time} by ledger time (retried)"),
     ));
+
+    // ---- operator actions exactly once ----
+    checks.push(operator_actions_exactly_once(history, &|id| market_status(id)));
 
     // ---- replicas agree ----
     checks.push(replicas_agree(cluster, Duration::from_secs(30)).await);

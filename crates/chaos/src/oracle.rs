@@ -192,7 +192,9 @@ impl AttemptEvent {
     }
 }
 
-/// Where an operator action stands.
+/// Where an operator action stands. Every action carries its own idempotency key, so a retry
+/// that reaches a node after the first attempt was applied gets the first answer back: an
+/// acknowledgement means the action happened, exactly once.
 #[derive(Clone, Debug, Serialize, PartialEq, Default)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ActionState {
@@ -204,21 +206,77 @@ pub enum ActionState {
         /// When.
         at_s: f64,
     },
-    /// A retry found it already done (e.g. `market_exists`, `market_already_settled`).
-    AlreadyDone {
-        /// The code that said so.
-        code: String,
-    },
     /// Refused.
     Refused {
         /// Code.
         code: String,
     },
-    /// Outcome unknown; the market's state is read back at the end.
+    /// Outcome unknown, even after the resolution re-sent it with its key.
     Unknown {
         /// The last error.
         error: String,
     },
+}
+
+impl ActionState {
+    /// Whether the action was acknowledged.
+    pub fn acknowledged(&self) -> bool {
+        matches!(self, ActionState::Acknowledged { .. })
+    }
+}
+
+/// What an operator action did.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OperatorAction {
+    /// Created the market.
+    CreateMarket {
+        /// The request.
+        request: paddock_api::wire::CreateMarketRequest,
+    },
+    /// Moved one selection's price.
+    SetPrice {
+        /// Selection.
+        selection_id: u64,
+        /// New price.
+        odds: String,
+    },
+    /// Closed the market.
+    Close,
+    /// Settled the market.
+    Settle {
+        /// The request (the operator's chosen winner).
+        request: paddock_api::wire::SettleRequest,
+    },
+}
+
+impl OperatorAction {
+    /// A short name for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OperatorAction::CreateMarket { .. } => "create market",
+            OperatorAction::SetPrice { .. } => "set price",
+            OperatorAction::Close => "close",
+            OperatorAction::Settle { .. } => "settle",
+        }
+    }
+}
+
+/// One operator action with its key, as sent and as finally known.
+#[derive(Clone, Debug, Serialize)]
+pub struct ActionRecord {
+    /// Its idempotency key (sent with every attempt, and again by the resolution).
+    pub key: String,
+    /// The market it acts on.
+    pub market_id: u64,
+    /// What it does.
+    pub action: OperatorAction,
+    /// Where it stands.
+    pub state: ActionState,
+    /// HTTP requests made for it.
+    pub attempts: u32,
+    /// Whether its outcome was unknown at first and learnt by the resolution.
+    pub resolved: bool,
 }
 
 /// A market's life as the operator drove it.
@@ -251,7 +309,9 @@ pub struct History {
     pub attempts: Vec<AttemptEvent>,
     /// Markets by id.
     pub markets: BTreeMap<u64, MarketRecord>,
-    /// Operator actions that failed (other than the expected "already done").
+    /// Every operator action, in the order they were sent.
+    pub actions: Vec<ActionRecord>,
+    /// Operator actions that were refused.
     pub operator_errors: Vec<String>,
 }
 

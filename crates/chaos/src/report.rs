@@ -178,12 +178,11 @@ pub fn totals(history: &History, acknowledged_but_lost: u64) -> Totals {
         }
     }
     t.write_attempts = history.attempts.iter().filter(|a| a.is_workload_write()).count() as u64;
-    use crate::oracle::ActionState::*;
     for m in history.markets.values() {
-        if matches!(m.created, Acknowledged { .. } | AlreadyDone { .. }) {
+        if m.created.acknowledged() {
             t.markets_created += 1;
         }
-        if matches!(m.settle, Acknowledged { .. } | AlreadyDone { .. }) {
+        if m.settle.acknowledged() {
             t.markets_settled += 1;
         }
     }

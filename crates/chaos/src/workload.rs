@@ -19,9 +19,11 @@
 //! unavailability figures) and counts them. An operation whose attempts or time budget run
 //! out on retryable errors is recorded as unknown; [`resolve`] settles those after healing.
 //!
-//! Operator actions have no idempotency key: a retry that finds the action already done
-//! (`market_exists`, `market_state_invalid` on close, `market_already_settled`) records it as
-//! such, and the checker reads every market's real state at the end.
+//! Operator actions carry idempotency keys of their own, like the money operations: every
+//! attempt of one action sends the same key, so an acknowledgement means it happened exactly
+//! once, and an action whose outcome stayed unknown is re-sent with its key by [`resolve`]
+//! after healing. The workload never takes "already exists" or "already settled" for success:
+//! it knows what it did, and the checker verifies each action took effect exactly once.
 
 use crate::oracle::*;
 use crate::rng::Rng;
@@ -129,6 +131,7 @@ fn error_kind(e: &ClientError, took: Duration, timeout: Duration) -> String {
                 "transport".into()
             }
         }
+        ClientError::Unsent(_) => "connect".into(),
         ClientError::Decode(_) => "decode".into(),
     }
 }
@@ -275,6 +278,29 @@ async fn send_once(c: &Client, key: &str, body: &OpBody) -> Result<Answer, Clien
     }
 }
 
+/// One attempt of an operator action; the answer's log index where it has one.
+async fn act_once(c: &Client, market_id: u64, key: &str, action: &OperatorAction) -> Result<Option<u64>, ClientError> {
+    match action {
+        OperatorAction::CreateMarket { request } => c.create_market(request, key).await.map(|a| Some(a.log_index)),
+        OperatorAction::SetPrice { selection_id, odds } => {
+            c.set_price(market_id, *selection_id, odds, key).await.map(|a| Some(a.log_index))
+        }
+        OperatorAction::Close => {
+            c.market_action(market_id, "close", "chaos: retiring the market", key).await.map(|a| Some(a.log_index))
+        }
+        OperatorAction::Settle { request } => c.settle(market_id, request, false, key).await.map(|_| None),
+    }
+}
+
+/// Where an action stands after its attempts.
+fn action_state(oracle: &Oracle, result: &Result<Option<u64>, ClientError>) -> (ActionState, Option<u64>) {
+    match result {
+        Ok(index) => (ActionState::Acknowledged { at_s: oracle.now_s() }, *index),
+        Err(e) if !uncertain(e) => (ActionState::Refused { code: e.code().unwrap_or("decode").into() }, None),
+        Err(e) => (ActionState::Unknown { error: e.to_string() }, None),
+    }
+}
+
 /// When the workload stops: once the deadline has passed *and* the nemesis is done (so every
 /// fault runs under load), and at the hard deadline regardless.
 #[derive(Clone, Debug)]
@@ -310,6 +336,7 @@ pub struct Workload {
     oracle: Arc<Oracle>,
     open: Mutex<Vec<OpenMarket>>,
     next_market: AtomicU64,
+    next_action: AtomicU64,
 }
 
 /// The event every market hangs off.
@@ -319,7 +346,15 @@ impl Workload {
     /// A workload against `urls`, recording into `oracle`.
     pub fn new(config: WorkloadConfig, seed: u64, urls: Vec<String>, oracle: Arc<Oracle>) -> Workload {
         let caller = Caller::new(urls, config.request_timeout);
-        Workload { config, seed, caller, oracle, open: Mutex::default(), next_market: AtomicU64::new(1) }
+        Workload {
+            config,
+            seed,
+            caller,
+            oracle,
+            open: Mutex::default(),
+            next_market: AtomicU64::new(1),
+            next_action: AtomicU64::new(1),
+        }
     }
 
     /// The caller (for resolution and checks).
@@ -339,11 +374,9 @@ impl Workload {
         for account in 1..=self.config.accounts {
             let r = self
                 .caller
-                .call(&self.oracle, "setup", &mut node, limits, |c| async move {
-                    match c.open_account(account, CURRENCY).await {
-                        Err(e) if e.code() == Some("account_exists") => Ok(()),
-                        other => other.map(|_| ()),
-                    }
+                .call(&self.oracle, "setup", &mut node, limits, |c| {
+                    let key = format!("s{:x}-open-{account}", self.seed);
+                    async move { c.open_account(account, CURRENCY, &key).await.map(|_| ()) }
                 })
                 .await;
             r.result.map_err(|e| anyhow::anyhow!("cannot open account {account}: {e}"))?;
@@ -373,17 +406,17 @@ impl Workload {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64 + 86_400_000;
         let r = self
             .caller
-            .call(&self.oracle, "setup", &mut node, limits, |c| async move {
-                let req = CreateEventRequest {
-                    event_id: EVENT_ID,
-                    name: "Chaos Cup".into(),
-                    sport: "football".into(),
-                    competition: "Chaos".into(),
-                    starts_at_ms,
-                };
-                match c.create_event(&req).await {
-                    Err(e) if e.code() == Some("event_exists") => Ok(()),
-                    other => other.map(|_| ()),
+            .call(&self.oracle, "setup", &mut node, limits, |c| {
+                let key = format!("s{:x}-event-{EVENT_ID}", self.seed);
+                async move {
+                    let req = CreateEventRequest {
+                        event_id: EVENT_ID,
+                        name: "Chaos Cup".into(),
+                        sport: "football".into(),
+                        competition: "Chaos".into(),
+                        starts_at_ms,
+                    };
+                    c.create_event(&req, &key).await.map(|_| ())
                 }
             })
             .await;
@@ -427,28 +460,40 @@ impl Workload {
                 each_way: None,
             },
         };
-        let r = self
-            .caller
-            .call(&self.oracle, "operator", node, limits, |c| {
-                let request = request.clone();
-                async move { c.create_market(&request).await }
-            })
-            .await;
-        let state = match &r.result {
-            Ok(_) => ActionState::Acknowledged { at_s: self.oracle.now_s() },
-            Err(e) if e.code() == Some("market_exists") => ActionState::AlreadyDone { code: "market_exists".into() },
-            Err(e) if !uncertain(e) => ActionState::Refused { code: e.code().unwrap_or("decode").into() },
-            Err(e) => ActionState::Unknown { error: e.to_string() },
-        };
-        let exists = matches!(state, ActionState::Acknowledged { .. } | ActionState::AlreadyDone { .. });
-        if let ActionState::Refused { code } = &state {
-            self.oracle.with(|h| h.operator_errors.push(format!("create market {market_id}: {code}")));
-        }
+        let (state, _) = self.act(market_id, OperatorAction::CreateMarket { request }, node, limits).await;
+        let exists = state.acknowledged();
         self.oracle.market(market_id, |m| m.created = state);
         if exists {
             self.open.lock().unwrap_or_else(|e| e.into_inner()).push(OpenMarket { market_id, selections });
         }
         exists
+    }
+
+    /// Sends one operator action under a key of its own (the same on every attempt), records
+    /// it, and returns where it stands and, if acknowledged, its log index.
+    async fn act(
+        &self,
+        market_id: u64,
+        action: OperatorAction,
+        node: &mut usize,
+        limits: Limits,
+    ) -> (ActionState, Option<u64>) {
+        let key = format!("s{:x}-op-{}", self.seed, self.next_action.fetch_add(1, Ordering::SeqCst));
+        let r = self
+            .caller
+            .call(&self.oracle, "operator", node, limits, |c| {
+                let (key, action) = (key.clone(), action.clone());
+                async move { act_once(&c, market_id, &key, &action).await }
+            })
+            .await;
+        let (state, index) = action_state(&self.oracle, &r.result);
+        if let ActionState::Refused { code } = &state {
+            self.oracle.with(|h| h.operator_errors.push(format!("{} on market {market_id}: {code}", action.name())));
+        }
+        let record =
+            ActionRecord { key, market_id, action, state: state.clone(), attempts: r.attempts, resolved: false };
+        self.oracle.with(|h| h.actions.push(record));
+        (state, index)
     }
 
     /// Runs every worker and the operator until `stop`.
@@ -547,14 +592,9 @@ impl Workload {
                 let (selection_id, _) = rng.pick(&m.selections).clone();
                 let price = rng.pick(PRICES).to_string();
                 let market_id = m.market_id;
-                let r = self
-                    .caller
-                    .call(&self.oracle, "operator", &mut node, limits, |c| {
-                        let price = price.clone();
-                        async move { c.set_price(market_id, selection_id, &price).await }
-                    })
-                    .await;
-                if r.result.is_ok() {
+                let action = OperatorAction::SetPrice { selection_id, odds: price.clone() };
+                let (state, _) = self.act(market_id, action, &mut node, limits).await;
+                if state.acknowledged() {
                     let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
                     if let Some(m) = open.iter_mut().find(|m| m.market_id == market_id) {
                         if let Some(s) = m.selections.iter_mut().find(|s| s.0 == selection_id) {
@@ -574,23 +614,7 @@ impl Workload {
     /// Closes a market (bets may race the close), settles it with a winner chosen first.
     async fn retire(&self, market: &OpenMarket, rng: &mut Rng, node: &mut usize, limits: Limits) {
         let market_id = market.market_id;
-        let r = self
-            .caller
-            .call(&self.oracle, "operator", node, limits, |c| async move {
-                c.market_action(market_id, "close", "chaos: retiring the market").await
-            })
-            .await;
-        let (state, index) = match &r.result {
-            Ok(ack) => (ActionState::Acknowledged { at_s: self.oracle.now_s() }, Some(ack.log_index)),
-            Err(e) if e.code() == Some("market_state_invalid") && r.attempts > 1 => {
-                (ActionState::AlreadyDone { code: "market_state_invalid".into() }, None)
-            }
-            Err(e) if !uncertain(e) => (ActionState::Refused { code: e.code().unwrap_or("decode").into() }, None),
-            Err(e) => (ActionState::Unknown { error: e.to_string() }, None),
-        };
-        if let ActionState::Refused { code } = &state {
-            self.oracle.with(|h| h.operator_errors.push(format!("close market {market_id}: {code}")));
-        }
+        let (state, index) = self.act(market_id, OperatorAction::Close, node, limits).await;
         self.oracle.market(market_id, |m| {
             m.close = state;
             m.close_log_index = index;
@@ -602,24 +626,7 @@ impl Workload {
             results: vec![SelectionResultBody { selection_id: winner, win: "win".into(), place: None }],
             reason: String::new(),
         };
-        let r = self
-            .caller
-            .call(&self.oracle, "operator", node, limits, |c| {
-                let request = request.clone();
-                async move { c.settle(market_id, &request, false).await }
-            })
-            .await;
-        let state = match &r.result {
-            Ok(_) => ActionState::Acknowledged { at_s: self.oracle.now_s() },
-            Err(e) if e.code() == Some("market_already_settled") && r.attempts > 1 => {
-                ActionState::AlreadyDone { code: "market_already_settled".into() }
-            }
-            Err(e) if !uncertain(e) => ActionState::Refused { code: e.code().unwrap_or("decode").into() },
-            Err(e) => ActionState::Unknown { error: e.to_string() },
-        };
-        if let ActionState::Refused { code } = &state {
-            self.oracle.with(|h| h.operator_errors.push(format!("settle market {market_id}: {code}")));
-        }
+        let (state, _) = self.act(market_id, OperatorAction::Settle { request }, node, limits).await;
         self.oracle.market(market_id, |m| m.settle = state);
     }
 }
@@ -656,6 +663,44 @@ pub async fn resolve(caller: &Caller, oracle: &Oracle, per_op: Limits, total: Du
             op.outcome = outcome;
             if definitive {
                 op.resolved_s = Some(now);
+            }
+        });
+    }
+    // Operator actions of unknown outcome: the same key again, until the answer is known.
+    let unknown: Vec<(usize, ActionRecord)> = oracle.with(|h| {
+        h.actions
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| matches!(a.state, ActionState::Unknown { .. }))
+            .map(|(i, a)| (i, a.clone()))
+            .collect()
+    });
+    for (i, record) in unknown {
+        if started.elapsed() >= total {
+            left += 1;
+            continue;
+        }
+        let r = caller
+            .call(oracle, "resolve", &mut node, per_op, |c| {
+                let record = record.clone();
+                async move { act_once(&c, record.market_id, &record.key, &record.action).await }
+            })
+            .await;
+        let (state, _) = action_state(oracle, &r.result);
+        if matches!(state, ActionState::Unknown { .. }) {
+            left += 1;
+        }
+        oracle.with(|h| {
+            let a = &mut h.actions[i];
+            a.attempts += r.attempts;
+            a.resolved = !matches!(state, ActionState::Unknown { .. });
+            a.state = state.clone();
+            let market = h.markets.entry(record.market_id).or_default();
+            match record.action {
+                OperatorAction::CreateMarket { .. } => market.created = state,
+                OperatorAction::Close => market.close = state,
+                OperatorAction::Settle { .. } => market.settle = state,
+                OperatorAction::SetPrice { .. } => {}
             }
         });
     }

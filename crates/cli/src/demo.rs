@@ -221,13 +221,16 @@ async fn seed(client: &Client) -> Result<()> {
     for (event_id, name, sport, market_id, market_name, each_way, delay, runners) in CATALOGUE {
         ignore_exists(
             client
-                .create_event(&CreateEventRequest {
-                    event_id: *event_id,
-                    name: (*name).into(),
-                    sport: (*sport).into(),
-                    competition: "Demo".into(),
-                    starts_at_ms: start_ms,
-                })
+                .create_event(
+                    &CreateEventRequest {
+                        event_id: *event_id,
+                        name: (*name).into(),
+                        sport: (*sport).into(),
+                        competition: "Demo".into(),
+                        starts_at_ms: start_ms,
+                    },
+                    &paddock_client::fresh_key(),
+                )
                 .await,
         )?;
         let selections = runners
@@ -241,19 +244,22 @@ async fn seed(client: &Client) -> Result<()> {
             .collect();
         ignore_exists(
             client
-                .create_market(&CreateMarketRequest {
-                    market_id: *market_id,
-                    event_id: *event_id,
-                    name: (*market_name).into(),
-                    currency: "GBP".into(),
-                    selections,
-                    rules: rules(*each_way, *delay),
-                })
+                .create_market(
+                    &CreateMarketRequest {
+                        market_id: *market_id,
+                        event_id: *event_id,
+                        name: (*market_name).into(),
+                        currency: "GBP".into(),
+                        selections,
+                        rules: rules(*each_way, *delay),
+                    },
+                    &paddock_client::fresh_key(),
+                )
                 .await,
         )?;
     }
     for account in 1..=ACCOUNTS {
-        if let Err(e) = client.open_account(account, "GBP").await {
+        if let Err(e) = client.open_account(account, "GBP", &paddock_client::fresh_key()).await {
             if e.code() != Some("account_exists") {
                 return Err(e.into());
             }
@@ -305,7 +311,7 @@ async fn flow(client: &Client, duration: Duration, bets_per_s: u32) -> Result<()
             let m = open[dice.roll(open.len() as u64) as usize];
             let s = &m.selections[dice.roll(m.selections.len() as u64) as usize];
             let new = ["2/1", "9/4", "5/2", "11/4", "3/1", "7/2", "4/1", "6/1", "8/1", "10/1"][dice.roll(10) as usize];
-            let _ = client.set_price(m.market_id, s.selection_id, new).await;
+            let _ = client.set_price(m.market_id, s.selection_id, new, &paddock_client::fresh_key()).await;
         }
         let legs_n = if dice.roll(4) == 0 { 2.min(open.len()) } else { 1 };
         let mut legs = Vec::new();

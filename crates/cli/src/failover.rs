@@ -117,7 +117,7 @@ async fn worker(
             Err(ClientError::Transport(m)) if m.contains("timed out") || m.contains("timeout") => {
                 (false, "timeout".into())
             }
-            Err(ClientError::Transport(_)) => {
+            Err(ClientError::Transport(_) | ClientError::Unsent(_)) => {
                 down_until[pick] = Instant::now() + Duration::from_millis(500);
                 (false, "connect".into())
             }
@@ -242,7 +242,7 @@ pub fn run(args: FailoverArgs) -> Result<()> {
         let setup = Client::new(cluster.urls(), Duration::from_secs(5));
         for w in 0..args.workers {
             let account = 8_000_000 + u64::from(w);
-            if let Err(e) = setup.open_account(account, "GBP").await {
+            if let Err(e) = setup.open_account(account, "GBP", &paddock_client::fresh_key()).await {
                 if e.code() != Some("account_exists") {
                     bail!("cannot open account {account}: {e}");
                 }

@@ -224,8 +224,8 @@ async fn setup(client: &Client, space: &Space) -> Result<()> {
         let (client, space) = (client.clone(), *space);
         tasks.spawn(async move {
             let (event, market) = market_request(&space, i);
-            client.create_event(&event).await?;
-            client.create_market(&market).await?;
+            client.create_event(&event, &paddock_client::fresh_key()).await?;
+            client.create_market(&market, &paddock_client::fresh_key()).await?;
             Ok::<_, ClientError>(())
         });
         if tasks.len() >= 16 {
@@ -239,7 +239,7 @@ async fn setup(client: &Client, space: &Space) -> Result<()> {
         let (client, space) = (client.clone(), *space);
         tasks.spawn(async move {
             let account = space.account(i);
-            client.open_account(account, "GBP").await?;
+            client.open_account(account, "GBP", &paddock_client::fresh_key()).await?;
             client.deposit(account, 1_000_000_000, &format!("load-{}-seed-{account}", space.run)).await?;
             Ok::<_, ClientError>(())
         });
@@ -339,8 +339,8 @@ async fn one(
                 (old, w.1)
             };
             let (event, market) = market_request(space, replacement);
-            client.create_event(&event).await?;
-            client.create_market(&market).await?;
+            client.create_event(&event, &paddock_client::fresh_key()).await?;
+            client.create_market(&market, &paddock_client::fresh_key()).await?;
             live_markets.lock().expect("market window lock").1 += 1;
             let results = SettleRequest {
                 results: vec![SelectionResultBody {
@@ -350,7 +350,7 @@ async fn one(
                 }],
                 reason: String::new(),
             };
-            client.settle(space.market(oldest), &results, false).await.map(drop)
+            client.settle(space.market(oldest), &results, false, &paddock_client::fresh_key()).await.map(drop)
         }
     }
 }
@@ -438,6 +438,7 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
                     let code = match &e {
                         ClientError::Api { code, .. } => code.clone(),
                         ClientError::Transport(_) => "transport".into(),
+                        ClientError::Unsent(_) => "connect".into(),
                         ClientError::Decode(_) => "decode".into(),
                     };
                     *t.errors.entry(code).or_default() += 1;

@@ -64,7 +64,7 @@ async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
     let cluster = Cluster::start(1, &[]).await;
     let client = cluster.client();
     seed_market(&client, 1, 1).await;
-    client.open_account(1, "GBP").await.expect("account opens");
+    client.open_account(1, "GBP", &paddock_client::fresh_key()).await.expect("account opens");
     client.deposit(1, 10_000, "known-key").await.expect("deposit");
     let before = cluster.state_hash(1).await.expect("state hash");
 
@@ -85,7 +85,9 @@ async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
         case("unknown field", Method::POST, "/v1/accounts/1/deposits", 400, "malformed_body")
             .key("k-unknown")
             .json(json!({ "amount_minor": 5, "amount_minr": 5 })),
-        case("missing field", Method::POST, "/v1/accounts", 400, "malformed_body").json(json!({ "account_id": 9 })),
+        case("missing field", Method::POST, "/v1/accounts", 400, "malformed_body")
+            .key("k-case-1")
+            .json(json!({ "account_id": 9 })),
         case("body over 64 KiB", Method::POST, "/v1/accounts/1/deposits", 413, "body_too_large").key("k-big").raw(&big),
         case("no Content-Type", Method::POST, "/v1/accounts/1/deposits", 415, "unsupported_media_type")
             .key("k-ctype")
@@ -105,16 +107,20 @@ async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
         case("read of an unknown bet", Method::GET, "/v1/bets/999", 404, "not_found"),
         case("unknown route", Method::GET, "/v1/nothing-here", 404, "not_found"),
         case("wrong method", Method::DELETE, "/v1/accounts/1", 405, "method_not_allowed"),
-        case("wrong method on a collection", Method::PUT, "/v1/bets", 405, "method_not_allowed"),
+        case("wrong method on a collection", Method::PUT, "/v1/bets", 405, "method_not_allowed").key("k-case-2"),
         case("operator endpoint without X-Operator", Method::POST, "/v1/events", 400, "operator_required")
+            .key("k-case-3")
             .json(serde_json::to_value(event_request(2)).expect("json")),
         case("operator endpoint with an empty X-Operator", Method::POST, "/v1/events", 400, "operator_required")
+            .key("k-case-4")
             .header("x-operator", "  ")
             .json(serde_json::to_value(event_request(2)).expect("json")),
         case("an event id already taken", Method::POST, "/v1/events", 409, "event_exists")
+            .key("k-case-5")
             .operator()
             .json(serde_json::to_value(event_request(1)).expect("json")),
         case("a price of \"banana\"", Method::PUT, "/v1/markets/1/selections/11/price", 400, "odds_invalid")
+            .key("k-price-banana")
             .operator()
             .json(json!({ "odds": "banana" })),
         case(
@@ -124,6 +130,7 @@ async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
             404,
             "market_not_found",
         )
+        .key("k-price-unknown")
         .operator()
         .json(json!({ "odds": "2/1" })),
         case("Content-Type text/plain", Method::POST, "/v1/accounts/1/deposits", 415, "unsupported_media_type")
@@ -188,4 +195,48 @@ async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
     assert_eq!((after.accounts, after.bets), (before.accounts, before.bets));
     let account = client.account(1).await.expect("account 1");
     assert_eq!((account.balance_minor, account.exposure_minor), (10_000, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_state_changing_route_refuses_a_request_without_an_idempotency_key() {
+    // Generated from the route table, so that a new write route cannot forget the key.
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    seed_market(&client, 1, 1).await;
+    client.open_account(1, "GBP", "open-1").await.expect("account opens");
+    let before = cluster.state_hash(1).await.expect("state hash");
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().expect("http client");
+    let mut failures = Vec::new();
+    let writes: Vec<_> = paddock_api::openapi::ROUTES.iter().filter(|r| r.method != "GET").collect();
+    assert!(writes.len() >= 20, "the route table lists the write routes");
+    for route in &writes {
+        let path = route.path.replace("{account_id}", "1").replace("{market_id}", "1").replace("{selection_id}", "11");
+        let path = regex_free_params(&path);
+        let method = Method::from_bytes(route.method.as_bytes()).expect("route methods are valid");
+        let response = http
+            .request(method, format!("{}{path}", cluster.url(1)))
+            .header("x-operator", OPERATOR)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await;
+        let Ok(response) = response else {
+            failures.push(format!("{} {path}: no answer", route.method));
+            continue;
+        };
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status != StatusCode::BAD_REQUEST || !text.contains("\"idempotency_key_missing\"") {
+            failures
+                .push(format!("{} {path}: expected 400 idempotency_key_missing, got {status} {text}", route.method));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} write routes:\n{}", failures.len(), writes.len(), failures.join("\n"));
+    let after = cluster.state_hash(1).await.expect("state hash");
+    assert_eq!(after, before, "a request without a key changed the book");
+}
+
+/// Replaces every remaining `{param}` of a route template with 1.
+fn regex_free_params(path: &str) -> String {
+    path.split('/').map(|s| if s.starts_with('{') && s.ends_with('}') { "1" } else { s }).collect::<Vec<_>>().join("/")
 }

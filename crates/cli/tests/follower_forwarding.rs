@@ -20,7 +20,8 @@ async fn a_follower_accepts_writes_and_forwards_them_to_the_leader() {
     seed_market(&via_follower, 1, 1).await;
 
     // An account, a deposit and two bets, through the follower.
-    let account = via_follower.open_account(7, "GBP").await.expect("account opens via a follower");
+    let account =
+        via_follower.open_account(7, "GBP", &paddock_client::fresh_key()).await.expect("account opens via a follower");
     assert_eq!(account.balance_minor, 0);
     let balance = via_follower.deposit(7, 10_000, "deposit-7-1").await.expect("deposit via a follower");
     assert_eq!(balance.balance_minor, 10_000);

@@ -98,7 +98,7 @@ async fn killing_the_leader_under_a_stream_of_bets_loses_no_acknowledged_bet() {
     let client = cluster.client();
     seed_market(&client, 1, 1).await;
     for account in 1..=ACCOUNTS {
-        client.open_account(account, "GBP").await.expect("account opens");
+        client.open_account(account, "GBP", &paddock_client::fresh_key()).await.expect("account opens");
         client.deposit(account, DEPOSIT_MINOR, &format!("seed-{account}")).await.expect("deposit");
     }
 

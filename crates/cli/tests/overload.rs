@@ -48,7 +48,7 @@ async fn a_burst_over_the_concurrency_limit_is_shed_with_503_and_the_node_stays_
     let cluster = Cluster::start(1, &["--concurrency-limit", "2"]).await;
     let url = cluster.url(1);
     let client = cluster.client();
-    client.open_account(1, "GBP").await.expect("account opens");
+    client.open_account(1, "GBP", &paddock_client::fresh_key()).await.expect("account opens");
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client builds");
     let mut burst = tokio::task::JoinSet::new();
     for i in 0..300 {

@@ -36,7 +36,7 @@ async fn a_wiped_node_rejoins_and_catches_up_by_snapshot() {
     let client = cluster.client();
     seed_market(&client, 1, 1).await;
     for account in 1..=8 {
-        client.open_account(account, "GBP").await.expect("account opens");
+        client.open_account(account, "GBP", &paddock_client::fresh_key()).await.expect("account opens");
     }
     deposits(&client, "before", 250).await;
     let converged = cluster.wait_converged(&cluster.ids(), Duration::from_secs(15)).await;

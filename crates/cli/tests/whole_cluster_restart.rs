@@ -13,7 +13,7 @@ use support::*;
 /// Opens accounts `first..first+count`, funds them and places a bet from each.
 async fn write_some(client: &Client, first: u64, count: u64, tag: &str) {
     for account in first..first + count {
-        client.open_account(account, "GBP").await.expect("account opens");
+        client.open_account(account, "GBP", &paddock_client::fresh_key()).await.expect("account opens");
         client.deposit(account, 50_000, &format!("{tag}-deposit-{account}")).await.expect("deposit");
         client
             .place_bet(&single(account, 1, 1_000 + account as i64), &format!("{tag}-bet-{account}"))

@@ -2,9 +2,12 @@
 //!
 //! - Any node accepts any request, so the client just rotates through the node URLs it was
 //!   given when one does not answer.
-//! - A money-moving request is retried with the *same* `Idempotency-Key` when the answer is
-//!   lost (transport error, `outcome_unknown`, `unavailable`): the ledger returns the first
-//!   outcome instead of applying it twice.
+//! - Every write carries an `Idempotency-Key` chosen by the caller ([`fresh_key`] makes one)
+//!   and is retried with the *same* key when the answer is lost (transport error after
+//!   sending, `outcome_unknown`, `unavailable`): the ledger returns the first outcome instead
+//!   of acting twice. A write without a key (only possible through [`Client::call`]) is retried
+//!   only when it certainly was not acted on: the connection could not be made, or the node
+//!   refused it before any work (`unavailable`, `overloaded`, `rate_limited`).
 //! - Refusals come back as [`ClientError::Api`] with the stable error code.
 
 use paddock_api::wire::*;
@@ -13,6 +16,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+/// A new idempotency key: 128 random bits from the operating system, as 32 hex digits. Make
+/// one per logical operation and send it again with every retry of that operation.
+pub fn fresh_key() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,9 +38,12 @@ pub enum ClientError {
         /// Explanation.
         message: String,
     },
-    /// No node answered.
+    /// The request was sent (or may have been) and no answer came back.
     #[error("transport: {0}")]
     Transport(String),
+    /// No connection could be made: the request was certainly never sent.
+    #[error("could not connect: {0}")]
+    Unsent(String),
     /// An answer could not be decoded.
     #[error("undecodable answer: {0}")]
     Decode(String),
@@ -47,7 +61,7 @@ impl ClientError {
     /// Whether a retry could change the answer (the command may not have been applied).
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Transport(_) => true,
+            ClientError::Transport(_) | ClientError::Unsent(_) => true,
             ClientError::Api { code, .. } => {
                 matches!(
                     code.as_str(),
@@ -55,6 +69,16 @@ impl ClientError {
                 )
             }
             ClientError::Decode(_) => false,
+        }
+    }
+
+    /// Whether the request certainly was not acted on: safe to send again even without an
+    /// idempotency key.
+    pub fn was_not_acted_on(&self) -> bool {
+        match self {
+            ClientError::Unsent(_) => true,
+            ClientError::Api { code, .. } => matches!(code.as_str(), "unavailable" | "overloaded" | "rate_limited"),
+            ClientError::Transport(_) | ClientError::Decode(_) => false,
         }
     }
 }
@@ -149,7 +173,13 @@ impl Client {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = req.send().await.map_err(|e| {
+            if e.is_connect() {
+                ClientError::Unsent(e.to_string())
+            } else {
+                ClientError::Transport(e.to_string())
+            }
+        })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
         if status.is_success() {
@@ -180,7 +210,8 @@ impl Client {
         }
     }
 
-    /// Sends a request, rotating nodes and retrying while the error is retryable.
+    /// Sends a request, rotating nodes and retrying while the error is retryable. A write
+    /// (any method but GET) without `key` is retried only while it was certainly not acted on.
     pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -198,7 +229,11 @@ impl Client {
             let index = self.next.load(Ordering::Relaxed) % self.nodes.len();
             match self.once(&self.nodes[index], &method, path, body.as_ref(), key).await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt + 1 < self.retry.attempts => {
+                Err(e)
+                    if e.is_retryable()
+                        && (method == Method::GET || key.is_some() || e.was_not_acted_on())
+                        && attempt + 1 < self.retry.attempts =>
+                {
                     // Move to the next node for the next try: this one may be down, or cut
                     // off from the majority (it answers `unavailable` or `outcome_unknown`).
                     self.next.fetch_add(1, Ordering::Relaxed);
@@ -226,8 +261,8 @@ impl Client {
     }
 
     /// Opens an account.
-    pub async fn open_account(&self, account_id: u64, currency: &str) -> Result<AccountBody, ClientError> {
-        self.post("/v1/accounts", &OpenAccountRequest { account_id, currency: currency.into() }, None).await
+    pub async fn open_account(&self, account_id: u64, currency: &str, key: &str) -> Result<AccountBody, ClientError> {
+        self.post("/v1/accounts", &OpenAccountRequest { account_id, currency: currency.into() }, Some(key)).await
     }
 
     /// Reads an account (linearizable).
@@ -266,13 +301,13 @@ impl Client {
     }
 
     /// Creates an event (operator).
-    pub async fn create_event(&self, req: &CreateEventRequest) -> Result<AckBody, ClientError> {
-        self.post("/v1/events", req, None).await
+    pub async fn create_event(&self, req: &CreateEventRequest, key: &str) -> Result<AckBody, ClientError> {
+        self.post("/v1/events", req, Some(key)).await
     }
 
     /// Creates a market (operator).
-    pub async fn create_market(&self, req: &CreateMarketRequest) -> Result<AckBody, ClientError> {
-        self.post("/v1/markets", req, None).await
+    pub async fn create_market(&self, req: &CreateMarketRequest, key: &str) -> Result<AckBody, ClientError> {
+        self.post("/v1/markets", req, Some(key)).await
     }
 
     /// Reads a market.
@@ -286,19 +321,32 @@ impl Client {
     }
 
     /// Sets a price (operator).
-    pub async fn set_price(&self, market_id: u64, selection_id: u64, odds: &str) -> Result<AckBody, ClientError> {
+    pub async fn set_price(
+        &self,
+        market_id: u64,
+        selection_id: u64,
+        odds: &str,
+        key: &str,
+    ) -> Result<AckBody, ClientError> {
         self.call(
             Method::PUT,
             &format!("/v1/markets/{market_id}/selections/{selection_id}/price"),
             Some(&PriceRequest { odds: odds.into() }),
-            None,
+            Some(key),
         )
         .await
     }
 
     /// Suspends, resumes or closes a market: `action` is "suspend", "resume" or "close" (operator).
-    pub async fn market_action(&self, market_id: u64, action: &str, reason: &str) -> Result<AckBody, ClientError> {
-        self.post(&format!("/v1/markets/{market_id}/{action}"), &ReasonRequest { reason: reason.into() }, None).await
+    pub async fn market_action(
+        &self,
+        market_id: u64,
+        action: &str,
+        reason: &str,
+        key: &str,
+    ) -> Result<AckBody, ClientError> {
+        self.post(&format!("/v1/markets/{market_id}/{action}"), &ReasonRequest { reason: reason.into() }, Some(key))
+            .await
     }
 
     /// Settles (or with `resettle`, corrects) a market (operator).
@@ -307,14 +355,15 @@ impl Client {
         market_id: u64,
         req: &SettleRequest,
         resettle: bool,
+        key: &str,
     ) -> Result<SettledBody, ClientError> {
         let action = if resettle { "resettle" } else { "settle" };
-        self.post(&format!("/v1/markets/{market_id}/{action}"), req, None).await
+        self.post(&format!("/v1/markets/{market_id}/{action}"), req, Some(key)).await
     }
 
     /// Voids a market (operator).
-    pub async fn void(&self, market_id: u64, reason: &str) -> Result<SettledBody, ClientError> {
-        self.post(&format!("/v1/markets/{market_id}/void"), &ReasonRequest { reason: reason.into() }, None).await
+    pub async fn void(&self, market_id: u64, reason: &str, key: &str) -> Result<SettledBody, ClientError> {
+        self.post(&format!("/v1/markets/{market_id}/void"), &ReasonRequest { reason: reason.into() }, Some(key)).await
     }
 
     /// The cluster as the answering node sees it.
@@ -327,24 +376,26 @@ impl Client {
         self.get("/v1/cluster/state-hash").await
     }
 
-    /// Adds a learner.
+    /// Adds a learner. Membership operations are idempotent by their target state, so each call
+    /// carries a fresh key.
     pub async fn add_member(&self, node_id: u64, peer_addr: &str) -> Result<AckBody, ClientError> {
-        self.post("/v1/cluster/members", &AddMemberRequest { node_id, peer_addr: peer_addr.into() }, None).await
+        let body = AddMemberRequest { node_id, peer_addr: peer_addr.into() };
+        self.post("/v1/cluster/members", &body, Some(&fresh_key())).await
     }
 
     /// Promotes a learner to voter.
     pub async fn promote(&self, node_id: u64) -> Result<AckBody, ClientError> {
-        self.post(&format!("/v1/cluster/members/{node_id}/promote"), &serde_json::json!({}), None).await
+        self.post(&format!("/v1/cluster/members/{node_id}/promote"), &serde_json::json!({}), Some(&fresh_key())).await
     }
 
     /// Removes a node.
     pub async fn remove_member(&self, node_id: u64) -> Result<AckBody, ClientError> {
-        self.post(&format!("/v1/cluster/members/{node_id}/remove"), &serde_json::json!({}), None).await
+        self.post(&format!("/v1/cluster/members/{node_id}/remove"), &serde_json::json!({}), Some(&fresh_key())).await
     }
 
     /// Hands leadership to a node.
     pub async fn transfer_leader(&self, node_id: u64) -> Result<AckBody, ClientError> {
-        self.post("/v1/cluster/transfer-leader", &TransferLeaderRequest { node_id }, None).await
+        self.post("/v1/cluster/transfer-leader", &TransferLeaderRequest { node_id }, Some(&fresh_key())).await
     }
 
     /// Whether a node answers `/health/ready` with 200.

@@ -664,20 +664,44 @@ impl Inner {
                     Ok(Err(e)) => not_leader(&e).unwrap_or_else(|| fail(e)),
                 }
             }
-            ForwardOp::AddLearner { id, addr } => match self.raft.add_learner(id, BasicNode::new(addr), true).await {
-                Ok(_) => ForwardReply::Done,
-                Err(e) => not_leader(&e).unwrap_or_else(|| fail(e)),
-            },
+            ForwardOp::AddLearner { id, addr } => {
+                // Membership operations are idempotent by their target state, so that a
+                // retried request changes nothing and answers done.
+                if let Some(known) = self.addr_of(id) {
+                    return if known == addr {
+                        ForwardReply::Done
+                    } else {
+                        ForwardReply::Failed(WriteError::Refused(format!(
+                            "node {id} is already a member at {known}; remove it first to re-add it at {addr}"
+                        )))
+                    };
+                }
+                match self.raft.add_learner(id, BasicNode::new(addr), true).await {
+                    Ok(_) => ForwardReply::Done,
+                    Err(e) => not_leader(&e).unwrap_or_else(|| fail(e)),
+                }
+            }
             ForwardOp::Promote { id } => {
+                let membership = self.raft.metrics().borrow_watched().membership_config.clone();
+                if membership.membership().voter_ids().any(|v| v == id) {
+                    return ForwardReply::Done;
+                }
+                if membership.membership().get_node(&id).is_none() {
+                    return ForwardReply::Failed(WriteError::Refused(format!(
+                        "node {id} is not a member; add it as a learner first"
+                    )));
+                }
                 match self.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false).await {
                     Ok(_) => ForwardReply::Done,
                     Err(e) => not_leader(&e).unwrap_or_else(|| fail(e)),
                 }
             }
             ForwardOp::Remove { id } => {
-                let is_voter =
-                    self.raft.metrics().borrow_watched().membership_config.membership().voter_ids().any(|v| v == id);
-                let change = if is_voter {
+                let membership = self.raft.metrics().borrow_watched().membership_config.clone();
+                if membership.membership().get_node(&id).is_none() {
+                    return ForwardReply::Done;
+                }
+                let change = if membership.membership().voter_ids().any(|v| v == id) {
                     ChangeMembers::RemoveVoters(BTreeSet::from([id]))
                 } else {
                     ChangeMembers::RemoveNodes(BTreeSet::from([id]))
@@ -690,6 +714,9 @@ impl Inner {
             ForwardOp::TransferLeader { to } => {
                 if self.leader() != Some(self.id) {
                     return ForwardReply::NotLeader { leader: self.leader() };
+                }
+                if to == self.id {
+                    return ForwardReply::Done;
                 }
                 match self.raft.trigger().transfer_leader(to).await {
                     Ok(()) => ForwardReply::Done,

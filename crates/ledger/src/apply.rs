@@ -43,14 +43,7 @@ pub(crate) type Handled = Result<Done, ResultCode>;
 pub fn apply(state: &mut State, command: &Command, ctx: ApplyCtx) -> Outcome {
     // Time never runs backwards inside the ledger, even across a leader change.
     let now = state.clock.max(ctx.time);
-    let keyed = match command {
-        Command::Deposit { account, key, .. }
-        | Command::Withdraw { account, key, .. }
-        | Command::CashOut { account, key, .. } => Some((*account, key)),
-        Command::PlaceBet(p) => Some((p.account, &p.key)),
-        _ => None,
-    };
-    let Some((account, key)) = keyed else {
+    let Some((scope, key)) = command.idempotency() else {
         let handled = dispatch(state, command, ctx, now);
         return finish(state, handled, now);
     };
@@ -58,7 +51,7 @@ pub fn apply(state: &mut State, command: &Command, ctx: ApplyCtx) -> Outcome {
         return Outcome::Rejected(ResultCode::IdempotencyKeyInvalid);
     }
     let digest = body_digest(command);
-    let map_key = (account, key.digest());
+    let map_key = (scope, key.digest());
     if let Some(record) = state.idempotency.get(&map_key) {
         return if record.body_digest == digest {
             record.outcome.clone()
@@ -71,7 +64,7 @@ pub fn apply(state: &mut State, command: &Command, ctx: ApplyCtx) -> Outcome {
     // Only successes are remembered: a refusal changed nothing, so a retry may be judged anew.
     if outcome.is_done() {
         let expires = now.plus_ms(state.config.idempotency_ttl_ms);
-        state.idempotency_expiry.push_back((expires, account, map_key.1));
+        state.idempotency_expiry.push_back((expires, scope, map_key.1));
         state.idempotency.insert(map_key, IdempotencyRecord { body_digest: digest, outcome: outcome.clone() });
     }
     outcome
@@ -92,8 +85,8 @@ fn prune_idempotency(state: &mut State, now: TimestampMs) {
     for _ in 0..IDEMPOTENCY_PRUNE_BATCH {
         match state.idempotency_expiry.front() {
             Some((expires, _, _)) if *expires <= now => {
-                let (_, account, key) = state.idempotency_expiry.pop_front().expect("front exists");
-                state.idempotency.remove(&(account, key));
+                let (_, scope, key) = state.idempotency_expiry.pop_front().expect("front exists");
+                state.idempotency.remove(&(scope, key));
             }
             _ => break,
         }
@@ -110,30 +103,34 @@ fn body_digest(command: &Command) -> [u8; 16] {
 
 fn dispatch(state: &mut State, command: &Command, ctx: ApplyCtx, now: TimestampMs) -> Handled {
     match command {
-        Command::OpenAccount { account, currency } => open_account(state, *account, *currency),
+        Command::OpenAccount { account, currency, .. } => open_account(state, *account, *currency),
         Command::Deposit { account, amount, .. } => deposit(state, *account, *amount, now),
         Command::Withdraw { account, amount, .. } => withdraw(state, *account, *amount),
-        Command::SetLimit { account, kind, window, amount } => {
+        Command::SetLimit { account, kind, window, amount, .. } => {
             set_limit(state, *account, *kind, *window, *amount, ctx, now)
         }
-        Command::Exclude { account, kind, duration_days } => exclude(state, *account, *kind, *duration_days, ctx, now),
-        Command::SetStakeFactor { account, factor_permille, actor } => {
+        Command::Exclude { account, kind, duration_days, .. } => {
+            exclude(state, *account, *kind, *duration_days, ctx, now)
+        }
+        Command::SetStakeFactor { account, factor_permille, actor, .. } => {
             set_stake_factor(state, *account, *factor_permille, actor, ctx, now)
         }
-        Command::CreateEvent { event, name, sport, competition, starts_at, actor } => {
+        Command::CreateEvent { event, name, sport, competition, starts_at, actor, .. } => {
             create_event(state, *event, [name, sport, competition], *starts_at, actor, ctx, now)
         }
-        Command::CreateMarket { market, event, name, currency, selections, rules, actor } => {
+        Command::CreateMarket { market, event, name, currency, selections, rules, actor, .. } => {
             create_market(state, *market, *event, name, *currency, selections, rules, actor, ctx, now)
         }
-        Command::SetPrice { market, selection, odds } => crate::betting::set_price(state, *market, *selection, *odds),
-        Command::SuspendMarket { market, reason, actor } => {
+        Command::SetPrice { market, selection, odds, .. } => {
+            crate::betting::set_price(state, *market, *selection, *odds)
+        }
+        Command::SuspendMarket { market, reason, actor, .. } => {
             change_status(state, *market, &[MarketStatus::Open], MarketStatus::Suspended, reason, actor, ctx, now)
         }
-        Command::ResumeMarket { market, actor } => {
+        Command::ResumeMarket { market, actor, .. } => {
             change_status(state, *market, &[MarketStatus::Suspended], MarketStatus::Open, "", actor, ctx, now)
         }
-        Command::CloseMarket { market, actor } => change_status(
+        Command::CloseMarket { market, actor, .. } => change_status(
             state,
             *market,
             &[MarketStatus::Open, MarketStatus::Suspended],
@@ -143,16 +140,16 @@ fn dispatch(state: &mut State, command: &Command, ctx: ApplyCtx, now: TimestampM
             ctx,
             now,
         ),
-        Command::WithdrawSelection { market, selection, deduction_pence, actor } => {
+        Command::WithdrawSelection { market, selection, deduction_pence, actor, .. } => {
             crate::settlement::withdraw_selection(state, *market, *selection, *deduction_pence, actor, ctx, now)
         }
-        Command::SettleMarket { market, results, actor } => {
+        Command::SettleMarket { market, results, actor, .. } => {
             crate::settlement::settle_market(state, *market, results, actor, ctx, now)
         }
-        Command::ResettleMarket { market, results, reason, actor } => {
+        Command::ResettleMarket { market, results, reason, actor, .. } => {
             crate::settlement::resettle_market(state, *market, results, reason, actor, ctx, now)
         }
-        Command::VoidMarket { market, reason, actor } => {
+        Command::VoidMarket { market, reason, actor, .. } => {
             crate::settlement::void_market(state, *market, reason, actor, ctx, now)
         }
         Command::PlaceBet(place) => crate::betting::place_bet(state, place, now),
@@ -160,7 +157,7 @@ fn dispatch(state: &mut State, command: &Command, ctx: ApplyCtx, now: TimestampM
         Command::CashOut { account, bet, value, quoted_versions, .. } => {
             crate::betting::cash_out(state, *account, *bet, *value, quoted_versions, now)
         }
-        Command::SetConfig { config, actor } => set_config(state, config, actor, ctx, now),
+        Command::SetConfig { config, actor, .. } => set_config(state, config, actor, ctx, now),
     }
 }
 

@@ -16,6 +16,8 @@ pub enum Command {
         account: AccountId,
         /// Currency of the wallet.
         currency: Currency,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// Move money into a wallet (from the deposits clearing account).
     Deposit {
@@ -45,6 +47,8 @@ pub enum Command {
         window: LimitWindow,
         /// The new limit; `None` removes it (which is an increase).
         amount: Option<Money>,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// Self-exclusion (at least six months) or a time-out (one day to six weeks).
     Exclude {
@@ -54,6 +58,8 @@ pub enum Command {
         kind: ExclusionKind,
         /// Length of the break in days.
         duration_days: u32,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// Scale an account's maximum stakes (per mille: 1000 = as the market says).
     SetStakeFactor {
@@ -63,6 +69,8 @@ pub enum Command {
         factor_permille: u32,
         /// Acting operator.
         actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// Create a sporting event.
     CreateEvent {
@@ -78,6 +86,8 @@ pub enum Command {
         starts_at: TimestampMs,
         /// Acting operator.
         actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// Create a market with its selections and rules. It opens at once.
     CreateMarket {
@@ -95,6 +105,8 @@ pub enum Command {
         rules: MarketRules,
         /// Acting operator.
         actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// Change a selection's price; its price version goes up by one.
     SetPrice {
@@ -104,6 +116,8 @@ pub enum Command {
         selection: SelectionId,
         /// New price.
         odds: Odds,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// Stop taking bets for now.
     SuspendMarket {
@@ -113,6 +127,8 @@ pub enum Command {
         reason: String,
         /// Acting operator.
         actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// Take bets again after a suspension.
     ResumeMarket {
@@ -120,6 +136,8 @@ pub enum Command {
         market: MarketId,
         /// Acting operator.
         actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// No more bets, for good.
     CloseMarket {
@@ -127,6 +145,8 @@ pub enum Command {
         market: MarketId,
         /// Acting operator.
         actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// A runner is withdrawn: bets on it are void and earlier bets on the rest of the market
     /// lose `deduction_pence` of their winnings per pound (Rule 4).
@@ -139,6 +159,8 @@ pub enum Command {
         deduction_pence: u32,
         /// Acting operator.
         actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// Record results and settle every bet that they complete.
     SettleMarket {
@@ -148,6 +170,8 @@ pub enum Command {
         results: Vec<SelectionResult>,
         /// Acting operator.
         actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// Correct results: reverse the first settlement and apply the new one.
     ResettleMarket {
@@ -159,6 +183,8 @@ pub enum Command {
         reason: String,
         /// Acting operator.
         actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// Void the market: every bet on it is void (a void leg in an accumulator).
     VoidMarket {
@@ -168,6 +194,8 @@ pub enum Command {
         reason: String,
         /// Acting operator.
         actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
     /// Place a bet.
     PlaceBet(PlaceBet),
@@ -193,7 +221,50 @@ pub enum Command {
         config: BookConfig,
         /// Acting operator.
         actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
     },
+}
+
+/// The namespace an idempotency key is remembered in: a player's keys cannot collide with
+/// another player's, nor with the operators' keys for the book.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum KeyScope {
+    /// Commands on one account (money, limits, exclusions, opening it).
+    Account(AccountId),
+    /// Catalogue, pricing, settlement and configuration commands.
+    Book,
+}
+
+impl Command {
+    /// The command's idempotency key and the namespace it is remembered in. Every command
+    /// carries one except [`Command::ResolvePending`], which the leader submits by itself and
+    /// which is idempotent by nature (it decides only what is due, once).
+    pub fn idempotency(&self) -> Option<(KeyScope, &IdempotencyKey)> {
+        use Command::*;
+        match self {
+            OpenAccount { account, key, .. }
+            | Deposit { account, key, .. }
+            | Withdraw { account, key, .. }
+            | SetLimit { account, key, .. }
+            | Exclude { account, key, .. }
+            | SetStakeFactor { account, key, .. }
+            | CashOut { account, key, .. } => Some((KeyScope::Account(*account), key)),
+            PlaceBet(p) => Some((KeyScope::Account(p.account), &p.key)),
+            CreateEvent { key, .. }
+            | CreateMarket { key, .. }
+            | SetPrice { key, .. }
+            | SuspendMarket { key, .. }
+            | ResumeMarket { key, .. }
+            | CloseMarket { key, .. }
+            | WithdrawSelection { key, .. }
+            | SettleMarket { key, .. }
+            | ResettleMarket { key, .. }
+            | VoidMarket { key, .. }
+            | SetConfig { key, .. } => Some((KeyScope::Book, key)),
+            ResolvePending => None,
+        }
+    }
 }
 
 /// A selection as created with a market.

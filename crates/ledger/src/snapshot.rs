@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //! 0       8     magic  "PDKSNAP\0"
-//! 8       2     format version (1)
+//! 8       2     format version (2)
 //! 10      8     payload length n
 //! 18      n     payload: the State, postcard-encoded
 //! 18+n    4     CRC-32C of bytes 0 .. 18+n
@@ -19,8 +19,10 @@ use sha2::{Digest, Sha256};
 
 /// First bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"PDKSNAP\0";
-/// The format this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
+/// The format this build writes and reads. 2: idempotency records are scoped by `KeyScope`
+/// (an account or the book) since every command carries a key; version 1 was pre-release
+/// and is refused, not misread.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
 const HEADER_LEN: usize = 18;
 
 /// Why a snapshot could not be read.

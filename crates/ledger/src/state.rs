@@ -5,6 +5,7 @@
 
 use crate::audit::AuditChain;
 use crate::code::ResultCode;
+use crate::command::KeyScope;
 use crate::command::{
     BetKind, BookConfig, EachWayTerms, LegResult, LimitKind, LimitWindow, MarketRules, OddsPolicy, SelectionResult,
 };
@@ -31,11 +32,11 @@ pub struct State {
     pub(crate) bet_id_next: u64,
     /// Bets and cash-outs waiting for their in-play delay, in the order they arrived.
     pub(crate) pending: VecDeque<PendingItem>,
-    /// Keyed by the account and a 128-bit digest of the key text: fixed-size keys compare in
+    /// Keyed by the key's scope (an account, or the book) and a 128-bit digest of the key text: fixed-size keys compare in
     /// one step and take 16 bytes, where the text took up to 64 twice (map and expiry queue).
-    pub(crate) idempotency: BTreeMap<(AccountId, u128), IdempotencyRecord>,
+    pub(crate) idempotency: BTreeMap<(KeyScope, u128), IdempotencyRecord>,
     /// Keys in expiry order (expiry = clock + ttl, and the clock never runs backwards).
-    pub(crate) idempotency_expiry: VecDeque<(TimestampMs, AccountId, u128)>,
+    pub(crate) idempotency_expiry: VecDeque<(TimestampMs, KeyScope, u128)>,
     pub(crate) audit: AuditChain,
 }
 
@@ -265,7 +266,7 @@ pub enum PendingItem {
     },
 }
 
-/// A remembered money-moving command.
+/// A remembered command: every command but `ResolvePending` carries a key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
     /// First 16 bytes of SHA-256 of the encoded command: tells "same body" from "other body".

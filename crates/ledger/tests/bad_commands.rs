@@ -61,6 +61,7 @@ fn create_market(
         selections,
         rules,
         actor: trader(),
+        key: fresh_key(),
     }
 }
 
@@ -77,15 +78,16 @@ fn unknown_account_market_selection_event_and_bet_ids_are_refused() {
             kind: LimitKind::Loss,
             window: LimitWindow::Day,
             amount: Some(Money(1)),
+            key: fresh_key(),
         },
         ResultCode::AccountNotFound,
     );
     book.refuse(
-        Command::Exclude { account: AccountId(99), kind: ExclusionKind::TimeOut, duration_days: 1 },
+        Command::Exclude { account: AccountId(99), kind: ExclusionKind::TimeOut, duration_days: 1, key: fresh_key() },
         ResultCode::AccountNotFound,
     );
     book.refuse(
-        Command::SetStakeFactor { account: AccountId(99), factor_permille: 500, actor: trader() },
+        Command::SetStakeFactor { account: AccountId(99), factor_permille: 500, actor: trader(), key: fresh_key() },
         ResultCode::AccountNotFound,
     );
     let mut p = book.request(1, &[1], BetKind::Single, 100);
@@ -103,29 +105,41 @@ fn unknown_account_market_selection_event_and_bet_ids_are_refused() {
     book.refuse(place(p), ResultCode::SelectionNotFound);
 
     book.refuse(
-        Command::SetPrice { market: MarketId(99), selection: SelectionId(1), odds: odds("2/1") },
+        Command::SetPrice { market: MarketId(99), selection: SelectionId(1), odds: odds("2/1"), key: fresh_key() },
         ResultCode::MarketNotFound,
     );
     book.refuse(
-        Command::SetPrice { market: MarketId(1), selection: SelectionId(99), odds: odds("2/1") },
+        Command::SetPrice { market: MarketId(1), selection: SelectionId(99), odds: odds("2/1"), key: fresh_key() },
         ResultCode::SelectionNotFound,
     );
     book.refuse(
-        Command::SuspendMarket { market: MarketId(99), reason: String::new(), actor: trader() },
-        ResultCode::MarketNotFound,
-    );
-    book.refuse(Command::ResumeMarket { market: MarketId(99), actor: trader() }, ResultCode::MarketNotFound);
-    book.refuse(Command::CloseMarket { market: MarketId(99), actor: trader() }, ResultCode::MarketNotFound);
-    book.refuse(
-        Command::SettleMarket { market: MarketId(99), results: vec![], actor: settler() },
+        Command::SuspendMarket { market: MarketId(99), reason: String::new(), actor: trader(), key: fresh_key() },
         ResultCode::MarketNotFound,
     );
     book.refuse(
-        Command::ResettleMarket { market: MarketId(99), results: vec![], reason: "x".into(), actor: settler() },
+        Command::ResumeMarket { market: MarketId(99), actor: trader(), key: fresh_key() },
         ResultCode::MarketNotFound,
     );
     book.refuse(
-        Command::VoidMarket { market: MarketId(99), reason: "x".into(), actor: trader() },
+        Command::CloseMarket { market: MarketId(99), actor: trader(), key: fresh_key() },
+        ResultCode::MarketNotFound,
+    );
+    book.refuse(
+        Command::SettleMarket { market: MarketId(99), results: vec![], actor: settler(), key: fresh_key() },
+        ResultCode::MarketNotFound,
+    );
+    book.refuse(
+        Command::ResettleMarket {
+            market: MarketId(99),
+            results: vec![],
+            reason: "x".into(),
+            actor: settler(),
+            key: fresh_key(),
+        },
+        ResultCode::MarketNotFound,
+    );
+    book.refuse(
+        Command::VoidMarket { market: MarketId(99), reason: "x".into(), actor: trader(), key: fresh_key() },
         ResultCode::MarketNotFound,
     );
     book.refuse(
@@ -134,15 +148,26 @@ fn unknown_account_market_selection_event_and_bet_ids_are_refused() {
             selection: SelectionId(99),
             deduction_pence: 0,
             actor: trader(),
+            key: fresh_key(),
         },
         ResultCode::SelectionNotFound,
     );
     book.refuse(
-        Command::SettleMarket { market: MarketId(1), results: vec![res(99, LegResult::Win)], actor: settler() },
+        Command::SettleMarket {
+            market: MarketId(1),
+            results: vec![res(99, LegResult::Win)],
+            actor: settler(),
+            key: fresh_key(),
+        },
         ResultCode::ResultsInvalid,
     );
     book.refuse(
-        Command::SettleMarket { market: MarketId(1), results: vec![res(5, LegResult::Win)], actor: settler() },
+        Command::SettleMarket {
+            market: MarketId(1),
+            results: vec![res(5, LegResult::Win)],
+            actor: settler(),
+            key: fresh_key(),
+        },
         ResultCode::ResultsInvalid,
     );
     book.refuse(create_market(99, 99, gbp(), selections(901..=902), rules()), ResultCode::EventNotFound);
@@ -173,6 +198,7 @@ fn zero_and_negative_stakes_and_amounts_are_refused() {
                 kind: LimitKind::Deposit,
                 window: LimitWindow::Day,
                 amount: Some(Money(amount)),
+                key: fresh_key(),
             },
             ResultCode::LimitInvalid,
         );
@@ -226,7 +252,7 @@ fn invalid_odds_decoded_from_a_client_are_refused() {
         assert!(!bad.is_valid());
         let mut book = book();
         book.refuse(
-            Command::SetPrice { market: MarketId(1), selection: SelectionId(1), odds: bad },
+            Command::SetPrice { market: MarketId(1), selection: SelectionId(1), odds: bad, key: fresh_key() },
             ResultCode::OddsInvalid,
         );
         let mut p = book.request(1, &[1], BetKind::Single, 100);
@@ -243,7 +269,7 @@ fn invalid_odds_decoded_from_a_client_are_refused() {
 fn changed_price_is_refused_under_the_exact_policy() {
     let mut book = book();
     let p = book.request(1, &[1], BetKind::Single, 1_000); // saw 2/1
-    book.ok(Command::SetPrice { market: MarketId(1), selection: SelectionId(1), odds: odds("9/4") });
+    book.ok(Command::SetPrice { market: MarketId(1), selection: SelectionId(1), odds: odds("9/4"), key: fresh_key() });
     book.refuse(place(p.clone()), ResultCode::OddsChanged);
     let mut worse = p;
     worse.legs[0].odds = odds("5/2");
@@ -282,19 +308,19 @@ fn legs_on_one_event_cannot_be_combined() {
 #[test]
 fn closed_suspended_settled_and_voided_markets_refuse_bets() {
     let mut book = book();
-    book.ok(Command::SuspendMarket { market: MarketId(1), reason: "goal".into(), actor: trader() });
+    book.ok(Command::SuspendMarket { market: MarketId(1), reason: "goal".into(), actor: trader(), key: fresh_key() });
     let p = book.request(1, &[1], BetKind::Single, 100);
     book.refuse(place(p), ResultCode::MarketSuspended);
     // An accumulator with a suspended leg is refused too.
     let p = book.request(1, &[7, 1], BetKind::Accumulator, 100);
     book.refuse(place(p), ResultCode::MarketSuspended);
-    book.ok(Command::CloseMarket { market: MarketId(3), actor: trader() });
+    book.ok(Command::CloseMarket { market: MarketId(3), actor: trader(), key: fresh_key() });
     let p = book.request(1, &[5], BetKind::Single, 100);
     book.refuse(place(p), ResultCode::MarketClosed);
     book.settle(4, &[res(7, LegResult::Win)]);
     let p = book.request(1, &[8], BetKind::Single, 100);
     book.refuse(place(p), ResultCode::MarketNotOpen);
-    book.ok(Command::VoidMarket { market: MarketId(5), reason: "abandoned".into(), actor: trader() });
+    book.ok(Command::VoidMarket { market: MarketId(5), reason: "abandoned".into(), actor: trader(), key: fresh_key() });
     let p = book.request(1, &[9], BetKind::Single, 100);
     book.refuse(place(p), ResultCode::MarketVoided);
     book.ok(Command::WithdrawSelection {
@@ -302,6 +328,7 @@ fn closed_suspended_settled_and_voided_markets_refuse_bets() {
         selection: SelectionId(3),
         deduction_pence: 45,
         actor: trader(),
+        key: fresh_key(),
     });
     let p = book.request(1, &[3], BetKind::Single, 100);
     book.refuse(place(p), ResultCode::SelectionWithdrawn);
@@ -360,14 +387,18 @@ fn bad_currency_codes_and_mismatched_currencies_are_refused() {
     let mut book = book();
     for code in [*b"gbp", *b"G1P", *b"GB ", [0, 0, 0]] {
         book.refuse(
-            Command::OpenAccount { account: AccountId(50), currency: Currency(code) },
+            Command::OpenAccount { account: AccountId(50), currency: Currency(code), key: fresh_key() },
             ResultCode::CurrencyInvalid,
         );
         book.refuse(create_market(99, 1, Currency(code), selections(901..=902), rules()), ResultCode::CurrencyInvalid);
     }
     assert_eq!(Currency::parse("GB"), None);
     assert_eq!(Currency::parse("gbp"), None);
-    book.ok(Command::OpenAccount { account: AccountId(50), currency: Currency::parse("EUR").unwrap() });
+    book.ok(Command::OpenAccount {
+        account: AccountId(50),
+        currency: Currency::parse("EUR").unwrap(),
+        key: fresh_key(),
+    });
     assert!(book.deposit(50, 10_000).is_done());
     let p = book.request(50, &[1], BetKind::Single, 100);
     book.refuse(place(p), ResultCode::CurrencyMismatch);
@@ -405,6 +436,7 @@ fn impossible_results_are_refused() {
         market: MarketId(1),
         results,
         actor: settler(),
+        key: fresh_key(),
     };
     for bad in [
         LegResult::DeadHeat { paid_places: 1, tied: 1 },
@@ -425,6 +457,7 @@ fn impossible_results_are_refused() {
             results: vec![res(5, LegResult::DeadHeat { paid_places: 1, tied: 1 })],
             reason: "typo".into(),
             actor: settler(),
+            key: fresh_key(),
         },
         ResultCode::ResultsInvalid,
     );
@@ -438,11 +471,12 @@ fn resettling_a_market_that_was_never_settled_is_refused() {
         results: vec![],
         reason: "correction".into(),
         actor: settler(),
+        key: fresh_key(),
     };
     book.refuse(resettle(3), ResultCode::MarketNotSettled);
-    book.ok(Command::CloseMarket { market: MarketId(3), actor: trader() });
+    book.ok(Command::CloseMarket { market: MarketId(3), actor: trader(), key: fresh_key() });
     book.refuse(resettle(3), ResultCode::MarketNotSettled);
-    book.ok(Command::VoidMarket { market: MarketId(4), reason: "abandoned".into(), actor: trader() });
+    book.ok(Command::VoidMarket { market: MarketId(4), reason: "abandoned".into(), actor: trader(), key: fresh_key() });
     book.refuse(resettle(4), ResultCode::MarketVoided);
 }
 
@@ -454,23 +488,26 @@ fn settling_a_market_twice_is_refused() {
     let results = [res(5, LegResult::Win)];
     book.settle(3, &results);
     assert_eq!(book.balance(2), 9_000 + 3_500);
-    let again = Command::SettleMarket { market: MarketId(3), results: results.to_vec(), actor: settler() };
+    let again =
+        Command::SettleMarket { market: MarketId(3), results: results.to_vec(), actor: settler(), key: fresh_key() };
     book.refuse(again, ResultCode::MarketAlreadySettled);
     book.ok(Command::ResettleMarket {
         market: MarketId(3),
         results: vec![res(6, LegResult::Win)],
         reason: "x".into(),
         actor: settler(),
+        key: fresh_key(),
     });
-    let again = Command::SettleMarket { market: MarketId(3), results: results.to_vec(), actor: settler() };
+    let again =
+        Command::SettleMarket { market: MarketId(3), results: results.to_vec(), actor: settler(), key: fresh_key() };
     book.refuse(again, ResultCode::MarketAlreadySettled);
-    book.ok(Command::VoidMarket { market: MarketId(4), reason: "abandoned".into(), actor: trader() });
+    book.ok(Command::VoidMarket { market: MarketId(4), reason: "abandoned".into(), actor: trader(), key: fresh_key() });
     book.refuse(
-        Command::SettleMarket { market: MarketId(4), results: vec![], actor: settler() },
+        Command::SettleMarket { market: MarketId(4), results: vec![], actor: settler(), key: fresh_key() },
         ResultCode::MarketVoided,
     );
     book.refuse(
-        Command::VoidMarket { market: MarketId(4), reason: "again".into(), actor: trader() },
+        Command::VoidMarket { market: MarketId(4), reason: "again".into(), actor: trader(), key: fresh_key() },
         ResultCode::MarketVoided,
     );
 }
@@ -478,15 +515,21 @@ fn settling_a_market_twice_is_refused() {
 #[test]
 fn invalid_market_transitions_and_rule_4_deductions_are_refused() {
     let mut book = book();
-    book.refuse(Command::ResumeMarket { market: MarketId(1), actor: trader() }, ResultCode::MarketStateInvalid);
-    book.settle(4, &[res(7, LegResult::Win)]);
-    book.refuse(Command::CloseMarket { market: MarketId(4), actor: trader() }, ResultCode::MarketStateInvalid);
     book.refuse(
-        Command::SuspendMarket { market: MarketId(4), reason: String::new(), actor: trader() },
+        Command::ResumeMarket { market: MarketId(1), actor: trader(), key: fresh_key() },
+        ResultCode::MarketStateInvalid,
+    );
+    book.settle(4, &[res(7, LegResult::Win)]);
+    book.refuse(
+        Command::CloseMarket { market: MarketId(4), actor: trader(), key: fresh_key() },
         ResultCode::MarketStateInvalid,
     );
     book.refuse(
-        Command::SetPrice { market: MarketId(4), selection: SelectionId(7), odds: odds("2/1") },
+        Command::SuspendMarket { market: MarketId(4), reason: String::new(), actor: trader(), key: fresh_key() },
+        ResultCode::MarketStateInvalid,
+    );
+    book.refuse(
+        Command::SetPrice { market: MarketId(4), selection: SelectionId(7), odds: odds("2/1"), key: fresh_key() },
         ResultCode::MarketStateInvalid,
     );
     book.refuse(
@@ -495,6 +538,7 @@ fn invalid_market_transitions_and_rule_4_deductions_are_refused() {
             selection: SelectionId(8),
             deduction_pence: 0,
             actor: trader(),
+            key: fresh_key(),
         },
         ResultCode::MarketStateInvalid,
     );
@@ -504,6 +548,7 @@ fn invalid_market_transitions_and_rule_4_deductions_are_refused() {
             selection: SelectionId(2),
             deduction_pence: 91,
             actor: trader(),
+            key: fresh_key(),
         },
         ResultCode::DeductionInvalid,
     );
@@ -512,6 +557,7 @@ fn invalid_market_transitions_and_rule_4_deductions_are_refused() {
         selection: SelectionId(2),
         deduction_pence: 90,
         actor: trader(),
+        key: fresh_key(),
     });
     book.refuse(
         Command::WithdrawSelection {
@@ -519,11 +565,12 @@ fn invalid_market_transitions_and_rule_4_deductions_are_refused() {
             selection: SelectionId(2),
             deduction_pence: 10,
             actor: trader(),
+            key: fresh_key(),
         },
         ResultCode::SelectionWithdrawn,
     );
     book.refuse(
-        Command::SetPrice { market: MarketId(1), selection: SelectionId(2), odds: odds("2/1") },
+        Command::SetPrice { market: MarketId(1), selection: SelectionId(2), odds: odds("2/1"), key: fresh_key() },
         ResultCode::SelectionWithdrawn,
     );
 }
@@ -531,7 +578,10 @@ fn invalid_market_transitions_and_rule_4_deductions_are_refused() {
 #[test]
 fn duplicate_ids_and_malformed_catalogue_entries_are_refused() {
     let mut book = book();
-    book.refuse(Command::OpenAccount { account: AccountId(1), currency: gbp() }, ResultCode::AccountExists);
+    book.refuse(
+        Command::OpenAccount { account: AccountId(1), currency: gbp(), key: fresh_key() },
+        ResultCode::AccountExists,
+    );
     let event = |id: u64, name: &str, actor: Actor| Command::CreateEvent {
         event: EventId(id),
         name: name.into(),
@@ -539,6 +589,7 @@ fn duplicate_ids_and_malformed_catalogue_entries_are_refused() {
         competition: "Cup".into(),
         starts_at: TimestampMs(T0_MS),
         actor,
+        key: fresh_key(),
     };
     book.refuse(event(1, "Again", trader()), ResultCode::EventExists);
     book.refuse(event(60, "", trader()), ResultCode::TextInvalid);
@@ -546,7 +597,7 @@ fn duplicate_ids_and_malformed_catalogue_entries_are_refused() {
     book.refuse(event(60, &"x".repeat(201), trader()), ResultCode::TextInvalid);
     book.refuse(event(60, "Fine", Actor(String::new())), ResultCode::TextInvalid);
     book.refuse(
-        Command::SuspendMarket { market: MarketId(1), reason: "r".repeat(201), actor: trader() },
+        Command::SuspendMarket { market: MarketId(1), reason: "r".repeat(201), actor: trader(), key: fresh_key() },
         ResultCode::TextInvalid,
     );
 
@@ -581,11 +632,14 @@ fn out_of_range_limits_exclusions_stake_factors_and_config_are_refused() {
         (ExclusionKind::TimeOut, 0),
         (ExclusionKind::TimeOut, 43),
     ] {
-        book.refuse(Command::Exclude { account: AccountId(1), kind, duration_days: days }, ResultCode::LimitInvalid);
+        book.refuse(
+            Command::Exclude { account: AccountId(1), kind, duration_days: days, key: fresh_key() },
+            ResultCode::LimitInvalid,
+        );
     }
     for factor_permille in [0, 10_001] {
         book.refuse(
-            Command::SetStakeFactor { account: AccountId(1), factor_permille, actor: trader() },
+            Command::SetStakeFactor { account: AccountId(1), factor_permille, actor: trader(), key: fresh_key() },
             ResultCode::LimitInvalid,
         );
     }
@@ -595,10 +649,10 @@ fn out_of_range_limits_exclusions_stake_factors_and_config_are_refused() {
         BookConfig { idempotency_ttl_ms: DAY_MS - 1, ..BookConfig::default() },
         BookConfig { idempotency_ttl_ms: 400 * DAY_MS + 1, ..BookConfig::default() },
     ] {
-        book.refuse(Command::SetConfig { config, actor: trader() }, ResultCode::ConfigInvalid);
+        book.refuse(Command::SetConfig { config, actor: trader(), key: fresh_key() }, ResultCode::ConfigInvalid);
     }
     book.refuse(
-        Command::SetConfig { config: BookConfig::default(), actor: Actor(String::new()) },
+        Command::SetConfig { config: BookConfig::default(), actor: Actor(String::new()), key: fresh_key() },
         ResultCode::TextInvalid,
     );
 }
@@ -613,7 +667,7 @@ fn cash_out_of_someone_elses_closed_or_settled_bet_is_refused() {
     book.refuse(cmd, ResultCode::CashOutQuoteStale);
     let cmd = cash_out(&mut book, 2, 1, 500, vec![(SelectionId(6), 1)]);
     book.refuse(cmd, ResultCode::CashOutQuoteStale);
-    book.ok(Command::CloseMarket { market: MarketId(3), actor: trader() });
+    book.ok(Command::CloseMarket { market: MarketId(3), actor: trader(), key: fresh_key() });
     let cmd = cash_out(&mut book, 2, 1, 500, vec![(SelectionId(5), 1)]);
     book.refuse(cmd, ResultCode::CashOutUnavailable);
     book.settle(3, &[res(6, LegResult::Win)]);

@@ -49,7 +49,11 @@ fn odds_from(index: u8) -> Odds {
 fn setup() -> Vec<Command> {
     let mut cmds = Vec::new();
     for a in 0..ACCOUNTS {
-        cmds.push(Command::OpenAccount { account: paddock_ledger::AccountId(a), currency: currency_of(a) });
+        cmds.push(Command::OpenAccount {
+            account: paddock_ledger::AccountId(a),
+            currency: currency_of(a),
+            key: fresh_key(),
+        });
         cmds.push(Command::Deposit {
             account: paddock_ledger::AccountId(a),
             amount: Money(100_000),
@@ -64,6 +68,7 @@ fn setup() -> Vec<Command> {
             competition: "test".into(),
             starts_at: TimestampMs(1_000_000),
             actor: actor(),
+            key: fresh_key(),
         });
         for k in 0..MARKETS_PER_EVENT {
             let m = e * MARKETS_PER_EVENT + k;
@@ -93,6 +98,7 @@ fn setup() -> Vec<Command> {
                     }),
                 },
                 actor: actor(),
+                key: fresh_key(),
             });
         }
     }
@@ -230,6 +236,13 @@ fn results(market: u64, bytes: &[u8]) -> Vec<SelectionResult> {
         .collect()
 }
 
+/// A key no other command of this test process carries (operator commands: the generator
+/// retries them through `Op::Retry`, never by generating the same command again).
+fn fresh_key() -> IdempotencyKey {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    IdempotencyKey(format!("fresh-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+}
+
 fn key(tag: &str, k: u8) -> IdempotencyKey {
     IdempotencyKey(format!("{tag}-{k}"))
 }
@@ -260,11 +273,7 @@ impl Run {
         if !outcome.is_done() {
             prop_assert_eq!(before, self.state.state_hash(), "a refused command changed the state: {:?}", cmd);
         }
-        let keyed = matches!(
-            cmd,
-            Command::Deposit { .. } | Command::Withdraw { .. } | Command::PlaceBet(_) | Command::CashOut { .. }
-        );
-        if keyed && outcome.is_done() {
+        if cmd.idempotency().is_some() && outcome.is_done() {
             self.keyed.push((cmd.clone(), outcome.clone()));
         }
         self.log.push((cmd, ctx));
@@ -344,30 +353,42 @@ fn to_command(op: &Op, run: &Run) -> Option<Command> {
             market: market_id(*market),
             selection: selection_id(*market, *selection),
             odds: odds_from(*odds),
+            key: fresh_key(),
         },
-        Op::Suspend { market } => {
-            Command::SuspendMarket { market: market_id(*market), reason: "incident".into(), actor: actor() }
-        }
-        Op::Resume { market } => Command::ResumeMarket { market: market_id(*market), actor: actor() },
-        Op::Close { market } => Command::CloseMarket { market: market_id(*market), actor: actor() },
+        Op::Suspend { market } => Command::SuspendMarket {
+            market: market_id(*market),
+            reason: "incident".into(),
+            actor: actor(),
+            key: fresh_key(),
+        },
+        Op::Resume { market } => Command::ResumeMarket { market: market_id(*market), actor: actor(), key: fresh_key() },
+        Op::Close { market } => Command::CloseMarket { market: market_id(*market), actor: actor(), key: fresh_key() },
         Op::Withdrawal { market, selection, deduction } => Command::WithdrawSelection {
             market: market_id(*market),
             selection: selection_id(*market, *selection),
             deduction_pence: *deduction,
             actor: actor(),
+            key: fresh_key(),
         },
-        Op::Settle { market, results: r } => {
-            Command::SettleMarket { market: market_id(*market), results: results(*market, r), actor: actor() }
-        }
+        Op::Settle { market, results: r } => Command::SettleMarket {
+            market: market_id(*market),
+            results: results(*market, r),
+            actor: actor(),
+            key: fresh_key(),
+        },
         Op::Resettle { market, results: r } => Command::ResettleMarket {
             market: market_id(*market),
             results: results(*market, r),
             reason: "corrected".into(),
             actor: actor(),
+            key: fresh_key(),
         },
-        Op::Void { market } => {
-            Command::VoidMarket { market: market_id(*market), reason: "abandoned".into(), actor: actor() }
-        }
+        Op::Void { market } => Command::VoidMarket {
+            market: market_id(*market),
+            reason: "abandoned".into(),
+            actor: actor(),
+            key: fresh_key(),
+        },
         Op::CashOut { account, bet, value, key: k } => {
             let quoted_versions = run
                 .state
@@ -400,16 +421,21 @@ fn to_command(op: &Op, run: &Run) -> Option<Command> {
             kind: if *loss { LimitKind::Loss } else { LimitKind::Deposit },
             window: LimitWindow::ALL[*window as usize],
             amount: amount.map(Money),
+            key: fresh_key(),
         },
-        Op::Exclude { account } => {
-            Command::Exclude { account: AccountId(*account), kind: ExclusionKind::TimeOut, duration_days: 1 }
-        }
+        Op::Exclude { account } => Command::Exclude {
+            account: AccountId(*account),
+            kind: ExclusionKind::TimeOut,
+            duration_days: 1,
+            key: fresh_key(),
+        },
         Op::Rounding { half_up } => Command::SetConfig {
             config: BookConfig {
                 rounding: if *half_up { RoundingRule::HalfUp } else { RoundingRule::Down },
                 ..BookConfig::default()
             },
             actor: actor(),
+            key: fresh_key(),
         },
         Op::Retry { .. } | Op::Tick { .. } => return None,
     })

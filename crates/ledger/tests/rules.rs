@@ -113,7 +113,7 @@ fn payouts_round_down_by_default_and_half_up_when_configured() {
     assert_eq!((book.paid(down_a), book.paid(down_b)), (252, 190));
 
     let config = BookConfig { rounding: RoundingRule::HalfUp, ..BookConfig::default() };
-    book.ok(Command::SetConfig { config, actor: trader() });
+    book.ok(Command::SetConfig { config, actor: trader(), key: fresh_key() });
     assert_eq!(book.state.config().rounding, RoundingRule::HalfUp);
     let up_a = book.single(1, 30, 101);
     let up_b = book.single(1, 40, 100);
@@ -143,6 +143,7 @@ fn rule_4_deduction_cuts_winnings_not_stake() {
         selection: SelectionId(2),
         deduction_pence: 25,
         actor: trader(),
+        key: fresh_key(),
     });
     let after = book.single(3, 1, 1_000);
     book.settle(1, &[res(1, LegResult::Win)]);
@@ -166,6 +167,7 @@ fn rule_4_deductions_from_several_non_runners_add_up_capped_at_90p() {
             selection: SelectionId(selection),
             deduction_pence: 50,
             actor: trader(),
+            key: fresh_key(),
         });
     }
     book.settle(1, &[res(1, LegResult::Win)]);
@@ -299,7 +301,12 @@ fn market_void_returns_every_stake() {
     book.market(2, &[(21, "2/1"), (22, "1/2")]);
     let a = book.single(1, 1, 1_000);
     let b = book.single(2, 2, 2_500);
-    let done = book.run(Command::VoidMarket { market: MarketId(1), reason: "abandoned".into(), actor: trader() });
+    let done = book.run(Command::VoidMarket {
+        market: MarketId(1),
+        reason: "abandoned".into(),
+        actor: trader(),
+        key: fresh_key(),
+    });
     assert_eq!(done, Outcome::Done(Done::Settled { market: MarketId(1), result_version: 1, bets_settled: 2 }));
     assert_eq!((book.paid(a), book.paid(b)), (1_000, 2_500));
     assert_eq!((book.balance(1), book.balance(2)), (1_000, 2_500));
@@ -308,7 +315,12 @@ fn market_void_returns_every_stake() {
     let c = book.single(1, 21, 1_000);
     book.settle(2, &[res(21, LegResult::Win)]);
     assert_eq!(book.balance(1), 3_000);
-    let done = book.run(Command::VoidMarket { market: MarketId(2), reason: "wrong course".into(), actor: trader() });
+    let done = book.run(Command::VoidMarket {
+        market: MarketId(2),
+        reason: "wrong course".into(),
+        actor: trader(),
+        key: fresh_key(),
+    });
     assert_eq!(done, Outcome::Done(Done::Settled { market: MarketId(2), result_version: 2, bets_settled: 1 }));
     assert_eq!(book.paid(c), 1_000);
     assert_eq!(book.balance(1), 1_000);
@@ -346,7 +358,12 @@ fn accumulator_with_a_void_leg_is_recomputed_as_a_double() {
     book.open_funded(1, 1_000);
     four_events(&mut book);
     let bet = book.accumulator(1, &[1, 2, 3], 1_000);
-    book.run(Command::VoidMarket { market: MarketId(3), reason: "postponed".into(), actor: trader() });
+    book.run(Command::VoidMarket {
+        market: MarketId(3),
+        reason: "postponed".into(),
+        actor: trader(),
+        key: fresh_key(),
+    });
     book.settle(1, &[res(1, LegResult::Win)]);
     book.settle(2, &[res(2, LegResult::Win)]);
     assert_eq!(book.paid(bet), 12_000);
@@ -436,6 +453,7 @@ fn resettlement_takes_back_a_corrected_winners_return_and_pays_the_new_winner() 
         results: vec![res(2, LegResult::Win)],
         reason: "photo finish reviewed".into(),
         actor: settler(),
+        key: fresh_key(),
     });
     assert_eq!(done, Outcome::Done(Done::Settled { market: MarketId(1), result_version: 2, bets_settled: 2 }));
     assert_eq!((book.paid(a), book.paid(b)), (0, 4_000));
@@ -469,6 +487,7 @@ fn resettlement_records_debt_when_the_return_was_withdrawn_and_deposits_repay_it
         results: vec![res(2, LegResult::Win)],
         reason: "stewards' inquiry".into(),
         actor: settler(),
+        key: fresh_key(),
     });
     let view = book.state.account(AccountId(1)).unwrap();
     assert_eq!((view.balance, view.debt), (Money(0), Money(-3_000)));
@@ -494,7 +513,7 @@ fn cash_out_book() -> (Book, paddock_ledger::BetId) {
     book.open_funded(1, 1_000);
     book.market(1, &[(1, "4/1"), (2, "1/4")]);
     let bet = book.single(1, 1, 1_000);
-    book.ok(Command::SetPrice { market: MarketId(1), selection: SelectionId(1), odds: odds("2/1") });
+    book.ok(Command::SetPrice { market: MarketId(1), selection: SelectionId(1), odds: odds("2/1"), key: fresh_key() });
     assert_eq!(book.state.market(MarketId(1)).unwrap().selections[0].price_version, 2);
     (book, bet)
 }
@@ -556,7 +575,7 @@ fn cash_out_quoted_on_an_old_price_version_is_refused() {
 #[test]
 fn cash_out_is_refused_while_the_market_is_suspended() {
     let (mut book, bet) = cash_out_book();
-    book.ok(Command::SuspendMarket { market: MarketId(1), reason: "goal".into(), actor: trader() });
+    book.ok(Command::SuspendMarket { market: MarketId(1), reason: "goal".into(), actor: trader(), key: fresh_key() });
     let cmd = cash_out(&mut book, bet, 1_000, 2);
     book.refuse(cmd, ResultCode::MarketSuspended);
 }
@@ -593,7 +612,12 @@ fn price_book(current: &str) -> Book {
     let mut book = Book::new();
     book.open_funded(1, 10_000);
     book.market(1, &[(1, "5/2"), (2, "evens")]);
-    book.ok(Command::SetPrice { market: MarketId(1), selection: SelectionId(1), odds: odds(current) });
+    book.ok(Command::SetPrice {
+        market: MarketId(1),
+        selection: SelectionId(1),
+        odds: odds(current),
+        key: fresh_key(),
+    });
     book
 }
 
@@ -669,7 +693,7 @@ fn stake_factor_scales_an_accounts_maximum_stake() {
     book.open_funded(1, 100_000);
     let limits = paddock_ledger::MarketRules { stake_max: Money(10_000), ..rules() };
     book.market_with(1, 1, &[(1, "2/1"), (2, "2/1")], limits);
-    book.ok(Command::SetStakeFactor { account: AccountId(1), factor_permille: 500, actor: trader() });
+    book.ok(Command::SetStakeFactor { account: AccountId(1), factor_permille: 500, actor: trader(), key: fresh_key() });
     let p = book.request(1, &[1], BetKind::Single, 5_001);
     book.refuse(Command::PlaceBet(p), ResultCode::StakeAboveMaximum);
     book.single(1, 1, 5_000);
@@ -695,7 +719,7 @@ fn max_payout_is_checked_with_the_rounding_the_bet_will_be_paid_with() {
     let mut book = Book::new();
     book.open_funded(1, 10_000);
     let config = BookConfig { rounding: RoundingRule::HalfUp, ..BookConfig::default() };
-    book.ok(Command::SetConfig { config, actor: trader() });
+    book.ok(Command::SetConfig { config, actor: trader(), key: fresh_key() });
     let limits = paddock_ledger::MarketRules { payout_max: Money(252), ..rules() };
     book.market_with(1, 1, &[(1, "3/2"), (2, "1/2")], limits);
     let p = book.request(1, &[1], BetKind::Single, 101);
@@ -762,7 +786,7 @@ fn in_play_bet_is_rejected_and_refunded_if_the_market_is_suspended_during_the_de
     book.market_with(1, 1, &[(1, "2/1"), (2, "2/1")], rules);
     let placed_at = book.now();
     let bet = book.single(1, 1, 1_000);
-    book.ok(Command::SuspendMarket { market: MarketId(1), reason: "goal".into(), actor: trader() });
+    book.ok(Command::SuspendMarket { market: MarketId(1), reason: "goal".into(), actor: trader(), key: fresh_key() });
     book.set_time(placed_at.plus_ms(5_000));
     assert_eq!(book.ok(Command::ResolvePending), Done::Resolved { accepted: 0, rejected: 1 });
     assert_eq!(book.state.bet(bet).unwrap().status, BetStatus::Rejected(ResultCode::MarketSuspended));
@@ -784,8 +808,8 @@ fn in_play_bet_is_rejected_if_the_market_was_suspended_and_reopened_during_the_d
     let mut p = book.request(1, &[1], BetKind::Single, 1_000);
     p.odds_policy = OddsPolicy::Any;
     let bet = bet_id(&book.run(Command::PlaceBet(p)));
-    book.ok(Command::SuspendMarket { market: MarketId(1), reason: "goal".into(), actor: trader() });
-    book.ok(Command::ResumeMarket { market: MarketId(1), actor: trader() });
+    book.ok(Command::SuspendMarket { market: MarketId(1), reason: "goal".into(), actor: trader(), key: fresh_key() });
+    book.ok(Command::ResumeMarket { market: MarketId(1), actor: trader(), key: fresh_key() });
     book.set_time(placed_at.plus_ms(5_000));
     assert_eq!(book.ok(Command::ResolvePending), Done::Resolved { accepted: 0, rejected: 1 });
     assert_eq!(book.state.bet(bet).unwrap().status, BetStatus::Rejected(ResultCode::MarketSuspended));
@@ -805,7 +829,7 @@ fn in_play_bet_is_judged_on_the_price_when_its_delay_ends() {
     let mut p = book.request(2, &[1], BetKind::Single, 1_000);
     p.odds_policy = OddsPolicy::Any;
     let any = bet_id(&book.run(Command::PlaceBet(p)));
-    book.ok(Command::SetPrice { market: MarketId(1), selection: SelectionId(1), odds: odds("5/2") });
+    book.ok(Command::SetPrice { market: MarketId(1), selection: SelectionId(1), odds: odds("5/2"), key: fresh_key() });
     book.advance_ms(5_000);
     assert_eq!(book.ok(Command::ResolvePending), Done::Resolved { accepted: 1, rejected: 1 });
     assert_eq!(book.state.bet(exact).unwrap().status, BetStatus::Rejected(ResultCode::OddsChanged));
@@ -820,12 +844,17 @@ fn no_bet_is_accepted_after_suspension_or_close() {
     let mut book = Book::new();
     book.open_funded(1, 10_000);
     book.market(1, &[(1, "2/1"), (2, "2/1")]);
-    book.ok(Command::SuspendMarket { market: MarketId(1), reason: "red card".into(), actor: trader() });
+    book.ok(Command::SuspendMarket {
+        market: MarketId(1),
+        reason: "red card".into(),
+        actor: trader(),
+        key: fresh_key(),
+    });
     let p = book.request(1, &[1], BetKind::Single, 1_000);
     book.refuse(Command::PlaceBet(p), ResultCode::MarketSuspended);
-    book.ok(Command::ResumeMarket { market: MarketId(1), actor: trader() });
+    book.ok(Command::ResumeMarket { market: MarketId(1), actor: trader(), key: fresh_key() });
     book.single(1, 1, 1_000);
-    book.ok(Command::CloseMarket { market: MarketId(1), actor: trader() });
+    book.ok(Command::CloseMarket { market: MarketId(1), actor: trader(), key: fresh_key() });
     let p = book.request(1, &[1], BetKind::Single, 1_000);
     book.refuse(Command::PlaceBet(p), ResultCode::MarketClosed);
 }
@@ -849,7 +878,7 @@ fn no_bet_is_accepted_from_closes_at_even_if_nobody_closed_the_market() {
 // ---- responsible gambling ----
 
 fn set_limit(book: &mut Book, kind: LimitKind, window: LimitWindow, amount: Option<i64>) {
-    book.ok(Command::SetLimit { account: AccountId(1), kind, window, amount: amount.map(Money) });
+    book.ok(Command::SetLimit { account: AccountId(1), kind, window, amount: amount.map(Money), key: fresh_key() });
 }
 
 #[test]
@@ -957,11 +986,21 @@ fn self_exclusion_of_at_least_182_days_refuses_bets_and_deposits() {
     book.open_funded(1, 5_000);
     book.market(1, &[(1, "2/1"), (2, "2/1")]);
     book.refuse(
-        Command::Exclude { account: AccountId(1), kind: ExclusionKind::SelfExclusion, duration_days: 181 },
+        Command::Exclude {
+            account: AccountId(1),
+            kind: ExclusionKind::SelfExclusion,
+            duration_days: 181,
+            key: fresh_key(),
+        },
         ResultCode::LimitInvalid,
     );
     let t = book.now();
-    book.ok(Command::Exclude { account: AccountId(1), kind: ExclusionKind::SelfExclusion, duration_days: 182 });
+    book.ok(Command::Exclude {
+        account: AccountId(1),
+        kind: ExclusionKind::SelfExclusion,
+        duration_days: 182,
+        key: fresh_key(),
+    });
     let until = t.plus_ms(182 * DAY_MS);
     assert_eq!(book.state.account(AccountId(1)).unwrap().excluded_until, Some(until));
     let cmd = book.deposit_cmd(1, 1_000);
@@ -982,11 +1021,16 @@ fn time_out_refuses_bets_and_deposits_until_it_ends() {
     book.open_funded(1, 5_000);
     book.market(1, &[(1, "2/1"), (2, "2/1")]);
     book.refuse(
-        Command::Exclude { account: AccountId(1), kind: ExclusionKind::TimeOut, duration_days: 43 },
+        Command::Exclude { account: AccountId(1), kind: ExclusionKind::TimeOut, duration_days: 43, key: fresh_key() },
         ResultCode::LimitInvalid,
     );
     let t = book.now();
-    book.ok(Command::Exclude { account: AccountId(1), kind: ExclusionKind::TimeOut, duration_days: 1 });
+    book.ok(Command::Exclude {
+        account: AccountId(1),
+        kind: ExclusionKind::TimeOut,
+        duration_days: 1,
+        key: fresh_key(),
+    });
     let cmd = book.deposit_cmd(1, 1_000);
     book.refuse(cmd, ResultCode::TimedOut);
     let p = book.request(1, &[1], BetKind::Single, 1_000);
@@ -1050,11 +1094,21 @@ fn audit_trail_records_operator_decisions_with_the_actor_and_verifies() {
     book.market(1, &[(1, "2/1"), (2, "2/1")]);
     book.market(2, &[(21, "2/1"), (22, "2/1")]);
     book.single(1, 1, 1_000);
-    book.ok(Command::SuspendMarket { market: MarketId(1), reason: "VAR check".into(), actor: trader() });
-    book.ok(Command::ResumeMarket { market: MarketId(1), actor: trader() });
+    book.ok(Command::SuspendMarket {
+        market: MarketId(1),
+        reason: "VAR check".into(),
+        actor: trader(),
+        key: fresh_key(),
+    });
+    book.ok(Command::ResumeMarket { market: MarketId(1), actor: trader(), key: fresh_key() });
     book.settle(1, &[res(1, LegResult::Win)]);
     let carol = Actor("trader:carol".into());
-    book.ok(Command::VoidMarket { market: MarketId(2), reason: "abandoned".into(), actor: carol.clone() });
+    book.ok(Command::VoidMarket {
+        market: MarketId(2),
+        reason: "abandoned".into(),
+        actor: carol.clone(),
+        key: fresh_key(),
+    });
     set_limit(&mut book, LimitKind::Deposit, LimitWindow::Day, Some(10_000));
 
     let records = book.state.audit().records();

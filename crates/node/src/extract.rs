@@ -89,7 +89,8 @@ fn query_rejection(r: QueryRejection) -> ApiError {
     ApiError::new(ErrorCode::BadParameter, r.body_text())
 }
 
-/// The `Idempotency-Key` header, required on money-moving requests.
+/// The `Idempotency-Key` header, required on every state-changing request: a retry with the
+/// same key and body returns the first answer instead of acting twice.
 pub struct IdemKey(pub IdempotencyKey);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdemKey {
@@ -99,7 +100,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IdemKey {
         let value = parts.headers.get("idempotency-key").ok_or_else(|| {
             Failure(ApiError::new(
                 ErrorCode::IdempotencyKeyMissing,
-                "money-moving requests need an Idempotency-Key header",
+                "every state-changing request needs an Idempotency-Key header (1-64 printable ASCII characters, \
+                 e.g. a UUID); send the same key again to retry the same request safely",
             ))
         })?;
         let text =

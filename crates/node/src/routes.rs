@@ -61,8 +61,12 @@ fn ack(log_index: u64) -> Json<AckBody> {
 
 // ---- accounts ----
 
-pub(crate) async fn open_account(State(app): State<App>, Body(req): Body<OpenAccountRequest>) -> Answer<AccountBody> {
-    let command = convert::open_account(&req)?;
+pub(crate) async fn open_account(
+    State(app): State<App>,
+    IdemKey(key): IdemKey,
+    Body(req): Body<OpenAccountRequest>,
+) -> Answer<AccountBody> {
+    let command = convert::open_account(&req, key)?;
     let (_, log_index) = submit(&app, command).await?;
     // A follower forwards the write: it is committed and applied on the leader, but maybe not
     // here yet. Read the account back only once this node has applied the entry.
@@ -120,19 +124,21 @@ pub(crate) async fn withdraw(
 
 pub(crate) async fn set_limit(
     State(app): State<App>,
+    IdemKey(key): IdemKey,
     PathParam(account): PathParam<u64>,
     Body(req): Body<LimitRequest>,
 ) -> Answer<AckBody> {
-    let (_, index) = submit(&app, convert::limit(account, &req)?).await?;
+    let (_, index) = submit(&app, convert::limit(account, &req, key)?).await?;
     Ok((StatusCode::OK, ack(index)))
 }
 
 pub(crate) async fn exclude(
     State(app): State<App>,
+    IdemKey(key): IdemKey,
     PathParam(account): PathParam<u64>,
     Body(req): Body<ExclusionRequest>,
 ) -> Answer<AckBody> {
-    let (_, index) = submit(&app, convert::exclusion(account, &req)?).await?;
+    let (_, index) = submit(&app, convert::exclusion(account, &req, key)?).await?;
     Ok((StatusCode::OK, ack(index)))
 }
 
@@ -219,19 +225,21 @@ pub(crate) async fn cash_out(
 
 pub(crate) async fn create_event(
     State(app): State<App>,
+    IdemKey(key): IdemKey,
     Operator(actor): Operator,
     Body(req): Body<CreateEventRequest>,
 ) -> Answer<AckBody> {
-    let (_, index) = submit(&app, convert::create_event(&req, actor)).await?;
+    let (_, index) = submit(&app, convert::create_event(&req, actor, key)).await?;
     Ok((StatusCode::CREATED, ack(index)))
 }
 
 pub(crate) async fn create_market(
     State(app): State<App>,
+    IdemKey(key): IdemKey,
     Operator(actor): Operator,
     Body(req): Body<CreateMarketRequest>,
 ) -> Answer<AckBody> {
-    let (_, index) = submit(&app, convert::create_market(&req, actor)?).await?;
+    let (_, index) = submit(&app, convert::create_market(&req, actor, key)?).await?;
     Ok((StatusCode::CREATED, ack(index)))
 }
 
@@ -255,6 +263,7 @@ pub(crate) async fn get_market(
 
 pub(crate) async fn set_price(
     State(app): State<App>,
+    IdemKey(key): IdemKey,
     _operator: Operator,
     PathParam((market, selection)): PathParam<(u64, u64)>,
     Body(req): Body<PriceRequest>,
@@ -263,6 +272,7 @@ pub(crate) async fn set_price(
         market: MarketId(market),
         selection: SelectionId(selection),
         odds: convert::odds(&req.odds)?,
+        key,
     };
     let (_, index) = submit(&app, command).await?;
     Ok((StatusCode::OK, ack(index)))
@@ -270,37 +280,41 @@ pub(crate) async fn set_price(
 
 pub(crate) async fn suspend(
     State(app): State<App>,
+    IdemKey(key): IdemKey,
     Operator(actor): Operator,
     PathParam(market): PathParam<u64>,
     Body(req): Body<ReasonRequest>,
 ) -> Answer<AckBody> {
     let (_, index) =
-        submit(&app, Command::SuspendMarket { market: MarketId(market), reason: req.reason, actor }).await?;
+        submit(&app, Command::SuspendMarket { market: MarketId(market), reason: req.reason, actor, key }).await?;
     Ok((StatusCode::OK, ack(index)))
 }
 
 pub(crate) async fn resume(
     State(app): State<App>,
+    IdemKey(key): IdemKey,
     Operator(actor): Operator,
     PathParam(market): PathParam<u64>,
     Body(_req): Body<ReasonRequest>,
 ) -> Answer<AckBody> {
-    let (_, index) = submit(&app, Command::ResumeMarket { market: MarketId(market), actor }).await?;
+    let (_, index) = submit(&app, Command::ResumeMarket { market: MarketId(market), actor, key }).await?;
     Ok((StatusCode::OK, ack(index)))
 }
 
 pub(crate) async fn close(
     State(app): State<App>,
+    IdemKey(key): IdemKey,
     Operator(actor): Operator,
     PathParam(market): PathParam<u64>,
     Body(_req): Body<ReasonRequest>,
 ) -> Answer<AckBody> {
-    let (_, index) = submit(&app, Command::CloseMarket { market: MarketId(market), actor }).await?;
+    let (_, index) = submit(&app, Command::CloseMarket { market: MarketId(market), actor, key }).await?;
     Ok((StatusCode::OK, ack(index)))
 }
 
 pub(crate) async fn withdraw_selection(
     State(app): State<App>,
+    IdemKey(key): IdemKey,
     Operator(actor): Operator,
     PathParam(market): PathParam<u64>,
     Body(req): Body<WithdrawSelectionRequest>,
@@ -310,6 +324,7 @@ pub(crate) async fn withdraw_selection(
         selection: SelectionId(req.selection_id),
         deduction_pence: req.deduction_pence,
         actor,
+        key,
     };
     let (_, index) = submit(&app, command).await?;
     Ok((StatusCode::OK, ack(index)))
@@ -326,33 +341,38 @@ fn settled(done: Done) -> Answer<SettledBody> {
 
 pub(crate) async fn settle(
     State(app): State<App>,
+    IdemKey(key): IdemKey,
     Operator(actor): Operator,
     PathParam(market): PathParam<u64>,
     Body(req): Body<SettleRequest>,
 ) -> Answer<SettledBody> {
     let results = convert::results(&req)?;
-    settled(submit(&app, Command::SettleMarket { market: MarketId(market), results, actor }).await?.0)
+    settled(submit(&app, Command::SettleMarket { market: MarketId(market), results, actor, key }).await?.0)
 }
 
 pub(crate) async fn resettle(
     State(app): State<App>,
+    IdemKey(key): IdemKey,
     Operator(actor): Operator,
     PathParam(market): PathParam<u64>,
     Body(req): Body<SettleRequest>,
 ) -> Answer<SettledBody> {
     let results = convert::results(&req)?;
     settled(
-        submit(&app, Command::ResettleMarket { market: MarketId(market), results, reason: req.reason, actor }).await?.0,
+        submit(&app, Command::ResettleMarket { market: MarketId(market), results, reason: req.reason, actor, key })
+            .await?
+            .0,
     )
 }
 
 pub(crate) async fn void(
     State(app): State<App>,
+    IdemKey(key): IdemKey,
     Operator(actor): Operator,
     PathParam(market): PathParam<u64>,
     Body(req): Body<ReasonRequest>,
 ) -> Answer<SettledBody> {
-    settled(submit(&app, Command::VoidMarket { market: MarketId(market), reason: req.reason, actor }).await?.0)
+    settled(submit(&app, Command::VoidMarket { market: MarketId(market), reason: req.reason, actor, key }).await?.0)
 }
 
 /// Audit export, paged by sequence number.
@@ -442,7 +462,11 @@ pub(crate) async fn state_hash(State(app): State<App>) -> Answer<StateHashBody> 
     Ok((StatusCode::OK, Json(body)))
 }
 
-/// A membership change's answer: the node's last log index once it is done.
+/// A membership change's answer: the node's last log index once it is done. Membership
+/// changes are idempotent by their target state (adding a member that is already there at the
+/// same address, promoting a voter, removing a non-member, handing leadership to the leader
+/// all answer done and change nothing), so their `Idempotency-Key` is required and checked
+/// like every write's but need not be remembered.
 fn membership_ack(app: &App, done: Result<(), WriteError>) -> Answer<AckBody> {
     done.map_err(write_failure)?;
     Ok((StatusCode::OK, ack(app.consensus.status().last_log_index)))
@@ -450,6 +474,7 @@ fn membership_ack(app: &App, done: Result<(), WriteError>) -> Answer<AckBody> {
 
 pub(crate) async fn add_member(
     State(app): State<App>,
+    IdemKey(_key): IdemKey,
     _operator: Operator,
     Body(req): Body<AddMemberRequest>,
 ) -> Answer<AckBody> {
@@ -458,6 +483,7 @@ pub(crate) async fn add_member(
 
 pub(crate) async fn promote_member(
     State(app): State<App>,
+    IdemKey(_key): IdemKey,
     _operator: Operator,
     PathParam(node): PathParam<u64>,
 ) -> Answer<AckBody> {
@@ -466,6 +492,7 @@ pub(crate) async fn promote_member(
 
 pub(crate) async fn remove_member(
     State(app): State<App>,
+    IdemKey(_key): IdemKey,
     _operator: Operator,
     PathParam(node): PathParam<u64>,
 ) -> Answer<AckBody> {
@@ -474,6 +501,7 @@ pub(crate) async fn remove_member(
 
 pub(crate) async fn transfer_leader(
     State(app): State<App>,
+    IdemKey(_key): IdemKey,
     _operator: Operator,
     Body(req): Body<TransferLeaderRequest>,
 ) -> Answer<AckBody> {

@@ -141,9 +141,18 @@ struct World {
     learner: Option<u64>,
     /// The operator's current market generation per event, for bettors to aim at.
     generation: RefCell<[u64; EVENTS as usize]>,
+    /// The operator's next idempotency key number: each operator command has its own key,
+    /// sent again with every retry of that command.
+    op_keys: Cell<u64>,
 }
 
 impl World {
+    fn op_key(&self) -> IdempotencyKey {
+        let n = self.op_keys.get() + 1;
+        self.op_keys.set(n);
+        IdempotencyKey(format!("op-{n}"))
+    }
+
     fn trace(&self, event: impl AsRef<str>) {
         let t = turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64;
         if std::env::var_os("PADDOCK_SIM_TRACE").is_some() {
@@ -254,6 +263,7 @@ fn create_market(event: u64, generation: u64) -> Command {
             .collect(),
         rules: rules(event.is_multiple_of(2)),
         actor: actor(),
+        key: IdempotencyKey(format!("create-market-{}", market.0)),
     }
 }
 
@@ -267,6 +277,7 @@ async fn operator(world: Rc<World>, mut rng: Rng) -> turmoil::Result {
             competition: "sim".into(),
             starts_at: TimestampMs(EPOCH_MS + 3_600_000),
             actor: actor(),
+            key: world.op_key(),
         };
         submit(&world, &mut rng, &create, None).await;
         submit(&world, &mut rng, &create_market(e, 0), None).await;
@@ -283,25 +294,36 @@ async fn operator(world: Rc<World>, mut rng: Rng) -> turmoil::Result {
                 market,
                 selection: selection_id(market, rng.below(3)),
                 odds: Odds::parse(["6/4", "2/1", "9/4", "3/1", "10/11"][rng.below(5) as usize]).expect("static odds"),
+                key: world.op_key(),
             },
-            30..=39 => Command::SuspendMarket { market, reason: "incident".into(), actor: actor() },
-            40..=54 => Command::ResumeMarket { market, actor: actor() },
+            30..=39 => {
+                Command::SuspendMarket { market, reason: "incident".into(), actor: actor(), key: world.op_key() }
+            }
+            40..=54 => Command::ResumeMarket { market, actor: actor(), key: world.op_key() },
             55..=59 => Command::WithdrawSelection {
                 market,
                 selection: selection_id(market, 2),
                 deduction_pence: 15,
                 actor: actor(),
+                key: world.op_key(),
             },
             60..=74 => {
                 // Close and settle this market, then open the next generation.
-                submit(&world, &mut rng, &Command::CloseMarket { market, actor: actor() }, None).await;
+                submit(&world, &mut rng, &Command::CloseMarket { market, actor: actor(), key: world.op_key() }, None)
+                    .await;
                 let winner = rng.below(3);
                 let results = vec![SelectionResult {
                     selection: selection_id(market, winner),
                     win: if rng.chance(150) { LegResult::DeadHeat { paid_places: 1, tied: 2 } } else { LegResult::Win },
                     place: None,
                 }];
-                submit(&world, &mut rng, &Command::SettleMarket { market, results, actor: actor() }, None).await;
+                submit(
+                    &world,
+                    &mut rng,
+                    &Command::SettleMarket { market, results, actor: actor(), key: world.op_key() },
+                    None,
+                )
+                .await;
                 settled.push(market);
                 generation[e as usize] += 1;
                 world.generation.borrow_mut()[e as usize] = generation[e as usize];
@@ -314,12 +336,19 @@ async fn operator(world: Rc<World>, mut rng: Rng) -> turmoil::Result {
                     win: LegResult::Win,
                     place: None,
                 }];
-                Command::ResettleMarket { market: old, results, reason: "corrected result".into(), actor: actor() }
+                Command::ResettleMarket {
+                    market: old,
+                    results,
+                    reason: "corrected result".into(),
+                    actor: actor(),
+                    key: world.op_key(),
+                }
             }
-            80..=81 => Command::VoidMarket { market, reason: "abandoned".into(), actor: actor() },
+            80..=81 => Command::VoidMarket { market, reason: "abandoned".into(), actor: actor(), key: world.op_key() },
             82..=84 => Command::SetConfig {
                 config: BookConfig { cash_out_margin_bps: 100 + rng.below(400) as u32, ..BookConfig::default() },
                 actor: actor(),
+                key: world.op_key(),
             },
             _ => {
                 membership(&world, &mut rng).await;
@@ -366,7 +395,8 @@ async fn bettor(world: Rc<World>, mut rng: Rng, client: u64) -> turmoil::Result 
     let accounts: Vec<AccountId> = (0..3).map(|a| AccountId(client * 100 + a)).collect();
     let mut n = 0u64;
     for a in &accounts {
-        submit(&world, &mut rng, &Command::OpenAccount { account: *a, currency: gbp() }, None).await;
+        submit(&world, &mut rng, &Command::OpenAccount { account: *a, currency: gbp(), key: world.op_key() }, None)
+            .await;
         n += 1;
         let key = format!("c{client}-{n}");
         let deposit = Command::Deposit { account: *a, amount: Money(20_000), key: IdempotencyKey(key.clone()) };
@@ -446,7 +476,7 @@ async fn bettor(world: Rc<World>, mut rng: Rng, client: u64) -> turmoil::Result 
 /// a linearizable read through any node must show exactly k deposits.
 async fn reader(world: Rc<World>, mut rng: Rng) -> turmoil::Result {
     let account = AccountId(9_999);
-    submit(&world, &mut rng, &Command::OpenAccount { account, currency: gbp() }, None).await;
+    submit(&world, &mut rng, &Command::OpenAccount { account, currency: gbp(), key: world.op_key() }, None).await;
     let mut acked = 0i64;
     let mut n = 0;
     while !world.stop_new_work.get() {
@@ -644,6 +674,7 @@ fn run_inner(config: &RunConfig) -> RunReport {
         node_ids: node_ids.clone(),
         learner,
         generation: RefCell::new([0; EVENTS as usize]),
+        op_keys: Cell::new(0),
     });
     let disk_faults: BTreeMap<u64, FaultHandle> = node_ids
         .iter()

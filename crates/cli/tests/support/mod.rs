@@ -90,6 +90,9 @@ pub struct Node {
     pub http: SocketAddr,
     /// Peer (gRPC) address.
     pub peer: SocketAddr,
+    /// The peer address other nodes dial (`--peer-advertise`): `peer` unless a test puts a
+    /// proxy in front of the node.
+    pub advertised: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Where stdout and stderr go.
@@ -118,16 +121,25 @@ impl Cluster {
 
     /// Starts `n` nodes without waiting for them.
     pub fn launch(n: usize, extra_args: &[&str]) -> Cluster {
+        Cluster::launch_advertising(n, extra_args, &[])
+    }
+
+    /// Starts `n` nodes without waiting for them; node `id` of each `(id, addr)` in
+    /// `advertised` tells the others to reach it at `addr` (a proxy the test runs) instead of
+    /// its own peer address.
+    pub fn launch_advertising(n: usize, extra_args: &[&str], advertised: &[(u64, SocketAddr)]) -> Cluster {
         assert!(n >= 1);
         let dir = tempfile::Builder::new().prefix("paddock-it-").tempdir().expect("temporary directory");
         let ports = free_ports(2 * n);
         let nodes: Vec<Node> = (0..n)
             .map(|i| {
                 let id = i as u64 + 1;
+                let peer = SocketAddr::from(([127, 0, 0, 1], ports[2 * i + 1]));
                 Node {
                     id,
                     http: SocketAddr::from(([127, 0, 0, 1], ports[2 * i])),
-                    peer: SocketAddr::from(([127, 0, 0, 1], ports[2 * i + 1])),
+                    peer,
+                    advertised: advertised.iter().find(|(a, _)| *a == id).map_or(peer, |(_, addr)| *addr),
                     data_dir: dir.path().join(format!("node-{id}")),
                     log_path: dir.path().join(format!("node-{id}.log")),
                     child: None,
@@ -135,7 +147,7 @@ impl Cluster {
                 }
             })
             .collect();
-        let bootstrap = nodes.iter().map(|n| format!("{}={}", n.id, n.peer)).collect::<Vec<_>>().join(",");
+        let bootstrap = nodes.iter().map(|n| format!("{}={}", n.id, n.advertised)).collect::<Vec<_>>().join(",");
         let mut cluster =
             Cluster { dir, nodes, bootstrap, extra_args: extra_args.iter().map(|s| s.to_string()).collect() };
         for id in cluster.ids() {
@@ -231,6 +243,7 @@ impl Cluster {
             .arg(&node.data_dir)
             .args(["--http", &node.http.to_string()])
             .args(["--peer", &node.peer.to_string()])
+            .args(["--peer-advertise", &node.advertised.to_string()])
             .args(["--bootstrap", &bootstrap])
             .args(&extra)
             .env("RUST_LOG", "info,openraft=warn,h2=warn,tower=warn,hyper=warn")
@@ -446,8 +459,11 @@ pub fn market_request(event_id: u64, market_id: u64) -> CreateMarketRequest {
 
 /// Creates an event and its two-way market.
 pub async fn seed_market(client: &Client, event_id: u64, market_id: u64) {
-    client.create_event(&event_request(event_id)).await.expect("event is created");
-    client.create_market(&market_request(event_id, market_id)).await.expect("market is created");
+    client.create_event(&event_request(event_id), &paddock_client::fresh_key()).await.expect("event is created");
+    client
+        .create_market(&market_request(event_id, market_id), &paddock_client::fresh_key())
+        .await
+        .expect("market is created");
 }
 
 /// A single on the first selection of `market_id`, at any price.

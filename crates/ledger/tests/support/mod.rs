@@ -25,6 +25,13 @@ pub fn odds(text: &str) -> Odds {
     Odds::parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
 }
 
+/// A key no other command of this test process carries: for commands whose retry a test
+/// does not exercise (those that do spell their key out).
+pub fn fresh_key() -> IdempotencyKey {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    IdempotencyKey(format!("fresh-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+}
+
 /// The operator who runs the catalogue in these tests.
 pub fn trader() -> Actor {
     Actor("trader:alice".to_string())
@@ -135,7 +142,7 @@ impl Book {
 
     /// Opens a GBP account and deposits `amount_minor` into it (if positive).
     pub fn open_funded(&mut self, account: u64, amount_minor: i64) -> AccountId {
-        self.ok(Command::OpenAccount { account: AccountId(account), currency: gbp() });
+        self.ok(Command::OpenAccount { account: AccountId(account), currency: gbp(), key: fresh_key() });
         if amount_minor > 0 {
             let cmd = self.deposit_cmd(account, amount_minor);
             self.ok(cmd);
@@ -170,6 +177,7 @@ impl Book {
                 competition: "Test meeting".to_string(),
                 starts_at: TimestampMs(T0_MS + 3_600_000),
                 actor: trader(),
+                key: fresh_key(),
             });
         }
         let selections = selections
@@ -188,6 +196,7 @@ impl Book {
             selections,
             rules,
             actor: trader(),
+            key: fresh_key(),
         });
         MarketId(market)
     }
@@ -244,7 +253,12 @@ impl Book {
 
     /// Settles a market (selections not named lose).
     pub fn settle(&mut self, market: u64, results: &[SelectionResult]) -> Outcome {
-        self.run(Command::SettleMarket { market: MarketId(market), results: results.to_vec(), actor: settler() })
+        self.run(Command::SettleMarket {
+            market: MarketId(market),
+            results: results.to_vec(),
+            actor: settler(),
+            key: fresh_key(),
+        })
     }
 
     /// Available wallet balance in minor units.
