@@ -107,6 +107,9 @@ pub struct ConsensusConfig {
     pub snapshot_logs_since_last: u64,
     /// How long a write may wait for commit before its outcome is reported unknown.
     pub write_timeout: Duration,
+    /// The other nodes known at start (the bootstrap list, id → peer address). A node whose
+    /// data directory is empty asks them whether it is already one of their voters.
+    pub peers: BTreeMap<u64, String>,
 }
 
 /// Why consensus could not start.
@@ -121,6 +124,24 @@ pub enum StartError {
     /// Raft refused the configuration or failed to start.
     #[error("raft: {0}")]
     Raft(String),
+    /// The data directory is empty, but the cluster already counts this node as a voter: its
+    /// data was wiped or replaced. Rejoining as a voter that has seen nothing would forget its
+    /// votes and its log, and could help elect two leaders in one term.
+    #[error(
+        "data directory {dir} is empty, but node {peer} counts node {node} as a voter: its data was wiped or \
+         replaced, and a voter that forgot its votes and log could help elect two leaders. Re-add it instead: \
+         `paddock members remove --id {node}` against a running node, start this node again on its empty \
+         data directory, then `paddock members add --id {node} --peer <its peer address>` and \
+         `paddock members promote --id {node}`"
+    )]
+    WipedVoter {
+        /// The empty data directory.
+        dir: PathBuf,
+        /// This node.
+        node: u64,
+        /// The peer that counts it as a voter.
+        peer: u64,
+    },
 }
 
 /// How storage I/O that blocks is run.
@@ -277,6 +298,9 @@ pub enum ForwardOp {
         /// Node id.
         to: u64,
     },
+    /// Which voters does this node's membership have? Answered by any node, leader or not: a
+    /// node starting on an empty data directory asks its peers before it takes part.
+    Membership,
 }
 
 /// The leader's answer to a forwarded operation.
@@ -298,6 +322,11 @@ pub enum ForwardReply {
     },
     /// The operation failed.
     Failed(WriteError),
+    /// The voters of the answering node's membership (empty if it belongs to no cluster yet).
+    Membership {
+        /// Voter ids.
+        voters: Vec<u64>,
+    },
 }
 
 pub(crate) struct Inner {
@@ -311,6 +340,9 @@ pub(crate) struct Inner {
     server: std::sync::Mutex<Option<(JoinHandle<()>, tokio::sync::oneshot::Sender<()>)>>,
     /// Held for the node's life: the data-directory lock (production only).
     data_dir: std::sync::Mutex<Option<DataDir>>,
+    /// This node started on an empty data directory and a peer already has a cluster: it
+    /// waits to be added, and must not initialise a cluster of its own.
+    found_existing_cluster: std::sync::atomic::AtomicBool,
 }
 
 /// The consensus handle. Cheap to clone.
@@ -326,8 +358,16 @@ impl Consensus {
     /// part of a cluster until [`Consensus::bootstrap`] or a leader adds it.
     pub async fn start(config: ConsensusConfig, clock: Clock) -> Result<Consensus, StartError> {
         let data_dir = DataDir::open(&config.data_dir)?;
-        data_dir.claim(&Identity { cluster_id: config.cluster_id.clone(), node_id: config.node_id })?;
         let transport = Arc::new(GrpcTransport::new(&config.cluster_id, config.peer_source_ip));
+        // "Recover, not format": an empty data directory is a new node, or a voter that lost
+        // its data. Ask the known peers before taking part, and before writing the identity
+        // (so a refused start leaves the directory as empty as it was).
+        let found_existing_cluster = if data_dir.identity()?.is_none() {
+            ask_peers_about_empty_node(&*transport, &config).await?
+        } else {
+            false
+        };
+        data_dir.claim(&Identity { cluster_id: config.cluster_id.clone(), node_id: config.node_id })?;
         let core = CoreConfig {
             node_id: config.node_id,
             cluster_id: config.cluster_id.clone(),
@@ -341,6 +381,7 @@ impl Consensus {
         let (consensus, handler) =
             Consensus::start_core(core, clock, Arc::new(StdDisk), transport, IoMode::Threads).await?;
         *consensus.inner.data_dir.lock().expect("data dir lock") = Some(data_dir);
+        consensus.inner.found_existing_cluster.store(found_existing_cluster, std::sync::atomic::Ordering::SeqCst);
         let listener = tokio::net::TcpListener::bind(config.peer_listen).await?;
         let service = server::PeerService { handler };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -405,6 +446,7 @@ impl Consensus {
             write_timeout: config.write_timeout,
             server: std::sync::Mutex::new(None),
             data_dir: std::sync::Mutex::new(None),
+            found_existing_cluster: std::sync::atomic::AtomicBool::new(false),
         });
         let handler =
             Handler { cluster_id: Arc::from(config.cluster_id.as_str()), raft, inner: Arc::downgrade(&inner) };
@@ -425,6 +467,12 @@ impl Consensus {
     /// This node's id.
     pub fn node_id(&self) -> u64 {
         self.inner.id
+    }
+
+    /// Whether this node started on an empty data directory while a peer already had a
+    /// cluster: it waits to be added (`members add`) and must not bootstrap a cluster itself.
+    pub fn found_existing_cluster(&self) -> bool {
+        self.inner.found_existing_cluster.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Replicates a command and returns the ledger's answer.
@@ -531,6 +579,29 @@ impl Consensus {
             let _ = task.await;
         }
     }
+}
+
+/// Asks each known peer whether it counts this node (whose data directory is empty) as a voter;
+/// refuses to start if one does. Returns whether any peer already has a cluster. A peer that
+/// does not answer is skipped: on a cluster's very first start the others may not be up yet.
+async fn ask_peers_about_empty_node(transport: &dyn Transport, config: &ConsensusConfig) -> Result<bool, StartError> {
+    let mut existing = false;
+    for (&peer, addr) in config.peers.iter().filter(|(id, _)| **id != config.node_id) {
+        match call(transport, addr, Rpc::Forward, &ForwardOp::Membership, Duration::from_secs(2)).await {
+            Ok(ForwardReply::Membership { voters }) => {
+                if voters.contains(&config.node_id) {
+                    return Err(StartError::WipedVoter { dir: config.data_dir.clone(), node: config.node_id, peer });
+                }
+                existing |= !voters.is_empty();
+            }
+            Ok(_) => tracing::warn!(peer, "peer gave no membership answer"),
+            Err(e) => tracing::info!(peer, error = %e, "could not ask peer whether this empty node is a voter"),
+        }
+    }
+    if existing {
+        tracing::warn!("empty data directory and the cluster exists: waiting to be added with `paddock members add`");
+    }
+    Ok(existing)
 }
 
 impl Inner {
@@ -650,6 +721,10 @@ impl Inner {
             other => ForwardReply::Failed(WriteError::Unknown(other.to_string())),
         };
         match op {
+            ForwardOp::Membership => {
+                let m = self.raft.metrics().borrow_watched().membership_config.clone();
+                ForwardReply::Membership { voters: m.membership().voter_ids().collect() }
+            }
             ForwardOp::Write(command) => {
                 let request = Request { time: (self.clock)(), command };
                 match tokio::time::timeout(self.write_timeout, self.raft.client_write(request)).await {

@@ -193,12 +193,13 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             },
             snapshot_logs_since_last: config.snapshot_logs_since_last,
             write_timeout: Duration::from_millis(config.write_timeout_ms),
+            peers: config.bootstrap.clone(),
         },
         Arc::new(now),
     )
     .await
     .context("cannot start consensus")?;
-    if config.bootstrap.keys().next() == Some(&config.node_id) {
+    if config.bootstrap.keys().next() == Some(&config.node_id) && !consensus.found_existing_cluster() {
         consensus.bootstrap(config.bootstrap.clone()).await.context("cannot bootstrap the cluster")?;
     }
     let limiter = NonZeroU32::new(config.rate_limit_per_client_per_s)
