@@ -142,6 +142,8 @@ pub fn ledger_status(code: ResultCode) -> u16 {
         | CashOutQuoteStale
         | CashOutValueTooHigh
         | CashOutUnavailable => 422,
+        // Not the client's fault and not final: the book's clock is catching up.
+        ClockStepTooLarge => 503,
     }
 }
 
@@ -164,7 +166,12 @@ impl ApiError {
 
     /// A ledger refusal.
     pub fn ledger(code: ResultCode) -> ApiError {
-        ApiError::new(ErrorCode::Ledger(code), ledger_message(code))
+        let error = ApiError::new(ErrorCode::Ledger(code), ledger_message(code));
+        if code == ResultCode::ClockStepTooLarge {
+            error.retry_after(1)
+        } else {
+            error
+        }
     }
 
     /// Adds a retry hint.
@@ -188,10 +195,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_ledger_code_maps_to_a_client_error() {
+    fn every_ledger_code_maps_to_a_client_error_but_the_transient_clock_refusal() {
         for code in ResultCode::ALL {
             let status = ledger_status(*code);
-            assert!((400..500).contains(&status), "{code:?} -> {status}");
+            if *code == ResultCode::ClockStepTooLarge {
+                assert_eq!(status, 503, "a retry succeeds once the clock has caught up");
+                assert_eq!(ApiError::ledger(*code).retry_after_s, Some(1));
+            } else {
+                assert!((400..500).contains(&status), "{code:?} -> {status}");
+            }
         }
     }
 

@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a node.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Start a local 3-node cluster with sample markets and a light betting flow.
     Demo(demo::DemoArgs),
     /// Open-loop load: a mix of bets, deposits, reads and settlements at a target rate.
@@ -144,6 +144,16 @@ pub struct StartArgs {
     /// Snapshot every N log entries.
     #[arg(long)]
     pub snapshot_logs: Option<u64>,
+    /// Log entries kept behind the newest snapshot when the log is purged.
+    #[arg(long)]
+    pub snapshot_log_keep: Option<u64>,
+    /// Cluster time: the largest offset (ms) from a majority of the voters' clocks at which
+    /// this node, as leader, still stamps commands.
+    #[arg(long)]
+    pub clock_offset_max_ms: Option<u64>,
+    /// Test only: added to this node's wall clock, to test clock faults.
+    #[arg(long, hide = true, allow_hyphen_values = true)]
+    pub clock_offset_ms: Option<i64>,
     /// Raft heartbeat period, ms.
     #[arg(long)]
     pub heartbeat_ms: Option<u64>,
@@ -215,6 +225,15 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     if let Some(v) = args.snapshot_logs {
         config.snapshot_logs_since_last = v;
     }
+    if let Some(v) = args.snapshot_log_keep {
+        config.snapshot_log_keep = v;
+    }
+    if let Some(v) = args.clock_offset_max_ms {
+        config.clock_offset_max_ms = v;
+    }
+    if let Some(v) = args.clock_offset_ms {
+        config.clock_offset_ms = v;
+    }
     if let Some(v) = args.heartbeat_ms {
         config.heartbeat_ms = v;
     }
@@ -267,7 +286,7 @@ fn operator_client(node: &str, operator: &str) -> Client {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Start(args) => start(args),
+        Cmd::Start(args) => start(*args),
         Cmd::Demo(args) => demo::run(args),
         Cmd::Load(args) => load::run(args),
         Cmd::Drill { drill } => drill::run(drill),

@@ -65,7 +65,12 @@ impl ClientError {
             ClientError::Api { code, .. } => {
                 matches!(
                     code.as_str(),
-                    "unavailable" | "outcome_unknown" | "overloaded" | "read_unavailable" | "rate_limited"
+                    "unavailable"
+                        | "outcome_unknown"
+                        | "overloaded"
+                        | "read_unavailable"
+                        | "rate_limited"
+                        | "clock_step_too_large"
                 )
             }
             ClientError::Decode(_) => false,
@@ -77,7 +82,9 @@ impl ClientError {
     pub fn was_not_acted_on(&self) -> bool {
         match self {
             ClientError::Unsent(_) => true,
-            ClientError::Api { code, .. } => matches!(code.as_str(), "unavailable" | "overloaded" | "rate_limited"),
+            ClientError::Api { code, .. } => {
+                matches!(code.as_str(), "unavailable" | "overloaded" | "rate_limited" | "clock_step_too_large")
+            }
             ClientError::Transport(_) | ClientError::Decode(_) => false,
         }
     }

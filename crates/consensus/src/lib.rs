@@ -105,6 +105,11 @@ pub struct ConsensusConfig {
     pub timing: Timing,
     /// Take a snapshot after this many entries since the last one.
     pub snapshot_logs_since_last: u64,
+    /// Log entries kept behind the newest snapshot when the log is purged.
+    pub snapshot_log_keep: u64,
+    /// Cluster time: how far (ms) this node's clock may be from a majority of the voters' before,
+    /// as leader, it stops stamping commands and hands leadership over.
+    pub clock_offset_max_ms: u64,
     /// How long a write may wait for commit before its outcome is reported unknown.
     pub write_timeout: Duration,
     /// The other nodes known at start (the bootstrap list, id → peer address). A node whose
@@ -166,6 +171,11 @@ pub struct CoreConfig {
     pub timing: Timing,
     /// Take a snapshot after this many entries since the last one.
     pub snapshot_logs_since_last: u64,
+    /// Log entries kept behind the newest snapshot when the log is purged.
+    pub snapshot_log_keep: u64,
+    /// Cluster time: how far (ms) this node's clock may be from a majority of the voters' before,
+    /// as leader, it stops stamping commands and hands leadership over.
+    pub clock_offset_max_ms: u64,
     /// How long a write may wait for commit before its outcome is reported unknown.
     pub write_timeout: Duration,
     /// Deliberate storage bugs (simulator only; needs the `fault-injection` feature).
@@ -301,6 +311,9 @@ pub enum ForwardOp {
     /// Which voters does this node's membership have? Answered by any node, leader or not: a
     /// node starting on an empty data directory asks its peers before it takes part.
     Membership,
+    /// What does this node's clock read? Answered by any node: cluster time is agreed from
+    /// the voters' readings.
+    ClockSample,
 }
 
 /// The leader's answer to a forwarded operation.
@@ -326,6 +339,11 @@ pub enum ForwardReply {
     Membership {
         /// Voter ids.
         voters: Vec<u64>,
+    },
+    /// The answering node's clock reading.
+    Clock {
+        /// Its wall clock when it answered (UTC ms).
+        now: TimestampMs,
     },
 }
 
@@ -374,6 +392,8 @@ impl Consensus {
             data_dir: config.data_dir.clone(),
             timing: config.timing,
             snapshot_logs_since_last: config.snapshot_logs_since_last,
+            snapshot_log_keep: config.snapshot_log_keep,
+            clock_offset_max_ms: config.clock_offset_max_ms,
             write_timeout: config.write_timeout,
             log_faults: FaultSwitches::default(),
             applied_events: None,
@@ -425,7 +445,7 @@ impl Consensus {
             election_timeout_min: config.timing.election_min_ms,
             election_timeout_max: config.timing.election_max_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs_since_last),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: config.snapshot_log_keep,
             purge_batch_size: 256,
             max_payload_entries: 1024,
             ..Default::default()
@@ -725,6 +745,7 @@ impl Inner {
                 let m = self.raft.metrics().borrow_watched().membership_config.clone();
                 ForwardReply::Membership { voters: m.membership().voter_ids().collect() }
             }
+            ForwardOp::ClockSample => ForwardReply::Clock { now: (self.clock)() },
             ForwardOp::Write(command) => {
                 let request = Request { time: (self.clock)(), command };
                 match tokio::time::timeout(self.write_timeout, self.raft.client_write(request)).await {

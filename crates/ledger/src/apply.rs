@@ -41,8 +41,17 @@ pub(crate) type Handled = Result<Done, ResultCode>;
 /// Applies one command. Pure and deterministic: the outcome and the new state depend only on
 /// `state`, `command` and `ctx`.
 pub fn apply(state: &mut State, command: &Command, ctx: ApplyCtx) -> Outcome {
-    // Time never runs backwards inside the ledger, even across a leader change.
-    let now = state.clock.max(ctx.time);
+    // Time never runs backwards inside the ledger, even across a leader change, and moves
+    // forward at most one step per entry (the first entry of a new book sets it).
+    let step_max = state.config.clock_step_max_ms;
+    let now = if state.clock.0 != 0 && ctx.time.0 > state.clock.0.saturating_add(step_max) {
+        match command {
+            Command::ResolvePending => state.clock.plus_ms(step_max),
+            _ => return Outcome::Rejected(ResultCode::ClockStepTooLarge),
+        }
+    } else {
+        state.clock.max(ctx.time)
+    };
     let Some((scope, key)) = command.idempotency() else {
         let handled = dispatch(state, command, ctx, now);
         return finish(state, handled, now);
@@ -623,7 +632,8 @@ fn set_config(state: &mut State, config: &BookConfig, actor: &Actor, ctx: ApplyC
     check_actor(actor)?;
     let valid = config.cash_out_margin_bps <= 5_000
         && config.limit_cooling_off_ms <= 30 * DAY_MS
-        && (DAY_MS..=400 * DAY_MS).contains(&config.idempotency_ttl_ms);
+        && (DAY_MS..=400 * DAY_MS).contains(&config.idempotency_ttl_ms)
+        && (10_000..=DAY_MS).contains(&config.clock_step_max_ms);
     if !valid {
         return Err(ResultCode::ConfigInvalid);
     }

@@ -132,4 +132,9 @@ result_codes! {
     CashOutUnavailable => "cash_out_unavailable",
     /// A configuration value is out of range.
     ConfigInvalid => "config_invalid",
+    /// The command's timestamp is more than the configured maximum step ahead of the book's
+    /// clock: one entry from a leader with a bad clock must not expire every idempotency key,
+    /// end exclusions or pass every `closes_at`. Transient: the leader's `ResolvePending`
+    /// ticks move the clock forward a step at a time; retry.
+    ClockStepTooLarge => "clock_step_too_large",
 }

@@ -453,6 +453,10 @@ pub enum ExclusionKind {
     TimeOut,
 }
 
+/// The default [`BookConfig::clock_step_max_ms`]: five minutes. Far below the shortest
+/// idempotency TTL, exclusion or time-out (a day), so no single entry can end one.
+pub const CLOCK_STEP_MAX_MS_DEFAULT: u64 = 5 * 60_000;
+
 /// Book-wide settings, changed only by an operator command (so every replica agrees).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookConfig {
@@ -464,6 +468,10 @@ pub struct BookConfig {
     pub limit_cooling_off_ms: u64,
     /// How long an idempotency key is remembered.
     pub idempotency_ttl_ms: u64,
+    /// The most one log entry may move the book's clock forward. A command stamped further
+    /// ahead is refused (`clock_step_too_large`), except `ResolvePending`, which advances the
+    /// clock by at most this much: the leader's ticks catch the clock up after a quiet spell.
+    pub clock_step_max_ms: u64,
 }
 
 impl Default for BookConfig {
@@ -473,6 +481,7 @@ impl Default for BookConfig {
             cash_out_margin_bps: 500,
             limit_cooling_off_ms: crate::ids::DAY_MS,
             idempotency_ttl_ms: 30 * crate::ids::DAY_MS,
+            clock_step_max_ms: CLOCK_STEP_MAX_MS_DEFAULT,
         }
     }
 }

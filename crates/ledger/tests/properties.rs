@@ -261,7 +261,23 @@ impl Run {
         Run { state: State::new(), index: 0, time: 1_000, log: Vec::new(), keyed: Vec::new() }
     }
 
+    /// Past a quiet spell longer than the book's maximum clock step, the leader's ticks
+    /// (`ResolvePending`) move the clock forward first, as in a real cluster.
+    fn catch_up(&mut self) -> Result<(), TestCaseError> {
+        let step = self.state.config().clock_step_max_ms;
+        while self.state.clock().0 != 0 && self.time + 7 > self.state.clock().0 + step {
+            let at = self.state.clock().0 + step;
+            self.index += 1;
+            let ctx = ApplyCtx { log_index: self.index, time: TimestampMs(at) };
+            let outcome = apply(&mut self.state, &Command::ResolvePending, ctx);
+            prop_assert!(outcome.is_done(), "a tick was refused: {:?}", outcome);
+            self.log.push((Command::ResolvePending, ctx));
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, cmd: Command) -> Result<Outcome, TestCaseError> {
+        self.catch_up()?;
         self.index += 1;
         self.time += 7;
         let ctx = ApplyCtx { log_index: self.index, time: TimestampMs(self.time) };
@@ -451,6 +467,7 @@ fn run_ops(ops: &[Op]) -> Result<Run, TestCaseError> {
         match op {
             Op::Retry { pick } if !run.keyed.is_empty() => {
                 let (cmd, original) = run.keyed[pick % run.keyed.len()].clone();
+                run.catch_up()?;
                 let before = run.state.state_hash();
                 let again = run.apply(cmd)?;
                 // Invariant 4: a retry returns the original answer and moves nothing.

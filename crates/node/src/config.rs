@@ -44,6 +44,16 @@ pub struct NodeConfig {
     /// Take a snapshot every this many log entries.
     #[serde(default = "default_snapshot_logs")]
     pub snapshot_logs_since_last: u64,
+    /// Log entries kept behind the newest snapshot when the log is purged.
+    #[serde(default = "default_snapshot_log_keep")]
+    pub snapshot_log_keep: u64,
+    /// Cluster time: how far this node's clock may be from a majority of the voters' (ms)
+    /// before, as leader, it refuses to stamp commands and hands leadership over.
+    #[serde(default = "default_clock_offset_max")]
+    pub clock_offset_max_ms: u64,
+    /// Test only: added to this node's wall clock (chaos and clock-skew tests).
+    #[serde(default)]
+    pub clock_offset_ms: i64,
     /// How long a write waits for commit before answering `outcome_unknown`.
     #[serde(default = "default_write_timeout")]
     pub write_timeout_ms: u64,
@@ -91,6 +101,12 @@ fn default_election_max() -> u64 {
 fn default_snapshot_logs() -> u64 {
     10_000
 }
+fn default_snapshot_log_keep() -> u64 {
+    1_000
+}
+fn default_clock_offset_max() -> u64 {
+    500
+}
 fn default_write_timeout() -> u64 {
     5_000
 }
@@ -123,6 +139,9 @@ impl NodeConfig {
             election_timeout_min_ms: default_election_min(),
             election_timeout_max_ms: default_election_max(),
             snapshot_logs_since_last: default_snapshot_logs(),
+            snapshot_log_keep: default_snapshot_log_keep(),
+            clock_offset_max_ms: default_clock_offset_max(),
+            clock_offset_ms: 0,
             write_timeout_ms: default_write_timeout(),
             body_limit_bytes: default_body_limit(),
             concurrency_limit: default_concurrency(),

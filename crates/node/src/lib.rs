@@ -48,6 +48,12 @@ pub fn now() -> TimestampMs {
     TimestampMs(since.as_millis() as u64)
 }
 
+/// This node's clock: [`now`] plus the configured test-only offset (zero in production), so
+/// that clock-fault tests can give one real process a clock far ahead or behind.
+pub fn node_clock(offset_ms: i64) -> paddock_consensus::Clock {
+    Arc::new(move || TimestampMs(now().0.saturating_add_signed(offset_ms)))
+}
+
 /// Shared state of the HTTP layer.
 #[derive(Clone)]
 pub(crate) struct App {
@@ -59,6 +65,8 @@ pub(crate) struct AppInner {
     config: NodeConfig,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// This node's clock (the one handed to consensus).
+    clock: paddock_consensus::Clock,
     /// Set at the start of shutdown so readiness fails first and the balancer drains us.
     shutting_down: AtomicBool,
 }
@@ -178,6 +186,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let http = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http_listen))?;
+    let clock = node_clock(config.clock_offset_ms);
     let consensus = Consensus::start(
         ConsensusConfig {
             node_id: config.node_id,
@@ -192,10 +201,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
                 election_max_ms: config.election_timeout_max_ms,
             },
             snapshot_logs_since_last: config.snapshot_logs_since_last,
+            snapshot_log_keep: config.snapshot_log_keep,
+            clock_offset_max_ms: config.clock_offset_max_ms,
             write_timeout: Duration::from_millis(config.write_timeout_ms),
             peers: config.bootstrap.clone(),
         },
-        Arc::new(now),
+        clock.clone(),
     )
     .await
     .context("cannot start consensus")?;
@@ -210,6 +221,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             config: config.clone(),
             metrics,
             limiter,
+            clock,
             shutting_down: AtomicBool::new(false),
         }),
     };

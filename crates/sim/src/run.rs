@@ -707,6 +707,8 @@ fn run_inner(config: &RunConfig) -> RunReport {
                     data_dir: "/data".into(),
                     timing: Timing::default(),
                     snapshot_logs_since_last: 150,
+                    snapshot_log_keep: 1_000,
+                    clock_offset_max_ms: 500,
                     write_timeout: Duration::from_secs(3),
                     log_faults,
                     applied_events: Some(events.clone()),

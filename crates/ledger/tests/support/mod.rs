@@ -106,8 +106,31 @@ impl Book {
         self.time_ms = at.0;
     }
 
-    /// Applies one command as the next log entry and checks every invariant afterwards.
+    /// Applies one command as the next log entry and checks every invariant afterwards. If the
+    /// fixture's clock has moved more than the book's maximum step since the last entry, the
+    /// leader's `ResolvePending` ticks come first, as a real leader's would.
     pub fn run(&mut self, cmd: Command) -> Outcome {
+        let step = self.state.config().clock_step_max_ms;
+        let clock = self.state.clock().0;
+        if clock != 0 && self.time_ms > clock + step {
+            let target = self.time_ms;
+            let mut tick_at = clock;
+            while target > tick_at + step {
+                tick_at += step;
+                self.time_ms = tick_at;
+                self.tick();
+            }
+            self.time_ms = target;
+        }
+        self.apply_entry(cmd)
+    }
+
+    fn tick(&mut self) {
+        let outcome = self.apply_entry(Command::ResolvePending);
+        assert!(outcome.is_done(), "a tick is never refused: {outcome:?}");
+    }
+
+    fn apply_entry(&mut self, cmd: Command) -> Outcome {
         self.log_index += 1;
         let ctx = ApplyCtx { log_index: self.log_index, time: TimestampMs(self.time_ms) };
         let outcome = apply(&mut self.state, &cmd, ctx);
