@@ -34,7 +34,7 @@ pub enum ErrorCode {
     BodyTooLarge,
     /// The request needs `Content-Type: application/json`.
     UnsupportedMediaType,
-    /// A money-moving request lacks the `Idempotency-Key` header.
+    /// A state-changing request lacks the `Idempotency-Key` header.
     IdempotencyKeyMissing,
     /// A header or path or query parameter has a bad value.
     BadParameter,
@@ -54,6 +54,9 @@ pub enum ErrorCode {
     OutcomeUnknown,
     /// Linearizable read could not be served right now.
     ReadUnavailable,
+    /// The leader's clock disagrees with a majority of the voters, so it stamps no command;
+    /// nothing was applied. Retry: leadership moves to a node whose clock agrees.
+    ClockUnsynchronized,
 }
 
 impl ErrorCode {
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::OutcomeUnknown => "outcome_unknown",
             ErrorCode::ReadUnavailable => "read_unavailable",
+            ErrorCode::ClockUnsynchronized => "clock_unsynchronized",
         }
     }
 
@@ -90,9 +94,11 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RateLimited => 429,
-            ErrorCode::Overloaded | ErrorCode::Unavailable | ErrorCode::OutcomeUnknown | ErrorCode::ReadUnavailable => {
-                503
-            }
+            ErrorCode::Overloaded
+            | ErrorCode::Unavailable
+            | ErrorCode::OutcomeUnknown
+            | ErrorCode::ReadUnavailable
+            | ErrorCode::ClockUnsynchronized => 503,
         }
     }
 }
@@ -225,6 +231,7 @@ mod tests {
                 ErrorCode::Unavailable,
                 ErrorCode::OutcomeUnknown,
                 ErrorCode::ReadUnavailable,
+                ErrorCode::ClockUnsynchronized,
             ]
             .map(ErrorCode::as_str),
         );

@@ -281,6 +281,7 @@ fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
         AckBody,
         ClusterBody,
         MemberBody,
+        ClockOffsetBody,
         AddMemberRequest,
         TransferLeaderRequest,
         StateHashBody,

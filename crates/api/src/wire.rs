@@ -425,6 +425,24 @@ pub struct ClusterBody {
     pub snapshot_index: u64,
     /// Members; matched index and lag are known on the leader only.
     pub members: Vec<MemberBody>,
+    /// Whether this node's clock agrees with a majority of the voters' (cluster time); a
+    /// leader whose clock does not stamps no command.
+    pub clock_synchronized: bool,
+    /// The other voters' clocks relative to this node's, from its latest samples.
+    pub clock_offsets: Vec<ClockOffsetBody>,
+    /// The book's clock: the latest leader timestamp applied here (UTC ms).
+    pub book_clock_ms: u64,
+}
+
+/// One voter's clock relative to the answering node's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClockOffsetBody {
+    /// Node id.
+    pub node_id: u64,
+    /// Its clock minus this node's, ms (positive: ahead).
+    pub offset_ms: i64,
+    /// The sample's uncertainty (half its round trip), ms.
+    pub error_ms: i64,
 }
 
 /// A member.

@@ -27,6 +27,10 @@
 //!   result version 1. Actions whose outcome stayed unknown widen the bound by one each (and
 //!   already fail **resolved**). Cannot see: an action applied twice that leaves no count
 //!   behind (a second identical close is refused by the ledger anyway).
+//! - **book_clock_bounded**: no leader whose wall clock jumped (`clock-jump-leader`) moved the
+//!   book's clock: at the end every node's book clock is at most a minute ahead of the true
+//!   time. Cannot see: a leader clock jump *behind* (the book's clock never runs backwards;
+//!   such a leader only stalls it, which the clock-skew cluster test covers by its hand-over).
 //! - **replicas_agree** (invariant 7): every node reports the same state hash at the same
 //!   applied index, which is at least the leader's commit index (polled, bounded).
 //! - **idempotent_replay** (invariant 4): a sample of acknowledged operations re-sent with the
@@ -245,6 +249,39 @@ fn operator_actions_exactly_once<'a>(
     f.verdict(
         "operator_actions_exactly_once",
         format!("{acked} acknowledged operator actions on {} markets, each applied once", history.markets.len()),
+    )
+}
+
+/// How far ahead of the harness's wall clock a node's book clock may read at the end: a leader
+/// stamps with its own clock, and node clocks on one machine agree to well within this.
+const BOOK_CLOCK_SLACK_MS: u64 = 60_000;
+
+/// No leader with a jumped clock moved the book's clock: at the end every node's book clock is
+/// at most [`BOOK_CLOCK_SLACK_MS`] ahead of the true time (the ledger's clock never runs
+/// backwards, so a jump that got in at any moment would still show).
+async fn book_clock_bounded(cluster: &mut Cluster) -> CheckResult {
+    let mut f = Findings::default();
+    let wall_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let mut read = 0;
+    for id in cluster.ids() {
+        match cluster.view(id).await {
+            Some(view) => {
+                read += 1;
+                if view.book_clock_ms > wall_ms + BOOK_CLOCK_SLACK_MS {
+                    f.add(format!(
+                        "node {id}: the book's clock reads {} ms, {} ms ahead of the true time",
+                        view.book_clock_ms,
+                        view.book_clock_ms - wall_ms
+                    ));
+                }
+            }
+            None => f.add(format!("node {id} did not answer /v1/cluster")),
+        }
+    }
+    f.verdict(
+        "book_clock_bounded",
+        format!("{read} nodes' book clocks within {BOOK_CLOCK_SLACK_MS} ms of the true time"),
     )
 }
 
@@ -544,6 +581,9 @@ pub async fn check(history: &History, caller: &Caller, oracle: &Oracle, cluster:
 
     // ---- operator actions exactly once ----
     checks.push(operator_actions_exactly_once(history, &|id| market_status(id)));
+
+    // ---- the book's clock stayed bounded ----
+    checks.push(book_clock_bounded(cluster).await);
 
     // ---- replicas agree ----
     checks.push(replicas_agree(cluster, Duration::from_secs(30)).await);

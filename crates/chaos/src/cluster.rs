@@ -61,6 +61,8 @@ pub struct NodeSpec {
     pub data_dir: PathBuf,
     /// Log file (stdout and stderr).
     pub log_path: PathBuf,
+    /// Milliseconds added to the node's wall clock, re-read while it runs (a clock fault).
+    pub clock_offset_path: PathBuf,
 }
 
 /// Ports of a cluster: HTTP `http_base + i`, peers and proxies `peer_port` on each node's IP.
@@ -160,6 +162,7 @@ impl Cluster {
                     },
                     data_dir: run_dir.join(format!("node-{id}")),
                     log_path: run_dir.join(format!("node-{id}.log")),
+                    clock_offset_path: run_dir.join(format!("node-{id}.clock-offset-ms")),
                 },
                 child: None,
                 starts: 0,
@@ -219,6 +222,10 @@ impl Cluster {
         let slot = self.slot_mut(id);
         std::fs::create_dir_all(&slot.spec.data_dir)
             .with_context(|| format!("cannot create {}", slot.spec.data_dir.display()))?;
+        if !slot.spec.clock_offset_path.exists() {
+            std::fs::write(&slot.spec.clock_offset_path, "0")
+                .with_context(|| format!("cannot write {}", slot.spec.clock_offset_path.display()))?;
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -241,6 +248,8 @@ impl Cluster {
             .args(["--peer-advertise", &spec.advertise.to_string()])
             .args(["--peer-source-ip", &node_ip(id).to_string()])
             .args(["--bootstrap", &bootstrap])
+            .arg("--clock-offset-file")
+            .arg(&spec.clock_offset_path)
             .args(&extra)
             .env("RUST_LOG", "info,openraft=warn,h2=warn,tower=warn,hyper=warn")
             .env("NO_COLOR", "1")
@@ -253,6 +262,15 @@ impl Cluster {
         slot.child = Some(child);
         slot.paused = false;
         Ok(())
+    }
+
+    /// Makes a node's wall clock read `offset_ms` away from the true time from now on (the node
+    /// re-reads its offset file every 50 ms); 0 restores it.
+    pub fn set_clock_offset(&self, id: u64, offset_ms: i64) -> Result<()> {
+        let path = &self.spec(id).clock_offset_path;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, offset_ms.to_string()).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
     }
 
     /// Starts a stopped node again with the same arguments.

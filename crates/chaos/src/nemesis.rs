@@ -43,17 +43,20 @@ pub enum FaultKind {
     Split,
     /// Fill a follower's data disk, free it, restart the node.
     DiskFull,
+    /// Make the leader's wall clock jump an hour ahead or behind, restore it later.
+    ClockJumpLeader,
 }
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::KillLeader,
         FaultKind::KillFollower,
         FaultKind::PauseLeader,
         FaultKind::IsolateLeader,
         FaultKind::Split,
         FaultKind::DiskFull,
+        FaultKind::ClockJumpLeader,
     ];
 
     /// The flag name.
@@ -65,6 +68,7 @@ impl FaultKind {
             FaultKind::IsolateLeader => "isolate-leader",
             FaultKind::Split => "split",
             FaultKind::DiskFull => "disk-full",
+            FaultKind::ClockJumpLeader => "clock-jump-leader",
         }
     }
 
@@ -115,6 +119,8 @@ pub struct Timings {
     pub split: Duration,
     /// A full disk stays full this long.
     pub disk_full: Duration,
+    /// A jumped clock stays wrong this long.
+    pub clock_jump: Duration,
     /// Bound on a node's recovery (ready and caught up).
     pub recovery_max: Duration,
 }
@@ -129,6 +135,7 @@ impl Default for Timings {
             isolate: Duration::from_secs(5),
             split: Duration::from_secs(5),
             disk_full: Duration::from_secs(4),
+            clock_jump: Duration::from_secs(4),
             recovery_max: Duration::from_secs(30),
         }
     }
@@ -142,6 +149,7 @@ impl Timings {
             FaultKind::IsolateLeader => self.isolate,
             FaultKind::Split => self.split,
             FaultKind::DiskFull => self.disk_full,
+            FaultKind::ClockJumpLeader => self.clock_jump,
         }
     }
 }
@@ -328,6 +336,18 @@ async fn run_one(step: &Step, env: &mut Env<'_>) -> Result<FaultRecord> {
             env.cluster.restart(node)?;
             record.end_s = env.now_s();
             record.recovery.push(env.recover(node, "restart").await);
+        }
+        FaultKind::ClockJumpLeader => {
+            // Ahead or behind, by the seed's coin.
+            let jump: i64 = if step.leader_in_minority { -3_600_000 } else { 3_600_000 };
+            record.targets = vec![leader];
+            record.notes.push(format!("node {leader}'s wall clock jumps {jump:+} ms"));
+            record.start_s = env.now_s();
+            env.cluster.set_clock_offset(leader, jump)?;
+            tokio::time::sleep(step.hold).await;
+            env.cluster.set_clock_offset(leader, 0)?;
+            record.end_s = env.now_s();
+            record.recovery.push(env.recover(leader, "clock restored").await);
         }
         FaultKind::PauseLeader => {
             record.targets = vec![leader];

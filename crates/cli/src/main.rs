@@ -154,6 +154,9 @@ pub struct StartArgs {
     /// Test only: added to this node's wall clock, to test clock faults.
     #[arg(long, hide = true, allow_hyphen_values = true)]
     pub clock_offset_ms: Option<i64>,
+    /// Test only: a file of milliseconds added to this node's wall clock, re-read while it runs.
+    #[arg(long, hide = true)]
+    pub clock_offset_file: Option<PathBuf>,
     /// Raft heartbeat period, ms.
     #[arg(long)]
     pub heartbeat_ms: Option<u64>,
@@ -233,6 +236,9 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     }
     if let Some(v) = args.clock_offset_ms {
         config.clock_offset_ms = v;
+    }
+    if let Some(v) = &args.clock_offset_file {
+        config.clock_offset_file = Some(v.clone());
     }
     if let Some(v) = args.heartbeat_ms {
         config.heartbeat_ms = v;

@@ -1,7 +1,7 @@
 //! A short chaos run for CI: a 3-node cluster of the real binary behind the fault-injecting
-//! proxy, a bank workload for about 36 s while the leader is killed, paused and isolated, a
-//! follower is killed and the cluster is split; every invariant check must pass and no
-//! acknowledged bet may be lost. The long run is
+//! proxy, a bank workload for about 44 s while the leader is killed, paused and isolated, its
+//! wall clock jumps an hour, a follower is killed and the cluster is split; every invariant
+//! check must pass and no acknowledged bet may be lost. The long run is
 //! `paddock drill chaos --nodes 5 --duration-s 600` (docs/chaos.md).
 
 use paddock_chaos::{ChaosConfig, FaultKind, Timings};
@@ -12,7 +12,7 @@ fn a_short_chaos_run_keeps_every_invariant() {
     let config = ChaosConfig {
         binary: env!("CARGO_BIN_EXE_paddock").into(),
         nodes: 3,
-        duration: Duration::from_secs(36),
+        duration: Duration::from_secs(44),
         seed: 20_261_127,
         faults: vec![
             FaultKind::KillLeader,
@@ -20,6 +20,7 @@ fn a_short_chaos_run_keeps_every_invariant() {
             FaultKind::IsolateLeader,
             FaultKind::KillFollower,
             FaultKind::Split,
+            FaultKind::ClockJumpLeader,
         ],
         timings: Timings {
             warmup: Duration::from_secs(2),
@@ -28,6 +29,7 @@ fn a_short_chaos_run_keeps_every_invariant() {
             pause: Duration::from_secs(3),
             isolate: Duration::from_secs(3),
             split: Duration::from_secs(3),
+            clock_jump: Duration::from_secs(3),
             ..Timings::default()
         },
         ..ChaosConfig::default()

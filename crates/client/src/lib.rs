@@ -71,6 +71,7 @@ impl ClientError {
                         | "read_unavailable"
                         | "rate_limited"
                         | "clock_step_too_large"
+                        | "clock_unsynchronized"
                 )
             }
             ClientError::Decode(_) => false,
@@ -83,7 +84,10 @@ impl ClientError {
         match self {
             ClientError::Unsent(_) => true,
             ClientError::Api { code, .. } => {
-                matches!(code.as_str(), "unavailable" | "overloaded" | "rate_limited" | "clock_step_too_large")
+                matches!(
+                    code.as_str(),
+                    "unavailable" | "overloaded" | "rate_limited" | "clock_step_too_large" | "clock_unsynchronized"
+                )
             }
             ClientError::Transport(_) | ClientError::Decode(_) => false,
         }

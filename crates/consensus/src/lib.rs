@@ -1,6 +1,7 @@
 //! Replication of the ledger with openraft: the only crate that names an openraft type.
 //!
 //! # Layout
+//! - `cluster_time`: the voters' clocks sampled, and the gate on stamping commands.
 //! - [`types`]: the Raft type configuration and the log payload (a stamped ledger command).
 //! - [`records`]: versioned on-disk records that openraft's types are converted into.
 //! - [`log_store`]: openraft's log traits over the storage crate's group-commit log.
@@ -18,6 +19,7 @@
 //!   reported as an unknown outcome; the client retries with the same idempotency key.
 //! - The clock is injected: this crate never reads the system time itself.
 
+mod cluster_time;
 pub mod log_store;
 pub mod network;
 pub mod records;
@@ -34,7 +36,8 @@ pub mod proto {
     tonic::include_proto!("paddock.peer.v1");
 }
 
-pub use state_machine::{AppliedEvent, SmData};
+pub use cluster_time::{ClockView, Sample};
+pub use state_machine::{snapshot_log_keep_min, AppliedEvent, SmData, SNAPSHOT_LOG_KEEP_MARGIN};
 
 use crate::log_store::LogAdapter;
 use crate::network::{GrpcTransport, NetworkFactory};
@@ -147,6 +150,29 @@ pub enum StartError {
         /// The peer that counts it as a voter.
         peer: u64,
     },
+    /// The log is purged past the newest intact snapshot (the newest was damaged and the log
+    /// after the previous one is gone, or the files were removed): the entries in between are
+    /// on no local disk, so this node cannot rebuild its state and must recover from its peers.
+    #[error(
+        "data directory {dir} cannot rebuild node {node}'s state: its log is purged up to index {purged}, but {}; \
+         the entries in between exist only on the other nodes. Re-add it so that it recovers from them: \
+         `paddock members remove --id {node}` against a running node, move this data directory aside (keep it \
+         for inspection) and start this node again on an empty one, then \
+         `paddock members add --id {node} --peer <its peer address>` and `paddock members promote --id {node}`",
+        state_machine::describe_snapshots(*.snapshot, .damaged)
+    )]
+    SnapshotBehindLog {
+        /// The data directory.
+        dir: PathBuf,
+        /// This node.
+        node: u64,
+        /// The last purged log index: the log starts after it.
+        purged: u64,
+        /// Index of the newest intact snapshot, if any.
+        snapshot: Option<u64>,
+        /// Snapshot files skipped as damaged.
+        damaged: Vec<PathBuf>,
+    },
 }
 
 /// How storage I/O that blocks is run.
@@ -201,6 +227,10 @@ pub enum WriteError {
     /// A membership or leadership operation was refused.
     #[error("{0}")]
     Refused(String),
+    /// This node leads but its clock disagrees with a majority of the voters: it does not
+    /// stamp commands (cluster time). Nothing was appended; retry, another node will lead.
+    #[error("{0}")]
+    ClockUnsynchronized(String),
 }
 
 /// A committed write.
@@ -279,6 +309,8 @@ pub struct ClusterStatus {
     pub members: Vec<Member>,
     /// Whether the leader heard from a quorum recently (leader only).
     pub quorum_ack_age_ms: Option<u64>,
+    /// What this node knows of the voters' clocks (cluster time).
+    pub clock: ClockView,
 }
 
 /// Operations a follower forwards to the leader (the `Forward` RPC).
@@ -361,6 +393,8 @@ pub(crate) struct Inner {
     /// This node started on an empty data directory and a peer already has a cluster: it
     /// waits to be added, and must not initialise a cluster of its own.
     found_existing_cluster: std::sync::atomic::AtomicBool,
+    /// The voters' clocks as sampled by this node; gates stamping while leader.
+    cluster_time: cluster_time::ClusterTime,
 }
 
 /// The consensus handle. Cheap to clone.
@@ -439,6 +473,7 @@ impl Consensus {
         let mode = if io == IoMode::Inline { WriterMode::Inline } else { WriterMode::Thread };
         let log = LogStore::open_with(&*disk, &config.data_dir.join("raft-log.redb"), mode, config.log_faults)?;
         let sm = StateMachine::open_with(disk, &config.data_dir.join("snapshots"), io, config.applied_events.clone())?;
+        sm.check_log_follows(&log, config.node_id, &config.data_dir)?;
         let raft_config = Config {
             cluster_name: config.cluster_id.clone(),
             heartbeat_interval: config.timing.heartbeat_ms,
@@ -467,7 +502,9 @@ impl Consensus {
             server: std::sync::Mutex::new(None),
             data_dir: std::sync::Mutex::new(None),
             found_existing_cluster: std::sync::atomic::AtomicBool::new(false),
+            cluster_time: cluster_time::ClusterTime::new(config.clock_offset_max_ms),
         });
+        tokio::spawn(sample_clocks(Arc::downgrade(&inner)));
         let handler =
             Handler { cluster_id: Arc::from(config.cluster_id.as_str()), raft, inner: Arc::downgrade(&inner) };
         Ok((Consensus { inner }, handler))
@@ -585,6 +622,7 @@ impl Consensus {
             snapshot_index: m.snapshot.as_ref().map_or(0, |l| l.index),
             members,
             quorum_ack_age_ms: m.last_quorum_acked.as_ref().map(|t| t.elapsed().as_millis() as u64),
+            clock: self.inner.cluster_time.view(),
         }
     }
 
@@ -598,6 +636,37 @@ impl Consensus {
             let _ = stop.send(());
             let _ = task.await;
         }
+    }
+}
+
+/// Samples the other voters' clocks every [`cluster_time::SAMPLE_PERIOD`] for as long as the
+/// node runs; as leader, hands leadership over when its own clock is out.
+async fn sample_clocks(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(me) = inner.upgrade() else { return };
+        let state = me.raft.metrics().borrow_watched().state;
+        if state == ServerState::Shutdown {
+            return;
+        }
+        let membership = me.raft.metrics().borrow_watched().membership_config.clone();
+        let membership = membership.membership();
+        if membership.voter_ids().any(|v| v == me.id) {
+            let others: Vec<(u64, String)> = membership
+                .voter_ids()
+                .filter(|v| *v != me.id)
+                .filter_map(|v| membership.get_node(&v).map(|n| (v, n.addr.clone())))
+                .collect();
+            let verdict = me.cluster_time.round(&*me.transport, &me.clock, others).await;
+            if me.leader() == Some(me.id) {
+                if let Some(to) = me.cluster_time.leader_action(&verdict) {
+                    if let Err(e) = me.raft.trigger().transfer_leader(to).await {
+                        tracing::warn!(to, error = %e, "could not hand leadership over");
+                    }
+                }
+            }
+        }
+        drop(me);
+        tokio::time::sleep(cluster_time::SAMPLE_PERIOD).await;
     }
 }
 
@@ -747,6 +816,9 @@ impl Inner {
             }
             ForwardOp::ClockSample => ForwardReply::Clock { now: (self.clock)() },
             ForwardOp::Write(command) => {
+                if let Err(why) = self.cluster_time.may_stamp(&self.clock) {
+                    return ForwardReply::Failed(WriteError::ClockUnsynchronized(why));
+                }
                 let request = Request { time: (self.clock)(), command };
                 match tokio::time::timeout(self.write_timeout, self.raft.client_write(request)).await {
                     Err(_) => ForwardReply::Failed(WriteError::Unknown(format!(
@@ -813,6 +885,9 @@ impl Inner {
                 }
                 if to == self.id {
                     return ForwardReply::Done;
+                }
+                if let Some(Err(why)) = self.cluster_time.agrees_with(to) {
+                    return ForwardReply::Failed(WriteError::Refused(why));
                 }
                 match self.raft.trigger().transfer_leader(to).await {
                     Ok(()) => ForwardReply::Done,

@@ -54,6 +54,10 @@ pub struct NodeConfig {
     /// Test only: added to this node's wall clock (chaos and clock-skew tests).
     #[serde(default)]
     pub clock_offset_ms: i64,
+    /// Test only: a file holding milliseconds added to this node's wall clock, re-read while
+    /// the node runs (the chaos harness makes clocks jump with it).
+    #[serde(default)]
+    pub clock_offset_file: Option<PathBuf>,
     /// How long a write waits for commit before answering `outcome_unknown`.
     #[serde(default = "default_write_timeout")]
     pub write_timeout_ms: u64,
@@ -142,6 +146,7 @@ impl NodeConfig {
             snapshot_log_keep: default_snapshot_log_keep(),
             clock_offset_max_ms: default_clock_offset_max(),
             clock_offset_ms: 0,
+            clock_offset_file: None,
             write_timeout_ms: default_write_timeout(),
             body_limit_bytes: default_body_limit(),
             concurrency_limit: default_concurrency(),

@@ -48,10 +48,23 @@ pub fn now() -> TimestampMs {
     TimestampMs(since.as_millis() as u64)
 }
 
-/// This node's clock: [`now`] plus the configured test-only offset (zero in production), so
-/// that clock-fault tests can give one real process a clock far ahead or behind.
-pub fn node_clock(offset_ms: i64) -> paddock_consensus::Clock {
-    Arc::new(move || TimestampMs(now().0.saturating_add_signed(offset_ms)))
+/// This node's clock: [`now`] plus the configured test-only offsets (none in production), so
+/// that clock-fault tests can give one real process a clock far ahead or behind: a fixed
+/// `offset_ms`, and the number of milliseconds in `offset_file` (re-read every 50 ms), which a
+/// chaos harness rewrites to make the clock jump while the node runs.
+pub fn node_clock(offset_ms: i64, offset_file: Option<std::path::PathBuf>) -> paddock_consensus::Clock {
+    let Some(path) = offset_file else {
+        return Arc::new(move || TimestampMs(now().0.saturating_add_signed(offset_ms)));
+    };
+    let read = move || std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<i64>().ok()).unwrap_or(0);
+    let cache = std::sync::Mutex::new((std::time::Instant::now(), read()));
+    Arc::new(move || {
+        let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if c.0.elapsed() >= Duration::from_millis(50) {
+            *c = (std::time::Instant::now(), read());
+        }
+        TimestampMs(now().0.saturating_add_signed(offset_ms.saturating_add(c.1)))
+    })
 }
 
 /// Shared state of the HTTP layer.
@@ -186,7 +199,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let http = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http_listen))?;
-    let clock = node_clock(config.clock_offset_ms);
+    let clock = node_clock(config.clock_offset_ms, config.clock_offset_file.clone());
     let consensus = Consensus::start(
         ConsensusConfig {
             node_id: config.node_id,

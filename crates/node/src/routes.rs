@@ -23,6 +23,9 @@ fn write_failure(e: WriteError) -> Failure {
         WriteError::Unknown(_) => ApiError::new(ErrorCode::OutcomeUnknown, e.to_string()).retry_after(1),
         WriteError::Stopped(_) => ApiError::new(ErrorCode::Unavailable, e.to_string()).retry_after(2),
         WriteError::Refused(_) => ApiError::new(ErrorCode::BadParameter, e.to_string()),
+        WriteError::ClockUnsynchronized(_) => {
+            ApiError::new(ErrorCode::ClockUnsynchronized, e.to_string()).retry_after(1)
+        }
     };
     Failure(error)
 }
@@ -448,6 +451,18 @@ pub(crate) async fn cluster(State(app): State<App>) -> Answer<ClusterBody> {
                     lag: m.lag,
                 })
                 .collect(),
+            clock_synchronized: s.clock.synchronized,
+            clock_offsets: s
+                .clock
+                .offsets
+                .iter()
+                .map(|(id, sample)| ClockOffsetBody {
+                    node_id: *id,
+                    offset_ms: sample.offset_ms,
+                    error_ms: sample.error_ms,
+                })
+                .collect(),
+            book_clock_ms: app.consensus.read(|d| d.state.clock().0),
         }),
     ))
 }

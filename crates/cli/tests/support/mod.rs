@@ -93,6 +93,8 @@ pub struct Node {
     /// The peer address other nodes dial (`--peer-advertise`): `peer` unless a test puts a
     /// proxy in front of the node.
     pub advertised: SocketAddr,
+    /// Arguments for this node only, after the cluster's own.
+    pub own_args: Vec<String>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Where stdout and stderr go.
@@ -128,6 +130,14 @@ impl Cluster {
     /// `advertised` tells the others to reach it at `addr` (a proxy the test runs) instead of
     /// its own peer address.
     pub fn launch_advertising(n: usize, extra_args: &[&str], advertised: &[(u64, SocketAddr)]) -> Cluster {
+        let mut cluster = Cluster::launch_advertising_unstarted(n, extra_args, advertised);
+        for id in cluster.ids() {
+            cluster.spawn(id);
+        }
+        cluster
+    }
+
+    fn launch_advertising_unstarted(n: usize, extra_args: &[&str], advertised: &[(u64, SocketAddr)]) -> Cluster {
         assert!(n >= 1);
         let dir = tempfile::Builder::new().prefix("paddock-it-").tempdir().expect("temporary directory");
         let ports = free_ports(2 * n);
@@ -140,6 +150,7 @@ impl Cluster {
                     http: SocketAddr::from(([127, 0, 0, 1], ports[2 * i])),
                     peer,
                     advertised: advertised.iter().find(|(a, _)| *a == id).map_or(peer, |(_, addr)| *addr),
+                    own_args: Vec::new(),
                     data_dir: dir.path().join(format!("node-{id}")),
                     log_path: dir.path().join(format!("node-{id}.log")),
                     child: None,
@@ -148,8 +159,16 @@ impl Cluster {
             })
             .collect();
         let bootstrap = nodes.iter().map(|n| format!("{}={}", n.id, n.advertised)).collect::<Vec<_>>().join(",");
-        let mut cluster =
-            Cluster { dir, nodes, bootstrap, extra_args: extra_args.iter().map(|s| s.to_string()).collect() };
+        Cluster { dir, nodes, bootstrap, extra_args: extra_args.iter().map(|s| s.to_string()).collect() }
+    }
+
+    /// Starts `n` nodes without waiting for them; node `id` of each `(id, args)` in
+    /// `node_args` gets `args` after the cluster's own (e.g. a clock fault).
+    pub fn launch_with_node_args(n: usize, extra_args: &[&str], node_args: &[(u64, &[&str])]) -> Cluster {
+        let mut cluster = Cluster::launch_advertising_unstarted(n, extra_args, &[]);
+        for (id, args) in node_args {
+            cluster.node_mut(*id).own_args = args.iter().map(|s| s.to_string()).collect();
+        }
         for id in cluster.ids() {
             cluster.spawn(id);
         }
@@ -225,7 +244,8 @@ impl Cluster {
 
     fn spawn(&mut self, id: u64) {
         let bootstrap = self.bootstrap.clone();
-        let extra = self.extra_args.clone();
+        let mut extra = self.extra_args.clone();
+        extra.extend(self.node(id).own_args.iter().cloned());
         let node = self.node_mut(id);
         let log = std::fs::OpenOptions::new()
             .create(true)
