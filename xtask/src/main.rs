@@ -4,12 +4,14 @@
 //! - `cargo xtask ci`: tidy, format check, clippy with warnings denied (which enforces the
 //!   per-crate `clippy.toml` rules: no `HashMap`, clock or I/O in the ledger, blocking I/O in
 //!   consensus only through its `IoMode` seam), every test, then the deterministic simulator:
-//!   its teeth and determinism tests and a batch of 200 seeds.
+//!   its teeth and determinism tests and a batch of 200 seeds that must reach every
+//!   dangerous path it counts.
 //! - `cargo xtask tidy`: the architecture rules checked from the source tree alone, without
 //!   compiling the workspace: module docs, ARCHITECTURE.md's dependency graph against the
 //!   manifests, openraft confined to consensus, per-crate `clippy.toml` files (see `tidy.rs`).
 //! - `cargo xtask sim ARGS`: builds and runs the simulator (`--seed N`, `--seeds A..B`,
-//!   `--determinism N`, `--long`, `--teeth ...`; see `crates/sim/src/main.rs`).
+//!   `--determinism N`, `--long`, `--teeth ...`, `--require-paths`, `--json`; see
+//!   `crates/sim/src/main.rs`).
 //!
 //! The simulator is built apart, in its own target directory with `--cfg tokio_unstable`
 //! (seeded tokio scheduling); its features — openraft's seeded RNG runtime, the fault
@@ -29,7 +31,7 @@ fn main() -> Result<()> {
         Some("tidy") => tidy::run(&workspace_root()),
         Some("sim") => sim(&args[1..].iter().map(String::as_str).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask ci | cargo xtask tidy | cargo xtask sim (--seed N | --seeds A..B | --determinism N) [--jobs J] [--long] [--teeth ...]");
+            eprintln!("usage: cargo xtask ci | cargo xtask tidy | cargo xtask sim (--seed N | --seeds A..B | --determinism N) [--jobs J] [--long] [--teeth ...] [--require-paths] [--json]");
             std::process::exit(2);
         }
     }
@@ -85,7 +87,9 @@ fn ci() -> Result<()> {
         SIM_ENV,
     )?;
     run("cargo", &["test", "-p", "paddock-sim", "--profile", "sim", "--locked"], SIM_ENV)?;
-    sim(&["--seeds", "1..201", "--jobs", "2"])?;
+    // `--require-paths`: a batch that no longer reaches a dangerous path (a snapshot install,
+    // a purge, a delayed bet, ...) fails, since no checker can catch a bug there.
+    sim(&["--seeds", "1..201", "--jobs", "2", "--require-paths"])?;
     println!("\nxtask ci: all checks passed in {:.0} s", start.elapsed().as_secs_f64());
     Ok(())
 }

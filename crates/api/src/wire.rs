@@ -485,6 +485,9 @@ pub struct StateHashBody {
     pub applied_index: u64,
     /// SHA-256 of the encoded state, hex.
     pub state_hash: String,
+    /// The same leaving out the idempotency records, hex: what a refused command leaves
+    /// unchanged (its key's record of the refusal is kept).
+    pub book_hash: String,
     /// Bets held.
     pub bets: u64,
     /// Accounts held.

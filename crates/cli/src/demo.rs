@@ -343,7 +343,8 @@ async fn flow(client: &Client, duration: Duration, bets_per_s: u32) -> Result<()
         }
         if last_report.elapsed() >= Duration::from_secs(5) {
             let leader = client.cluster().await.ok().and_then(|c| c.leader_id);
-            println!("bets accepted {accepted}, refused {refused}, errors {errors}; leader node {leader:?}");
+            let leader = leader.map_or_else(|| "none (election in progress)".to_string(), |id| format!("node {id}"));
+            println!("bets accepted {accepted}, refused {refused}, errors {errors}; leader {leader}");
             last_report = Instant::now();
         }
         tokio::time::sleep(period).await;

@@ -144,7 +144,8 @@ pub struct StartArgs {
     /// Snapshot every N log entries.
     #[arg(long)]
     pub snapshot_logs: Option<u64>,
-    /// Log entries kept behind the newest snapshot when the log is purged.
+    /// Log entries kept behind the newest snapshot when the log is purged (default: the
+    /// snapshot interval + 1000; smaller values are refused).
     #[arg(long)]
     pub snapshot_log_keep: Option<u64>,
     /// Cluster time: the largest offset (ms) from a majority of the voters' clocks at which
@@ -229,7 +230,7 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
         config.snapshot_logs_since_last = v;
     }
     if let Some(v) = args.snapshot_log_keep {
-        config.snapshot_log_keep = v;
+        config.snapshot_log_keep = Some(v);
     }
     if let Some(v) = args.clock_offset_max_ms {
         config.clock_offset_max_ms = v;

@@ -6,7 +6,8 @@
 //! new connection's request bytes through to the leader but withholds every answer, then
 //! resets the connection (RST) after the leader has had time to commit. A follower that took
 //! "connection reset" for "never sent" would forward the same write again on a new
-//! connection; the proxy counts those.
+//! connection, and the leader would append it again (answering from the idempotency record):
+//! the test counts the leader's log entries.
 //!
 //! With tonic 0.14 such a reset reaches the follower as an `Unknown` status saying "transport
 //! error", so this test guards the whole path; the classification itself (by the failure's
@@ -32,7 +33,7 @@ const HOLD: Duration = Duration::from_millis(1_500);
 /// A TCP proxy in front of one node's peer port.
 struct ResettingProxy {
     armed: Arc<AtomicBool>,
-    /// Armed connections that carried request bytes to the node.
+    /// Armed connections that carried request bytes to the node (clock samples included).
     delivered_then_reset: Arc<AtomicU64>,
     tasks: JoinSet<()>,
 }
@@ -159,6 +160,10 @@ async fn a_forwarded_write_whose_connection_resets_after_delivery_is_unknown_and
     let once = RetryPolicy { attempts: 1, backoff: Duration::from_millis(1), backoff_max: Duration::from_millis(1) };
     let follower = Client::new(vec![cluster.url(2)], Duration::from_secs(20)).with_operator(OPERATOR).with_retry(once);
     proxy.arm();
+    // Connections already open through the proxy (the followers sample the leader's clock)
+    // are cut within 10 ms; give that time so the write takes an armed connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let entries_before = cluster.cluster_view(1).await.expect("the leader answers").last_log_index;
     let first = follower.deposit(7, 2_500, "deposit-7-reset").await;
     let error = first.expect_err("the follower cannot have the leader's answer: the proxy withheld it");
     assert_eq!(
@@ -166,10 +171,12 @@ async fn a_forwarded_write_whose_connection_resets_after_delivery_is_unknown_and
         Some("outcome_unknown"),
         "a write that reached the leader before the connection reset is of unknown outcome, not {error}"
     );
+    assert!(proxy.delivered_then_reset.load(Ordering::SeqCst) >= 1, "the proxy delivered the write and reset");
+    let entries_after = cluster.cluster_view(1).await.expect("the leader answers").last_log_index;
     assert_eq!(
-        proxy.delivered_then_reset.load(Ordering::SeqCst),
+        entries_after - entries_before,
         1,
-        "the follower forwarded the write exactly once; it must not resend a write that may have arrived"
+        "the leader appended the write once: the follower must not resend a write that may have arrived"
     );
 
     // The leader did commit it: the client's retry with the same key learns the first outcome

@@ -1,9 +1,11 @@
 //! A node loses its disk, is removed, comes back empty, is added as a learner and promoted:
 //! the leader has purged the log it would need, so it catches up from a snapshot.
 //!
-//! The nodes snapshot every 50 entries (`--snapshot-logs 50`), but Raft keeps the last 1000
-//! entries behind a snapshot and purges them in batches of 256: the log's head is purged once
-//! a snapshot reaches index ≥ 1255. So the test writes well past that while the node is out.
+//! The nodes snapshot every 50 entries (`--snapshot-logs 50`), but Raft keeps the last 1050
+//! entries behind a snapshot (the default: the interval plus 1000, so that a damaged newest
+//! snapshot can fall back to the previous one) and purges them in batches of 256: the log's
+//! head is purged once a snapshot reaches index ≥ 1305. So the test writes well past that while
+//! the node is out.
 
 mod support;
 
@@ -55,14 +57,14 @@ async fn a_wiped_node_rejoins_and_catches_up_by_snapshot() {
     .await;
 
     // The cluster moves on far enough for the leader to purge its log's head.
-    deposits(&client, "while-out", 1_150).await;
+    deposits(&client, "while-out", 1_250).await;
     let purged_head = poll_until(
-        "the leader to snapshot past index 1255",
+        "the leader to snapshot past index 1305",
         Duration::from_secs(15),
         Duration::from_millis(100),
         async || {
             let view = cluster.cluster_view(leader).await?;
-            (view.snapshot_index >= 1_255).then_some(view.snapshot_index)
+            (view.snapshot_index >= 1_305).then_some(view.snapshot_index)
         },
     )
     .await;

@@ -28,7 +28,7 @@ pub(crate) const SAMPLE_PERIOD: Duration = Duration::from_millis(250);
 /// How long one sample may take; a slower answer is no sample (its error would be too large).
 const SAMPLE_TIMEOUT: Duration = Duration::from_millis(500);
 /// A peer's sample older than this no longer counts.
-const SAMPLE_FRESH_FOR: Duration = Duration::from_secs(3);
+const SAMPLE_FRESH_FOR: Duration = Duration::from_millis(1_500);
 /// The least time between two leadership hand-overs for a clock fault.
 const HANDOVER_EVERY: Duration = Duration::from_secs(2);
 
@@ -96,8 +96,12 @@ pub(crate) struct ClusterTime {
 
 #[derive(Default)]
 struct State {
-    /// Latest sample of each peer and when it was taken.
-    samples: BTreeMap<u64, (Sample, Instant)>,
+    /// Latest sample of each peer, with this node's monotonic and wall clocks when it was taken.
+    samples: BTreeMap<u64, (Sample, Instant, i128)>,
+    /// The fresh samples as they stand now: each offset corrected by how far this node's own
+    /// wall clock has moved against its monotonic clock since the sample was taken (a sample
+    /// from before this node's clock drifted or jumped would otherwise still look agreeing).
+    adjusted: BTreeMap<u64, Sample>,
     /// The fellow voters at the latest round.
     others: Vec<u64>,
     /// Whether a round has completed since start (or since this node became a voter).
@@ -139,14 +143,24 @@ impl ClusterTime {
             }
         });
         let answers = futures::future::join_all(asks).await;
-        let now = Instant::now();
+        let (now, wall) = (Instant::now(), i128::from(clock().0));
         let mut state = self.state();
         for (id, sample) in answers.into_iter().flatten() {
-            state.samples.insert(id, (sample, now));
+            state.samples.insert(id, (sample, now, wall));
         }
         let ids: Vec<u64> = others.iter().map(|(id, _)| *id).collect();
-        state.samples.retain(|id, (_, at)| ids.contains(id) && now.duration_since(*at) <= SAMPLE_FRESH_FOR);
-        let fresh: BTreeMap<u64, Sample> = state.samples.iter().map(|(id, (s, _))| (*id, *s)).collect();
+        state.samples.retain(|id, (_, at, _)| ids.contains(id) && now.duration_since(*at) <= SAMPLE_FRESH_FOR);
+        let fresh: BTreeMap<u64, Sample> = state
+            .samples
+            .iter()
+            .map(|(id, (s, at, wall_at))| {
+                let moved = (wall - wall_at) - i128::try_from(now.duration_since(*at).as_millis()).unwrap_or(0);
+                let offset = i128::from(s.offset_ms) - moved;
+                let offset_ms = i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX });
+                (*id, Sample { offset_ms, error_ms: s.error_ms })
+            })
+            .collect();
+        state.adjusted = fresh.clone();
         let verdict = judge(&ids, &fresh, self.max_ms);
         state.others = ids;
         state.judged = true;
@@ -161,6 +175,9 @@ impl ClusterTime {
 
     /// Whether this node, as leader, may stamp a command with `clock` now; if not, why.
     pub(crate) fn may_stamp(&self, clock: &Clock) -> Result<(), String> {
+        if crate::faults::no_clock_gate() {
+            return Ok(());
+        }
         let state = self.state();
         match &state.verdict {
             Some(v) if v.synchronized => {
@@ -183,7 +200,7 @@ impl ClusterTime {
                 "this leader's clock disagrees with a majority of the voters by more than {} ms ({}); it does not \
                  stamp commands and is handing leadership over",
                 self.max_ms,
-                describe(&state.samples)
+                describe(&state.adjusted)
             )),
             None if !state.judged => Err("this leader has not yet compared its clock with the voters'".into()),
             None => Err("no clock verdict".into()),
@@ -194,7 +211,7 @@ impl ClusterTime {
     /// there is no fresh sample of it.
     pub(crate) fn agrees_with(&self, peer: u64) -> Option<Result<(), String>> {
         let state = self.state();
-        let (sample, _) = state.samples.get(&peer)?;
+        let sample = state.adjusted.get(&peer)?;
         let max = i64::try_from(self.max_ms).unwrap_or(i64::MAX);
         Some(if sample.offset_ms.abs() <= max.saturating_add(sample.error_ms) {
             Ok(())
@@ -222,7 +239,7 @@ impl ClusterTime {
         if !state.logged_unsynchronized {
             tracing::warn!(
                 bound_ms = self.max_ms,
-                offsets = %describe(&state.samples),
+                offsets = %describe(&state.adjusted),
                 "this leader's clock disagrees with a majority of the voters: refusing to stamp commands, handing leadership over"
             );
             state.logged_unsynchronized = true;
@@ -241,19 +258,19 @@ impl ClusterTime {
         let state = self.state();
         ClockView {
             synchronized: state.verdict.as_ref().is_some_and(|v| v.synchronized),
-            offsets: state.samples.iter().map(|(id, (s, _))| (*id, *s)).collect(),
+            offsets: state.adjusted.clone(),
         }
     }
 }
 
 /// "node 2 +3600012±1 ms, node 3 +3600010±1 ms" (offsets relative to this node).
-fn describe(samples: &BTreeMap<u64, (Sample, Instant)>) -> String {
+fn describe(samples: &BTreeMap<u64, Sample>) -> String {
     if samples.is_empty() {
         return "no peer answered".into();
     }
     samples
         .iter()
-        .map(|(id, (s, _))| format!("node {id} {:+}±{} ms", s.offset_ms, s.error_ms))
+        .map(|(id, s)| format!("node {id} {:+}±{} ms", s.offset_ms, s.error_ms))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -20,6 +20,7 @@
 //! - The clock is injected: this crate never reads the system time itself.
 
 mod cluster_time;
+pub mod faults;
 pub mod log_store;
 pub mod network;
 pub mod records;
@@ -136,7 +137,8 @@ pub enum StartError {
     /// data was wiped or replaced. Rejoining as a voter that has seen nothing would forget its
     /// votes and its log, and could help elect two leaders in one term.
     #[error(
-        "data directory {dir} is empty, but node {peer} counts node {node} as a voter: its data was wiped or \
+        "data directory {dir} is empty, but node {peer} counts node {node} as a voter that has acknowledged log \
+         entries: its data was wiped or \
          replaced, and a voter that forgot its votes and log could help elect two leaders. Re-add it instead: \
          `paddock members remove --id {node}` against a running node, start this node again on its empty \
          data directory, then `paddock members add --id {node} --peer <its peer address>` and \
@@ -371,6 +373,10 @@ pub enum ForwardReply {
     Membership {
         /// Voter ids.
         voters: Vec<u64>,
+        /// Nodes that have acknowledged log entries, as far as the answering node knows (the
+        /// leader's replication progress; empty from a follower): a node among them that now
+        /// has an empty data directory lost its data.
+        replicated: Vec<u64>,
     },
     /// The answering node's clock reading.
     Clock {
@@ -677,8 +683,10 @@ async fn ask_peers_about_empty_node(transport: &dyn Transport, config: &Consensu
     let mut existing = false;
     for (&peer, addr) in config.peers.iter().filter(|(id, _)| **id != config.node_id) {
         match call(transport, addr, Rpc::Forward, &ForwardOp::Membership, Duration::from_secs(2)).await {
-            Ok(ForwardReply::Membership { voters }) => {
-                if voters.contains(&config.node_id) {
+            Ok(ForwardReply::Membership { voters, replicated }) => {
+                // A voter in the bootstrap list that has never acknowledged an entry is simply
+                // starting for the first time (the cluster may have formed without it).
+                if voters.contains(&config.node_id) && replicated.contains(&config.node_id) {
                     return Err(StartError::WipedVoter { dir: config.data_dir.clone(), node: config.node_id, peer });
                 }
                 existing |= !voters.is_empty();
@@ -811,8 +819,18 @@ impl Inner {
         };
         match op {
             ForwardOp::Membership => {
-                let m = self.raft.metrics().borrow_watched().membership_config.clone();
-                ForwardReply::Membership { voters: m.membership().voter_ids().collect() }
+                let metrics = self.raft.metrics().borrow_watched().clone();
+                let replicated = metrics
+                    .replication
+                    .as_ref()
+                    .map(|r| {
+                        r.iter().filter(|(_, m)| m.as_ref().is_some_and(|l| l.index > 0)).map(|(id, _)| *id).collect()
+                    })
+                    .unwrap_or_default();
+                ForwardReply::Membership {
+                    voters: metrics.membership_config.membership().voter_ids().collect(),
+                    replicated,
+                }
             }
             ForwardOp::ClockSample => ForwardReply::Clock { now: (self.clock)() },
             ForwardOp::Write(command) => {

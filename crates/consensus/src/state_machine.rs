@@ -5,19 +5,57 @@
 //! ledger's own format (magic, version, checksum) and are written by the storage crate
 //! atomically; a restarting node loads the newest intact one and openraft replays the
 //! committed log after it.
+//!
+//! The storage crate keeps the two newest snapshot files and skips a damaged newest one for
+//! the previous; that previous one is only of use if the log after it is still there. openraft
+//! purges the log up to `max_in_snapshot_log_to_keep` entries behind the *newest* snapshot, so
+//! that keep must span a whole snapshot interval and then some ([`snapshot_log_keep_min`]).
+//! When it does not (a snapshot installed from the leader, a catch-up that overshot, files
+//! deleted), [`StateMachine::check_log_follows`] refuses to start instead of letting openraft
+//! fail on a purged entry.
 
-use crate::records::{self, SnapshotMetaRecord};
+use crate::records::{self, LogIdRecord, SnapshotMetaRecord};
 use crate::types::{LogId, Request, Response, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use paddock_ledger::{apply, ApplyCtx, Command, Outcome, State, TimestampMs};
-use paddock_storage::{SnapshotFile, SnapshotFiles};
+use paddock_storage::{LogStore, MetaKey, SnapshotFile, SnapshotFiles};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::{broadcast, watch};
+
+/// Entries kept beyond one snapshot interval when the log is purged; the default
+/// `snapshot_log_keep` is the interval plus this.
+///
+/// openraft purges the log up to `max_in_snapshot_log_to_keep` entries behind the newest
+/// snapshot (`snapshot index + 1 - keep`, in batches). Falling back from a damaged newest
+/// snapshot to the previous one needs the log from the previous one's index on, which lies one
+/// interval back plus the overshoot: a snapshot is taken at the commit index when the policy
+/// fires, so it lands a few entries (a batch committed at once) past the interval.
+pub const SNAPSHOT_LOG_KEEP_MARGIN: u64 = 1_000;
+
+/// The smallest `snapshot_log_keep` that still leaves the log since the previous snapshot, for
+/// snapshots every `snapshot_logs_since_last` entries.
+pub fn snapshot_log_keep_min(snapshot_logs_since_last: u64) -> u64 {
+    snapshot_logs_since_last.saturating_add(SNAPSHOT_LOG_KEEP_MARGIN)
+}
+
+/// "its newest intact snapshot ends at index 2003 (skipped as damaged: …)", for
+/// [`crate::StartError::SnapshotBehindLog`].
+pub(crate) fn describe_snapshots(snapshot: Option<u64>, damaged: &[PathBuf]) -> String {
+    let mut out = match snapshot {
+        Some(index) => format!("its newest intact snapshot ends at index {index}"),
+        None => "it has no intact snapshot".to_string(),
+    };
+    if !damaged.is_empty() {
+        let names: Vec<String> = damaged.iter().map(|p| p.display().to_string()).collect();
+        out.push_str(&format!(" (skipped as damaged: {})", names.join(", ")));
+    }
+    out
+}
 
 /// One applied command, for live streams (prices, an account's bets).
 #[derive(Clone, Debug)]
@@ -49,6 +87,8 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<Arc<AppliedEvent>>,
     files: SnapshotFiles,
     current: Mutex<Option<Snapshot>>,
+    /// Snapshot files skipped as damaged when this state machine was opened.
+    damaged: Vec<PathBuf>,
 }
 
 /// The state machine handed to openraft. Clones share one state.
@@ -77,8 +117,11 @@ impl StateMachine {
         events: Option<broadcast::Sender<Arc<AppliedEvent>>>,
     ) -> io::Result<StateMachine> {
         let files = SnapshotFiles::open_with(disk, snapshot_dir)?;
-        let latest =
-            files.latest(|path, e| tracing::error!(path = %path.display(), error = %e, "damaged snapshot skipped"))?;
+        let mut damaged = Vec::new();
+        let latest = files.latest(|path, e| {
+            tracing::error!(path = %path.display(), error = %e, "damaged snapshot skipped");
+            damaged.push(path.to_path_buf());
+        })?;
         let (data, current) = match latest {
             None => (SmData { state: State::new(), last_applied: None, membership: StoredMembership::default() }, None),
             Some(file) => {
@@ -105,7 +148,28 @@ impl StateMachine {
                 events,
                 files,
                 current: Mutex::new(current),
+                damaged,
             }),
+        })
+    }
+
+    /// Checks, before Raft starts, that the loaded snapshot and `log` together rebuild the
+    /// state: the log must be purged no further than the snapshot's index, or the entries in
+    /// between are on no local disk. Otherwise the node cannot start from its own data (it
+    /// must be re-added and recover from its peers), and says so.
+    pub fn check_log_follows(&self, log: &LogStore, node: u64, data_dir: &Path) -> Result<(), crate::StartError> {
+        let Some(bytes) = log.read_meta(MetaKey::Purged)? else { return Ok(()) };
+        let purged = records::decode::<LogIdRecord>(&bytes)?.index;
+        let snapshot = self.read(|d| d.last_applied.map(|l| l.index));
+        if snapshot.is_some_and(|s| s >= purged) {
+            return Ok(());
+        }
+        Err(crate::StartError::SnapshotBehindLog {
+            dir: data_dir.to_path_buf(),
+            node,
+            purged,
+            snapshot,
+            damaged: self.shared.damaged.clone(),
         })
     }
 
@@ -199,6 +263,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 d.last_applied = Some(entry.log_id);
                 match entry.payload {
                     EntryPayload::Blank => Response::default(),
+                    // The skipped-entry bug (simulator teeth only): counted as applied, not applied.
+                    EntryPayload::Normal(Request { command, .. })
+                        if crate::faults::skip_entry(&self.shared.events, index, &command) =>
+                    {
+                        Response::default()
+                    }
                     EntryPayload::Normal(Request { time, command }) => {
                         let outcome = apply(&mut d.state, &command, ApplyCtx { log_index: index, time });
                         drop(d);
@@ -247,5 +317,93 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         Ok(self.shared.current.lock().expect("snapshot lock").clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StartError;
+
+    fn log_purged_to(dir: &Path, purged: Option<u64>) -> LogStore {
+        let log = LogStore::open(&dir.join("raft-log.redb")).unwrap();
+        if let Some(index) = purged {
+            log.purge(index, &records::encode(&LogIdRecord { term: 1, node: 1, index })).unwrap();
+        }
+        log
+    }
+
+    fn write_snapshot(files: &SnapshotFiles, index: u64) -> PathBuf {
+        let meta = SnapshotMeta {
+            last_log_id: Some(LogIdRecord { term: 1, node: 1, index }.into()),
+            last_membership: StoredMembership::default(),
+        };
+        let file = SnapshotFile {
+            index,
+            meta: records::encode(&SnapshotMetaRecord::from(&meta)),
+            data: State::new().encode_snapshot(),
+        };
+        files.write(&file).unwrap()
+    }
+
+    fn damage(path: &Path) {
+        let mut bytes = std::fs::read(path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x40;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_newest_snapshot_falls_back_while_the_log_reaches_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = dir.path().join("snapshots");
+        let files = SnapshotFiles::open(&snapshots).unwrap();
+        write_snapshot(&files, 100);
+        let newest = write_snapshot(&files, 200);
+        damage(&newest);
+        let sm = StateMachine::open(&snapshots).unwrap();
+        assert_eq!(sm.applied_index(), 100);
+        let log = log_purged_to(dir.path(), Some(100));
+        sm.check_log_follows(&log, 2, dir.path()).expect("the log starts right after the previous snapshot");
+    }
+
+    #[test]
+    fn a_lone_damaged_snapshot_is_replaced_by_the_whole_log_if_nothing_was_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = dir.path().join("snapshots");
+        let only = write_snapshot(&SnapshotFiles::open(&snapshots).unwrap(), 100);
+        damage(&only);
+        let sm = StateMachine::open(&snapshots).unwrap();
+        assert_eq!(sm.applied_index(), 0);
+        let log = log_purged_to(dir.path(), None);
+        sm.check_log_follows(&log, 2, dir.path()).expect("the whole log is there");
+    }
+
+    #[test]
+    fn a_log_purged_past_the_newest_intact_snapshot_is_refused_with_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = dir.path().join("snapshots");
+        let files = SnapshotFiles::open(&snapshots).unwrap();
+        write_snapshot(&files, 100);
+        let newest = write_snapshot(&files, 200);
+        damage(&newest);
+        let sm = StateMachine::open(&snapshots).unwrap();
+        let log = log_purged_to(dir.path(), Some(150));
+        let refused = sm.check_log_follows(&log, 2, dir.path()).unwrap_err();
+        assert!(
+            matches!(&refused, StartError::SnapshotBehindLog { purged: 150, snapshot: Some(100), damaged, .. }
+                if damaged == &vec![newest.clone()]),
+            "{refused:?}"
+        );
+        let text = refused.to_string();
+        assert!(text.contains("purged up to index 150, but its newest intact snapshot ends at index 100"), "{text}");
+        assert!(text.contains("skipped as damaged:") && text.contains("snap-00000000000000000200.pds"), "{text}");
+        assert!(text.contains("paddock members remove --id 2"), "{text}");
+
+        // No snapshot at all (all damaged, or none written) and a purged log: the same.
+        let empty = tempfile::tempdir().unwrap();
+        let sm = StateMachine::open(empty.path()).unwrap();
+        let refused = sm.check_log_follows(&log, 2, dir.path()).unwrap_err();
+        assert!(refused.to_string().contains("it has no intact snapshot"), "{refused}");
     }
 }

@@ -109,6 +109,8 @@ fn evaluate(
         }
         match market.status {
             MarketStatus::Open => {}
+            MarketStatus::Closed | MarketStatus::Settled | MarketStatus::Resettled
+                if crate::faults::accept_bets_after_close() => {}
             MarketStatus::Suspended => return Err(ResultCode::MarketSuspended),
             MarketStatus::Closed => return Err(ResultCode::MarketClosed),
             MarketStatus::Voided => return Err(ResultCode::MarketVoided),

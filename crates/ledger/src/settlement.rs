@@ -205,6 +205,9 @@ fn settle_bet(state: &mut State, id: BetId, r: Rounded, now: TimestampMs) {
     state.bets.get_mut(&id).expect("bet exists").legs = legs;
     state.post(Book::Reserved(account), Book::House(currency), stake);
     state.post(Book::House(currency), Book::Wallet(account), Money(r.paid_minor));
+    if crate::faults::pay_winner_twice() && r.paid_minor > stake.0 {
+        state.post(Book::House(currency), Book::Wallet(account), Money(r.paid_minor));
+    }
     state.house.get_mut(&currency).expect("house exists").rounding_micro += r.remainder_micro;
     state.record_activity(account, now, Money::ZERO, Money(-r.paid_minor));
     state.repay_debt(account);

@@ -79,6 +79,15 @@ impl State {
         StateHash(Sha256::digest(payload(self)).into())
     }
 
+    /// The state hash leaving out the idempotency records: what a refused command must leave
+    /// unchanged (a refusal changes nothing but the record of its key).
+    pub fn book_hash(&self) -> StateHash {
+        let mut book = self.clone();
+        book.idempotency.clear();
+        book.idempotency_expiry.clear();
+        book.state_hash()
+    }
+
     /// The state as snapshot bytes.
     pub fn encode_snapshot(&self) -> Vec<u8> {
         let body = payload(self);

@@ -271,7 +271,9 @@ fn changed_price_is_refused_under_the_exact_policy() {
     let p = book.request(1, &[1], BetKind::Single, 1_000); // saw 2/1
     book.ok(Command::SetPrice { market: MarketId(1), selection: SelectionId(1), odds: odds("9/4"), key: fresh_key() });
     book.refuse(place(p.clone()), ResultCode::OddsChanged);
+    // Another attempt is another key: the first key's refusal is its final answer.
     let mut worse = p;
+    worse.key = fresh_key();
     worse.legs[0].odds = odds("5/2");
     worse.odds_policy = OddsPolicy::Higher;
     book.refuse(place(worse), ResultCode::OddsChanged);

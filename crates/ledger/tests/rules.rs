@@ -625,9 +625,9 @@ fn price_book(current: &str) -> Book {
 fn odds_policy_exact_refuses_any_price_change() {
     // Seen 5/2, now 3/1 (better) or 2/1 (worse): both refused. Seen 3/1 when it is 3/1: accepted.
     let mut book = price_book("3/1");
-    let before = book.state.state_hash();
+    let before = book.state.book_hash();
     assert_eq!(policy_bet(&mut book, "5/2", OddsPolicy::Exact), Outcome::Rejected(ResultCode::OddsChanged));
-    assert_eq!(book.state.state_hash(), before);
+    assert_eq!(book.state.book_hash(), before, "only the key's record of the refusal is kept");
     let mut book = price_book("2/1");
     assert_eq!(policy_bet(&mut book, "5/2", OddsPolicy::Exact), Outcome::Rejected(ResultCode::OddsChanged));
     let mut book = price_book("3/1");
@@ -1045,8 +1045,8 @@ fn time_out_refuses_bets_and_deposits_until_it_ends() {
 #[test]
 fn retry_with_the_same_key_and_body_returns_the_original_outcome_and_moves_money_once() {
     // Deposit £50 twice with one key: one deposit, both answers say balance 5000p. Bet £10
-    // twice with one key: one bet, one stake taken (balance 4000p). A refusal is not remembered:
-    // the same key may be used again once the cause is gone.
+    // twice with one key: one bet, one stake taken (balance 4000p). A refusal is remembered too:
+    // the key's first answer is final, so a new attempt once the cause is gone takes a new key.
     let mut book = Book::new();
     book.open_funded(1, 0);
     book.market(1, &[(1, "2/1"), (2, "2/1")]);
@@ -1066,7 +1066,11 @@ fn retry_with_the_same_key_and_body_returns_the_original_outcome_and_moves_money
     let big = Command::PlaceBet(book.request(1, &[1], BetKind::Single, 10_000));
     assert_eq!(book.run(big.clone()), Outcome::Rejected(ResultCode::InsufficientFunds));
     assert!(book.deposit(1, 6_000).is_done());
-    assert!(book.run(big).is_done());
+    let hash = book.state.state_hash();
+    assert_eq!(book.run(big), Outcome::Rejected(ResultCode::InsufficientFunds), "the retry gets the first answer");
+    assert_eq!(book.state.state_hash(), hash, "and changes nothing");
+    let again = Command::PlaceBet(book.request(1, &[1], BetKind::Single, 10_000));
+    assert!(book.run(again).is_done(), "a new attempt, with a new key, is judged anew");
     assert_eq!(book.balance(1), 0);
 }
 

@@ -44,9 +44,12 @@ pub struct NodeConfig {
     /// Take a snapshot every this many log entries.
     #[serde(default = "default_snapshot_logs")]
     pub snapshot_logs_since_last: u64,
-    /// Log entries kept behind the newest snapshot when the log is purged.
-    #[serde(default = "default_snapshot_log_keep")]
-    pub snapshot_log_keep: u64,
+    /// Log entries kept behind the newest snapshot when the log is purged. Unset: the snapshot
+    /// interval plus [`paddock_consensus::SNAPSHOT_LOG_KEEP_MARGIN`], so that the log since the
+    /// previous snapshot survives and a damaged newest snapshot can be skipped for the previous
+    /// one; a smaller value is refused (see [`NodeConfig::snapshot_log_keep`]).
+    #[serde(default)]
+    pub snapshot_log_keep: Option<u64>,
     /// Cluster time: how far this node's clock may be from a majority of the voters' (ms)
     /// before, as leader, it refuses to stamp commands and hands leadership over.
     #[serde(default = "default_clock_offset_max")]
@@ -105,9 +108,6 @@ fn default_election_max() -> u64 {
 fn default_snapshot_logs() -> u64 {
     10_000
 }
-fn default_snapshot_log_keep() -> u64 {
-    1_000
-}
 fn default_clock_offset_max() -> u64 {
     500
 }
@@ -143,7 +143,7 @@ impl NodeConfig {
             election_timeout_min_ms: default_election_min(),
             election_timeout_max_ms: default_election_max(),
             snapshot_logs_since_last: default_snapshot_logs(),
-            snapshot_log_keep: default_snapshot_log_keep(),
+            snapshot_log_keep: None,
             clock_offset_max_ms: default_clock_offset_max(),
             clock_offset_ms: 0,
             clock_offset_file: None,
@@ -185,7 +185,23 @@ impl NodeConfig {
         if self.concurrency_limit == 0 || self.body_limit_bytes < 1024 {
             return Err("concurrency_limit must be positive and body_limit_bytes at least 1024".into());
         }
+        let keep_min = paddock_consensus::snapshot_log_keep_min(self.snapshot_logs_since_last);
+        if let Some(keep) = self.snapshot_log_keep.filter(|k| *k < keep_min) {
+            return Err(format!(
+                "snapshot_log_keep {keep} is below snapshot_logs_since_last + {} = {keep_min}: a damaged newest \
+                 snapshot is skipped for the previous one plus the log after it, so the log must reach back past \
+                 the previous snapshot; leave snapshot_log_keep unset (the default is {keep_min}) or raise it",
+                paddock_consensus::SNAPSHOT_LOG_KEEP_MARGIN
+            ));
+        }
         Ok(())
+    }
+
+    /// Log entries Raft keeps behind the newest snapshot: `snapshot_log_keep` if set, else
+    /// [`paddock_consensus::snapshot_log_keep_min`] of the snapshot interval.
+    pub fn snapshot_log_keep(&self) -> u64 {
+        self.snapshot_log_keep
+            .unwrap_or_else(|| paddock_consensus::snapshot_log_keep_min(self.snapshot_logs_since_last))
     }
 
     /// The peer address others use.
@@ -212,5 +228,24 @@ mod tests {
         assert_eq!(c.heartbeat_ms, 50);
         c.validate().unwrap();
         assert!(NodeConfig::from_toml(&format!("hartbeat_ms = 5\n{text}")).is_err());
+    }
+
+    #[test]
+    fn the_log_keep_defaults_past_one_snapshot_interval_and_a_smaller_one_is_refused() {
+        let mut c =
+            NodeConfig::new(1, "/tmp/p1".into(), "127.0.0.1:7001".parse().unwrap(), "127.0.0.1:7101".parse().unwrap());
+        assert_eq!(c.snapshot_log_keep, None);
+        assert_eq!(c.snapshot_log_keep(), 10_000 + paddock_consensus::SNAPSHOT_LOG_KEEP_MARGIN);
+        c.snapshot_logs_since_last = 2_000;
+        assert_eq!(c.snapshot_log_keep(), 3_000);
+        c.validate().unwrap();
+        c.snapshot_log_keep = Some(3_000);
+        c.validate().unwrap();
+        c.snapshot_log_keep = Some(1_000);
+        let refused = c.validate().unwrap_err();
+        assert!(refused.contains("snapshot_log_keep 1000 is below") && refused.contains("= 3000"), "{refused}");
+        c.snapshot_log_keep = Some(5_000);
+        c.validate().unwrap();
+        assert_eq!(c.snapshot_log_keep(), 5_000);
     }
 }

@@ -214,7 +214,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
                 election_max_ms: config.election_timeout_max_ms,
             },
             snapshot_logs_since_last: config.snapshot_logs_since_last,
-            snapshot_log_keep: config.snapshot_log_keep,
+            snapshot_log_keep: config.snapshot_log_keep(),
             clock_offset_max_ms: config.clock_offset_max_ms,
             write_timeout: Duration::from_millis(config.write_timeout_ms),
             peers: config.bootstrap.clone(),

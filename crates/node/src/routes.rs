@@ -471,6 +471,7 @@ pub(crate) async fn state_hash(State(app): State<App>) -> Answer<StateHashBody> 
     let body = app.consensus.read(|d| StateHashBody {
         applied_index: d.last_applied.map_or(0, |l| l.index),
         state_hash: d.state.state_hash().to_string(),
+        book_hash: d.state.book_hash().to_string(),
         bets: d.state.bet_count() as u64,
         accounts: d.state.account_count() as u64,
     });

@@ -3,8 +3,10 @@
 //! turmoil supplies the crash model: writes not yet synced are lost when a host crashes, and
 //! a file never synced disappears. On top of that this module injects, per node and under the
 //! nemesis's control, the faults a real disk has: EIO on any operation, ENOSPC on writes, and
-//! silent corruption of bytes read (a flipped bit that only a checksum can catch).
+//! silent corruption of bytes read (a flipped bit that only a checksum can catch). It also
+//! counts the snapshot files written, for the coverage report (`paths.rs`).
 
+use crate::paths::NodeProbe;
 use crate::rng::Rng;
 use paddock_storage::Disk;
 use std::io::{self, Read, Write};
@@ -35,6 +37,7 @@ pub type FaultHandle = Arc<Mutex<DiskFaults>>;
 #[derive(Debug, Clone)]
 pub struct SimDisk {
     faults: Incarnation,
+    probe: Arc<NodeProbe>,
 }
 
 /// The fault switches plus this incarnation's liveness. When the simulator crashes a node it
@@ -50,9 +53,9 @@ pub struct Incarnation {
 }
 
 impl SimDisk {
-    /// A disk for one incarnation.
-    pub fn new(faults: Incarnation) -> SimDisk {
-        SimDisk { faults }
+    /// A disk for one incarnation, reporting what it sees to the node's probe.
+    pub fn new(faults: Incarnation, probe: Arc<NodeProbe>) -> SimDisk {
+        SimDisk { faults, probe }
     }
 }
 
@@ -154,7 +157,11 @@ impl Disk for SimDisk {
             f.sync_all()?;
         }
         tfs::rename(&tmp, dir.join(final_name))?;
-        tfs::sync_dir(dir)
+        tfs::sync_dir(dir)?;
+        if final_name.starts_with("snap-") && final_name.ends_with(".pds") {
+            self.probe.snapshot_files_written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

@@ -1,16 +1,19 @@
 //! The consensus crate's [`Transport`] over turmoil's simulated TCP.
 //!
 //! One connection per call, so a crash or partition that breaks a connection affects only
-//! the calls on it. Frames:
+//! the calls on it. The server side reports `InstallSnapshot` RPCs to the node's probe (the
+//! coverage report, `paths.rs`). Frames:
 //!
 //! ```text
 //! request:  tag u8 | cluster id length u16 | cluster id | payload length u32 | payload
 //! response: status u8 (0 ok, 1 refused, 2 unavailable) | length u32 | payload or message
 //! ```
 
+use crate::paths::NodeProbe;
 use futures::future::BoxFuture;
 use paddock_consensus::transport::{Handler, HandlerError, PeerError, Rpc, Transport};
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::{TcpListener, TcpStream};
@@ -84,7 +87,7 @@ impl Transport for SimTransport {
     }
 }
 
-async fn serve_one(handler: Handler, mut stream: TcpStream) -> io::Result<()> {
+async fn serve_one(handler: Handler, probe: Arc<NodeProbe>, mut stream: TcpStream) -> io::Result<()> {
     let tag = stream.read_u8().await?;
     let cid_len = stream.read_u16().await?;
     let mut cid = vec![0; cid_len as usize];
@@ -93,6 +96,12 @@ async fn serve_one(handler: Handler, mut stream: TcpStream) -> io::Result<()> {
     let cluster_id = String::from_utf8_lossy(&cid).to_string();
     let answer = match Rpc::from_tag(tag) {
         None => Err(HandlerError::BadRequest(format!("unknown rpc tag {tag}"))),
+        Some(Rpc::InstallSnapshot) => {
+            let mut install = probe.install();
+            let answer = handler.handle(&cluster_id, Rpc::InstallSnapshot, &payload).await;
+            install.answered_ok = answer.is_ok();
+            answer
+        }
         Some(rpc) => handler.handle(&cluster_id, rpc, &payload).await,
     };
     let (status, body) = match answer {
@@ -108,13 +117,13 @@ async fn serve_one(handler: Handler, mut stream: TcpStream) -> io::Result<()> {
 }
 
 /// Serves `handler` on the node's peer port until the host stops.
-pub async fn serve(handler: Handler) -> io::Result<()> {
+pub async fn serve(handler: Handler, probe: Arc<NodeProbe>) -> io::Result<()> {
     let listener = TcpListener::bind(("0.0.0.0", PEER_PORT)).await?;
     loop {
         let (stream, _) = listener.accept().await?;
-        let handler = handler.clone();
+        let (handler, probe) = (handler.clone(), probe.clone());
         tokio::spawn(async move {
-            let _ = serve_one(handler, stream).await;
+            let _ = serve_one(handler, probe, stream).await;
         });
     }
 }

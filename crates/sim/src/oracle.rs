@@ -1,10 +1,15 @@
-//! The client oracle and the committed-log record: what clients sent and were told, and
-//! what every node applied at every index.
+//! The client oracle and the committed-log record: what clients sent and were told, and what
+//! the nodes applied at every index.
 //!
 //! Client answers are claims to verify; the log record, gathered from every node's applied
-//! entries, is the ground truth they are checked against.
+//! entries, is the ground truth they are checked against. The record is taken from each
+//! node's applied-entry channel by the driver after every simulation step (not by a task on
+//! the node), so an entry a node applied just before it crashed is still recorded: every
+//! committed entry up to any replica's applied index is in the record, which the reference
+//! model relies on (`model.rs`). Blank and membership entries are not ledger commands and are
+//! not recorded.
 
-use paddock_ledger::{AccountId, BetId, Command, Done, MarketId, Money, Odds, Outcome};
+use paddock_ledger::{AccountId, BetId, Command, Done, Money, Odds, Outcome, TimestampMs};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,72 +33,46 @@ pub struct AckedBet {
     pub bet: BetId,
     /// Stake taken.
     pub stake: Money,
-    /// Accepted odds per leg.
-    pub odds: Vec<Odds>,
+    /// Accepted odds per leg; `None` while the bet waited for its in-play delay (the odds are
+    /// fixed when it is decided).
+    pub odds: Option<Vec<Odds>>,
 }
 
-/// Everything recorded during a run.
+/// Everything the clients sent and were told.
 #[derive(Default, Debug)]
-pub struct Oracle {
+pub struct Clients {
     /// Every definitive answer per idempotency key (retries append; all must be equal).
     pub answers: BTreeMap<String, Vec<Acked>>,
     /// Keys whose command was sent but never got a definitive answer.
     pub outstanding: BTreeSet<String>,
-    /// Acknowledged placements.
+    /// Acknowledged placements, accepted or pending.
     pub bets: Vec<AckedBet>,
-    /// Committed log, index → (digest of the command, the command, its outcome), from every
-    /// node's applied entries.
-    pub log: BTreeMap<u64, ([u8; 32], Command, Outcome)>,
-    /// Violations found as the run went.
-    pub violations: Vec<String>,
     /// Linearizable-read checks done.
     pub reads_checked: u64,
 }
 
-fn digest(command: &Command, outcome: &Outcome) -> [u8; 32] {
-    let bytes = postcard::to_stdvec(&(command, outcome)).expect("commands encode");
-    Sha256::digest(bytes).into()
-}
-
-impl Oracle {
-    /// Records a definitive answer to a keyed command.
-    pub fn answer(&mut self, key: &str, acked: Acked) {
-        if let Outcome::Done(Done::BetAccepted { bet, odds, stake, .. }) = &acked.outcome {
-            let first = self.answers.get(key).is_none_or(|a| a.is_empty());
-            if first {
-                if let Command::PlaceBet(p) = &acked.command {
-                    self.bets.push(AckedBet { account: p.account, bet: *bet, stake: *stake, odds: odds.clone() });
+impl Clients {
+    /// Records a definitive answer to a keyed command; returns the first answer for the key,
+    /// if this one is a retry's.
+    pub fn answer(&mut self, key: &str, acked: Acked) -> Option<Acked> {
+        let first = self.answers.get(key).and_then(|a| a.first()).cloned();
+        if first.is_none() {
+            if let Command::PlaceBet(p) = &acked.command {
+                let placed = match &acked.outcome {
+                    Outcome::Done(Done::BetAccepted { bet, odds, stake, .. }) => {
+                        Some((*bet, *stake, Some(odds.clone())))
+                    }
+                    Outcome::Done(Done::BetPending { bet, stake, .. }) => Some((*bet, *stake, None)),
+                    _ => None,
+                };
+                if let Some((bet, stake, odds)) = placed {
+                    self.bets.push(AckedBet { account: p.account, bet, stake, odds });
                 }
             }
         }
-        let entry = self.answers.entry(key.to_string()).or_default();
-        if let Some(first) = entry.first() {
-            // Invariant 4: a retry returns the original outcome.
-            if first.outcome != acked.outcome {
-                self.violations.push(format!(
-                    "key {key}: retry answered {:?}, first answer was {:?}",
-                    acked.outcome, first.outcome
-                ));
-            }
-        }
-        entry.push(acked);
+        self.answers.entry(key.to_string()).or_default().push(acked);
         self.outstanding.remove(key);
-    }
-
-    /// Records an entry a node applied; two nodes disagreeing on an index is a violation of
-    /// log matching (invariant 8).
-    pub fn applied(&mut self, node: u64, index: u64, command: &Command, outcome: &Outcome) {
-        let d = digest(command, outcome);
-        match self.log.get(&index) {
-            Some((existing, _, _)) if *existing != d => {
-                self.violations
-                    .push(format!("node {node} applied a different entry at index {index} than another node"));
-            }
-            Some(_) => {}
-            None => {
-                self.log.insert(index, (d, command.clone(), outcome.clone()));
-            }
-        }
+        first
     }
 
     /// First answers by kind: `done`, or the refusal code.
@@ -110,54 +89,43 @@ impl Oracle {
         }
         out
     }
+}
 
-    /// Invariant 5 on the committed log: no bet accepted while its market was not open.
-    pub fn check_no_bet_on_a_closed_market(&mut self) {
-        #[derive(Clone, Copy, PartialEq)]
-        enum S {
-            Open,
-            Shut,
+/// One committed entry as a node applied it.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Digest of the command and its outcome (two nodes must agree on it).
+    pub digest: [u8; 32],
+    /// The leader's timestamp.
+    pub time: TimestampMs,
+    /// The command.
+    pub command: Command,
+    /// What applying it answered.
+    pub outcome: Outcome,
+}
+
+/// The committed log as the nodes applied it: index → the first node's entry.
+#[derive(Default, Debug)]
+pub struct Committed {
+    /// Entries by log index.
+    pub entries: BTreeMap<u64, Entry>,
+}
+
+impl Committed {
+    /// Records an entry a node applied; returns the entry already recorded at that index if
+    /// it differs (a log-matching violation, judged by the caller).
+    pub fn record(&mut self, index: u64, time: TimestampMs, command: &Command, outcome: &Outcome) -> Option<&Entry> {
+        let bytes = postcard::to_stdvec(&(command, outcome)).expect("commands encode");
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        if self.entries.get(&index).is_some_and(|e| e.digest != digest) {
+            return self.entries.get(&index);
         }
-        let mut status: BTreeMap<MarketId, S> = BTreeMap::new();
-        // A retried key is answered from the idempotency record with the original outcome:
-        // only the first entry naming a bet is its acceptance.
-        let mut seen: BTreeSet<BetId> = BTreeSet::new();
-        let mut found = Vec::new();
-        let dump: Option<u64> = std::env::var("PADDOCK_SIM_DUMP_MARKET").ok().and_then(|v| v.parse().ok());
-        for (index, (_, command, outcome)) in &self.log {
-            if let Some(m) = dump {
-                let touches = match command {
-                    Command::PlaceBet(p) => p.legs.iter().any(|l| l.market.0 == m),
-                    other => format!("{other:?}").contains(&format!("market: MarketId({m})")),
-                };
-                if touches {
-                    eprintln!("{index}: {command:?} -> {outcome:?}");
-                }
-            }
-            let Outcome::Done(done) = outcome else { continue };
-            match command {
-                Command::CreateMarket { market, .. } | Command::ResumeMarket { market, .. } => {
-                    status.insert(*market, S::Open);
-                }
-                Command::SuspendMarket { market, .. }
-                | Command::CloseMarket { market, .. }
-                | Command::SettleMarket { market, .. }
-                | Command::VoidMarket { market, .. } => {
-                    status.insert(*market, S::Shut);
-                }
-                Command::PlaceBet(p) if matches!(done, Done::BetAccepted { bet, .. } if seen.insert(*bet)) => {
-                    for leg in &p.legs {
-                        if status.get(&leg.market) != Some(&S::Open) {
-                            found.push(format!(
-                                "bet accepted at index {index} on market {} which was not open",
-                                leg.market
-                            ));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        self.violations.extend(found);
+        self.entries.entry(index).or_insert_with(|| Entry {
+            digest,
+            time,
+            command: command.clone(),
+            outcome: outcome.clone(),
+        });
+        None
     }
 }

@@ -184,20 +184,23 @@ impl LogStore {
     /// Queues `entries` (index, unframed bytes) for the disk and makes them readable at once.
     /// `done` runs after the fsync that makes them durable.
     pub fn append(&self, entries: Vec<(u64, Vec<u8>)>, done: Done) {
-        if self.shared.poisoned.load(Ordering::SeqCst) {
-            done(Err(io::Error::other("raft log is poisoned by an earlier write error")));
-            return;
-        }
         let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed);
         let framed: Vec<(u64, u64, Arc<[u8]>)> = entries
             .into_iter()
             .map(|(i, bytes)| (i, generation, Arc::from(frame::encode(KIND_LOG_ENTRY, FORMAT_VERSION, &bytes))))
             .collect();
+        // Readable at once even when the write is bound to fail: openraft may already count
+        // them as appended and apply the committed ones before it learns of the failure (an
+        // append that vanished made it apply nothing; found by the simulator).
         {
             let mut pending = self.shared.pending.lock().expect("pending lock");
             for (i, g, b) in &framed {
                 pending.insert(*i, (*g, b.clone()));
             }
+        }
+        if self.shared.poisoned.load(Ordering::SeqCst) {
+            done(Err(io::Error::other("raft log is poisoned by an earlier write error")));
+            return;
         }
         self.send(Op::Append { entries: framed, done });
     }
@@ -246,7 +249,9 @@ impl LogStore {
     /// entry up to and including `upto`, in one durable transaction.
     pub fn purge(&self, upto: u64, purged: &[u8]) -> io::Result<()> {
         let purged = frame::encode(KIND_META, FORMAT_VERSION, purged);
-        self.wait(|done| Op::Purge { upto, purged, done })
+        self.wait(|done| Op::Purge { upto, purged, done })?;
+        metrics::counter!("paddock_raft_log_purges_total").increment(1);
+        Ok(())
     }
 
     fn wait(&self, make: impl FnOnce(Done) -> Op) -> io::Result<()> {
@@ -435,6 +440,87 @@ mod tests {
         assert_eq!(log.read_range(1, 10).unwrap(), vec![(1, b"a".to_vec()), (2, b"b".to_vec())]);
         assert_eq!(log.read_meta(MetaKey::Vote).unwrap(), Some(b"vote-1".to_vec()));
         assert_eq!(log.last().unwrap(), Some((2, b"b".to_vec())));
+    }
+
+    /// A disk whose database writes fail once `broken` is set.
+    #[derive(Debug)]
+    struct BreakableDisk {
+        broken: Arc<AtomicBool>,
+    }
+
+    #[derive(Debug)]
+    struct BreakableBackend {
+        inner: redb::backends::FileBackend,
+        broken: Arc<AtomicBool>,
+    }
+
+    impl redb::StorageBackend for BreakableBackend {
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(io::Error::other("broken disk"));
+            }
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(io::Error::other("broken disk"));
+            }
+            self.inner.write(offset, data)
+        }
+    }
+
+    impl Disk for BreakableDisk {
+        fn db_backend(&self, path: &Path) -> io::Result<Box<dyn redb::StorageBackend>> {
+            let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+            let inner = redb::backends::FileBackend::new(file).map_err(other)?;
+            Ok(Box::new(BreakableBackend { inner, broken: self.broken.clone() }))
+        }
+        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+            StdDisk.create_dir_all(dir)
+        }
+        fn write_atomic(&self, dir: &Path, tmp: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
+            StdDisk.write_atomic(dir, tmp, name, bytes)
+        }
+        fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+            StdDisk.read(path)
+        }
+        fn list(&self, dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+            StdDisk.list(dir)
+        }
+        fn remove(&self, path: &Path) -> io::Result<()> {
+            StdDisk.remove(path)
+        }
+    }
+
+    #[test]
+    fn an_append_to_a_poisoned_log_is_still_readable() {
+        // Regression (simulator, seed 79): after a failed write the store refused later appends
+        // without making them readable. openraft counts an entry as appended when `append`
+        // returns, so it applied committed entries the log then did not hold: nothing was
+        // applied (a debug assertion in openraft; in a release build the state machine would
+        // have skipped them).
+        let dir = tempfile::tempdir().unwrap();
+        let broken = Arc::new(AtomicBool::new(false));
+        let disk = BreakableDisk { broken: broken.clone() };
+        let log =
+            LogStore::open_with(&disk, &dir.path().join("raft.redb"), WriterMode::Inline, FaultSwitches::default())
+                .unwrap();
+        append_wait(&log, vec![(1, b"a".to_vec())]).unwrap();
+        broken.store(true, Ordering::SeqCst);
+        assert!(append_wait(&log, vec![(2, b"b".to_vec())]).is_err());
+        assert!(log.is_poisoned());
+        assert!(append_wait(&log, vec![(3, b"c".to_vec())]).is_err());
+        let read: Vec<u64> = log.read_range(1, 4).unwrap().into_iter().map(|(i, _)| i).collect();
+        assert_eq!(read, vec![1, 2, 3]);
     }
 
     #[test]

@@ -110,6 +110,12 @@ impl Book {
     /// fixture's clock has moved more than the book's maximum step since the last entry, the
     /// leader's `ResolvePending` ticks come first, as a real leader's would.
     pub fn run(&mut self, cmd: Command) -> Outcome {
+        self.catch_up();
+        self.apply_entry(cmd)
+    }
+
+    /// The leader's ticks over a quiet spell longer than the book's maximum clock step.
+    pub fn catch_up(&mut self) {
         let step = self.state.config().clock_step_max_ms;
         let clock = self.state.clock().0;
         if clock != 0 && self.time_ms > clock + step {
@@ -122,7 +128,6 @@ impl Book {
             }
             self.time_ms = target;
         }
-        self.apply_entry(cmd)
     }
 
     fn tick(&mut self) {
@@ -149,12 +154,14 @@ impl Book {
         }
     }
 
-    /// Applies a command that must be refused with `code` and change nothing at all.
+    /// Applies a command that must be refused with `code` and change nothing but the record of
+    /// its idempotency key.
     pub fn refuse(&mut self, cmd: Command, code: ResultCode) {
-        let before = self.state.state_hash();
+        self.catch_up();
+        let before = self.state.book_hash();
         let outcome = self.run(cmd.clone());
         assert_eq!(outcome, Outcome::Rejected(code), "{cmd:?}");
-        assert_eq!(self.state.state_hash(), before, "refused {cmd:?} changed the state");
+        assert_eq!(self.state.book_hash(), before, "refused {cmd:?} changed the book");
     }
 
     /// A fresh idempotency key.

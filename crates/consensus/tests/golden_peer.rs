@@ -1,0 +1,213 @@
+//! The peer protocol cannot drift: golden bytes of every `ForwardOp` and `ForwardReply`
+//! variant, of every `WriteError` and of `Written` (postcard payloads), and of the protobuf
+//! `Frame` that carries them (`tests/fixtures/peer/`); the postcard tags of those enums and the
+//! `Rpc` wire tags are pinned, and each `Rpc` is a method of the `paddock.peer.v1.Peer` service.
+//!
+//! Why it matters: during a rolling upgrade nodes of two builds talk to each other; a follower
+//! of the new build forwards writes to a leader of the old one and relays its answer. The peer
+//! protocol's version is its protobuf package, `paddock.peer.v1`. See `tests/golden/mod.rs`.
+
+mod golden;
+
+use golden::{check_tags, postcard_decode, postcard_encode, variant_of, Format, Golden};
+use paddock_consensus::proto::Frame;
+use paddock_consensus::transport::Rpc;
+use paddock_consensus::{ForwardOp, ForwardReply, WriteError, Written};
+use paddock_ledger::{
+    AccountId, BetId, BetKind, Command, Done, IdempotencyKey, LegRequest, MarketId, Money, Odds, OddsPolicy, Outcome,
+    PlaceBet, SelectionId, TimestampMs,
+};
+use prost::Message;
+
+const PEER: Format = Format {
+    dir: "peer",
+    version: 1,
+    bump: "the peer protocol version (the protobuf package paddock.peer.v1 in crates/consensus/proto/peer.proto)",
+};
+
+fn odds(num: u64, den: u64) -> Odds {
+    Odds::new(num, den).expect("a price the book offers")
+}
+
+fn place_bet() -> Command {
+    Command::PlaceBet(PlaceBet {
+        account: AccountId(1001),
+        legs: vec![LegRequest { market: MarketId(501), selection: SelectionId(5011), odds: odds(31, 10) }],
+        kind: BetKind::Single,
+        stake_per_line: Money(1_000),
+        each_way: false,
+        odds_policy: OddsPolicy::Exact,
+        key: IdempotencyKey("bet-5c0ffee0".to_string()),
+    })
+}
+
+fn accepted() -> Outcome {
+    Outcome::Done(Done::BetAccepted {
+        bet: BetId(42),
+        odds: vec![odds(31, 10)],
+        stake: Money(1_000),
+        balance: Money(9_000),
+    })
+}
+
+/// One operation of every variant, in declaration order.
+fn forward_ops() -> Vec<(&'static str, ForwardOp)> {
+    vec![
+        ("forward_op_write", ForwardOp::Write(place_bet())),
+        ("forward_op_add_learner", ForwardOp::AddLearner { id: 4, addr: "10.0.0.4:7001".to_string() }),
+        ("forward_op_promote", ForwardOp::Promote { id: 4 }),
+        ("forward_op_remove", ForwardOp::Remove { id: 2 }),
+        ("forward_op_transfer_leader", ForwardOp::TransferLeader { to: 3 }),
+        ("forward_op_membership", ForwardOp::Membership),
+        ("forward_op_clock_sample", ForwardOp::ClockSample),
+    ]
+}
+
+/// One reply of every variant (and both shapes of a leader hint), in declaration order.
+fn forward_replies() -> Vec<(&'static str, ForwardReply)> {
+    vec![
+        ("forward_reply_written", ForwardReply::Written { outcome: accepted(), log_index: 1042 }),
+        ("forward_reply_done", ForwardReply::Done),
+        ("forward_reply_not_leader_hint", ForwardReply::NotLeader { leader: Some(2) }),
+        ("forward_reply_not_leader_unknown", ForwardReply::NotLeader { leader: None }),
+        (
+            "forward_reply_failed",
+            ForwardReply::Failed(WriteError::Refused("node 9 is not a learner of this cluster".to_string())),
+        ),
+        ("forward_reply_membership", ForwardReply::Membership { voters: vec![1, 2, 3], replicated: vec![2, 3] }),
+        ("forward_reply_clock", ForwardReply::Clock { now: TimestampMs(1_700_000_000_123) }),
+    ]
+}
+
+/// Every write error, in declaration order.
+fn write_errors() -> Vec<(&'static str, WriteError)> {
+    vec![
+        ("write_error_no_leader", WriteError::NoLeader),
+        ("write_error_unknown", WriteError::Unknown("no answer within 5s".to_string())),
+        ("write_error_stopped", WriteError::Stopped("raft log is poisoned by an earlier write error".to_string())),
+        ("write_error_refused", WriteError::Refused("node 4 is already a voter".to_string())),
+        (
+            "write_error_clock_unsynchronized",
+            WriteError::ClockUnsynchronized("this node's clock is 3600000 ms ahead of 2 of 3 voters".to_string()),
+        ),
+    ]
+}
+
+#[test]
+fn every_forward_op_and_reply_variant_encodes_to_its_fixture_and_decodes_from_it() {
+    let mut golden = Golden::new(env!("CARGO_MANIFEST_DIR"), env!("CARGO_PKG_NAME"), PEER);
+    for (name, op) in forward_ops() {
+        let label = format!("ForwardOp::{}", variant_of(&op));
+        golden.check_debug(name, &label, &op, postcard_encode, postcard_decode::<ForwardOp>);
+    }
+    for (name, reply) in forward_replies() {
+        let label = format!("ForwardReply::{}", variant_of(&reply));
+        golden.check_debug(name, &label, &reply, postcard_encode, postcard_decode::<ForwardReply>);
+    }
+    for (name, error) in write_errors() {
+        let label = format!("WriteError::{}", variant_of(&error));
+        golden.check(name, &label, &error, postcard_encode, postcard_decode::<WriteError>);
+    }
+    let written = Written { outcome: accepted(), log_index: 1042 };
+    golden.check("written", "Written", &written, postcard_encode, postcard_decode::<Written>);
+    // The `ClientWrite` answer is a `Result`: serde's Ok = 0, Err = 1 around the two above.
+    let answer: Result<Written, WriteError> = Ok(written);
+    golden.check("client_write_ok", "Result<Written, WriteError>", &answer, postcard_encode, postcard_decode);
+    let answer: Result<Written, WriteError> = Err(WriteError::NoLeader);
+    golden.check("client_write_err", "Result<Written, WriteError>", &answer, postcard_encode, postcard_decode);
+    // The protobuf envelope of every peer message, here around a forwarded write.
+    let frame =
+        Frame { cluster_id: "paddock-prod".to_string(), payload: postcard_encode(&ForwardOp::Write(place_bet())) };
+    golden.check(
+        "frame_forward_write",
+        "the protobuf Frame",
+        &frame,
+        |f| f.encode_to_vec(),
+        |bytes| Frame::decode(bytes).map_err(|e| e.to_string()),
+    );
+    golden.finish();
+}
+
+#[test]
+fn forward_op_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
+    let pinned = [
+        ("Write", 0),
+        ("AddLearner", 1),
+        ("Promote", 2),
+        ("Remove", 3),
+        ("TransferLeader", 4),
+        ("Membership", 5),
+        ("ClockSample", 6),
+    ];
+    let samples: Vec<ForwardOp> = forward_ops().into_iter().map(|(_, op)| op).collect();
+    check_tags("ForwardOp", PEER.bump, &pinned, &samples);
+}
+
+#[test]
+fn forward_reply_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
+    let pinned = [("Written", 0), ("Done", 1), ("NotLeader", 2), ("Failed", 3), ("Membership", 4), ("Clock", 5)];
+    let samples: Vec<ForwardReply> = forward_replies().into_iter().map(|(_, reply)| reply).collect();
+    check_tags("ForwardReply", PEER.bump, &pinned, &samples);
+}
+
+#[test]
+fn write_error_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
+    let pinned = [("NoLeader", 0), ("Unknown", 1), ("Stopped", 2), ("Refused", 3), ("ClockUnsynchronized", 4)];
+    let samples: Vec<WriteError> = write_errors().into_iter().map(|(_, e)| e).collect();
+    check_tags("WriteError", PEER.bump, &pinned, &samples);
+}
+
+/// Every RPC: its wire tag (the simulator's transport sends it as one byte) and its gRPC method.
+const RPCS: &[(Rpc, u8, &str)] = &[
+    (Rpc::AppendEntries, 0, "AppendEntries"),
+    (Rpc::Vote, 1, "Vote"),
+    (Rpc::InstallSnapshot, 2, "InstallSnapshot"),
+    (Rpc::TransferLeader, 3, "TransferLeader"),
+    (Rpc::Forward, 4, "Forward"),
+    (Rpc::ReadIndex, 5, "ReadIndex"),
+    (Rpc::ClientWrite, 6, "ClientWrite"),
+    (Rpc::ClientRead, 7, "ClientRead"),
+];
+
+#[test]
+fn rpc_wire_tags_are_pinned_and_every_tag_reads_back() {
+    let mut failures = Vec::new();
+    for &(rpc, tag, _) in RPCS {
+        if rpc.tag() != tag {
+            failures.push(format!(
+                "Rpc::{rpc:?} has wire tag {}, pinned at {tag}: a variant was inserted before it or the variants \
+                 were reordered; new RPCs go at the end only (else bump {})",
+                rpc.tag(),
+                PEER.bump
+            ));
+        }
+        if Rpc::from_tag(tag) != Some(rpc) {
+            failures.push(format!("Rpc::from_tag({tag}) is {:?}, not Rpc::{rpc:?}", Rpc::from_tag(tag)));
+        }
+    }
+    if Rpc::from_tag(RPCS.len() as u8).is_some() {
+        failures.push(format!("tag {} reads as an RPC: pin it in RPCS", RPCS.len()));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let pinned: Vec<(&str, u32)> = RPCS.iter().map(|&(_, tag, name)| (name, u32::from(tag))).collect();
+    let samples: Vec<Rpc> = RPCS.iter().map(|&(rpc, _, _)| rpc).collect();
+    check_tags("Rpc", PEER.bump, &pinned, &samples);
+}
+
+#[test]
+fn every_rpc_is_a_method_of_the_paddock_peer_v1_service_taking_and_returning_a_frame() {
+    assert_eq!(paddock_consensus::proto::peer_server::SERVICE_NAME, "paddock.peer.v1.Peer");
+    let proto = include_str!("../proto/peer.proto");
+    assert!(proto.contains("package paddock.peer.v1;"), "the protocol version is the package name");
+    assert!(proto.contains("message Frame {\n  string cluster_id = 1;\n  bytes payload = 2;\n}"), "Frame's fields");
+    let methods: Vec<&str> = proto
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("rpc "))
+        .map(|l| l.split('(').next().unwrap_or(""))
+        .collect();
+    let expected: Vec<&str> = RPCS.iter().map(|&(_, _, name)| name).collect();
+    assert_eq!(methods, expected, "one gRPC method per Rpc, same names");
+    for name in expected {
+        assert!(proto.contains(&format!("rpc {name}(Frame) returns (Frame);")), "{name} takes and returns a Frame");
+    }
+}

@@ -1,0 +1,173 @@
+//! The invariant checkers: one module per invariant (RELIABILITY.md numbers in brackets), each
+//! saying in its own doc what it checks and what it cannot see.
+//!
+//! | checker | module | invariant | when |
+//! |---|---|---|---|
+//! | `conservation` | [`conservation`] | 1, 2 | every replica, every 100 steps |
+//! | `settled-once` | [`settled_once`] | 6 (at most once) | every replica, every 100 steps; per bet against the model at the end |
+//! | `replicas` | [`replicas`] | 7 | every replica, every 100 steps, and after healing |
+//! | `election` | [`election`] | 8 (one leader per term) | every replica, every 100 steps |
+//! | `log-matching` | [`log_matching`] | 8 (committed entries never change) | every applied entry |
+//! | `acknowledged` | [`acknowledged`] | 3 | the final state |
+//! | `retries` | [`retries`] | 4 | every client answer |
+//! | `idempotency` | [`idempotency`] | 11 | the committed log, at the end |
+//! | `closed-market` | [`closed_market`] | 5 | the committed log, at the end |
+//! | `money` | [`money`] | 1, 2, 4, 6 (amounts) against a reference model | every 100 steps and at the end |
+//! | `linearizable` | [`linearizable`] | 9 | every read of the reader client |
+//! | `liveness` | [`liveness`] | after healing, every request answered, one state | the end |
+//! | `book-clock` | [`clock`] | the book's clock within the cluster-time bound of the true time | every replica, every 100 steps |
+//!
+//! A node that panics is reported too (`node-panic`), but a deliberate bug must be caught by a
+//! checker, not only by a panic (`tests/teeth.rs`).
+
+pub mod acknowledged;
+pub mod clock;
+pub mod closed_market;
+pub mod conservation;
+pub mod election;
+pub mod idempotency;
+pub mod linearizable;
+pub mod liveness;
+pub mod log_matching;
+pub mod money;
+pub mod replicas;
+pub mod retries;
+pub mod settled_once;
+
+use crate::model::Model;
+use crate::world::World;
+use paddock_consensus::Consensus;
+use paddock_ledger::StateHash;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Who found a violation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Checker {
+    /// Money conserved, no negative balance (ledger bookkeeping on every replica).
+    Conservation,
+    /// No bet settled more often than its results allow.
+    SettledOnce,
+    /// Replicas at one applied index hold one state.
+    Replicas,
+    /// At most one leader per term.
+    Election,
+    /// No two nodes apply different entries at one index.
+    LogMatching,
+    /// Every acknowledged bet exists exactly once, as acknowledged.
+    Acknowledged,
+    /// A client's retry gets the first answer.
+    Retries,
+    /// A key takes effect at most once in the committed log.
+    Idempotency,
+    /// No bet accepted on a market that was not open.
+    ClosedMarket,
+    /// Every wallet and every bet's return equals the reference model's.
+    Money,
+    /// Linearizable reads see every acknowledged write.
+    Linearizable,
+    /// After healing, every request completes and the replicas converge.
+    Liveness,
+    /// The book's clock stays within the cluster-time bound of the true time.
+    BookClock,
+    /// A node panicked (not a checker: the ledger's or openraft's own assertion).
+    Panic,
+}
+
+impl Checker {
+    /// Every checker, in report order.
+    pub const ALL: [Checker; 14] = [
+        Checker::Conservation,
+        Checker::SettledOnce,
+        Checker::Replicas,
+        Checker::Election,
+        Checker::LogMatching,
+        Checker::Acknowledged,
+        Checker::Retries,
+        Checker::Idempotency,
+        Checker::ClosedMarket,
+        Checker::Money,
+        Checker::Linearizable,
+        Checker::Liveness,
+        Checker::BookClock,
+        Checker::Panic,
+    ];
+
+    /// Stable kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Checker::Conservation => "conservation",
+            Checker::SettledOnce => "settled-once",
+            Checker::Replicas => "replicas",
+            Checker::Election => "election",
+            Checker::LogMatching => "log-matching",
+            Checker::Acknowledged => "acknowledged",
+            Checker::Retries => "retries",
+            Checker::Idempotency => "idempotency",
+            Checker::ClosedMarket => "closed-market",
+            Checker::Money => "money",
+            Checker::Linearizable => "linearizable",
+            Checker::Liveness => "liveness",
+            Checker::BookClock => "book-clock",
+            Checker::Panic => "node-panic",
+        }
+    }
+
+    /// The checker named `name`.
+    pub fn parse(name: &str) -> Option<Checker> {
+        Checker::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for Checker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A broken invariant and the checker that found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Who found it.
+    pub checker: Checker,
+    /// What was found.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.checker, self.message)
+    }
+}
+
+/// What the continuous checks remember between samples.
+pub(crate) struct Continuous {
+    /// Per applied index, the first node seen there and its state hash.
+    pub(crate) hashes: BTreeMap<u64, (u64, StateHash)>,
+    /// Per term, the leader seen.
+    pub(crate) leaders: BTreeMap<u64, u64>,
+    /// The reference model, advanced along the committed log.
+    pub(crate) model: Model,
+}
+
+impl Continuous {
+    pub(crate) fn new() -> Continuous {
+        Continuous { hashes: BTreeMap::new(), leaders: BTreeMap::new(), model: Model::new() }
+    }
+}
+
+/// One sample of the continuous checks over every running replica.
+pub(crate) fn sample(world: &World, c: &mut Continuous) {
+    let nodes: Vec<(u64, Consensus)> = world.nodes.borrow().iter().map(|(i, n)| (*i, n.clone())).collect();
+    for (id, node) in &nodes {
+        election::observe(world, &mut c.leaders, *id, &node.status());
+        node.read(|d| {
+            let applied = d.last_applied.map_or(0, |l| l.index);
+            conservation::check(world, *id, applied, &d.state);
+            clock::check(world, *id, &d.state);
+            settled_once::check_replica(world, *id, applied, &d.state);
+            replicas::observe(world, &mut c.hashes, *id, applied, d.state.state_hash());
+        });
+    }
+    money::compare_leading(world, &mut c.model, &nodes);
+}
