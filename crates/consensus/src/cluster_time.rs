@@ -131,13 +131,16 @@ impl ClusterTime {
             let (t0, i0) = (clock(), Instant::now());
             let reply = call(transport, addr, Rpc::Forward, &ForwardOp::ClockSample, SAMPLE_TIMEOUT).await;
             let (t1, rtt) = (clock(), i0.elapsed());
+            // This node's clocks at the answer: the sample's offset holds for them, and any
+            // movement of this node's own wall clock after that is corrected for when judging.
+            let at = (Instant::now(), i128::from(t1.0));
             match reply {
                 Ok(ForwardReply::Clock { now }) => {
                     let midpoint = i128::from(t0.0) + (i128::from(t1.0) - i128::from(t0.0)) / 2;
                     let offset = i128::from(now.0) - midpoint;
                     let offset_ms = i64::try_from(offset).unwrap_or(if offset < 0 { i64::MIN } else { i64::MAX });
                     let error_ms = i64::try_from(rtt.as_millis() / 2 + 1).unwrap_or(i64::MAX);
-                    Some((*id, Sample { offset_ms, error_ms }))
+                    Some((*id, Sample { offset_ms, error_ms }, at))
                 }
                 _ => None,
             }
@@ -145,8 +148,8 @@ impl ClusterTime {
         let answers = futures::future::join_all(asks).await;
         let (now, wall) = (Instant::now(), i128::from(clock().0));
         let mut state = self.state();
-        for (id, sample) in answers.into_iter().flatten() {
-            state.samples.insert(id, (sample, now, wall));
+        for (id, sample, (mono_at, wall_at)) in answers.into_iter().flatten() {
+            state.samples.insert(id, (sample, mono_at, wall_at));
         }
         let ids: Vec<u64> = others.iter().map(|(id, _)| *id).collect();
         state.samples.retain(|id, (_, at, _)| ids.contains(id) && now.duration_since(*at) <= SAMPLE_FRESH_FOR);
@@ -164,7 +167,7 @@ impl ClusterTime {
         let verdict = judge(&ids, &fresh, self.max_ms);
         state.others = ids;
         state.judged = true;
-        state.anchor = verdict.synchronized.then(|| (i128::from(clock().0), Instant::now()));
+        state.anchor = verdict.synchronized.then_some((wall, now));
         state.verdict = Some(verdict.clone());
         metrics::gauge!("paddock_clock_synchronized").set(if verdict.synchronized { 1.0 } else { 0.0 });
         for (id, sample) in &fresh {

@@ -7,7 +7,7 @@
 //! of the new build forwards writes to a leader of the old one and relays its answer. The peer
 //! protocol's version is its protobuf package, `paddock.peer.v1`. See `tests/golden/mod.rs`.
 
-mod golden;
+use paddock_golden as golden;
 
 use golden::{check_tags, postcard_decode, postcard_encode, variant_of, Format, Golden};
 use paddock_consensus::proto::Frame;

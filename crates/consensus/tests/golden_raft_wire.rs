@@ -8,7 +8,7 @@
 //! split a cluster of mixed builds during a rolling upgrade; this is where it shows. The
 //! remedy is to send our own records for that RPC, or bump the peer protocol.
 
-mod golden;
+use paddock_golden as golden;
 
 use golden::{check_tags, check_tags_by, postcard_decode, postcard_encode, Format, Golden};
 use openraft::raft::{

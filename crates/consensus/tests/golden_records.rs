@@ -8,7 +8,7 @@
 //! Why it matters: these bytes are a node's redb log, its vote and its snapshots; a node must
 //! restart on what an older build of itself wrote. See `tests/golden/mod.rs` for the rules.
 
-mod golden;
+use paddock_golden as golden;
 
 use golden::{check_tags, postcard_decode, postcard_encode, variant_of, Format, Golden};
 use paddock_consensus::records::{

@@ -8,7 +8,7 @@
 //! change of encoding would misread yesterday's log and turn a genuine retry into
 //! `idempotency_key_reused`. See `tests/golden/mod.rs` for the fixture rules.
 
-mod golden;
+use paddock_golden as golden;
 
 use golden::{check_tags, postcard_decode, postcard_encode, variant_names, variant_of, Format, Golden};
 use paddock_ledger::{

@@ -7,7 +7,7 @@
 //! codes are in those outcomes, in rejected bets and, by name, in the HTTP API; the book's
 //! configuration is in every snapshot and in `SetConfig` commands. See `tests/golden/mod.rs`.
 
-mod golden;
+use paddock_golden as golden;
 
 use golden::{check_tags, postcard_decode, postcard_encode, postcard_tag, variant_names, variant_of, Format, Golden};
 use paddock_ledger::snapshot::SNAPSHOT_FORMAT_VERSION;

@@ -10,7 +10,7 @@
 //! Why it matters: a node restarts from its snapshot file, and a lagging follower installs the
 //! leader's; replicas compare state hashes. See `tests/golden/mod.rs` for the fixture rules.
 
-mod golden;
+use paddock_golden as golden;
 
 use golden::{check_tags, postcard_encode, Format, Golden};
 use paddock_ledger::audit::AuditEvent;

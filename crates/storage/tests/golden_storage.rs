@@ -7,7 +7,7 @@
 //! opaque here (the consensus crate pins its records, the ledger its snapshot); what is pinned
 //! is the layout around them. See `tests/golden/mod.rs` for the fixture rules.
 
-mod golden;
+use paddock_golden as golden;
 
 use golden::{Format, Golden};
 use paddock_storage::frame::{self, FRAME_MAGIC};

@@ -6,7 +6,7 @@
 //! | `conservation` | [`conservation`] | 1, 2 | every replica, every 100 steps |
 //! | `settled-once` | [`settled_once`] | 6 (at most once) | every replica, every 100 steps; per bet against the model at the end |
 //! | `replicas` | [`replicas`] | 7 | every replica, every 100 steps, and after healing |
-//! | `election` | [`election`] | 8 (one leader per term) | every replica, every 100 steps |
+//! | `election` | [`election`] | 8 (a node's leader terms never go backwards: durable votes) | every replica, every 100 steps |
 //! | `log-matching` | [`log_matching`] | 8 (committed entries never change) | every applied entry |
 //! | `acknowledged` | [`acknowledged`] | 3 | the final state |
 //! | `retries` | [`retries`] | 4 | every client answer |
@@ -50,7 +50,7 @@ pub enum Checker {
     SettledOnce,
     /// Replicas at one applied index hold one state.
     Replicas,
-    /// At most one leader per term.
+    /// A node never leads in a term older than one it led in (durable votes).
     Election,
     /// No two nodes apply different entries at one index.
     LogMatching,
@@ -144,15 +144,17 @@ impl fmt::Display for Violation {
 pub(crate) struct Continuous {
     /// Per applied index, the first node seen there and its state hash.
     pub(crate) hashes: BTreeMap<u64, (u64, StateHash)>,
-    /// Per term, the leader seen.
+    /// Per term, the first leader seen (openraft may elect two nodes in one term).
     pub(crate) leaders: BTreeMap<u64, u64>,
+    /// Per node, the highest term it was seen leading in.
+    pub(crate) led: BTreeMap<u64, u64>,
     /// The reference model, advanced along the committed log.
     pub(crate) model: Model,
 }
 
 impl Continuous {
     pub(crate) fn new() -> Continuous {
-        Continuous { hashes: BTreeMap::new(), leaders: BTreeMap::new(), model: Model::new() }
+        Continuous { hashes: BTreeMap::new(), leaders: BTreeMap::new(), led: BTreeMap::new(), model: Model::new() }
     }
 }
 
@@ -160,7 +162,7 @@ impl Continuous {
 pub(crate) fn sample(world: &World, c: &mut Continuous) {
     let nodes: Vec<(u64, Consensus)> = world.nodes.borrow().iter().map(|(i, n)| (*i, n.clone())).collect();
     for (id, node) in &nodes {
-        election::observe(world, &mut c.leaders, *id, &node.status());
+        election::observe(world, &mut c.leaders, &mut c.led, *id, &node.status());
         node.read(|d| {
             let applied = d.last_applied.map_or(0, |l| l.index);
             conservation::check(world, *id, applied, &d.state);

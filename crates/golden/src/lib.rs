@@ -13,17 +13,21 @@
 //! - a file in the format's folder that no case checks: a failure, because an old version's
 //!   fixtures stay and must still decode (or be refused with a clear error) in some test.
 //!
+//! [`check_tags`] pins each variant's postcard tag (the varint that starts its encoding, its
+//! declaration index) to a number written in the test: postcard numbers variants by position,
+//! so a variant inserted anywhere but at the end would silently re-label every stored value.
+//!
 //! One test checks one format's folder (the unclaimed-file check counts on it).
 //!
 //! Not here: the values, which each test spells out in full.
-#![allow(dead_code)]
-// Fixtures are files in the source tree and blessing is a developer's switch: a crate's purity
-// rules (the ledger's: no file system, no environment) bind its library, not the tests that
-// guard its formats. The same module is in each crate with fixtures (ledger, consensus; here in
-// storage without the serde half, since storage encodes no serde types).
-#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+//!
+//! A dev-dependency of each crate with fixtures (ledger, consensus, storage): fixtures are files
+//! in the source tree and blessing is a developer's switch, so this crate reads files and the
+//! environment, which the ledger's own library may not.
 
-use std::collections::BTreeSet;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
@@ -289,6 +293,22 @@ impl Drop for Golden {
     }
 }
 
+/// Postcard, the encoding of every ledger and consensus record.
+pub fn postcard_encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("plain data encodes")
+}
+
+/// Postcard decoding that must consume every byte: trailing bytes would mean the fixture holds
+/// more than the type reads.
+pub fn postcard_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| e.to_string())?;
+    if rest.is_empty() {
+        Ok(value)
+    } else {
+        Err(format!("{} trailing byte(s) after the value", rest.len()))
+    }
+}
+
 /// Where two byte strings first differ, and today's bytes in full.
 fn difference(fixture: &[u8], today: &[u8]) -> String {
     let at = fixture.iter().zip(today).position(|(a, b)| a != b).unwrap_or(fixture.len().min(today.len()));
@@ -335,4 +355,154 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|e| format!("at digit {i}: {e}")))
         .collect()
+}
+
+/// The postcard tag that starts an enum value's encoding: its variant index as a varint.
+pub fn postcard_tag(bytes: &[u8]) -> Option<u32> {
+    let mut tag: u32 = 0;
+    for (i, b) in bytes.iter().take(5).enumerate() {
+        tag |= u32::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(tag);
+        }
+    }
+    None
+}
+
+/// The variant names of enum `T` in declaration order — their index is their postcard tag —
+/// as its derived `Deserialize` hands them to the deserializer.
+pub fn variant_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::Visitor;
+
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("probe stops here")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Stop {
+            Stop
+        }
+    }
+
+    /// A deserializer that records the variant list an enum asks for, then stops.
+    struct Probe<'a>(&'a mut Option<&'static [&'static str]>);
+
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = Stop;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            variants: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            *self.0 = Some(variants);
+            Err(Stop)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+            unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier ignored_any
+        }
+    }
+
+    let mut found = None;
+    let _ = T::deserialize(Probe(&mut found));
+    found.unwrap_or_else(|| panic!("{} is not an enum", std::any::type_name::<T>()))
+}
+
+/// The variant name of a value, from its derived `Debug` (`PlaceBet(..)` → `PlaceBet`).
+pub fn variant_of<T: Debug>(value: &T) -> String {
+    let text = format!("{value:?}");
+    text.split([' ', '(', '{']).next().unwrap_or("").to_string()
+}
+
+/// Pins every variant's postcard tag of enum `T` to the number `pinned` gives it, and checks
+/// the first byte(s) of each sample's encoding carry that number. Fails, naming the variant,
+/// when a variant was inserted before others, moved, renamed or removed, or has no pinned tag
+/// or no sample.
+pub fn check_tags<T: Serialize + DeserializeOwned + Debug>(
+    enum_name: &str,
+    bump: &str,
+    pinned: &[(&str, u32)],
+    samples: &[T],
+) {
+    check_tags_by(enum_name, bump, pinned, samples, variant_of)
+}
+
+/// As [`check_tags`], for an enum whose `Debug` does not start with the variant name:
+/// `variant` names each sample's variant.
+pub fn check_tags_by<T: Serialize + DeserializeOwned + Debug>(
+    enum_name: &str,
+    bump: &str,
+    pinned: &[(&str, u32)],
+    samples: &[T],
+    variant: impl Fn(&T) -> String,
+) {
+    let declared = variant_names::<T>();
+    let pins: BTreeMap<&str, u32> = pinned.iter().copied().collect();
+    let mut failures = Vec::new();
+    assert_eq!(pins.len(), pinned.len(), "{enum_name}: a variant is pinned twice");
+    let rule = format!(
+        "new variants go at the end only; an existing tag never changes (if it must, bump {bump} and keep the old \
+         fixtures decodable)"
+    );
+    for (index, name) in declared.iter().enumerate() {
+        match pins.get(name) {
+            None => failures.push(format!(
+                "{enum_name}::{name} is encoded with tag {index} but has no pinned tag in this test: pin it; {rule}"
+            )),
+            Some(&tag) if tag as usize != index => failures.push(format!(
+                "{enum_name}::{name} is encoded with tag {index}, pinned at {tag}: a variant was inserted before it \
+                 or the variants were reordered; {rule}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for (name, tag) in &pins {
+        if !declared.contains(name) {
+            failures.push(format!(
+                "{enum_name}::{name} is pinned at tag {tag} but no longer exists: stored values may carry its tag, so \
+                 keep the variant or bump {bump}"
+            ));
+        }
+    }
+    // A variant whose declared position is already reported is not reported again by its sample.
+    let reported: BTreeSet<&str> = declared
+        .iter()
+        .enumerate()
+        .filter(|(index, name)| pins.get(**name) != Some(&(*index as u32)))
+        .map(|(_, name)| *name)
+        .collect();
+    let mut sampled = BTreeSet::new();
+    for sample in samples {
+        let name = variant(sample);
+        let bytes = postcard_encode(sample);
+        let found = postcard_tag(&bytes);
+        match pins.get(name.as_str()) {
+            Some(&tag) if found == Some(tag) || reported.contains(name.as_str()) => {}
+            Some(&tag) => failures.push(format!(
+                "{enum_name}::{name} encodes with tag {found:?} (first bytes {}), pinned at {tag}; {rule}",
+                to_hex(&bytes[..bytes.len().min(4)])
+            )),
+            None => failures.push(format!("sample {sample:?} is of no pinned variant of {enum_name}")),
+        }
+        sampled.insert(name);
+    }
+    for name in declared {
+        if !sampled.contains(*name) {
+            failures.push(format!("{enum_name}::{name} has no sample in this test: add one"));
+        }
+    }
+    if !failures.is_empty() {
+        panic!("{} tag failure(s) of {enum_name}:\n\n{}", failures.len(), failures.join("\n\n"));
+    }
 }
