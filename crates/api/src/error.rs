@@ -38,8 +38,11 @@ pub enum ErrorCode {
     IdempotencyKeyMissing,
     /// A header or path or query parameter has a bad value.
     BadParameter,
-    /// Operator endpoints need the `X-Operator` header naming the acting person.
-    OperatorRequired,
+    /// No credentials, or credentials that are unknown, expired or revoked (401).
+    Unauthenticated,
+    /// The caller's role may not use this route, or the object is not the caller's (403). Sent
+    /// before the object is looked up, so it never says whether the object exists.
+    Forbidden,
     /// No such resource (route or id read).
     NotFound,
     /// The route exists but not with this method.
@@ -69,7 +72,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::IdempotencyKeyMissing => "idempotency_key_missing",
             ErrorCode::BadParameter => "bad_parameter",
-            ErrorCode::OperatorRequired => "operator_required",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::RateLimited => "rate_limited",
@@ -85,10 +89,9 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::Ledger(code) => ledger_status(code),
-            ErrorCode::MalformedBody
-            | ErrorCode::IdempotencyKeyMissing
-            | ErrorCode::BadParameter
-            | ErrorCode::OperatorRequired => 400,
+            ErrorCode::MalformedBody | ErrorCode::IdempotencyKeyMissing | ErrorCode::BadParameter => 400,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::NotFound => 404,
@@ -109,9 +112,11 @@ impl ErrorCode {
 pub fn ledger_status(code: ResultCode) -> u16 {
     use ResultCode::*;
     match code {
-        AccountNotFound | EventNotFound | MarketNotFound | SelectionNotFound | BetNotFound => 404,
+        AccountNotFound | EventNotFound | MarketNotFound | SelectionNotFound | BetNotFound | PrincipalNotFound
+        | KeyNotFound => 404,
         AccountExists | EventExists | MarketExists | SelectionExists | IdempotencyKeyReused | MarketStateInvalid
-        | MarketAlreadySettled | MarketNotSettled | MarketVoided | BetNotOpen => 409,
+        | MarketAlreadySettled | MarketNotSettled | MarketVoided | BetNotOpen | PrincipalExists | KeyExists
+        | KeyRevoked | AccountAlreadyBound => 409,
         CurrencyInvalid
         | AmountMustBePositive
         | AmountOverflow
@@ -128,7 +133,10 @@ pub fn ledger_status(code: ResultCode) -> u16 {
         | BetTypeInvalid
         | LimitInvalid
         | ConfigInvalid
-        | BetAccountMismatch => 400,
+        | BetAccountMismatch
+        | PrincipalNameInvalid
+        | AccountsOnlyForBettors
+        | KeyTtlInvalid => 400,
         CurrencyMismatch
         | InsufficientFunds
         | MarketNotOpen
@@ -147,7 +155,9 @@ pub fn ledger_status(code: ResultCode) -> u16 {
         | LossLimitReached
         | CashOutQuoteStale
         | CashOutValueTooHigh
-        | CashOutUnavailable => 422,
+        | CashOutUnavailable
+        | TooManyAccounts
+        | TooManyKeys => 422,
         // Not the client's fault and not final: the book's clock is catching up.
         ClockStepTooLarge => 503,
     }
@@ -223,7 +233,8 @@ mod tests {
                 ErrorCode::UnsupportedMediaType,
                 ErrorCode::IdempotencyKeyMissing,
                 ErrorCode::BadParameter,
-                ErrorCode::OperatorRequired,
+                ErrorCode::Unauthenticated,
+                ErrorCode::Forbidden,
                 ErrorCode::NotFound,
                 ErrorCode::MethodNotAllowed,
                 ErrorCode::RateLimited,

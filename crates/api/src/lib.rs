@@ -18,3 +18,5 @@ pub mod openapi;
 pub mod wire;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
+/// API keys and roles, as clients make and name them.
+pub use paddock_ledger::auth::{key_hash, KeyHash, KeyId, KeyText, Role};

@@ -5,23 +5,47 @@
 
 use crate::error::ErrorBody;
 use crate::wire::*;
+use paddock_ledger::Role;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, Required,
 };
 use utoipa::{PartialSchema, ToSchema};
 
-/// Who may call a route.
+/// Who may call a route; the node checks it before the handler runs, and the authorization
+/// matrix test drives every route with every role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Audience {
-    /// Players' systems (accounts, bets).
-    Player,
-    /// Trading and operations staff: needs `X-Operator`.
-    Operator,
-    /// Infrastructure: health, metrics, cluster.
-    Infra,
+pub enum Access {
+    /// Anyone, without credentials: health, metrics and this document.
+    Public,
+    /// The listed roles. A bettor among them acts only on an object of its own, named by `Own`.
+    Roles(&'static [Role], Own),
+}
+
+/// Which object a bettor must own to use a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Own {
+    /// None: the route names no player object (or bettors may not call it).
+    Nothing,
+    /// The `{account_id}` in the path.
+    PathAccount,
+    /// The `{bet_id}` in the path (through the bet's account).
+    PathBet,
+    /// The `account_id` in the JSON body (checked by the handler).
+    BodyAccount,
+}
+
+impl Access {
+    /// Whether `role` may call the route at all (ownership aside).
+    pub fn admits(self, role: Role) -> bool {
+        match self {
+            Access::Public => true,
+            Access::Roles(roles, _) => roles.contains(&role),
+        }
+    }
 }
 
 /// One route of the API.
@@ -41,8 +65,8 @@ pub struct Route {
     pub response: Option<&'static str>,
     /// Needs an `Idempotency-Key` header.
     pub idempotent: bool,
-    /// Who calls it.
-    pub audience: Audience,
+    /// Who may call it.
+    pub access: Access,
 }
 
 const fn r(
@@ -52,18 +76,33 @@ const fn r(
     request: Option<&'static str>,
     status: u16,
     response: Option<&'static str>,
-    idempotent: bool,
-    audience: Audience,
+    access: Access,
 ) -> Route {
-    Route { method, path, summary, request, status, response, idempotent, audience }
+    let idempotent = !matches!(method.as_bytes(), b"GET");
+    Route { method, path, summary, request, status, response, idempotent, access }
 }
 
-use Audience::{Infra, Operator, Player};
+use Role::{Auditor, Bettor, Operator, Service, Trader};
+
+const PUBLIC: Access = Access::Public;
+/// Every authenticated principal.
+const ANYONE: Access = Access::Roles(&[Bettor, Trader, Operator, Auditor, Service], Own::Nothing);
+const ACCOUNT_READ: Access = Access::Roles(&[Bettor, Operator, Auditor, Service], Own::PathAccount);
+const ACCOUNT_MONEY: Access = Access::Roles(&[Bettor, Service], Own::PathAccount);
+const ACCOUNT_SAFER_GAMBLING: Access = Access::Roles(&[Bettor, Operator, Service], Own::PathAccount);
+const ACCOUNT_OPEN: Access = Access::Roles(&[Operator, Service], Own::Nothing);
+const BET_PLACE: Access = Access::Roles(&[Bettor, Service], Own::BodyAccount);
+const BET_READ: Access = Access::Roles(&[Bettor, Operator, Auditor, Service], Own::PathBet);
+const BET_CASH_OUT: Access = Access::Roles(&[Bettor, Service], Own::PathBet);
+const TRADING: Access = Access::Roles(&[Trader, Operator], Own::Nothing);
+const OPERATOR: Access = Access::Roles(&[Operator], Own::Nothing);
+const OVERSIGHT: Access = Access::Roles(&[Operator, Auditor], Own::Nothing);
+const CLUSTER_READ: Access = Access::Roles(&[Operator, Auditor, Service], Own::Nothing);
 
 /// Every route the node serves.
 pub const ROUTES: &[Route] = &[
-    r("POST", "/v1/accounts", "Open an account", Some("OpenAccountRequest"), 201, Some("AccountBody"), true, Player),
-    r("GET", "/v1/accounts/{account_id}", "Read balance and exposure", None, 200, Some("AccountBody"), false, Player),
+    r("POST", "/v1/accounts", "Open an account", Some("OpenAccountRequest"), 201, Some("AccountBody"), ACCOUNT_OPEN),
+    r("GET", "/v1/accounts/{account_id}", "Read balance and exposure", None, 200, Some("AccountBody"), ACCOUNT_READ),
     r(
         "POST",
         "/v1/accounts/{account_id}/deposits",
@@ -71,8 +110,7 @@ pub const ROUTES: &[Route] = &[
         Some("AmountRequest"),
         200,
         Some("BalanceBody"),
-        true,
-        Player,
+        ACCOUNT_MONEY,
     ),
     r(
         "POST",
@@ -81,8 +119,7 @@ pub const ROUTES: &[Route] = &[
         Some("AmountRequest"),
         200,
         Some("BalanceBody"),
-        true,
-        Player,
+        ACCOUNT_MONEY,
     ),
     r(
         "PUT",
@@ -91,8 +128,7 @@ pub const ROUTES: &[Route] = &[
         Some("LimitRequest"),
         200,
         Some("AckBody"),
-        true,
-        Player,
+        ACCOUNT_SAFER_GAMBLING,
     ),
     r(
         "POST",
@@ -101,12 +137,11 @@ pub const ROUTES: &[Route] = &[
         Some("ExclusionRequest"),
         200,
         Some("AckBody"),
-        true,
-        Player,
+        ACCOUNT_SAFER_GAMBLING,
     ),
-    r("GET", "/v1/accounts/{account_id}/bets", "List an account's bets", None, 200, Some("BetBody"), false, Player),
-    r("POST", "/v1/bets", "Place a bet of any type", Some("PlaceBetRequest"), 201, Some("PlacedBody"), true, Player),
-    r("GET", "/v1/bets/{bet_id}", "Read a bet", None, 200, Some("BetBody"), false, Player),
+    r("GET", "/v1/accounts/{account_id}/bets", "List an account's bets", None, 200, Some("BetBody"), ACCOUNT_READ),
+    r("POST", "/v1/bets", "Place a bet of any type", Some("PlaceBetRequest"), 201, Some("PlacedBody"), BET_PLACE),
+    r("GET", "/v1/bets/{bet_id}", "Read a bet", None, 200, Some("BetBody"), BET_READ),
     r(
         "POST",
         "/v1/bets/{bet_id}/cash-out",
@@ -114,10 +149,9 @@ pub const ROUTES: &[Route] = &[
         Some("CashOutRequest"),
         200,
         Some("CashedOutBody"),
-        true,
-        Player,
+        BET_CASH_OUT,
     ),
-    r("POST", "/v1/events", "Create an event", Some("CreateEventRequest"), 201, Some("AckBody"), true, Operator),
+    r("POST", "/v1/events", "Create an event", Some("CreateEventRequest"), 201, Some("AckBody"), TRADING),
     r(
         "POST",
         "/v1/markets",
@@ -125,11 +159,10 @@ pub const ROUTES: &[Route] = &[
         Some("CreateMarketRequest"),
         201,
         Some("AckBody"),
-        true,
-        Operator,
+        TRADING,
     ),
-    r("GET", "/v1/markets", "List markets", None, 200, Some("MarketBody"), false, Player),
-    r("GET", "/v1/markets/{market_id}", "Read a market and its prices", None, 200, Some("MarketBody"), false, Player),
+    r("GET", "/v1/markets", "List markets", None, 200, Some("MarketBody"), ANYONE),
+    r("GET", "/v1/markets/{market_id}", "Read a market and its prices", None, 200, Some("MarketBody"), ANYONE),
     r(
         "PUT",
         "/v1/markets/{market_id}/selections/{selection_id}/price",
@@ -137,21 +170,11 @@ pub const ROUTES: &[Route] = &[
         Some("PriceRequest"),
         200,
         Some("AckBody"),
-        true,
-        Operator,
+        TRADING,
     ),
-    r(
-        "POST",
-        "/v1/markets/{market_id}/suspend",
-        "Suspend",
-        Some("ReasonRequest"),
-        200,
-        Some("AckBody"),
-        true,
-        Operator,
-    ),
-    r("POST", "/v1/markets/{market_id}/resume", "Resume", Some("ReasonRequest"), 200, Some("AckBody"), true, Operator),
-    r("POST", "/v1/markets/{market_id}/close", "Close", Some("ReasonRequest"), 200, Some("AckBody"), true, Operator),
+    r("POST", "/v1/markets/{market_id}/suspend", "Suspend", Some("ReasonRequest"), 200, Some("AckBody"), TRADING),
+    r("POST", "/v1/markets/{market_id}/resume", "Resume", Some("ReasonRequest"), 200, Some("AckBody"), TRADING),
+    r("POST", "/v1/markets/{market_id}/close", "Close", Some("ReasonRequest"), 200, Some("AckBody"), TRADING),
     r(
         "POST",
         "/v1/markets/{market_id}/withdraw-selection",
@@ -159,19 +182,9 @@ pub const ROUTES: &[Route] = &[
         Some("WithdrawSelectionRequest"),
         200,
         Some("AckBody"),
-        true,
-        Operator,
+        TRADING,
     ),
-    r(
-        "POST",
-        "/v1/markets/{market_id}/settle",
-        "Settle",
-        Some("SettleRequest"),
-        200,
-        Some("SettledBody"),
-        true,
-        Operator,
-    ),
+    r("POST", "/v1/markets/{market_id}/settle", "Settle", Some("SettleRequest"), 200, Some("SettledBody"), OPERATOR),
     r(
         "POST",
         "/v1/markets/{market_id}/resettle",
@@ -179,20 +192,10 @@ pub const ROUTES: &[Route] = &[
         Some("SettleRequest"),
         200,
         Some("SettledBody"),
-        true,
-        Operator,
+        OPERATOR,
     ),
-    r("POST", "/v1/markets/{market_id}/void", "Void", Some("ReasonRequest"), 200, Some("SettledBody"), true, Operator),
-    r(
-        "GET",
-        "/v1/stream/prices",
-        "Server-sent events: price and market status changes",
-        None,
-        200,
-        None,
-        false,
-        Player,
-    ),
+    r("POST", "/v1/markets/{market_id}/void", "Void", Some("ReasonRequest"), 200, Some("SettledBody"), OPERATOR),
+    r("GET", "/v1/stream/prices", "Server-sent events: price and market status changes", None, 200, None, ANYONE),
     r(
         "GET",
         "/v1/stream/accounts/{account_id}/bets",
@@ -200,22 +203,12 @@ pub const ROUTES: &[Route] = &[
         None,
         200,
         None,
-        false,
-        Player,
+        ACCOUNT_READ,
     ),
-    r("GET", "/v1/audit", "Export the audit trail (hash chain)", None, 200, Some("AuditRecordBody"), false, Operator),
-    r("GET", "/v1/cluster", "Members, roles, leader, term, indexes, lag", None, 200, Some("ClusterBody"), false, Infra),
-    r(
-        "GET",
-        "/v1/cluster/state-hash",
-        "State hash at the applied index",
-        None,
-        200,
-        Some("StateHashBody"),
-        false,
-        Infra,
-    ),
-    r("POST", "/v1/cluster/members", "Add a learner", Some("AddMemberRequest"), 200, Some("AckBody"), true, Operator),
+    r("GET", "/v1/audit", "Export the audit trail (hash chain)", None, 200, Some("AuditRecordBody"), OVERSIGHT),
+    r("GET", "/v1/cluster", "Members, roles, leader, term, indexes, lag", None, 200, Some("ClusterBody"), CLUSTER_READ),
+    r("GET", "/v1/cluster/state-hash", "State hash at the applied index", None, 200, Some("StateHashBody"), OPERATOR),
+    r("POST", "/v1/cluster/members", "Add a learner", Some("AddMemberRequest"), 200, Some("AckBody"), OPERATOR),
     r(
         "POST",
         "/v1/cluster/members/{node_id}/promote",
@@ -223,10 +216,9 @@ pub const ROUTES: &[Route] = &[
         None,
         200,
         Some("AckBody"),
-        true,
-        Operator,
+        OPERATOR,
     ),
-    r("POST", "/v1/cluster/members/{node_id}/remove", "Remove a node", None, 200, Some("AckBody"), true, Operator),
+    r("POST", "/v1/cluster/members/{node_id}/remove", "Remove a node", None, 200, Some("AckBody"), OPERATOR),
     r(
         "POST",
         "/v1/cluster/transfer-leader",
@@ -234,14 +226,60 @@ pub const ROUTES: &[Route] = &[
         Some("TransferLeaderRequest"),
         200,
         Some("AckBody"),
-        true,
-        Operator,
+        OPERATOR,
     ),
-    r("GET", "/v1/openapi.json", "This document", None, 200, None, false, Infra),
-    r("GET", "/health/live", "The process is up", None, 200, None, false, Infra),
-    r("GET", "/health/ready", "Member of a cluster with a known leader and caught up", None, 200, None, false, Infra),
-    r("GET", "/metrics", "Prometheus metrics", None, 200, None, false, Infra),
+    r(
+        "POST",
+        "/v1/principals",
+        "Create a principal",
+        Some("CreatePrincipalRequest"),
+        201,
+        Some("PrincipalBody"),
+        OPERATOR,
+    ),
+    r("GET", "/v1/principals", "List principals and their keys", None, 200, Some("PrincipalBody"), OVERSIGHT),
+    r(
+        "POST",
+        "/v1/principals/{name}/accounts",
+        "Give a bettor an account",
+        Some("BindAccountRequest"),
+        200,
+        Some("AckBody"),
+        OPERATOR,
+    ),
+    r(
+        "POST",
+        "/v1/principals/{name}/keys",
+        "Issue an API key (shown once)",
+        Some("IssueKeyRequest"),
+        201,
+        Some("IssuedKeyBody"),
+        OPERATOR,
+    ),
+    r("POST", "/v1/keys/{key_id}/revoke", "Revoke an API key on every node", None, 200, Some("AckBody"), OPERATOR),
+    r("GET", "/v1/whoami", "The calling principal", None, 200, Some("WhoAmIBody"), ANYONE),
+    r("GET", "/v1/openapi.json", "This document", None, 200, None, PUBLIC),
+    r("GET", "/health/live", "The process is up", None, 200, None, PUBLIC),
+    r("GET", "/health/ready", "Member of a cluster with a known leader and caught up", None, 200, None, PUBLIC),
+    r("GET", "/metrics", "Prometheus metrics", None, 200, None, PUBLIC),
 ];
+
+/// The route that serves `method` on a concrete path (e.g. `/v1/bets/42`), matching `{param}`
+/// segments of the templates to anything.
+pub fn route_for_path(method: &str, path: &str) -> Option<&'static Route> {
+    let path = path.split('?').next().unwrap_or(path);
+    ROUTES.iter().find(|r| {
+        r.method == method && {
+            let (t, p): (Vec<&str>, Vec<&str>) = (r.path.split('/').collect(), path.split('/').collect());
+            t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+        }
+    })
+}
+
+/// The route that serves `method` on the axum path pattern `path` (e.g. `/v1/bets/{bet_id}`).
+pub fn route(method: &str, path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.method == method && r.path == path)
+}
 
 fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
     macro_rules! s {
@@ -285,7 +323,14 @@ fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
         AddMemberRequest,
         TransferLeaderRequest,
         StateHashBody,
-        AuditRecordBody
+        AuditRecordBody,
+        CreatePrincipalRequest,
+        BindAccountRequest,
+        IssueKeyRequest,
+        PrincipalBody,
+        KeyBody,
+        IssuedKeyBody,
+        WhoAmIBody
     )
 }
 
@@ -297,19 +342,32 @@ fn json_ref(name: &str) -> utoipa::openapi::Content {
 pub fn document() -> OpenApi {
     let mut paths = PathsBuilder::new();
     for route in ROUTES {
-        let mut op = OperationBuilder::new().summary(Some(route.summary)).tag(match route.audience {
-            Player => "player",
-            Operator => "operator",
-            Infra => "infrastructure",
-        });
+        let tag = match route.access {
+            Access::Public => "infrastructure",
+            Access::Roles(roles, _) if roles.contains(&Bettor) => "player",
+            Access::Roles(..) => "operator",
+        };
+        let mut op = OperationBuilder::new().summary(Some(route.summary)).tag(tag);
+        if let Access::Roles(roles, own) = route.access {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            let mut text = format!("Roles: {}.", names.join(", "));
+            if roles.contains(&Bettor) && own != Own::Nothing {
+                text.push_str(" A bettor only on its own accounts and bets.");
+            }
+            op = op.description(Some(text)).security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+        }
         for segment in route.path.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                let schema = match name {
+                    "name" | "key_id" => String::schema(),
+                    _ => u64::schema(),
+                };
                 op = op.parameter(
                     ParameterBuilder::new()
                         .name(name)
                         .parameter_in(ParameterIn::Path)
                         .required(Required::True)
-                        .schema(Some(u64::schema())),
+                        .schema(Some(schema)),
                 );
             }
         }
@@ -322,16 +380,6 @@ pub fn document() -> OpenApi {
                     .description(Some(
                         "1-64 printable ASCII characters; a retry with the same key and body returns the first answer",
                     ))
-                    .schema(Some(String::schema())),
-            );
-        }
-        if route.audience == Operator && route.method != "GET" {
-            op = op.parameter(
-                ParameterBuilder::new()
-                    .name("X-Operator")
-                    .parameter_in(ParameterIn::Header)
-                    .required(Required::True)
-                    .description(Some("The acting person, recorded in the audit trail"))
                     .schema(Some(String::schema())),
             );
         }
@@ -371,7 +419,20 @@ pub fn document() -> OpenApi {
             "Fault-tolerant betting engine. Money is in minor units; odds are exact rationals. Any node accepts any request.",
         )))
         .paths(paths.build())
-        .components(Some(ComponentsBuilder::new().schemas_from_iter(schemas()).build()))
+        .components(Some(
+            ComponentsBuilder::new()
+                .schemas_from_iter(schemas())
+                .security_scheme(
+                    "bearer",
+                    SecurityScheme::Http(
+                        HttpBuilder::new()
+                            .scheme(HttpAuthScheme::Bearer)
+                            .description(Some("An API key, pdk_<16 hex>_<64 hex>, from `paddock keys issue`"))
+                            .build(),
+                    ),
+                )
+                .build(),
+        ))
         .build()
 }
 
@@ -391,6 +452,28 @@ mod tests {
             json["paths"].as_object().unwrap().len(),
             super::ROUTES.iter().map(|r| r.path).collect::<std::collections::BTreeSet<_>>().len()
         );
+    }
+
+    #[test]
+    fn only_health_metrics_and_this_document_are_public_and_bettors_own_what_they_touch() {
+        for route in super::ROUTES {
+            let public = matches!(route.access, super::Access::Public);
+            let infra =
+                route.path.starts_with("/health/") || route.path == "/metrics" || route.path == "/v1/openapi.json";
+            assert_eq!(public, infra, "{} {}", route.method, route.path);
+            if let super::Access::Roles(roles, own) = route.access {
+                let names_player_object = route.path.contains("{account_id}") || route.path.contains("{bet_id}");
+                if roles.contains(&super::Bettor) && names_player_object {
+                    assert_ne!(
+                        own,
+                        super::Own::Nothing,
+                        "{} {}: a bettor must own the object",
+                        route.method,
+                        route.path
+                    );
+                }
+            }
+        }
     }
 
     #[test]

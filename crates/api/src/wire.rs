@@ -512,3 +512,104 @@ pub struct AuditRecordBody {
     /// This record's hash, hex.
     pub hash: String,
 }
+
+/// Create a principal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePrincipalRequest {
+    /// 1-64 of a-z, 0-9, '.', '_', '@', '-'.
+    pub name: String,
+    /// "bettor", "trader", "operator", "auditor" or "service".
+    pub role: String,
+    /// For a bettor: the accounts it owns.
+    #[serde(default)]
+    pub account_ids: Vec<u64>,
+}
+
+/// Give a bettor one more account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BindAccountRequest {
+    /// An account no principal owns yet.
+    pub account_id: u64,
+}
+
+/// Issue an API key. Either leave `key_id` and `key_sha256` out and the node makes the key
+/// and shows it once in the answer, or make the key yourself (`paddock keys issue` does) and
+/// send only its id and digest, so that the secret never leaves your machine and a retry
+/// with the same Idempotency-Key is safe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueKeyRequest {
+    /// Lifetime in seconds. People's keys (every role but service) are sessions: at most the
+    /// node's `interactive_key_ttl_max_s`, which is also their default. Service keys live
+    /// until revoked unless this is given.
+    #[serde(default)]
+    pub ttl_s: Option<u64>,
+    /// 16 hex digits, with `key_sha256`.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// 64 hex digits: SHA-256 of "paddock api key v1\0", the id as 8 big-endian bytes and the
+    /// 32-byte secret.
+    #[serde(default)]
+    pub key_sha256: Option<String>,
+}
+
+/// A principal and its keys (never their secrets or digests).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PrincipalBody {
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Accounts it owns (bettors).
+    pub account_ids: Vec<u64>,
+    /// When it was created (UTC ms).
+    pub created_at_ms: u64,
+    /// Who created it.
+    pub created_by: String,
+    /// Its keys.
+    pub keys: Vec<KeyBody>,
+}
+
+/// An API key's public facts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyBody {
+    /// 16 hex digits.
+    pub key_id: String,
+    /// When issued (UTC ms).
+    pub created_at_ms: u64,
+    /// When it stops working (UTC ms), if ever.
+    pub expires_at_ms: Option<u64>,
+    /// When it was revoked (UTC ms), if it was.
+    pub revoked_at_ms: Option<u64>,
+}
+
+/// A newly issued key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IssuedKeyBody {
+    /// 16 hex digits.
+    pub key_id: String,
+    /// The key to send as `Authorization: Bearer <key>`: shown this once, stored nowhere.
+    /// Absent when you sent the digest yourself, or on a retry.
+    pub key: Option<String>,
+    /// When it stops working (UTC ms), if ever.
+    pub expires_at_ms: Option<u64>,
+    /// Log index of the change.
+    pub log_index: u64,
+}
+
+/// Who the caller is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmIBody {
+    /// Principal name.
+    pub principal: String,
+    /// Role.
+    pub role: String,
+    /// The key used.
+    pub key_id: String,
+    /// When that key expires (UTC ms), if ever.
+    pub expires_at_ms: Option<u64>,
+    /// Accounts it owns (bettors).
+    pub account_ids: Vec<u64>,
+}

@@ -127,11 +127,12 @@ pub struct Cluster {
     slots: Vec<Slot>,
     bootstrap: String,
     extra_args: Vec<String>,
+    keys: Vec<(paddock_api::Role, String)>,
 }
 
 /// A client that asks one node once, with a short timeout: for probing.
-fn probe_client(url: &str, timeout: Duration) -> Client {
-    Client::new(vec![url.to_string()], timeout).with_retry(RetryPolicy {
+fn probe_client(url: &str, timeout: Duration, keys: &[(paddock_api::Role, String)]) -> Client {
+    Client::new(vec![url.to_string()], timeout).with_keys(keys).with_retry(RetryPolicy {
         attempts: 1,
         backoff: Duration::from_millis(1),
         backoff_max: Duration::from_millis(1),
@@ -171,7 +172,21 @@ impl Cluster {
             .collect();
         let bootstrap =
             slots.iter().map(|s| format!("{}={}", s.spec.id, s.spec.advertise)).collect::<Vec<_>>().join(",");
-        Cluster { binary: binary.to_path_buf(), slots, bootstrap, extra_args: extra_args.to_vec() }
+        // The harness's own principals: an operator (settles, voids, reads the state hash) and a
+        // service (acts for the players), as static keys of every node.
+        let keys = paddock_client::StaticKeys::generate("chaos-operator", "chaos-service");
+        let keys_file = run_dir.join("static-keys");
+        let _ = std::fs::create_dir_all(run_dir);
+        std::fs::write(&keys_file, keys.file_text())
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", keys_file.display()));
+        let mut extra_args = extra_args.to_vec();
+        extra_args.extend(["--static-keys".to_string(), keys_file.display().to_string()]);
+        Cluster { binary: binary.to_path_buf(), slots, bootstrap, extra_args, keys: keys.ring() }
+    }
+
+    /// The harness's operator and service keys.
+    pub fn keys(&self) -> &[(paddock_api::Role, String)] {
+        &self.keys
     }
 
     /// Node ids, ascending.
@@ -367,7 +382,7 @@ impl Cluster {
 
     /// Whether a node answers `/health/ready` with 200.
     pub async fn is_ready(&self, id: u64) -> bool {
-        probe_client(&self.url(id), Duration::from_secs(1)).is_ready(0).await
+        probe_client(&self.url(id), Duration::from_secs(1), &self.keys).is_ready(0).await
     }
 
     /// Waits until every node of `ids` is ready; returns how long it took.
@@ -395,12 +410,12 @@ impl Cluster {
 
     /// A node's view of the cluster, if it answers within a second.
     pub async fn view(&self, id: u64) -> Option<ClusterBody> {
-        probe_client(&self.url(id), Duration::from_secs(1)).cluster().await.ok()
+        probe_client(&self.url(id), Duration::from_secs(1), &self.keys).cluster().await.ok()
     }
 
     /// A node's state hash, if it answers within two seconds.
     pub async fn state_hash(&self, id: u64) -> Option<StateHashBody> {
-        probe_client(&self.url(id), Duration::from_secs(2)).state_hash().await.ok()
+        probe_client(&self.url(id), Duration::from_secs(2), &self.keys).state_hash().await.ok()
     }
 
     /// The leader once a majority of the cluster's nodes that are up name the same node and

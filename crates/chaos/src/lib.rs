@@ -227,8 +227,13 @@ pub async fn run_async(config: &ChaosConfig) -> Result<Report> {
     // Workload setup on a healthy cluster.
     let t0 = Instant::now();
     let oracle = Arc::new(oracle::Oracle::new(t0));
-    let workload =
-        Arc::new(workload::Workload::new(config.workload.clone(), config.seed, cluster.urls(), oracle.clone()));
+    let workload = Arc::new(workload::Workload::new(
+        config.workload.clone(),
+        config.seed,
+        cluster.urls(),
+        cluster.keys(),
+        oracle.clone(),
+    ));
     workload.setup().await.context("workload setup failed")?;
 
     // Workload and nemesis together.

@@ -34,9 +34,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The operator name the harness acts as.
-pub const OPERATOR: &str = "chaos:operator";
-
 /// Prices the markets are opened and moved at: fractional, with awkward denominators so that
 /// payouts exercise the rounding.
 const PRICES: &[&str] = &["2/1", "5/2", "7/3", "11/8", "4/9", "13/7", "6/5", "9/4", "10/3", "8/11"];
@@ -140,18 +137,19 @@ fn error_kind(e: &ClientError, took: Duration, timeout: Duration) -> String {
 pub struct Caller {
     clients: Vec<Client>,
     timeout: Duration,
+    keys: Vec<(paddock_api::Role, String)>,
 }
 
 impl Caller {
-    /// Clients for every node URL, acting as [`OPERATOR`], one attempt per call.
-    pub fn new(urls: Vec<String>, timeout: Duration) -> Caller {
-        let base = Client::new(urls, timeout).with_operator(OPERATOR).with_retry(RetryPolicy {
+    /// Clients for every node URL holding the harness's keys, one attempt per call.
+    pub fn new(urls: Vec<String>, timeout: Duration, keys: &[(paddock_api::Role, String)]) -> Caller {
+        let base = Client::new(urls, timeout).with_keys(keys).with_retry(RetryPolicy {
             attempts: 1,
             backoff: Duration::from_millis(1),
             backoff_max: Duration::from_millis(1),
         });
         let clients = (0..base.nodes().len()).map(|i| base.node(i)).collect();
-        Caller { clients, timeout }
+        Caller { clients, timeout, keys: keys.to_vec() }
     }
 
     /// Number of nodes.
@@ -161,7 +159,7 @@ impl Caller {
 
     /// A client with every node and the client's own retries, for reads.
     pub fn reader(&self, urls: Vec<String>) -> Client {
-        Client::new(urls, Duration::from_secs(5)).with_operator(OPERATOR).with_retry(RetryPolicy {
+        Client::new(urls, Duration::from_secs(5)).with_keys(&self.keys).with_retry(RetryPolicy {
             attempts: 30,
             backoff: Duration::from_millis(50),
             backoff_max: Duration::from_millis(500),
@@ -344,8 +342,14 @@ const EVENT_ID: u64 = 1;
 
 impl Workload {
     /// A workload against `urls`, recording into `oracle`.
-    pub fn new(config: WorkloadConfig, seed: u64, urls: Vec<String>, oracle: Arc<Oracle>) -> Workload {
-        let caller = Caller::new(urls, config.request_timeout);
+    pub fn new(
+        config: WorkloadConfig,
+        seed: u64,
+        urls: Vec<String>,
+        keys: &[(paddock_api::Role, String)],
+        oracle: Arc<Oracle>,
+    ) -> Workload {
+        let caller = Caller::new(urls, config.request_timeout, keys);
         Workload {
             config,
             seed,

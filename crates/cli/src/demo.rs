@@ -82,6 +82,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let http = |i: u16| format!("127.0.0.1:{}", args.base_port + i);
     let peer = |i: u16| format!("127.0.0.1:{}", args.base_port + 100 + i);
     let bootstrap = (1..=3).map(|i| format!("{i}={}", peer(i))).collect::<Vec<_>>().join(",");
+    // The demo's own principals, as static keys of every node: an operator and a service
+    // that plays the betting front end. Made afresh on every run; only digests are on disk.
+    let keys = paddock_client::StaticKeys::generate("demo-operator", "demo-service");
+    let keys_file = data_dir.join("static-keys");
+    std::fs::write(&keys_file, keys.file_text())?;
     let mut nodes = Nodes { children: Vec::new() };
     for i in 1..=3u16 {
         let log = std::fs::File::create(data_dir.join(format!("node-{i}.log")))?;
@@ -97,6 +102,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 "--bootstrap",
                 &bootstrap,
             ])
+            .arg("--static-keys")
+            .arg(&keys_file)
             .arg("--data-dir")
             .arg(data_dir.join(format!("node-{i}")))
             .stdin(Stdio::null())
@@ -110,9 +117,16 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let urls: Vec<String> = (1..=3).map(|i| format!("http://{}", http(i))).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let result = runtime.block_on(async {
-        let client = Client::new(urls.clone(), Duration::from_secs(5)).with_operator("demo");
+        let client = Client::new(urls.clone(), Duration::from_secs(5)).with_keys(&keys.ring());
         wait_ready(&client, Duration::from_secs(30)).await?;
         seed(&client).await?;
+        let bettor_key = demo_bettor(&client).await?;
+        let operator_key = keys.operator.expose();
+        let env_file = data_dir.join("demo-keys.env");
+        write_private(
+            &env_file,
+            &format!("PADDOCK_KEY={operator_key}\nPADDOCK_BETTOR_KEY={bettor_key}\nPADDOCK_NODE={}\n", urls[0]),
+        )?;
         println!();
         println!("Paddock demo: a 3-node cluster is running.");
         for (i, url) in urls.iter().enumerate() {
@@ -124,6 +138,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
         println!("  metrics:  {}/metrics", urls[0]);
         println!("  API doc:  {}/v1/openapi.json", urls[0]);
         println!("  data:     {}", data_dir.display());
+        println!();
+        println!("Every /v1 route but the OpenAPI document needs an API key. This run's keys (also in");
+        println!("{}, readable by you only):", env_file.display());
+        println!("  operator (demo-operator): {operator_key}");
+        println!("  bettor (demo-bettor, owns account 1, a 12-hour session): {bettor_key}");
+        println!("Try:");
+        println!("  set -a; . {}; set +a", env_file.display());
+        println!("  curl -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/accounts/1", urls[0]);
+        println!(
+            "  curl -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/accounts/2   # 403: not theirs",
+            urls[0]
+        );
+        println!("  paddock principals list      # uses PADDOCK_KEY and PADDOCK_NODE");
         println!("Ctrl-C stops the demo (it stops by itself after {} s).", args.duration_s);
         tokio::select! {
             r = flow(&client, Duration::from_secs(args.duration_s), args.bets_per_s) => r,
@@ -267,6 +294,25 @@ async fn seed(client: &Client) -> Result<()> {
         client.deposit(account, 100_000, &format!("demo-seed-{account}")).await?;
     }
     println!("seeded {} markets and {ACCOUNTS} accounts with £1,000 each", CATALOGUE.len());
+    Ok(())
+}
+
+/// A bettor who owns account 1, and a key for them.
+async fn demo_bettor(client: &Client) -> Result<String> {
+    match client.create_principal("demo-bettor", paddock_api::Role::Bettor, &[1], &paddock_client::fresh_key()).await {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("principal_exists") => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(client.issue_key("demo-bettor", None).await?)
+}
+
+/// Writes a file only its owner can read: it holds keys.
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())?;
     Ok(())
 }
 

@@ -143,11 +143,9 @@ async fn survivors_agree(cluster: &Cluster, survivors: &[u64], killed: u64) -> O
 
 async fn trial(cluster: &mut Cluster, args: &FailoverArgs, n: u32) -> Result<Trial> {
     let urls = cluster.urls();
-    let client = Client::new(urls.clone(), Duration::from_millis(args.timeout_ms)).with_retry(RetryPolicy {
-        attempts: 1,
-        backoff: Duration::ZERO,
-        backoff_max: Duration::ZERO,
-    });
+    let client = Client::new(urls.clone(), Duration::from_millis(args.timeout_ms))
+        .with_keys(cluster.keys())
+        .with_retry(RetryPolicy { attempts: 1, backoff: Duration::ZERO, backoff_max: Duration::ZERO });
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let records = Arc::new(Mutex::new(Vec::new()));
     let bound = Instant::now() + Duration::from_secs(args.warmup_s + args.post_s + 30);
@@ -239,7 +237,7 @@ pub fn run(args: FailoverArgs) -> Result<()> {
     let result = runtime.block_on(async {
         cluster.start_all()?;
         cluster.wait_ready(&cluster.ids(), Duration::from_secs(30)).await?;
-        let setup = Client::new(cluster.urls(), Duration::from_secs(5));
+        let setup = Client::new(cluster.urls(), Duration::from_secs(5)).with_keys(cluster.keys());
         for w in 0..args.workers {
             let account = 8_000_000 + u64::from(w);
             if let Err(e) = setup.open_account(account, "GBP", &paddock_client::fresh_key()).await {

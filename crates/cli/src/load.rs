@@ -49,9 +49,11 @@ pub struct LoadArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub report: Option<std::path::PathBuf>,
-    /// Client id sent as X-Client-Id (per-client rate limits key on it).
-    #[arg(long, default_value = "load")]
-    pub client_id: String,
+    /// An operator's API key: sets up accounts and markets and settles them, and gives the
+    /// generator its own service principal (`paddock-load`) with a key that lives as long as
+    /// the run, which places the bets and is revoked at the end.
+    #[arg(long, env = "PADDOCK_KEY", hide_env_values = true)]
+    pub key: Option<String>,
     /// No progress bar (for logs and CI).
     #[arg(long)]
     pub quiet: bool,
@@ -355,12 +357,35 @@ async fn one(
     }
 }
 
+/// The load generator's service principal and a key for this run (lifetime: the run plus an
+/// hour). Created on first use.
+async fn load_principal(operator: &Client, duration_s: u64) -> Result<paddock_api::KeyText> {
+    const NAME: &str = "paddock-load";
+    match operator.create_principal(NAME, paddock_api::Role::Service, &[], &paddock_client::fresh_key()).await {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("principal_exists") => {}
+        Err(e) => return Err(e).context("cannot create the load generator's service principal"),
+    }
+    let key = paddock_client::new_api_key();
+    operator
+        .issue_key_digest(NAME, &key, Some(duration_s + 3600), &paddock_client::fresh_key())
+        .await
+        .context("cannot issue the load generator its key")?;
+    Ok(key)
+}
+
 /// Runs the load and returns the report.
 pub async fn run_load(args: &LoadArgs) -> Result<Report> {
     let mix = parse_mix(&args.mix)?;
     let nodes: Vec<String> =
         args.nodes.split(',').map(|s| s.trim().trim_end_matches('/').to_string()).filter(|s| !s.is_empty()).collect();
-    let setup_client = Client::new(nodes.clone(), Duration::from_secs(10)).with_operator("load");
+    let Some(operator_key) = args.key.clone() else {
+        anyhow::bail!("paddock load needs an operator's API key: set PADDOCK_KEY (or pass --key)")
+    };
+    let operator = Client::new(nodes.clone(), Duration::from_secs(10)).with_token(&operator_key);
+    let service_key = load_principal(&operator, args.duration_s).await?;
+    let keys = [(paddock_api::Role::Operator, operator_key), (paddock_api::Role::Service, service_key.expose())];
+    let setup_client = Client::new(nodes.clone(), Duration::from_secs(10)).with_keys(&keys);
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 100_000 + 1;
     let space = Space { run, accounts: args.accounts.max(1), markets: args.markets.max(4) };
     let started_setup = Instant::now();
@@ -374,9 +399,11 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
         );
     }
     // Measured requests are not retried: a refusal or a lost answer is what we measure.
-    let client = Client::new(nodes, Duration::from_millis(args.timeout_ms))
-        .with_operator("load")
-        .with_retry(RetryPolicy { attempts: 1, backoff: Duration::ZERO, backoff_max: Duration::ZERO });
+    let client = Client::new(nodes, Duration::from_millis(args.timeout_ms)).with_keys(&keys).with_retry(RetryPolicy {
+        attempts: 1,
+        backoff: Duration::ZERO,
+        backoff_max: Duration::ZERO,
+    });
     let tally = Arc::new(Mutex::new(Tally::new()));
     let live_markets = Arc::new(Mutex::new((0u64, space.markets)));
     let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
@@ -457,6 +484,10 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
     while tasks.join_next().await.is_some() {}
     progress.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
+    // The run's key ends with the run (its lifetime would end it within the hour anyway).
+    if let Err(e) = operator.revoke_key(&service_key.id.to_string(), &paddock_client::fresh_key()).await {
+        eprintln!("warning: could not revoke the load generator's key {}: {e}", service_key.id);
+    }
     let t = tally.lock().expect("tally lock");
     Ok(Report {
         target_rate: args.rate,

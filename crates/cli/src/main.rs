@@ -6,7 +6,8 @@
 //! - `load`: open-loop load generation with HDR histograms ([`load`]).
 //! - `drill chaos`, `drill failover`: drills against a local cluster of this binary ([`drill`],
 //!   [`failover`]).
-//! - `status`, `members`, `transfer-leader`: operate a running cluster over HTTP.
+//! - `status`, `members`, `transfer-leader`, `keys`, `principals`: operate a running cluster
+//!   over HTTP with an operator's API key (`PADDOCK_KEY`).
 
 mod demo;
 mod drill;
@@ -44,9 +45,18 @@ enum Cmd {
     },
     /// Print a node's view of the cluster.
     Status {
-        /// Node URL.
-        #[arg(long, default_value = "http://127.0.0.1:7001")]
-        node: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// API keys: make one offline, issue one to a principal, revoke one.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCmd,
+    },
+    /// Principals: who may call the API, in which role.
+    Principals {
+        #[command(subcommand)]
+        action: PrincipalsCmd,
     },
     /// Change the cluster's membership.
     Members {
@@ -64,20 +74,97 @@ enum Cmd {
 }
 
 /// Where an operator command goes and on whose authority.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Args, Clone)]
 struct Target {
     /// Any node's URL.
-    #[arg(long, default_value = "http://127.0.0.1:7001")]
+    #[arg(long, env = "PADDOCK_NODE", default_value = "http://127.0.0.1:7001")]
     node: String,
-    /// Acting operator (recorded in the audit trail).
-    #[arg(long, env = "PADDOCK_OPERATOR", default_value = "cli")]
-    operator: String,
+    /// The acting principal's API key (recorded in the audit trail by its principal's name).
+    /// Prefer the environment variable: a flag shows in the process list.
+    #[arg(long, env = "PADDOCK_KEY", hide_env_values = true)]
+    key: Option<String>,
 }
 
 impl Target {
-    fn client(&self) -> Client {
-        operator_client(&self.node, &self.operator)
+    fn client(&self) -> Result<Client> {
+        let Some(key) = &self.key else {
+            bail!("this command needs an API key: set PADDOCK_KEY (or pass --key); `paddock demo` prints one")
+        };
+        Ok(Client::new(vec![self.node.trim_end_matches('/').to_string()], Duration::from_secs(10)).with_token(key))
     }
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Make a key on this machine, without any node: for a node's static keys file (the
+    /// break-glass operator key that creates the first principals). Prints the key, once,
+    /// and the line to append to the file given to `paddock start --static-keys`.
+    New {
+        /// Principal name, e.g. "root".
+        #[arg(long)]
+        principal: String,
+        /// bettor, trader, operator, auditor or service.
+        #[arg(long)]
+        role: String,
+    },
+    /// Make a key on this machine and register its digest for a principal; prints the key once.
+    Issue {
+        #[command(flatten)]
+        target: Target,
+        /// Principal name.
+        #[arg(long)]
+        principal: String,
+        /// Lifetime in seconds (a person's key: at most the node's interactive_key_ttl_max_s).
+        #[arg(long)]
+        ttl_s: Option<u64>,
+    },
+    /// Revoke a key on every node.
+    Revoke {
+        #[command(flatten)]
+        target: Target,
+        /// The key id (16 hex digits, the part after `pdk_`).
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PrincipalsCmd {
+    /// Create a principal.
+    Create {
+        #[command(flatten)]
+        target: Target,
+        /// Name: 1-64 of a-z, 0-9, '.', '_', '@', '-'.
+        #[arg(long)]
+        name: String,
+        /// bettor, trader, operator, auditor or service.
+        #[arg(long)]
+        role: String,
+        /// A bettor's accounts, e.g. "1001,1002".
+        #[arg(long, value_delimiter = ',')]
+        accounts: Vec<u64>,
+    },
+    /// Give a bettor one more account.
+    Bind {
+        #[command(flatten)]
+        target: Target,
+        /// Bettor's name.
+        #[arg(long)]
+        name: String,
+        /// Account id.
+        #[arg(long)]
+        account: u64,
+    },
+    /// List principals and their keys (never the keys' secrets).
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+fn role(text: &str) -> Result<paddock_api::Role> {
+    paddock_api::Role::parse(text)
+        .with_context(|| format!("role {text:?} is not one of bettor, trader, operator, auditor, service"))
 }
 
 #[derive(Subcommand)]
@@ -167,9 +254,15 @@ pub struct StartArgs {
     /// Raft election timeout, upper bound, ms (also openraft's leader lease).
     #[arg(long)]
     pub election_timeout_max_ms: Option<u64>,
-    /// Per-client rate limit (requests/s, 0 = off).
+    /// Per-principal rate limit (requests/s, 0 = off).
     #[arg(long)]
     pub rate_limit: Option<u32>,
+    /// Per-source-IP rate limit (requests/s, 0 = off).
+    #[arg(long)]
+    pub rate_limit_per_ip: Option<u32>,
+    /// File of static API keys (`paddock keys static` writes its lines).
+    #[arg(long)]
+    pub static_keys: Option<PathBuf>,
     /// Concurrent requests before shedding load.
     #[arg(long)]
     pub concurrency_limit: Option<usize>,
@@ -251,7 +344,13 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
         config.election_timeout_max_ms = v;
     }
     if let Some(v) = args.rate_limit {
-        config.rate_limit_per_client_per_s = v;
+        config.rate_limit_per_principal_per_s = v;
+    }
+    if let Some(v) = args.rate_limit_per_ip {
+        config.rate_limit_per_ip_per_s = v;
+    }
+    if let Some(v) = &args.static_keys {
+        config.static_keys_file = Some(v.clone());
     }
     if let Some(v) = args.concurrency_limit {
         config.concurrency_limit = v;
@@ -286,10 +385,6 @@ fn start(args: StartArgs) -> Result<()> {
     runtime.block_on(paddock_node::run(config, shutdown_signal()))
 }
 
-fn operator_client(node: &str, operator: &str) -> Client {
-    Client::new(vec![node.trim_end_matches('/').to_string()], Duration::from_secs(10)).with_operator(operator)
-}
-
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -301,18 +396,55 @@ fn main() -> Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async move {
                 let value = match other {
-                    Cmd::Status { node } => serde_json::to_value(operator_client(&node, "cli").cluster().await?)?,
+                    Cmd::Status { target } => serde_json::to_value(target.client()?.cluster().await?)?,
                     Cmd::TransferLeader { target, to } => {
-                        serde_json::to_value(target.client().transfer_leader(to).await?)?
+                        serde_json::to_value(target.client()?.transfer_leader(to).await?)?
                     }
                     Cmd::Members { action } => match action {
                         MembersCmd::Add { target, id, peer } => {
-                            serde_json::to_value(target.client().add_member(id, &peer).await?)?
+                            serde_json::to_value(target.client()?.add_member(id, &peer).await?)?
                         }
-                        MembersCmd::Promote { target, id } => serde_json::to_value(target.client().promote(id).await?)?,
+                        MembersCmd::Promote { target, id } => {
+                            serde_json::to_value(target.client()?.promote(id).await?)?
+                        }
                         MembersCmd::Remove { target, id } => {
-                            serde_json::to_value(target.client().remove_member(id).await?)?
+                            serde_json::to_value(target.client()?.remove_member(id).await?)?
                         }
+                    },
+                    Cmd::Keys { action } => match action {
+                        KeysCmd::New { principal, role: r } => {
+                            let key = paddock_client::new_api_key();
+                            let line = paddock_client::static_key_line(&principal, role(&r)?, &key);
+                            serde_json::json!({ "key": key.expose(), "static_keys_line": line })
+                        }
+                        KeysCmd::Issue { target, principal, ttl_s } => {
+                            let key = paddock_client::new_api_key();
+                            let issued = target
+                                .client()?
+                                .issue_key_digest(&principal, &key, ttl_s, &paddock_client::fresh_key())
+                                .await?;
+                            serde_json::json!({
+                                "principal": principal,
+                                "key_id": issued.key_id,
+                                "key": key.expose(),
+                                "expires_at_ms": issued.expires_at_ms,
+                            })
+                        }
+                        KeysCmd::Revoke { target, id } => {
+                            serde_json::to_value(target.client()?.revoke_key(&id, &paddock_client::fresh_key()).await?)?
+                        }
+                    },
+                    Cmd::Principals { action } => match action {
+                        PrincipalsCmd::Create { target, name, role: r, accounts } => serde_json::to_value(
+                            target
+                                .client()?
+                                .create_principal(&name, role(&r)?, &accounts, &paddock_client::fresh_key())
+                                .await?,
+                        )?,
+                        PrincipalsCmd::Bind { target, name, account } => serde_json::to_value(
+                            target.client()?.bind_account(&name, account, &paddock_client::fresh_key()).await?,
+                        )?,
+                        PrincipalsCmd::List { target } => serde_json::to_value(target.client()?.principals().await?)?,
                     },
                     Cmd::Start(_) | Cmd::Demo(_) | Cmd::Load(_) | Cmd::Drill { .. } => unreachable!("handled above"),
                 };

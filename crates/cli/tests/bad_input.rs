@@ -13,6 +13,7 @@ struct Case {
     method: Method,
     path: String,
     headers: Vec<(&'static str, String)>,
+    anonymous: bool,
     /// Raw body bytes; sent with `Content-Type: application/json` unless `no_content_type`.
     body: Option<Vec<u8>>,
     no_content_type: bool,
@@ -21,7 +22,17 @@ struct Case {
 }
 
 fn case(what: &'static str, method: Method, path: &str, status: u16, code: &'static str) -> Case {
-    Case { what, method, path: path.into(), headers: Vec::new(), body: None, no_content_type: false, status, code }
+    Case {
+        what,
+        method,
+        path: path.into(),
+        headers: Vec::new(),
+        body: None,
+        no_content_type: false,
+        anonymous: false,
+        status,
+        code,
+    }
 }
 
 impl Case {
@@ -40,13 +51,22 @@ impl Case {
     fn key(self, key: &str) -> Case {
         self.header("idempotency-key", key)
     }
-    fn operator(self) -> Case {
-        self.header("x-operator", OPERATOR)
+    /// Sends no credentials (every other case sends a key its route admits).
+    fn anonymous(mut self) -> Case {
+        self.anonymous = true;
+        self
     }
     fn without_content_type(mut self) -> Case {
         self.no_content_type = true;
         self
     }
+}
+
+/// A key of the harness whose role the route admits (the operator's for unknown routes).
+fn key_for(ring: &[(paddock_api::Role, String)], method: &str, path: &str) -> String {
+    let route = paddock_api::openapi::route_for_path(method, path);
+    let admitted = ring.iter().find(|(role, _)| route.is_some_and(|r| r.access.admits(*role)));
+    admitted.unwrap_or(&ring[0]).1.clone()
 }
 
 fn bet(account_id: u64, odds: &str, stake: i64) -> Value {
@@ -108,20 +128,28 @@ async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
         case("unknown route", Method::GET, "/v1/nothing-here", 404, "not_found"),
         case("wrong method", Method::DELETE, "/v1/accounts/1", 405, "method_not_allowed"),
         case("wrong method on a collection", Method::PUT, "/v1/bets", 405, "method_not_allowed").key("k-case-2"),
-        case("operator endpoint without X-Operator", Method::POST, "/v1/events", 400, "operator_required")
+        case("an operator route without a key", Method::POST, "/v1/events", 401, "unauthenticated")
             .key("k-case-3")
+            .anonymous()
             .json(serde_json::to_value(event_request(2)).expect("json")),
-        case("operator endpoint with an empty X-Operator", Method::POST, "/v1/events", 400, "operator_required")
+        case("a malformed key", Method::POST, "/v1/events", 401, "unauthenticated")
             .key("k-case-4")
-            .header("x-operator", "  ")
+            .anonymous()
+            .header("authorization", "Bearer pdk_not-a-key")
+            .json(serde_json::to_value(event_request(2)).expect("json")),
+        case("a well-formed key no node knows", Method::GET, "/v1/accounts/1", 401, "unauthenticated")
+            .anonymous()
+            .header("authorization", &format!("Bearer {}", paddock_client::new_api_key().expose())),
+        case("X-Operator names nobody any more", Method::POST, "/v1/events", 401, "unauthenticated")
+            .key("k-case-4b")
+            .anonymous()
+            .header("x-operator", "root")
             .json(serde_json::to_value(event_request(2)).expect("json")),
         case("an event id already taken", Method::POST, "/v1/events", 409, "event_exists")
             .key("k-case-5")
-            .operator()
             .json(serde_json::to_value(event_request(1)).expect("json")),
         case("a price of \"banana\"", Method::PUT, "/v1/markets/1/selections/11/price", 400, "odds_invalid")
             .key("k-price-banana")
-            .operator()
             .json(json!({ "odds": "banana" })),
         case(
             "a price for an unknown market",
@@ -131,7 +159,6 @@ async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
             "market_not_found",
         )
         .key("k-price-unknown")
-        .operator()
         .json(json!({ "odds": "2/1" })),
         case("Content-Type text/plain", Method::POST, "/v1/accounts/1/deposits", 415, "unsupported_media_type")
             .key("k-text")
@@ -157,8 +184,12 @@ async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().expect("http client");
     let base = cluster.url(1);
     let mut failures = Vec::new();
+    let ring = cluster.keys().ring();
     for c in &cases {
         let mut request = http.request(c.method.clone(), format!("{base}{}", c.path));
+        if !c.anonymous {
+            request = request.bearer_auth(key_for(&ring, c.method.as_str(), &c.path));
+        }
         for (name, value) in &c.headers {
             request = request.header(*name, value);
         }
@@ -208,6 +239,7 @@ async fn every_state_changing_route_refuses_a_request_without_an_idempotency_key
     let before = cluster.state_hash(1).await.expect("state hash");
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().expect("http client");
     let mut failures = Vec::new();
+    let ring = cluster.keys().ring();
     let writes: Vec<_> = paddock_api::openapi::ROUTES.iter().filter(|r| r.method != "GET").collect();
     assert!(writes.len() >= 20, "the route table lists the write routes");
     for route in &writes {
@@ -216,7 +248,7 @@ async fn every_state_changing_route_refuses_a_request_without_an_idempotency_key
         let method = Method::from_bytes(route.method.as_bytes()).expect("route methods are valid");
         let response = http
             .request(method, format!("{}{path}", cluster.url(1)))
-            .header("x-operator", OPERATOR)
+            .bearer_auth(key_for(&ring, route.method, &path))
             .header("content-type", "application/json")
             .body("{}")
             .send()

@@ -158,7 +158,8 @@ async fn a_forwarded_write_whose_connection_resets_after_delivery_is_unknown_and
 
     // A follower that gives up at the first failure, so the node's own behaviour is seen.
     let once = RetryPolicy { attempts: 1, backoff: Duration::from_millis(1), backoff_max: Duration::from_millis(1) };
-    let follower = Client::new(vec![cluster.url(2)], Duration::from_secs(20)).with_operator(OPERATOR).with_retry(once);
+    let follower =
+        Client::new(vec![cluster.url(2)], Duration::from_secs(20)).with_keys(&cluster.keys().ring()).with_retry(once);
     proxy.arm();
     // Connections already open through the proxy (the followers sample the leader's clock)
     // are cut within 10 ms; give that time so the write takes an armed connection.

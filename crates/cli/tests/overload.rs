@@ -1,16 +1,19 @@
-//! Overload is refused early and politely: a client over its rate gets 429 with Retry-After,
-//! a burst over the node's concurrency limit gets 503 `overloaded` with Retry-After, other
-//! clients are still served, and the node stays ready.
+//! Overload is refused early and politely: a principal over its rate gets 429 with
+//! Retry-After (whatever client id it claims), an address over its rate too, a burst over the
+//! node's concurrency limit gets 503 `overloaded` with Retry-After, other principals are still
+//! served, and the node stays ready.
 
 mod support;
 
 use reqwest::StatusCode;
 use support::*;
 
-async fn get_markets(http: &reqwest::Client, url: &str, client_id: &str) -> (StatusCode, Option<String>, String) {
+async fn get_markets(http: &reqwest::Client, url: &str, key: &str, n: usize) -> (StatusCode, Option<String>, String) {
     let resp = http
         .get(format!("{url}/v1/markets?consistency=stale"))
-        .header("x-client-id", client_id)
+        .bearer_auth(key)
+        // A header a client chooses buys it nothing: a fresh one per request.
+        .header("x-client-id", format!("fresh-{n}"))
         .send()
         .await
         .expect("the node answers");
@@ -24,10 +27,16 @@ async fn get_markets(http: &reqwest::Client, url: &str, client_id: &str) -> (Sta
 async fn a_client_over_its_rate_limit_gets_429_with_retry_after_and_others_are_still_served() {
     let cluster = Cluster::start(1, &["--rate-limit", "5"]).await;
     let url = cluster.url(1);
+    let harness = cluster.client();
+    let mut keys = Vec::new();
+    for name in ["greedy", "polite"] {
+        harness.create_principal(name, paddock_api::Role::Trader, &[], &paddock_client::fresh_key()).await.expect("principal");
+        keys.push(harness.issue_key(name, None).await.expect("key"));
+    }
     let http = reqwest::Client::new();
     let mut limited = 0;
-    for _ in 0..30 {
-        let (status, retry, body) = get_markets(&http, &url, "greedy").await;
+    for n in 0..30 {
+        let (status, retry, body) = get_markets(&http, &url, &keys[0], n).await;
         if status == StatusCode::TOO_MANY_REQUESTS {
             limited += 1;
             assert!(retry.is_some_and(|r| r.parse::<u32>().is_ok_and(|s| s >= 1)), "429 without Retry-After");
@@ -37,8 +46,8 @@ async fn a_client_over_its_rate_limit_gets_429_with_retry_after_and_others_are_s
         }
     }
     assert!(limited >= 20, "30 requests at once against 5/s: only {limited} refused");
-    let (status, _, _) = get_markets(&http, &url, "polite").await;
-    assert_eq!(status, StatusCode::OK, "another client is not punished for the greedy one");
+    let (status, _, _) = get_markets(&http, &url, &keys[1], 0).await;
+    assert_eq!(status, StatusCode::OK, "another principal is not punished for the greedy one");
     let ready = http.get(format!("{url}/health/ready")).send().await.expect("ready answers");
     assert_eq!(ready.status(), StatusCode::OK);
 }
@@ -52,10 +61,11 @@ async fn a_burst_over_the_concurrency_limit_is_shed_with_503_and_the_node_stays_
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client builds");
     let mut burst = tokio::task::JoinSet::new();
     for i in 0..300 {
-        let (http, url) = (http.clone(), url.clone());
+        let (http, url, service) = (http.clone(), url.clone(), cluster.keys().service.expose());
         burst.spawn(async move {
             let resp = http
                 .post(format!("{url}/v1/accounts/1/deposits"))
+                .bearer_auth(&service)
                 .header("idempotency-key", format!("burst-{i}"))
                 .json(&serde_json::json!({ "amount_minor": 1 }))
                 .send()
@@ -85,4 +95,23 @@ async fn a_burst_over_the_concurrency_limit_is_shed_with_503_and_the_node_stays_
     assert_eq!(account.balance_minor, ok as i64);
     let ready = http.get(format!("{url}/health/ready")).send().await.expect("ready answers");
     assert_eq!(ready.status(), StatusCode::OK, "the node stays ready after the burst");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_over_its_rate_is_refused_with_or_without_credentials_and_health_is_not() {
+    let cluster = Cluster::start(1, &["--rate-limit-per-ip", "5"]).await;
+    let url = cluster.url(1);
+    let http = reqwest::Client::new();
+    let mut limited = 0;
+    for _ in 0..30 {
+        let resp = http.get(format!("{url}/v1/markets")).send().await.expect("the node answers");
+        match resp.status() {
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            StatusCode::UNAUTHORIZED => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(limited >= 20, "30 requests at once against 5/s from one address: only {limited} refused");
+    let ready = http.get(format!("{url}/health/ready")).send().await.expect("ready answers");
+    assert_eq!(ready.status(), StatusCode::OK, "health probes are never rate limited");
 }

@@ -25,6 +25,64 @@ pub fn fresh_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A new API key made on this machine: 64 random bits of id and 256 of secret. Its secret
+/// never needs to leave this machine but in requests: register it with
+/// [`Client::issue_key_digest`] (or a static keys file line, [`static_key_line`]).
+pub fn new_api_key() -> paddock_api::KeyText {
+    let mut bytes = [0u8; 40];
+    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(&bytes[8..]);
+    paddock_api::KeyText { id: paddock_api::KeyId(u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))), secret }
+}
+
+/// The line of a node's static keys file that makes `key` a key of `principal` in `role`.
+pub fn static_key_line(principal: &str, role: paddock_api::Role, key: &paddock_api::KeyText) -> String {
+    let digest: String = key.hash().0.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{principal} {role} {} {digest}", key.id)
+}
+
+/// Static keys for a cluster that a program starts itself (the demo, the tests, the chaos
+/// harness, a first production node): an operator, who creates the per-person principals,
+/// and a service principal, which acts for players. The nodes read [`StaticKeys::file_text`]
+/// from `--static-keys`; [`StaticKeys::ring`] gives a client both keys.
+pub struct StaticKeys {
+    /// Name of the operator principal.
+    pub operator_name: String,
+    /// The operator's key.
+    pub operator: paddock_api::KeyText,
+    /// Name of the service principal.
+    pub service_name: String,
+    /// The service's key.
+    pub service: paddock_api::KeyText,
+}
+
+impl StaticKeys {
+    /// Two new keys for the named principals.
+    pub fn generate(operator_name: &str, service_name: &str) -> StaticKeys {
+        StaticKeys {
+            operator_name: operator_name.into(),
+            operator: new_api_key(),
+            service_name: service_name.into(),
+            service: new_api_key(),
+        }
+    }
+
+    /// The static keys file (digests only).
+    pub fn file_text(&self) -> String {
+        format!(
+            "# Static API keys: <principal> <role> <key id> <sha256 of the key>\n{}\n{}\n",
+            static_key_line(&self.operator_name, paddock_api::Role::Operator, &self.operator),
+            static_key_line(&self.service_name, paddock_api::Role::Service, &self.service),
+        )
+    }
+
+    /// Both keys with their roles, for [`Client::with_keys`].
+    pub fn ring(&self) -> Vec<(paddock_api::Role, String)> {
+        vec![(paddock_api::Role::Operator, self.operator.expose()), (paddock_api::Role::Service, self.service.expose())]
+    }
+}
+
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
@@ -117,7 +175,9 @@ pub struct Client {
     http: reqwest::Client,
     nodes: std::sync::Arc<Vec<String>>,
     next: std::sync::Arc<AtomicUsize>,
-    operator: Option<String>,
+    /// Keys and their roles; with more than one, each request uses the first whose role its
+    /// route admits (a test harness or an operator's console holding several principals).
+    keys: std::sync::Arc<Vec<(Option<paddock_api::Role>, String)>>,
     retry: RetryPolicy,
 }
 
@@ -136,15 +196,39 @@ impl Client {
             http,
             nodes: std::sync::Arc::new(nodes),
             next: std::sync::Arc::default(),
-            operator: None,
+            keys: std::sync::Arc::default(),
             retry: RetryPolicy::default(),
         }
     }
 
-    /// Sends `X-Operator` with every request (needed by operator endpoints).
-    pub fn with_operator(mut self, name: &str) -> Client {
-        self.operator = Some(name.to_string());
+    /// Sends `Authorization: Bearer <key>` with every request.
+    pub fn with_token(mut self, key: &str) -> Client {
+        self.keys = std::sync::Arc::new(vec![(None, key.to_string())]);
         self
+    }
+
+    /// Holds several principals' keys; each request uses the first key whose role its route
+    /// admits, else the first key.
+    pub fn with_keys(mut self, keys: &[(paddock_api::Role, String)]) -> Client {
+        self.keys = std::sync::Arc::new(keys.iter().map(|(r, k)| (Some(*r), k.clone())).collect());
+        self
+    }
+
+    /// The same nodes and settings with another key.
+    pub fn as_principal(&self, key: &str) -> Client {
+        self.clone().with_token(key)
+    }
+
+    fn key_for(&self, method: &Method, path: &str) -> Option<&str> {
+        if self.keys.len() > 1 {
+            if let Some(route) = paddock_api::openapi::route_for_path(method.as_str(), path) {
+                let admitted = self.keys.iter().find(|(role, _)| role.is_some_and(|r| route.access.admits(r)));
+                if let Some((_, key)) = admitted {
+                    return Some(key);
+                }
+            }
+        }
+        self.keys.first().map(|(_, k)| k.as_str())
     }
 
     /// Replaces the retry policy.
@@ -175,8 +259,8 @@ impl Client {
         key: Option<&str>,
     ) -> Result<T, ClientError> {
         let mut req = self.http.request(method.clone(), format!("{base}{path}"));
-        if let Some(op) = &self.operator {
-            req = req.header("x-operator", op);
+        if let Some(token) = self.key_for(method, path) {
+            req = req.bearer_auth(token);
         }
         if let Some(key) = key {
             req = req.header("idempotency-key", key);
@@ -407,6 +491,60 @@ impl Client {
     /// Hands leadership to a node.
     pub async fn transfer_leader(&self, node_id: u64) -> Result<AckBody, ClientError> {
         self.post("/v1/cluster/transfer-leader", &TransferLeaderRequest { node_id }, Some(&fresh_key())).await
+    }
+
+    /// Creates a principal (`account_ids` only for a bettor).
+    pub async fn create_principal(
+        &self,
+        name: &str,
+        role: paddock_api::Role,
+        account_ids: &[u64],
+        key: &str,
+    ) -> Result<PrincipalBody, ClientError> {
+        let body =
+            CreatePrincipalRequest { name: name.into(), role: role.as_str().into(), account_ids: account_ids.to_vec() };
+        self.post("/v1/principals", &body, Some(key)).await
+    }
+
+    /// Every principal and its keys.
+    pub async fn principals(&self) -> Result<Vec<PrincipalBody>, ClientError> {
+        self.get("/v1/principals").await
+    }
+
+    /// Gives a bettor one more account.
+    pub async fn bind_account(&self, principal: &str, account_id: u64, key: &str) -> Result<AckBody, ClientError> {
+        self.post(&format!("/v1/principals/{principal}/accounts"), &BindAccountRequest { account_id }, Some(key)).await
+    }
+
+    /// Registers a key made on this machine ([`new_api_key`]) by its digest: the secret is not
+    /// sent, and a retry with the same idempotency key is safe.
+    pub async fn issue_key_digest(
+        &self,
+        principal: &str,
+        new_key: &paddock_api::KeyText,
+        ttl_s: Option<u64>,
+        key: &str,
+    ) -> Result<IssuedKeyBody, ClientError> {
+        let digest: String = new_key.hash().0.iter().map(|b| format!("{b:02x}")).collect();
+        let body = IssueKeyRequest { ttl_s, key_id: Some(new_key.id.to_string()), key_sha256: Some(digest) };
+        self.post(&format!("/v1/principals/{principal}/keys"), &body, Some(key)).await
+    }
+
+    /// Makes a key here, registers it for `principal` and returns its text.
+    pub async fn issue_key(&self, principal: &str, ttl_s: Option<u64>) -> Result<String, ClientError> {
+        let new_key = new_api_key();
+        self.issue_key_digest(principal, &new_key, ttl_s, &fresh_key()).await?;
+        Ok(new_key.expose())
+    }
+
+    /// Revokes a key on every node.
+    pub async fn revoke_key(&self, key_id: &str, key: &str) -> Result<AckBody, ClientError> {
+        self.post(&format!("/v1/keys/{key_id}/revoke"), &serde_json::json!({}), Some(key)).await
+    }
+
+    /// Who this client's key belongs to.
+    pub async fn whoami(&self) -> Result<WhoAmIBody, ClientError> {
+        self.get("/v1/whoami").await
     }
 
     /// Whether a node answers `/health/ready` with 200.

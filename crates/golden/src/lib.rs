@@ -239,6 +239,11 @@ impl Golden {
         }
     }
 
+    /// The bytes of an old version's fixture, for checks beyond decoding.
+    pub fn bytes_of_version(&mut self, version: u32, name: &str) -> Option<Vec<u8>> {
+        self.old_bytes(version, name)
+    }
+
     fn old_bytes(&mut self, version: u32, name: &str) -> Option<Vec<u8>> {
         let file = self.file_name(name, version);
         let path = self.root.join(self.format.dir).join(&file);

@@ -172,6 +172,16 @@ fn dispatch(state: &mut State, command: &Command, ctx: ApplyCtx, now: TimestampM
             crate::betting::cash_out(state, *account, *bet, *value, quoted_versions, now)
         }
         Command::SetConfig { config, actor, .. } => set_config(state, config, actor, ctx, now),
+        Command::CreatePrincipal { name, role, accounts, actor, .. } => {
+            crate::auth::create_principal(state, name, *role, accounts, actor, ctx, now)
+        }
+        Command::BindAccount { principal, account, actor, .. } => {
+            crate::auth::bind_account(state, principal, *account, actor, ctx, now)
+        }
+        Command::IssueKey { id, principal, hash, ttl_ms, actor, .. } => {
+            crate::auth::issue_key(state, *id, principal, *hash, *ttl_ms, actor, ctx, now)
+        }
+        Command::RevokeKey { id, actor, .. } => crate::auth::revoke_key(state, *id, actor, ctx, now),
     }
 }
 

@@ -89,6 +89,38 @@ pub enum AuditEvent {
     },
     /// Book configuration changed.
     ConfigChanged,
+    /// A principal was created.
+    PrincipalCreated {
+        /// Its name.
+        principal: String,
+        /// Its role.
+        role: crate::auth::Role,
+        /// Accounts bound to it.
+        accounts: Vec<AccountId>,
+    },
+    /// A bettor was given an account.
+    AccountBound {
+        /// The bettor.
+        principal: String,
+        /// The account.
+        account: AccountId,
+    },
+    /// An API key was issued (its digest is not recorded here).
+    KeyIssued {
+        /// Owner.
+        principal: String,
+        /// Public id.
+        key: crate::auth::KeyId,
+        /// When it stops working, if ever.
+        expires_at: Option<TimestampMs>,
+    },
+    /// An API key was revoked.
+    KeyRevoked {
+        /// Owner.
+        principal: String,
+        /// Public id.
+        key: crate::auth::KeyId,
+    },
 }
 
 /// One link of the chain.

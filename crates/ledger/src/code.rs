@@ -137,4 +137,26 @@ result_codes! {
     /// end exclusions or pass every `closes_at`. Transient: the leader's `ResolvePending`
     /// ticks move the clock forward a step at a time; retry.
     ClockStepTooLarge => "clock_step_too_large",
+    /// A principal name is not 1-64 of a-z, 0-9, '.', '_', '@', '-' (or the actor is invalid).
+    PrincipalNameInvalid => "principal_name_invalid",
+    /// A principal with this name already exists.
+    PrincipalExists => "principal_exists",
+    /// No principal has this name.
+    PrincipalNotFound => "principal_not_found",
+    /// Only bettors own accounts.
+    AccountsOnlyForBettors => "accounts_only_for_bettors",
+    /// The account already belongs to a principal (or is listed twice).
+    AccountAlreadyBound => "account_already_bound",
+    /// A principal may own at most 64 accounts.
+    TooManyAccounts => "too_many_accounts",
+    /// A key with this id already exists.
+    KeyExists => "key_exists",
+    /// No key has this id.
+    KeyNotFound => "key_not_found",
+    /// The key was already revoked.
+    KeyRevoked => "key_revoked",
+    /// A key's lifetime must be positive.
+    KeyTtlInvalid => "key_ttl_invalid",
+    /// A principal may hold at most 16 live keys; revoke one.
+    TooManyKeys => "too_many_keys",
 }

@@ -3,6 +3,7 @@
 //! A command is data only. It is validated by [`crate::apply`], never by its constructor, so a
 //! command decoded from a hostile client is as safe to apply as one built in a test.
 
+use crate::auth::{KeyHash, KeyId, Role};
 use crate::ids::{AccountId, Actor, BetId, Currency, EventId, IdempotencyKey, MarketId, SelectionId, TimestampMs};
 use crate::money::{Money, Odds, RoundingRule};
 use serde::{Deserialize, Serialize};
@@ -224,6 +225,54 @@ pub enum Command {
         /// Makes a retry safe: the same key and body return the first outcome.
         key: IdempotencyKey,
     },
+    /// Create a principal: someone or something that may call the API.
+    CreatePrincipal {
+        /// Unique name (see [`crate::auth::principal_name_is_valid`]).
+        name: String,
+        /// What it may do.
+        role: Role,
+        /// For a bettor: the accounts it owns (each owned by one principal at most).
+        accounts: Vec<AccountId>,
+        /// Acting operator.
+        actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
+    },
+    /// Give a bettor one more account.
+    BindAccount {
+        /// The bettor.
+        principal: String,
+        /// The account, not yet owned by anyone.
+        account: AccountId,
+        /// Acting operator.
+        actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
+    },
+    /// Record a new API key of a principal by its digest (the secret never enters the log).
+    IssueKey {
+        /// Public id, chosen at random by whoever made the secret.
+        id: KeyId,
+        /// The owner.
+        principal: String,
+        /// [`crate::auth::key_hash`] of id and secret.
+        hash: KeyHash,
+        /// Lifetime from this command's timestamp; `None`: until revoked.
+        ttl_ms: Option<u64>,
+        /// Acting operator.
+        actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
+    },
+    /// Revoke an API key at once, on every node.
+    RevokeKey {
+        /// The key.
+        id: KeyId,
+        /// Acting operator.
+        actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
+    },
 }
 
 /// The namespace an idempotency key is remembered in: a player's keys cannot collide with
@@ -261,7 +310,11 @@ impl Command {
             | SettleMarket { key, .. }
             | ResettleMarket { key, .. }
             | VoidMarket { key, .. }
-            | SetConfig { key, .. } => Some((KeyScope::Book, key)),
+            | SetConfig { key, .. }
+            | CreatePrincipal { key, .. }
+            | BindAccount { key, .. }
+            | IssueKey { key, .. }
+            | RevokeKey { key, .. } => Some((KeyScope::Book, key)),
             ResolvePending => None,
         }
     }

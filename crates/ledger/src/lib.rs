@@ -10,6 +10,7 @@
 //! - `settlement`: results, Rule 4, each-way, dead heats, resettlement, void.
 //! - [`code`]: the exhaustive result codes; [`outcome`]: what a command answers.
 //! - [`audit`]: the hash-chained audit trail.
+//! - [`auth`]: principals, roles and API keys (digests only).
 //! - [`snapshot`]: snapshot encoding and the state hash.
 //!
 //! # Architecture invariants
@@ -19,6 +20,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod auth;
 mod betting;
 pub mod code;
 pub mod command;
@@ -32,6 +34,7 @@ pub mod snapshot;
 pub mod state;
 
 pub use apply::{apply, ApplyCtx, BET_DELAY_MS_MAX, MARKET_SELECTIONS_MAX, SELF_EXCLUSION_DAYS_MIN};
+pub use auth::{Authenticated, KeyHash, KeyId, KeyText, KeyView, PrincipalView, Role};
 pub use betting::{LEGS_MAX, LINES_MAX};
 pub use code::ResultCode;
 pub use command::*;

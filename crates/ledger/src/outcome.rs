@@ -91,4 +91,11 @@ pub enum Done {
         /// Bets whose settlement this command completed or changed.
         bets_settled: u32,
     },
+    /// An API key was recorded.
+    KeyIssued {
+        /// The key.
+        key: crate::auth::KeyId,
+        /// When it stops working, if ever.
+        expires_at: Option<crate::ids::TimestampMs>,
+    },
 }

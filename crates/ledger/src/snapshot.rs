@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //! 0       8     magic  "PDKSNAP\0"
-//! 8       2     format version (2)
+//! 8       2     format version (3; 2 is read too)
 //! 10      8     payload length n
 //! 18      n     payload: the State, postcard-encoded
 //! 18+n    4     CRC-32C of bytes 0 .. 18+n
@@ -19,10 +19,13 @@ use sha2::{Digest, Sha256};
 
 /// First bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"PDKSNAP\0";
-/// The format this build writes and reads. 2: idempotency records are scoped by `KeyScope`
-/// (an account or the book) since every command carries a key; version 1 was pre-release
-/// and is refused, not misread.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
+/// The format this build writes. 3: the state ends with the registry of principals and API
+/// keys. 2 (idempotency records scoped by `KeyScope`) is still read: its payload is a version-3
+/// payload without the registry at its end, so it decodes as the same state with no principals.
+/// Version 1 was pre-release and is refused, not misread.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 3;
+/// The oldest format this build reads.
+pub const SNAPSHOT_FORMAT_VERSION_MIN: u16 = 2;
 const HEADER_LEN: usize = 18;
 
 /// Why a snapshot could not be read.
@@ -35,7 +38,9 @@ pub enum SnapshotError {
     #[error("not a paddock snapshot (bad magic)")]
     BadMagic,
     /// Written by a format this build does not know.
-    #[error("snapshot format version {0} is not supported (this build reads {SNAPSHOT_FORMAT_VERSION})")]
+    #[error(
+        "snapshot format version {0} is not supported (this build reads {SNAPSHOT_FORMAT_VERSION_MIN} to {SNAPSHOT_FORMAT_VERSION})"
+    )]
     UnsupportedVersion(u16),
     /// The checksum does not match: the bytes were damaged.
     #[error("snapshot checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
@@ -110,7 +115,7 @@ impl State {
             return Err(SnapshotError::BadMagic);
         }
         let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-        if version != SNAPSHOT_FORMAT_VERSION {
+        if !(SNAPSHOT_FORMAT_VERSION_MIN..=SNAPSHOT_FORMAT_VERSION).contains(&version) {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         let mut len_bytes = [0u8; 8];
@@ -127,6 +132,11 @@ impl State {
         let computed = crc32c::crc32c(&bytes[..end]);
         if stored != computed {
             return Err(SnapshotError::Checksum { stored, computed });
+        }
+        if version == 2 {
+            let mut upgraded = bytes[HEADER_LEN..end].to_vec();
+            upgraded.extend(postcard::to_stdvec(&crate::auth::Registry::default())?);
+            return Ok(postcard::from_bytes(&upgraded)?);
         }
         Ok(postcard::from_bytes(&bytes[HEADER_LEN..end])?)
     }

@@ -38,6 +38,9 @@ pub struct State {
     /// Keys in expiry order (expiry = clock + ttl, and the clock never runs backwards).
     pub(crate) idempotency_expiry: VecDeque<(TimestampMs, KeyScope, u128)>,
     pub(crate) audit: AuditChain,
+    /// Principals and API keys. Last, so that a version-2 snapshot is a version-3 one with an
+    /// empty registry missing from its end.
+    pub(crate) auth: crate::auth::Registry,
 }
 
 /// A player's three ledger accounts plus their limits and history.
@@ -392,6 +395,11 @@ impl State {
             debt: a.debt,
             excluded_until: a.excluded_until.map(|(_, until)| until),
         })
+    }
+
+    /// The account a bet belongs to (cheaper than [`State::bet`] for an ownership check).
+    pub fn bet_account(&self, bet: BetId) -> Option<AccountId> {
+        self.bets.get(&bet).map(|b| b.account)
     }
 
     /// One bet.

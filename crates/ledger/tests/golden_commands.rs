@@ -10,6 +10,8 @@
 
 use paddock_golden as golden;
 
+use paddock_ledger::auth::{key_hash, KeyId, Role};
+
 use golden::{check_tags, postcard_decode, postcard_encode, variant_names, variant_of, Format, Golden};
 use paddock_ledger::{
     AccountId, Actor, BetId, BetKind, BookConfig, Command, Currency, EachWayTerms, EventId, ExclusionKind,
@@ -232,6 +234,40 @@ fn commands() -> Vec<(&'static str, Command)> {
                 key: key("config-2023-11"),
             },
         ),
+        (
+            "create_principal",
+            Command::CreatePrincipal {
+                name: "ann@example.com".to_string(),
+                role: Role::Bettor,
+                accounts: vec![AccountId(1001), AccountId(1002)],
+                actor: settler(),
+                key: key("principal-ann"),
+            },
+        ),
+        (
+            "bind_account",
+            Command::BindAccount {
+                principal: "ann@example.com".to_string(),
+                account: AccountId(1003),
+                actor: settler(),
+                key: key("bind-ann-1003"),
+            },
+        ),
+        (
+            "issue_key",
+            Command::IssueKey {
+                id: KeyId(0x0123_4567_89ab_cdef),
+                principal: "ann@example.com".to_string(),
+                hash: key_hash(KeyId(0x0123_4567_89ab_cdef), &[0x5a; 32]),
+                ttl_ms: Some(12 * 3_600_000),
+                actor: settler(),
+                key: key("key-ann-1"),
+            },
+        ),
+        (
+            "revoke_key",
+            Command::RevokeKey { id: KeyId(0x0123_4567_89ab_cdef), actor: settler(), key: key("revoke-ann-1") },
+        ),
     ]
 }
 
@@ -279,6 +315,10 @@ fn command_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
         ("ResolvePending", 17),
         ("CashOut", 18),
         ("SetConfig", 19),
+        ("CreatePrincipal", 20),
+        ("BindAccount", 21),
+        ("IssueKey", 22),
+        ("RevokeKey", 23),
     ];
     let samples: Vec<Command> = commands().into_iter().map(|(_, c)| c).collect();
     check_tags("Command", COMMAND.bump, &pinned, &samples);

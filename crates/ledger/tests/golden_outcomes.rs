@@ -10,21 +10,24 @@
 use paddock_golden as golden;
 
 use golden::{check_tags, postcard_decode, postcard_encode, postcard_tag, variant_names, variant_of, Format, Golden};
-use paddock_ledger::snapshot::SNAPSHOT_FORMAT_VERSION;
 use paddock_ledger::{
-    AccountId, BetId, BookConfig, Done, MarketId, Money, Odds, Outcome, ResultCode, RoundingRule, DAY_MS,
+    AccountId, BetId, BookConfig, Done, MarketId, Money, Odds, Outcome, ResultCode, RoundingRule, TimestampMs, DAY_MS,
 };
 
 const BUMP: &str = "SNAPSHOT_FORMAT_VERSION (crates/ledger/src/snapshot.rs: snapshots hold them) and the peer \
                     protocol version (proto package paddock.peer.v1: replies carry them)";
 
+/// The snapshot format version in which today's encodings of outcomes and book settings
+/// appeared (version 3 only appended variants and the registry, which left these bytes alone).
+const SINCE_SNAPSHOT_VERSION: u32 = 2;
+
 /// Outcomes are stored in snapshots: their fixtures carry the snapshot format's version.
-const OUTCOME: Format = Format { dir: "outcome", version: SNAPSHOT_FORMAT_VERSION as u32, bump: BUMP };
+const OUTCOME: Format = Format { dir: "outcome", version: SINCE_SNAPSHOT_VERSION, bump: BUMP };
 
 /// The book's settings are stored in snapshots and carried by `SetConfig` commands.
 const BOOK_CONFIG: Format = Format {
     dir: "book_config",
-    version: SNAPSHOT_FORMAT_VERSION as u32,
+    version: SINCE_SNAPSHOT_VERSION,
     bump: "SNAPSHOT_FORMAT_VERSION (crates/ledger/src/snapshot.rs) and the log record version (FORMAT_VERSION in \
            crates/storage/src/log.rs: SetConfig commands carry it)",
 };
@@ -55,6 +58,13 @@ fn outcomes() -> Vec<(&'static str, Outcome)> {
         ("done_cash_out", Outcome::Done(Done::CashOut { bet: BetId(42), pending: true, balance: Money(16_250) })),
         ("done_resolved", Outcome::Done(Done::Resolved { accepted: 3, rejected: 1 })),
         ("done_settled", Outcome::Done(Done::Settled { market: MarketId(501), result_version: 2, bets_settled: 118 })),
+        (
+            "done_key_issued",
+            Outcome::Done(Done::KeyIssued {
+                key: paddock_ledger::KeyId(0x0123_4567_89ab_cdef),
+                expires_at: Some(TimestampMs(1_700_043_200_000)),
+            }),
+        ),
         ("rejected_odds_changed", Outcome::Rejected(ResultCode::OddsChanged)),
     ]
 }
@@ -89,6 +99,7 @@ fn outcome_and_done_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() 
         ("CashOut", 5),
         ("Resolved", 6),
         ("Settled", 7),
+        ("KeyIssued", 8),
     ];
     let samples: Vec<Done> = outcomes()
         .into_iter()
@@ -154,6 +165,17 @@ const RESULT_CODES: &[(ResultCode, u32, &str)] = &[
     (ResultCode::CashOutUnavailable, 49, "cash_out_unavailable"),
     (ResultCode::ConfigInvalid, 50, "config_invalid"),
     (ResultCode::ClockStepTooLarge, 51, "clock_step_too_large"),
+    (ResultCode::PrincipalNameInvalid, 52, "principal_name_invalid"),
+    (ResultCode::PrincipalExists, 53, "principal_exists"),
+    (ResultCode::PrincipalNotFound, 54, "principal_not_found"),
+    (ResultCode::AccountsOnlyForBettors, 55, "accounts_only_for_bettors"),
+    (ResultCode::AccountAlreadyBound, 56, "account_already_bound"),
+    (ResultCode::TooManyAccounts, 57, "too_many_accounts"),
+    (ResultCode::KeyExists, 58, "key_exists"),
+    (ResultCode::KeyNotFound, 59, "key_not_found"),
+    (ResultCode::KeyRevoked, 60, "key_revoked"),
+    (ResultCode::KeyTtlInvalid, 61, "key_ttl_invalid"),
+    (ResultCode::TooManyKeys, 62, "too_many_keys"),
 ];
 
 #[test]

@@ -2,8 +2,10 @@
 //! time-out, two events, a settled market, an open each-way market with a non-runner, bets,
 //! a pending in-play bet, idempotency records and an audit trail — is rebuilt here from a fixed
 //! command list with fixed log indexes and timestamps, and `State::encode_snapshot` of it must
-//! be the checked-in `tests/fixtures/snapshot/book.v2.hex`, which must decode to the same
-//! state and state hash. A snapshot of another format version is refused, not misread. The
+//! be the checked-in `tests/fixtures/snapshot/book.v3.hex`, which must decode to the same
+//! state and state hash. The version-2 fixture (the same book without its principals and keys)
+//! still decodes, to that book with an empty registry. A snapshot of another format version is
+//! refused, not misread. The
 //! tags of the enums only snapshots hold (market and bet status, pending items, audit events,
 //! key scopes) are pinned too.
 //!
@@ -14,6 +16,7 @@ use paddock_golden as golden;
 
 use golden::{check_tags, postcard_encode, Format, Golden};
 use paddock_ledger::audit::AuditEvent;
+use paddock_ledger::auth::{key_hash, KeyId, Role};
 use paddock_ledger::snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC};
 use paddock_ledger::state::PendingItem;
 use paddock_ledger::{
@@ -22,6 +25,7 @@ use paddock_ledger::{
     MarketStatus, Money, NewSelection, Odds, OddsPolicy, Outcome, PlaceBet, ResultCode, SelectionId, SelectionResult,
     State, StateHash, TimestampMs,
 };
+use sha2::{Digest, Sha256};
 
 const SNAPSHOT: Format = Format {
     dir: "snapshot",
@@ -85,8 +89,58 @@ fn single(
     })
 }
 
-/// The fixed command list the fixture book is built from.
+/// The fixed command list the fixture book is built from: the version-2 book, then principals
+/// and keys.
 fn commands() -> Vec<Command> {
+    let mut list = commands_v2();
+    list.extend([
+        Command::CreatePrincipal {
+            name: "ann@example.com".to_string(),
+            role: Role::Bettor,
+            accounts: vec![AccountId(1001)],
+            actor: Actor("root".to_string()),
+            key: key("principal-ann"),
+        },
+        Command::BindAccount {
+            principal: "ann@example.com".to_string(),
+            account: AccountId(1003),
+            actor: Actor("root".to_string()),
+            key: key("bind-ann-1003"),
+        },
+        Command::CreatePrincipal {
+            name: "alice".to_string(),
+            role: Role::Trader,
+            accounts: vec![],
+            actor: Actor("root".to_string()),
+            key: key("principal-alice"),
+        },
+        Command::IssueKey {
+            id: KeyId(0x0123_4567_89ab_cdef),
+            principal: "ann@example.com".to_string(),
+            hash: key_hash(KeyId(0x0123_4567_89ab_cdef), &[0x5a; 32]),
+            ttl_ms: Some(12 * 3_600_000),
+            actor: Actor("root".to_string()),
+            key: key("key-ann-1"),
+        },
+        Command::IssueKey {
+            id: KeyId(0xfedc_ba98_7654_3210),
+            principal: "alice".to_string(),
+            hash: key_hash(KeyId(0xfedc_ba98_7654_3210), &[0xa5; 32]),
+            ttl_ms: None,
+            actor: Actor("root".to_string()),
+            key: key("key-alice-1"),
+        },
+        Command::RevokeKey {
+            id: KeyId(0xfedc_ba98_7654_3210),
+            actor: Actor("root".to_string()),
+            key: key("revoke-alice-1"),
+        },
+    ]);
+    list
+}
+
+/// The commands of the version-2 fixture book.
+fn commands_v2() -> Vec<Command> {
     vec![
         Command::OpenAccount { account: AccountId(1001), currency: gbp(), key: key("open-1001") },
         Command::OpenAccount { account: AccountId(1002), currency: gbp(), key: key("open-1002") },
@@ -186,8 +240,12 @@ fn commands() -> Vec<Command> {
 
 /// The fixture book: the command list applied as log entries 1, 2, ... one second apart.
 fn book() -> State {
+    build(commands())
+}
+
+fn build(commands: Vec<Command>) -> State {
     let mut state = State::new();
-    for (i, command) in commands().iter().enumerate() {
+    for (i, command) in commands.iter().enumerate() {
         let ctx = ApplyCtx { log_index: i as u64 + 1, time: TimestampMs(T0_MS + i as u64 * 1_000) };
         match apply(&mut state, command, ctx) {
             Outcome::Done(_) => {}
@@ -222,6 +280,9 @@ fn the_fixture_book_is_what_the_test_says_it_is() {
     assert_eq!(state.market(MarketId(501)).expect("market 501").status, MarketStatus::Settled);
     assert_eq!(state.idempotency_key_count(), commands().len(), "every command was keyed and succeeded");
     assert!(state.audit().records().len() >= 5, "events, markets, status changes, settlement, non-runner, limit");
+    assert_eq!(state.principals().len(), 2);
+    assert_eq!(state.account_owner(AccountId(1003)), Some("ann@example.com"));
+    assert!(state.api_key(KeyId(0xfedc_ba98_7654_3210)).expect("alice's key").revoked_at.is_some());
 }
 
 #[test]
@@ -243,16 +304,26 @@ fn the_snapshot_of_the_fixture_book_encodes_to_its_fixture_and_decodes_to_the_sa
         assert_eq!(decoded.state_hash(), state.state_hash(), "decoding the fixture gives the rebuilt book's hash");
         assert!(decoded.check_invariants().is_ok() && decoded.audit().verify().is_ok());
     }
+    // Version 2: the same book before principals existed. It decodes to that book with an
+    // empty registry, and its hash fixture is the SHA-256 of its own payload.
+    let v2 = build(commands_v2());
+    golden.old_decodes(2, "book", "the version-2 ledger snapshot", &v2, decode);
+    if let Some(old) = golden.bytes_of_version(2, "book") {
+        let payload_hash = StateHash(Sha256::digest(&old[18..old.len() - 4]).into());
+        golden.old_decodes(2, "book_state_hash", "the version-2 state hash", &payload_hash, |bytes| {
+            bytes.try_into().map(StateHash).map_err(|_| format!("{} bytes, not 32", bytes.len()))
+        });
+    }
     golden.finish();
 }
 
 #[test]
-fn a_snapshot_opens_with_magic_format_version_2_and_its_length_and_ends_with_a_checksum() {
+fn a_snapshot_opens_with_magic_format_version_3_and_its_length_and_ends_with_a_checksum() {
     // Today's encoding of the fixture book; the test above holds it equal to the fixture.
     let bytes = book().encode_snapshot();
-    assert_eq!(SNAPSHOT_FORMAT_VERSION, 2, "a new version means new fixtures beside book.v2.hex");
+    assert_eq!(SNAPSHOT_FORMAT_VERSION, 3, "a new version means new fixtures beside book.v3.hex");
     assert_eq!(&bytes[0..8], b"PDKSNAP\0", "magic");
-    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 2, "format version, little-endian");
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 3, "format version, little-endian");
     let length = u64::from_le_bytes(bytes[10..18].try_into().expect("8 bytes"));
     assert_eq!(length as usize, bytes.len() - 18 - 4, "payload length");
     let body_end = bytes.len() - 4;
@@ -266,14 +337,14 @@ fn a_version_1_snapshot_is_refused_with_a_message_naming_both_versions() {
     // before the payload is looked at (here: today's payload under a version-1 header).
     let v1 = hand_made_snapshot(1, &postcard_encode(&book()));
     let err = State::decode_snapshot(&v1).expect_err("version 1 is refused");
-    assert_eq!(err.to_string(), "snapshot format version 1 is not supported (this build reads 2)");
+    assert_eq!(err.to_string(), "snapshot format version 1 is not supported (this build reads 2 to 3)");
 }
 
 #[test]
 fn a_snapshot_of_a_later_version_is_refused_not_misread() {
-    let v3 = hand_made_snapshot(3, &postcard_encode(&book()));
-    let err = State::decode_snapshot(&v3).expect_err("version 3 is refused");
-    assert_eq!(err.to_string(), "snapshot format version 3 is not supported (this build reads 2)");
+    let v4 = hand_made_snapshot(4, &postcard_encode(&book()));
+    let err = State::decode_snapshot(&v4).expect_err("version 4 is refused");
+    assert_eq!(err.to_string(), "snapshot format version 4 is not supported (this build reads 2 to 3)");
 }
 
 #[test]
@@ -341,6 +412,10 @@ fn audit_event_tags_are_pinned() {
         ("Excluded", 6),
         ("StakeFactorChanged", 7),
         ("ConfigChanged", 8),
+        ("PrincipalCreated", 9),
+        ("AccountBound", 10),
+        ("KeyIssued", 11),
+        ("KeyRevoked", 12),
     ];
     let samples = [
         AuditEvent::EventCreated { event: EventId(77) },
@@ -373,6 +448,24 @@ fn audit_event_tags_are_pinned() {
         },
         AuditEvent::StakeFactorChanged { account: AccountId(1001), factor_permille: 250 },
         AuditEvent::ConfigChanged,
+        AuditEvent::PrincipalCreated {
+            principal: "ann".to_string(),
+            role: Role::Bettor,
+            accounts: vec![AccountId(1001)],
+        },
+        AuditEvent::AccountBound { principal: "ann".to_string(), account: AccountId(1003) },
+        AuditEvent::KeyIssued { principal: "ann".to_string(), key: KeyId(7), expires_at: None },
+        AuditEvent::KeyRevoked { principal: "ann".to_string(), key: KeyId(7) },
     ];
     check_tags("AuditEvent", SNAPSHOT.bump, &pinned, &samples);
+}
+
+#[test]
+fn role_tags_are_pinned() {
+    check_tags(
+        "Role",
+        SNAPSHOT.bump,
+        &[("Bettor", 0), ("Trader", 1), ("Operator", 2), ("Auditor", 3), ("Service", 4)],
+        &Role::ALL,
+    );
 }

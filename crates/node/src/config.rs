@@ -70,9 +70,25 @@ pub struct NodeConfig {
     /// Requests served at once; the excess is refused at once with 503 and Retry-After.
     #[serde(default = "default_concurrency")]
     pub concurrency_limit: usize,
-    /// Requests per second allowed per client (by `X-Client-Id` header, else peer IP); 0 = off.
+    /// Requests per second allowed per authenticated principal; 0 = off.
+    #[serde(default = "default_rate", alias = "rate_limit_per_client_per_s")]
+    pub rate_limit_per_principal_per_s: u32,
+    /// Requests per second allowed per source IP address, authenticated or not; 0 = off (behind
+    /// a load balancer every request comes from its address).
     #[serde(default = "default_rate")]
-    pub rate_limit_per_client_per_s: u32,
+    pub rate_limit_per_ip_per_s: u32,
+    /// Failed authentications per second allowed per source IP before 429; 0 = off.
+    #[serde(default = "default_auth_failures")]
+    pub auth_failures_per_ip_per_s: u32,
+    /// A file of static API keys (`<principal> <role> <key id> <sha256>` a line) that this node
+    /// accepts besides the replicated ones: the break-glass keys that create the first
+    /// principals. `paddock keys static` writes its lines.
+    #[serde(default)]
+    pub static_keys_file: Option<PathBuf>,
+    /// Longest lifetime of a person's key (every role but service), and its default: keys of
+    /// people are sessions that end by themselves.
+    #[serde(default = "default_interactive_ttl")]
+    pub interactive_key_ttl_max_s: u64,
     /// A node is ready only if it applied within this many entries of its commit index.
     #[serde(default = "default_ready_lag")]
     pub ready_lag_entries_max: u64,
@@ -123,6 +139,12 @@ fn default_concurrency() -> usize {
 fn default_rate() -> u32 {
     0
 }
+fn default_auth_failures() -> u32 {
+    20
+}
+fn default_interactive_ttl() -> u64 {
+    12 * 3600
+}
 fn default_ready_lag() -> u64 {
     1_000
 }
@@ -150,7 +172,11 @@ impl NodeConfig {
             write_timeout_ms: default_write_timeout(),
             body_limit_bytes: default_body_limit(),
             concurrency_limit: default_concurrency(),
-            rate_limit_per_client_per_s: default_rate(),
+            rate_limit_per_principal_per_s: default_rate(),
+            rate_limit_per_ip_per_s: default_rate(),
+            auth_failures_per_ip_per_s: default_auth_failures(),
+            static_keys_file: None,
+            interactive_key_ttl_max_s: default_interactive_ttl(),
             ready_lag_entries_max: default_ready_lag(),
             log_json: false,
         }
@@ -184,6 +210,9 @@ impl NodeConfig {
         }
         if self.concurrency_limit == 0 || self.body_limit_bytes < 1024 {
             return Err("concurrency_limit must be positive and body_limit_bytes at least 1024".into());
+        }
+        if self.interactive_key_ttl_max_s == 0 {
+            return Err("interactive_key_ttl_max_s must be positive".into());
         }
         let keep_min = paddock_consensus::snapshot_log_keep_min(self.snapshot_logs_since_last);
         if let Some(keep) = self.snapshot_log_keep.filter(|k| *k < keep_min) {

@@ -1,6 +1,7 @@
 //! Request extraction and error responses: every malformed request becomes a 4xx with a
 //! stable code, never a panic or a 500.
 
+use crate::auth::Caller;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -117,25 +118,31 @@ impl<S: Send + Sync> FromRequestParts<S> for IdemKey {
     }
 }
 
-/// The `X-Operator` header: the person acting, for the audit trail.
+/// The authenticated caller, put there by `auth::authorize`.
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Failure> {
+        // Every non-public route runs behind `authorize`; a handler that asks for a caller on
+        // a public route is a bug, answered as unauthenticated rather than served anonymously.
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| Failure(ApiError::new(ErrorCode::Unauthenticated, "this route needs an API key")))
+    }
+}
+
+/// The acting principal of an operator command, for the audit trail: the authenticated
+/// caller, never a header the client chose.
 pub struct Operator(pub Actor);
 
 impl<S: Send + Sync> FromRequestParts<S> for Operator {
     type Rejection = Failure;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Failure> {
-        let missing = || {
-            Failure(ApiError::new(
-                ErrorCode::OperatorRequired,
-                "operator requests need an X-Operator header naming the acting person",
-            ))
-        };
-        let value = parts.headers.get("x-operator").ok_or_else(missing)?;
-        let text = value.to_str().map_err(|_| missing())?.trim();
-        if text.is_empty() || text.len() > 200 {
-            return Err(missing());
-        }
-        Ok(Operator(Actor(text.to_string())))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(Operator(Actor(caller.principal)))
     }
 }
 

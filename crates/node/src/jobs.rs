@@ -80,7 +80,12 @@ async fn upkeep(app: App, stop: watch::Receiver<bool>) {
         let app = app.clone();
         Box::pin(async move {
             app.metrics.run_upkeep();
-            if let Some(limiter) = &app.limiter {
+            // Forget keys idle long enough to be back at a full quota: the maps stay as small
+            // as the set of recent callers.
+            if let Some(limiter) = &app.principal_limiter {
+                limiter.retain_recent();
+            }
+            for limiter in [&app.ip_limiter, &app.auth_failure_limiter].into_iter().flatten() {
                 limiter.retain_recent();
             }
         })

@@ -14,6 +14,7 @@
 //! - Overload is refused before work is done: a concurrency limit with load shedding answers
 //!   503 with `Retry-After` at once, and a per-client rate limit answers 429.
 
+mod auth;
 pub mod config;
 mod extract;
 mod jobs;
@@ -21,11 +22,12 @@ mod metrics;
 mod routes;
 mod stream;
 
+pub use auth::{load_static_keys, parse_static_keys, StaticKey};
 pub use config::NodeConfig;
 
 use anyhow::Context;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -77,7 +79,16 @@ pub(crate) struct AppInner {
     consensus: Consensus,
     config: NodeConfig,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
-    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Per authenticated principal.
+    principal_limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Per source IP, every request.
+    ip_limiter: Option<DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// Per source IP, failed authentications only.
+    auth_failure_limiter: Option<DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// `GET /v1/cluster/state-hash`'s answer at the last applied index it was computed for.
+    state_hash_cache: tokio::sync::Mutex<Option<paddock_api::wire::StateHashBody>>,
+    /// Keys from the configuration's static keys file.
+    static_keys: std::collections::BTreeMap<paddock_ledger::KeyId, StaticKey>,
     /// This node's clock (the one handed to consensus).
     clock: paddock_consensus::Clock,
     /// Set at the start of shutdown so readiness fails first and the balancer drains us.
@@ -95,6 +106,47 @@ impl App {
     fn shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
+
+    /// 429 if this request's source address is over its limit (`failed`: counts failed
+    /// authentications, which have their own, lower limit).
+    fn limit_source(&self, request: &Request, failed: bool) -> Option<Response> {
+        let limiter = if failed { &self.auth_failure_limiter } else { &self.ip_limiter };
+        let (limiter, ip) = (limiter.as_ref()?, auth::source_ip(request)?);
+        limited(limiter.check_key(&ip), if failed { "auth_failures" } else { "ip" })
+    }
+
+    /// 429 if this principal is over its limit.
+    fn limit_principal(&self, principal: &str) -> Option<Response> {
+        let limiter = self.principal_limiter.as_ref()?;
+        limited(limiter.check_key(&principal.to_string()), "principal")
+    }
+}
+
+fn limited<P: governor::clock::Reference>(
+    check: Result<(), governor::NotUntil<P>>,
+    by: &'static str,
+) -> Option<Response>
+where
+    governor::clock::DefaultClock: governor::clock::Clock<Instant = P>,
+{
+    let not_until = check.err()?;
+    let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+    ::metrics::counter!("paddock_http_rate_limited_total", "by" => by).increment(1);
+    let seconds = wait.as_secs().max(1) as u32;
+    Some(
+        extract::Failure(
+            ApiError::new(
+                ErrorCode::RateLimited,
+                match by {
+                    "principal" => "too many requests from this principal",
+                    "ip" => "too many requests from this address",
+                    _ => "too many failed authentications from this address",
+                },
+            )
+            .retry_after(seconds),
+        )
+        .into_response(),
+    )
 }
 
 async fn overloaded(error: tower::BoxError) -> Response {
@@ -116,25 +168,10 @@ async fn overloaded(error: tower::BoxError) -> Response {
 }
 
 async fn rate_limit(State(app): State<App>, request: Request, next: Next) -> Response {
-    if let Some(limiter) = &app.limiter {
-        let client = request
-            .headers()
-            .get("x-client-id")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(64).collect::<String>())
-            .or_else(|| request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()))
-            .unwrap_or_default();
-        if let Err(not_until) = limiter.check_key(&client) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            ::metrics::counter!("paddock_http_rate_limited_total").increment(1);
-            let seconds = wait.as_secs().max(1) as u32;
-            return extract::Failure(
-                ApiError::new(ErrorCode::RateLimited, "too many requests from this client").retry_after(seconds),
-            )
-            .into_response();
-        }
+    match app.limit_source(&request, false) {
+        Some(refused) => refused,
+        None => next.run(request).await,
     }
-    next.run(request).await
 }
 
 fn router(app: App) -> Router {
@@ -170,7 +207,15 @@ fn router(app: App) -> Router {
         .route("/v1/cluster/members/{node_id}/promote", post(promote_member))
         .route("/v1/cluster/members/{node_id}/remove", post(remove_member))
         .route("/v1/cluster/transfer-leader", post(transfer_leader))
+        .route("/v1/principals", post(create_principal).get(list_principals))
+        .route("/v1/principals/{name}/accounts", post(bind_account))
+        .route("/v1/principals/{name}/keys", post(issue_key))
+        .route("/v1/keys/{key_id}/revoke", post(revoke_key))
+        .route("/v1/whoami", get(whoami))
         .route("/v1/openapi.json", get(openapi))
+        // Inner to outer: authorize needs the matched route, so it is a route layer; the rate
+        // limit per source address runs before it, and load shedding before both.
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth::authorize))
         .layer(axum::middleware::from_fn_with_state(app.clone(), rate_limit))
         .layer(
             ServiceBuilder::new()
@@ -195,6 +240,10 @@ fn router(app: App) -> Router {
 /// Runs a node until `shutdown` resolves, then drains HTTP, stops Raft and returns.
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg).context("invalid configuration")?;
+    let static_keys = match &config.static_keys_file {
+        Some(path) => auth::load_static_keys(path).map_err(anyhow::Error::msg)?,
+        None => Default::default(),
+    };
     let metrics = metrics::handle();
     let http = tokio::net::TcpListener::bind(config.http_listen)
         .await
@@ -226,14 +275,19 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     if config.bootstrap.keys().next() == Some(&config.node_id) && !consensus.found_existing_cluster() {
         consensus.bootstrap(config.bootstrap.clone()).await.context("cannot bootstrap the cluster")?;
     }
-    let limiter = NonZeroU32::new(config.rate_limit_per_client_per_s)
-        .map(|rate| DefaultKeyedRateLimiter::keyed(Quota::per_second(rate)));
+    fn keyed<K: std::hash::Hash + Eq + Clone>(rate: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+        NonZeroU32::new(rate).map(|rate| DefaultKeyedRateLimiter::keyed(Quota::per_second(rate)))
+    }
     let app = App {
         inner: Arc::new(AppInner {
             consensus: consensus.clone(),
             config: config.clone(),
             metrics,
-            limiter,
+            principal_limiter: keyed(config.rate_limit_per_principal_per_s),
+            ip_limiter: keyed(config.rate_limit_per_ip_per_s),
+            auth_failure_limiter: keyed(config.auth_failures_per_ip_per_s),
+            static_keys,
+            state_hash_cache: tokio::sync::Mutex::new(None),
             clock,
             shutting_down: AtomicBool::new(false),
         }),

@@ -4,6 +4,7 @@
 //! not it, so any node answers any request. Reads are linearizable unless the caller asks
 //! for `?consistency=stale`.
 
+use crate::auth::Caller;
 use crate::extract::{Body, Failure, IdemKey, Operator, PathParam, QueryParams, ReadOptions};
 use crate::App;
 use axum::extract::State;
@@ -12,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use paddock_api::wire::*;
 use paddock_api::{convert, ApiError, ErrorCode};
-use paddock_consensus::{ReadError, Role, WriteError};
-use paddock_ledger::{AccountId, BetId, Command, Done, MarketId, Outcome, SelectionId};
+use paddock_consensus::{ReadError, WriteError};
+use paddock_ledger::{AccountId, BetId, Command, Done, MarketId, Outcome, Role, SelectionId};
 
 type Answer<T> = Result<(StatusCode, Json<T>), Failure>;
 
@@ -159,9 +160,13 @@ pub(crate) async fn account_bets(
 
 pub(crate) async fn place_bet(
     State(app): State<App>,
+    caller: Caller,
     key: IdemKey,
     Body(req): Body<PlaceBetRequest>,
 ) -> Answer<PlacedBody> {
+    if !app.may_use_account(&caller, AccountId(req.account_id)).await {
+        return Err(Failure(ApiError::new(ErrorCode::Forbidden, "a bettor places bets only on its own accounts")));
+    }
     let command = convert::place_bet(&req, key.0)?;
     let result = submit(&app, command).await;
     let (done, log_index) = match result {
@@ -420,13 +425,14 @@ pub(crate) async fn audit(
 // ---- cluster ----
 
 pub(crate) async fn cluster(State(app): State<App>) -> Answer<ClusterBody> {
+    use paddock_consensus::Role as Raft;
     let s = app.consensus.status();
     let role = match s.role {
-        Role::Leader => "leader",
-        Role::Follower => "follower",
-        Role::Candidate => "candidate",
-        Role::Learner => "learner",
-        Role::Shutdown => "shutdown",
+        Raft::Leader => "leader",
+        Raft::Follower => "follower",
+        Raft::Candidate => "candidate",
+        Raft::Learner => "learner",
+        Raft::Shutdown => "shutdown",
     };
     Ok((
         StatusCode::OK,
@@ -467,7 +473,14 @@ pub(crate) async fn cluster(State(app): State<App>) -> Answer<ClusterBody> {
     ))
 }
 
+/// The hashes cost a pass over the whole state (the book hash a copy of it too), so they are
+/// computed at most once per applied index, however often they are asked for.
 pub(crate) async fn state_hash(State(app): State<App>) -> Answer<StateHashBody> {
+    let applied = app.consensus.read(|d| d.last_applied.map_or(0, |l| l.index));
+    let mut cache = app.state_hash_cache.lock().await;
+    if let Some(body) = cache.as_ref().filter(|b| b.applied_index == applied) {
+        return Ok((StatusCode::OK, Json(body.clone())));
+    }
     let body = app.consensus.read(|d| StateHashBody {
         applied_index: d.last_applied.map_or(0, |l| l.index),
         state_hash: d.state.state_hash().to_string(),
@@ -475,6 +488,7 @@ pub(crate) async fn state_hash(State(app): State<App>) -> Answer<StateHashBody> 
         bets: d.state.bet_count() as u64,
         accounts: d.state.account_count() as u64,
     });
+    *cache = Some(body.clone());
     Ok((StatusCode::OK, Json(body)))
 }
 
@@ -524,6 +538,161 @@ pub(crate) async fn transfer_leader(
     membership_ack(&app, app.consensus.transfer_leader(req.node_id).await)
 }
 
+// ---- principals and keys ----
+
+fn key_body(k: &paddock_ledger::KeyView) -> KeyBody {
+    KeyBody {
+        key_id: k.id.to_string(),
+        created_at_ms: k.created_at.0,
+        expires_at_ms: k.expires_at.map(|t| t.0),
+        revoked_at_ms: k.revoked_at.map(|t| t.0),
+    }
+}
+
+fn principal_body(p: &paddock_ledger::PrincipalView) -> PrincipalBody {
+    PrincipalBody {
+        name: p.name.clone(),
+        role: p.role.as_str().to_string(),
+        account_ids: p.accounts.iter().map(|a| a.0).collect(),
+        created_at_ms: p.created_at.0,
+        created_by: p.created_by.clone(),
+        keys: p.keys.iter().map(key_body).collect(),
+    }
+}
+
+fn bad(message: impl Into<String>) -> Failure {
+    Failure(ApiError::new(ErrorCode::BadParameter, message))
+}
+
+pub(crate) async fn create_principal(
+    State(app): State<App>,
+    IdemKey(key): IdemKey,
+    Operator(actor): Operator,
+    Body(req): Body<CreatePrincipalRequest>,
+) -> Answer<PrincipalBody> {
+    let role =
+        Role::parse(&req.role).ok_or_else(|| bad("role must be one of bettor, trader, operator, auditor, service"))?;
+    let accounts = req.account_ids.iter().map(|a| AccountId(*a)).collect();
+    let command = Command::CreatePrincipal { name: req.name.clone(), role, accounts, actor, key };
+    let (_, log_index) = submit(&app, command).await?;
+    wait_applied(&app, log_index).await?;
+    let view = app.consensus.read(|d| d.state.principal(&req.name)).ok_or_else(|| not_found("principal"))?;
+    Ok((StatusCode::CREATED, Json(principal_body(&view))))
+}
+
+pub(crate) async fn list_principals(
+    State(app): State<App>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Answer<Vec<PrincipalBody>> {
+    let all = read(&app, &options, |s| s.principals()).await?;
+    Ok((StatusCode::OK, Json(all.iter().map(principal_body).collect())))
+}
+
+pub(crate) async fn bind_account(
+    State(app): State<App>,
+    IdemKey(key): IdemKey,
+    Operator(actor): Operator,
+    PathParam(name): PathParam<String>,
+    Body(req): Body<BindAccountRequest>,
+) -> Answer<AckBody> {
+    let command = Command::BindAccount { principal: name, account: AccountId(req.account_id), actor, key };
+    let (_, index) = submit(&app, command).await?;
+    Ok((StatusCode::OK, ack(index)))
+}
+
+pub(crate) async fn issue_key(
+    State(app): State<App>,
+    IdemKey(key): IdemKey,
+    Operator(actor): Operator,
+    PathParam(name): PathParam<String>,
+    Body(req): Body<IssueKeyRequest>,
+) -> Answer<IssuedKeyBody> {
+    let role = app.consensus.read(|d| d.state.principal(&name).map(|p| p.role));
+    // An unknown principal: the ledger refuses the command with principal_not_found.
+    let max_s = app.config.interactive_key_ttl_max_s;
+    let ttl_s = match (role.is_some_and(Role::is_interactive), req.ttl_s) {
+        (_, Some(0)) => return Err(bad("ttl_s must be positive")),
+        (true, Some(ttl)) if ttl > max_s => {
+            return Err(bad(format!(
+                "a person's key is a session of at most interactive_key_ttl_max_s = {max_s} s; ask for less, or                  use a service principal for a long-lived key"
+            )))
+        }
+        (true, ttl) => Some(ttl.unwrap_or(max_s)),
+        (false, ttl) => ttl,
+    };
+    let (id, hash, shown) = match (&req.key_id, &req.key_sha256) {
+        (Some(id), Some(digest)) => {
+            let id = crate::auth::parse_key_id(id).ok_or_else(|| bad("key_id must be 16 hex digits"))?;
+            let hash = crate::auth::parse_digest(digest).ok_or_else(|| bad("key_sha256 must be 64 hex digits"))?;
+            (id, hash, None)
+        }
+        (None, None) => {
+            let made = crate::auth::new_key().map_err(|e| Failure(ApiError::new(ErrorCode::Unavailable, e)))?;
+            (made.id, made.hash(), Some(made.expose()))
+        }
+        _ => return Err(bad("send both key_id and key_sha256, or neither")),
+    };
+    let ttl_ms = ttl_s.map(|s| s.saturating_mul(1000));
+    let command = Command::IssueKey { id, principal: name, hash, ttl_ms, actor, key };
+    let (done, log_index) = submit(&app, command).await?;
+    match done {
+        // A retry answered from the record of the first attempt names the first key, whose
+        // secret this node never saw: only the id is returned then.
+        Done::KeyIssued { key, expires_at } => Ok((
+            StatusCode::CREATED,
+            Json(IssuedKeyBody {
+                key_id: key.to_string(),
+                key: shown.filter(|_| key == id),
+                expires_at_ms: expires_at.map(|t| t.0),
+                log_index,
+            }),
+        )),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub(crate) async fn revoke_key(
+    State(app): State<App>,
+    IdemKey(key): IdemKey,
+    Operator(actor): Operator,
+    PathParam(id): PathParam<String>,
+) -> Answer<AckBody> {
+    let id = crate::auth::parse_key_id(&id).ok_or_else(|| bad("the key id must be 16 hex digits"))?;
+    let (_, index) = submit(&app, Command::RevokeKey { id, actor, key }).await?;
+    Ok((StatusCode::OK, ack(index)))
+}
+
+pub(crate) async fn whoami(State(app): State<App>, caller: Caller) -> Answer<WhoAmIBody> {
+    let accounts = app.consensus.read(|d| d.state.principal(&caller.principal).map(|p| p.accounts).unwrap_or_default());
+    Ok((
+        StatusCode::OK,
+        Json(WhoAmIBody {
+            principal: caller.principal,
+            role: caller.role.as_str().to_string(),
+            key_id: caller.key.to_string(),
+            expires_at_ms: caller.expires_at.map(|t| t.0),
+            account_ids: accounts.iter().map(|a| a.0).collect(),
+        }),
+    ))
+}
+
+/// Waits until this node has applied `log_index` (a follower forwards writes: the leader has
+/// applied it, this node maybe not yet).
+async fn wait_applied(app: &App, log_index: u64) -> Result<(), Failure> {
+    let mut applied = app.consensus.applied_watch();
+    let wait = std::time::Duration::from_millis(app.config.write_timeout_ms);
+    if matches!(tokio::time::timeout(wait, applied.wait_for(|i| *i >= log_index)).await, Ok(Ok(_))) {
+        return Ok(());
+    }
+    Err(Failure(
+        ApiError::new(
+            ErrorCode::ReadUnavailable,
+            format!("the change was applied at log index {log_index}, but this node has not applied it yet"),
+        )
+        .retry_after(1),
+    ))
+}
+
 // ---- infrastructure ----
 
 pub(crate) async fn openapi() -> Response {
@@ -545,7 +714,10 @@ pub(crate) async fn ready(State(app): State<App>) -> Response {
         Some("not a member of a cluster".into())
     } else if s.leader.is_none() {
         Some("no known leader".into())
-    } else if !matches!(s.role, Role::Leader | Role::Follower | Role::Learner) {
+    } else if !matches!(
+        s.role,
+        paddock_consensus::Role::Leader | paddock_consensus::Role::Follower | paddock_consensus::Role::Learner
+    ) {
         Some(format!("role is {:?}", s.role))
     } else if lag > app.config.ready_lag_entries_max {
         Some(format!("applied index {} is {lag} behind commit {}", s.applied_index, s.commit_index))

@@ -17,7 +17,7 @@
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use paddock_api::wire::*;
-use paddock_client::{Client, RetryPolicy};
+use paddock_client::{Client, RetryPolicy, StaticKeys};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 /// How long a node (or a whole cluster) may take to become ready.
 pub const READY_WITHIN: Duration = Duration::from_secs(30);
 
-/// The operator name the harness acts as.
-pub const OPERATOR: &str = "test:harness";
+/// The operator principal the harness acts as (a static key of every node).
+pub const OPERATOR: &str = "root";
 
 /// Ports come from here: below the ephemeral range (32768+) and above well-known services.
 const PORT_LOW: u16 = 20_000;
@@ -109,6 +109,7 @@ pub struct Cluster {
     nodes: Vec<Node>,
     bootstrap: String,
     extra_args: Vec<String>,
+    keys: StaticKeys,
 }
 
 impl Cluster {
@@ -159,7 +160,12 @@ impl Cluster {
             })
             .collect();
         let bootstrap = nodes.iter().map(|n| format!("{}={}", n.id, n.advertised)).collect::<Vec<_>>().join(",");
-        Cluster { dir, nodes, bootstrap, extra_args: extra_args.iter().map(|s| s.to_string()).collect() }
+        let keys = StaticKeys::generate("root", "harness");
+        let keys_file = dir.path().join("static-keys");
+        std::fs::write(&keys_file, keys.file_text()).expect("static keys file writes");
+        let mut extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        extra.extend(["--static-keys".to_string(), keys_file.display().to_string()]);
+        Cluster { dir, nodes, bootstrap, extra_args: extra, keys }
     }
 
     /// Starts `n` nodes without waiting for them; node `id` of each `(id, args)` in
@@ -204,19 +210,24 @@ impl Cluster {
         self.ids().into_iter().map(|id| self.url(id)).collect()
     }
 
-    /// A client that knows every node and acts as an operator.
+    /// A client that knows every node and holds the harness's operator and service keys.
     pub fn client(&self) -> Client {
-        Client::new(self.urls(), Duration::from_secs(10)).with_operator(OPERATOR)
+        Client::new(self.urls(), Duration::from_secs(10)).with_keys(&self.keys.ring())
     }
 
     /// A client that talks to one node only.
     pub fn client_for(&self, id: u64) -> Client {
-        Client::new(vec![self.url(id)], Duration::from_secs(10)).with_operator(OPERATOR)
+        Client::new(vec![self.url(id)], Duration::from_secs(10)).with_keys(&self.keys.ring())
+    }
+
+    /// The static keys every node was started with.
+    pub fn keys(&self) -> &StaticKeys {
+        &self.keys
     }
 
     /// A client for one node that does not retry: for polling.
     fn probe(&self, id: u64) -> Client {
-        Client::new(vec![self.url(id)], Duration::from_secs(2)).with_retry(RetryPolicy {
+        Client::new(vec![self.url(id)], Duration::from_secs(2)).with_keys(&self.keys.ring()).with_retry(RetryPolicy {
             attempts: 1,
             backoff: Duration::from_millis(1),
             backoff_max: Duration::from_millis(1),
