@@ -32,6 +32,8 @@ pub enum ErrorCode {
     MalformedBody,
     /// The body is larger than the limit.
     BodyTooLarge,
+    /// The request target (path and query) is too long (414).
+    UriTooLong,
     /// The request needs `Content-Type: application/json`.
     UnsupportedMediaType,
     /// A state-changing request lacks the `Idempotency-Key` header.
@@ -69,6 +71,7 @@ impl ErrorCode {
             ErrorCode::Ledger(code) => code.as_str(),
             ErrorCode::MalformedBody => "malformed_body",
             ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::UriTooLong => "uri_too_long",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::IdempotencyKeyMissing => "idempotency_key_missing",
             ErrorCode::BadParameter => "bad_parameter",
@@ -93,6 +96,7 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::BodyTooLarge => 413,
+            ErrorCode::UriTooLong => 414,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
@@ -230,6 +234,7 @@ mod tests {
             [
                 ErrorCode::MalformedBody,
                 ErrorCode::BodyTooLarge,
+                ErrorCode::UriTooLong,
                 ErrorCode::UnsupportedMediaType,
                 ErrorCode::IdempotencyKeyMissing,
                 ErrorCode::BadParameter,

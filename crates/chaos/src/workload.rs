@@ -130,6 +130,7 @@ fn error_kind(e: &ClientError, took: Duration, timeout: Duration) -> String {
         }
         ClientError::Unsent(_) => "connect".into(),
         ClientError::Decode(_) => "decode".into(),
+        ClientError::Config(_) => "config".into(),
     }
 }
 

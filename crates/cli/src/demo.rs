@@ -3,6 +3,10 @@
 //!
 //! The flow is bounded (`--duration-s`, one hour by default) and stops by itself; Ctrl-C stops
 //! it earlier. Either way each node gets SIGTERM (by PID), drains and exits.
+//!
+//! Secure as a real cluster, with nothing to set up: it makes its own CA and node certificates
+//! (HTTPS for the API, mutual TLS between the nodes) and its own keys, and prints how to use
+//! them with curl.
 
 use anyhow::{bail, Context, Result};
 use paddock_api::wire::*;
@@ -87,6 +91,15 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let keys = paddock_client::StaticKeys::generate("demo-operator", "demo-service");
     let keys_file = data_dir.join("static-keys");
     std::fs::write(&keys_file, keys.file_text())?;
+    let certs_dir = data_dir.join("certs");
+    crate::certs::make(&crate::certs::CertsRequest {
+        cluster_id: "paddock",
+        nodes: &[1, 2, 3],
+        hosts: &["127.0.0.1".to_string(), "localhost".to_string()],
+        valid_for: Duration::from_secs(30 * 86_400),
+        out: &certs_dir,
+    })?;
+    let ca_file = certs_dir.join("ca.pem");
     let mut nodes = Nodes { children: Vec::new() };
     for i in 1..=3u16 {
         let log = std::fs::File::create(data_dir.join(format!("node-{i}.log")))?;
@@ -104,6 +117,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
             ])
             .arg("--static-keys")
             .arg(&keys_file)
+            .arg("--tls-ca")
+            .arg(&ca_file)
+            .arg("--tls-cert")
+            .arg(crate::certs::node_files(&certs_dir, u64::from(i)).cert)
+            .arg("--tls-key")
+            .arg(crate::certs::node_files(&certs_dir, u64::from(i)).key)
             .arg("--data-dir")
             .arg(data_dir.join(format!("node-{i}")))
             .stdin(Stdio::null())
@@ -114,18 +133,23 @@ pub fn run(args: DemoArgs) -> Result<()> {
         println!("started node {i} (pid {}), log {}", child.id(), data_dir.join(format!("node-{i}.log")).display());
         nodes.children.push((u64::from(i), child));
     }
-    let urls: Vec<String> = (1..=3).map(|i| format!("http://{}", http(i))).collect();
+    let urls: Vec<String> = (1..=3).map(|i| format!("https://{}", http(i))).collect();
+    let ca_pem = std::fs::read(&ca_file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let result = runtime.block_on(async {
-        let client = Client::new(urls.clone(), Duration::from_secs(5)).with_keys(&keys.ring());
+        let client = Client::new(urls.clone(), Duration::from_secs(5)).with_keys(&keys.ring()).with_ca_pem(&ca_pem)?;
         wait_ready(&client, Duration::from_secs(30)).await?;
         seed(&client).await?;
         let bettor_key = demo_bettor(&client).await?;
         let operator_key = keys.operator.expose();
         let env_file = data_dir.join("demo-keys.env");
-        write_private(
+        crate::certs::write_private(
             &env_file,
-            &format!("PADDOCK_KEY={operator_key}\nPADDOCK_BETTOR_KEY={bettor_key}\nPADDOCK_NODE={}\n", urls[0]),
+            &format!(
+                "PADDOCK_KEY={operator_key}\nPADDOCK_BETTOR_KEY={bettor_key}\nPADDOCK_NODE={}\nPADDOCK_CA={}\n",
+                urls[0],
+                ca_file.display()
+            ),
         )?;
         println!();
         println!("Paddock demo: a 3-node cluster is running.");
@@ -134,7 +158,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
         println!("  cluster:  {}/v1/cluster", urls[0]);
         println!("  markets:  {}/v1/markets", urls[0]);
-        println!("  prices:   curl -N {}/v1/stream/prices", urls[0]);
+        println!("  CA:       {} (HTTPS for the API, mutual TLS between the nodes)", ca_file.display());
         println!("  metrics:  {}/metrics", urls[0]);
         println!("  API doc:  {}/v1/openapi.json", urls[0]);
         println!("  data:     {}", data_dir.display());
@@ -145,12 +169,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
         println!("  bettor (demo-bettor, owns account 1, a 12-hour session): {bettor_key}");
         println!("Try:");
         println!("  set -a; . {}; set +a", env_file.display());
-        println!("  curl -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/accounts/1", urls[0]);
+        println!("  curl --cacert $PADDOCK_CA -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/accounts/1", urls[0]);
         println!(
-            "  curl -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/accounts/2   # 403: not theirs",
+            "  curl --cacert $PADDOCK_CA -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/accounts/2   # 403: not theirs",
             urls[0]
         );
-        println!("  paddock principals list      # uses PADDOCK_KEY and PADDOCK_NODE");
+        println!("  curl --cacert $PADDOCK_CA -N -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/stream/prices", urls[0]);
+        println!("  paddock principals list      # uses PADDOCK_KEY, PADDOCK_NODE and PADDOCK_CA");
         println!("Ctrl-C stops the demo (it stops by itself after {} s).", args.duration_s);
         tokio::select! {
             r = flow(&client, Duration::from_secs(args.duration_s), args.bets_per_s) => r,
@@ -305,15 +330,6 @@ async fn demo_bettor(client: &Client) -> Result<String> {
         Err(e) => return Err(e.into()),
     }
     Ok(client.issue_key("demo-bettor", None).await?)
-}
-
-/// Writes a file only its owner can read: it holds keys.
-fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path)?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 fn ignore_exists<T>(r: Result<T, paddock_client::ClientError>) -> Result<()> {

@@ -467,6 +467,7 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
                         ClientError::Transport(_) => "transport".into(),
                         ClientError::Unsent(_) => "connect".into(),
                         ClientError::Decode(_) => "decode".into(),
+                        ClientError::Config(_) => "config".into(),
                     };
                     *t.errors.entry(code).or_default() += 1;
                 }

@@ -9,6 +9,7 @@
 //! - `status`, `members`, `transfer-leader`, `keys`, `principals`: operate a running cluster
 //!   over HTTP with an operator's API key (`PADDOCK_KEY`).
 
+mod certs;
 mod demo;
 mod drill;
 mod failover;
@@ -42,6 +43,27 @@ enum Cmd {
     Drill {
         #[command(subcommand)]
         drill: drill::DrillCmd,
+    },
+    /// Make a cluster's CA and its nodes' certificates (TLS for the API, mutual TLS between
+    /// peers). Run again with the same --out to add a node or renew: the CA there is reused.
+    ///
+    /// Example: paddock certs --cluster-id paddock --nodes 1,2,3 --host 127.0.0.1 --host localhost --out certs
+    Certs {
+        /// The cluster id the nodes run with (`--cluster-id` of `paddock start`).
+        #[arg(long, default_value = "paddock")]
+        cluster_id: String,
+        /// Node ids, e.g. 1,2,3.
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<u64>,
+        /// A host name or IP address clients reach the nodes by (repeatable).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Lifetime of the node certificates, days.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// Output directory: ca.pem, ca.key (keep it safe), node-<id>.pem and node-<id>.key.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Print a node's view of the cluster.
     Status {
@@ -83,6 +105,9 @@ struct Target {
     /// Prefer the environment variable: a flag shows in the process list.
     #[arg(long, env = "PADDOCK_KEY", hide_env_values = true)]
     key: Option<String>,
+    /// The cluster CA's certificate, to trust for an https:// node.
+    #[arg(long, env = "PADDOCK_CA")]
+    ca_cert: Option<PathBuf>,
 }
 
 impl Target {
@@ -90,7 +115,18 @@ impl Target {
         let Some(key) = &self.key else {
             bail!("this command needs an API key: set PADDOCK_KEY (or pass --key); `paddock demo` prints one")
         };
-        Ok(Client::new(vec![self.node.trim_end_matches('/').to_string()], Duration::from_secs(10)).with_token(key))
+        let client =
+            Client::new(vec![self.node.trim_end_matches('/').to_string()], Duration::from_secs(10)).with_token(key);
+        match &self.ca_cert {
+            Some(path) => {
+                let pem = std::fs::read(path).with_context(|| format!("cannot read the CA file {}", path.display()))?;
+                Ok(client.with_ca_pem(&pem)?)
+            }
+            None if self.node.starts_with("https://") => {
+                bail!("{} is https: give the cluster's CA certificate with --ca-cert or PADDOCK_CA", self.node)
+            }
+            None => Ok(client),
+        }
     }
 }
 
@@ -260,9 +296,23 @@ pub struct StartArgs {
     /// Per-source-IP rate limit (requests/s, 0 = off).
     #[arg(long)]
     pub rate_limit_per_ip: Option<u32>,
-    /// File of static API keys (`paddock keys static` writes its lines).
+    /// File of static API keys (`paddock keys new` prints its lines).
     #[arg(long)]
     pub static_keys: Option<PathBuf>,
+    /// The cluster CA certificate (PEM); with --tls-cert and --tls-key the API serves HTTPS
+    /// only and peers speak mutual TLS (`paddock certs` makes all three).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// This node's certificate (PEM); re-read when the file changes.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM); re-read when the file changes.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP and unauthenticated peers on addresses outside loopback (logged
+    /// loudly): only for a network that is private by other means.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
     /// Concurrent requests before shedding load.
     #[arg(long)]
     pub concurrency_limit: Option<usize>,
@@ -349,6 +399,18 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     if let Some(v) = args.rate_limit_per_ip {
         config.rate_limit_per_ip_per_s = v;
     }
+    if let Some(v) = &args.tls_ca {
+        config.tls_ca_file = Some(v.clone());
+    }
+    if let Some(v) = &args.tls_cert {
+        config.tls_cert_file = Some(v.clone());
+    }
+    if let Some(v) = &args.tls_key {
+        config.tls_key_file = Some(v.clone());
+    }
+    if args.insecure_plaintext {
+        config.insecure_plaintext = true;
+    }
     if let Some(v) = &args.static_keys {
         config.static_keys_file = Some(v.clone());
     }
@@ -390,6 +452,17 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Start(args) => start(*args),
         Cmd::Demo(args) => demo::run(args),
+        Cmd::Certs { cluster_id, nodes, hosts, days, out } => {
+            let written = certs::make(&certs::CertsRequest {
+                cluster_id: &cluster_id,
+                nodes: &nodes,
+                hosts: &hosts,
+                valid_for: Duration::from_secs(days.saturating_mul(86_400)),
+                out: &out,
+            })?;
+            println!("{}", serde_json::to_string_pretty(&written)?);
+            Ok(())
+        }
         Cmd::Load(args) => load::run(args),
         Cmd::Drill { drill } => drill::run(drill),
         other => {
@@ -446,7 +519,9 @@ fn main() -> Result<()> {
                         )?,
                         PrincipalsCmd::List { target } => serde_json::to_value(target.client()?.principals().await?)?,
                     },
-                    Cmd::Start(_) | Cmd::Demo(_) | Cmd::Load(_) | Cmd::Drill { .. } => unreachable!("handled above"),
+                    Cmd::Start(_) | Cmd::Demo(_) | Cmd::Load(_) | Cmd::Drill { .. } | Cmd::Certs { .. } => {
+                        unreachable!("handled above")
+                    }
                 };
                 println!("{}", serde_json::to_string_pretty(&value)?);
                 Ok(())

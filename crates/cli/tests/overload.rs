@@ -30,7 +30,10 @@ async fn a_client_over_its_rate_limit_gets_429_with_retry_after_and_others_are_s
     let harness = cluster.client();
     let mut keys = Vec::new();
     for name in ["greedy", "polite"] {
-        harness.create_principal(name, paddock_api::Role::Trader, &[], &paddock_client::fresh_key()).await.expect("principal");
+        harness
+            .create_principal(name, paddock_api::Role::Trader, &[], &paddock_client::fresh_key())
+            .await
+            .expect("principal");
         keys.push(harness.issue_key(name, None).await.expect("key"));
     }
     let http = reqwest::Client::new();

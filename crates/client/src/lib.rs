@@ -105,6 +105,9 @@ pub enum ClientError {
     /// An answer could not be decoded.
     #[error("undecodable answer: {0}")]
     Decode(String),
+    /// The client itself could not be set up (a bad CA file).
+    #[error("client configuration: {0}")]
+    Config(String),
 }
 
 impl ClientError {
@@ -132,7 +135,7 @@ impl ClientError {
                         | "clock_unsynchronized"
                 )
             }
-            ClientError::Decode(_) => false,
+            ClientError::Decode(_) | ClientError::Config(_) => false,
         }
     }
 
@@ -140,7 +143,7 @@ impl ClientError {
     /// idempotency key.
     pub fn was_not_acted_on(&self) -> bool {
         match self {
-            ClientError::Unsent(_) => true,
+            ClientError::Unsent(_) | ClientError::Config(_) => true,
             ClientError::Api { code, .. } => {
                 matches!(
                     code.as_str(),
@@ -179,26 +182,50 @@ pub struct Client {
     /// route admits (a test harness or an operator's console holding several principals).
     keys: std::sync::Arc<Vec<(Option<paddock_api::Role>, String)>>,
     retry: RetryPolicy,
+    timeout: Duration,
+}
+
+/// The HTTP client: plain, or trusting only the given CA for HTTPS.
+fn http_client(timeout: Duration, ca_pem: Option<&[u8]>) -> Result<reqwest::Client, ClientError> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_millis(500))
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true);
+    if let Some(pem) = ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| ClientError::Config(format!("the CA file holds no usable PEM certificate: {e}")))?;
+        if certs.is_empty() {
+            return Err(ClientError::Config("the CA file holds no certificate".into()));
+        }
+        builder = builder.use_rustls_tls().tls_built_in_root_certs(false);
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| ClientError::Config(format!("cannot build the HTTP client: {e}")))
 }
 
 impl Client {
     /// A client for the given node base URLs (`http://127.0.0.1:7001`), with a per-request
     /// timeout.
     pub fn new(nodes: Vec<String>, timeout: Duration) -> Client {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_millis(500))
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .build()
-            .expect("a plain HTTP client builds");
+        let http = http_client(timeout, None).expect("a plain HTTP client builds");
         Client {
             http,
             nodes: std::sync::Arc::new(nodes),
             next: std::sync::Arc::default(),
             keys: std::sync::Arc::default(),
             retry: RetryPolicy::default(),
+            timeout,
         }
+    }
+
+    /// Trusts the CA certificate(s) in `ca_pem` for `https://` node URLs (the cluster's own CA,
+    /// `ca.pem` of `paddock certs`), and no other.
+    pub fn with_ca_pem(mut self, ca_pem: &[u8]) -> Result<Client, ClientError> {
+        self.http = http_client(self.timeout, Some(ca_pem))?;
+        Ok(self)
     }
 
     /// Sends `Authorization: Bearer <key>` with every request.

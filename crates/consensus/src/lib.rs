@@ -28,6 +28,7 @@ mod server;
 #[cfg(feature = "sim")]
 pub mod sim_runtime;
 pub mod state_machine;
+pub mod tls;
 pub mod transport;
 pub mod types;
 
@@ -119,6 +120,9 @@ pub struct ConsensusConfig {
     /// The other nodes known at start (the bootstrap list, id → peer address). A node whose
     /// data directory is empty asks them whether it is already one of their voters.
     pub peers: BTreeMap<u64, String>,
+    /// Mutual TLS between peers; `None`: plain TCP (loopback, or a network private by other
+    /// means).
+    pub tls: Option<tls::PeerTls>,
 }
 
 /// Why consensus could not start.
@@ -133,6 +137,9 @@ pub enum StartError {
     /// Raft refused the configuration or failed to start.
     #[error("raft: {0}")]
     Raft(String),
+    /// The TLS material could not be used.
+    #[error("peer TLS: {0}")]
+    Tls(String),
     /// The data directory is empty, but the cluster already counts this node as a voter: its
     /// data was wiped or replaced. Rejoining as a voter that has seen nothing would forget its
     /// votes and its log, and could help elect two leaders in one term.
@@ -416,7 +423,10 @@ impl Consensus {
     /// part of a cluster until [`Consensus::bootstrap`] or a leader adds it.
     pub async fn start(config: ConsensusConfig, clock: Clock) -> Result<Consensus, StartError> {
         let data_dir = DataDir::open(&config.data_dir)?;
-        let transport = Arc::new(GrpcTransport::new(&config.cluster_id, config.peer_source_ip));
+        let transport = Arc::new(
+            GrpcTransport::new(&config.cluster_id, config.peer_source_ip, config.tls.as_ref())
+                .map_err(|e| StartError::Tls(e.to_string()))?,
+        );
         // "Recover, not format": an empty data directory is a new node, or a voter that lost
         // its data. Ask the known peers before taking part, and before writing the identity
         // (so a refused start leaves the directory as empty as it was).
@@ -443,20 +453,37 @@ impl Consensus {
         *consensus.inner.data_dir.lock().expect("data dir lock") = Some(data_dir);
         consensus.inner.found_existing_cluster.store(found_existing_cluster, std::sync::atomic::Ordering::SeqCst);
         let listener = tokio::net::TcpListener::bind(config.peer_listen).await?;
-        let service = server::PeerService { handler };
+        let service = server::PeerService { handler, tls: config.tls.is_some() };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let server_tls = match &config.tls {
+            Some(peer) => Some(
+                tls::server_config(peer.cert.clone(), Some(peer.roots.clone()), &[b"h2"])
+                    .map_err(|e| StartError::Tls(e.to_string()))?,
+            ),
+            None => None,
+        };
         let task = tokio::spawn(async move {
             let svc = proto::peer_server::PeerServer::new(service)
                 .max_decoding_message_size(network::MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(network::MESSAGE_BYTES_MAX);
-            let result = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(svc)
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = stop_rx.await;
-                })
-                .await;
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            let router = tonic::transport::Server::builder().add_service(svc);
+            let result = match server_tls {
+                None => {
+                    let listener = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                    let incoming = tokio_stream::StreamExt::map(listener, |stream| {
+                        let stream = stream?;
+                        stream.set_nodelay(true)?;
+                        Ok::<_, std::io::Error>(stream)
+                    });
+                    router.serve_with_incoming_shutdown(incoming, stop).await
+                }
+                Some(server_tls) => {
+                    router.serve_with_incoming_shutdown(server::tls_incoming(listener, server_tls), stop).await
+                }
+            };
             if let Err(e) = result {
                 tracing::error!(error = %e, "peer server failed");
             }
@@ -743,7 +770,8 @@ impl Inner {
         }
     }
 
-    /// The applied index and one account, read together.
+    /// The applied index and one account, read together (the simulator's client reads).
+    #[cfg(feature = "sim")]
     pub(crate) fn read_account(
         &self,
         account: paddock_ledger::AccountId,

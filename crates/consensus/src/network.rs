@@ -39,12 +39,70 @@ pub struct GrpcTransport {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// Source address for outgoing peer connections (lets a chaos proxy tell links apart).
     source_ip: Option<std::net::IpAddr>,
+    /// Mutual TLS: each connection presents this node's certificate (as it is at the
+    /// handshake, so a reloaded one is used by the next connection) and requires the peer's
+    /// to be of the cluster CA and to name `peer.<cluster>.paddock`.
+    tls: Option<TlsConnector>,
+}
+
+/// Dials a peer over TCP and runs the TLS handshake; tonic wraps any failure of either in its
+/// `ConnectError`, so a refused handshake counts as never sent.
+#[derive(Clone)]
+struct TlsConnector {
+    config: Arc<rustls::ClientConfig>,
+    server_name: rustls::pki_types::ServerName<'static>,
+    source_ip: Option<std::net::IpAddr>,
+}
+
+impl tower::Service<tonic::codegen::http::Uri> for TlsConnector {
+    type Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+    type Error = std::io::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, std::io::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), std::io::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: tonic::codegen::http::Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let invalid = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, m.to_string());
+            let host = uri.host().ok_or_else(|| invalid("peer address without a host"))?.to_string();
+            let port = uri.port_u16().ok_or_else(|| invalid("peer address without a port"))?;
+            let addr = tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .next()
+                .ok_or_else(|| invalid("peer host resolves to no address"))?;
+            let socket =
+                if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            if let Some(ip) = this.source_ip {
+                socket.bind(std::net::SocketAddr::new(ip, 0))?;
+            }
+            socket.set_nodelay(true)?;
+            let stream = socket.connect(addr).await?;
+            let tls = tokio_rustls::TlsConnector::from(this.config).connect(this.server_name, stream).await?;
+            Ok(hyper_util::rt::TokioIo::new(tls))
+        })
+    }
 }
 
 impl GrpcTransport {
-    /// A transport for one cluster.
-    pub fn new(cluster_id: &str, source_ip: Option<std::net::IpAddr>) -> GrpcTransport {
-        GrpcTransport { cluster_id: Arc::from(cluster_id), channels: Arc::default(), source_ip }
+    /// A transport for one cluster; with `tls`, every connection is mutual TLS.
+    pub fn new(
+        cluster_id: &str,
+        source_ip: Option<std::net::IpAddr>,
+        tls: Option<&crate::tls::PeerTls>,
+    ) -> Result<GrpcTransport, crate::tls::TlsError> {
+        let tls = match tls {
+            Some(peer) => Some(TlsConnector {
+                config: crate::tls::client_config(peer.roots.clone(), Some(peer.cert.clone()), &[b"h2"])?,
+                server_name: rustls::pki_types::ServerName::try_from(crate::tls::cluster_name(cluster_id))
+                    .map_err(|e| crate::tls::TlsError::Config(e.to_string()))?,
+                source_ip,
+            }),
+            None => None,
+        };
+        Ok(GrpcTransport { cluster_id: Arc::from(cluster_id), channels: Arc::default(), source_ip, tls })
     }
 
     fn client(&self, addr: &str) -> Result<PeerClient<Channel>, PeerError> {
@@ -63,7 +121,10 @@ impl GrpcTransport {
                     .http2_keep_alive_interval(Duration::from_secs(5))
                     .keep_alive_timeout(Duration::from_secs(5))
                     .local_address(self.source_ip);
-                let c = endpoint.connect_lazy();
+                let c = match &self.tls {
+                    Some(tls) => endpoint.connect_with_connector_lazy(tls.clone()),
+                    None => endpoint.connect_lazy(),
+                };
                 channels.insert(addr.to_string(), c.clone());
                 c
             }

@@ -2,19 +2,76 @@
 
 use crate::proto::peer_server::Peer;
 use crate::proto::Frame;
-use crate::transport::{Handler, HandlerError, Rpc};
+use crate::transport::{Caller, Handler, HandlerError, Rpc};
 use tonic::{Request, Response, Status};
 
 pub(crate) struct PeerService {
     pub(crate) handler: Handler,
+    /// Mutual TLS: every connection carries the caller's certificate, which must name a member.
+    pub(crate) tls: bool,
+}
+
+/// How long a peer may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The TLS connections of `listener`: each handshake runs on its own task (a slow or silent
+/// client holds up no other), and a failed one is dropped and counted.
+pub(crate) fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    config: std::sync::Arc<rustls::ServerConfig>,
+) -> tokio_stream::wrappers::ReceiverStream<
+    Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
+> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = tx.closed() => return,
+            };
+            let (stream, remote) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot accept a peer connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(e)) => {
+                        metrics::counter!("paddock_peer_tls_handshake_failures_total").increment(1);
+                        tracing::warn!(peer = %remote, error = %e, "peer TLS handshake refused");
+                    }
+                    Err(_) => {
+                        metrics::counter!("paddock_peer_tls_handshake_failures_total").increment(1);
+                        tracing::warn!(peer = %remote, "peer TLS handshake timed out");
+                    }
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 impl PeerService {
     async fn serve(&self, rpc: Rpc, request: Request<Frame>) -> Result<Response<Frame>, Status> {
+        let certs = request.peer_certs();
+        let caller = match (&certs, self.tls) {
+            (_, false) => Caller::Unchecked,
+            (Some(certs), true) if !certs.is_empty() => Caller::Certificate(&certs[0]),
+            (_, true) => return Err(Status::unauthenticated("peer connections need a client certificate")),
+        };
         let frame = request.into_inner();
-        match self.handler.handle(&frame.cluster_id, rpc, &frame.payload).await {
+        match self.handler.handle_from(caller, &frame.cluster_id, rpc, &frame.payload).await {
             Ok(payload) => Ok(Response::new(Frame { cluster_id: self.handler.cluster_id().to_string(), payload })),
-            Err(HandlerError::WrongCluster(m)) => Err(Status::permission_denied(m)),
+            Err(HandlerError::WrongCluster(m)) | Err(HandlerError::NotMember(m)) => Err(Status::permission_denied(m)),
             Err(HandlerError::BadRequest(m)) => Err(Status::invalid_argument(m)),
             Err(HandlerError::Unavailable(m)) => Err(Status::unavailable(m)),
         }

@@ -8,6 +8,7 @@
 use crate::types::{Raft, SnapshotMeta, TypeConfig, Vote};
 use crate::{ForwardOp, ForwardReply, Inner};
 use futures::future::BoxFuture;
+use openraft::async_runtime::WatchReceiver;
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::sync::{Arc, Weak};
@@ -111,6 +112,18 @@ pub enum HandlerError {
     /// Raft is not running.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller's certificate names no member of this cluster.
+    #[error("{0}")]
+    NotMember(String),
+}
+
+/// Who sent a peer call, as the transport knows it.
+#[derive(Clone, Copy, Debug)]
+pub enum Caller<'a> {
+    /// A transport without identities: plain TCP on a trusted network, or the simulator.
+    Unchecked,
+    /// Mutual TLS: the caller's leaf certificate, already verified against the cluster CA.
+    Certificate(&'a rustls::pki_types::CertificateDer<'static>),
 }
 
 /// The receiving side of every peer RPC.
@@ -136,13 +149,49 @@ impl Handler {
         &self.cluster_id
     }
 
-    /// Serves one RPC.
+    /// Serves one RPC from a caller whose identity the transport does not check.
     pub async fn handle(&self, cluster_id: &str, rpc: Rpc, payload: &[u8]) -> Result<Vec<u8>, HandlerError> {
+        self.handle_from(Caller::Unchecked, cluster_id, rpc, payload).await
+    }
+
+    /// Whether `cert` names a node of this node's membership. A node not yet in any cluster
+    /// (no membership: waiting to be bootstrapped or added) has nothing to protect and must
+    /// hear from whichever node adds it, so any certificate of the cluster CA will do then.
+    fn names_a_member(&self, cert: &rustls::pki_types::CertificateDer<'static>) -> bool {
+        let membership = self.raft.metrics().borrow_watched().membership_config.clone();
+        let mut members = membership.membership().nodes().map(|(id, _)| *id).peekable();
+        if members.peek().is_none() {
+            return true;
+        }
+        members.any(|id| crate::tls::cert_names_node(cert, &self.cluster_id, id))
+    }
+
+    /// Serves one RPC from `caller`. With a certificate, only a member may call, except for
+    /// the membership question a node starting on an empty data directory asks (it learns
+    /// voter ids, nothing else).
+    pub async fn handle_from(
+        &self,
+        caller: Caller<'_>,
+        cluster_id: &str,
+        rpc: Rpc,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, HandlerError> {
         if cluster_id != &*self.cluster_id {
             return Err(HandlerError::WrongCluster(format!(
                 "this node belongs to cluster {:?}, the caller to {cluster_id:?}",
                 self.cluster_id
             )));
+        }
+        if let Caller::Certificate(cert) = caller {
+            let membership_question =
+                rpc == Rpc::Forward && matches!(postcard::from_bytes::<ForwardOp>(payload), Ok(ForwardOp::Membership));
+            if !membership_question && !self.names_a_member(cert) {
+                metrics::counter!("paddock_peer_refused_total", "reason" => "not_member").increment(1);
+                return Err(HandlerError::NotMember(
+                    "the caller's certificate names no member of this cluster: add the node first (paddock members add)"
+                        .into(),
+                ));
+            }
         }
         let unavailable = |e: &dyn std::fmt::Display| HandlerError::Unavailable(e.to_string());
         match rpc {
@@ -177,6 +226,11 @@ impl Handler {
                 let reply: Result<u64, String> = inner.leader_read_index().await.map_err(|e| e.to_string());
                 seal(&reply)
             }
+            #[cfg(not(feature = "sim"))]
+            Rpc::ClientWrite | Rpc::ClientRead => {
+                Err(HandlerError::BadRequest("the simulator's client calls are not served by production builds".into()))
+            }
+            #[cfg(feature = "sim")]
             Rpc::ClientWrite => {
                 let command: paddock_ledger::Command = open(payload)?;
                 let inner =
@@ -184,6 +238,7 @@ impl Handler {
                 let reply: Result<crate::Written, crate::WriteError> = inner.write(command).await;
                 seal(&reply)
             }
+            #[cfg(feature = "sim")]
             Rpc::ClientRead => {
                 let account: paddock_ledger::AccountId = open(payload)?;
                 let inner =

@@ -67,6 +67,21 @@ pub struct NodeConfig {
     /// Largest request body accepted.
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
+    /// The cluster CA's certificate (PEM). With `tls_cert_file` and `tls_key_file`: the public
+    /// API serves HTTPS only and peers speak mutual TLS (`paddock certs` makes all three).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// This node's certificate (PEM), signed by the CA; re-read when it changes.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM); re-read when it changes.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+    /// Allow plain HTTP and unauthenticated peers on addresses outside loopback. Anyone on
+    /// that network can then read keys off the wire and speak to the peer port: for a network
+    /// that is private by other means only. Logged loudly at every start.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
     /// Requests served at once; the excess is refused at once with 503 and Retry-After.
     #[serde(default = "default_concurrency")]
     pub concurrency_limit: usize,
@@ -179,6 +194,10 @@ impl NodeConfig {
             interactive_key_ttl_max_s: default_interactive_ttl(),
             ready_lag_entries_max: default_ready_lag(),
             log_json: false,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            insecure_plaintext: false,
         }
     }
 
@@ -214,6 +233,33 @@ impl NodeConfig {
         if self.interactive_key_ttl_max_s == 0 {
             return Err("interactive_key_ttl_max_s must be positive".into());
         }
+        match (&self.tls_ca_file, &self.tls_cert_file, &self.tls_key_file) {
+            (None, None, None) => {
+                let exposed: Vec<String> = [self.http_listen, self.peer_listen]
+                    .iter()
+                    .filter(|a| !a.ip().is_loopback())
+                    .map(|a| a.to_string())
+                    .collect();
+                if !exposed.is_empty() && !self.insecure_plaintext {
+                    return Err(format!(
+                        "{} is outside loopback but TLS is not configured: API keys would cross the network in \
+                         clear and anyone could speak to the peer port. Make certificates with `paddock certs` \
+                         and set tls_ca_file, tls_cert_file and tls_key_file (--tls-ca, --tls-cert, --tls-key), \
+                         or, on a network private by other means, set insecure_plaintext (--insecure-plaintext)",
+                        exposed.join(" and ")
+                    ));
+                }
+            }
+            (Some(_), Some(_), Some(_)) => {
+                if !paddock_consensus::tls::cluster_id_is_dns_label(&self.cluster_id) {
+                    return Err(format!(
+                        "cluster_id {:?} cannot be named in a certificate: with TLS use 1-63 of a-z, 0-9 and '-'",
+                        self.cluster_id
+                    ));
+                }
+            }
+            _ => return Err("TLS needs all three of tls_ca_file, tls_cert_file and tls_key_file".into()),
+        }
         let keep_min = paddock_consensus::snapshot_log_keep_min(self.snapshot_logs_since_last);
         if let Some(keep) = self.snapshot_log_keep.filter(|k| *k < keep_min) {
             return Err(format!(
@@ -231,6 +277,21 @@ impl NodeConfig {
     pub fn snapshot_log_keep(&self) -> u64 {
         self.snapshot_log_keep
             .unwrap_or_else(|| paddock_consensus::snapshot_log_keep_min(self.snapshot_logs_since_last))
+    }
+
+    /// The TLS files, if TLS is configured.
+    pub fn tls_files(&self) -> Option<paddock_consensus::tls::TlsFiles> {
+        match (&self.tls_ca_file, &self.tls_cert_file, &self.tls_key_file) {
+            (Some(ca), Some(cert), Some(key)) => {
+                Some(paddock_consensus::tls::TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() })
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether plain connections are allowed outside loopback (and must be logged loudly).
+    pub fn runs_insecure_outside_loopback(&self) -> bool {
+        self.tls_files().is_none() && !(self.http_listen.ip().is_loopback() && self.peer_listen.ip().is_loopback())
     }
 
     /// The peer address others use.
@@ -276,5 +337,28 @@ mod tests {
         c.snapshot_log_keep = Some(5_000);
         c.validate().unwrap();
         assert_eq!(c.snapshot_log_keep(), 5_000);
+    }
+
+    #[test]
+    fn plain_connections_outside_loopback_are_refused_unless_explicitly_allowed() {
+        let mut c =
+            NodeConfig::new(1, "/tmp/p1".into(), "0.0.0.0:7001".parse().unwrap(), "127.0.0.1:7101".parse().unwrap());
+        let refused = c.validate().unwrap_err();
+        assert!(refused.contains("0.0.0.0:7001 is outside loopback") && refused.contains("paddock certs"), "{refused}");
+        c.insecure_plaintext = true;
+        c.validate().unwrap();
+        assert!(c.runs_insecure_outside_loopback());
+
+        let mut c =
+            NodeConfig::new(1, "/tmp/p1".into(), "127.0.0.1:7001".parse().unwrap(), "10.1.2.3:7101".parse().unwrap());
+        assert!(c.validate().unwrap_err().contains("10.1.2.3:7101"), "the peer port counts too");
+        c.tls_ca_file = Some("/etc/paddock/ca.pem".into());
+        assert!(c.validate().unwrap_err().contains("all three"), "half a TLS configuration is refused");
+        c.tls_cert_file = Some("/etc/paddock/node-1.pem".into());
+        c.tls_key_file = Some("/etc/paddock/node-1.key".into());
+        c.validate().unwrap();
+        assert!(!c.runs_insecure_outside_loopback());
+        c.cluster_id = "Prod_1".into();
+        assert!(c.validate().unwrap_err().contains("cannot be named in a certificate"));
     }
 }

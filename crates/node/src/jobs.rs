@@ -92,3 +92,30 @@ async fn upkeep(app: App, stop: watch::Receiver<bool>) {
     })
     .await
 }
+
+/// How often the certificate files are checked for a change.
+pub const CERTIFICATE_RELOAD_PERIOD: Duration = Duration::from_secs(5);
+
+/// Re-reads this node's certificate and key when their files change: the public listener and
+/// the peer connections use the new pair from their next handshake on.
+pub(crate) fn spawn_certificate_reload(
+    cert: std::sync::Arc<paddock_consensus::tls::ReloadingCert>,
+    stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(every(CERTIFICATE_RELOAD_PERIOD, stop, move || {
+        let cert = cert.clone();
+        Box::pin(async move {
+            match cert.reload_if_changed() {
+                Ok(true) => {
+                    metrics::counter!("paddock_tls_certificate_reloads_total", "result" => "ok").increment(1);
+                    tracing::info!("TLS certificate reloaded");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    metrics::counter!("paddock_tls_certificate_reloads_total", "result" => "error").increment(1);
+                    tracing::error!(error = %e, "cannot reload the TLS certificate; the previous one stays in use");
+                }
+            }
+        })
+    }));
+}

@@ -20,10 +20,13 @@ mod extract;
 mod jobs;
 mod metrics;
 mod routes;
+mod serve;
 mod stream;
 
 pub use auth::{load_static_keys, parse_static_keys, StaticKey};
 pub use config::NodeConfig;
+/// Certificate files and peer identity (the consensus crate owns mutual TLS between peers).
+pub use paddock_consensus::tls;
 
 use anyhow::Context;
 use axum::error_handling::HandleErrorLayer;
@@ -37,7 +40,6 @@ use paddock_api::{ApiError, ErrorCode};
 use paddock_consensus::{Consensus, ConsensusConfig, Timing};
 use paddock_ledger::TimestampMs;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -234,6 +236,7 @@ fn router(app: App) -> Router {
         .fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(serve::limit_uri))
         .with_state(app)
 }
 
@@ -243,6 +246,29 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let static_keys = match &config.static_keys_file {
         Some(path) => auth::load_static_keys(path).map_err(anyhow::Error::msg)?,
         None => Default::default(),
+    };
+    if config.runs_insecure_outside_loopback() {
+        tracing::warn!(
+            http = %config.http_listen,
+            peer = %config.peer_listen,
+            "INSECURE: plain HTTP and unauthenticated peers outside loopback (insecure_plaintext); API keys cross \
+             the network in clear and anyone who reaches the peer port can act as a node"
+        );
+    }
+    let tls = match config.tls_files() {
+        Some(files) => Some(
+            paddock_consensus::tls::PeerTls::load(&files, &config.cluster_id, config.node_id)
+                .map_err(anyhow::Error::msg)
+                .context("cannot load the TLS files")?,
+        ),
+        None => None,
+    };
+    let public_tls = match &tls {
+        Some(peer) => Some(
+            paddock_consensus::tls::server_config(peer.cert.clone(), None, &[b"h2", b"http/1.1"])
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
     };
     let metrics = metrics::handle();
     let http = tokio::net::TcpListener::bind(config.http_listen)
@@ -267,6 +293,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             clock_offset_max_ms: config.clock_offset_max_ms,
             write_timeout: Duration::from_millis(config.write_timeout_ms),
             peers: config.bootstrap.clone(),
+            tls: tls.clone(),
         },
         clock.clone(),
     )
@@ -293,16 +320,24 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         }),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    jobs::spawn_all(app.clone(), stop_rx);
-    tracing::info!(node = config.node_id, http = %config.http_listen, peer = %config.peer_listen, "node started");
+    jobs::spawn_all(app.clone(), stop_rx.clone());
+    if let Some(peer) = &tls {
+        jobs::spawn_certificate_reload(peer.cert.clone(), stop_rx);
+    }
+    tracing::info!(
+        node = config.node_id,
+        http = %config.http_listen,
+        peer = %config.peer_listen,
+        tls = tls.is_some(),
+        "node started"
+    );
     let drain = app.clone();
-    let serve = axum::serve(http, router(app).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining in-flight requests");
-            drain.shutting_down.store(true, Ordering::SeqCst);
-        });
-    serve.await.context("HTTP server failed")?;
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        drain.shutting_down.store(true, Ordering::SeqCst);
+    };
+    serve::serve(http, public_tls, router(app), shutdown).await;
     let _ = stop_tx.send(true);
     consensus.shutdown().await;
     tracing::info!("node stopped");

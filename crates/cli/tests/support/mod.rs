@@ -103,6 +103,14 @@ pub struct Node {
     starts: u32,
 }
 
+/// Runs the `paddock` binary with `args` and then `path`, and panics with its output if it fails.
+pub fn run_paddock(args: &[&str], path: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock")).args(args).arg(path).output().expect("paddock runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "paddock {args:?} failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
 /// A local cluster of `paddock start` processes.
 pub struct Cluster {
     dir: tempfile::TempDir,
@@ -110,6 +118,8 @@ pub struct Cluster {
     bootstrap: String,
     extra_args: Vec<String>,
     keys: StaticKeys,
+    /// With TLS: the directory `paddock certs` wrote the CA and node certificates to.
+    tls: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -165,7 +175,42 @@ impl Cluster {
         std::fs::write(&keys_file, keys.file_text()).expect("static keys file writes");
         let mut extra: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         extra.extend(["--static-keys".to_string(), keys_file.display().to_string()]);
-        Cluster { dir, nodes, bootstrap, extra_args: extra, keys }
+        Cluster { dir, nodes, bootstrap, extra_args: extra, keys, tls: None }
+    }
+
+    /// Starts `n` nodes with TLS on the API and mutual TLS between peers, certificates made by
+    /// `paddock certs` (cluster id `paddock`), and waits until every one is ready.
+    pub async fn start_tls(n: usize, extra_args: &[&str]) -> Cluster {
+        let mut cluster = Cluster::launch_advertising_unstarted(n, extra_args, &[]);
+        let certs = cluster.dir.path().join("certs");
+        let nodes = cluster.ids().iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        run_paddock(&["certs", "--cluster-id", "paddock", "--nodes", &nodes, "--host", "127.0.0.1", "--out"], &certs);
+        cluster.tls = Some(certs);
+        for id in cluster.ids() {
+            cluster.spawn(id);
+        }
+        let ids = cluster.ids();
+        cluster.wait_ready(&ids, READY_WITHIN).await;
+        cluster
+    }
+
+    /// The directory of the CA and node certificates, for a TLS cluster.
+    pub fn certs_dir(&self) -> Option<&std::path::Path> {
+        self.tls.as_deref()
+    }
+
+    /// The CA certificate (PEM) of a TLS cluster.
+    pub fn ca_pem(&self) -> Option<Vec<u8>> {
+        self.tls.as_ref().map(|d| std::fs::read(d.join("ca.pem")).expect("ca.pem reads"))
+    }
+
+    /// A plain client of this cluster's nodes (trusting its CA if it has one), without keys.
+    fn base_client(&self, urls: Vec<String>, timeout: Duration) -> Client {
+        let client = Client::new(urls, timeout);
+        match self.ca_pem() {
+            Some(pem) => client.with_ca_pem(&pem).expect("the CA file is usable"),
+            None => client,
+        }
     }
 
     /// Starts `n` nodes without waiting for them; node `id` of each `(id, args)` in
@@ -202,7 +247,8 @@ impl Cluster {
 
     /// A node's base URL.
     pub fn url(&self, id: u64) -> String {
-        format!("http://{}", self.node(id).http)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.node(id).http)
     }
 
     /// Every node's base URL, in id order.
@@ -212,12 +258,12 @@ impl Cluster {
 
     /// A client that knows every node and holds the harness's operator and service keys.
     pub fn client(&self) -> Client {
-        Client::new(self.urls(), Duration::from_secs(10)).with_keys(&self.keys.ring())
+        self.base_client(self.urls(), Duration::from_secs(10)).with_keys(&self.keys.ring())
     }
 
     /// A client that talks to one node only.
     pub fn client_for(&self, id: u64) -> Client {
-        Client::new(vec![self.url(id)], Duration::from_secs(10)).with_keys(&self.keys.ring())
+        self.base_client(vec![self.url(id)], Duration::from_secs(10)).with_keys(&self.keys.ring())
     }
 
     /// The static keys every node was started with.
@@ -227,11 +273,9 @@ impl Cluster {
 
     /// A client for one node that does not retry: for polling.
     fn probe(&self, id: u64) -> Client {
-        Client::new(vec![self.url(id)], Duration::from_secs(2)).with_keys(&self.keys.ring()).with_retry(RetryPolicy {
-            attempts: 1,
-            backoff: Duration::from_millis(1),
-            backoff_max: Duration::from_millis(1),
-        })
+        self.base_client(vec![self.url(id)], Duration::from_secs(2)).with_keys(&self.keys.ring()).with_retry(
+            RetryPolicy { attempts: 1, backoff: Duration::from_millis(1), backoff_max: Duration::from_millis(1) },
+        )
     }
 
     /// Whether the node's process is running (as far as this harness knows).
@@ -256,6 +300,15 @@ impl Cluster {
     fn spawn(&mut self, id: u64) {
         let bootstrap = self.bootstrap.clone();
         let mut extra = self.extra_args.clone();
+        if let Some(certs) = &self.tls {
+            for (flag, file) in [
+                ("--tls-ca", "ca.pem".to_string()),
+                ("--tls-cert", format!("node-{id}.pem")),
+                ("--tls-key", format!("node-{id}.key")),
+            ] {
+                extra.extend([flag.to_string(), certs.join(file).display().to_string()]);
+            }
+        }
         extra.extend(self.node(id).own_args.iter().cloned());
         let node = self.node_mut(id);
         let log = std::fs::OpenOptions::new()
