@@ -34,6 +34,8 @@ pub enum ErrorCode {
     BodyTooLarge,
     /// The request target (path and query) is too long (414).
     UriTooLong,
+    /// The request headers are too large (431).
+    HeadersTooLarge,
     /// The request needs `Content-Type: application/json`.
     UnsupportedMediaType,
     /// A state-changing request lacks the `Idempotency-Key` header.
@@ -72,6 +74,7 @@ impl ErrorCode {
             ErrorCode::MalformedBody => "malformed_body",
             ErrorCode::BodyTooLarge => "body_too_large",
             ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::IdempotencyKeyMissing => "idempotency_key_missing",
             ErrorCode::BadParameter => "bad_parameter",
@@ -97,6 +100,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::UriTooLong => 414,
+            ErrorCode::HeadersTooLarge => 431,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
@@ -235,6 +239,7 @@ mod tests {
                 ErrorCode::MalformedBody,
                 ErrorCode::BodyTooLarge,
                 ErrorCode::UriTooLong,
+                ErrorCode::HeadersTooLarge,
                 ErrorCode::UnsupportedMediaType,
                 ErrorCode::IdempotencyKeyMissing,
                 ErrorCode::BadParameter,

@@ -296,6 +296,9 @@ pub struct StartArgs {
     /// Per-source-IP rate limit (requests/s, 0 = off).
     #[arg(long)]
     pub rate_limit_per_ip: Option<u32>,
+    /// SSE streams one principal may hold open on this node.
+    #[arg(long)]
+    pub sse_streams_per_principal: Option<usize>,
     /// File of static API keys (`paddock keys new` prints its lines).
     #[arg(long)]
     pub static_keys: Option<PathBuf>,
@@ -398,6 +401,9 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     }
     if let Some(v) = args.rate_limit_per_ip {
         config.rate_limit_per_ip_per_s = v;
+    }
+    if let Some(v) = args.sse_streams_per_principal {
+        config.sse_streams_per_principal_max = v;
     }
     if let Some(v) = &args.tls_ca {
         config.tls_ca_file = Some(v.clone());

@@ -104,6 +104,9 @@ pub struct NodeConfig {
     /// people are sessions that end by themselves.
     #[serde(default = "default_interactive_ttl")]
     pub interactive_key_ttl_max_s: u64,
+    /// SSE streams one principal may hold open on one node.
+    #[serde(default = "default_streams")]
+    pub sse_streams_per_principal_max: usize,
     /// A node is ready only if it applied within this many entries of its commit index.
     #[serde(default = "default_ready_lag")]
     pub ready_lag_entries_max: u64,
@@ -160,6 +163,9 @@ fn default_auth_failures() -> u32 {
 fn default_interactive_ttl() -> u64 {
     12 * 3600
 }
+fn default_streams() -> usize {
+    8
+}
 fn default_ready_lag() -> u64 {
     1_000
 }
@@ -193,6 +199,7 @@ impl NodeConfig {
             static_keys_file: None,
             interactive_key_ttl_max_s: default_interactive_ttl(),
             ready_lag_entries_max: default_ready_lag(),
+            sse_streams_per_principal_max: default_streams(),
             log_json: false,
             tls_ca_file: None,
             tls_cert_file: None,

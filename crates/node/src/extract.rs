@@ -168,3 +168,87 @@ impl ReadOptions {
         }
     }
 }
+
+/// Items per page when the client does not say.
+pub const PAGE_DEFAULT: usize = 100;
+/// Most items one page holds.
+pub const PAGE_MAX: usize = 1000;
+
+/// `?after=<cursor>&limit=<n>&consistency=...` of a list: items after the cursor (exclusive,
+/// in the list's order), at most `limit` of them (1 to [`PAGE_MAX`], default
+/// [`PAGE_DEFAULT`]). A full page says where the next one starts in the `X-Next-Cursor` header.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListOptions {
+    /// "linearizable" (default) or "stale".
+    #[serde(default)]
+    pub consistency: Option<String>,
+    /// The last item of the previous page (its id, or a principal's name).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Page size.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+impl ListOptions {
+    /// The read consistency asked for.
+    pub fn read(&self) -> ReadOptions {
+        ReadOptions { consistency: self.consistency.clone() }
+    }
+
+    /// The page size, refused outside 1..=PAGE_MAX.
+    pub fn limit(&self) -> Result<usize, Failure> {
+        match self.limit {
+            None => Ok(PAGE_DEFAULT),
+            Some(n) if (1..=PAGE_MAX).contains(&n) => Ok(n),
+            Some(n) => Err(Failure(ApiError::new(
+                ErrorCode::BadParameter,
+                format!("limit must be between 1 and {PAGE_MAX}, not {n}"),
+            ))),
+        }
+    }
+
+    /// The cursor as an id.
+    pub fn after_id(&self) -> Result<Option<u64>, Failure> {
+        match &self.after {
+            None => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| {
+                Failure(ApiError::new(
+                    ErrorCode::BadParameter,
+                    format!("after must be an id from a previous page, not {text:?}"),
+                ))
+            }),
+        }
+    }
+}
+
+/// One page of a list: the items as a JSON array, and the `X-Next-Cursor` header when more may
+/// follow.
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// The cursor of the next page.
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// The first `limit` of `items` (which the caller took as `limit + 1`, to know whether
+    /// more follow), and the cursor after the last one shown.
+    pub fn of(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = if more { items.last().map(cursor) } else { None };
+        Page { items, next }
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Page<T> {
+    fn into_response(self) -> Response {
+        let mut response = axum::Json(self.items).into_response();
+        if let Some(next) = self.next.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            response.headers_mut().insert("x-next-cursor", next);
+        }
+        response
+    }
+}

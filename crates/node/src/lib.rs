@@ -89,6 +89,8 @@ pub(crate) struct AppInner {
     auth_failure_limiter: Option<DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// `GET /v1/cluster/state-hash`'s answer at the last applied index it was computed for.
     state_hash_cache: tokio::sync::Mutex<Option<paddock_api::wire::StateHashBody>>,
+    /// Open SSE streams per principal.
+    streams: Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
     /// Keys from the configuration's static keys file.
     static_keys: std::collections::BTreeMap<paddock_ledger::KeyId, StaticKey>,
     /// This node's clock (the one handed to consensus).
@@ -236,7 +238,7 @@ fn router(app: App) -> Router {
         .fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(metrics::track))
-        .layer(axum::middleware::from_fn(serve::limit_uri))
+        .layer(axum::middleware::from_fn(serve::limit_request_head))
         .with_state(app)
 }
 
@@ -314,6 +316,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             ip_limiter: keyed(config.rate_limit_per_ip_per_s),
             auth_failure_limiter: keyed(config.auth_failures_per_ip_per_s),
             static_keys,
+            streams: Arc::default(),
             state_hash_cache: tokio::sync::Mutex::new(None),
             clock,
             shutting_down: AtomicBool::new(false),

@@ -5,7 +5,7 @@
 //! for `?consistency=stale`.
 
 use crate::auth::Caller;
-use crate::extract::{Body, Failure, IdemKey, Operator, PathParam, QueryParams, ReadOptions};
+use crate::extract::{Body, Failure, IdemKey, ListOptions, Operator, Page, PathParam, QueryParams, ReadOptions};
 use crate::App;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -149,11 +149,22 @@ pub(crate) async fn exclude(
 pub(crate) async fn account_bets(
     State(app): State<App>,
     PathParam(account): PathParam<u64>,
-    QueryParams(options): QueryParams<ReadOptions>,
-) -> Answer<Vec<BetBody>> {
-    let bets = read(&app, &options, |s| s.account(AccountId(account)).map(|_| s.bets_of(AccountId(account)))).await?;
-    let bets = bets.ok_or_else(|| not_found("account"))?;
-    Ok((StatusCode::OK, Json(bets.iter().map(convert::bet_body).collect())))
+    QueryParams(options): QueryParams<ListOptions>,
+) -> Result<Page<BetBody>, Failure> {
+    let (limit, after) = (options.limit()?, options.after_id()?.unwrap_or(0));
+    let bets = read(&app, &options.read(), |s| {
+        s.account(AccountId(account)).map(|_| {
+            s.bets_of(AccountId(account))
+                .iter()
+                .filter(|b| b.bet.0 > after)
+                .take(limit + 1)
+                .map(convert::bet_body)
+                .collect()
+        })
+    })
+    .await?;
+    let bets: Vec<BetBody> = bets.ok_or_else(|| not_found("account"))?;
+    Ok(Page::of(bets, limit, |b| b.bet_id.to_string()))
 }
 
 // ---- bets ----
@@ -253,11 +264,20 @@ pub(crate) async fn create_market(
 
 pub(crate) async fn list_markets(
     State(app): State<App>,
-    QueryParams(options): QueryParams<ReadOptions>,
-) -> Answer<Vec<MarketBody>> {
-    let markets =
-        read(&app, &options, |s| s.market_ids().into_iter().filter_map(|m| s.market(m)).collect::<Vec<_>>()).await?;
-    Ok((StatusCode::OK, Json(markets.iter().map(convert::market_body).collect())))
+    QueryParams(options): QueryParams<ListOptions>,
+) -> Result<Page<MarketBody>, Failure> {
+    let (limit, after) = (options.limit()?, options.after_id()?.unwrap_or(0));
+    let markets = read(&app, &options.read(), |s| {
+        s.market_ids()
+            .into_iter()
+            .filter(|m| m.0 > after)
+            .take(limit + 1)
+            .filter_map(|m| s.market(m))
+            .map(|v| convert::market_body(&v))
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(Page::of(markets, limit, |m| m.market_id.to_string()))
 }
 
 pub(crate) async fn get_market(
@@ -398,15 +418,15 @@ pub(crate) struct AuditQuery {
 pub(crate) async fn audit(
     State(app): State<App>,
     QueryParams(q): QueryParams<AuditQuery>,
-) -> Answer<Vec<AuditRecordBody>> {
+) -> Result<Page<AuditRecordBody>, Failure> {
     let options = ReadOptions { consistency: q.consistency.clone() };
-    let limit = q.limit.unwrap_or(1000).min(10_000);
+    let limit = ListOptions { limit: q.limit, ..ListOptions::default() }.limit()?;
     let records = read(&app, &options, |s| {
         s.audit()
             .records()
             .iter()
             .skip(usize::try_from(q.from).unwrap_or(usize::MAX))
-            .take(limit)
+            .take(limit + 1)
             .map(|r| AuditRecordBody {
                 seq: r.seq,
                 log_index: r.log_index,
@@ -419,7 +439,8 @@ pub(crate) async fn audit(
             .collect::<Vec<_>>()
     })
     .await?;
-    Ok((StatusCode::OK, Json(records)))
+    // The audit trail pages by sequence number: the next page starts `from` the one after.
+    Ok(Page::of(records, limit, |r| (r.seq + 1).to_string()))
 }
 
 // ---- cluster ----
@@ -582,10 +603,15 @@ pub(crate) async fn create_principal(
 
 pub(crate) async fn list_principals(
     State(app): State<App>,
-    QueryParams(options): QueryParams<ReadOptions>,
-) -> Answer<Vec<PrincipalBody>> {
-    let all = read(&app, &options, |s| s.principals()).await?;
-    Ok((StatusCode::OK, Json(all.iter().map(principal_body).collect())))
+    QueryParams(options): QueryParams<ListOptions>,
+) -> Result<Page<PrincipalBody>, Failure> {
+    let limit = options.limit()?;
+    let after = options.after.clone().unwrap_or_default();
+    let page = read(&app, &options.read(), |s| {
+        s.principals().iter().filter(|p| p.name > after).take(limit + 1).map(principal_body).collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(Page::of(page, limit, |p| p.name.clone()))
 }
 
 pub(crate) async fn bind_account(

@@ -119,12 +119,22 @@ pub async fn serve(
     }
 }
 
-/// Middleware: refuses a request target longer than [`URI_BYTES_MAX`] with 414.
-pub(crate) async fn limit_uri(
+/// Middleware: refuses a request target longer than [`URI_BYTES_MAX`] with 414, and headers
+/// that add up to more than [`HEADER_BYTES_MAX`] with 431 (hyper's buffer limit is only
+/// approximate: a head that arrives in one read is parsed whole).
+pub(crate) async fn limit_request_head(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let header_bytes: usize = request.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    if header_bytes > HEADER_BYTES_MAX {
+        return crate::extract::Failure(paddock_api::ApiError::new(
+            paddock_api::ErrorCode::HeadersTooLarge,
+            format!("the request headers are {header_bytes} bytes; at most {HEADER_BYTES_MAX} are accepted"),
+        ))
+        .into_response();
+    }
     let length = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if length > URI_BYTES_MAX {
         return crate::extract::Failure(paddock_api::ApiError::new(

@@ -3,7 +3,12 @@
 //! Both follow the commands this node applies, so a client connected to any node sees every
 //! change in log order. A client that falls too far behind is told (`lagged`) and should
 //! re-read the resource and reconnect.
+//!
+//! A stream ends when its client disconnects (its task watches the connection, not only the
+//! next event), and each principal may hold at most `sse_streams_per_principal_max` streams
+//! open on a node: one more is refused with 429.
 
+use crate::auth::Caller;
 use crate::extract::{Failure, PathParam};
 use crate::App;
 use axum::extract::State;
@@ -38,9 +43,13 @@ fn market_of(command: &Command) -> Option<MarketId> {
 }
 
 /// `GET /v1/stream/prices`: the market after each price or status change.
-pub(crate) async fn prices(State(app): State<App>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub(crate) async fn prices(
+    State(app): State<App>,
+    caller: Caller,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Failure> {
+    let slot = StreamSlot::take(&app, &caller.principal)?;
     let mut rx = app.consensus.subscribe();
-    let stream = async_stream(move |tx| async move {
+    let stream = async_stream(slot, move |tx| async move {
         loop {
             let event: Arc<AppliedEvent> = match rx.recv().await {
                 Ok(e) => e,
@@ -60,12 +69,13 @@ pub(crate) async fn prices(State(app): State<App>) -> Sse<impl Stream<Item = Res
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 /// `GET /v1/stream/accounts/{account_id}/bets`: each of the account's bets after it changes.
 pub(crate) async fn account_bets(
     State(app): State<App>,
+    caller: Caller,
     PathParam(account): PathParam<u64>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Failure> {
     let account = AccountId(account);
@@ -74,7 +84,8 @@ pub(crate) async fn account_bets(
         .consensus
         .read(|d| d.state.account(account).map(|_| d.state.bets_of(account).iter().map(|b| b.bet).collect()))
         .ok_or_else(|| Failure(paddock_api::ApiError::new(paddock_api::ErrorCode::NotFound, "no such account")))?;
-    let stream = async_stream(move |tx| async move {
+    let slot = StreamSlot::take(&app, &caller.principal)?;
+    let stream = async_stream(slot, move |tx| async move {
         loop {
             let event = match rx.recv().await {
                 Ok(e) => e,
@@ -117,13 +128,63 @@ pub(crate) async fn account_bets(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// A stream fed by a task through a bounded channel; the task ends when the client leaves.
-fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
+/// One open stream of a principal, counted while it lives.
+pub(crate) struct StreamSlot {
+    open: Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
+    principal: String,
+}
+
+impl StreamSlot {
+    /// Counts one more stream of `principal`, or refuses it with 429 when it has its maximum.
+    fn take(app: &App, principal: &str) -> Result<StreamSlot, Failure> {
+        let max = app.config.sse_streams_per_principal_max;
+        let mut open = app.streams.lock().expect("stream count lock");
+        let count = open.entry(principal.to_string()).or_default();
+        if *count >= max {
+            ::metrics::counter!("paddock_http_rate_limited_total", "by" => "streams").increment(1);
+            return Err(Failure(
+                paddock_api::ApiError::new(
+                    paddock_api::ErrorCode::RateLimited,
+                    format!("this principal already has {max} streams open on this node; close one first"),
+                )
+                .retry_after(5),
+            ));
+        }
+        *count += 1;
+        ::metrics::gauge!("paddock_sse_streams_open").increment(1.0);
+        Ok(StreamSlot { open: app.streams.clone(), principal: principal.to_string() })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().expect("stream count lock");
+        if let Some(count) = open.get_mut(&self.principal) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.principal);
+            }
+        }
+        ::metrics::gauge!("paddock_sse_streams_open").decrement(1.0);
+    }
+}
+
+/// A stream fed by a task through a bounded channel. The task ends, and frees its slot, when
+/// the client leaves: it watches the channel's closing, so a quiet stream ends too.
+fn async_stream<F, Fut>(slot: StreamSlot, producer: F) -> impl Stream<Item = Result<Event, Infallible>>
 where
     F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(256);
-    tokio::spawn(producer(tx));
+    let watch = tx.clone();
+    let produce = producer(tx);
+    tokio::spawn(async move {
+        let _slot = slot;
+        tokio::select! {
+            () = produce => {}
+            () = watch.closed() => {}
+        }
+    });
     futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok)
 }
