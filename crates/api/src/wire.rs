@@ -505,12 +505,17 @@ pub struct AuditRecordBody {
     pub at_ms: u64,
     /// Acting identity.
     pub actor: String,
-    /// What happened, as text.
-    pub event: String,
+    /// What happened: an object with one member named after the kind of event (e.g.
+    /// `{"EventCreated": {"event": 10}}`, `{"KeyRevoked": {"principal": "ann", "key": 7}}`).
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
     /// Hash of the previous record, hex.
     pub prev_hash: String,
-    /// This record's hash, hex.
+    /// This record's hash, hex: SHA-256 of `prev_hash` and the record's other fields.
     pub hash: String,
+    /// The whole record in the ledger's binary encoding (postcard), hex: `paddock audit
+    /// verify` decodes it, checks it says what the fields above say, and recomputes the chain.
+    pub record: String,
 }
 
 /// Create a principal.

@@ -101,12 +101,11 @@ pub fn payout(stake_minor: i64, num: u32, den: u32) -> i64 {
 fn leave_open_records(records: &[AuditRecordBody]) -> BTreeMap<u64, (u64, u64)> {
     let mut out = BTreeMap::new();
     for r in records {
-        let e = &r.event;
-        if !e.starts_with("MarketStatusChanged") || !e.contains("from: Open") {
+        let Some(change) = r.event.get("MarketStatusChanged") else { continue };
+        if change["from"] != "Open" {
             continue;
         }
-        let Some(rest) = e.split("market: MarketId(").nth(1) else { continue };
-        let Some(id) = rest.split(')').next().and_then(|s| s.parse::<u64>().ok()) else { continue };
+        let Some(id) = change["market"].as_u64() else { continue };
         out.entry(id).or_insert((r.log_index, r.at_ms));
     }
     out

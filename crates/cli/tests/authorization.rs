@@ -264,10 +264,9 @@ async fn revoked_and_expired_keys_stop_working_on_every_node_and_the_audit_trail
     let trail: Vec<Value> =
         serde_json::from_str(&send(&http, &cluster.url(3), "GET", "/v1/audit", Some(&olga_key), None).await.1)
             .expect("audit json");
-    let created =
-        trail.iter().find(|r| r["event"].as_str().is_some_and(|e| e.contains("EventCreated"))).expect("event");
+    let created = trail.iter().find(|r| r["event"].get("EventCreated").is_some()).expect("event");
     assert_eq!(created["actor"], "olga");
-    assert!(trail.iter().any(|r| r["actor"] == "root" && r["event"].as_str().is_some_and(|e| e.contains("KeyIssued"))));
+    assert!(trail.iter().any(|r| r["actor"] == "root" && r["event"].get("KeyIssued").is_some()));
 
     // Expiry: the one-second key works at first, then not.
     tokio::time::sleep(Duration::from_millis(1_500)).await;

@@ -569,6 +569,20 @@ impl Client {
         self.post(&format!("/v1/keys/{key_id}/revoke"), &serde_json::json!({}), Some(key)).await
     }
 
+    /// The whole audit trail, oldest first, fetched a page of 1000 at a time.
+    pub async fn audit_trail(&self) -> Result<Vec<AuditRecordBody>, ClientError> {
+        const PAGE: usize = 1000;
+        let mut all: Vec<AuditRecordBody> = Vec::new();
+        loop {
+            let page: Vec<AuditRecordBody> = self.get(&format!("/v1/audit?from={}&limit={PAGE}", all.len())).await?;
+            let full = page.len() == PAGE;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Who this client's key belongs to.
     pub async fn whoami(&self) -> Result<WhoAmIBody, ClientError> {
         self.get("/v1/whoami").await

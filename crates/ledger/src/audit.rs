@@ -142,6 +142,19 @@ pub struct AuditRecord {
     pub hash: [u8; 32],
 }
 
+impl AuditRecord {
+    /// The record's bytes as snapshots hold them (postcard): what an export carries so that
+    /// anyone can decode the record and re-check its link without trusting the node's JSON.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("audit record encodes: plain data")
+    }
+
+    /// Decodes [`AuditRecord::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<AuditRecord, String> {
+        postcard::from_bytes(bytes).map_err(|e| format!("not an audit record: {e}"))
+    }
+}
+
 /// The chain: records in order and the hash at its head.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditChain {

@@ -427,15 +427,7 @@ pub(crate) async fn audit(
             .iter()
             .skip(usize::try_from(q.from).unwrap_or(usize::MAX))
             .take(limit + 1)
-            .map(|r| AuditRecordBody {
-                seq: r.seq,
-                log_index: r.log_index,
-                at_ms: r.at.0,
-                actor: r.actor.0.clone(),
-                event: format!("{:?}", r.event),
-                prev_hash: convert::hex(&r.prev_hash),
-                hash: convert::hex(&r.hash),
-            })
+            .map(convert::audit_body)
             .collect::<Vec<_>>()
     })
     .await?;
