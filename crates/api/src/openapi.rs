@@ -258,6 +258,15 @@ pub const ROUTES: &[Route] = &[
     ),
     r("POST", "/v1/keys/{key_id}/revoke", "Revoke an API key on every node", None, 200, Some("AckBody"), OPERATOR),
     r("GET", "/v1/whoami", "The calling principal", None, 200, Some("WhoAmIBody"), ANYONE),
+    r(
+        "GET",
+        "/v1/self-check",
+        "Hash the running binary and the effective configuration now, against the expected digests",
+        None,
+        200,
+        Some("SelfCheckBody"),
+        OVERSIGHT,
+    ),
     r("GET", "/v1/openapi.json", "This document", None, 200, None, PUBLIC),
     r("GET", "/health/live", "The process is up", None, 200, None, PUBLIC),
     r("GET", "/health/ready", "Member of a cluster with a known leader and caught up", None, 200, None, PUBLIC),
@@ -330,7 +339,8 @@ fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
         PrincipalBody,
         KeyBody,
         IssuedKeyBody,
-        WhoAmIBody
+        WhoAmIBody,
+        SelfCheckBody
     )
 }
 

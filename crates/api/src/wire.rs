@@ -618,3 +618,27 @@ pub struct WhoAmIBody {
     /// Accounts it owns (bettors).
     pub account_ids: Vec<u64>,
 }
+
+/// A self-check (R8): digests of the running binary and the effective configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SelfCheckBody {
+    /// SHA-256 of the running binary (`/proc/self/exe`), hex.
+    pub binary_sha256: String,
+    /// SHA-256 of the binary when this process started: differs from `binary_sha256` if the
+    /// file was replaced or changed since.
+    pub binary_sha256_at_start: String,
+    /// SHA-256 of the effective configuration (the node's settings as canonical JSON, then the
+    /// static keys file's bytes), hex.
+    pub config_sha256: String,
+    /// The configured `expected_binary_sha256`, if any.
+    pub expected_binary_sha256: Option<String>,
+    /// The configured `expected_config_sha256`, if any.
+    pub expected_config_sha256: Option<String>,
+    /// No expected digest differs from the computed one, and the binary has not changed since
+    /// start.
+    pub ok: bool,
+    /// What does not match, in words (empty when `ok`).
+    pub mismatches: Vec<String>,
+    /// When this check ran (UTC ms).
+    pub checked_at_ms: u64,
+}

@@ -328,6 +328,12 @@ pub struct StartArgs {
     /// Per-source-IP rate limit (requests/s, 0 = off).
     #[arg(long)]
     pub rate_limit_per_ip: Option<u32>,
+    /// R8: the SHA-256 the running binary must have (a mismatch raises an alarm).
+    #[arg(long)]
+    pub expected_binary_sha256: Option<String>,
+    /// R8: the SHA-256 the effective configuration must have (`GET /v1/self-check` shows it).
+    #[arg(long)]
+    pub expected_config_sha256: Option<String>,
     /// SSE streams one principal may hold open on this node.
     #[arg(long)]
     pub sse_streams_per_principal: Option<usize>,
@@ -433,6 +439,12 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     }
     if let Some(v) = args.rate_limit_per_ip {
         config.rate_limit_per_ip_per_s = v;
+    }
+    if let Some(v) = &args.expected_binary_sha256 {
+        config.expected_binary_sha256 = Some(v.clone());
+    }
+    if let Some(v) = &args.expected_config_sha256 {
+        config.expected_config_sha256 = Some(v.clone());
     }
     if let Some(v) = args.sse_streams_per_principal {
         config.sse_streams_per_principal_max = v;

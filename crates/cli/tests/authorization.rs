@@ -72,6 +72,7 @@ const SPEC: &[(&str, &str, Option<&[Role]>, Object)] = &[
     ("POST", "/v1/principals/{name}/keys", Some(&[Operator]), Object::None),
     ("POST", "/v1/keys/{key_id}/revoke", Some(&[Operator]), Object::None),
     ("GET", "/v1/whoami", Some(&[Bettor, Trader, Operator, Auditor, Service]), Object::None),
+    ("GET", "/v1/self-check", Some(&[Operator, Auditor]), Object::None),
     ("GET", "/v1/openapi.json", None, Object::None),
     ("GET", "/health/live", None, Object::None),
     ("GET", "/health/ready", None, Object::None),

@@ -104,6 +104,16 @@ pub struct NodeConfig {
     /// people are sessions that end by themselves.
     #[serde(default = "default_interactive_ttl")]
     pub interactive_key_ttl_max_s: u64,
+    /// R8: the SHA-256 (hex) the running binary must have; a mismatch raises an alarm.
+    #[serde(default)]
+    pub expected_binary_sha256: Option<String>,
+    /// R8: the SHA-256 (hex) the effective configuration must have (`GET /v1/self-check`
+    /// shows the current one).
+    #[serde(default)]
+    pub expected_config_sha256: Option<String>,
+    /// Seconds between scheduled self-checks (R8 asks for at least daily).
+    #[serde(default = "default_self_check_interval")]
+    pub self_check_interval_s: u64,
     /// SSE streams one principal may hold open on one node.
     #[serde(default = "default_streams")]
     pub sse_streams_per_principal_max: usize,
@@ -163,6 +173,9 @@ fn default_auth_failures() -> u32 {
 fn default_interactive_ttl() -> u64 {
     12 * 3600
 }
+fn default_self_check_interval() -> u64 {
+    86_400
+}
 fn default_streams() -> usize {
     8
 }
@@ -200,6 +213,9 @@ impl NodeConfig {
             interactive_key_ttl_max_s: default_interactive_ttl(),
             ready_lag_entries_max: default_ready_lag(),
             sse_streams_per_principal_max: default_streams(),
+            expected_binary_sha256: None,
+            expected_config_sha256: None,
+            self_check_interval_s: default_self_check_interval(),
             log_json: false,
             tls_ca_file: None,
             tls_cert_file: None,
@@ -236,6 +252,17 @@ impl NodeConfig {
         }
         if self.concurrency_limit == 0 || self.body_limit_bytes < 1024 {
             return Err("concurrency_limit must be positive and body_limit_bytes at least 1024".into());
+        }
+        for (name, digest) in [
+            ("expected_binary_sha256", &self.expected_binary_sha256),
+            ("expected_config_sha256", &self.expected_config_sha256),
+        ] {
+            if digest.as_ref().is_some_and(|d| d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit())) {
+                return Err(format!("{name} must be 64 hex digits (a SHA-256), as GET /v1/self-check shows it"));
+            }
+        }
+        if self.self_check_interval_s == 0 {
+            return Err("self_check_interval_s must be positive".into());
         }
         if self.interactive_key_ttl_max_s == 0 {
             return Err("interactive_key_ttl_max_s must be positive".into());

@@ -119,3 +119,15 @@ pub(crate) fn spawn_certificate_reload(
         })
     }));
 }
+
+/// R8: a self-check at start and then every `self_check_interval_s`.
+pub(crate) fn spawn_self_check(app: App, stop: watch::Receiver<bool>) {
+    let period = Duration::from_secs(app.config.self_check_interval_s);
+    tokio::spawn(every(period, stop, move || {
+        let app = app.clone();
+        Box::pin(async move {
+            let now = (app.clock)().0;
+            crate::self_check::check(&app.config, &app.self_check, now);
+        })
+    }));
+}

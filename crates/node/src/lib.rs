@@ -20,6 +20,7 @@ mod extract;
 mod jobs;
 mod metrics;
 mod routes;
+mod self_check;
 mod serve;
 mod stream;
 
@@ -89,6 +90,8 @@ pub(crate) struct AppInner {
     auth_failure_limiter: Option<DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// `GET /v1/cluster/state-hash`'s answer at the last applied index it was computed for.
     state_hash_cache: tokio::sync::Mutex<Option<paddock_api::wire::StateHashBody>>,
+    /// The binary's digest at start, for the self-check.
+    self_check: self_check::AtStart,
     /// Open SSE streams per principal.
     streams: Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
     /// Keys from the configuration's static keys file.
@@ -216,6 +219,7 @@ fn router(app: App) -> Router {
         .route("/v1/principals/{name}/keys", post(issue_key))
         .route("/v1/keys/{key_id}/revoke", post(revoke_key))
         .route("/v1/whoami", get(whoami))
+        .route("/v1/self-check", get(self_check_now))
         .route("/v1/openapi.json", get(openapi))
         // Inner to outer: authorize needs the matched route, so it is a route layer; the rate
         // limit per source address runs before it, and load shedding before both.
@@ -317,6 +321,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             auth_failure_limiter: keyed(config.auth_failures_per_ip_per_s),
             static_keys,
             streams: Arc::default(),
+            self_check: self_check::AtStart::take().map_err(anyhow::Error::msg)?,
             state_hash_cache: tokio::sync::Mutex::new(None),
             clock,
             shutting_down: AtomicBool::new(false),
@@ -324,6 +329,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     jobs::spawn_all(app.clone(), stop_rx.clone());
+    jobs::spawn_self_check(app.clone(), stop_rx.clone());
     if let Some(peer) = &tls {
         jobs::spawn_certificate_reload(peer.cert.clone(), stop_rx);
     }

@@ -694,6 +694,11 @@ pub(crate) async fn whoami(State(app): State<App>, caller: Caller) -> Answer<Who
     ))
 }
 
+pub(crate) async fn self_check_now(State(app): State<App>) -> Answer<SelfCheckBody> {
+    let now = (app.clock)().0;
+    Ok((StatusCode::OK, Json(crate::self_check::check(&app.config, &app.self_check, now))))
+}
+
 /// Waits until this node has applied `log_index` (a follower forwards writes: the leader has
 /// applied it, this node maybe not yet).
 async fn wait_applied(app: &App, log_index: u64) -> Result<(), Failure> {
