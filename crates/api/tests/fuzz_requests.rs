@@ -216,7 +216,7 @@ fn book() -> State {
         competition: "L".into(),
         starts_at_ms: 1_900_000_000_000,
     };
-    let commands = vec![
+    let commands = [
         convert::open_account(&OpenAccountRequest { account_id: 1, currency: "GBP".into() }, key("a")).unwrap(),
         convert::transfer(1, &AmountRequest { amount_minor: 1_000_000 }, key("d"), true),
         convert::create_event(&event, op(), key("e")),
