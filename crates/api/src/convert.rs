@@ -313,6 +313,32 @@ mod tests {
     }
 }
 
+/// A peer address: `host:port`, the host an IP address or a DNS name, the port 1-65535.
+pub fn peer_address(text: &str) -> Result<String, ApiError> {
+    let refuse = || {
+        ApiError::new(
+            ErrorCode::BadParameter,
+            format!("peer_addr must be host:port, such as 10.0.0.4:7101 or node-4.example.net:7101, not {text:?}"),
+        )
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(refuse)?;
+    let port: u16 = port.parse().map_err(|_| refuse())?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let dns = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if port == 0 || !(dns || host.parse::<std::net::IpAddr>().is_ok()) {
+        return Err(refuse());
+    }
+    Ok(text.to_string())
+}
+
 /// An audit record as the API shows it.
 pub fn audit_body(r: &paddock_ledger::audit::AuditRecord) -> AuditRecordBody {
     AuditRecordBody {
@@ -373,6 +399,20 @@ pub fn verify_audit_export(records: &[AuditRecordBody]) -> Result<AuditVerified,
         head: hex(&decoded.last().map_or([0; 32], |r| r.hash)),
         last_log_index: decoded.iter().map(|r| r.log_index).max().unwrap_or(0),
     })
+}
+
+#[cfg(test)]
+mod peer_address_tests {
+    #[test]
+    fn a_peer_address_is_host_and_port() {
+        for good in ["10.0.0.4:7101", "node-4.example.net:7101", "[::1]:7101", "localhost:1"] {
+            assert!(super::peer_address(good).is_ok(), "{good}");
+        }
+        for bad in ["", "nohost", "host:0", "host:99999", ":7101", "a b:1", "-x:1", "h\u{e9}:1", "x..y:1"] {
+            let err = super::peer_address(bad).unwrap_err();
+            assert!(err.message.contains("host:port"), "{bad}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,9 @@ pub struct Route {
     pub idempotent: bool,
     /// Who may call it.
     pub access: Access,
+    /// A list: the body is an array of `response`, paged (`limit`, `after` or `from`, and the
+    /// `X-Next-Cursor` header).
+    pub list: bool,
 }
 
 const fn r(
@@ -79,7 +82,12 @@ const fn r(
     access: Access,
 ) -> Route {
     let idempotent = !matches!(method.as_bytes(), b"GET");
-    Route { method, path, summary, request, status, response, idempotent, access }
+    Route { method, path, summary, request, status, response, idempotent, access, list: false }
+}
+
+/// A paged list of `response` items.
+const fn list(path: &'static str, summary: &'static str, response: &'static str, access: Access) -> Route {
+    Route { list: true, ..r("GET", path, summary, None, 200, Some(response), access) }
 }
 
 use Role::{Auditor, Bettor, Operator, Service, Trader};
@@ -139,7 +147,7 @@ pub const ROUTES: &[Route] = &[
         Some("AckBody"),
         ACCOUNT_SAFER_GAMBLING,
     ),
-    r("GET", "/v1/accounts/{account_id}/bets", "List an account's bets", None, 200, Some("BetBody"), ACCOUNT_READ),
+    list("/v1/accounts/{account_id}/bets", "List an account's bets", "BetBody", ACCOUNT_READ),
     r("POST", "/v1/bets", "Place a bet of any type", Some("PlaceBetRequest"), 201, Some("PlacedBody"), BET_PLACE),
     r("GET", "/v1/bets/{bet_id}", "Read a bet", None, 200, Some("BetBody"), BET_READ),
     r(
@@ -161,7 +169,7 @@ pub const ROUTES: &[Route] = &[
         Some("AckBody"),
         TRADING,
     ),
-    r("GET", "/v1/markets", "List markets", None, 200, Some("MarketBody"), ANYONE),
+    list("/v1/markets", "List markets", "MarketBody", ANYONE),
     r("GET", "/v1/markets/{market_id}", "Read a market and its prices", None, 200, Some("MarketBody"), ANYONE),
     r(
         "PUT",
@@ -205,7 +213,7 @@ pub const ROUTES: &[Route] = &[
         None,
         ACCOUNT_READ,
     ),
-    r("GET", "/v1/audit", "Export the audit trail (hash chain)", None, 200, Some("AuditRecordBody"), OVERSIGHT),
+    list("/v1/audit", "Export the audit trail (hash chain)", "AuditRecordBody", OVERSIGHT),
     r("GET", "/v1/cluster", "Members, roles, leader, term, indexes, lag", None, 200, Some("ClusterBody"), CLUSTER_READ),
     r("GET", "/v1/cluster/state-hash", "State hash at the applied index", None, 200, Some("StateHashBody"), OPERATOR),
     r("POST", "/v1/cluster/members", "Add a learner", Some("AddMemberRequest"), 200, Some("AckBody"), OPERATOR),
@@ -237,7 +245,7 @@ pub const ROUTES: &[Route] = &[
         Some("PrincipalBody"),
         OPERATOR,
     ),
-    r("GET", "/v1/principals", "List principals and their keys", None, 200, Some("PrincipalBody"), OVERSIGHT),
+    list("/v1/principals", "List principals and their keys", "PrincipalBody", OVERSIGHT),
     r(
         "POST",
         "/v1/principals/{name}/accounts",
@@ -401,7 +409,62 @@ pub fn document() -> OpenApi {
                     .build(),
             ));
         }
+        if route.method == "GET" && route.response.is_some() && route.access != Access::Public {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name("consistency")
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some("linearizable (the default: a read index from the leader first) or stale"))
+                    .schema(Some(
+                        utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::String)
+                            .enum_values(Some(["linearizable", "stale"])),
+                    )),
+            );
+        }
+        if route.list {
+            let limit = utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(1000));
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name("limit")
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some("Items per page, 1-1000 (default 100)"))
+                    .schema(Some(limit)),
+            );
+            let (cursor, text, schema) = if route.path == "/v1/audit" {
+                ("from", "The sequence number to start at (the X-Next-Cursor of the previous page)", u64::schema())
+            } else if route.path == "/v1/principals" {
+                ("after", "The last name of the previous page (its X-Next-Cursor)", String::schema())
+            } else {
+                ("after", "The last id of the previous page (its X-Next-Cursor)", u64::schema())
+            };
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(cursor)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(text))
+                    .schema(Some(schema)),
+            );
+        }
         let ok = match route.response {
+            Some(name) if route.list => {
+                let array = utoipa::openapi::ArrayBuilder::new().items(Ref::from_schema_name(name));
+                let next = utoipa::openapi::HeaderBuilder::new()
+                    .schema(String::schema())
+                    .description(Some("Present when more items may follow: pass it as the cursor of the next page"))
+                    .build();
+                ResponseBuilder::new()
+                    .description("Success: one page")
+                    .content("application/json", ContentBuilder::new().schema(Some(array)).build())
+                    .header("X-Next-Cursor", next)
+                    .build()
+            }
             Some(name) => {
                 ResponseBuilder::new().description("Success").content("application/json", json_ref(name)).build()
             }

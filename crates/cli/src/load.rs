@@ -54,6 +54,9 @@ pub struct LoadArgs {
     /// the run, which places the bets and is revoked at the end.
     #[arg(long, env = "PADDOCK_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// The cluster CA's certificate, to trust for https:// nodes (`paddock demo` prints it).
+    #[arg(long, env = "PADDOCK_CA")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// No progress bar (for logs and CI).
     #[arg(long)]
     pub quiet: bool,
@@ -382,10 +385,22 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
     let Some(operator_key) = args.key.clone() else {
         anyhow::bail!("paddock load needs an operator's API key: set PADDOCK_KEY (or pass --key)")
     };
-    let operator = Client::new(nodes.clone(), Duration::from_secs(10)).with_token(&operator_key);
+    let ca = match &args.ca_cert {
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read the CA file {}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    let trusting = |client: Client| -> Result<Client> {
+        Ok(match &ca {
+            Some(pem) => client.with_ca_pem(pem)?,
+            None => client,
+        })
+    };
+    let operator = trusting(Client::new(nodes.clone(), Duration::from_secs(10)))?.with_token(&operator_key);
     let service_key = load_principal(&operator, args.duration_s).await?;
     let keys = [(paddock_api::Role::Operator, operator_key), (paddock_api::Role::Service, service_key.expose())];
-    let setup_client = Client::new(nodes.clone(), Duration::from_secs(10)).with_keys(&keys);
+    let setup_client = trusting(Client::new(nodes.clone(), Duration::from_secs(10)))?.with_keys(&keys);
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 100_000 + 1;
     let space = Space { run, accounts: args.accounts.max(1), markets: args.markets.max(4) };
     let started_setup = Instant::now();
@@ -399,11 +414,9 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
         );
     }
     // Measured requests are not retried: a refusal or a lost answer is what we measure.
-    let client = Client::new(nodes, Duration::from_millis(args.timeout_ms)).with_keys(&keys).with_retry(RetryPolicy {
-        attempts: 1,
-        backoff: Duration::ZERO,
-        backoff_max: Duration::ZERO,
-    });
+    let client = trusting(Client::new(nodes, Duration::from_millis(args.timeout_ms)))?
+        .with_keys(&keys)
+        .with_retry(RetryPolicy { attempts: 1, backoff: Duration::ZERO, backoff_max: Duration::ZERO });
     let tally = Arc::new(Mutex::new(Tally::new()));
     let live_markets = Arc::new(Mutex::new((0u64, space.markets)));
     let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));

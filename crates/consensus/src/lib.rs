@@ -217,7 +217,14 @@ pub struct CoreConfig {
     pub log_faults: FaultSwitches,
     /// Announce applied commands here (subscribe first to see entries replayed at start-up).
     pub applied_events: Option<broadcast::Sender<Arc<AppliedEvent>>>,
+    /// Refuse to promote a learner the leader has never replicated to, or that is more than
+    /// this many entries behind: a voter that cannot keep up can cost the cluster its majority
+    /// (`None`: no check; the simulator promotes mid-install on purpose).
+    pub promote_lag_max: Option<u64>,
 }
+
+/// Production's [`CoreConfig::promote_lag_max`].
+pub const PROMOTE_LAG_MAX: u64 = 1_000;
 
 /// Why a write has no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -400,6 +407,7 @@ pub(crate) struct Inner {
     transport: Arc<dyn Transport>,
     clock: Clock,
     write_timeout: Duration,
+    promote_lag_max: Option<u64>,
     server: std::sync::Mutex<Option<(JoinHandle<()>, tokio::sync::oneshot::Sender<()>)>>,
     /// Held for the node's life: the data-directory lock (production only).
     data_dir: std::sync::Mutex<Option<DataDir>>,
@@ -447,6 +455,7 @@ impl Consensus {
             write_timeout: config.write_timeout,
             log_faults: FaultSwitches::default(),
             applied_events: None,
+            promote_lag_max: Some(PROMOTE_LAG_MAX),
         };
         let (consensus, handler) =
             Consensus::start_core(core, clock, Arc::new(StdDisk), transport, IoMode::Threads).await?;
@@ -532,6 +541,7 @@ impl Consensus {
             transport,
             clock,
             write_timeout: config.write_timeout,
+            promote_lag_max: config.promote_lag_max,
             server: std::sync::Mutex::new(None),
             data_dir: std::sync::Mutex::new(None),
             found_existing_cluster: std::sync::atomic::AtomicBool::new(false),
@@ -890,6 +900,15 @@ impl Inner {
                         )))
                     };
                 }
+                // Two members at one address would be one process answering for two ids: the
+                // leader would replicate to itself (schemathesis found this, a debug assertion in
+                // openraft). Refuse it, naming the member that has the address.
+                let membership = self.raft.metrics().borrow_watched().membership_config.clone();
+                if let Some((other, _)) = membership.membership().nodes().find(|(_, n)| n.addr == addr) {
+                    return ForwardReply::Failed(WriteError::Refused(format!(
+                        "{addr} is the peer address of node {other}: give node {id} its own address"
+                    )));
+                }
                 match self.raft.add_learner(id, BasicNode::new(addr), true).await {
                     Ok(_) => ForwardReply::Done,
                     Err(e) => not_leader(&e).unwrap_or_else(|| fail(e)),
@@ -905,6 +924,21 @@ impl Inner {
                         "node {id} is not a member; add it as a learner first"
                     )));
                 }
+                if let Some(max) = self.promote_lag_max {
+                    let m = self.raft.metrics().borrow_watched().clone();
+                    let last = m.last_log_index.unwrap_or(0);
+                    let matched = m.replication.as_ref().and_then(|r| r.get(&id).cloned()).flatten().map(|l| l.index);
+                    let behind = matched.map(|i| last.saturating_sub(i));
+                    if behind.is_none_or(|b| b > max) {
+                        let state = behind.map_or("has not replicated anything yet".to_string(), |b| {
+                            format!("is {b} entries behind")
+                        });
+                        return ForwardReply::Failed(WriteError::Refused(format!(
+                            "node {id} {state}: promote it once `paddock status` shows it within {max} entries of the \
+                             leader; a voter that cannot keep up can cost the cluster its majority"
+                        )));
+                    }
+                }
                 match self.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false).await {
                     Ok(_) => ForwardReply::Done,
                     Err(e) => not_leader(&e).unwrap_or_else(|| fail(e)),
@@ -915,7 +949,14 @@ impl Inner {
                 if membership.membership().get_node(&id).is_none() {
                     return ForwardReply::Done;
                 }
-                let change = if membership.membership().voter_ids().any(|v| v == id) {
+                let voters: BTreeSet<u64> = membership.membership().voter_ids().collect();
+                if voters.len() == 1 && voters.contains(&id) {
+                    return ForwardReply::Failed(WriteError::Refused(format!(
+                        "node {id} is the only voter: removing it would leave a cluster that can decide nothing; \
+                         add and promote another node first"
+                    )));
+                }
+                let change = if voters.contains(&id) {
                     ChangeMembers::RemoveVoters(BTreeSet::from([id]))
                 } else {
                     ChangeMembers::RemoveNodes(BTreeSet::from([id]))
@@ -931,6 +972,14 @@ impl Inner {
                 }
                 if to == self.id {
                     return ForwardReply::Done;
+                }
+                // Handing leadership to a node that is not a voter cannot succeed; the leader
+                // would only step down and cost an election.
+                let membership = self.raft.metrics().borrow_watched().membership_config.clone();
+                if !membership.membership().voter_ids().any(|v| v == to) {
+                    return ForwardReply::Failed(WriteError::Refused(format!(
+                        "node {to} is not a voter: leadership can go only to a voter (see `paddock status`)"
+                    )));
                 }
                 if let Some(Err(why)) = self.cluster_time.agrees_with(to) {
                     return ForwardReply::Failed(WriteError::Refused(why));

@@ -3,6 +3,8 @@
 //! - `place_single`: bet placement on a book of 1M funded accounts and 10k open markets.
 //! - `settle_100k`: settlement of one market holding 100k open bets.
 //! - Memory per account and per open bet, measured with a counting allocator and printed.
+//! - `authenticate`: the CPU cost of authenticating one request (parse, hash, look up a key among
+//!   100k) — the figure next to placement in BENCHMARKS.md.
 //!
 //! Run: `cargo bench -p paddock-ledger --bench apply`.
 
@@ -223,5 +225,53 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(ledger, benches);
+/// The CPU cost of authenticating one request, as a node pays it: parse the presented key,
+/// hash it, find it among 100k keys and check it against its digest, expiry and principal.
+fn auth_benches(c: &mut Criterion) {
+    use paddock_ledger::auth::{key_hash, KeyId, KeyText, Role, KEY_SECRET_LEN};
+    let mut clock = Clock(0);
+    let mut state = State::new();
+    let keys: Vec<String> = (0..100_000u64)
+        .map(|n| {
+            let name = format!("bettor-{n}");
+            let create = Command::CreatePrincipal {
+                name: name.clone(),
+                role: Role::Bettor,
+                accounts: vec![],
+                actor: Actor("bench".into()),
+                key: IdempotencyKey(format!("p{n}")),
+            };
+            must(&mut state, &mut clock, create);
+            let mut secret = [0u8; KEY_SECRET_LEN];
+            secret[..8].copy_from_slice(&n.to_le_bytes());
+            let id = KeyId(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let issue = Command::IssueKey {
+                id,
+                principal: name,
+                hash: key_hash(id, &secret),
+                ttl_ms: None,
+                actor: Actor("bench".into()),
+                key: IdempotencyKey(format!("k{n}")),
+            };
+            must(&mut state, &mut clock, issue);
+            KeyText { id, secret }.expose()
+        })
+        .collect();
+    let now = TimestampMs(clock.0 + 1);
+    let mut group = c.benchmark_group("auth");
+    group.throughput(Throughput::Elements(1));
+    let mut n = 0usize;
+    group.bench_function("authenticate_one_request_100k_keys", |b| {
+        b.iter(|| {
+            n = (n + 7919) % keys.len();
+            let key = KeyText::parse(&keys[n]).expect("a well-formed key");
+            let found = state.authenticate(&key, now);
+            assert!(found.is_some());
+            found
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(ledger, benches, auth_benches);
 criterion_main!(ledger);

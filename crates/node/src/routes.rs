@@ -521,7 +521,11 @@ pub(crate) async fn add_member(
     _operator: Operator,
     Body(req): Body<AddMemberRequest>,
 ) -> Answer<AckBody> {
-    membership_ack(&app, app.consensus.add_learner(req.node_id, req.peer_addr).await)
+    if req.node_id == 0 {
+        return Err(bad("node_id must be a positive integer"));
+    }
+    let peer = convert::peer_address(&req.peer_addr)?;
+    membership_ack(&app, app.consensus.add_learner(req.node_id, peer).await)
 }
 
 pub(crate) async fn promote_member(
@@ -625,14 +629,16 @@ pub(crate) async fn issue_key(
     PathParam(name): PathParam<String>,
     Body(req): Body<IssueKeyRequest>,
 ) -> Answer<IssuedKeyBody> {
-    let role = app.consensus.read(|d| d.state.principal(&name).map(|p| p.role));
+    // Linearizable: a principal created a moment ago through another node must be seen here,
+    // or its key would escape the session cap.
+    let role = read(&app, &ReadOptions::default(), |s| s.principal(&name).map(|p| p.role)).await?;
     // An unknown principal: the ledger refuses the command with principal_not_found.
     let max_s = app.config.interactive_key_ttl_max_s;
     let ttl_s = match (role.is_some_and(Role::is_interactive), req.ttl_s) {
         (_, Some(0)) => return Err(bad("ttl_s must be positive")),
         (true, Some(ttl)) if ttl > max_s => {
             return Err(bad(format!(
-                "a person's key is a session of at most interactive_key_ttl_max_s = {max_s} s; ask for less, or                  use a service principal for a long-lived key"
+                "a person's key is a session of at most interactive_key_ttl_max_s = {max_s} s; ask for less, or use a service principal for a long-lived key"
             )))
         }
         (true, ttl) => Some(ttl.unwrap_or(max_s)),

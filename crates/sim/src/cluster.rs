@@ -66,6 +66,9 @@ pub(crate) fn add_hosts(sim: &mut turmoil::Sim, world: &Rc<World>, disk_faults: 
                     write_timeout: WRITE_TIMEOUT,
                     log_faults,
                     applied_events: Some(events),
+                    // The admin client promotes a learner mid-install on purpose: a dangerous
+                    // path the simulator must reach, which production refuses.
+                    promote_lag_max: None,
                 };
                 // The host's wall clock: true simulated time plus the offset the nemesis sets.
                 let offset = world.clock_offsets[&id].clone();
