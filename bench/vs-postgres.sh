@@ -49,11 +49,15 @@ PG_P50="$(python3 -c "import json;print(json.load(open('$PG_LAT'))['p50_ms'])")"
 PG_P99="$(python3 -c "import json;print(json.load(open('$PG_LAT'))['p99_ms'])")"
 
 echo "== Paddock: 3 nodes (fsync on every commit)"
+# An operator key for the load generator, as a static key of every node.
+"$BIN" keys new --principal bench --role operator > "$WORK/key.json"
+export PADDOCK_KEY="$(python3 -c "import json;print(json.load(open('$WORK/key.json'))['key'])")"
+python3 -c "import json;print(json.load(open('$WORK/key.json'))['static_keys_line'])" > "$WORK/static-keys"
 BOOT=""
 for i in 1 2 3; do BOOT="$BOOT${BOOT:+,}$i=127.0.0.1:$((BASE_PORT + 100 + i))"; done
 for i in 1 2 3; do
   "$BIN" start --node-id "$i" --data-dir "$WORK/node-$i" --http "127.0.0.1:$((BASE_PORT + i))" \
-    --peer "127.0.0.1:$((BASE_PORT + 100 + i))" --bootstrap "$BOOT" --concurrency-limit 4096 \
+    --peer "127.0.0.1:$((BASE_PORT + 100 + i))" --bootstrap "$BOOT" --concurrency-limit 4096 --static-keys "$WORK/static-keys" \
     > "$WORK/node-$i.log" 2>&1 &
   PIDS+=("$!")
 done

@@ -54,6 +54,10 @@ pub struct LoadArgs {
     /// the run, which places the bets and is revoked at the end.
     #[arg(long, env = "PADDOCK_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// The service principal the generator acts as (created if missing): two generators with
+    /// different principals are rate-limited apart (`bench/flood.sh`).
+    #[arg(long, default_value = "paddock-load")]
+    pub principal: String,
     /// The cluster CA's certificate, to trust for https:// nodes (`paddock demo` prints it).
     #[arg(long, env = "PADDOCK_CA")]
     pub ca_cert: Option<std::path::PathBuf>,
@@ -362,16 +366,15 @@ async fn one(
 
 /// The load generator's service principal and a key for this run (lifetime: the run plus an
 /// hour). Created on first use.
-async fn load_principal(operator: &Client, duration_s: u64) -> Result<paddock_api::KeyText> {
-    const NAME: &str = "paddock-load";
-    match operator.create_principal(NAME, paddock_api::Role::Service, &[], &paddock_client::fresh_key()).await {
+async fn load_principal(operator: &Client, name: &str, duration_s: u64) -> Result<paddock_api::KeyText> {
+    match operator.create_principal(name, paddock_api::Role::Service, &[], &paddock_client::fresh_key()).await {
         Ok(_) => {}
         Err(e) if e.code() == Some("principal_exists") => {}
         Err(e) => return Err(e).context("cannot create the load generator's service principal"),
     }
     let key = paddock_client::new_api_key();
     operator
-        .issue_key_digest(NAME, &key, Some(duration_s + 3600), &paddock_client::fresh_key())
+        .issue_key_digest(name, &key, Some(duration_s + 3600), &paddock_client::fresh_key())
         .await
         .context("cannot issue the load generator its key")?;
     Ok(key)
@@ -398,7 +401,7 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
         })
     };
     let operator = trusting(Client::new(nodes.clone(), Duration::from_secs(10)))?.with_token(&operator_key);
-    let service_key = load_principal(&operator, args.duration_s).await?;
+    let service_key = load_principal(&operator, &args.principal, args.duration_s).await?;
     let keys = [(paddock_api::Role::Operator, operator_key), (paddock_api::Role::Service, service_key.expose())];
     let setup_client = trusting(Client::new(nodes.clone(), Duration::from_secs(10)))?.with_keys(&keys);
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 100_000 + 1;

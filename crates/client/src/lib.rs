@@ -414,7 +414,26 @@ impl Client {
 
     /// An account's bets.
     pub async fn account_bets(&self, account_id: u64) -> Result<Vec<BetBody>, ClientError> {
-        self.get(&format!("/v1/accounts/{account_id}/bets")).await
+        self.all_pages(&format!("/v1/accounts/{account_id}/bets"), |b: &BetBody| b.bet_id.to_string()).await
+    }
+
+    /// Every page of a list route, following the cursor (`after` = the last item's id).
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        cursor: impl Fn(&T) -> String,
+    ) -> Result<Vec<T>, ClientError> {
+        const PAGE: usize = 1000;
+        let mut all: Vec<T> = Vec::new();
+        loop {
+            let after = all.last().map(|last| format!("&after={}", cursor(last))).unwrap_or_default();
+            let page: Vec<T> = self.get(&format!("{path}?limit={PAGE}{after}")).await?;
+            let full = page.len() == PAGE;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
     }
 
     /// Cashes out.
@@ -439,7 +458,7 @@ impl Client {
 
     /// Lists markets.
     pub async fn markets(&self) -> Result<Vec<MarketBody>, ClientError> {
-        self.get("/v1/markets").await
+        self.all_pages("/v1/markets", |m: &MarketBody| m.market_id.to_string()).await
     }
 
     /// Sets a price (operator).
@@ -535,7 +554,7 @@ impl Client {
 
     /// Every principal and its keys.
     pub async fn principals(&self) -> Result<Vec<PrincipalBody>, ClientError> {
-        self.get("/v1/principals").await
+        self.all_pages("/v1/principals", |p: &PrincipalBody| p.name.clone()).await
     }
 
     /// Gives a bettor one more account.
