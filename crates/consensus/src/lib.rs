@@ -925,10 +925,19 @@ impl Inner {
                     )));
                 }
                 if let Some(max) = self.promote_lag_max {
-                    let m = self.raft.metrics().borrow_watched().clone();
-                    let last = m.last_log_index.unwrap_or(0);
-                    let matched = m.replication.as_ref().and_then(|r| r.get(&id).cloned()).flatten().map(|l| l.index);
-                    let behind = matched.map(|i| last.saturating_sub(i));
+                    // A learner still installing its snapshot gets the write timeout to catch up.
+                    let deadline = Instant::now() + self.write_timeout;
+                    let behind = loop {
+                        let m = self.raft.metrics().borrow_watched().clone();
+                        let last = m.last_log_index.unwrap_or(0);
+                        let matched =
+                            m.replication.as_ref().and_then(|r| r.get(&id).cloned()).flatten().map(|l| l.index);
+                        let behind = matched.map(|i| last.saturating_sub(i));
+                        if behind.is_some_and(|b| b <= max) || Instant::now() >= deadline {
+                            break behind;
+                        }
+                        tokio::time::sleep(POLL).await;
+                    };
                     if behind.is_none_or(|b| b > max) {
                         let state = behind.map_or("has not replicated anything yet".to_string(), |b| {
                             format!("is {b} entries behind")
