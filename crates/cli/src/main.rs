@@ -303,6 +303,10 @@ pub struct StartArgs {
     /// snapshot interval + 1000; smaller values are refused).
     #[arg(long)]
     pub snapshot_log_keep: Option<u64>,
+    /// Bytes per chunk when this node, as leader, sends a snapshot to a follower (default
+    /// 4 MiB, at most 16 MiB).
+    #[arg(long)]
+    pub snapshot_chunk_bytes: Option<usize>,
     /// Cluster time: the largest offset (ms) from a majority of the voters' clocks at which
     /// this node, as leader, still stamps commands.
     #[arg(long)]
@@ -337,6 +341,13 @@ pub struct StartArgs {
     /// SSE streams one principal may hold open on this node.
     #[arg(long)]
     pub sse_streams_per_principal: Option<usize>,
+    /// Open client connections this node holds at most (default 4096).
+    #[arg(long)]
+    pub connections_max: Option<usize>,
+    /// Failed authentications per second one source address may make before it gets 429
+    /// (default 20; 0 turns the limit off).
+    #[arg(long)]
+    pub auth_failures_per_ip: Option<u32>,
     /// File of static API keys (`paddock keys new` prints its lines).
     #[arg(long)]
     pub static_keys: Option<PathBuf>,
@@ -413,6 +424,9 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     if let Some(v) = args.snapshot_logs {
         config.snapshot_logs_since_last = v;
     }
+    if let Some(v) = args.snapshot_chunk_bytes {
+        config.snapshot_chunk_bytes = v;
+    }
     if let Some(v) = args.snapshot_log_keep {
         config.snapshot_log_keep = Some(v);
     }
@@ -445,6 +459,12 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     }
     if let Some(v) = &args.expected_config_sha256 {
         config.expected_config_sha256 = Some(v.clone());
+    }
+    if let Some(v) = args.auth_failures_per_ip {
+        config.auth_failures_per_ip_per_s = v;
+    }
+    if let Some(v) = args.connections_max {
+        config.connections_max = v;
     }
     if let Some(v) = args.sse_streams_per_principal {
         config.sse_streams_per_principal_max = v;

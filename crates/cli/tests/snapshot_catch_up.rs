@@ -5,7 +5,8 @@
 //! entries behind a snapshot (the default: the interval plus 1000, so that a damaged newest
 //! snapshot can fall back to the previous one) and purges them in batches of 256: the log's
 //! head is purged once a snapshot reaches index ≥ 1305. So the test writes well past that while
-//! the node is out.
+//! the node is out. Snapshots travel in chunks of 1 KiB (`--snapshot-chunk-bytes 1024`), so the
+//! one node 3 installs arrives as many chunks.
 
 mod support;
 
@@ -34,7 +35,7 @@ async fn deposits(client: &Client, tag: &str, count: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wiped_node_rejoins_and_catches_up_by_snapshot() {
     let started = Instant::now();
-    let mut cluster = Cluster::start(3, &["--snapshot-logs", "50"]).await;
+    let mut cluster = Cluster::start(3, &["--snapshot-logs", "50", "--snapshot-chunk-bytes", "1024"]).await;
     let client = cluster.client();
     seed_market(&client, 1, 1).await;
     for account in 1..=8 {
@@ -93,5 +94,18 @@ async fn a_wiped_node_rejoins_and_catches_up_by_snapshot() {
     assert!(log.contains("installed snapshot from leader"), "node 3's log shows no snapshot install:\n{log}");
     let rejoined = cluster.cluster_view(gone).await.expect("node 3 answers");
     assert!(rejoined.snapshot_index > 0, "node 3 has no snapshot: {rejoined:?}");
+    // In many chunks: the leader sent more than one chunk's worth of snapshot bytes.
+    let metrics = reqwest::get(format!("{}/metrics", cluster.url(leader)))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    let sent: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("paddock_snapshot_sent_bytes_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("the leader counts the snapshot bytes it sent:\n{metrics}"));
+    assert!(sent > 10.0 * 1024.0, "the snapshot went as {sent} bytes: expected many 1 KiB chunks");
     eprintln!("done in {:?}", started.elapsed());
 }

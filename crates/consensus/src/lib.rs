@@ -123,6 +123,9 @@ pub struct ConsensusConfig {
     /// Mutual TLS between peers; `None`: plain TCP (loopback, or a network private by other
     /// means).
     pub tls: Option<tls::PeerTls>,
+    /// Bytes per chunk when this node, as leader, sends a snapshot (at most
+    /// [`network::SNAPSHOT_CHUNK_BYTES_MAX`]).
+    pub snapshot_chunk_bytes: usize,
 }
 
 /// Why consensus could not start.
@@ -221,6 +224,8 @@ pub struct CoreConfig {
     /// this many entries behind: a voter that cannot keep up can cost the cluster its majority
     /// (`None`: no check; the simulator promotes mid-install on purpose).
     pub promote_lag_max: Option<u64>,
+    /// Bytes per chunk of a snapshot sent to a follower.
+    pub snapshot_chunk_bytes: usize,
 }
 
 /// Production's [`CoreConfig::promote_lag_max`].
@@ -456,6 +461,7 @@ impl Consensus {
             log_faults: FaultSwitches::default(),
             applied_events: None,
             promote_lag_max: Some(PROMOTE_LAG_MAX),
+            snapshot_chunk_bytes: config.snapshot_chunk_bytes.clamp(1, network::SNAPSHOT_CHUNK_BYTES_MAX),
         };
         let (consensus, handler) =
             Consensus::start_core(core, clock, Arc::new(StdDisk), transport, IoMode::Threads).await?;
@@ -529,7 +535,7 @@ impl Consensus {
         }
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
-        let network = NetworkFactory { transport: transport.clone() };
+        let network = NetworkFactory { transport: transport.clone(), snapshot_chunk_bytes: config.snapshot_chunk_bytes };
         let raft = Raft::new(config.node_id, Arc::new(raft_config), network, LogAdapter::new(log, io), sm.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -549,7 +555,12 @@ impl Consensus {
         });
         tokio::spawn(sample_clocks(Arc::downgrade(&inner)));
         let handler =
-            Handler { cluster_id: Arc::from(config.cluster_id.as_str()), raft, inner: Arc::downgrade(&inner) };
+            Handler {
+                cluster_id: Arc::from(config.cluster_id.as_str()),
+                raft,
+                inner: Arc::downgrade(&inner),
+                staging: Arc::default(),
+            };
         Ok((Consensus { inner }, handler))
     }
 

@@ -7,7 +7,7 @@
 
 use crate::proto::peer_client::PeerClient;
 use crate::proto::Frame;
-use crate::transport::{call, PeerError, Rpc, Transport};
+use crate::transport::{call, call_encoded, PeerError, Rpc, SnapshotChunk, SnapshotInstall, Transport};
 use crate::types::{Snapshot, TypeConfig, Vote};
 use futures::future::BoxFuture;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
@@ -23,8 +23,33 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
-/// Largest gRPC message: a whole snapshot travels in one message.
-pub const MESSAGE_BYTES_MAX: usize = 1 << 30;
+/// Largest peer message, sent or received: the largest legitimate one is an append of at most
+/// [`APPEND_BYTES_MAX`] (or one entry of at most [`ENTRY_BYTES_MAX`]) or a snapshot chunk of
+/// at most [`SNAPSHOT_CHUNK_BYTES_MAX`], plus framing. Snapshots stream in chunks, so no
+/// message grows with the state.
+pub const MESSAGE_BYTES_MAX: usize = 32 << 20;
+
+/// An append is cut to at most this many bytes of entries; openraft sends the rest next
+/// (a `PartialSuccess` answer tells it how far the follower got).
+pub const APPEND_BYTES_MAX: usize = 16 << 20;
+
+/// Largest single log entry: a command larger than this could never be replicated, so the
+/// node's request body limit (a command is never larger than the JSON it came from) must not
+/// exceed it.
+pub const ENTRY_BYTES_MAX: usize = 8 << 20;
+
+/// Default size of a snapshot chunk.
+pub const SNAPSHOT_CHUNK_BYTES_DEFAULT: usize = 4 << 20;
+
+/// Largest configurable snapshot chunk.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 16 << 20;
+
+/// How long one chunk may take to arrive and be acknowledged.
+const CHUNK_TIMEOUT_MIN: Duration = Duration::from_secs(10);
+
+/// How long the final install may take: the follower decodes the snapshot and checks every
+/// invariant of the state before answering.
+const INSTALL_TIMEOUT_MIN: Duration = Duration::from_secs(60);
 
 /// Shortest wait for an append (or heartbeat) answer. openraft asks for the heartbeat period
 /// (50 ms, so 37.5 ms soft): an append carrying a large batch to a follower that must fsync it
@@ -159,6 +184,8 @@ impl Transport for GrpcTransport {
                     Rpc::ReadIndex => c.read_index(request).await,
                     Rpc::ClientWrite => c.client_write(request).await,
                     Rpc::ClientRead => c.client_read(request).await,
+                    Rpc::SnapshotChunk => c.snapshot_chunk(request).await,
+                    Rpc::SnapshotInstall => c.snapshot_install(request).await,
                 }
             };
             match tokio::time::timeout(timeout, fut).await {
@@ -205,13 +232,19 @@ pub fn never_sent(status: &tonic::Status) -> bool {
 #[derive(Clone)]
 pub struct NetworkFactory {
     pub(crate) transport: Arc<dyn Transport>,
+    /// Bytes per snapshot chunk.
+    pub(crate) snapshot_chunk_bytes: usize,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerNetwork;
 
     async fn new_client(&mut self, _target: u64, node: &BasicNode) -> PeerNetwork {
-        PeerNetwork { transport: self.transport.clone(), addr: node.addr.clone() }
+        PeerNetwork {
+            transport: self.transport.clone(),
+            addr: node.addr.clone(),
+            snapshot_chunk_bytes: self.snapshot_chunk_bytes,
+        }
     }
 }
 
@@ -219,6 +252,87 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 pub struct PeerNetwork {
     transport: Arc<dyn Transport>,
     addr: String,
+    snapshot_chunk_bytes: usize,
+}
+
+/// Cuts an append whose entries exceed `bytes_max` once encoded to the longest prefix that
+/// fits (one entry at least), so no message outgrows the peer limit; `None` if it fits whole.
+/// Sending a prefix is allowed by openraft: the answer becomes `PartialSuccess` at the last
+/// entry sent, and the rest goes in the next append.
+fn cut_to_fit(
+    rpc: &AppendEntriesRequest<TypeConfig>,
+    bytes_max: usize,
+) -> Option<AppendEntriesRequest<TypeConfig>> {
+    let mut total = 0usize;
+    let mut fit = 0usize;
+    for entry in &rpc.entries {
+        let size = postcard::experimental::serialized_size(entry).unwrap_or(usize::MAX);
+        total = total.saturating_add(size);
+        if total > bytes_max {
+            break;
+        }
+        fit += 1;
+    }
+    if fit == rpc.entries.len() {
+        return None;
+    }
+    let mut cut = rpc.clone();
+    cut.entries.truncate(fit.max(1));
+    Some(cut)
+}
+
+/// Sends an append, cut to at most `bytes_max` of entries (see [`cut_to_fit`]): a cut one's
+/// `Success` is reported as `PartialSuccess` at its last entry, so openraft sends the rest.
+async fn append_within(
+    transport: &dyn Transport,
+    addr: &str,
+    rpc: AppendEntriesRequest<TypeConfig>,
+    timeout: Duration,
+    bytes_max: usize,
+) -> Result<AppendEntriesResponse<TypeConfig>, PeerError> {
+    // Encoded once on the common path; measured entry by entry only when it is too large.
+    let payload = postcard::to_stdvec(&rpc).expect("peer requests encode");
+    if payload.len() <= bytes_max {
+        return call_encoded(transport, addr, Rpc::AppendEntries, payload, timeout).await;
+    }
+    let cut = cut_to_fit(&rpc, bytes_max).unwrap_or(rpc);
+    let last_sent = cut.entries.last().map(|e| e.log_id.clone());
+    let answer: AppendEntriesResponse<TypeConfig> = call(transport, addr, Rpc::AppendEntries, &cut, timeout).await?;
+    Ok(match answer {
+        AppendEntriesResponse::Success => AppendEntriesResponse::PartialSuccess(last_sent),
+        other => other,
+    })
+}
+
+/// Sends a snapshot as chunks of `chunk_bytes`, in order, then the install request; any
+/// failure makes openraft start the transfer again (at offset 0).
+async fn send_snapshot(
+    transport: &dyn Transport,
+    addr: &str,
+    chunk_bytes: usize,
+    vote: Vote,
+    snapshot: Snapshot,
+    option: &RPCOption,
+) -> Result<SnapshotResponse<TypeConfig>, PeerError> {
+    let data = snapshot.snapshot;
+    let total_bytes = data.len() as u64;
+    let chunk_timeout = option.hard_ttl().max(CHUNK_TIMEOUT_MIN);
+    // An empty snapshot still needs its first chunk: it starts the transfer on the far side.
+    let pieces: Vec<&[u8]> = if data.is_empty() { vec![&[]] } else { data.chunks(chunk_bytes.max(1)).collect() };
+    let mut offset = 0u64;
+    for piece in pieces {
+        let chunk = SnapshotChunk {
+            last_log_id: snapshot.meta.last_log_id.clone(),
+            offset,
+            total_bytes,
+            data: piece.to_vec(),
+        };
+        let () = call(transport, addr, Rpc::SnapshotChunk, &chunk, chunk_timeout).await?;
+        offset += piece.len() as u64;
+        metrics::counter!("paddock_snapshot_sent_bytes_total").increment(piece.len() as u64);
+    }
+    let install = SnapshotInstall { vote, meta: snapshot.meta, total_bytes, crc32c: crc32c::crc32c(&data) };
+    call(transport, addr, Rpc::SnapshotInstall, &install, option.hard_ttl().max(INSTALL_TIMEOUT_MIN)).await
 }
 
 fn rpc_error(e: PeerError) -> RPCError<TypeConfig> {
@@ -237,7 +351,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let timeout = option.soft_ttl().max(APPEND_TIMEOUT_MIN);
-        call(&*self.transport, &self.addr, Rpc::AppendEntries, &rpc, timeout).await.map_err(rpc_error)
+        append_within(&*self.transport, &self.addr, rpc, timeout, APPEND_BYTES_MAX).await.map_err(rpc_error)
     }
 
     async fn vote(
@@ -255,10 +369,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let request = (vote, snapshot.meta, snapshot.snapshot);
-        // A snapshot can be large: allow it far longer than a heartbeat-sized RPC.
-        let timeout = option.hard_ttl().max(Duration::from_secs(60));
-        let send = call(&*self.transport, &self.addr, Rpc::InstallSnapshot, &request, timeout);
+        let send = send_snapshot(&*self.transport, &self.addr, self.snapshot_chunk_bytes, vote, snapshot, &option);
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             result = send => result.map_err(|e| StreamingError::from(rpc_error(e))),
@@ -276,8 +387,156 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
 
 #[cfg(test)]
 mod tests {
-    use super::never_sent;
+    use super::{append_within, never_sent, send_snapshot};
+    use crate::records::{LogIdRecord, MembershipRecord, SnapshotMetaRecord, StoredMembershipRecord, VoteRecord};
+    use crate::transport::{PeerError, Rpc, SnapshotChunk, SnapshotInstall, SnapshotStaging, Transport};
+    use crate::types::{Entry, LogId, Snapshot, TypeConfig, Vote};
+    use futures::future::BoxFuture;
+    use openraft::entry::RaftEntry;
+    use openraft::network::RPCOption;
+    use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse};
     use std::io::{Error, ErrorKind};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// A peer in memory: records every call, answers appends with `Success` and assembles
+    /// snapshot chunks as a real follower's handler does.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Mutex<Vec<(Rpc, Vec<u8>)>>,
+        staging: Mutex<SnapshotStaging>,
+        installed: Mutex<Option<Vec<u8>>>,
+    }
+
+    impl Transport for Arc<Recorder> {
+        fn call(
+            &self,
+            addr: String,
+            rpc: Rpc,
+            payload: Vec<u8>,
+            _timeout: Duration,
+        ) -> BoxFuture<'static, Result<Vec<u8>, PeerError>> {
+            self.calls.lock().unwrap().push((rpc, payload.clone()));
+            let refused = |message: String| PeerError::Refused { addr: addr.clone(), message };
+            let answer = match rpc {
+                Rpc::AppendEntries => Ok(postcard::to_stdvec(&AppendEntriesResponse::<TypeConfig>::Success).unwrap()),
+                Rpc::SnapshotChunk => {
+                    let chunk: SnapshotChunk = postcard::from_bytes(&payload).unwrap();
+                    self.staging.lock().unwrap().receive(chunk).map(|()| postcard::to_stdvec(&()).unwrap()).map_err(refused)
+                }
+                Rpc::SnapshotInstall => {
+                    let install: SnapshotInstall = postcard::from_bytes(&payload).unwrap();
+                    self.staging.lock().unwrap().finish(&install).map_err(refused).map(|data| {
+                        *self.installed.lock().unwrap() = Some(data);
+                        postcard::to_stdvec(&SnapshotResponse::<TypeConfig>::new(install.vote)).unwrap()
+                    })
+                }
+                other => Err(refused(format!("unexpected {other:?}"))),
+            };
+            Box::pin(async move { answer })
+        }
+    }
+
+    fn log_id(index: u64) -> LogId {
+        LogId::from(LogIdRecord { term: 2, node: 1, index })
+    }
+
+    fn vote() -> Vote {
+        Vote::from(VoteRecord { term: 2, node: 1, committed: true })
+    }
+
+    fn append_of(entries: u64) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: vote(),
+            prev_log_id: Some(log_id(10)),
+            entries: (11..11 + entries).map(|i| Entry::new_blank(log_id(i))).collect(),
+            leader_commit: Some(log_id(10)),
+        }
+    }
+
+    fn entry_bytes() -> usize {
+        postcard::to_stdvec(&Entry::new_blank(log_id(11))).unwrap().len()
+    }
+
+    fn sent_appends(peer: &Recorder) -> Vec<AppendEntriesRequest<TypeConfig>> {
+        let calls = peer.calls.lock().unwrap();
+        calls.iter().filter(|(rpc, _)| *rpc == Rpc::AppendEntries).map(|(_, p)| postcard::from_bytes(p).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_append_that_fits_is_sent_whole_and_its_success_reported_as_such() {
+        let peer = Arc::new(Recorder::default());
+        let answer = append_within(&peer, "peer", append_of(10), Duration::from_secs(1), 1 << 20).await.unwrap();
+        assert_eq!(answer, AppendEntriesResponse::Success);
+        assert_eq!(sent_appends(&peer)[0].entries.len(), 10);
+    }
+
+    #[tokio::test]
+    async fn an_append_larger_than_the_limit_sends_the_entries_that_fit_and_reports_how_far_it_got() {
+        let peer = Arc::new(Recorder::default());
+        let limit = entry_bytes() * 3;
+        let answer = append_within(&peer, "peer", append_of(10), Duration::from_secs(1), limit).await.unwrap();
+        let sent = sent_appends(&peer);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].entries.len(), 3, "the longest prefix within the limit");
+        assert_eq!(sent[0].prev_log_id, Some(log_id(10)), "a prefix keeps the request's start");
+        assert_eq!(answer, AppendEntriesResponse::PartialSuccess(Some(log_id(13))));
+    }
+
+    #[tokio::test]
+    async fn an_entry_alone_larger_than_the_limit_still_goes_so_replication_moves_on() {
+        let peer = Arc::new(Recorder::default());
+        let answer = append_within(&peer, "peer", append_of(4), Duration::from_secs(1), 1).await.unwrap();
+        assert_eq!(sent_appends(&peer)[0].entries.len(), 1);
+        assert_eq!(answer, AppendEntriesResponse::PartialSuccess(Some(log_id(11))));
+    }
+
+    fn snapshot(data: Vec<u8>) -> Snapshot {
+        let meta = SnapshotMetaRecord {
+            last_log_id: Some(LogIdRecord { term: 2, node: 1, index: 40 }),
+            membership: StoredMembershipRecord {
+                log_id: None,
+                membership: MembershipRecord {
+                    configs: vec![[1].into_iter().collect()],
+                    nodes: [(1, "127.0.0.1:7001".to_string())].into_iter().collect(),
+                },
+            },
+        }
+        .into_meta()
+        .unwrap();
+        Snapshot { meta, snapshot: data }
+    }
+
+    fn chunk_sizes(peer: &Recorder) -> Vec<usize> {
+        let calls = peer.calls.lock().unwrap();
+        calls
+            .iter()
+            .filter(|(rpc, _)| *rpc == Rpc::SnapshotChunk)
+            .map(|(_, p)| postcard::from_bytes::<SnapshotChunk>(p).unwrap().data.len())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_travels_as_chunks_no_larger_than_configured_and_arrives_whole() {
+        let peer = Arc::new(Recorder::default());
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let option = RPCOption::new(Duration::from_secs(1));
+        let answer = send_snapshot(&peer, "peer", 4096, vote(), snapshot(data.clone()), &option).await.unwrap();
+        assert_eq!(answer.vote, vote());
+        assert_eq!(chunk_sizes(&peer), vec![4096, 4096, 1808]);
+        assert_eq!(peer.installed.lock().unwrap().as_deref(), Some(&data[..]));
+        let last = peer.calls.lock().unwrap().last().unwrap().0;
+        assert_eq!(last, Rpc::SnapshotInstall, "the install comes after every chunk");
+    }
+
+    #[tokio::test]
+    async fn an_empty_snapshot_is_one_empty_chunk_and_an_install() {
+        let peer = Arc::new(Recorder::default());
+        let option = RPCOption::new(Duration::from_secs(1));
+        send_snapshot(&peer, "peer", 4096, vote(), snapshot(Vec::new()), &option).await.unwrap();
+        assert_eq!(chunk_sizes(&peer), vec![0]);
+        assert_eq!(peer.installed.lock().unwrap().as_deref(), Some(&[][..]));
+    }
 
     fn status_from(e: Box<dyn std::error::Error + Send + Sync>) -> tonic::Status {
         tonic::Status::from_error(e)

@@ -111,4 +111,12 @@ impl Peer for PeerService {
     async fn client_read(&self, request: Request<Frame>) -> Result<Response<Frame>, Status> {
         self.serve(Rpc::ClientRead, request).await
     }
+
+    async fn snapshot_chunk(&self, request: Request<Frame>) -> Result<Response<Frame>, Status> {
+        self.serve(Rpc::SnapshotChunk, request).await
+    }
+
+    async fn snapshot_install(&self, request: Request<Frame>) -> Result<Response<Frame>, Status> {
+        self.serve(Rpc::SnapshotInstall, request).await
+    }
 }

@@ -5,7 +5,7 @@
 //! `(rpc, postcard payload)` one way and postcard bytes back, and the receiving side hands
 //! it to the same [`Handler`].
 
-use crate::types::{Raft, SnapshotMeta, TypeConfig, Vote};
+use crate::types::{LogId, Raft, SnapshotMeta, TypeConfig, Vote};
 use crate::{ForwardOp, ForwardReply, Inner};
 use futures::future::BoxFuture;
 use openraft::async_runtime::WatchReceiver;
@@ -21,7 +21,8 @@ pub enum Rpc {
     AppendEntries,
     /// Raft election.
     Vote,
-    /// A whole snapshot for a follower too far behind.
+    /// A whole snapshot in one message: what nodes before chunked transfer sent. Still served,
+    /// for a rolling upgrade; no longer sent.
     InstallSnapshot,
     /// Leadership hand-over.
     TransferLeader,
@@ -34,6 +35,11 @@ pub enum Rpc {
     ClientWrite,
     /// A linearizable read of one account through any node (simulator clients).
     ClientRead,
+    /// One piece of a snapshot for a follower too far behind ([`SnapshotChunk`]).
+    SnapshotChunk,
+    /// The end of a chunked snapshot transfer: install what the chunks carried
+    /// ([`SnapshotInstall`]).
+    SnapshotInstall,
 }
 
 impl Rpc {
@@ -45,9 +51,138 @@ impl Rpc {
     /// From a wire tag.
     pub fn from_tag(tag: u8) -> Option<Rpc> {
         use Rpc::*;
-        [AppendEntries, Vote, InstallSnapshot, TransferLeader, Forward, ReadIndex, ClientWrite, ClientRead]
+        [
+            AppendEntries,
+            Vote,
+            InstallSnapshot,
+            TransferLeader,
+            Forward,
+            ReadIndex,
+            ClientWrite,
+            ClientRead,
+            SnapshotChunk,
+            SnapshotInstall,
+        ]
             .into_iter()
             .find(|r| r.tag() == tag)
+    }
+}
+
+/// One piece of a snapshot on its way to a follower. A snapshot travels as a run of these, in
+/// order, then a [`SnapshotInstall`]; no message is larger than a chunk, so the peer message
+/// limit does not bound the size of the state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    /// The last log id the snapshot includes: it names the snapshot (the state machine is
+    /// deterministic, so two snapshots up to one log id are the same bytes). A chunk at offset
+    /// 0 starts a new transfer and drops the one under way.
+    pub last_log_id: Option<LogId>,
+    /// Where `data` starts in the snapshot: 0 first, then each chunk right after the last.
+    pub offset: u64,
+    /// The whole snapshot's length.
+    pub total_bytes: u64,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// The end of a chunked transfer: the leader's vote and the snapshot's metadata, with the
+/// length and CRC-32C of the whole, which the receiver checks against what it assembled
+/// before handing the snapshot to Raft. Answered with openraft's `SnapshotResponse`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInstall {
+    /// The sending leader's vote.
+    pub vote: Vote,
+    /// The snapshot's metadata (last log id, membership, id).
+    pub meta: SnapshotMeta,
+    /// The whole snapshot's length.
+    pub total_bytes: u64,
+    /// CRC-32C of the whole snapshot.
+    pub crc32c: u32,
+}
+
+/// Largest snapshot a node accepts from a peer: a sanity bound on the declared length (the
+/// state is held in memory, so a real snapshot is far smaller than this).
+pub const SNAPSHOT_BYTES_MAX: u64 = 1 << 40;
+
+/// A snapshot being received: at most one at a time per node (only a leader sends them).
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotStaging {
+    last_log_id: Option<LogId>,
+    total_bytes: u64,
+    data: Vec<u8>,
+}
+
+impl SnapshotStaging {
+    /// Adds one chunk. A chunk at offset 0 starts over (a new transfer, or the same one
+    /// resent after a failure); any other must follow the last byte received.
+    pub(crate) fn receive(&mut self, chunk: SnapshotChunk) -> Result<(), String> {
+        if chunk.total_bytes > SNAPSHOT_BYTES_MAX {
+            return Err(format!(
+                "a snapshot of {} bytes is beyond the {SNAPSHOT_BYTES_MAX}-byte bound",
+                chunk.total_bytes
+            ));
+        }
+        if chunk.offset == 0 {
+            *self = SnapshotStaging { last_log_id: chunk.last_log_id, total_bytes: chunk.total_bytes, data: Vec::new() };
+        } else if chunk.last_log_id != self.last_log_id || chunk.total_bytes != self.total_bytes {
+            return Err(format!(
+                "chunk of the snapshot up to {} at offset {}, but the transfer under way is of the one up to {}: \
+                 start again at offset 0",
+                log_id_text(&chunk.last_log_id),
+                chunk.offset,
+                log_id_text(&self.last_log_id)
+            ));
+        } else if chunk.offset != self.data.len() as u64 {
+            return Err(format!(
+                "chunk at offset {}, but {} bytes have arrived: start again at offset 0",
+                chunk.offset,
+                self.data.len()
+            ));
+        }
+        let end = chunk.offset.saturating_add(chunk.data.len() as u64);
+        if end > self.total_bytes {
+            let total = self.total_bytes;
+            *self = SnapshotStaging::default();
+            return Err(format!("chunk ends at byte {end}, past the snapshot's {total} bytes"));
+        }
+        self.data.extend_from_slice(&chunk.data);
+        Ok(())
+    }
+
+    /// Takes the assembled snapshot if it is whole and matches the install request; on any
+    /// mismatch the transfer under way is dropped (the leader starts again).
+    pub(crate) fn finish(&mut self, install: &SnapshotInstall) -> Result<Vec<u8>, String> {
+        let staged = std::mem::take(self);
+        if staged.last_log_id != install.meta.last_log_id {
+            return Err(format!(
+                "install of the snapshot up to {}, but the chunks received are of the one up to {}",
+                log_id_text(&install.meta.last_log_id),
+                log_id_text(&staged.last_log_id)
+            ));
+        }
+        if staged.data.len() as u64 != install.total_bytes || staged.total_bytes != install.total_bytes {
+            return Err(format!(
+                "install of a {}-byte snapshot, but {} bytes arrived",
+                install.total_bytes,
+                staged.data.len()
+            ));
+        }
+        let crc = crc32c::crc32c(&staged.data);
+        if crc != install.crc32c {
+            return Err(format!(
+                "the assembled snapshot's CRC-32C is {crc:08x}, the leader's {:08x}: damaged in transit",
+                install.crc32c
+            ));
+        }
+        Ok(staged.data)
+    }
+}
+
+/// A log id as an operator reads it: `term-node-index`, or `none`.
+fn log_id_text(id: &Option<LogId>) -> String {
+    match id {
+        Some(id) => format!("{}-{}-{}", id.leader_id.term, id.leader_id.node_id, id.index),
+        None => "none".to_string(),
     }
 }
 
@@ -95,6 +230,17 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
     timeout: Duration,
 ) -> Result<Resp, PeerError> {
     let payload = postcard::to_stdvec(req).expect("peer requests encode");
+    call_encoded(transport, addr, rpc, payload, timeout).await
+}
+
+/// [`call`] with a request already encoded.
+pub async fn call_encoded<Resp: DeserializeOwned>(
+    transport: &dyn Transport,
+    addr: &str,
+    rpc: Rpc,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Result<Resp, PeerError> {
     let bytes = transport.call(addr.to_string(), rpc, payload, timeout).await?;
     postcard::from_bytes(&bytes)
         .map_err(|e| PeerError::Refused { addr: addr.to_string(), message: format!("undecodable answer: {e}") })
@@ -133,6 +279,8 @@ pub struct Handler {
     pub(crate) raft: Raft,
     /// Weak: the handler lives inside servers that `Inner` outlives.
     pub(crate) inner: Weak<Inner>,
+    /// The snapshot being received in chunks, if any.
+    pub(crate) staging: Arc<std::sync::Mutex<SnapshotStaging>>,
 }
 
 fn open<T: DeserializeOwned>(payload: &[u8]) -> Result<T, HandlerError> {
@@ -208,6 +356,21 @@ impl Handler {
                 let snapshot = crate::types::Snapshot { meta, snapshot: data };
                 seal(&self.raft.install_full_snapshot(vote, snapshot).await.map_err(|e| unavailable(&e))?)
             }
+            Rpc::SnapshotChunk => {
+                let chunk: SnapshotChunk = open(payload)?;
+                let mut staging = self.staging.lock().expect("snapshot staging lock");
+                staging.receive(chunk).map_err(HandlerError::BadRequest)?;
+                seal(&())
+            }
+            Rpc::SnapshotInstall => {
+                let install: SnapshotInstall = open(payload)?;
+                let data = {
+                    let mut staging = self.staging.lock().expect("snapshot staging lock");
+                    staging.finish(&install).map_err(HandlerError::BadRequest)?
+                };
+                let snapshot = crate::types::Snapshot { meta: install.meta, snapshot: data };
+                seal(&self.raft.install_full_snapshot(install.vote, snapshot).await.map_err(|e| unavailable(&e))?)
+            }
             Rpc::TransferLeader => {
                 let req: TransferLeaderRequest<TypeConfig> = open(payload)?;
                 seal(&self.raft.handle_transfer_leader(req).await.map_err(|e| unavailable(&e))?)
@@ -252,5 +415,91 @@ impl Handler {
                 seal(&reply)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SnapshotChunk, SnapshotInstall, SnapshotStaging};
+    use crate::records::{LogIdRecord, MembershipRecord, SnapshotMetaRecord, StoredMembershipRecord};
+    use crate::types::{LogId, Vote};
+
+    fn log_id(index: u64) -> Option<LogId> {
+        Some(LogId::from(LogIdRecord { term: 2, node: 1, index }))
+    }
+
+    fn chunk(index: u64, offset: u64, total_bytes: u64, data: &[u8]) -> SnapshotChunk {
+        SnapshotChunk { last_log_id: log_id(index), offset, total_bytes, data: data.to_vec() }
+    }
+
+    fn install(index: u64, whole: &[u8]) -> SnapshotInstall {
+        let meta = SnapshotMetaRecord {
+            last_log_id: Some(LogIdRecord { term: 2, node: 1, index }),
+            membership: StoredMembershipRecord {
+                log_id: None,
+                membership: MembershipRecord {
+                    configs: vec![[1].into_iter().collect()],
+                    nodes: [(1, "127.0.0.1:7001".to_string())].into_iter().collect(),
+                },
+            },
+        }
+        .into_meta()
+        .expect("valid metadata");
+        SnapshotInstall {
+            vote: Vote::from(crate::records::VoteRecord { term: 2, node: 1, committed: true }),
+            meta,
+            total_bytes: whole.len() as u64,
+            crc32c: crc32c::crc32c(whole),
+        }
+    }
+
+    #[test]
+    fn chunks_received_in_order_assemble_the_snapshot_the_install_names() {
+        let mut staging = SnapshotStaging::default();
+        staging.receive(chunk(40, 0, 10, b"0123")).unwrap();
+        staging.receive(chunk(40, 4, 10, b"4567")).unwrap();
+        staging.receive(chunk(40, 8, 10, b"89")).unwrap();
+        assert_eq!(staging.finish(&install(40, b"0123456789")).unwrap(), b"0123456789");
+        assert!(staging.data.is_empty(), "a finished transfer leaves nothing staged");
+    }
+
+    #[test]
+    fn a_chunk_out_of_order_or_of_another_snapshot_is_refused_until_a_transfer_starts_again() {
+        let mut staging = SnapshotStaging::default();
+        staging.receive(chunk(40, 0, 10, b"0123")).unwrap();
+        let gap = staging.receive(chunk(40, 8, 10, b"89")).unwrap_err();
+        assert!(gap.contains("offset 8, but 4 bytes have arrived"), "{gap}");
+        let other = staging.receive(chunk(41, 4, 10, b"4567")).unwrap_err();
+        assert!(other.contains("up to 2-1-41") && other.contains("up to 2-1-40"), "{other}");
+        // A resend from offset 0 (of this or another snapshot) starts over.
+        staging.receive(chunk(41, 0, 4, b"abcd")).unwrap();
+        assert_eq!(staging.finish(&install(41, b"abcd")).unwrap(), b"abcd");
+    }
+
+    #[test]
+    fn an_install_that_does_not_match_the_chunks_is_refused_and_drops_them() {
+        let mut staging = SnapshotStaging::default();
+        staging.receive(chunk(40, 0, 10, b"0123")).unwrap();
+        let short = staging.finish(&install(40, b"0123456789")).unwrap_err();
+        assert!(short.contains("10-byte snapshot, but 4 bytes arrived"), "{short}");
+        assert!(staging.data.is_empty());
+
+        staging.receive(chunk(40, 0, 4, b"0123")).unwrap();
+        let other = staging.finish(&install(39, b"0123")).unwrap_err();
+        assert!(other.contains("up to 2-1-39"), "{other}");
+
+        staging.receive(chunk(40, 0, 4, b"0123")).unwrap();
+        let damaged = staging.finish(&install(40, b"0124")).unwrap_err();
+        assert!(damaged.contains("damaged in transit"), "{damaged}");
+    }
+
+    #[test]
+    fn a_chunk_past_the_declared_length_or_a_length_beyond_the_bound_is_refused() {
+        let mut staging = SnapshotStaging::default();
+        staging.receive(chunk(40, 0, 6, b"0123")).unwrap();
+        let past = staging.receive(chunk(40, 4, 6, b"4567")).unwrap_err();
+        assert!(past.contains("ends at byte 8, past the snapshot's 6 bytes"), "{past}");
+        let huge = staging.receive(chunk(40, 0, super::SNAPSHOT_BYTES_MAX + 1, b"")).unwrap_err();
+        assert!(huge.contains("beyond"), "{huge}");
     }
 }

@@ -96,6 +96,8 @@ fn decode_everything(bytes: &[u8]) {
     let _ = postcard::from_bytes::<VoteResponse<TypeConfig>>(bytes);
     let _ = postcard::from_bytes::<TransferLeaderRequest<TypeConfig>>(bytes);
     let _ = postcard::from_bytes::<(Vote, SnapshotMeta, Vec<u8>)>(bytes);
+    let _ = postcard::from_bytes::<paddock_consensus::transport::SnapshotChunk>(bytes);
+    let _ = postcard::from_bytes::<paddock_consensus::transport::SnapshotInstall>(bytes);
     let _ = postcard::from_bytes::<ForwardOp>(bytes);
     let _ = postcard::from_bytes::<ForwardReply>(bytes);
     let _ = postcard::from_bytes::<Result<Written, WriteError>>(bytes);

@@ -167,6 +167,8 @@ const RPCS: &[(Rpc, u8, &str)] = &[
     (Rpc::ReadIndex, 5, "ReadIndex"),
     (Rpc::ClientWrite, 6, "ClientWrite"),
     (Rpc::ClientRead, 7, "ClientRead"),
+    (Rpc::SnapshotChunk, 8, "SnapshotChunk"),
+    (Rpc::SnapshotInstall, 9, "SnapshotInstall"),
 ];
 
 #[test]

@@ -1,6 +1,6 @@
 //! The Raft RPC payloads cannot drift unnoticed: golden bytes of the postcard payload of each
 //! `Rpc`'s request and answer that openraft's own serde types make (append entries with every
-//! payload kind, vote, install snapshot, transfer leader) and of the small read RPCs
+//! payload kind, vote, install snapshot whole and in chunks, transfer leader) and of the small read RPCs
 //! (`tests/fixtures/raft_wire/`); the tags of openraft's enums on the wire are pinned.
 //!
 //! Why it matters: on disk openraft's types are converted to our records first, but on the
@@ -19,6 +19,7 @@ use openraft::EntryPayload;
 use paddock_consensus::records::{
     EntryRecord, LogIdRecord, MembershipRecord, PayloadRecord, SnapshotMetaRecord, StoredMembershipRecord, VoteRecord,
 };
+use paddock_consensus::transport::{SnapshotChunk, SnapshotInstall};
 use paddock_consensus::types::{Entry, LogId, Request, SnapshotMeta, TypeConfig, Vote};
 use paddock_ledger::{
     AccountId, AccountView, BetKind, Command, Currency, IdempotencyKey, LegRequest, MarketId, Money, Odds, OddsPolicy,
@@ -146,6 +147,24 @@ fn every_raft_rpc_payload_encodes_to_its_fixture_and_decodes_from_it() {
         postcard_encode,
         postcard_decode,
     );
+    // A chunked transfer: SnapshotChunk pieces, then SnapshotInstall (answered with the
+    // SnapshotResponse above; each chunk with the unit value, no bytes).
+    let chunk = SnapshotChunk {
+        last_log_id: Some(log_id(1, 1, 7)),
+        offset: 4096,
+        total_bytes: 8192,
+        data: b"ledger snapshot".to_vec(),
+    };
+    golden.check("snapshot_chunk_request", "SnapshotChunk", &chunk, postcard_encode, postcard_decode::<SnapshotChunk>);
+    let install = SnapshotInstall { vote: vote(3, 1, true), meta: snapshot_meta(), total_bytes: 8192, crc32c: 0x1234_5678 };
+    golden.check(
+        "snapshot_install_request",
+        "SnapshotInstall",
+        &install,
+        postcard_encode,
+        postcard_decode::<SnapshotInstall>,
+    );
+    golden.check("snapshot_chunk_response", "() (the chunk's answer)", &(), postcard_encode, postcard_decode::<()>);
 
     let request = TransferLeaderRequest::<TypeConfig>::new(vote(3, 1, true), 3, Some(log_id(3, 1, 1043)));
     golden.check(

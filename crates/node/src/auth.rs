@@ -121,8 +121,14 @@ fn forbidden(reason: &'static str) -> Response {
         .into_response()
 }
 
-/// Finds the caller of a request from its `Authorization` header.
-pub(crate) async fn authenticate(app: &App, header: Option<&HeaderValue>) -> Result<Caller, &'static str> {
+/// Finds the caller of a request from its `Authorization` header. `may_catch_up` is asked
+/// before the one costly step (a read-index round trip for a key id this node has not seen);
+/// if it says no, the key is refused as it stands.
+pub(crate) async fn authenticate(
+    app: &App,
+    header: Option<&HeaderValue>,
+    may_catch_up: impl FnOnce() -> bool,
+) -> Result<Caller, &'static str> {
     let text = header.ok_or("missing")?.to_str().map_err(|_| "malformed")?;
     let token = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")).ok_or("malformed")?;
     let key = KeyText::parse(token.trim()).ok_or("malformed")?;
@@ -141,8 +147,13 @@ pub(crate) async fn authenticate(app: &App, header: Option<&HeaderValue>) -> Res
     let (mut found, mut known) = look(app);
     // A key issued a moment ago through another node may not be applied here yet: catch up
     // once (a ReadIndex round trip) before refusing a key id this node has never seen.
-    if !known && app.consensus.linearize().await.is_ok() {
-        (found, known) = look(app);
+    if !known {
+        if !may_catch_up() {
+            return Err("rate_limited");
+        }
+        if app.consensus.linearize().await.is_ok() {
+            (found, known) = look(app);
+        }
     }
     let _ = known;
     let found = found.ok_or("invalid")?;
@@ -206,11 +217,25 @@ pub(crate) async fn authorize(State(app): State<App>, mut request: Request, next
         return next.run(request).await;
     };
     let header = request.headers().get("authorization").cloned();
-    let caller = match authenticate(&app, header.as_ref()).await {
+    // Guessing keys costs a guesser its address's budget (sending none costs nothing). An
+    // unknown key id is charged before the node asks the leader about it, so an address over
+    // its budget costs no round trip; any other failure is charged when it is found.
+    let mut limited = None;
+    let mut charged = false;
+    let ip = source_ip(&request);
+    let result = authenticate(&app, header.as_ref(), || {
+        charged = true;
+        limited = app.limit_failed_authentication(ip);
+        limited.is_none()
+    })
+    .await;
+    let caller = match result {
         Ok(caller) => caller,
         Err(reason) => {
-            // Guessing keys costs a guesser its address's budget; sending none costs nothing.
-            if reason != "missing" {
+            if let Some(response) = limited {
+                return response;
+            }
+            if reason != "missing" && !charged {
                 if let Some(response) = app.limit_source(&request, true) {
                     return response;
                 }

@@ -50,6 +50,10 @@ pub struct NodeConfig {
     /// one; a smaller value is refused (see [`NodeConfig::snapshot_log_keep`]).
     #[serde(default)]
     pub snapshot_log_keep: Option<u64>,
+    /// Bytes per chunk when this node, as leader, sends a snapshot (1 KiB to 16 MiB). A snapshot
+    /// travels as chunks so that no peer message grows with the state.
+    #[serde(default = "default_snapshot_chunk")]
+    pub snapshot_chunk_bytes: usize,
     /// Cluster time: how far this node's clock may be from a majority of the voters' (ms)
     /// before, as leader, it refuses to stamp commands and hands leadership over.
     #[serde(default = "default_clock_offset_max")]
@@ -117,6 +121,10 @@ pub struct NodeConfig {
     /// SSE streams one principal may hold open on one node.
     #[serde(default = "default_streams")]
     pub sse_streams_per_principal_max: usize,
+    /// Open client connections this node holds at most; one more is closed as soon as it is
+    /// accepted (`paddock_http_connections_refused_total`).
+    #[serde(default = "default_connections")]
+    pub connections_max: usize,
     /// A node is ready only if it applied within this many entries of its commit index.
     #[serde(default = "default_ready_lag")]
     pub ready_lag_entries_max: u64,
@@ -158,6 +166,9 @@ fn default_clock_offset_max() -> u64 {
 fn default_write_timeout() -> u64 {
     5_000
 }
+fn default_snapshot_chunk() -> usize {
+    paddock_consensus::network::SNAPSHOT_CHUNK_BYTES_DEFAULT
+}
 fn default_body_limit() -> usize {
     64 * 1024
 }
@@ -178,6 +189,9 @@ fn default_self_check_interval() -> u64 {
 }
 fn default_streams() -> usize {
     8
+}
+fn default_connections() -> usize {
+    4096
 }
 fn default_ready_lag() -> u64 {
     1_000
@@ -200,6 +214,7 @@ impl NodeConfig {
             election_timeout_max_ms: default_election_max(),
             snapshot_logs_since_last: default_snapshot_logs(),
             snapshot_log_keep: None,
+            snapshot_chunk_bytes: default_snapshot_chunk(),
             clock_offset_max_ms: default_clock_offset_max(),
             clock_offset_ms: 0,
             clock_offset_file: None,
@@ -213,6 +228,7 @@ impl NodeConfig {
             interactive_key_ttl_max_s: default_interactive_ttl(),
             ready_lag_entries_max: default_ready_lag(),
             sse_streams_per_principal_max: default_streams(),
+            connections_max: default_connections(),
             expected_binary_sha256: None,
             expected_config_sha256: None,
             self_check_interval_s: default_self_check_interval(),
@@ -253,6 +269,22 @@ impl NodeConfig {
         if self.concurrency_limit == 0 || self.body_limit_bytes < 1024 {
             return Err("concurrency_limit must be positive and body_limit_bytes at least 1024".into());
         }
+        // A command is never larger than the JSON body it came from, so this keeps every log
+        // entry within what a peer message can carry.
+        let entry_max = paddock_consensus::network::ENTRY_BYTES_MAX;
+        if self.body_limit_bytes > entry_max {
+            return Err(format!(
+                "body_limit_bytes {} is above {entry_max}, the largest log entry peers can replicate",
+                self.body_limit_bytes
+            ));
+        }
+        let chunk_max = paddock_consensus::network::SNAPSHOT_CHUNK_BYTES_MAX;
+        if !(1024..=chunk_max).contains(&self.snapshot_chunk_bytes) {
+            return Err(format!(
+                "snapshot_chunk_bytes {} must be from 1024 to {chunk_max} (a chunk is one peer message)",
+                self.snapshot_chunk_bytes
+            ));
+        }
         for (name, digest) in [
             ("expected_binary_sha256", &self.expected_binary_sha256),
             ("expected_config_sha256", &self.expected_config_sha256),
@@ -260,6 +292,9 @@ impl NodeConfig {
             if digest.as_ref().is_some_and(|d| d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit())) {
                 return Err(format!("{name} must be 64 hex digits (a SHA-256), as GET /v1/self-check shows it"));
             }
+        }
+        if self.connections_max == 0 {
+            return Err("connections_max must be positive".into());
         }
         if self.self_check_interval_s == 0 {
             return Err("self_check_interval_s must be positive".into());

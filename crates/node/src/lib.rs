@@ -117,9 +117,17 @@ impl App {
     /// 429 if this request's source address is over its limit (`failed`: counts failed
     /// authentications, which have their own, lower limit).
     fn limit_source(&self, request: &Request, failed: bool) -> Option<Response> {
-        let limiter = if failed { &self.auth_failure_limiter } else { &self.ip_limiter };
-        let (limiter, ip) = (limiter.as_ref()?, auth::source_ip(request)?);
-        limited(limiter.check_key(&ip), if failed { "auth_failures" } else { "ip" })
+        if failed {
+            return self.limit_failed_authentication(auth::source_ip(request));
+        }
+        let (limiter, ip) = (self.ip_limiter.as_ref()?, auth::source_ip(request)?);
+        limited(limiter.check_key(&ip), "ip")
+    }
+
+    /// 429 if the address `ip` is over its budget of failed authentications (this counts one).
+    fn limit_failed_authentication(&self, ip: Option<std::net::IpAddr>) -> Option<Response> {
+        let (limiter, ip) = (self.auth_failure_limiter.as_ref()?, ip?);
+        limited(limiter.check_key(&ip), "auth_failures")
     }
 
     /// 429 if this principal is over its limit.
@@ -300,6 +308,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             write_timeout: Duration::from_millis(config.write_timeout_ms),
             peers: config.bootstrap.clone(),
             tls: tls.clone(),
+            snapshot_chunk_bytes: config.snapshot_chunk_bytes,
         },
         clock.clone(),
     )
@@ -346,7 +355,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         tracing::info!("shutting down: draining in-flight requests");
         drain.shutting_down.store(true, Ordering::SeqCst);
     };
-    serve::serve(http, public_tls, router(app), shutdown).await;
+    serve::serve(http, public_tls, router(app), config.connections_max, shutdown).await;
     let _ = stop_tx.send(true);
     consensus.shutdown().await;
     tracing::info!("node stopped");

@@ -5,7 +5,9 @@
 //! [`HANDSHAKE_TIMEOUT`] and a request's headers arrive within [`HEADER_READ_TIMEOUT`] (a
 //! slow-loris client holds a connection for seconds, not forever); request heads are at most
 //! [`HEADER_BYTES_MAX`]; bodies are limited by the router (`body_limit_bytes`), URIs by
-//! [`URI_BYTES_MAX`]. Each connection is served on its own task; at shutdown the listener
+//! [`URI_BYTES_MAX`]. A connection's first byte must arrive within [`FIRST_BYTE_TIMEOUT`] (and
+//! an idle HTTP/1 keep-alive connection is closed by the header timeout), and at most
+//! `connections_max` are open at once. Each connection is served on its own task; at shutdown the listener
 //! closes, open connections finish their requests and get [`DRAIN_TIMEOUT`] to do so (an SSE
 //! stream never finishes by itself).
 
@@ -17,7 +19,10 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -32,6 +37,65 @@ pub const HEADER_BYTES_MAX: usize = 16 * 1024;
 pub const URI_BYTES_MAX: usize = 4 * 1024;
 /// How long open connections may take to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection's first byte (after its TLS handshake) must arrive within this. hyper reads
+/// that byte to tell HTTP/1 from HTTP/2 before any of its own timers runs, so without this a
+/// client could hold a connection open by sending nothing at all.
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A stream whose first read must bring data within a deadline; after that it is the stream
+/// itself (hyper's header timeout and HTTP/2 keep-alive take over).
+struct FirstByteWithin<S> {
+    inner: S,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> FirstByteWithin<S> {
+    fn new(inner: S, within: Duration) -> Self {
+        FirstByteWithin { inner, deadline: Some(Box::pin(tokio::time::sleep(within))) }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstByteWithin<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        match (&polled, this.deadline.as_mut()) {
+            (Poll::Ready(_), _) if buf.filled().len() > before => this.deadline = None,
+            (Poll::Pending, Some(deadline)) if deadline.as_mut().poll(cx).is_ready() => {
+                ::metrics::counter!("paddock_http_idle_connections_closed_total").increment(1);
+                return Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no request within the first-byte timeout",
+                )));
+            }
+            _ => {}
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstByteWithin<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
 
 fn builder() -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
@@ -50,13 +114,16 @@ fn builder() -> Builder<TokioExecutor> {
     builder
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains.
+/// Serves `router` on `listener` until `shutdown` resolves, then drains. At most
+/// `connections_max` connections are open at once; one more is closed when accepted.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
+    connections_max: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(connections_max));
     let graceful = GracefulShutdown::new();
     let builder = builder();
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
@@ -74,6 +141,13 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Closing at once costs the client nothing to retry and keeps the backlog moving.
+            ::metrics::counter!("paddock_http_connections_refused_total").increment(1);
+            drop(stream);
+            continue;
+        };
+        ::metrics::gauge!("paddock_http_connections_open").increment(1.0);
         let _ = stream.set_nodelay(true);
         let service = router.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(remote));
@@ -84,8 +158,10 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let _slot = OpenConnection(slot);
             let result = match acceptor {
                 None => {
+                    let stream = FirstByteWithin::new(stream, FIRST_BYTE_TIMEOUT);
                     watcher
                         .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned())
                         .await
@@ -103,6 +179,7 @@ pub async fn serve(
                             return;
                         }
                     };
+                    let stream = FirstByteWithin::new(stream, FIRST_BYTE_TIMEOUT);
                     watcher
                         .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned())
                         .await
@@ -116,6 +193,16 @@ pub async fn serve(
     drop(listener);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!(after_s = DRAIN_TIMEOUT.as_secs(), "connections still open at shutdown were closed");
+    }
+}
+
+/// One open connection: its slot and its count in `paddock_http_connections_open`, both given
+/// back when the connection's task ends, however it ends.
+struct OpenConnection(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        ::metrics::gauge!("paddock_http_connections_open").decrement(1.0);
     }
 }
 

@@ -69,6 +69,7 @@ pub(crate) fn add_hosts(sim: &mut turmoil::Sim, world: &Rc<World>, disk_faults: 
                     // The admin client promotes a learner mid-install on purpose: a dangerous
                     // path the simulator must reach, which production refuses.
                     promote_lag_max: None,
+                    snapshot_chunk_bytes: world.config.snapshot_chunk_bytes,
                 };
                 // The host's wall clock: true simulated time plus the offset the nemesis sets.
                 let offset = world.clock_offsets[&id].clone();

@@ -102,6 +102,9 @@ pub struct RunConfig {
     pub snapshot_keep: u64,
     /// In-play delay of the delayed event's markets (bets wait for `ResolvePending`).
     pub bet_delay_ms: u64,
+    /// Snapshot chunk size: small, so a snapshot travels as many chunks and a fault can cut a
+    /// transfer between two of them.
+    pub snapshot_chunk_bytes: usize,
     /// A deliberate bug, or none.
     pub teeth: Teeth,
 }
@@ -120,6 +123,7 @@ impl RunConfig {
             snapshot_interval: 40 + r.below(41),
             snapshot_keep: 10 + r.below(21),
             bet_delay_ms: 200 + r.below(1_000),
+            snapshot_chunk_bytes: 512 + r.below(4_096) as usize,
             teeth,
         }
     }

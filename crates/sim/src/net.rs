@@ -96,9 +96,9 @@ async fn serve_one(handler: Handler, probe: Arc<NodeProbe>, mut stream: TcpStrea
     let cluster_id = String::from_utf8_lossy(&cid).to_string();
     let answer = match Rpc::from_tag(tag) {
         None => Err(HandlerError::BadRequest(format!("unknown rpc tag {tag}"))),
-        Some(Rpc::InstallSnapshot) => {
+        Some(rpc @ (Rpc::InstallSnapshot | Rpc::SnapshotInstall)) => {
             let mut install = probe.install();
-            let answer = handler.handle(&cluster_id, Rpc::InstallSnapshot, &payload).await;
+            let answer = handler.handle(&cluster_id, rpc, &payload).await;
             install.answered_ok = answer.is_ok();
             answer
         }

@@ -9,7 +9,7 @@
 //!   simulation's thread): `paddock_raft_log_purges_total` (storage) for purges,
 //!   `paddock_snapshot_build_duration_seconds` (consensus) for snapshots built;
 //! - per node, [`NodeProbe`]: `SimDisk` counts snapshot files written, the peer server in
-//!   `net.rs` counts `InstallSnapshot` RPCs in flight and those answered after the node wrote
+//!   `net.rs` counts `SnapshotInstall` RPCs (the end of a chunked transfer) in flight and those answered after the node wrote
 //!   the snapshot to its disk (an install, not just a refusal);
 //! - the driver (leaders seen per term, crashes and restarts) and the reference model (delayed
 //!   bets decided, settlements by kind, retries answered from the idempotency record).
