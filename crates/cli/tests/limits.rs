@@ -112,7 +112,8 @@ async fn served_connection(addr: std::net::SocketAddr) -> (bool, tokio::net::Tcp
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("the kernel accepts");
     let _ = stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut head = [0u8; 12];
-    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut head)).await.expect("an answer or a close");
+    let read =
+        tokio::time::timeout(Duration::from_secs(5), stream.read(&mut head)).await.expect("an answer or a close");
     (matches!(read, Ok(n) if n > 0 && head.starts_with(b"HTTP/1.1 200")), stream)
 }
 
@@ -144,10 +145,11 @@ async fn a_node_holds_at_most_its_connection_limit_and_a_closed_connection_frees
     .await;
     drop(served);
     drop(held);
-    let metrics = poll_until("the metrics to answer", Duration::from_secs(15), Duration::from_millis(100), async || {
-        reqwest::get(format!("{}/metrics", cluster.url(1))).await.ok()?.text().await.ok()
-    })
-    .await;
+    let metrics =
+        poll_until("the metrics to answer", Duration::from_secs(15), Duration::from_millis(100), async || {
+            reqwest::get(format!("{}/metrics", cluster.url(1))).await.ok()?.text().await.ok()
+        })
+        .await;
     assert!(
         metrics.lines().any(|l| l.starts_with("paddock_http_connections_refused_total ") && !l.ends_with(" 0")),
         "refusals are counted:\n{metrics}"

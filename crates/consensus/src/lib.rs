@@ -535,7 +535,8 @@ impl Consensus {
         }
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
-        let network = NetworkFactory { transport: transport.clone(), snapshot_chunk_bytes: config.snapshot_chunk_bytes };
+        let network =
+            NetworkFactory { transport: transport.clone(), snapshot_chunk_bytes: config.snapshot_chunk_bytes };
         let raft = Raft::new(config.node_id, Arc::new(raft_config), network, LogAdapter::new(log, io), sm.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -554,13 +555,12 @@ impl Consensus {
             cluster_time: cluster_time::ClusterTime::new(config.clock_offset_max_ms),
         });
         tokio::spawn(sample_clocks(Arc::downgrade(&inner)));
-        let handler =
-            Handler {
-                cluster_id: Arc::from(config.cluster_id.as_str()),
-                raft,
-                inner: Arc::downgrade(&inner),
-                staging: Arc::default(),
-            };
+        let handler = Handler {
+            cluster_id: Arc::from(config.cluster_id.as_str()),
+            raft,
+            inner: Arc::downgrade(&inner),
+            staging: Arc::default(),
+        };
         Ok((Consensus { inner }, handler))
     }
 

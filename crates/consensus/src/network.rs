@@ -259,10 +259,7 @@ pub struct PeerNetwork {
 /// fits (one entry at least), so no message outgrows the peer limit; `None` if it fits whole.
 /// Sending a prefix is allowed by openraft: the answer becomes `PartialSuccess` at the last
 /// entry sent, and the rest goes in the next append.
-fn cut_to_fit(
-    rpc: &AppendEntriesRequest<TypeConfig>,
-    bytes_max: usize,
-) -> Option<AppendEntriesRequest<TypeConfig>> {
+fn cut_to_fit(rpc: &AppendEntriesRequest<TypeConfig>, bytes_max: usize) -> Option<AppendEntriesRequest<TypeConfig>> {
     let mut total = 0usize;
     let mut fit = 0usize;
     for entry in &rpc.entries {
@@ -296,7 +293,7 @@ async fn append_within(
         return call_encoded(transport, addr, Rpc::AppendEntries, payload, timeout).await;
     }
     let cut = cut_to_fit(&rpc, bytes_max).unwrap_or(rpc);
-    let last_sent = cut.entries.last().map(|e| e.log_id.clone());
+    let last_sent = cut.entries.last().map(|e| e.log_id);
     let answer: AppendEntriesResponse<TypeConfig> = call(transport, addr, Rpc::AppendEntries, &cut, timeout).await?;
     Ok(match answer {
         AppendEntriesResponse::Success => AppendEntriesResponse::PartialSuccess(last_sent),
@@ -321,12 +318,7 @@ async fn send_snapshot(
     let pieces: Vec<&[u8]> = if data.is_empty() { vec![&[]] } else { data.chunks(chunk_bytes.max(1)).collect() };
     let mut offset = 0u64;
     for piece in pieces {
-        let chunk = SnapshotChunk {
-            last_log_id: snapshot.meta.last_log_id.clone(),
-            offset,
-            total_bytes,
-            data: piece.to_vec(),
-        };
+        let chunk = SnapshotChunk { last_log_id: snapshot.meta.last_log_id, offset, total_bytes, data: piece.to_vec() };
         let () = call(transport, addr, Rpc::SnapshotChunk, &chunk, chunk_timeout).await?;
         offset += piece.len() as u64;
         metrics::counter!("paddock_snapshot_sent_bytes_total").increment(piece.len() as u64);
@@ -422,7 +414,12 @@ mod tests {
                 Rpc::AppendEntries => Ok(postcard::to_stdvec(&AppendEntriesResponse::<TypeConfig>::Success).unwrap()),
                 Rpc::SnapshotChunk => {
                     let chunk: SnapshotChunk = postcard::from_bytes(&payload).unwrap();
-                    self.staging.lock().unwrap().receive(chunk).map(|()| postcard::to_stdvec(&()).unwrap()).map_err(refused)
+                    self.staging
+                        .lock()
+                        .unwrap()
+                        .receive(chunk)
+                        .map(|()| postcard::to_stdvec(&()).unwrap())
+                        .map_err(refused)
                 }
                 Rpc::SnapshotInstall => {
                     let install: SnapshotInstall = postcard::from_bytes(&payload).unwrap();
@@ -460,7 +457,11 @@ mod tests {
 
     fn sent_appends(peer: &Recorder) -> Vec<AppendEntriesRequest<TypeConfig>> {
         let calls = peer.calls.lock().unwrap();
-        calls.iter().filter(|(rpc, _)| *rpc == Rpc::AppendEntries).map(|(_, p)| postcard::from_bytes(p).unwrap()).collect()
+        calls
+            .iter()
+            .filter(|(rpc, _)| *rpc == Rpc::AppendEntries)
+            .map(|(_, p)| postcard::from_bytes(p).unwrap())
+            .collect()
     }
 
     #[tokio::test]

@@ -63,8 +63,8 @@ impl Rpc {
             SnapshotChunk,
             SnapshotInstall,
         ]
-            .into_iter()
-            .find(|r| r.tag() == tag)
+        .into_iter()
+        .find(|r| r.tag() == tag)
     }
 }
 
@@ -123,7 +123,8 @@ impl SnapshotStaging {
             ));
         }
         if chunk.offset == 0 {
-            *self = SnapshotStaging { last_log_id: chunk.last_log_id, total_bytes: chunk.total_bytes, data: Vec::new() };
+            *self =
+                SnapshotStaging { last_log_id: chunk.last_log_id, total_bytes: chunk.total_bytes, data: Vec::new() };
         } else if chunk.last_log_id != self.last_log_id || chunk.total_bytes != self.total_bytes {
             return Err(format!(
                 "chunk of the snapshot up to {} at offset {}, but the transfer under way is of the one up to {}: \

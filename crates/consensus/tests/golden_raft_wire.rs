@@ -156,7 +156,8 @@ fn every_raft_rpc_payload_encodes_to_its_fixture_and_decodes_from_it() {
         data: b"ledger snapshot".to_vec(),
     };
     golden.check("snapshot_chunk_request", "SnapshotChunk", &chunk, postcard_encode, postcard_decode::<SnapshotChunk>);
-    let install = SnapshotInstall { vote: vote(3, 1, true), meta: snapshot_meta(), total_bytes: 8192, crc32c: 0x1234_5678 };
+    let install =
+        SnapshotInstall { vote: vote(3, 1, true), meta: snapshot_meta(), total_bytes: 8192, crc32c: 0x1234_5678 };
     golden.check(
         "snapshot_install_request",
         "SnapshotInstall",

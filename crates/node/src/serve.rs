@@ -22,8 +22,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
@@ -60,18 +60,22 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstByteWithin<S> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        match (&polled, this.deadline.as_mut()) {
-            (Poll::Ready(_), _) if buf.filled().len() > before => this.deadline = None,
-            (Poll::Pending, Some(deadline)) if deadline.as_mut().poll(cx).is_ready() => {
+        if polled.is_ready() {
+            if buf.filled().len() > before {
+                this.deadline = None;
+            }
+            return polled;
+        }
+        if let Some(deadline) = this.deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
                 ::metrics::counter!("paddock_http_idle_connections_closed_total").increment(1);
                 return Poll::Ready(Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "no request within the first-byte timeout",
                 )));
             }
-            _ => {}
         }
-        polled
+        Poll::Pending
     }
 }
 
