@@ -340,6 +340,32 @@ pub fn peer_address(text: &str) -> Result<String, ApiError> {
 }
 
 /// An audit record as the API shows it.
+/// An incident opened by an operator: a `reported` incident.
+pub fn open_incident(r: &OpenIncidentRequest, actor: Actor, key: IdempotencyKey) -> Command {
+    Command::OpenIncident {
+        kind: paddock_ledger::IncidentKind::Reported,
+        node: r.node_id,
+        cause: r.cause.clone(),
+        actor,
+        key,
+    }
+}
+
+/// An incident record as clients see it.
+pub fn incident_body(v: &paddock_ledger::IncidentView) -> IncidentBody {
+    IncidentBody {
+        incident_id: v.id.0,
+        kind: v.kind.as_str().to_string(),
+        node_id: v.node,
+        opened_at_ms: v.opened_at.0,
+        opened_by: v.opened_by.clone(),
+        cause: v.cause.clone(),
+        closed_at_ms: v.closed_at.map(|t| t.0),
+        closed_by: v.closed_by.clone(),
+        resolution: v.resolution.clone(),
+    }
+}
+
 pub fn audit_body(r: &paddock_ledger::audit::AuditRecord) -> AuditRecordBody {
     AuditRecordBody {
         seq: r.seq,

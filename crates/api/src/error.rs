@@ -121,10 +121,11 @@ pub fn ledger_status(code: ResultCode) -> u16 {
     use ResultCode::*;
     match code {
         AccountNotFound | EventNotFound | MarketNotFound | SelectionNotFound | BetNotFound | PrincipalNotFound
-        | KeyNotFound => 404,
+        | KeyNotFound
+        | IncidentNotFound => 404,
         AccountExists | EventExists | MarketExists | SelectionExists | IdempotencyKeyReused | MarketStateInvalid
         | MarketAlreadySettled | MarketNotSettled | MarketVoided | BetNotOpen | PrincipalExists | KeyExists
-        | KeyRevoked | AccountAlreadyBound => 409,
+        | KeyRevoked | AccountAlreadyBound | IncidentClosed => 409,
         CurrencyInvalid
         | AmountMustBePositive
         | AmountOverflow

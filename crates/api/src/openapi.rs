@@ -265,6 +265,26 @@ pub const ROUTES: &[Route] = &[
         OPERATOR,
     ),
     r("POST", "/v1/keys/{key_id}/revoke", "Revoke an API key on every node", None, 200, Some("AckBody"), OPERATOR),
+    list("/v1/incidents", "Incident records (R3): what failed, when, and how it ended", "IncidentBody", OVERSIGHT),
+    r("GET", "/v1/incidents/{incident_id}", "One incident record", None, 200, Some("IncidentBody"), OVERSIGHT),
+    r(
+        "POST",
+        "/v1/incidents",
+        "Open an incident by hand (a failure no node detects by itself)",
+        Some("OpenIncidentRequest"),
+        201,
+        Some("IncidentOpenedBody"),
+        OPERATOR,
+    ),
+    r(
+        "POST",
+        "/v1/incidents/{incident_id}/close",
+        "Close an incident with its resolution",
+        Some("CloseIncidentRequest"),
+        200,
+        Some("AckBody"),
+        OPERATOR,
+    ),
     r("GET", "/v1/whoami", "The calling principal", None, 200, Some("WhoAmIBody"), ANYONE),
     r(
         "GET",
@@ -348,7 +368,11 @@ fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
         KeyBody,
         IssuedKeyBody,
         WhoAmIBody,
-        SelfCheckBody
+        SelfCheckBody,
+        OpenIncidentRequest,
+        CloseIncidentRequest,
+        IncidentBody,
+        IncidentOpenedBody
     )
 }
 

@@ -577,6 +577,64 @@ pub struct PrincipalBody {
     pub keys: Vec<KeyBody>,
 }
 
+/// Open an incident by hand: a failure no node detects by itself (a site lost power, a
+/// provider's outage). Nodes open their own for what they see about themselves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenIncidentRequest {
+    /// What happened, in words (1-2000 characters, no control characters).
+    #[schema(min_length = 1, max_length = 2000, example = "data centre A lost power")]
+    pub cause: String,
+    /// The node it touched; absent or 0: the cluster, or not one node.
+    #[serde(default)]
+    pub node_id: u64,
+}
+
+/// Close an incident.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseIncidentRequest {
+    /// How it ended, in words (1-2000 characters, no control characters).
+    #[schema(min_length = 1, max_length = 2000, example = "power restored; the node rejoined and caught up")]
+    pub resolution: String,
+}
+
+/// An incident record (R3): what failed, when it began and ended, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IncidentBody {
+    /// Its number (1, 2, ...).
+    pub incident_id: u64,
+    /// `self_check_failed` (a node's binary or configuration is not the expected one) or
+    /// `reported` (opened by an operator).
+    pub kind: String,
+    /// The node it touched (0: not one node).
+    pub node_id: u64,
+    /// When it began (UTC ms, leader time).
+    pub opened_at_ms: u64,
+    /// Who opened it: `node-<id>` for a node, else the operator.
+    pub opened_by: String,
+    /// What caused it.
+    pub cause: String,
+    /// When it ended (UTC ms), if it has.
+    pub closed_at_ms: Option<u64>,
+    /// Who closed it.
+    pub closed_by: Option<String>,
+    /// How it ended.
+    pub resolution: Option<String>,
+}
+
+/// An incident opened (or found already open).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IncidentOpenedBody {
+    /// Its number.
+    pub incident_id: u64,
+    /// True if an incident of this kind on this node was already open: it stands for this
+    /// one too, and nothing changed.
+    pub already_open: bool,
+    /// The Raft log index of the command.
+    pub log_index: u64,
+}
+
 /// An API key's public facts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct KeyBody {

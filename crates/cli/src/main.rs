@@ -85,6 +85,11 @@ enum Cmd {
         #[command(subcommand)]
         action: PrincipalsCmd,
     },
+    /// Incident records: list them (an export, as JSON), open one by hand, close one.
+    Incidents {
+        #[command(subcommand)]
+        action: IncidentsCmd,
+    },
     /// Change the cluster's membership.
     Members {
         #[command(subcommand)]
@@ -227,6 +232,37 @@ enum PrincipalsCmd {
     List {
         #[command(flatten)]
         target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum IncidentsCmd {
+    /// Every incident record, oldest first, as JSON (e.g. `paddock incidents list > incidents.json`).
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Open an incident for a failure no node detects by itself.
+    Open {
+        #[command(flatten)]
+        target: Target,
+        /// What happened, e.g. "data centre A lost power".
+        #[arg(long)]
+        cause: String,
+        /// The node it touched (default: not one node).
+        #[arg(long, default_value_t = 0)]
+        node: u64,
+    },
+    /// Close an incident with how it ended.
+    Close {
+        #[command(flatten)]
+        target: Target,
+        /// The incident's number.
+        #[arg(long)]
+        id: u64,
+        /// How it ended, e.g. "power restored; every node caught up".
+        #[arg(long)]
+        resolution: String,
     },
 }
 
@@ -615,6 +651,15 @@ fn main() -> Result<()> {
                             target.client()?.bind_account(&name, account, &paddock_client::fresh_key()).await?,
                         )?,
                         PrincipalsCmd::List { target } => serde_json::to_value(target.client()?.principals().await?)?,
+                    },
+                    Cmd::Incidents { action } => match action {
+                        IncidentsCmd::List { target } => serde_json::to_value(target.client()?.incidents().await?)?,
+                        IncidentsCmd::Open { target, cause, node } => serde_json::to_value(
+                            target.client()?.open_incident(&cause, node, &paddock_client::fresh_key()).await?,
+                        )?,
+                        IncidentsCmd::Close { target, id, resolution } => serde_json::to_value(
+                            target.client()?.close_incident(id, &resolution, &paddock_client::fresh_key()).await?,
+                        )?,
                     },
                     Cmd::Start(_) | Cmd::Demo(_) | Cmd::Load(_) | Cmd::Drill { .. } | Cmd::Certs { .. } => {
                         unreachable!("handled above")

@@ -198,6 +198,7 @@ async fn every_route_admits_exactly_its_roles_and_a_bettor_only_on_its_own_objec
             .replace("{node_id}", "99")
             .replace("{name}", "nobody-here")
             .replace("{key_id}", "00000000000000ff")
+            .replace("{incident_id}", "999")
     };
     let mut failures = Vec::new();
     let mut checked = 0;

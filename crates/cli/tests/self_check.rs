@@ -1,6 +1,7 @@
 //! R8 self-authentication on a real node: it hashes its own binary and configuration, answers
-//! `GET /v1/self-check` with the digests, and raises an alarm (metric, log line) when they
-//! are not the ones the operator expects.
+//! `GET /v1/self-check` with the digests, and raises an alarm (metric, log line, incident
+//! record) when they are not the ones the operator expects; the incident closes when the check
+//! passes again.
 
 mod support;
 
@@ -53,4 +54,121 @@ async fn another_binary_or_configuration_than_expected_raises_an_alarm() {
     assert!(text.contains("paddock_self_check_ok 0"), "the alarm metric is down");
     assert!(text.contains("paddock_self_check_failures_total"));
     assert!(cluster.log_text(1).contains("SELF-CHECK FAILED"), "and a log line says so");
+}
+
+async fn incidents(cluster: &Cluster, node: u64) -> Vec<Value> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let response = http
+        .get(format!("{}/v1/incidents", cluster.url(node)))
+        .bearer_auth(cluster.keys().operator.expose())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_self_check_is_an_incident_on_every_node_until_the_check_passes_again() {
+    let right = sha256sum(env!("CARGO_BIN_EXE_paddock"));
+    let wrong = "ab".repeat(32);
+    let mut cluster = Cluster::start_with_own_args(3, &[], &[(2, &["--expected-binary-sha256", &wrong])]).await;
+
+    // Node 2's check at start fails: an incident opens, and node 1 lists it too.
+    let open = poll_until("node 2's incident", Duration::from_secs(15), Duration::from_millis(200), async || {
+        let list = incidents(&cluster, 1).await;
+        (list.len() == 1).then_some(list)
+    })
+    .await;
+    let incident = &open[0];
+    assert_eq!(incident["kind"], "self_check_failed", "{incident}");
+    assert_eq!(incident["node_id"], 2);
+    assert_eq!(incident["opened_by"], "node-2");
+    assert!(incident["cause"].as_str().unwrap().contains(&format!("expected {wrong}")), "{incident}");
+    assert!(incident["closed_at_ms"].is_null());
+
+    // Found again on demand, it is the same incident, not a new one.
+    let http = reqwest::Client::new();
+    let again = http
+        .get(format!("{}/v1/self-check", cluster.url(2)))
+        .bearer_auth(cluster.keys().operator.expose())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(again.status(), 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(incidents(&cluster, 3).await.len(), 1, "one incident per fault and node");
+
+    // Node 2 restarts with the right expectation: its check passes and closes the incident.
+    assert!(cluster.terminate(2).await, "node 2 stops");
+    cluster.set_own_args(2, &["--expected-binary-sha256", &right]);
+    cluster.restart(2);
+    let closed = poll_until("the incident to close", Duration::from_secs(20), Duration::from_millis(200), async || {
+        let list = incidents(&cluster, 1).await;
+        list.into_iter().find(|i| !i["closed_at_ms"].is_null())
+    })
+    .await;
+    assert_eq!(closed["closed_by"], "node-2");
+    assert!(closed["resolution"].as_str().unwrap().contains("passed"), "{closed}");
+    assert!(closed["closed_at_ms"].as_u64() >= closed["opened_at_ms"].as_u64());
+
+    // Both ends are in the audit trail.
+    let audit: Vec<Value> = http
+        .get(format!("{}/v1/audit", cluster.url(1)))
+        .bearer_auth(cluster.keys().operator.expose())
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let events: Vec<String> = audit.iter().map(|r| r["event"].to_string()).collect();
+    assert!(events.iter().any(|e| e.contains("IncidentOpened")), "{events:?}");
+    assert!(events.iter().any(|e| e.contains("IncidentClosed")), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_opens_and_closes_an_incident_no_node_can_see() {
+    let cluster = Cluster::start(1, &[]).await;
+    let http = reqwest::Client::new();
+    let operator = cluster.keys().operator.expose();
+    let opened = http
+        .post(format!("{}/v1/incidents", cluster.url(1)))
+        .bearer_auth(&operator)
+        .header("Idempotency-Key", "incident-dc-a")
+        .json(&serde_json::json!({ "cause": "data centre A lost power" }))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(opened.status(), 201);
+    let body: Value = opened.json().await.unwrap();
+    let id = body["incident_id"].as_u64().expect("an id");
+    assert_eq!(body["already_open"], false);
+
+    let close = |key: &'static str, resolution: &'static str| {
+        http.post(format!("{}/v1/incidents/{id}/close", cluster.url(1)))
+            .bearer_auth(&operator)
+            .header("Idempotency-Key", key)
+            .json(&serde_json::json!({ "resolution": resolution }))
+            .send()
+    };
+    assert_eq!(close("close-dc-a", "power back; nodes caught up").await.unwrap().status(), 200);
+    let twice = close("close-dc-a-again", "again").await.unwrap();
+    assert_eq!(twice.status(), 409);
+    assert!(twice.text().await.unwrap().contains("incident_closed"));
+
+    let one: Value = http
+        .get(format!("{}/v1/incidents/{id}", cluster.url(1)))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["kind"], "reported");
+    assert_eq!(one["resolution"], "power back; nodes caught up");
+    let missing = http.get(format!("{}/v1/incidents/999", cluster.url(1))).bearer_auth(&operator).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("incident_not_found"));
 }

@@ -588,6 +588,22 @@ impl Client {
         self.post(&format!("/v1/keys/{key_id}/revoke"), &serde_json::json!({}), Some(key)).await
     }
 
+    /// Every incident record, oldest first.
+    pub async fn incidents(&self) -> Result<Vec<IncidentBody>, ClientError> {
+        self.all_pages("/v1/incidents", |i: &IncidentBody| i.incident_id.to_string()).await
+    }
+
+    /// Opens an incident by hand (a failure no node detects by itself).
+    pub async fn open_incident(&self, cause: &str, node_id: u64, key: &str) -> Result<IncidentOpenedBody, ClientError> {
+        self.post("/v1/incidents", &OpenIncidentRequest { cause: cause.to_string(), node_id }, Some(key)).await
+    }
+
+    /// Closes an incident with its resolution.
+    pub async fn close_incident(&self, incident_id: u64, resolution: &str, key: &str) -> Result<AckBody, ClientError> {
+        let body = CloseIncidentRequest { resolution: resolution.to_string() };
+        self.post(&format!("/v1/incidents/{incident_id}/close"), &body, Some(key)).await
+    }
+
     /// The whole audit trail, oldest first, fetched a page of 1000 at a time.
     pub async fn audit_trail(&self) -> Result<Vec<AuditRecordBody>, ClientError> {
         const PAGE: usize = 1000;

@@ -182,6 +182,12 @@ fn dispatch(state: &mut State, command: &Command, ctx: ApplyCtx, now: TimestampM
             crate::auth::issue_key(state, *id, principal, *hash, *ttl_ms, actor, ctx, now)
         }
         Command::RevokeKey { id, actor, .. } => crate::auth::revoke_key(state, *id, actor, ctx, now),
+        Command::OpenIncident { kind, node, cause, actor, .. } => {
+            crate::incident::open_incident(state, *kind, *node, cause, actor, ctx, now)
+        }
+        Command::CloseIncident { incident, resolution, actor, .. } => {
+            crate::incident::close_incident(state, *incident, resolution, actor, ctx, now)
+        }
     }
 }
 

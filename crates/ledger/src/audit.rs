@@ -121,6 +121,20 @@ pub enum AuditEvent {
         /// Public id.
         key: crate::auth::KeyId,
     },
+    /// An incident was opened.
+    IncidentOpened {
+        /// Its number.
+        incident: crate::incident::IncidentId,
+        /// What kind of failure.
+        kind: crate::incident::IncidentKind,
+        /// The node it touched (0: not one node).
+        node: u64,
+    },
+    /// An incident was closed.
+    IncidentClosed {
+        /// Its number.
+        incident: crate::incident::IncidentId,
+    },
 }
 
 /// One link of the chain.

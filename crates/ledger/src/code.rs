@@ -159,4 +159,8 @@ result_codes! {
     KeyTtlInvalid => "key_ttl_invalid",
     /// A principal may hold at most 16 live keys; revoke one.
     TooManyKeys => "too_many_keys",
+    /// No incident has this number.
+    IncidentNotFound => "incident_not_found",
+    /// The incident was already closed.
+    IncidentClosed => "incident_closed",
 }

@@ -273,6 +273,30 @@ pub enum Command {
         /// Makes a retry safe: the same key and body return the first outcome.
         key: IdempotencyKey,
     },
+    /// Record that a failure began (see [`crate::incident`]).
+    OpenIncident {
+        /// What kind of failure.
+        kind: crate::incident::IncidentKind,
+        /// The node it touched (0: not one node).
+        node: u64,
+        /// What caused it, in words.
+        cause: String,
+        /// Who saw it: a node (`node-<id>`) or an operator.
+        actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
+    },
+    /// Record that a failure ended.
+    CloseIncident {
+        /// The incident.
+        incident: crate::incident::IncidentId,
+        /// How it ended, in words.
+        resolution: String,
+        /// Who closed it.
+        actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
+    },
 }
 
 /// The namespace an idempotency key is remembered in: a player's keys cannot collide with
@@ -314,7 +338,9 @@ impl Command {
             | CreatePrincipal { key, .. }
             | BindAccount { key, .. }
             | IssueKey { key, .. }
-            | RevokeKey { key, .. } => Some((KeyScope::Book, key)),
+            | RevokeKey { key, .. }
+            | OpenIncident { key, .. }
+            | CloseIncident { key, .. } => Some((KeyScope::Book, key)),
             ResolvePending => None,
         }
     }

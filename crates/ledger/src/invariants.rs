@@ -70,6 +70,15 @@ impl State {
         if let Err(seq) = self.audit.verify() {
             return Err(format!("audit chain broken at record {seq}"));
         }
+        let mut open = std::collections::BTreeSet::new();
+        for (id, incident) in &self.incidents.records {
+            if id.0 == 0 || id.0 > self.incidents.next {
+                return Err(format!("incident {id} is outside 1..={}", self.incidents.next));
+            }
+            if incident.closed.is_none() && !open.insert((incident.kind, incident.node)) {
+                return Err(format!("two open incidents of kind {} on node {}", incident.kind.as_str(), incident.node));
+            }
+        }
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ pub mod code;
 pub mod command;
 pub mod faults;
 pub mod ids;
+pub mod incident;
 mod invariants;
 pub mod money;
 pub mod outcome;
@@ -37,6 +38,7 @@ pub use apply::{apply, ApplyCtx, BET_DELAY_MS_MAX, MARKET_SELECTIONS_MAX, SELF_E
 pub use auth::{Authenticated, KeyHash, KeyId, KeyText, KeyView, PrincipalView, Role};
 pub use betting::{LEGS_MAX, LINES_MAX};
 pub use code::ResultCode;
+pub use incident::{IncidentId, IncidentKind, IncidentView};
 pub use command::*;
 pub use ids::*;
 pub use money::{Money, Odds, OddsError, RoundingRule};

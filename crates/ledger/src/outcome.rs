@@ -98,4 +98,11 @@ pub enum Done {
         /// When it stops working, if ever.
         expires_at: Option<crate::ids::TimestampMs>,
     },
+    /// An incident is open.
+    IncidentOpened {
+        /// Its number.
+        incident: crate::incident::IncidentId,
+        /// True if it was already open (the same fault on the same node): nothing changed.
+        already_open: bool,
+    },
 }

@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //! 0       8     magic  "PDKSNAP\0"
-//! 8       2     format version (3; 2 is read too)
+//! 8       2     format version (4; 3 and 2 are read too)
 //! 10      8     payload length n
 //! 18      n     payload: the State, postcard-encoded
 //! 18+n    4     CRC-32C of bytes 0 .. 18+n
@@ -19,11 +19,12 @@ use sha2::{Digest, Sha256};
 
 /// First bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"PDKSNAP\0";
-/// The format this build writes. 3: the state ends with the registry of principals and API
-/// keys. 2 (idempotency records scoped by `KeyScope`) is still read: its payload is a version-3
-/// payload without the registry at its end, so it decodes as the same state with no principals.
-/// Version 1 was pre-release and is refused, not misread.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 3;
+/// The format this build writes. 4: the state ends with the incident records. 3 (ending with
+/// the registry of principals and API keys) is still read: its payload is a version-4 payload
+/// without the incidents at its end, so it decodes as the same state with no incidents; and 2
+/// (idempotency records scoped by `KeyScope`) lacks the registry as well. Version 1 was
+/// pre-release and is refused, not misread.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 4;
 /// The oldest format this build reads.
 pub const SNAPSHOT_FORMAT_VERSION_MIN: u16 = 2;
 const HEADER_LEN: usize = 18;
@@ -133,9 +134,14 @@ impl State {
         if stored != computed {
             return Err(SnapshotError::Checksum { stored, computed });
         }
-        if version == 2 {
+        // Older versions lack fields added since at the end of the state: their bytes plus
+        // the encoding of those fields' empty values are the current encoding.
+        if version < SNAPSHOT_FORMAT_VERSION {
             let mut upgraded = bytes[HEADER_LEN..end].to_vec();
-            upgraded.extend(postcard::to_stdvec(&crate::auth::Registry::default())?);
+            if version == 2 {
+                upgraded.extend(postcard::to_stdvec(&crate::auth::Registry::default())?);
+            }
+            upgraded.extend(postcard::to_stdvec(&crate::incident::Incidents::default())?);
             return Ok(postcard::from_bytes(&upgraded)?);
         }
         Ok(postcard::from_bytes(&bytes[HEADER_LEN..end])?)

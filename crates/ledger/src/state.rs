@@ -38,9 +38,12 @@ pub struct State {
     /// Keys in expiry order (expiry = clock + ttl, and the clock never runs backwards).
     pub(crate) idempotency_expiry: VecDeque<(TimestampMs, KeyScope, u128)>,
     pub(crate) audit: AuditChain,
-    /// Principals and API keys. Last, so that a version-2 snapshot is a version-3 one with an
-    /// empty registry missing from its end.
+    /// Principals and API keys. After everything older, so that a version-2 snapshot is a
+    /// version-3 one with an empty registry missing from its end.
     pub(crate) auth: crate::auth::Registry,
+    /// Incident records. Last, so that a version-3 snapshot is a version-4 one with no
+    /// incidents missing from its end.
+    pub(crate) incidents: crate::incident::Incidents,
 }
 
 /// A player's three ledger accounts plus their limits and history.

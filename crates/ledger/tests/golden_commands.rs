@@ -15,7 +15,7 @@ use paddock_ledger::auth::{key_hash, KeyId, Role};
 use golden::{check_tags, postcard_decode, postcard_encode, variant_names, variant_of, Format, Golden};
 use paddock_ledger::{
     AccountId, Actor, BetId, BetKind, BookConfig, Command, Currency, EachWayTerms, EventId, ExclusionKind,
-    IdempotencyKey, LegRequest, LegResult, LimitKind, LimitWindow, MarketId, MarketRules, Money, NewSelection, Odds,
+    IdempotencyKey, IncidentId, IncidentKind, LegRequest, LegResult, LimitKind, LimitWindow, MarketId, MarketRules, Money, NewSelection, Odds,
     OddsPolicy, PlaceBet, RoundingRule, SelectionId, SelectionResult, TimestampMs, DAY_MS,
 };
 
@@ -268,6 +268,25 @@ fn commands() -> Vec<(&'static str, Command)> {
             "revoke_key",
             Command::RevokeKey { id: KeyId(0x0123_4567_89ab_cdef), actor: settler(), key: key("revoke-ann-1") },
         ),
+        (
+            "open_incident",
+            Command::OpenIncident {
+                kind: IncidentKind::SelfCheckFailed,
+                node: 2,
+                cause: "the running binary's SHA-256 is not the expected one".to_string(),
+                actor: Actor("node-2".to_string()),
+                key: key("incident-node-2-1"),
+            },
+        ),
+        (
+            "close_incident",
+            Command::CloseIncident {
+                incident: IncidentId(7),
+                resolution: "the expected binary is running again".to_string(),
+                actor: settler(),
+                key: key("close-incident-7"),
+            },
+        ),
     ]
 }
 
@@ -319,6 +338,8 @@ fn command_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
         ("BindAccount", 21),
         ("IssueKey", 22),
         ("RevokeKey", 23),
+        ("OpenIncident", 24),
+        ("CloseIncident", 25),
     ];
     let samples: Vec<Command> = commands().into_iter().map(|(_, c)| c).collect();
     check_tags("Command", COMMAND.bump, &pinned, &samples);

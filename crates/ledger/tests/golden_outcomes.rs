@@ -18,7 +18,8 @@ const BUMP: &str = "SNAPSHOT_FORMAT_VERSION (crates/ledger/src/snapshot.rs: snap
                     protocol version (proto package paddock.peer.v1: replies carry them)";
 
 /// The snapshot format version in which today's encodings of outcomes and book settings
-/// appeared (version 3 only appended variants and the registry, which left these bytes alone).
+/// appeared (versions 3 and 4 only appended variants, the registry and the incidents, which left
+/// these bytes alone).
 const SINCE_SNAPSHOT_VERSION: u32 = 2;
 
 /// Outcomes are stored in snapshots: their fixtures carry the snapshot format's version.
@@ -65,6 +66,10 @@ fn outcomes() -> Vec<(&'static str, Outcome)> {
                 expires_at: Some(TimestampMs(1_700_043_200_000)),
             }),
         ),
+        (
+            "done_incident_opened",
+            Outcome::Done(Done::IncidentOpened { incident: paddock_ledger::IncidentId(7), already_open: false }),
+        ),
         ("rejected_odds_changed", Outcome::Rejected(ResultCode::OddsChanged)),
     ]
 }
@@ -100,6 +105,7 @@ fn outcome_and_done_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() 
         ("Resolved", 6),
         ("Settled", 7),
         ("KeyIssued", 8),
+        ("IncidentOpened", 9),
     ];
     let samples: Vec<Done> = outcomes()
         .into_iter()
@@ -176,6 +182,8 @@ const RESULT_CODES: &[(ResultCode, u32, &str)] = &[
     (ResultCode::KeyRevoked, 60, "key_revoked"),
     (ResultCode::KeyTtlInvalid, 61, "key_ttl_invalid"),
     (ResultCode::TooManyKeys, 62, "too_many_keys"),
+    (ResultCode::IncidentNotFound, 63, "incident_not_found"),
+    (ResultCode::IncidentClosed, 64, "incident_closed"),
 ];
 
 #[test]

@@ -2,10 +2,11 @@
 //! time-out, two events, a settled market, an open each-way market with a non-runner, bets,
 //! a pending in-play bet, idempotency records and an audit trail — is rebuilt here from a fixed
 //! command list with fixed log indexes and timestamps, and `State::encode_snapshot` of it must
-//! be the checked-in `tests/fixtures/snapshot/book.v3.hex`, which must decode to the same
-//! state and state hash. The version-2 fixture (the same book without its principals and keys)
-//! still decodes, to that book with an empty registry. A snapshot of another format version is
-//! refused, not misread. The
+//! be the checked-in `tests/fixtures/snapshot/book.v4.hex`, which must decode to the same
+//! state and state hash. The version-3 fixture (the same book without its incidents) and the
+//! version-2 one (without its principals and keys either) still decode, to those books with no
+//! incidents and an empty registry. A snapshot of another format version is refused, not
+//! misread. The
 //! tags of the enums only snapshots hold (market and bet status, pending items, audit events,
 //! key scopes) are pinned too.
 //!
@@ -21,7 +22,7 @@ use paddock_ledger::snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC};
 use paddock_ledger::state::PendingItem;
 use paddock_ledger::{
     apply, AccountId, Actor, ApplyCtx, BetId, BetKind, BetStatus, Command, Currency, EachWayTerms, EventId,
-    ExclusionKind, IdempotencyKey, KeyScope, LegRequest, LegResult, LimitKind, LimitWindow, MarketId, MarketRules,
+    ExclusionKind, IdempotencyKey, IncidentId, IncidentKind, KeyScope, LegRequest, LegResult, LimitKind, LimitWindow, MarketId, MarketRules,
     MarketStatus, Money, NewSelection, Odds, OddsPolicy, Outcome, PlaceBet, ResultCode, SelectionId, SelectionResult,
     State, StateHash, TimestampMs,
 };
@@ -89,9 +90,36 @@ fn single(
     })
 }
 
-/// The fixed command list the fixture book is built from: the version-2 book, then principals
-/// and keys.
+/// The fixed command list the fixture book is built from: the version-3 book, then incidents.
 fn commands() -> Vec<Command> {
+    let mut list = commands_v3();
+    list.extend([
+        Command::OpenIncident {
+            kind: IncidentKind::SelfCheckFailed,
+            node: 2,
+            cause: "the running binary's SHA-256 is not the expected one".to_string(),
+            actor: Actor("node-2".to_string()),
+            key: key("incident-node-2-1"),
+        },
+        Command::CloseIncident {
+            incident: IncidentId(1),
+            resolution: "the expected binary is running again".to_string(),
+            actor: Actor("root".to_string()),
+            key: key("close-incident-1"),
+        },
+        Command::OpenIncident {
+            kind: IncidentKind::Reported,
+            node: 0,
+            cause: "data centre A lost power".to_string(),
+            actor: Actor("root".to_string()),
+            key: key("incident-dc-a"),
+        },
+    ]);
+    list
+}
+
+/// The commands of the version-3 fixture book: the version-2 book, then principals and keys.
+fn commands_v3() -> Vec<Command> {
     let mut list = commands_v2();
     list.extend([
         Command::CreatePrincipal {
@@ -283,6 +311,9 @@ fn the_fixture_book_is_what_the_test_says_it_is() {
     assert_eq!(state.principals().len(), 2);
     assert_eq!(state.account_owner(AccountId(1003)), Some("ann@example.com"));
     assert!(state.api_key(KeyId(0xfedc_ba98_7654_3210)).expect("alice's key").revoked_at.is_some());
+    assert_eq!(state.incidents(None, 10).len(), 2);
+    assert!(state.incident(IncidentId(1)).expect("incident 1").closed_at.is_some());
+    assert!(state.open_incident(IncidentKind::Reported, 0).is_some());
 }
 
 #[test]
@@ -304,6 +335,15 @@ fn the_snapshot_of_the_fixture_book_encodes_to_its_fixture_and_decodes_to_the_sa
         assert_eq!(decoded.state_hash(), state.state_hash(), "decoding the fixture gives the rebuilt book's hash");
         assert!(decoded.check_invariants().is_ok() && decoded.audit().verify().is_ok());
     }
+    // Version 3: the same book before incidents existed; it decodes with none.
+    let v3 = build(commands_v3());
+    golden.old_decodes(3, "book", "the version-3 ledger snapshot", &v3, decode);
+    if let Some(old) = golden.bytes_of_version(3, "book") {
+        let payload_hash = StateHash(Sha256::digest(&old[18..old.len() - 4]).into());
+        golden.old_decodes(3, "book_state_hash", "the version-3 state hash", &payload_hash, |bytes| {
+            bytes.try_into().map(StateHash).map_err(|_| format!("{} bytes, not 32", bytes.len()))
+        });
+    }
     // Version 2: the same book before principals existed. It decodes to that book with an
     // empty registry, and its hash fixture is the SHA-256 of its own payload.
     let v2 = build(commands_v2());
@@ -318,12 +358,12 @@ fn the_snapshot_of_the_fixture_book_encodes_to_its_fixture_and_decodes_to_the_sa
 }
 
 #[test]
-fn a_snapshot_opens_with_magic_format_version_3_and_its_length_and_ends_with_a_checksum() {
+fn a_snapshot_opens_with_magic_format_version_4_and_its_length_and_ends_with_a_checksum() {
     // Today's encoding of the fixture book; the test above holds it equal to the fixture.
     let bytes = book().encode_snapshot();
-    assert_eq!(SNAPSHOT_FORMAT_VERSION, 3, "a new version means new fixtures beside book.v3.hex");
+    assert_eq!(SNAPSHOT_FORMAT_VERSION, 4, "a new version means new fixtures beside book.v4.hex");
     assert_eq!(&bytes[0..8], b"PDKSNAP\0", "magic");
-    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 3, "format version, little-endian");
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 4, "format version, little-endian");
     let length = u64::from_le_bytes(bytes[10..18].try_into().expect("8 bytes"));
     assert_eq!(length as usize, bytes.len() - 18 - 4, "payload length");
     let body_end = bytes.len() - 4;
@@ -337,14 +377,14 @@ fn a_version_1_snapshot_is_refused_with_a_message_naming_both_versions() {
     // before the payload is looked at (here: today's payload under a version-1 header).
     let v1 = hand_made_snapshot(1, &postcard_encode(&book()));
     let err = State::decode_snapshot(&v1).expect_err("version 1 is refused");
-    assert_eq!(err.to_string(), "snapshot format version 1 is not supported (this build reads 2 to 3)");
+    assert_eq!(err.to_string(), "snapshot format version 1 is not supported (this build reads 2 to 4)");
 }
 
 #[test]
 fn a_snapshot_of_a_later_version_is_refused_not_misread() {
-    let v4 = hand_made_snapshot(4, &postcard_encode(&book()));
-    let err = State::decode_snapshot(&v4).expect_err("version 4 is refused");
-    assert_eq!(err.to_string(), "snapshot format version 4 is not supported (this build reads 2 to 3)");
+    let v5 = hand_made_snapshot(5, &postcard_encode(&book()));
+    let err = State::decode_snapshot(&v5).expect_err("version 5 is refused");
+    assert_eq!(err.to_string(), "snapshot format version 5 is not supported (this build reads 2 to 4)");
 }
 
 #[test]
@@ -416,6 +456,8 @@ fn audit_event_tags_are_pinned() {
         ("AccountBound", 10),
         ("KeyIssued", 11),
         ("KeyRevoked", 12),
+        ("IncidentOpened", 13),
+        ("IncidentClosed", 14),
     ];
     let samples = [
         AuditEvent::EventCreated { event: EventId(77) },
@@ -456,8 +498,20 @@ fn audit_event_tags_are_pinned() {
         AuditEvent::AccountBound { principal: "ann".to_string(), account: AccountId(1003) },
         AuditEvent::KeyIssued { principal: "ann".to_string(), key: KeyId(7), expires_at: None },
         AuditEvent::KeyRevoked { principal: "ann".to_string(), key: KeyId(7) },
+        AuditEvent::IncidentOpened { incident: IncidentId(1), kind: IncidentKind::SelfCheckFailed, node: 2 },
+        AuditEvent::IncidentClosed { incident: IncidentId(1) },
     ];
     check_tags("AuditEvent", SNAPSHOT.bump, &pinned, &samples);
+}
+
+#[test]
+fn incident_kind_tags_are_pinned() {
+    check_tags(
+        "IncidentKind",
+        SNAPSHOT.bump,
+        &[("SelfCheckFailed", 0), ("Reported", 1)],
+        IncidentKind::ALL,
+    );
 }
 
 #[test]

@@ -127,7 +127,69 @@ pub(crate) fn spawn_self_check(app: App, stop: watch::Receiver<bool>) {
         let app = app.clone();
         Box::pin(async move {
             let now = (app.clock)().0;
-            crate::self_check::check(&app.config, &app.self_check, now);
+            let result = crate::self_check::check(&app.config, &app.self_check, now);
+            record_self_check(app, result);
         })
     }));
+}
+
+/// How long a node keeps trying to record a self-check's incident (no leader yet at start, an
+/// election): past this the next scheduled check tries again.
+const INCIDENT_RECORD_WITHIN: Duration = Duration::from_secs(600);
+
+/// Keeps the incident record in step with a self-check: a failed check opens a
+/// `self_check_failed` incident for this node (or finds it open), a passing one closes it.
+/// Runs in the background, retrying while there is no leader.
+pub(crate) fn record_self_check(app: App, result: paddock_api::wire::SelfCheckBody) {
+    use paddock_ledger::{Actor, IdempotencyKey, IncidentKind};
+    tokio::spawn(async move {
+        let node = app.config.node_id;
+        let actor = Actor(format!("node-{node}"));
+        let deadline = tokio::time::Instant::now() + INCIDENT_RECORD_WITHIN;
+        loop {
+            let open = app.consensus.read(|d| d.state.open_incident(IncidentKind::SelfCheckFailed, node));
+            let command = match (&open, result.ok) {
+                (None, true) | (Some(_), false) => return, // already as it should be
+                (None, false) => {
+                    let mut cause = format!("self-check failed: {}", result.mismatches.join("; "));
+                    if cause.len() > paddock_ledger::incident::INCIDENT_TEXT_MAX {
+                        let mut end = paddock_ledger::incident::INCIDENT_TEXT_MAX;
+                        while !cause.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        cause.truncate(end);
+                    }
+                    Command::OpenIncident {
+                        kind: IncidentKind::SelfCheckFailed,
+                        node,
+                        cause,
+                        actor: actor.clone(),
+                        key: IdempotencyKey(format!("self-check-{node}-{}", result.checked_at_ms)),
+                    }
+                }
+                (Some(incident), true) => Command::CloseIncident {
+                    incident: incident.id,
+                    resolution: "the self-check passed: the binary and configuration are the expected ones".into(),
+                    actor: actor.clone(),
+                    key: IdempotencyKey(format!("self-check-{node}-{}", result.checked_at_ms)),
+                },
+            };
+            match app.consensus.write(command).await {
+                Ok(written) => {
+                    if let paddock_ledger::Outcome::Rejected(code) = written.outcome {
+                        tracing::error!(code = code.as_str(), "the self-check's incident was refused");
+                    }
+                    return;
+                }
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "cannot record the self-check's incident yet; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record the self-check's incident; the next check tries again");
+                    return;
+                }
+            }
+        }
+    });
 }

@@ -14,7 +14,7 @@ use axum::Json;
 use paddock_api::wire::*;
 use paddock_api::{convert, ApiError, ErrorCode};
 use paddock_consensus::{ReadError, WriteError};
-use paddock_ledger::{AccountId, BetId, Command, Done, MarketId, Outcome, Role, SelectionId};
+use paddock_ledger::{AccountId, BetId, Command, Done, IncidentId, MarketId, Outcome, ResultCode, Role, SelectionId};
 
 type Answer<T> = Result<(StatusCode, Json<T>), Failure>;
 
@@ -686,6 +686,58 @@ pub(crate) async fn revoke_key(
     Ok((StatusCode::OK, ack(index)))
 }
 
+// ---- incidents ----
+
+pub(crate) async fn list_incidents(
+    State(app): State<App>,
+    QueryParams(options): QueryParams<ListOptions>,
+) -> Result<Page<IncidentBody>, Failure> {
+    let (limit, after) = (options.limit()?, options.after_id()?);
+    let page = read(&app, &options.read(), |s| {
+        s.incidents(after.map(IncidentId), limit + 1).iter().map(convert::incident_body).collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(Page::of(page, limit, |i| i.incident_id.to_string()))
+}
+
+pub(crate) async fn get_incident(
+    State(app): State<App>,
+    PathParam(id): PathParam<u64>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Answer<IncidentBody> {
+    let view = read(&app, &options, |s| s.incident(IncidentId(id)))
+        .await?
+        .ok_or_else(|| Failure(ApiError::ledger(ResultCode::IncidentNotFound)))?;
+    Ok((StatusCode::OK, Json(convert::incident_body(&view))))
+}
+
+pub(crate) async fn open_incident(
+    State(app): State<App>,
+    IdemKey(key): IdemKey,
+    Operator(actor): Operator,
+    Body(req): Body<OpenIncidentRequest>,
+) -> Answer<IncidentOpenedBody> {
+    match submit(&app, convert::open_incident(&req, actor, key)).await? {
+        (Done::IncidentOpened { incident, already_open }, log_index) => Ok((
+            StatusCode::CREATED,
+            Json(IncidentOpenedBody { incident_id: incident.0, already_open, log_index }),
+        )),
+        (other, _) => Err(unexpected(other)),
+    }
+}
+
+pub(crate) async fn close_incident(
+    State(app): State<App>,
+    IdemKey(key): IdemKey,
+    Operator(actor): Operator,
+    PathParam(id): PathParam<u64>,
+    Body(req): Body<CloseIncidentRequest>,
+) -> Answer<AckBody> {
+    let command = Command::CloseIncident { incident: IncidentId(id), resolution: req.resolution, actor, key };
+    let (_, index) = submit(&app, command).await?;
+    Ok((StatusCode::OK, ack(index)))
+}
+
 pub(crate) async fn whoami(State(app): State<App>, caller: Caller) -> Answer<WhoAmIBody> {
     let accounts = app.consensus.read(|d| d.state.principal(&caller.principal).map(|p| p.accounts).unwrap_or_default());
     Ok((
@@ -702,7 +754,9 @@ pub(crate) async fn whoami(State(app): State<App>, caller: Caller) -> Answer<Who
 
 pub(crate) async fn self_check_now(State(app): State<App>) -> Answer<SelfCheckBody> {
     let now = (app.clock)().0;
-    Ok((StatusCode::OK, Json(crate::self_check::check(&app.config, &app.self_check, now))))
+    let result = crate::self_check::check(&app.config, &app.self_check, now);
+    crate::jobs::record_self_check(app.clone(), result.clone());
+    Ok((StatusCode::OK, Json(result)))
 }
 
 /// Waits until this node has applied `log_index` (a follower forwards writes: the leader has

@@ -194,6 +194,26 @@ impl Cluster {
         cluster
     }
 
+    /// Starts `n` nodes, node `id` of each `(id, args)` with `args` of its own on top of
+    /// `extra_args`, and waits until every one is ready.
+    pub async fn start_with_own_args(n: usize, extra_args: &[&str], own: &[(u64, &[&str])]) -> Cluster {
+        let mut cluster = Cluster::launch_advertising_unstarted(n, extra_args, &[]);
+        for (id, args) in own {
+            cluster.node_mut(*id).own_args = args.iter().map(|a| a.to_string()).collect();
+        }
+        for id in cluster.ids() {
+            cluster.spawn(id);
+        }
+        let ids = cluster.ids();
+        cluster.wait_ready(&ids, READY_WITHIN).await;
+        cluster
+    }
+
+    /// Replaces the arguments of node `id`'s own (used from its next start).
+    pub fn set_own_args(&mut self, id: u64, args: &[&str]) {
+        self.node_mut(id).own_args = args.iter().map(|a| a.to_string()).collect();
+    }
+
     /// The directory of the CA and node certificates, for a TLS cluster.
     pub fn certs_dir(&self) -> Option<&std::path::Path> {
         self.tls.as_deref()
