@@ -339,7 +339,6 @@ pub fn peer_address(text: &str) -> Result<String, ApiError> {
     Ok(text.to_string())
 }
 
-/// An audit record as the API shows it.
 /// An incident opened by an operator: a `reported` incident.
 pub fn open_incident(r: &OpenIncidentRequest, actor: Actor, key: IdempotencyKey) -> Command {
     Command::OpenIncident {
@@ -366,6 +365,7 @@ pub fn incident_body(v: &paddock_ledger::IncidentView) -> IncidentBody {
     }
 }
 
+/// An audit record as the API shows it.
 pub fn audit_body(r: &paddock_ledger::audit::AuditRecord) -> AuditRecordBody {
     AuditRecordBody {
         seq: r.seq,

@@ -121,8 +121,7 @@ pub fn ledger_status(code: ResultCode) -> u16 {
     use ResultCode::*;
     match code {
         AccountNotFound | EventNotFound | MarketNotFound | SelectionNotFound | BetNotFound | PrincipalNotFound
-        | KeyNotFound
-        | IncidentNotFound => 404,
+        | KeyNotFound | IncidentNotFound => 404,
         AccountExists | EventExists | MarketExists | SelectionExists | IdempotencyKeyReused | MarketStateInvalid
         | MarketAlreadySettled | MarketNotSettled | MarketVoided | BetNotOpen | PrincipalExists | KeyExists
         | KeyRevoked | AccountAlreadyBound | IncidentClosed => 409,

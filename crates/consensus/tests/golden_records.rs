@@ -224,15 +224,16 @@ fn a_snapshot_file_encodes_to_its_fixture_and_the_fixture_loads_into_the_state_m
     let mut golden = Golden::new(env!("CARGO_MANIFEST_DIR"), env!("CARGO_PKG_NAME"), SNAPSHOT_FILE);
     let name = Path::new("snap-00000000000000000007.pds");
     golden.check(
-        "snap_7_ledger3",
+        "snap_7_ledger4",
         "a snapshot file (meta: SnapshotMetaRecord, data: the ledger snapshot)",
         &snapshot_file(),
         SnapshotFiles::encode,
         |bytes| SnapshotFiles::decode(name, bytes).map_err(|e| e.to_string()),
     );
-    // Both fixtures load: `snap_7` holds the same book as a version-2 ledger snapshot (before
-    // principals existed), which reads as that book with an empty registry, so the same hash.
-    for fixture_name in ["snap_7_ledger3", "snap_7"] {
+    // Every fixture loads: `snap_7_ledger3` holds the same book as a version-3 ledger snapshot
+    // (before incidents existed) and `snap_7` as a version-2 one (before principals), which
+    // read as that book with no incidents and an empty registry, so the same hash.
+    for fixture_name in ["snap_7_ledger4", "snap_7_ledger3", "snap_7"] {
         let Some(fixture) = golden.bytes(fixture_name) else { continue };
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join(name), &fixture).expect("write the fixture as a snapshot file");

@@ -203,7 +203,11 @@ impl State {
 
     /// The open incident of `kind` on `node`, if any.
     pub fn open_incident(&self, kind: IncidentKind, node: u64) -> Option<IncidentView> {
-        self.incidents.records.iter().find(|(_, i)| i.kind == kind && i.node == node && i.closed.is_none()).map(|(&id, i)| view(id, i))
+        self.incidents
+            .records
+            .iter()
+            .find(|(_, i)| i.kind == kind && i.node == node && i.closed.is_none())
+            .map(|(&id, i)| view(id, i))
     }
 }
 
@@ -320,6 +324,9 @@ mod tests {
         assert_eq!(state.incident(IncidentId(1)), None, "the oldest closed ones are gone");
         assert_eq!(state.incident(IncidentId(2)), None);
         assert!(state.incident(IncidentId(3)).is_some(), "down to the bound, no further");
-        assert_eq!(state.open_incident(IncidentKind::Reported, 0).map(|i| i.id), Some(IncidentId(INCIDENTS_KEPT as u64 + 3)));
+        assert_eq!(
+            state.open_incident(IncidentKind::Reported, 0).map(|i| i.id),
+            Some(IncidentId(INCIDENTS_KEPT as u64 + 3))
+        );
     }
 }

@@ -38,9 +38,9 @@ pub use apply::{apply, ApplyCtx, BET_DELAY_MS_MAX, MARKET_SELECTIONS_MAX, SELF_E
 pub use auth::{Authenticated, KeyHash, KeyId, KeyText, KeyView, PrincipalView, Role};
 pub use betting::{LEGS_MAX, LINES_MAX};
 pub use code::ResultCode;
-pub use incident::{IncidentId, IncidentKind, IncidentView};
 pub use command::*;
 pub use ids::*;
+pub use incident::{IncidentId, IncidentKind, IncidentView};
 pub use money::{Money, Odds, OddsError, RoundingRule};
 pub use outcome::{Done, Outcome};
 pub use settlement::RULE4_DEDUCTION_MAX_PENCE;

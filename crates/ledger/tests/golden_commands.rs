@@ -15,8 +15,8 @@ use paddock_ledger::auth::{key_hash, KeyId, Role};
 use golden::{check_tags, postcard_decode, postcard_encode, variant_names, variant_of, Format, Golden};
 use paddock_ledger::{
     AccountId, Actor, BetId, BetKind, BookConfig, Command, Currency, EachWayTerms, EventId, ExclusionKind,
-    IdempotencyKey, IncidentId, IncidentKind, LegRequest, LegResult, LimitKind, LimitWindow, MarketId, MarketRules, Money, NewSelection, Odds,
-    OddsPolicy, PlaceBet, RoundingRule, SelectionId, SelectionResult, TimestampMs, DAY_MS,
+    IdempotencyKey, IncidentId, IncidentKind, LegRequest, LegResult, LimitKind, LimitWindow, MarketId, MarketRules,
+    Money, NewSelection, Odds, OddsPolicy, PlaceBet, RoundingRule, SelectionId, SelectionResult, TimestampMs, DAY_MS,
 };
 
 /// Where command fixtures live and what their version is: a command's bytes are the log's.

@@ -22,9 +22,9 @@ use paddock_ledger::snapshot::{SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC};
 use paddock_ledger::state::PendingItem;
 use paddock_ledger::{
     apply, AccountId, Actor, ApplyCtx, BetId, BetKind, BetStatus, Command, Currency, EachWayTerms, EventId,
-    ExclusionKind, IdempotencyKey, IncidentId, IncidentKind, KeyScope, LegRequest, LegResult, LimitKind, LimitWindow, MarketId, MarketRules,
-    MarketStatus, Money, NewSelection, Odds, OddsPolicy, Outcome, PlaceBet, ResultCode, SelectionId, SelectionResult,
-    State, StateHash, TimestampMs,
+    ExclusionKind, IdempotencyKey, IncidentId, IncidentKind, KeyScope, LegRequest, LegResult, LimitKind, LimitWindow,
+    MarketId, MarketRules, MarketStatus, Money, NewSelection, Odds, OddsPolicy, Outcome, PlaceBet, ResultCode,
+    SelectionId, SelectionResult, State, StateHash, TimestampMs,
 };
 use sha2::{Digest, Sha256};
 
@@ -506,12 +506,7 @@ fn audit_event_tags_are_pinned() {
 
 #[test]
 fn incident_kind_tags_are_pinned() {
-    check_tags(
-        "IncidentKind",
-        SNAPSHOT.bump,
-        &[("SelfCheckFailed", 0), ("Reported", 1)],
-        IncidentKind::ALL,
-    );
+    check_tags("IncidentKind", SNAPSHOT.bump, &[("SelfCheckFailed", 0), ("Reported", 1)], IncidentKind::ALL);
 }
 
 #[test]

@@ -718,10 +718,9 @@ pub(crate) async fn open_incident(
     Body(req): Body<OpenIncidentRequest>,
 ) -> Answer<IncidentOpenedBody> {
     match submit(&app, convert::open_incident(&req, actor, key)).await? {
-        (Done::IncidentOpened { incident, already_open }, log_index) => Ok((
-            StatusCode::CREATED,
-            Json(IncidentOpenedBody { incident_id: incident.0, already_open, log_index }),
-        )),
+        (Done::IncidentOpened { incident, already_open }, log_index) => {
+            Ok((StatusCode::CREATED, Json(IncidentOpenedBody { incident_id: incident.0, already_open, log_index })))
+        }
         (other, _) => Err(unexpected(other)),
     }
 }
