@@ -380,6 +380,9 @@ pub struct StartArgs {
     /// Open client connections this node holds at most (default 4096).
     #[arg(long)]
     pub connections_max: Option<usize>,
+    /// `/metrics` answers only the key of an operator, auditor or service principal.
+    #[arg(long)]
+    pub metrics_require_key: bool,
     /// Failed authentications per second one source address may make before it gets 429
     /// (default 20; 0 turns the limit off).
     #[arg(long)]
@@ -498,6 +501,9 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     }
     if let Some(v) = args.auth_failures_per_ip {
         config.auth_failures_per_ip_per_s = v;
+    }
+    if args.metrics_require_key {
+        config.metrics_require_key = true;
     }
     if let Some(v) = args.connections_max {
         config.connections_max = v;

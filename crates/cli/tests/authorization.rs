@@ -323,3 +323,23 @@ async fn revoked_and_expired_keys_stop_working_on_every_node_and_the_audit_trail
         assert!(!metrics.contains(secret.as_str()) && !audit.contains(secret.as_str()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_kept_for_the_scrapers_keys() {
+    let cluster = Cluster::start(1, &["--metrics-require-key"]).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/metrics", cluster.url(1));
+    let anonymous = http.get(&url).send().await.expect("answer");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(code_of(&anonymous.text().await.unwrap()), "unauthenticated");
+    let wrong = http.get(&url).bearer_auth(format!("pdk_{:016x}_{}", 7, "ab".repeat(32))).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    for key in [cluster.keys().service.expose(), cluster.keys().operator.expose()] {
+        let scrape = http.get(&url).bearer_auth(key).send().await.expect("answer");
+        assert_eq!(scrape.status(), StatusCode::OK);
+        assert!(scrape.text().await.unwrap().contains("paddock_http_requests_total"));
+    }
+    // Health stays public: a load balancer checks it without a key.
+    let ready = http.get(format!("{}/health/ready", cluster.url(1))).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+}

@@ -201,6 +201,16 @@ impl App {
     }
 }
 
+/// With `metrics_require_key`: `/metrics` answers only a key of an operator, an auditor or a
+/// service principal (a Prometheus server's), and a wrong or missing one gets 401 or 403.
+pub(crate) async fn scraper(app: &App, header: Option<&HeaderValue>) -> Result<(), Response> {
+    match authenticate(app, header, || true).await {
+        Ok(caller) if matches!(caller.role, Role::Operator | Role::Auditor | Role::Service) => Ok(()),
+        Ok(_) => Err(forbidden("role")),
+        Err(reason) => Err(unauthenticated(reason)),
+    }
+}
+
 /// Middleware: authenticates and authorizes every request to a known route.
 pub(crate) async fn authorize(State(app): State<App>, mut request: Request, next: Next) -> Response {
     let Some(template) = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()) else {

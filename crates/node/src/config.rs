@@ -121,6 +121,10 @@ pub struct NodeConfig {
     /// SSE streams one principal may hold open on one node.
     #[serde(default = "default_streams")]
     pub sse_streams_per_principal_max: usize,
+    /// `/metrics` answers only requests with the key of an operator, auditor or service
+    /// principal (Prometheus: `authorization: { credentials_file: ... }`); off: public.
+    #[serde(default)]
+    pub metrics_require_key: bool,
     /// Open client connections this node holds at most; one more is closed as soon as it is
     /// accepted (`paddock_http_connections_refused_total`).
     #[serde(default = "default_connections")]
@@ -229,6 +233,7 @@ impl NodeConfig {
             ready_lag_entries_max: default_ready_lag(),
             sse_streams_per_principal_max: default_streams(),
             connections_max: default_connections(),
+            metrics_require_key: false,
             expected_binary_sha256: None,
             expected_config_sha256: None,
             self_check_interval_s: default_self_check_interval(),

@@ -815,7 +815,12 @@ pub(crate) async fn ready(State(app): State<App>) -> Response {
     }
 }
 
-pub(crate) async fn metrics_text(State(app): State<App>) -> Response {
+pub(crate) async fn metrics_text(State(app): State<App>, headers: axum::http::HeaderMap) -> Response {
+    if app.config.metrics_require_key {
+        if let Err(refused) = crate::auth::scraper(&app, headers.get("authorization")).await {
+            return refused;
+        }
+    }
     let mut previous = None;
     crate::metrics::publish_raft(&app.consensus.status(), &mut previous);
     ([("content-type", "text/plain; version=0.0.4")], app.metrics.render()).into_response()
