@@ -64,6 +64,8 @@ pub enum ErrorCode {
     /// The leader's clock disagrees with a majority of the voters, so it stamps no command;
     /// nothing was applied. Retry: leadership moves to a node whose clock agrees.
     ClockUnsynchronized,
+    /// A market was created with a `closes_at` already past: it would take no bet (422).
+    ClosesAtPassed,
 }
 
 impl ErrorCode {
@@ -88,6 +90,7 @@ impl ErrorCode {
             ErrorCode::OutcomeUnknown => "outcome_unknown",
             ErrorCode::ReadUnavailable => "read_unavailable",
             ErrorCode::ClockUnsynchronized => "clock_unsynchronized",
+            ErrorCode::ClosesAtPassed => "closes_at_passed",
         }
     }
 
@@ -105,6 +108,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RateLimited => 429,
+            ErrorCode::ClosesAtPassed => 422,
             ErrorCode::Overloaded
             | ErrorCode::Unavailable
             | ErrorCode::OutcomeUnknown
@@ -253,6 +257,7 @@ mod tests {
                 ErrorCode::OutcomeUnknown,
                 ErrorCode::ReadUnavailable,
                 ErrorCode::ClockUnsynchronized,
+                ErrorCode::ClosesAtPassed,
             ]
             .map(ErrorCode::as_str),
         );

@@ -107,6 +107,9 @@ const OPERATOR: Access = Access::Roles(&[Operator], Own::Nothing);
 const OVERSIGHT: Access = Access::Roles(&[Operator, Auditor], Own::Nothing);
 const CLUSTER_READ: Access = Access::Roles(&[Operator, Auditor, Service], Own::Nothing);
 
+/// Request bodies whose every field has a default: the body may be left out altogether.
+pub const OPTIONAL_BODIES: &[&str] = &["ReasonRequest"];
+
 /// Every route the node serves.
 pub const ROUTES: &[Route] = &[
     r("POST", "/v1/accounts", "Open an account", Some("OpenAccountRequest"), 201, Some("AccountBody"), ACCOUNT_OPEN),
@@ -429,7 +432,7 @@ pub fn document() -> OpenApi {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
                     .content("application/json", json_ref(req))
-                    .required(Some(Required::True))
+                    .required(Some(if OPTIONAL_BODIES.contains(&req) { Required::False } else { Required::True }))
                     .build(),
             ));
         }

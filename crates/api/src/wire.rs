@@ -49,6 +49,8 @@ pub struct BalanceBody {
     pub account_id: u64,
     /// Available balance afterwards.
     pub balance_minor: i64,
+    /// The Raft log index of the command (a retry with the same key answers the first one's).
+    pub log_index: u64,
 }
 
 /// Set a responsible-gambling limit.
@@ -264,6 +266,8 @@ pub struct SettledBody {
     pub result_version: u32,
     /// Bets settled or changed.
     pub bets_settled: u32,
+    /// The Raft log index of the command (a retry with the same key answers the first one's).
+    pub log_index: u64,
 }
 
 /// One leg of a bet request.
@@ -393,6 +397,8 @@ pub struct CashedOutBody {
     pub pending: bool,
     /// Wallet balance afterwards.
     pub balance_minor: i64,
+    /// The Raft log index of the command (a retry with the same key answers the first one's).
+    pub log_index: u64,
 }
 
 /// A generic success with the log index of the change.

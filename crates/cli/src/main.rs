@@ -65,10 +65,15 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Print a node's view of the cluster.
+    /// Print a node's view of the cluster: role, term, leader, indexes and each member's lag.
+    ///
+    /// Example: `paddock status --node 127.0.0.1:7001` (or `--json` for scripts).
     Status {
         #[command(flatten)]
         target: Target,
+        /// The node's answer as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// API keys: make one offline, issue one to a principal, revoke one.
     Keys {
@@ -108,7 +113,7 @@ enum Cmd {
 /// Where an operator command goes and on whose authority.
 #[derive(clap::Args, Clone)]
 struct Target {
-    /// Any node's URL.
+    /// Any node's URL, or its host:port (then https:// with --ca-cert, else http://).
     #[arg(long, env = "PADDOCK_NODE", default_value = "http://127.0.0.1:7001")]
     node: String,
     /// The acting principal's API key (recorded in the audit trail by its principal's name).
@@ -121,23 +126,69 @@ struct Target {
 }
 
 impl Target {
+    /// The node's URL: as given, or `host:port` with the scheme the CA option implies.
+    fn url(&self) -> String {
+        let node = self.node.trim().trim_end_matches('/');
+        if node.starts_with("http://") || node.starts_with("https://") {
+            node.to_string()
+        } else if self.ca_cert.is_some() {
+            format!("https://{node}")
+        } else {
+            format!("http://{node}")
+        }
+    }
+
     fn client(&self) -> Result<Client> {
         let Some(key) = &self.key else {
             bail!("this command needs an API key: set PADDOCK_KEY (or pass --key); `paddock demo` prints one")
         };
-        let client =
-            Client::new(vec![self.node.trim_end_matches('/').to_string()], Duration::from_secs(10)).with_token(key);
+        let url = self.url();
+        let client = Client::new(vec![url.clone()], Duration::from_secs(10)).with_token(key);
         match &self.ca_cert {
             Some(path) => {
                 let pem = std::fs::read(path).with_context(|| format!("cannot read the CA file {}", path.display()))?;
                 Ok(client.with_ca_pem(&pem)?)
             }
-            None if self.node.starts_with("https://") => {
-                bail!("{} is https: give the cluster's CA certificate with --ca-cert or PADDOCK_CA", self.node)
+            None if url.starts_with("https://") => {
+                bail!("{url} is https: give the cluster's CA certificate with --ca-cert or PADDOCK_CA")
             }
             None => Ok(client),
         }
     }
+}
+
+/// `paddock status` for a person: the node's view, then one line per member.
+fn status_table(c: &paddock_api::wire::ClusterBody) -> String {
+    let leader = c.leader_id.map_or("none known".to_string(), |l| format!("node {l}"));
+    let mut out = format!(
+        "cluster {}: node {} is {} in term {}; leader {leader}\n\
+         log: last {}, committed {}, applied {}, snapshot {}; clock {}\n\n",
+        c.cluster_id,
+        c.node_id,
+        c.role,
+        c.term,
+        c.last_log_index,
+        c.commit_index,
+        c.applied_index,
+        c.snapshot_index,
+        if c.clock_synchronized { "agrees with a majority" } else { "NOT synchronized" },
+    );
+    out.push_str(&format!("{:<6} {:<24} {:<8} {:>10} {:>8}\n", "node", "peer address", "kind", "matched", "lag"));
+    for m in &c.members {
+        let dash = || "-".to_string();
+        out.push_str(&format!(
+            "{:<6} {:<24} {:<8} {:>10} {:>8}\n",
+            m.node_id,
+            m.peer_addr,
+            if m.voter { "voter" } else { "learner" },
+            m.matched_index.map_or_else(dash, |i| i.to_string()),
+            m.lag.map_or_else(dash, |l| l.to_string()),
+        ));
+    }
+    if c.role != "leader" {
+        out.push_str("(matched index and lag are known on the leader: ask it for them)\n");
+    }
+    out
 }
 
 #[derive(Subcommand)]
@@ -581,7 +632,14 @@ fn main() -> Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async move {
                 let value = match other {
-                    Cmd::Status { target } => serde_json::to_value(target.client()?.cluster().await?)?,
+                    Cmd::Status { target, json } => {
+                        let cluster = target.client()?.cluster().await?;
+                        if !json {
+                            print!("{}", status_table(&cluster));
+                            return Ok(());
+                        }
+                        serde_json::to_value(cluster)?
+                    }
                     Cmd::TransferLeader { target, to } => {
                         serde_json::to_value(target.client()?.transfer_leader(to).await?)?
                     }
@@ -681,6 +739,49 @@ fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target(node: &str, ca: bool) -> Target {
+        Target { node: node.to_string(), key: None, ca_cert: ca.then(|| PathBuf::from("ca.pem")) }
+    }
+
+    #[test]
+    fn a_node_given_as_host_and_port_gets_the_scheme_its_ca_option_implies() {
+        assert_eq!(target("127.0.0.1:7001", false).url(), "http://127.0.0.1:7001");
+        assert_eq!(target("127.0.0.1:7001", true).url(), "https://127.0.0.1:7001");
+        assert_eq!(target("https://n1.example:7001/", false).url(), "https://n1.example:7001");
+    }
+
+    #[test]
+    fn status_is_a_table_a_person_reads_with_no_debug_text() {
+        use paddock_api::wire::{ClusterBody, MemberBody};
+        let member = |node_id, voter, lag: Option<u64>| MemberBody {
+            node_id,
+            peer_addr: format!("127.0.0.1:710{node_id}"),
+            voter,
+            matched_index: lag.map(|l| 120 - l),
+            lag,
+        };
+        let cluster = ClusterBody {
+            node_id: 1,
+            cluster_id: "paddock".into(),
+            role: "leader".into(),
+            term: 3,
+            leader_id: Some(1),
+            last_log_index: 120,
+            commit_index: 120,
+            applied_index: 120,
+            snapshot_index: 100,
+            members: vec![member(1, true, Some(0)), member(2, true, Some(4)), member(4, false, None)],
+            clock_synchronized: true,
+            clock_offsets: vec![],
+            book_clock_ms: 0,
+        };
+        let table = status_table(&cluster);
+        assert!(table.starts_with("cluster paddock: node 1 is leader in term 3; leader node 1\n"), "{table}");
+        assert!(table.contains("2      127.0.0.1:7102           voter           116        4"), "{table}");
+        assert!(table.contains("learner"), "{table}");
+        assert!(!table.contains("Some(") && !table.contains("None"), "{table}");
+    }
 
     #[test]
     fn bootstrap_members_parse_from_id_equals_address_pairs() {

@@ -123,8 +123,10 @@ async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
         case("deposit to an unknown account", Method::POST, "/v1/accounts/999/deposits", 404, "account_not_found")
             .key("k-nobody")
             .json(json!({ "amount_minor": 5 })),
-        case("read of an unknown account", Method::GET, "/v1/accounts/999", 404, "not_found"),
-        case("read of an unknown bet", Method::GET, "/v1/bets/999", 404, "not_found"),
+        case("read of an unknown account", Method::GET, "/v1/accounts/999", 404, "account_not_found"),
+        case("read of an unknown bet", Method::GET, "/v1/bets/999", 404, "bet_not_found"),
+        case("read of an unknown market", Method::GET, "/v1/markets/999", 404, "market_not_found"),
+        case("the bets of an unknown account", Method::GET, "/v1/accounts/999/bets", 404, "account_not_found"),
         case("unknown route", Method::GET, "/v1/nothing-here", 404, "not_found"),
         case("wrong method", Method::DELETE, "/v1/accounts/1", 405, "method_not_allowed"),
         case("wrong method on a collection", Method::PUT, "/v1/bets", 405, "method_not_allowed").key("k-case-2"),

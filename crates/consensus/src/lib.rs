@@ -290,6 +290,19 @@ pub enum Role {
     Shutdown,
 }
 
+impl Role {
+    /// The role's name as people and clients read it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::Learner => "learner",
+            Role::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// One member as seen from this node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
@@ -967,7 +980,11 @@ impl Inner {
             ForwardOp::Remove { id } => {
                 let membership = self.raft.metrics().borrow_watched().membership_config.clone();
                 if membership.membership().get_node(&id).is_none() {
-                    return ForwardReply::Done;
+                    // Refused rather than "done": an operator who typed the wrong id must hear
+                    // it, not find the node they meant still a member.
+                    return ForwardReply::Failed(WriteError::Refused(format!(
+                        "node {id} is not a member of this cluster (never added, or already removed); nothing was changed"
+                    )));
                 }
                 let voters: BTreeSet<u64> = membership.membership().voter_ids().collect();
                 if voters.len() == 1 && voters.contains(&id) {

@@ -45,6 +45,41 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
+/// A JSON body that may be left out: a request with no body bytes at all reads as
+/// `T::default()` (suspend, resume and close need no reason); one with bytes must be JSON, as
+/// for [`Body`].
+pub struct OptionalBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalBody<T> {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Failure> {
+        let json_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|r| {
+            let code =
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::BodyTooLarge } else { ErrorCode::MalformedBody };
+            Failure(ApiError::new(code, r.body_text()))
+        })?;
+        if bytes.is_empty() {
+            return Ok(OptionalBody(T::default()));
+        }
+        if !json_type {
+            return Err(Failure(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "a request body must be sent with `Content-Type: application/json` (or leave the body out)",
+            )));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(v)) => Ok(OptionalBody(v)),
+            Err(rejection) => Err(Failure(json_rejection(rejection))),
+        }
+    }
+}
+
 fn json_rejection(r: JsonRejection) -> ApiError {
     let code = match &r {
         JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
@@ -68,8 +103,32 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
     }
 }
 
+/// Says which rule a path parameter broke, in words (not serde's "Cannot parse `-1` to a
+/// `u64`").
 fn path_rejection(r: PathRejection) -> ApiError {
-    ApiError::new(ErrorCode::BadParameter, r.body_text())
+    use axum::extract::path::ErrorKind;
+    let message = match &r {
+        PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+            ErrorKind::ParseErrorAtKey { key, value, expected_type } => {
+                format!("{key} must be {}, not {value:?}", type_in_words(expected_type))
+            }
+            ErrorKind::ParseError { value, expected_type } | ErrorKind::ParseErrorAtIndex { value, expected_type, .. } => {
+                format!("the path parameter must be {}, not {value:?}", type_in_words(expected_type))
+            }
+            _ => e.body_text(),
+        },
+        _ => r.body_text(),
+    };
+    ApiError::new(ErrorCode::BadParameter, message)
+}
+
+fn type_in_words(rust_type: &str) -> String {
+    match rust_type {
+        "u64" => format!("a whole number from 0 to {}", u64::MAX),
+        "u32" => format!("a whole number from 0 to {}", u32::MAX),
+        "alloc::string::String" | "String" => "text".to_string(),
+        other => format!("a value of type {other}"),
+    }
 }
 
 /// Query parameters decoded with our error codes.

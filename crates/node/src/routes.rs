@@ -5,7 +5,9 @@
 //! for `?consistency=stale`.
 
 use crate::auth::Caller;
-use crate::extract::{Body, Failure, IdemKey, ListOptions, Operator, Page, PathParam, QueryParams, ReadOptions};
+use crate::extract::{
+    Body, Failure, IdemKey, ListOptions, OptionalBody, Operator, Page, PathParam, QueryParams, ReadOptions,
+};
 use crate::App;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -55,8 +57,10 @@ pub(crate) async fn read<T>(
     Ok(app.consensus.read(|d| f(&d.state)))
 }
 
-fn not_found(what: &str) -> Failure {
-    Failure(ApiError::new(ErrorCode::NotFound, format!("no such {what}")))
+/// An object the path names does not exist: its own code (`account_not_found`, ...), never the
+/// generic `not_found` of an unknown route, so a client can tell a typo from a missing object.
+fn not_found(code: ResultCode) -> Failure {
+    Failure(ApiError::ledger(code))
 }
 
 fn ack(log_index: u64) -> Json<AckBody> {
@@ -86,7 +90,7 @@ pub(crate) async fn open_account(
         ));
     }
     let view =
-        app.consensus.read(|d| d.state.account(AccountId(req.account_id))).ok_or_else(|| not_found("account"))?;
+        app.consensus.read(|d| d.state.account(AccountId(req.account_id))).ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
     Ok((StatusCode::CREATED, Json(convert::account_body(&view))))
 }
 
@@ -95,16 +99,17 @@ pub(crate) async fn get_account(
     PathParam(account): PathParam<u64>,
     QueryParams(options): QueryParams<ReadOptions>,
 ) -> Answer<AccountBody> {
-    let view = read(&app, &options, |s| s.account(AccountId(account))).await?.ok_or_else(|| not_found("account"))?;
+    let view = read(&app, &options, |s| s.account(AccountId(account))).await?.ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
     Ok((StatusCode::OK, Json(convert::account_body(&view))))
 }
 
 async fn transfer(app: App, account: u64, req: AmountRequest, key: IdemKey, deposit: bool) -> Answer<BalanceBody> {
-    match submit(&app, convert::transfer(account, &req, key.0, deposit)).await?.0 {
-        Done::Transferred { account, balance } => {
-            Ok((StatusCode::OK, Json(BalanceBody { account_id: account.0, balance_minor: balance.minor() })))
-        }
-        other => Err(unexpected(other)),
+    match submit(&app, convert::transfer(account, &req, key.0, deposit)).await? {
+        (Done::Transferred { account, balance }, log_index) => Ok((
+            StatusCode::OK,
+            Json(BalanceBody { account_id: account.0, balance_minor: balance.minor(), log_index }),
+        )),
+        (other, _) => Err(unexpected(other)),
     }
 }
 
@@ -163,7 +168,7 @@ pub(crate) async fn account_bets(
         })
     })
     .await?;
-    let bets: Vec<BetBody> = bets.ok_or_else(|| not_found("account"))?;
+    let bets: Vec<BetBody> = bets.ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
     Ok(Page::of(bets, limit, |b| b.bet_id.to_string()))
 }
 
@@ -222,7 +227,7 @@ pub(crate) async fn get_bet(
     PathParam(bet): PathParam<u64>,
     QueryParams(options): QueryParams<ReadOptions>,
 ) -> Answer<BetBody> {
-    let view = read(&app, &options, |s| s.bet(BetId(bet))).await?.ok_or_else(|| not_found("bet"))?;
+    let view = read(&app, &options, |s| s.bet(BetId(bet))).await?.ok_or_else(|| not_found(ResultCode::BetNotFound))?;
     Ok((StatusCode::OK, Json(convert::bet_body(&view))))
 }
 
@@ -232,11 +237,12 @@ pub(crate) async fn cash_out(
     key: IdemKey,
     Body(req): Body<CashOutRequest>,
 ) -> Answer<CashedOutBody> {
-    match submit(&app, convert::cash_out(bet, &req, key.0)).await?.0 {
-        Done::CashOut { bet, pending, balance } => {
-            Ok((StatusCode::OK, Json(CashedOutBody { bet_id: bet.0, pending, balance_minor: balance.minor() })))
-        }
-        other => Err(unexpected(other)),
+    match submit(&app, convert::cash_out(bet, &req, key.0)).await? {
+        (Done::CashOut { bet, pending, balance }, log_index) => Ok((
+            StatusCode::OK,
+            Json(CashedOutBody { bet_id: bet.0, pending, balance_minor: balance.minor(), log_index }),
+        )),
+        (other, _) => Err(unexpected(other)),
     }
 }
 
@@ -258,6 +264,16 @@ pub(crate) async fn create_market(
     Operator(actor): Operator,
     Body(req): Body<CreateMarketRequest>,
 ) -> Answer<AckBody> {
+    // Refused here, by this node's clock, rather than by the ledger: a market already closed
+    // would be shown open and refuse every bet. (The ledger keeps accepting it, so replicas of
+    // older and newer builds apply the same entries alike.)
+    let now = (app.clock)().0;
+    if let Some(closes) = req.rules.closes_at_ms.filter(|&t| t <= now) {
+        return Err(Failure(ApiError::new(
+            ErrorCode::ClosesAtPassed,
+            format!("closes_at_ms {closes} is not in the future (now is {now}): the market would take no bet"),
+        )));
+    }
     let (_, index) = submit(&app, convert::create_market(&req, actor, key)?).await?;
     Ok((StatusCode::CREATED, ack(index)))
 }
@@ -285,7 +301,7 @@ pub(crate) async fn get_market(
     PathParam(market): PathParam<u64>,
     QueryParams(options): QueryParams<ReadOptions>,
 ) -> Answer<MarketBody> {
-    let view = read(&app, &options, |s| s.market(MarketId(market))).await?.ok_or_else(|| not_found("market"))?;
+    let view = read(&app, &options, |s| s.market(MarketId(market))).await?.ok_or_else(|| not_found(ResultCode::MarketNotFound))?;
     Ok((StatusCode::OK, Json(convert::market_body(&view))))
 }
 
@@ -311,7 +327,7 @@ pub(crate) async fn suspend(
     IdemKey(key): IdemKey,
     Operator(actor): Operator,
     PathParam(market): PathParam<u64>,
-    Body(req): Body<ReasonRequest>,
+    OptionalBody(req): OptionalBody<ReasonRequest>,
 ) -> Answer<AckBody> {
     let (_, index) =
         submit(&app, Command::SuspendMarket { market: MarketId(market), reason: req.reason, actor, key }).await?;
@@ -323,7 +339,7 @@ pub(crate) async fn resume(
     IdemKey(key): IdemKey,
     Operator(actor): Operator,
     PathParam(market): PathParam<u64>,
-    Body(_req): Body<ReasonRequest>,
+    OptionalBody(_req): OptionalBody<ReasonRequest>,
 ) -> Answer<AckBody> {
     let (_, index) = submit(&app, Command::ResumeMarket { market: MarketId(market), actor, key }).await?;
     Ok((StatusCode::OK, ack(index)))
@@ -334,7 +350,7 @@ pub(crate) async fn close(
     IdemKey(key): IdemKey,
     Operator(actor): Operator,
     PathParam(market): PathParam<u64>,
-    Body(_req): Body<ReasonRequest>,
+    OptionalBody(_req): OptionalBody<ReasonRequest>,
 ) -> Answer<AckBody> {
     let (_, index) = submit(&app, Command::CloseMarket { market: MarketId(market), actor, key }).await?;
     Ok((StatusCode::OK, ack(index)))
@@ -358,11 +374,12 @@ pub(crate) async fn withdraw_selection(
     Ok((StatusCode::OK, ack(index)))
 }
 
-fn settled(done: Done) -> Answer<SettledBody> {
+fn settled((done, log_index): (Done, u64)) -> Answer<SettledBody> {
     match done {
-        Done::Settled { market, result_version, bets_settled } => {
-            Ok((StatusCode::OK, Json(SettledBody { market_id: market.0, result_version, bets_settled })))
-        }
+        Done::Settled { market, result_version, bets_settled } => Ok((
+            StatusCode::OK,
+            Json(SettledBody { market_id: market.0, result_version, bets_settled, log_index }),
+        )),
         other => Err(unexpected(other)),
     }
 }
@@ -375,7 +392,7 @@ pub(crate) async fn settle(
     Body(req): Body<SettleRequest>,
 ) -> Answer<SettledBody> {
     let results = convert::results(&req)?;
-    settled(submit(&app, Command::SettleMarket { market: MarketId(market), results, actor, key }).await?.0)
+    settled(submit(&app, Command::SettleMarket { market: MarketId(market), results, actor, key }).await?)
 }
 
 pub(crate) async fn resettle(
@@ -388,8 +405,7 @@ pub(crate) async fn resettle(
     let results = convert::results(&req)?;
     settled(
         submit(&app, Command::ResettleMarket { market: MarketId(market), results, reason: req.reason, actor, key })
-            .await?
-            .0,
+            .await?,
     )
 }
 
@@ -398,9 +414,9 @@ pub(crate) async fn void(
     IdemKey(key): IdemKey,
     Operator(actor): Operator,
     PathParam(market): PathParam<u64>,
-    Body(req): Body<ReasonRequest>,
+    OptionalBody(req): OptionalBody<ReasonRequest>,
 ) -> Answer<SettledBody> {
-    settled(submit(&app, Command::VoidMarket { market: MarketId(market), reason: req.reason, actor, key }).await?.0)
+    settled(submit(&app, Command::VoidMarket { market: MarketId(market), reason: req.reason, actor, key }).await?)
 }
 
 /// Audit export, paged by sequence number.
@@ -438,15 +454,8 @@ pub(crate) async fn audit(
 // ---- cluster ----
 
 pub(crate) async fn cluster(State(app): State<App>) -> Answer<ClusterBody> {
-    use paddock_consensus::Role as Raft;
     let s = app.consensus.status();
-    let role = match s.role {
-        Raft::Leader => "leader",
-        Raft::Follower => "follower",
-        Raft::Candidate => "candidate",
-        Raft::Learner => "learner",
-        Raft::Shutdown => "shutdown",
-    };
+    let role = s.role.as_str();
     Ok((
         StatusCode::OK,
         Json(ClusterBody {
@@ -507,9 +516,9 @@ pub(crate) async fn state_hash(State(app): State<App>) -> Answer<StateHashBody> 
 
 /// A membership change's answer: the node's last log index once it is done. Membership
 /// changes are idempotent by their target state (adding a member that is already there at the
-/// same address, promoting a voter, removing a non-member, handing leadership to the leader
-/// all answer done and change nothing), so their `Idempotency-Key` is required and checked
-/// like every write's but need not be remembered.
+/// same address, promoting a voter, handing leadership to the leader all answer done and
+/// change nothing; removing a non-member is refused), so their `Idempotency-Key` is required
+/// and checked like every write's but need not be remembered.
 fn membership_ack(app: &App, done: Result<(), WriteError>) -> Answer<AckBody> {
     done.map_err(write_failure)?;
     Ok((StatusCode::OK, ack(app.consensus.status().last_log_index)))
@@ -593,7 +602,7 @@ pub(crate) async fn create_principal(
     let command = Command::CreatePrincipal { name: req.name.clone(), role, accounts, actor, key };
     let (_, log_index) = submit(&app, command).await?;
     wait_applied(&app, log_index).await?;
-    let view = app.consensus.read(|d| d.state.principal(&req.name)).ok_or_else(|| not_found("principal"))?;
+    let view = app.consensus.read(|d| d.state.principal(&req.name)).ok_or_else(|| not_found(ResultCode::PrincipalNotFound))?;
     Ok((StatusCode::CREATED, Json(principal_body(&view))))
 }
 
@@ -707,7 +716,7 @@ pub(crate) async fn get_incident(
 ) -> Answer<IncidentBody> {
     let view = read(&app, &options, |s| s.incident(IncidentId(id)))
         .await?
-        .ok_or_else(|| Failure(ApiError::ledger(ResultCode::IncidentNotFound)))?;
+        .ok_or_else(|| not_found(ResultCode::IncidentNotFound))?;
     Ok((StatusCode::OK, Json(convert::incident_body(&view))))
 }
 
@@ -800,7 +809,13 @@ pub(crate) async fn ready(State(app): State<App>) -> Response {
         s.role,
         paddock_consensus::Role::Leader | paddock_consensus::Role::Follower | paddock_consensus::Role::Learner
     ) {
-        Some(format!("role is {:?}", s.role))
+        Some(format!("this node is a {}", s.role.as_str()))
+    } else if s.role == paddock_consensus::Role::Leader
+        && s.quorum_ack_age_ms.is_none_or(|age| age > 2 * app.config.election_timeout_max_ms)
+    {
+        // A restarted ex-leader may believe it still leads before a quorum has answered it:
+        // it must not tell a load balancer it is the leader and ready until one has.
+        Some("this node's leadership is not yet confirmed by a quorum of voters".into())
     } else if lag > app.config.ready_lag_entries_max {
         Some(format!("applied index {} is {lag} behind commit {}", s.applied_index, s.commit_index))
     } else {

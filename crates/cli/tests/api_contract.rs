@@ -1,0 +1,108 @@
+//! The API contract a client builds on, on a real node: a missing object is named by its own
+//! code, every write answer carries its log index (a retry answers the first one's), market
+//! status changes need no body, a parameter error names the rule in words, and a market that
+//! would already be closed is refused at creation.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::*;
+
+fn code_of(text: &str) -> String {
+    serde_json::from_str::<Value>(text).ok().and_then(|v| v["error"]["code"].as_str().map(str::to_string)).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_answer_carries_its_log_index_and_a_retry_answers_the_same_one() {
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    client.open_account(7, "GBP", "open-7").await.expect("account opens");
+    let first = client.deposit(7, 500, "deposit-7-1").await.expect("deposit");
+    assert!(first.log_index > 0, "{first:?}");
+    let retry = client.deposit(7, 500, "deposit-7-1").await.expect("the same deposit again");
+    assert_eq!(retry, first, "a retry with the same key answers the first attempt, log index included");
+    let next = client.deposit(7, 500, "deposit-7-2").await.expect("another deposit");
+    assert!(next.log_index > first.log_index);
+    assert_eq!(next.balance_minor, 1_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_resume_and_close_need_no_body_and_a_body_must_still_be_json() {
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    seed_market(&client, 1, 10).await;
+    let http = reqwest::Client::new();
+    let operator = cluster.keys().operator.expose();
+    for (action, key) in [("suspend", "s-1"), ("resume", "r-1"), ("close", "c-1")] {
+        // No body and no Content-Type at all, as `curl -XPOST` sends it.
+        let response = http
+            .post(format!("{}/v1/markets/10/{action}", cluster.url(1)))
+            .bearer_auth(&operator)
+            .header("Idempotency-Key", key)
+            .send()
+            .await
+            .expect("answer");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{action} without a body: {text}");
+        assert!(serde_json::from_str::<Value>(&text).unwrap()["log_index"].as_u64().is_some());
+    }
+    assert_eq!(client.market(10).await.expect("market").status, "closed");
+    // A body that is there but not JSON is still refused.
+    let response = http
+        .post(format!("{}/v1/markets/10/suspend", cluster.url(1)))
+        .bearer_auth(&operator)
+        .header("Idempotency-Key", "s-2")
+        .body("reason=kick-off")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_path_parameter_is_explained_in_words() {
+    let cluster = Cluster::start(1, &[]).await;
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!("{}/v1/bets/-1", cluster.url(1)))
+        .bearer_auth(cluster.keys().operator.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_parameter");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("bet_id must be a whole number from 0 to"), "{message}");
+    assert!(!message.contains("u64"), "no Rust type names: {message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_market_closing_in_the_past_is_refused_and_not_created() {
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    client.create_event(&event_request(1), "event-1").await.expect("event");
+    let mut request = market_request(1, 20);
+    request.rules.closes_at_ms = Some(1_000);
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{}/v1/markets", cluster.url(1)))
+        .bearer_auth(cluster.keys().operator.expose())
+        .header("Idempotency-Key", "market-20")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code_of(&response.text().await.unwrap()), "closes_at_passed");
+    let missing = http
+        .get(format!("{}/v1/markets/20", cluster.url(1)))
+        .bearer_auth(cluster.keys().operator.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(code_of(&missing.text().await.unwrap()), "market_not_found");
+}
