@@ -49,7 +49,9 @@ pub struct BalanceBody {
     pub account_id: u64,
     /// Available balance afterwards.
     pub balance_minor: i64,
-    /// The Raft log index of the command (a retry with the same key answers the first one's).
+    /// The Raft log index of this request's entry: read-your-writes from any node by waiting
+    /// until it has applied this index. (A retry with the same key is an entry of its own; its
+    /// other fields are the first attempt's answer.)
     pub log_index: u64,
 }
 
@@ -266,7 +268,9 @@ pub struct SettledBody {
     pub result_version: u32,
     /// Bets settled or changed.
     pub bets_settled: u32,
-    /// The Raft log index of the command (a retry with the same key answers the first one's).
+    /// The Raft log index of this request's entry: read-your-writes from any node by waiting
+    /// until it has applied this index. (A retry with the same key is an entry of its own; its
+    /// other fields are the first attempt's answer.)
     pub log_index: u64,
 }
 
@@ -397,7 +401,9 @@ pub struct CashedOutBody {
     pub pending: bool,
     /// Wallet balance afterwards.
     pub balance_minor: i64,
-    /// The Raft log index of the command (a retry with the same key answers the first one's).
+    /// The Raft log index of this request's entry: read-your-writes from any node by waiting
+    /// until it has applied this index. (A retry with the same key is an entry of its own; its
+    /// other fields are the first attempt's answer.)
     pub log_index: u64,
 }
 

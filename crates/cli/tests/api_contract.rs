@@ -1,5 +1,5 @@
 //! The API contract a client builds on, on a real node: a missing object is named by its own
-//! code, every write answer carries its log index (a retry answers the first one's), market
+//! code, every write answer carries its log index, market
 //! status changes need no body, a parameter error names the rule in words, and a market that
 //! would already be closed is refused at creation.
 
@@ -10,18 +10,22 @@ use serde_json::Value;
 use support::*;
 
 fn code_of(text: &str) -> String {
-    serde_json::from_str::<Value>(text).ok().and_then(|v| v["error"]["code"].as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deposit_answer_carries_its_log_index_and_a_retry_answers_the_same_one() {
+async fn a_deposit_answer_carries_its_log_index_and_a_retry_answers_as_the_first_attempt() {
     let cluster = Cluster::start(1, &[]).await;
     let client = cluster.client();
     client.open_account(7, "GBP", "open-7").await.expect("account opens");
     let first = client.deposit(7, 500, "deposit-7-1").await.expect("deposit");
     assert!(first.log_index > 0, "{first:?}");
     let retry = client.deposit(7, 500, "deposit-7-1").await.expect("the same deposit again");
-    assert_eq!(retry, first, "a retry with the same key answers the first attempt, log index included");
+    assert_eq!(retry.balance_minor, first.balance_minor, "a retry with the same key answers the first attempt");
+    assert!(retry.log_index > first.log_index, "the retry is an entry of its own, later in the log");
     let next = client.deposit(7, 500, "deposit-7-2").await.expect("another deposit");
     assert!(next.log_index > first.log_index);
     assert_eq!(next.balance_minor, 1_000);
@@ -105,4 +109,41 @@ async fn a_market_closing_in_the_past_is_refused_and_not_created() {
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert_eq!(code_of(&missing.text().await.unwrap()), "market_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_node_that_is_not_a_member_is_refused_and_changes_nothing() {
+    let cluster = Cluster::start(3, &[]).await;
+    let client = cluster.client();
+    let before = client.cluster().await.expect("cluster view");
+    let refused = client.remove_member(9).await.expect_err("node 9 was never added");
+    assert_eq!(refused.code(), Some("bad_parameter"), "{refused}");
+    assert!(refused.to_string().contains("node 9 is not a member"), "{refused}");
+    let after = client.cluster().await.expect("cluster view");
+    assert_eq!(after.members, before.members);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_ex_leader_alone_does_not_claim_to_be_a_ready_leader() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.leader().await;
+    for id in cluster.ids() {
+        assert!(cluster.terminate(id).await, "node {id} stops");
+    }
+    cluster.restart(leader);
+    // Alone it can reach no quorum: whatever it believes about its term, it is not ready.
+    let http = reqwest::Client::new();
+    let url = format!("{}/health/ready", cluster.url(leader));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    let mut answered = 0;
+    while std::time::Instant::now() < deadline {
+        if let Ok(response) = http.get(&url).send().await {
+            answered += 1;
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            assert_ne!(status, StatusCode::OK, "the ex-leader alone said it was ready: {body}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(answered > 10, "the restarted node answered its readiness probe ({answered} times)");
 }

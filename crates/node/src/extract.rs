@@ -54,14 +54,16 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalB
     type Rejection = Failure;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Failure> {
-        let json_type = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        let json_type =
+            req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+                v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|r| {
-            let code =
-                if r.status() == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::BodyTooLarge } else { ErrorCode::MalformedBody };
+            let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ErrorCode::BodyTooLarge
+            } else {
+                ErrorCode::MalformedBody
+            };
             Failure(ApiError::new(code, r.body_text()))
         })?;
         if bytes.is_empty() {
@@ -98,22 +100,34 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(PathParam(v)),
-            Err(r) => Err(Failure(path_rejection(r))),
+            Err(r) => {
+                // The parameter's name, from the route's template, when it has just one.
+                let template = parts.extensions.get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
+                let names: Vec<String> = template
+                    .iter()
+                    .flat_map(|t| t.split('/'))
+                    .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                    .map(str::to_string)
+                    .collect();
+                let name = if names.len() == 1 { names[0].clone() } else { "the path parameter".to_string() };
+                Err(Failure(path_rejection(r, &name)))
+            }
         }
     }
 }
 
 /// Says which rule a path parameter broke, in words (not serde's "Cannot parse `-1` to a
 /// `u64`").
-fn path_rejection(r: PathRejection) -> ApiError {
+fn path_rejection(r: PathRejection, name: &str) -> ApiError {
     use axum::extract::path::ErrorKind;
     let message = match &r {
         PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
             ErrorKind::ParseErrorAtKey { key, value, expected_type } => {
                 format!("{key} must be {}, not {value:?}", type_in_words(expected_type))
             }
-            ErrorKind::ParseError { value, expected_type } | ErrorKind::ParseErrorAtIndex { value, expected_type, .. } => {
-                format!("the path parameter must be {}, not {value:?}", type_in_words(expected_type))
+            ErrorKind::ParseError { value, expected_type }
+            | ErrorKind::ParseErrorAtIndex { value, expected_type, .. } => {
+                format!("{name} must be {}, not {value:?}", type_in_words(expected_type))
             }
             _ => e.body_text(),
         },

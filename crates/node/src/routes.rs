@@ -6,7 +6,7 @@
 
 use crate::auth::Caller;
 use crate::extract::{
-    Body, Failure, IdemKey, ListOptions, OptionalBody, Operator, Page, PathParam, QueryParams, ReadOptions,
+    Body, Failure, IdemKey, ListOptions, Operator, OptionalBody, Page, PathParam, QueryParams, ReadOptions,
 };
 use crate::App;
 use axum::extract::State;
@@ -89,8 +89,10 @@ pub(crate) async fn open_account(
             .retry_after(1),
         ));
     }
-    let view =
-        app.consensus.read(|d| d.state.account(AccountId(req.account_id))).ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
+    let view = app
+        .consensus
+        .read(|d| d.state.account(AccountId(req.account_id)))
+        .ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
     Ok((StatusCode::CREATED, Json(convert::account_body(&view))))
 }
 
@@ -99,16 +101,17 @@ pub(crate) async fn get_account(
     PathParam(account): PathParam<u64>,
     QueryParams(options): QueryParams<ReadOptions>,
 ) -> Answer<AccountBody> {
-    let view = read(&app, &options, |s| s.account(AccountId(account))).await?.ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
+    let view = read(&app, &options, |s| s.account(AccountId(account)))
+        .await?
+        .ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
     Ok((StatusCode::OK, Json(convert::account_body(&view))))
 }
 
 async fn transfer(app: App, account: u64, req: AmountRequest, key: IdemKey, deposit: bool) -> Answer<BalanceBody> {
     match submit(&app, convert::transfer(account, &req, key.0, deposit)).await? {
-        (Done::Transferred { account, balance }, log_index) => Ok((
-            StatusCode::OK,
-            Json(BalanceBody { account_id: account.0, balance_minor: balance.minor(), log_index }),
-        )),
+        (Done::Transferred { account, balance }, log_index) => {
+            Ok((StatusCode::OK, Json(BalanceBody { account_id: account.0, balance_minor: balance.minor(), log_index })))
+        }
         (other, _) => Err(unexpected(other)),
     }
 }
@@ -301,7 +304,9 @@ pub(crate) async fn get_market(
     PathParam(market): PathParam<u64>,
     QueryParams(options): QueryParams<ReadOptions>,
 ) -> Answer<MarketBody> {
-    let view = read(&app, &options, |s| s.market(MarketId(market))).await?.ok_or_else(|| not_found(ResultCode::MarketNotFound))?;
+    let view = read(&app, &options, |s| s.market(MarketId(market)))
+        .await?
+        .ok_or_else(|| not_found(ResultCode::MarketNotFound))?;
     Ok((StatusCode::OK, Json(convert::market_body(&view))))
 }
 
@@ -376,10 +381,9 @@ pub(crate) async fn withdraw_selection(
 
 fn settled((done, log_index): (Done, u64)) -> Answer<SettledBody> {
     match done {
-        Done::Settled { market, result_version, bets_settled } => Ok((
-            StatusCode::OK,
-            Json(SettledBody { market_id: market.0, result_version, bets_settled, log_index }),
-        )),
+        Done::Settled { market, result_version, bets_settled } => {
+            Ok((StatusCode::OK, Json(SettledBody { market_id: market.0, result_version, bets_settled, log_index })))
+        }
         other => Err(unexpected(other)),
     }
 }
@@ -602,7 +606,8 @@ pub(crate) async fn create_principal(
     let command = Command::CreatePrincipal { name: req.name.clone(), role, accounts, actor, key };
     let (_, log_index) = submit(&app, command).await?;
     wait_applied(&app, log_index).await?;
-    let view = app.consensus.read(|d| d.state.principal(&req.name)).ok_or_else(|| not_found(ResultCode::PrincipalNotFound))?;
+    let view =
+        app.consensus.read(|d| d.state.principal(&req.name)).ok_or_else(|| not_found(ResultCode::PrincipalNotFound))?;
     Ok((StatusCode::CREATED, Json(principal_body(&view))))
 }
 
