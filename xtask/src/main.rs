@@ -3,7 +3,8 @@
 //!
 //! - `cargo xtask ci`: tidy, format check, clippy with warnings denied (which enforces the
 //!   per-crate `clippy.toml` rules: no `HashMap`, clock or I/O in the ledger, blocking I/O in
-//!   consensus only through its `IoMode` seam), every test, then the deterministic simulator:
+//!   consensus only through its `IoMode` seam), every test, schemathesis and promtool against
+//!   a real node (`schemathesis.sh`, `promtool.sh`), then the deterministic simulator:
 //!   its teeth and determinism tests and a batch of 200 seeds that must reach every
 //!   dangerous path it counts.
 //! - `cargo xtask tidy`: the architecture rules checked from the source tree alone, without
@@ -85,6 +86,8 @@ fn ci() -> Result<()> {
     // document, with an operator's key: no 5xx, no response outside the schema.
     let paddock = workspace_root().join("target").join("debug").join("paddock");
     run("bash", &["xtask/schemathesis.sh", &paddock.display().to_string()], &[])?;
+    // promtool lints a real node's /metrics: # HELP on every metric, Prometheus naming.
+    run("bash", &["xtask/promtool.sh", &paddock.display().to_string()], &[])?;
     run(
         "cargo",
         &["clippy", "-p", "paddock-sim", "--all-targets", "--profile", "sim", "--locked", "--", "-D", "warnings"],

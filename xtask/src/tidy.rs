@@ -8,6 +8,9 @@
 //! - Only `consensus` (and the dev-only `sim`) depend on openraft.
 //! - Every crate-level `clippy.toml` repeats the root one's settings and gives each disallowed
 //!   method or type a reason.
+//! - Every `paddock_*` metric emitted in `crates/*/src` is in `METRICS` (crates/node/src/metrics.rs,
+//!   its `# HELP` text) and in the metrics table of docs/operations.md, and neither lists a
+//!   metric no code emits.
 //!
 //! The per-crate purity rules themselves (no `HashMap`, clock or I/O in the ledger; blocking
 //! I/O only through consensus's `IoMode` seam) are `disallowed-types`/`disallowed-methods` in
@@ -63,10 +66,21 @@ const CLIPPY_CONFIG: Rule = Rule {
           `{ path = \"...\", reason = \"why this crate must not use it\" }`",
 };
 
+const METRICS_DESCRIBED: Rule = Rule {
+    rule: "every `paddock_*` metric emitted with counter!/gauge!/histogram! in crates/*/src is listed in METRICS \
+           (crates/node/src/metrics.rs) and in the table under \"## Metrics\" in docs/operations.md, and neither \
+           lists a metric that no code emits",
+    why: "METRICS gives each metric its # HELP text and its zero series from the start (promtool, dashboards and \
+          alerts need both); the operations table is what an on-call engineer reads at 3 a.m.; a metric missing \
+          from either is unexplained, and one listed but never emitted is an alert that can never fire",
+    fix: "add the metric to METRICS (name, kind, labelled, help) and a row to the metrics table of \
+          docs/operations.md, or remove the stale entry",
+};
+
 /// Runs every check on the workspace at `root`; fails, after printing each breach with its rule, if any fails.
 pub fn run(root: &Path) -> Result<()> {
     let manifests = read_manifests(root)?;
-    let results: [(&Rule, Vec<String>); 4] = [
+    let results: [(&Rule, Vec<String>); 5] = [
         (
             &MODULE_DOCS,
             module_doc_offenders(root)?.iter().map(|p| format!("{} has no `//!` module doc", p.display())).collect(),
@@ -74,10 +88,14 @@ pub fn run(root: &Path) -> Result<()> {
         (&DEPENDENCY_GRAPH, dependency_graph_drift(root, &manifests)?),
         (&OPENRAFT_CONFINED, openraft_outside_consensus(&manifests)),
         (&CLIPPY_CONFIG, clippy_config_breaches(root)?),
+        (&METRICS_DESCRIBED, metric_drift(root)?),
     ];
     let broken: Vec<_> = results.iter().filter(|(_, breaches)| !breaches.is_empty()).collect();
     if broken.is_empty() {
-        println!("tidy: module docs, dependency graph, openraft confinement and clippy configuration all hold");
+        println!(
+            "tidy: module docs, dependency graph, openraft confinement, clippy configuration and metric \
+             descriptions all hold"
+        );
         return Ok(());
     }
     for (rule, breaches) in &broken {
@@ -193,6 +211,76 @@ struct Manifest {
 }
 
 /// The directories of `crates/` that hold a `Cargo.toml`, sorted.
+// ---------------------------------------------------------------------------------------------
+// Metrics
+
+/// Emitted, listed and documented metric names that do not agree.
+fn metric_drift(root: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    for krate in crate_dirs(root)? {
+        rust_files(&krate.join("src"), &mut files)?;
+    }
+    let mut emitted = BTreeSet::new();
+    for file in &files {
+        let source = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        emitted.extend(emitted_metrics(&source));
+    }
+    let table = root.join("crates/node/src/metrics.rs");
+    let listed = listed_metrics(&fs::read_to_string(&table).with_context(|| format!("reading {}", table.display()))?);
+    let docs = root.join("docs/operations.md");
+    let documented =
+        documented_metrics(&fs::read_to_string(&docs).with_context(|| format!("reading {}", docs.display()))?);
+    Ok(metric_set_drift(&emitted, &listed, &documented))
+}
+
+fn metric_set_drift(emitted: &BTreeSet<String>, listed: &BTreeSet<String>, documented: &BTreeSet<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in emitted.difference(listed) {
+        out.push(format!("{name} is emitted but not in METRICS (crates/node/src/metrics.rs)"));
+    }
+    for name in emitted.difference(documented) {
+        out.push(format!("{name} is emitted but not in the metrics table of docs/operations.md"));
+    }
+    for name in listed.union(documented).filter(|n| !emitted.contains(*n)) {
+        out.push(format!("{name} is listed but no code emits it"));
+    }
+    out
+}
+
+/// Names passed as a string literal to `counter!`, `gauge!` or `histogram!`.
+fn emitted_metrics(source: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for macro_name in ["counter!(", "gauge!(", "histogram!("] {
+        for (at, _) in source.match_indices(macro_name) {
+            let rest = source[at + macro_name.len()..].trim_start();
+            if let Some(name) = rest.strip_prefix("\"paddock_").and_then(|r| r.split('"').next()) {
+                out.insert(format!("paddock_{name}"));
+            }
+        }
+    }
+    out
+}
+
+/// The names of the `METRICS` table: lines that open with `("paddock_`.
+fn listed_metrics(source: &str) -> BTreeSet<String> {
+    source
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("(\"paddock_"))
+        .filter_map(|r| r.split('"').next())
+        .map(|n| format!("paddock_{n}"))
+        .collect()
+}
+
+/// The names of the metrics table: rows that open with `` | `paddock_ ``.
+fn documented_metrics(markdown: &str) -> BTreeSet<String> {
+    markdown
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `paddock_"))
+        .filter_map(|r| r.split('`').next())
+        .map(|n| format!("paddock_{n}"))
+        .collect()
+}
+
 fn crate_dirs(root: &Path) -> Result<Vec<PathBuf>> {
     let crates = root.join("crates");
     let mut dirs = Vec::new();
@@ -422,6 +510,49 @@ fn clippy_config_drift(shown: &str, root_config: &toml::Table, config: &toml::Ta
         }
     }
     drift
+}
+
+#[cfg(test)]
+mod metric_tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn emitted_metrics_are_the_literal_names_given_to_the_macros() {
+        let source = r#"
+            metrics::counter!("paddock_a_total", "reason" => r).increment(1);
+            ::metrics::gauge!(
+                "paddock_b").set(1.0);
+            metrics::histogram!(name).record(1.0);
+            counter!("other_total").increment(1);
+        "#;
+        assert_eq!(emitted_metrics(source), set(&["paddock_a_total", "paddock_b"]));
+    }
+
+    #[test]
+    fn the_table_and_the_docs_are_read_by_their_row_openings() {
+        let table = "pub const METRICS = &[\n    (\"paddock_a_total\", Counter, false, \"A.\"),\n];\n";
+        assert_eq!(listed_metrics(table), set(&["paddock_a_total"]));
+        let docs = "| metric | type |\n|---|---|\n| `paddock_a_total` | counter | | a |\n`paddock_b` in prose\n";
+        assert_eq!(documented_metrics(docs), set(&["paddock_a_total"]));
+    }
+
+    #[test]
+    fn a_metric_missing_from_either_list_or_listed_but_never_emitted_is_a_breach() {
+        let emitted = set(&["paddock_a", "paddock_b"]);
+        let drift = metric_set_drift(&emitted, &set(&["paddock_a", "paddock_c"]), &set(&["paddock_a", "paddock_b"]));
+        assert_eq!(
+            drift,
+            vec![
+                "paddock_b is emitted but not in METRICS (crates/node/src/metrics.rs)".to_string(),
+                "paddock_c is listed but no code emits it".to_string(),
+            ]
+        );
+        assert!(metric_set_drift(&emitted, &emitted, &emitted).is_empty());
+    }
 }
 
 #[cfg(test)]

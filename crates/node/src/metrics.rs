@@ -14,6 +14,88 @@ use std::time::Instant;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// What kind of series a metric is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// A distribution.
+    Histogram,
+}
+
+use Kind::{Counter, Gauge, Histogram};
+
+/// Every metric any crate of the node emits: name, kind, whether it has labels, and its
+/// `# HELP` text. Each is described when the recorder is installed, and each label-less counter
+/// and gauge is present (at zero) from the start, so a dashboard or an alert never meets a
+/// missing series. `cargo xtask tidy` checks that every `paddock_*` name emitted in
+/// `crates/*/src` is listed here and in the metrics table of docs/operations.md.
+#[rustfmt::skip]
+pub const METRICS: &[(&str, Kind, bool, &str)] = &[
+    ("paddock_clock_synchronized", Gauge, false, "1 while this node's clock agrees with a majority of the voters' (cluster time); a leader at 0 stamps no command and hands leadership over."),
+    ("paddock_clock_offset_ms", Gauge, true, "The other voter's clock minus this node's, from the latest sample."),
+    ("paddock_http_requests_total", Counter, true, "Requests answered."),
+    ("paddock_http_errors_total", Counter, true, "4xx and 5xx answers."),
+    ("paddock_http_request_duration_seconds", Histogram, true, "Request latency."),
+    ("paddock_http_shed_total", Counter, false, "Refused at the concurrency limit."),
+    ("paddock_http_timeouts_total", Counter, false, "Admitted but out of time (answered 503 outcome_unknown)."),
+    ("paddock_http_rate_limited_total", Counter, true, "Answered 429: a principal or an address over its rate, an address over its failed-authentication rate, a principal at its maximum of streams."),
+    ("paddock_auth_failures_total", Counter, true, "Answered 401 unauthenticated: no key, a key that does not parse, a key unknown, wrong, expired or revoked."),
+    ("paddock_auth_denied_total", Counter, true, "Answered 403 forbidden by the authorization layer: the role may not call the route, or a bettor does not own the account or bet in the path (a bet placed on another's account is refused by the handler and not counted here)."),
+    ("paddock_http_tls_handshake_failures_total", Counter, false, "Public API: TLS handshakes that failed or took over 10 s."),
+    ("paddock_http_connections_open", Gauge, false, "Public API connections open."),
+    ("paddock_http_connections_refused_total", Counter, false, "Connections closed at accept: connections_max reached."),
+    ("paddock_http_idle_connections_closed_total", Counter, false, "Connections closed for sending no byte within 10 s."),
+    ("paddock_peer_tls_handshake_failures_total", Counter, false, "Peer port: TLS handshakes that failed (no certificate, another CA, …) or took over 5 s."),
+    ("paddock_peer_refused_total", Counter, true, "Peer calls refused because the caller's certificate names no member."),
+    ("paddock_tls_certificate_reloads_total", Counter, true, "Reloads of this node's certificate and key after their files changed."),
+    ("paddock_sse_streams_open", Gauge, false, "SSE streams open on this node."),
+    ("paddock_self_check_ok", Gauge, false, "1 when the last self-check passed, 0 when it found a mismatch."),
+    ("paddock_self_check_failures_total", Counter, false, "Self-checks that found a mismatch."),
+    ("paddock_self_check_last_run_timestamp_seconds", Gauge, false, "UTC time of the last self-check (scheduled or GET /v1/self-check)."),
+    ("paddock_bets_total", Counter, true, "Placements answered by the ledger."),
+    ("paddock_raft_term", Gauge, false, "Current term."),
+    ("paddock_raft_commit_index", Gauge, false, "Commit index known here."),
+    ("paddock_raft_applied_index", Gauge, false, "Applied index."),
+    ("paddock_raft_last_log_index", Gauge, false, "Last log index."),
+    ("paddock_raft_snapshot_index", Gauge, false, "Last snapshot's index."),
+    ("paddock_raft_is_leader", Gauge, false, "1 on the leader."),
+    ("paddock_raft_has_leader", Gauge, false, "1 when a leader is known."),
+    ("paddock_raft_members", Gauge, false, "Voters and learners."),
+    ("paddock_raft_replication_lag_entries", Gauge, true, "Entries behind (leader only)."),
+    ("paddock_raft_leader_changes_total", Counter, false, "Leader changes seen (sampled every 250 ms)."),
+    ("paddock_raft_log_fsync_duration_seconds", Histogram, false, "One group-commit transaction, fsync included."),
+    ("paddock_raft_log_batch_ops", Histogram, false, "Operations per transaction."),
+    ("paddock_raft_log_purges_total", Counter, false, "Log purges behind a snapshot (durable)."),
+    ("paddock_snapshot_build_duration_seconds", Histogram, false, "Building a snapshot."),
+    ("paddock_snapshot_write_duration_seconds", Histogram, false, "Writing a snapshot file durably."),
+    ("paddock_snapshot_size_bytes", Gauge, false, "Last snapshot file size."),
+    ("paddock_snapshot_sent_bytes_total", Counter, false, "Snapshot bytes sent to followers in chunks (a leader)."),
+];
+
+/// Describes every metric of [`METRICS`] and makes its label-less series present.
+fn describe_all() {
+    for &(name, kind, labelled, help) in METRICS {
+        match kind {
+            Counter => {
+                metrics::describe_counter!(name, help);
+                if !labelled {
+                    metrics::counter!(name).increment(0);
+                }
+            }
+            Gauge => {
+                metrics::describe_gauge!(name, help);
+                if !labelled {
+                    metrics::gauge!(name).increment(0.0);
+                }
+            }
+            Histogram => metrics::describe_histogram!(name, help),
+        }
+    }
+}
+
 /// Latency buckets from 100 µs to 10 s: fsyncs sit at the bottom, failover-length waits at the top.
 const BUCKETS_SECONDS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -24,7 +106,10 @@ pub fn handle() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new().set_buckets(BUCKETS_SECONDS).expect("static non-empty buckets");
             match builder.install_recorder() {
-                Ok(h) => h,
+                Ok(h) => {
+                    describe_all();
+                    h
+                }
                 // Another recorder is installed (a test harness): render our own, unregistered.
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
             }

@@ -816,10 +816,12 @@ pub(crate) async fn ready(State(app): State<App>) -> Response {
     ) {
         Some(format!("this node is a {}", s.role.as_str()))
     } else if s.role == paddock_consensus::Role::Leader
+        && s.members.iter().filter(|m| m.voter).count() > 1
         && s.quorum_ack_age_ms.is_none_or(|age| age > 2 * app.config.election_timeout_max_ms)
     {
         // A restarted ex-leader may believe it still leads before a quorum has answered it:
-        // it must not tell a load balancer it is the leader and ready until one has.
+        // it must not tell a load balancer it is the leader and ready until one has. (The only
+        // voter is its own quorum; heartbeats keep the acks of a larger one fresh when idle.)
         Some("this node's leadership is not yet confirmed by a quorum of voters".into())
     } else if lag > app.config.ready_lag_entries_max {
         Some(format!("applied index {} is {lag} behind commit {}", s.applied_index, s.commit_index))

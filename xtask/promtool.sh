@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# promtool (Prometheus's own linter) against a real node's /metrics: every metric has # HELP
+# text, counters end in _total, names and labels follow the conventions. promtool comes from the
+# Debian package `prometheus`, unpacked into target/tools when it is not on PATH: nothing is
+# installed system-wide and no Prometheus server is started. Run by `cargo xtask ci` with the
+# debug binary the tests built: `bash xtask/promtool.sh target/debug/paddock`.
+set -euo pipefail
+paddock="$1"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tools="$root/target/tools/prometheus"
+promtool="$(command -v promtool || true)"
+if [ -z "$promtool" ]; then
+    promtool="$tools/usr/bin/promtool"
+    if [ ! -x "$promtool" ]; then
+        echo "fetching promtool from the Debian package prometheus into $tools"
+        mkdir -p "$tools/deb"
+        if ! (cd "$tools/deb" && apt-get download prometheus >/dev/null 2>&1); then
+            apt-get update -qq >/dev/null
+            (cd "$tools/deb" && apt-get download prometheus >/dev/null 2>&1)
+        fi
+        dpkg -x "$tools"/deb/prometheus_*.deb "$tools"
+    fi
+fi
+dir=$(mktemp -d)
+pid=""
+cleanup() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+"$paddock" keys new --principal promtool --role operator > "$dir/key.json"
+key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$dir/key.json")
+python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["static_keys_line"])' "$dir/key.json" > "$dir/static-keys"
+read -r http peer < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+"$paddock" start --node-id 1 --data-dir "$dir/data" --http "127.0.0.1:$http" --peer "127.0.0.1:$peer" \
+    --bootstrap "1=127.0.0.1:$peer" --static-keys "$dir/static-keys" > "$dir/node.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 150); do
+    curl -sf "http://127.0.0.1:$http/health/ready" >/dev/null && break
+    sleep 0.2
+done
+curl -sf "http://127.0.0.1:$http/health/ready" >/dev/null || { cat "$dir/node.log"; echo "the node did not become ready"; exit 1; }
+# A little traffic, so that labelled series (routes, statuses, refusals) exist too.
+base="http://127.0.0.1:$http"
+curl -s -o /dev/null -H "Authorization: Bearer $key" "$base/v1/cluster"
+curl -s -o /dev/null -H "Authorization: Bearer $key" "$base/v1/markets"
+curl -s -o /dev/null "$base/v1/markets"
+curl -s -o /dev/null -H "Authorization: Bearer $key" -H 'Idempotency-Key: promtool-1' -H 'content-type: application/json' \
+    -X POST "$base/v1/accounts" -d '{"account_id":1,"currency":"GBP"}'
+curl -s "$base/metrics" > "$dir/scrape"
+series=$(grep -vc '^#' "$dir/scrape" || true)
+helps=$(grep -c '^# HELP' "$dir/scrape" || true)
+if ! "$promtool" check metrics < "$dir/scrape"; then
+    echo "promtool: the node's /metrics breaks the conventions above"
+    exit 1
+fi
+echo "promtool: /metrics of a real node is clean ($series series, $helps with # HELP)"
