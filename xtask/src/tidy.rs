@@ -210,7 +210,6 @@ struct Manifest {
     dependencies: Vec<Dependency>,
 }
 
-/// The directories of `crates/` that hold a `Cargo.toml`, sorted.
 // ---------------------------------------------------------------------------------------------
 // Metrics
 
@@ -233,7 +232,11 @@ fn metric_drift(root: &Path) -> Result<Vec<String>> {
     Ok(metric_set_drift(&emitted, &listed, &documented))
 }
 
-fn metric_set_drift(emitted: &BTreeSet<String>, listed: &BTreeSet<String>, documented: &BTreeSet<String>) -> Vec<String> {
+fn metric_set_drift(
+    emitted: &BTreeSet<String>,
+    listed: &BTreeSet<String>,
+    documented: &BTreeSet<String>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for name in emitted.difference(listed) {
         out.push(format!("{name} is emitted but not in METRICS (crates/node/src/metrics.rs)"));
@@ -281,6 +284,7 @@ fn documented_metrics(markdown: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The directories of `crates/` that hold a `Cargo.toml`, sorted.
 fn crate_dirs(root: &Path) -> Result<Vec<PathBuf>> {
     let crates = root.join("crates");
     let mut dirs = Vec::new();
