@@ -214,7 +214,7 @@ pub fn cash_out(bet: u64, r: &CashOutRequest, key: IdempotencyKey) -> Command {
 }
 
 /// An account for the wire.
-pub fn account_body(v: &AccountView) -> AccountBody {
+pub fn account_body(v: &AccountView, limits: &paddock_ledger::AccountLimitsView) -> AccountBody {
     AccountBody {
         account_id: v.account.0,
         currency: v.currency.to_string(),
@@ -222,6 +222,35 @@ pub fn account_body(v: &AccountView) -> AccountBody {
         exposure_minor: v.exposure.minor(),
         debt_minor: v.debt.minor(),
         excluded_until_ms: v.excluded_until.map(|t| t.0),
+        exclusion: limits.exclusion.map(|k| {
+            match k {
+                ExclusionKind::SelfExclusion => "self_exclusion",
+                ExclusionKind::TimeOut => "time_out",
+            }
+            .to_string()
+        }),
+        limits: limits
+            .limits
+            .iter()
+            .map(|l| LimitBody {
+                kind: match l.kind {
+                    LimitKind::Deposit => "deposit",
+                    LimitKind::Loss => "loss",
+                }
+                .to_string(),
+                window: match l.window {
+                    LimitWindow::Day => "day",
+                    LimitWindow::Week => "week",
+                    LimitWindow::Month => "month",
+                }
+                .to_string(),
+                amount_minor: l.amount.map(|m| m.minor()),
+                pending: l.pending.map(|(amount, at)| PendingLimitBody {
+                    amount_minor: amount.map(|m| m.minor()),
+                    effective_at_ms: at.0,
+                }),
+            })
+            .collect(),
     }
 }
 
@@ -271,6 +300,18 @@ pub fn market_body(v: &MarketView) -> MarketBody {
         currency: v.currency.to_string(),
         status: v.status.as_str().to_string(),
         result_version: v.result_version,
+        rules: MarketRulesBody {
+            stake_min_minor: v.rules.stake_min.minor(),
+            stake_max_minor: v.rules.stake_max.minor(),
+            payout_max_minor: v.rules.payout_max.minor(),
+            liability_max_minor: v.rules.liability_max.minor(),
+            bet_delay_ms: v.rules.bet_delay_ms,
+            closes_at_ms: v.rules.closes_at.map(|t| t.0),
+            each_way: v.rules.each_way.as_ref().map(|ew| EachWayBody {
+                fraction: format!("{}/{}", ew.fraction_num, ew.fraction_den),
+                places: ew.places,
+            }),
+        },
         selections: v
             .selections
             .iter()
@@ -281,8 +322,26 @@ pub fn market_body(v: &MarketView) -> MarketBody {
                 price_version: s.price_version,
                 withdrawn: s.withdrawn,
                 liability_minor: s.liability.minor(),
+                rule4_deduction_pence: s.rule4_deduction_pence,
+                result: s.result.as_ref().map(|r| SelectionResultBody {
+                    selection_id: r.selection.0,
+                    win: leg_result_text(r.win),
+                    place: r.place.map(leg_result_text),
+                }),
             })
             .collect(),
+    }
+}
+
+/// A leg result in the form settlement requests take: `win`, `dead_heat:1/2`, ...
+pub fn leg_result_text(result: LegResult) -> String {
+    match result {
+        LegResult::Win => "win".into(),
+        LegResult::Lose => "lose".into(),
+        LegResult::Void => "void".into(),
+        LegResult::HalfWin => "half_win".into(),
+        LegResult::HalfLose => "half_lose".into(),
+        LegResult::DeadHeat { paid_places, tied } => format!("dead_heat:{paid_places}/{tied}"),
     }
 }
 

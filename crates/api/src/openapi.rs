@@ -375,7 +375,9 @@ fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
         OpenIncidentRequest,
         CloseIncidentRequest,
         IncidentBody,
-        IncidentOpenedBody
+        IncidentOpenedBody,
+        LimitBody,
+        PendingLimitBody
     )
 }
 

@@ -32,6 +32,32 @@ pub struct AccountBody {
     pub debt_minor: i64,
     /// End of a self-exclusion or time-out, if any.
     pub excluded_until_ms: Option<u64>,
+    /// `self_exclusion` or `time_out`, with `excluded_until_ms`.
+    pub exclusion: Option<String>,
+    /// Deposit and loss limits set on the account.
+    pub limits: Vec<LimitBody>,
+}
+
+/// A deposit or loss limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LimitBody {
+    /// `deposit` or `loss`.
+    pub kind: String,
+    /// `day`, `week` or `month`.
+    pub window: String,
+    /// In force now; null: none.
+    pub amount_minor: Option<i64>,
+    /// A raise or removal waiting out the cooling-off period, if any.
+    pub pending: Option<PendingLimitBody>,
+}
+
+/// A limit change that takes effect later (raises and removals wait; cuts apply at once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PendingLimitBody {
+    /// The new limit; null: removed.
+    pub amount_minor: Option<i64>,
+    /// When it takes effect (UTC ms).
+    pub effective_at_ms: u64,
 }
 
 /// A deposit or withdrawal.
@@ -187,6 +213,11 @@ pub struct SelectionBody {
     pub withdrawn: bool,
     /// The book's net loss if it wins.
     pub liability_minor: i64,
+    /// A non-runner's Rule 4 deduction, pence in the pound (absent unless withdrawn).
+    pub rule4_deduction_pence: Option<u32>,
+    /// Its result once the market is settled, in the form settlement takes (absent: it lost,
+    /// or the market is not settled).
+    pub result: Option<SelectionResultBody>,
 }
 
 /// A market as it stands.
@@ -204,6 +235,9 @@ pub struct MarketBody {
     pub status: String,
     /// 0 before settlement, 1 after, more after corrections.
     pub result_version: u32,
+    /// Limits and terms: stake, payout and liability limits, in-play delay, `closes_at_ms`,
+    /// each-way terms.
+    pub rules: MarketRulesBody,
     /// Selections.
     pub selections: Vec<SelectionBody>,
 }

@@ -1,7 +1,8 @@
 //! The API contract a client builds on, on a real node: a missing object is named by its own
 //! code, every write answer carries its log index, market
-//! status changes need no body, a parameter error names the rule in words, and a market that
-//! would already be closed is refused at creation.
+//! status changes need no body, a parameter error names the rule in words, a market that
+//! would already be closed is refused at creation, and a market shows its rules, deductions
+//! and results.
 
 mod support;
 
@@ -146,4 +147,81 @@ async fn a_restarted_ex_leader_alone_does_not_claim_to_be_a_ready_leader() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(answered > 10, "the restarted node answered its readiness probe ({answered} times)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_market_shows_its_rules_its_non_runners_deduction_and_its_results() {
+    use paddock_api::wire::{EachWayBody, SelectionResultBody, SettleRequest, WithdrawSelectionRequest};
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    client.create_event(&event_request(1), "event-1").await.expect("event");
+    let mut request = market_request(1, 30);
+    request.rules.bet_delay_ms = 2_000;
+    request.rules.closes_at_ms = Some(4_000_000_000_000);
+    request.rules.each_way = Some(EachWayBody { fraction: "1/4".into(), places: 3 });
+    client.create_market(&request, "market-30").await.expect("market");
+    let shown = client.market(30).await.expect("market");
+    assert_eq!(shown.rules, request.rules, "the rules read back as they were set");
+
+    let operator = cluster.keys().operator.expose();
+    let http = reqwest::Client::new();
+    let withdrawn = http
+        .post(format!("{}/v1/markets/30/withdraw-selection", cluster.url(1)))
+        .bearer_auth(&operator)
+        .header("Idempotency-Key", "withdraw-302")
+        .json(&WithdrawSelectionRequest { selection_id: 302, deduction_pence: 25 })
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.status(), StatusCode::OK, "{}", withdrawn.text().await.unwrap());
+    let settle = SettleRequest {
+        results: vec![SelectionResultBody { selection_id: 301, win: "dead_heat:1/2".into(), place: None }],
+        reason: String::new(),
+    };
+    client.settle(30, &settle, false, "settle-30").await.expect("settled");
+    let settled = client.market(30).await.expect("market");
+    let home = settled.selections.iter().find(|s| s.selection_id == 301).unwrap();
+    let away = settled.selections.iter().find(|s| s.selection_id == 302).unwrap();
+    assert_eq!(home.result.as_ref().map(|r| r.win.as_str()), Some("dead_heat:1/2"));
+    assert_eq!(home.rule4_deduction_pence, None);
+    assert_eq!(away.rule4_deduction_pence, Some(25));
+    assert!(away.withdrawn && away.result.is_none());
+    assert_eq!(settled.result_version, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_shows_its_limits_and_its_exclusion() {
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    client.open_account(8, "GBP", "open-8").await.expect("account opens");
+    let fresh = client.account(8).await.expect("account");
+    assert!(fresh.limits.is_empty() && fresh.exclusion.is_none());
+    let http = reqwest::Client::new();
+    let service = cluster.keys().service.expose();
+    let send = |method: reqwest::Method, path: &str, key: &str, body: Value| {
+        http.request(method, format!("{}{path}", cluster.url(1)))
+            .bearer_auth(&service)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    let limit = serde_json::json!({ "kind": "deposit", "window": "week", "amount_minor": 20_000 });
+    let set = send(reqwest::Method::PUT, "/v1/accounts/8/limits", "limit-8", limit).await.unwrap();
+    assert_eq!(set.status(), StatusCode::OK, "{}", set.text().await.unwrap());
+    let raise = serde_json::json!({ "kind": "deposit", "window": "week", "amount_minor": 50_000 });
+    let raised = send(reqwest::Method::PUT, "/v1/accounts/8/limits", "limit-8-raise", raise).await.unwrap();
+    assert_eq!(raised.status(), StatusCode::OK);
+    let time_out = serde_json::json!({ "kind": "time_out", "duration_days": 2 });
+    let out = send(reqwest::Method::POST, "/v1/accounts/8/exclusions", "out-8", time_out).await.unwrap();
+    assert_eq!(out.status(), StatusCode::OK, "{}", out.text().await.unwrap());
+
+    let account = client.account(8).await.expect("account");
+    assert_eq!(account.exclusion.as_deref(), Some("time_out"));
+    assert!(account.excluded_until_ms.is_some());
+    assert_eq!(account.limits.len(), 1, "{:?}", account.limits);
+    let deposit = &account.limits[0];
+    assert_eq!((deposit.kind.as_str(), deposit.window.as_str()), ("deposit", "week"));
+    assert_eq!(deposit.amount_minor, Some(20_000), "a raise waits out its cooling-off period");
+    let pending = deposit.pending.as_ref().expect("the raise is pending");
+    assert_eq!(pending.amount_minor, Some(50_000));
 }

@@ -45,4 +45,6 @@ pub use money::{Money, Odds, OddsError, RoundingRule};
 pub use outcome::{Done, Outcome};
 pub use settlement::RULE4_DEDUCTION_MAX_PENCE;
 pub use snapshot::{SnapshotError, StateHash};
-pub use state::{AccountView, BetStatus, BetView, MarketStatus, MarketView, SelectionView, State};
+pub use state::{
+    AccountLimitsView, AccountView, BetStatus, BetView, LimitView, MarketStatus, MarketView, SelectionView, State,
+};

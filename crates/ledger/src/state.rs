@@ -299,6 +299,29 @@ pub struct AccountView {
     pub excluded_until: Option<TimestampMs>,
 }
 
+/// An account's limits and exclusion (see [`State::account_limits`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountLimitsView {
+    /// Every limit set, by kind and window.
+    pub limits: Vec<LimitView>,
+    /// The kind of the exclusion in force or last set (its end is `AccountView::excluded_until`).
+    pub exclusion: Option<crate::command::ExclusionKind>,
+}
+
+/// One limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitView {
+    /// Deposits or losses.
+    pub kind: crate::command::LimitKind,
+    /// Day, week or month.
+    pub window: crate::command::LimitWindow,
+    /// In force now; `None`: no limit.
+    pub amount: Option<Money>,
+    /// A raise or removal waiting out the cooling-off period: the new amount (`None`: removed)
+    /// and when it takes effect.
+    pub pending: Option<(Option<Money>, TimestampMs)>,
+}
+
 /// A read-only view of a bet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BetView {
@@ -341,7 +364,10 @@ pub struct MarketView {
     pub status: MarketStatus,
     /// Result version (0 before settlement).
     pub result_version: u32,
-    /// Selections: id, name, odds, price version, withdrawn, liability.
+    /// Its limits and terms: stake and payout limits, liability limit, in-play delay,
+    /// `closes_at`, each-way terms.
+    pub rules: crate::command::MarketRules,
+    /// Selections: id, name, odds, price version, withdrawn, liability, deduction, result.
     pub selections: Vec<SelectionView>,
 }
 
@@ -360,6 +386,10 @@ pub struct SelectionView {
     pub withdrawn: bool,
     /// Book liability if it wins.
     pub liability: Money,
+    /// A non-runner's Rule 4 deduction (pence in the pound), if it was withdrawn.
+    pub rule4_deduction_pence: Option<u32>,
+    /// Its result, once the market is settled (a selection without one lost).
+    pub result: Option<crate::command::SelectionResult>,
 }
 
 impl State {
@@ -400,6 +430,19 @@ impl State {
         })
     }
 
+    /// An account's responsible-gambling settings: each limit in force (and a change waiting
+    /// out its cooling-off period), and the kind of exclusion, if any.
+    pub fn account_limits(&self, account: AccountId) -> Option<AccountLimitsView> {
+        self.accounts.get(&account).map(|a| AccountLimitsView {
+            limits: a
+                .limits
+                .iter()
+                .map(|(&(kind, window), l)| LimitView { kind, window, amount: l.amount, pending: l.pending })
+                .collect(),
+            exclusion: a.excluded_until.map(|(kind, _)| kind),
+        })
+    }
+
     /// The account a bet belongs to (cheaper than [`State::bet`] for an ownership check).
     pub fn bet_account(&self, bet: BetId) -> Option<AccountId> {
         self.bets.get(&bet).map(|b| b.account)
@@ -436,6 +479,7 @@ impl State {
             currency: m.currency,
             status: m.status,
             result_version: m.result_version,
+            rules: m.rules.clone(),
             selections: m
                 .selections
                 .iter()
@@ -446,6 +490,8 @@ impl State {
                     price_version: s.price_version,
                     withdrawn: s.withdrawn,
                     liability: s.liability,
+                    rule4_deduction_pence: m.withdrawals.iter().find(|(w, _)| w == id).map(|(_, d)| *d),
+                    result: m.results.get(id).cloned(),
                 })
                 .collect(),
         })

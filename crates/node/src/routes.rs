@@ -89,11 +89,11 @@ pub(crate) async fn open_account(
             .retry_after(1),
         ));
     }
-    let view = app
+    let (view, limits) = app
         .consensus
-        .read(|d| d.state.account(AccountId(req.account_id)))
+        .read(|d| d.state.account(AccountId(req.account_id)).zip(d.state.account_limits(AccountId(req.account_id))))
         .ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
-    Ok((StatusCode::CREATED, Json(convert::account_body(&view))))
+    Ok((StatusCode::CREATED, Json(convert::account_body(&view, &limits))))
 }
 
 pub(crate) async fn get_account(
@@ -101,10 +101,12 @@ pub(crate) async fn get_account(
     PathParam(account): PathParam<u64>,
     QueryParams(options): QueryParams<ReadOptions>,
 ) -> Answer<AccountBody> {
-    let view = read(&app, &options, |s| s.account(AccountId(account)))
-        .await?
-        .ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
-    Ok((StatusCode::OK, Json(convert::account_body(&view))))
+    let (view, limits) = read(&app, &options, |s| {
+        s.account(AccountId(account)).zip(s.account_limits(AccountId(account)))
+    })
+    .await?
+    .ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
+    Ok((StatusCode::OK, Json(convert::account_body(&view, &limits))))
 }
 
 async fn transfer(app: App, account: u64, req: AmountRequest, key: IdemKey, deposit: bool) -> Answer<BalanceBody> {
