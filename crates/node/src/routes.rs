@@ -101,11 +101,10 @@ pub(crate) async fn get_account(
     PathParam(account): PathParam<u64>,
     QueryParams(options): QueryParams<ReadOptions>,
 ) -> Answer<AccountBody> {
-    let (view, limits) = read(&app, &options, |s| {
-        s.account(AccountId(account)).zip(s.account_limits(AccountId(account)))
-    })
-    .await?
-    .ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
+    let (view, limits) =
+        read(&app, &options, |s| s.account(AccountId(account)).zip(s.account_limits(AccountId(account))))
+            .await?
+            .ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
     Ok((StatusCode::OK, Json(convert::account_body(&view, &limits))))
 }
 
