@@ -154,6 +154,15 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/v1/bets", "Place a bet of any type", Some("PlaceBetRequest"), 201, Some("PlacedBody"), BET_PLACE),
     r("GET", "/v1/bets/{bet_id}", "Read a bet", None, 200, Some("BetBody"), BET_READ),
     r(
+        "GET",
+        "/v1/accounts/{account_id}/bets/by-key/{idempotency_key}",
+        "The bet an account placed with this Idempotency-Key (its refusal, if it was refused)",
+        None,
+        200,
+        Some("BetBody"),
+        ACCOUNT_READ,
+    ),
+    r(
         "POST",
         "/v1/bets/{bet_id}/cash-out",
         "Cash out at a quoted value",
@@ -217,6 +226,15 @@ pub const ROUTES: &[Route] = &[
         ACCOUNT_READ,
     ),
     list("/v1/audit", "Export the audit trail (hash chain)", "AuditRecordBody", OVERSIGHT),
+    r(
+        "GET",
+        "/v1/book/balances",
+        "Every currency's books: players' money, the house, the clearing (they sum to zero)",
+        None,
+        200,
+        Some("BookBalancesBody"),
+        OVERSIGHT,
+    ),
     r("GET", "/v1/cluster", "Members, roles, leader, term, indexes, lag", None, 200, Some("ClusterBody"), CLUSTER_READ),
     r("GET", "/v1/cluster/state-hash", "State hash at the applied index", None, 200, Some("StateHashBody"), OPERATOR),
     r("POST", "/v1/cluster/members", "Add a learner", Some("AddMemberRequest"), 200, Some("AckBody"), OPERATOR),
@@ -377,7 +395,9 @@ fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
         IncidentBody,
         IncidentOpenedBody,
         LimitBody,
-        PendingLimitBody
+        PendingLimitBody,
+        BookBalancesBody,
+        CurrencyBalancesBody
     )
 }
 
@@ -406,7 +426,7 @@ pub fn document() -> OpenApi {
         for segment in route.path.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 let schema = match name {
-                    "name" | "key_id" => String::schema(),
+                    "name" | "key_id" | "idempotency_key" => String::schema(),
                     _ => u64::schema(),
                 };
                 op = op.parameter(

@@ -38,6 +38,36 @@ pub struct AccountBody {
     pub limits: Vec<LimitBody>,
 }
 
+/// The books of every currency: money held by players against the house and the clearing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BookBalancesBody {
+    /// The applied log index these figures are at.
+    pub applied_index: u64,
+    /// One entry per currency.
+    pub currencies: Vec<CurrencyBalancesBody>,
+}
+
+/// One currency's books, in minor units. `total_minor` is their sum: 0 while money is conserved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CurrencyBalancesBody {
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Every player's available balance, summed.
+    pub wallets_minor: i64,
+    /// Stakes held on open and pending bets, summed.
+    pub reserved_minor: i64,
+    /// Debts after resettlements, summed (zero or negative).
+    pub debt_minor: i64,
+    /// The house's result: stakes lost by players minus winnings paid.
+    pub house_book_minor: i64,
+    /// Deposits minus withdrawals, as the counter-entry of the wallets (zero or negative).
+    pub clearing_minor: i64,
+    /// Rounding kept (positive) or given away, in millionths of a minor unit: a memorandum.
+    pub rounding_micro: i64,
+    /// The sum of the five books above: 0 while money is conserved.
+    pub total_minor: i64,
+}
+
 /// A deposit or loss limit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LimitBody {

@@ -225,3 +225,57 @@ async fn an_account_shows_its_limits_and_its_exclusion() {
     let pending = deposit.pending.as_ref().expect("the raise is pending");
     assert_eq!(pending.amount_minor, Some(50_000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_lost_an_answer_learns_it_by_the_idempotency_key_without_resending() {
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    seed_market(&client, 1, 40).await;
+    client.open_account(9, "GBP", "open-9").await.expect("account");
+    client.deposit(9, 1_000, "deposit-9").await.expect("deposit");
+    let placed = client.place_bet(&single(9, 40, 300), "bet-9-a").await.expect("placed");
+    let refused = client.place_bet(&single(9, 40, 5_000), "bet-9-b").await.expect_err("more than the wallet");
+    assert_eq!(refused.code(), Some("insufficient_funds"));
+
+    let http = reqwest::Client::new();
+    let operator = cluster.keys().operator.expose();
+    let by_key = |key: &'static str| {
+        http.get(format!("{}/v1/accounts/9/bets/by-key/{key}", cluster.url(1))).bearer_auth(&operator).send()
+    };
+    let found = by_key("bet-9-a").await.unwrap();
+    assert_eq!(found.status(), StatusCode::OK);
+    let bet: Value = found.json().await.unwrap();
+    assert_eq!(bet["bet_id"].as_u64(), Some(placed.bet_id));
+    let was_refused = by_key("bet-9-b").await.unwrap();
+    assert_eq!(was_refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code_of(&was_refused.text().await.unwrap()), "insufficient_funds", "the first answer, as given");
+    let never = by_key("bet-9-c").await.unwrap();
+    assert_eq!(never.status(), StatusCode::NOT_FOUND);
+    assert_eq!(code_of(&never.text().await.unwrap()), "bet_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_books_of_each_currency_are_readable_and_sum_to_zero() {
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    seed_market(&client, 1, 50).await;
+    client.open_account(11, "GBP", "open-11").await.expect("account");
+    client.deposit(11, 2_000, "deposit-11").await.expect("deposit");
+    client.place_bet(&single(11, 50, 500), "bet-11").await.expect("placed");
+    let http = reqwest::Client::new();
+    let books: Value = http
+        .get(format!("{}/v1/book/balances", cluster.url(1)))
+        .bearer_auth(cluster.keys().operator.expose())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let gbp = books["currencies"].as_array().unwrap().iter().find(|c| c["currency"] == "GBP").expect("GBP books");
+    assert_eq!(gbp["wallets_minor"], 1_500);
+    assert_eq!(gbp["reserved_minor"], 500);
+    assert_eq!(gbp["clearing_minor"], -2_000);
+    assert_eq!(gbp["total_minor"], 0, "money is conserved: {gbp}");
+    assert!(books["applied_index"].as_u64().unwrap() > 0);
+}

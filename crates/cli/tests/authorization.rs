@@ -44,6 +44,12 @@ const SPEC: &[(&str, &str, Option<&[Role]>, Object)] = &[
     ("GET", "/v1/accounts/{account_id}/bets", Some(&[Bettor, Operator, Auditor, Service]), Object::PathAccount),
     ("POST", "/v1/bets", Some(&[Bettor, Service]), Object::BodyAccount),
     ("GET", "/v1/bets/{bet_id}", Some(&[Bettor, Operator, Auditor, Service]), Object::PathBet),
+    (
+        "GET",
+        "/v1/accounts/{account_id}/bets/by-key/{idempotency_key}",
+        Some(&[Bettor, Operator, Auditor, Service]),
+        Object::PathAccount,
+    ),
     ("POST", "/v1/bets/{bet_id}/cash-out", Some(&[Bettor, Service]), Object::PathBet),
     ("POST", "/v1/events", Some(&[Trader, Operator]), Object::None),
     ("POST", "/v1/markets", Some(&[Trader, Operator]), Object::None),
@@ -60,6 +66,7 @@ const SPEC: &[(&str, &str, Option<&[Role]>, Object)] = &[
     ("GET", "/v1/stream/prices", Some(&[Bettor, Trader, Operator, Auditor, Service]), Object::None),
     ("GET", "/v1/stream/accounts/{account_id}/bets", Some(&[Bettor, Operator, Auditor, Service]), Object::PathAccount),
     ("GET", "/v1/audit", Some(&[Operator, Auditor]), Object::None),
+    ("GET", "/v1/book/balances", Some(&[Operator, Auditor]), Object::None),
     ("GET", "/v1/cluster", Some(&[Operator, Auditor, Service]), Object::None),
     ("GET", "/v1/cluster/state-hash", Some(&[Operator]), Object::None),
     ("POST", "/v1/cluster/members", Some(&[Operator]), Object::None),
@@ -203,6 +210,7 @@ async fn every_route_admits_exactly_its_roles_and_a_bettor_only_on_its_own_objec
             .replace("{name}", "nobody-here")
             .replace("{key_id}", "00000000000000ff")
             .replace("{incident_id}", "999")
+            .replace("{idempotency_key}", "some-key")
     };
     let mut failures = Vec::new();
     let mut checked = 0;

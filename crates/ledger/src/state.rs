@@ -322,6 +322,45 @@ pub struct LimitView {
     pub pending: Option<(Option<Money>, TimestampMs)>,
 }
 
+/// One currency's books (see [`State::book_balances`]). Player sums are `i128`: a million
+/// wallets of the largest balance would overflow a `Money`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BookBalances {
+    /// The currency.
+    pub currency: Currency,
+    /// All players' available balances.
+    pub wallets: i128,
+    /// All stakes held on open and pending bets.
+    pub reserved: i128,
+    /// All debts after resettlements (zero or negative).
+    pub debt: i128,
+    /// The house's result: stakes lost by players minus winnings paid.
+    pub house_book: Money,
+    /// Deposits minus withdrawals, as the counter-entry of the wallets (zero or negative).
+    pub clearing: Money,
+    /// Rounding kept (positive) or given away, in millionths of a minor unit (a memorandum).
+    pub rounding_micro: i64,
+}
+
+impl BookBalances {
+    fn empty(currency: Currency) -> BookBalances {
+        BookBalances {
+            currency,
+            wallets: 0,
+            reserved: 0,
+            debt: 0,
+            house_book: Money(0),
+            clearing: Money(0),
+            rounding_micro: 0,
+        }
+    }
+
+    /// The sum of the five books: zero while money is conserved.
+    pub fn total(&self) -> i128 {
+        self.wallets + self.reserved + self.debt + i128::from(self.house_book.0) + i128::from(self.clearing.0)
+    }
+}
+
 /// A read-only view of a bet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BetView {
@@ -513,6 +552,33 @@ impl State {
             *totals.entry(*c).or_default() += i128::from(h.book.0) + i128::from(h.clearing.0);
         }
         totals
+    }
+
+    /// The first answer to the command an account sent with idempotency key `key`, while the
+    /// key is remembered: what a client that lost the answer (a crash, a timeout) needs in
+    /// order to learn what happened without sending the body again.
+    pub fn answer_for_key(&self, account: AccountId, key: &crate::ids::IdempotencyKey) -> Option<Outcome> {
+        self.idempotency.get(&(crate::command::KeyScope::Account(account), key.digest())).map(|r| r.outcome.clone())
+    }
+
+    /// Every currency's books: what the players hold (wallets, stakes held, debts) against the
+    /// house's result and the deposit clearing. They sum to zero in each currency (money is
+    /// conserved), which anyone with these figures can check from outside.
+    pub fn book_balances(&self) -> Vec<BookBalances> {
+        let mut out: BTreeMap<Currency, BookBalances> = BTreeMap::new();
+        for a in self.accounts.values() {
+            let b = out.entry(a.currency).or_insert_with(|| BookBalances::empty(a.currency));
+            b.wallets += i128::from(a.wallet.0);
+            b.reserved += i128::from(a.reserved.0);
+            b.debt += i128::from(a.debt.0);
+        }
+        for (c, h) in &self.house {
+            let b = out.entry(*c).or_insert_with(|| BookBalances::empty(*c));
+            b.house_book = h.book;
+            b.clearing = h.clearing;
+            b.rounding_micro = h.rounding_micro;
+        }
+        out.into_values().collect()
     }
 
     /// The house book result in one currency (stakes kept minus winnings paid).

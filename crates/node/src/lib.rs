@@ -201,6 +201,8 @@ fn router(app: App) -> Router {
         .route("/v1/accounts/{account_id}/bets", get(account_bets))
         .route("/v1/bets", post(place_bet))
         .route("/v1/bets/{bet_id}", get(get_bet))
+        .route("/v1/accounts/{account_id}/bets/by-key/{idempotency_key}", get(bet_by_key))
+        .route("/v1/book/balances", get(book_balances))
         .route("/v1/bets/{bet_id}/cash-out", post(cash_out))
         .route("/v1/events", post(create_event))
         .route("/v1/markets", post(create_market).get(list_markets))

@@ -235,6 +235,63 @@ pub(crate) async fn get_bet(
     Ok((StatusCode::OK, Json(convert::bet_body(&view))))
 }
 
+pub(crate) async fn bet_by_key(
+    State(app): State<App>,
+    PathParam((account, key)): PathParam<(u64, String)>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Answer<BetBody> {
+    let key = paddock_ledger::IdempotencyKey(key);
+    let found = read(&app, &options, |s| {
+        let answer = s.account(AccountId(account)).map(|_| s.answer_for_key(AccountId(account), &key));
+        answer.map(|a| {
+            a.map(|outcome| match outcome {
+                Outcome::Done(Done::BetAccepted { bet, .. } | Done::BetPending { bet, .. }) => Ok(s.bet(bet)),
+                Outcome::Done(_) => Ok(None),
+                Outcome::Rejected(code) => Err(code),
+            })
+        })
+    })
+    .await?;
+    match found {
+        None => Err(not_found(ResultCode::AccountNotFound)),
+        // No attempt with this key (or it expired), or the key named another kind of command.
+        Some(None) | Some(Some(Ok(None))) => Err(not_found(ResultCode::BetNotFound)),
+        Some(Some(Ok(Some(view)))) => Ok((StatusCode::OK, Json(convert::bet_body(&view)))),
+        // The attempt was refused: its answer, as it was given.
+        Some(Some(Err(code))) => Err(Failure(ApiError::ledger(code))),
+    }
+}
+
+pub(crate) async fn book_balances(
+    State(app): State<App>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Answer<BookBalancesBody> {
+    if !options.stale()? {
+        app.consensus
+            .linearize()
+            .await
+            .map_err(|e: ReadError| Failure(ApiError::new(ErrorCode::ReadUnavailable, e.to_string()).retry_after(1)))?;
+    }
+    // One read of the state: the figures and the index they are at agree.
+    let (applied_index, balances) =
+        app.consensus.read(|d| (d.last_applied.map_or(0, |l| l.index), d.state.book_balances()));
+    let minor = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
+    let currencies = balances
+        .iter()
+        .map(|b| CurrencyBalancesBody {
+            currency: b.currency.to_string(),
+            wallets_minor: minor(b.wallets),
+            reserved_minor: minor(b.reserved),
+            debt_minor: minor(b.debt),
+            house_book_minor: b.house_book.minor(),
+            clearing_minor: b.clearing.minor(),
+            rounding_micro: b.rounding_micro,
+            total_minor: minor(b.total()),
+        })
+        .collect();
+    Ok((StatusCode::OK, Json(BookBalancesBody { applied_index, currencies })))
+}
+
 pub(crate) async fn cash_out(
     State(app): State<App>,
     PathParam(bet): PathParam<u64>,
