@@ -13,29 +13,9 @@ if ! command -v schemathesis >/dev/null 2>&1 || ! schemathesis --version 2>/dev/
     python3 -m pip install --quiet "schemathesis==$version"
     hash -r
 fi
-dir=$(mktemp -d)
-pid=""
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-"$paddock" keys new --principal schemathesis --role operator > "$dir/key.json"
-key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$dir/key.json")
-python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["static_keys_line"])' "$dir/key.json" > "$dir/static-keys"
-read -r http peer < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])')
-"$paddock" start --node-id 1 --data-dir "$dir/data" --http "127.0.0.1:$http" --peer "127.0.0.1:$peer" \
-    --bootstrap "1=127.0.0.1:$peer" --static-keys "$dir/static-keys" > "$dir/node.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 150); do
-    curl -sf "http://127.0.0.1:$http/health/ready" >/dev/null && break
-    sleep 0.2
-done
-curl -sf "http://127.0.0.1:$http/health/ready" >/dev/null || { cat "$dir/node.log"; echo "the node did not become ready"; exit 1; }
+principal=schemathesis
+# shellcheck source=one-node.sh
+source "$(dirname "$0")/one-node.sh"
 status=0
 # Streams never end by design: they are exercised by the process tests instead.
 schemathesis run "http://127.0.0.1:$http/v1/openapi.json" \

@@ -10,12 +10,6 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use support::*;
 
-fn code_of(text: &str) -> String {
-    serde_json::from_str::<Value>(text)
-        .ok()
-        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
-        .unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposit_answer_carries_its_log_index_and_a_retry_answers_as_the_first_attempt() {

@@ -162,12 +162,6 @@ async fn send(
     (status, text)
 }
 
-fn code_of(text: &str) -> String {
-    serde_json::from_str::<Value>(text)
-        .ok()
-        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
-        .unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_admits_exactly_its_roles_and_a_bettor_only_on_its_own_objects() {

@@ -518,6 +518,14 @@ impl Drop for Cluster {
     }
 }
 
+/// The `error.code` of an error answer's body (empty if it is not one).
+pub fn code_of(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 // ---- a sample book ----
 
 /// Generous market rules: no limit gets in the way of the tests' bets.
