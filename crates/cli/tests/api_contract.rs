@@ -10,7 +10,6 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use support::*;
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposit_answer_carries_its_log_index_and_a_retry_answers_as_the_first_attempt() {
     let cluster = Cluster::start(1, &[]).await;

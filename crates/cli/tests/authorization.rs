@@ -162,7 +162,6 @@ async fn send(
     (status, text)
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_admits_exactly_its_roles_and_a_bettor_only_on_its_own_objects() {
     let cluster = Cluster::start(1, &[]).await;
