@@ -398,6 +398,50 @@ pub fn peer_address(text: &str) -> Result<String, ApiError> {
     Ok(text.to_string())
 }
 
+/// An event as clients see it.
+pub fn event_body(v: &paddock_ledger::EventView) -> EventBody {
+    EventBody {
+        event_id: v.event.0,
+        name: v.name.clone(),
+        sport: v.sport.clone(),
+        competition: v.competition.clone(),
+        starts_at_ms: v.starts_at.0,
+        market_ids: v.markets.iter().map(|m| m.0).collect(),
+    }
+}
+
+/// The book's settings as clients see them.
+pub fn book_config_body(c: &paddock_ledger::BookConfig) -> BookConfigBody {
+    BookConfigBody {
+        rounding: match c.rounding {
+            paddock_ledger::RoundingRule::Down => "down",
+            paddock_ledger::RoundingRule::HalfUp => "half_up",
+        }
+        .to_string(),
+        cash_out_margin_bps: c.cash_out_margin_bps,
+        limit_cooling_off_ms: c.limit_cooling_off_ms,
+        idempotency_ttl_ms: c.idempotency_ttl_ms,
+        clock_step_max_ms: c.clock_step_max_ms,
+    }
+}
+
+/// `Command::SetConfig` (the ledger checks the ranges: `config_invalid`).
+pub fn set_config(r: &BookConfigBody, actor: Actor, key: IdempotencyKey) -> Result<Command, ApiError> {
+    let rounding = match r.rounding.as_str() {
+        "down" => paddock_ledger::RoundingRule::Down,
+        "half_up" => paddock_ledger::RoundingRule::HalfUp,
+        other => return Err(bad("rounding (down, half_up)", other)),
+    };
+    let config = paddock_ledger::BookConfig {
+        rounding,
+        cash_out_margin_bps: r.cash_out_margin_bps,
+        limit_cooling_off_ms: r.limit_cooling_off_ms,
+        idempotency_ttl_ms: r.idempotency_ttl_ms,
+        clock_step_max_ms: r.clock_step_max_ms,
+    };
+    Ok(Command::SetConfig { config, actor, key })
+}
+
 /// An incident opened by an operator: a `reported` incident.
 pub fn open_incident(r: &OpenIncidentRequest, actor: Actor, key: IdempotencyKey) -> Command {
     Command::OpenIncident {

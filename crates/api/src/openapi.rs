@@ -172,6 +172,7 @@ pub const ROUTES: &[Route] = &[
         BET_CASH_OUT,
     ),
     r("POST", "/v1/events", "Create an event", Some("CreateEventRequest"), 201, Some("AckBody"), TRADING),
+    list("/v1/events", "Events and their markets", "EventBody", ANYONE),
     r(
         "POST",
         "/v1/markets",
@@ -226,6 +227,17 @@ pub const ROUTES: &[Route] = &[
         ACCOUNT_READ,
     ),
     list("/v1/audit", "Export the audit trail (hash chain)", "AuditRecordBody", OVERSIGHT),
+    r("GET", "/v1/config", "The book's settings (rounding, cash-out margin, cooling-off, ...)", None, 200, Some("BookConfigBody"), OVERSIGHT),
+    r("PUT", "/v1/config", "Change the book's settings (audited)", Some("BookConfigBody"), 200, Some("AckBody"), OPERATOR),
+    r(
+        "PUT",
+        "/v1/accounts/{account_id}/stake-factor",
+        "Set a player's stake factor (audited)",
+        Some("StakeFactorRequest"),
+        200,
+        Some("AckBody"),
+        OPERATOR,
+    ),
     r(
         "GET",
         "/v1/book/balances",
@@ -397,7 +409,10 @@ fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
         LimitBody,
         PendingLimitBody,
         BookBalancesBody,
-        CurrencyBalancesBody
+        CurrencyBalancesBody,
+        BookConfigBody,
+        StakeFactorRequest,
+        EventBody
     )
 }
 

@@ -68,6 +68,51 @@ pub struct CurrencyBalancesBody {
     pub total_minor: i64,
 }
 
+/// An event and its markets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EventBody {
+    /// Event id.
+    pub event_id: u64,
+    /// Name.
+    pub name: String,
+    /// Sport.
+    pub sport: String,
+    /// Competition.
+    pub competition: String,
+    /// Scheduled start (UTC ms).
+    pub starts_at_ms: u64,
+    /// Its markets' ids, in creation order.
+    pub market_ids: Vec<u64>,
+}
+
+/// The book's settings (`SetConfig`): read by operators and auditors, set by operators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BookConfigBody {
+    /// How returns are rounded to the minor unit: `down` (truncate: the UK bookmaker norm) or
+    /// `half_up` (Betfair, Pinnacle).
+    pub rounding: String,
+    /// The least margin a cash-out quote keeps, basis points of fair value (0 to 5000).
+    #[schema(maximum = 5000)]
+    pub cash_out_margin_bps: u32,
+    /// How long a limit raise or removal waits before it applies (at most 30 days).
+    pub limit_cooling_off_ms: u64,
+    /// How long an idempotency key is remembered (1 to 400 days).
+    pub idempotency_ttl_ms: u64,
+    /// The most one log entry may move the book's clock forward (10 s to 1 day).
+    pub clock_step_max_ms: u64,
+}
+
+/// An account's stake factor: a trader's limit on what one player may stake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StakeFactorRequest {
+    /// Thousandths of the market's stake limits this player may stake (1 to 10000; 1000 = as
+    /// anyone, 250 = a quarter).
+    #[schema(minimum = 1, maximum = 10000)]
+    pub factor_permille: u32,
+}
+
 /// A deposit or loss limit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LimitBody {

@@ -272,3 +272,59 @@ async fn the_books_of_each_currency_are_readable_and_sum_to_zero() {
     assert_eq!(gbp["total_minor"], 0, "money is conserved: {gbp}");
     assert!(books["applied_index"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_tunes_the_books_settings_and_a_players_stake_factor_and_both_are_audited() {
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    client.open_account(12, "GBP", "open-12").await.expect("account");
+    let http = reqwest::Client::new();
+    let operator = cluster.keys().operator.expose();
+    let url = |path: &str| format!("{}{path}", cluster.url(1));
+    let mut config: Value = http.get(url("/v1/config")).bearer_auth(&operator).send().await.unwrap().json().await.unwrap();
+    assert_eq!(config["rounding"], "down", "the default: truncate, the UK norm");
+    config["rounding"] = "half_up".into();
+    config["cash_out_margin_bps"] = 300.into();
+    let set = http.put(url("/v1/config")).bearer_auth(&operator).header("Idempotency-Key", "config-1").json(&config);
+    let set = set.send().await.unwrap();
+    assert_eq!(set.status(), StatusCode::OK, "{}", set.text().await.unwrap());
+    let now: Value = http.get(url("/v1/config")).bearer_auth(&operator).send().await.unwrap().json().await.unwrap();
+    assert_eq!(now, config, "the settings read back as set");
+
+    let mut bad = config.clone();
+    bad["idempotency_ttl_ms"] = 1.into();
+    let refused = http.put(url("/v1/config")).bearer_auth(&operator).header("Idempotency-Key", "config-2").json(&bad);
+    let refused = refused.send().await.unwrap();
+    assert!(refused.status().is_client_error());
+    assert_eq!(code_of(&refused.text().await.unwrap()), "config_invalid");
+
+    let factor = |key: &'static str, permille: u32| {
+        http.put(url("/v1/accounts/12/stake-factor"))
+            .bearer_auth(&operator)
+            .header("Idempotency-Key", key)
+            .json(&serde_json::json!({ "factor_permille": permille }))
+            .send()
+    };
+    assert_eq!(factor("factor-1", 250).await.unwrap().status(), StatusCode::OK);
+    let zero = factor("factor-2", 0).await.unwrap();
+    assert!(zero.status().is_client_error());
+
+    let audit: Vec<Value> = http.get(url("/v1/audit")).bearer_auth(&operator).send().await.unwrap().json().await.unwrap();
+    let events: Vec<String> = audit.iter().map(|r| r["event"].to_string()).collect();
+    assert!(events.iter().any(|e| e.contains("ConfigChanged")), "{events:?}");
+    assert!(events.iter().any(|e| e.contains("StakeFactorChanged")), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_listed_with_their_markets() {
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    seed_market(&client, 3, 60).await;
+    client.create_market(&market_request(3, 61), "market-61").await.expect("second market");
+    client.create_event(&event_request(4), "event-4").await.expect("event");
+    let events = client.events().await.expect("events");
+    assert_eq!(events.iter().map(|e| e.event_id).collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(events[0].market_ids, vec![60, 61]);
+    assert_eq!(events[0].name, "Test event 3");
+    assert!(events[1].market_ids.is_empty());
+}

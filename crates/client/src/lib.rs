@@ -456,7 +456,12 @@ impl Client {
         self.get(&format!("/v1/markets/{market_id}")).await
     }
 
-    /// Lists markets.
+    /// Every event with its markets' ids, fetched a page at a time.
+    pub async fn events(&self) -> Result<Vec<EventBody>, ClientError> {
+        self.all_pages("/v1/events", |e: &EventBody| e.event_id.to_string()).await
+    }
+
+    /// Lists markets (every page).
     pub async fn markets(&self) -> Result<Vec<MarketBody>, ClientError> {
         self.all_pages("/v1/markets", |m: &MarketBody| m.market_id.to_string()).await
     }

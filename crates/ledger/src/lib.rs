@@ -46,6 +46,6 @@ pub use outcome::{Done, Outcome};
 pub use settlement::RULE4_DEDUCTION_MAX_PENCE;
 pub use snapshot::{SnapshotError, StateHash};
 pub use state::{
-    AccountLimitsView, AccountView, BetStatus, BetView, BookBalances, LimitView, MarketStatus, MarketView,
+    AccountLimitsView, AccountView, BetStatus, BetView, BookBalances, EventView, LimitView, MarketStatus, MarketView,
     SelectionView, State,
 };

@@ -299,6 +299,23 @@ pub struct AccountView {
     pub excluded_until: Option<TimestampMs>,
 }
 
+/// A read-only view of an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventView {
+    /// The event.
+    pub event: EventId,
+    /// Name, e.g. "Arsenal v Spurs".
+    pub name: String,
+    /// Sport.
+    pub sport: String,
+    /// Competition.
+    pub competition: String,
+    /// Scheduled start.
+    pub starts_at: TimestampMs,
+    /// Its markets, in creation order.
+    pub markets: Vec<MarketId>,
+}
+
 /// An account's limits and exclusion (see [`State::account_limits`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccountLimitsView {
@@ -467,6 +484,23 @@ impl State {
             debt: a.debt,
             excluded_until: a.excluded_until.map(|(_, until)| until),
         })
+    }
+
+    /// Up to `limit` events after `after` (by id), ascending.
+    pub fn events(&self, after: Option<EventId>, limit: usize) -> Vec<EventView> {
+        let from = after.map_or(EventId(0), |a| EventId(a.0.saturating_add(1)));
+        self.events
+            .range(from..)
+            .take(limit)
+            .map(|(&event, e)| EventView {
+                event,
+                name: e.name.clone(),
+                sport: e.sport.clone(),
+                competition: e.competition.clone(),
+                starts_at: e.starts_at,
+                markets: e.markets.clone(),
+            })
+            .collect()
     }
 
     /// An account's responsible-gambling settings: each limit in force (and a change waiting

@@ -262,6 +262,49 @@ pub(crate) async fn bet_by_key(
     }
 }
 
+pub(crate) async fn list_events(
+    State(app): State<App>,
+    QueryParams(options): QueryParams<ListOptions>,
+) -> Result<Page<EventBody>, Failure> {
+    let (limit, after) = (options.limit()?, options.after_id()?);
+    let page = read(&app, &options.read(), |s| {
+        s.events(after.map(paddock_ledger::EventId), limit + 1).iter().map(convert::event_body).collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(Page::of(page, limit, |e| e.event_id.to_string()))
+}
+
+pub(crate) async fn get_config(
+    State(app): State<App>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Answer<BookConfigBody> {
+    let config = read(&app, &options, |s| convert::book_config_body(s.config())).await?;
+    Ok((StatusCode::OK, Json(config)))
+}
+
+pub(crate) async fn set_config(
+    State(app): State<App>,
+    IdemKey(key): IdemKey,
+    Operator(actor): Operator,
+    Body(req): Body<BookConfigBody>,
+) -> Answer<AckBody> {
+    let (_, index) = submit(&app, convert::set_config(&req, actor, key)?).await?;
+    Ok((StatusCode::OK, ack(index)))
+}
+
+pub(crate) async fn set_stake_factor(
+    State(app): State<App>,
+    IdemKey(key): IdemKey,
+    Operator(actor): Operator,
+    PathParam(account): PathParam<u64>,
+    Body(req): Body<StakeFactorRequest>,
+) -> Answer<AckBody> {
+    let command =
+        Command::SetStakeFactor { account: AccountId(account), factor_permille: req.factor_permille, actor, key };
+    let (_, index) = submit(&app, command).await?;
+    Ok((StatusCode::OK, ack(index)))
+}
+
 pub(crate) async fn book_balances(
     State(app): State<App>,
     QueryParams(options): QueryParams<ReadOptions>,
