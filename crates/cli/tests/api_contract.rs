@@ -281,7 +281,8 @@ async fn an_operator_tunes_the_books_settings_and_a_players_stake_factor_and_bot
     let http = reqwest::Client::new();
     let operator = cluster.keys().operator.expose();
     let url = |path: &str| format!("{}{path}", cluster.url(1));
-    let mut config: Value = http.get(url("/v1/config")).bearer_auth(&operator).send().await.unwrap().json().await.unwrap();
+    let mut config: Value =
+        http.get(url("/v1/config")).bearer_auth(&operator).send().await.unwrap().json().await.unwrap();
     assert_eq!(config["rounding"], "down", "the default: truncate, the UK norm");
     config["rounding"] = "half_up".into();
     config["cash_out_margin_bps"] = 300.into();
@@ -309,7 +310,8 @@ async fn an_operator_tunes_the_books_settings_and_a_players_stake_factor_and_bot
     let zero = factor("factor-2", 0).await.unwrap();
     assert!(zero.status().is_client_error());
 
-    let audit: Vec<Value> = http.get(url("/v1/audit")).bearer_auth(&operator).send().await.unwrap().json().await.unwrap();
+    let audit: Vec<Value> =
+        http.get(url("/v1/audit")).bearer_auth(&operator).send().await.unwrap().json().await.unwrap();
     let events: Vec<String> = audit.iter().map(|r| r["event"].to_string()).collect();
     assert!(events.iter().any(|e| e.contains("ConfigChanged")), "{events:?}");
     assert!(events.iter().any(|e| e.contains("StakeFactorChanged")), "{events:?}");
