@@ -34,12 +34,23 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a node.
+    ///
+    /// Example: paddock start --node-id 1 --data-dir /var/lib/paddock --http 10.0.0.1:7001
+    /// --peer 10.0.0.1:7101 --bootstrap 1=10.0.0.1:7101,2=10.0.0.2:7101,3=10.0.0.3:7101
+    /// --tls-ca ca.pem --tls-cert node-1.pem --tls-key node-1.key --static-keys static-keys
     Start(Box<StartArgs>),
     /// Start a local 3-node cluster with sample markets and a light betting flow.
+    ///
+    /// Example: paddock demo   (it prints its URLs, CA and keys, and a curl line to try)
     Demo(demo::DemoArgs),
     /// Open-loop load: a mix of bets, deposits, reads and settlements at a target rate.
+    ///
+    /// Example: paddock load --nodes https://127.0.0.1:7001,https://127.0.0.1:7002 --ca-cert ca.pem
+    /// --mix single=90,deposit=10 --rate 1000 --duration-s 30 --report load.json
     Load(load::LoadArgs),
     /// Operational drills against a local cluster of this binary.
+    ///
+    /// Example: paddock drill chaos --duration-s 120
     Drill {
         #[command(subcommand)]
         drill: drill::DrillCmd,
@@ -76,31 +87,43 @@ enum Cmd {
         json: bool,
     },
     /// API keys: make one offline, issue one to a principal, revoke one.
+    ///
+    /// Example: paddock keys issue --principal tess --ttl-s 3600
     Keys {
         #[command(subcommand)]
         action: KeysCmd,
     },
     /// The audit trail: export it, or verify its hash chain end to end.
+    ///
+    /// Example: paddock audit export --out audit.json && paddock audit verify --file audit.json
     Audit {
         #[command(subcommand)]
         action: AuditCmd,
     },
     /// Principals: who may call the API, in which role.
+    ///
+    /// Example: paddock principals create --name ann@example.com --role bettor --accounts 1001
     Principals {
         #[command(subcommand)]
         action: PrincipalsCmd,
     },
     /// Incident records: list them (an export, as JSON), open one by hand, close one.
+    ///
+    /// Example: paddock incidents close --id 3 --resolution "power restored; every node caught up"
     Incidents {
         #[command(subcommand)]
         action: IncidentsCmd,
     },
     /// Change the cluster's membership.
+    ///
+    /// Example: paddock members add --id 4 --peer 10.0.0.4:7101 && paddock members promote --id 4
     Members {
         #[command(subcommand)]
         action: MembersCmd,
     },
     /// Hand leadership to another node.
+    ///
+    /// Example: paddock transfer-leader --to 2
     TransferLeader {
         #[command(flatten)]
         target: Target,

@@ -310,9 +310,7 @@ async fn an_operator_tunes_the_books_settings_and_a_players_stake_factor_and_bot
     let zero = factor("factor-2", 0).await.unwrap();
     assert!(zero.status().is_client_error());
 
-    let audit: Vec<Value> =
-        http.get(url("/v1/audit")).bearer_auth(&operator).send().await.unwrap().json().await.unwrap();
-    let events: Vec<String> = audit.iter().map(|r| r["event"].to_string()).collect();
+    let events = cluster.audit_events(1).await;
     assert!(events.iter().any(|e| e.contains("ConfigChanged")), "{events:?}");
     assert!(events.iter().any(|e| e.contains("StakeFactorChanged")), "{events:?}");
 }

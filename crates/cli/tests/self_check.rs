@@ -15,15 +15,7 @@ fn sha256sum(path: &str) -> String {
 }
 
 async fn self_check(cluster: &Cluster) -> Value {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let response = http
-        .get(format!("{}/v1/self-check", cluster.url(1)))
-        .bearer_auth(cluster.keys().operator.expose())
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("json")
+    cluster.get_as_operator(1, "/v1/self-check").await
 }
 
 async fn metrics(cluster: &Cluster) -> String {
@@ -57,15 +49,7 @@ async fn another_binary_or_configuration_than_expected_raises_an_alarm() {
 }
 
 async fn incidents(cluster: &Cluster, node: u64) -> Vec<Value> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let response = http
-        .get(format!("{}/v1/incidents", cluster.url(node)))
-        .bearer_auth(cluster.keys().operator.expose())
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("json")
+    cluster.get_as_operator(node, "/v1/incidents").await.as_array().expect("an array").clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,14 +72,7 @@ async fn a_failed_self_check_is_an_incident_on_every_node_until_the_check_passes
     assert!(incident["closed_at_ms"].is_null());
 
     // Found again on demand, it is the same incident, not a new one.
-    let http = reqwest::Client::new();
-    let again = http
-        .get(format!("{}/v1/self-check", cluster.url(2)))
-        .bearer_auth(cluster.keys().operator.expose())
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(again.status(), 200);
+    cluster.get_as_operator(2, "/v1/self-check").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(incidents(&cluster, 3).await.len(), 1, "one incident per fault and node");
 
@@ -113,16 +90,7 @@ async fn a_failed_self_check_is_an_incident_on_every_node_until_the_check_passes
     assert!(closed["closed_at_ms"].as_u64() >= closed["opened_at_ms"].as_u64());
 
     // Both ends are in the audit trail.
-    let audit: Vec<Value> = http
-        .get(format!("{}/v1/audit", cluster.url(1)))
-        .bearer_auth(cluster.keys().operator.expose())
-        .send()
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
-    let events: Vec<String> = audit.iter().map(|r| r["event"].to_string()).collect();
+    let events = cluster.audit_events(1).await;
     assert!(events.iter().any(|e| e.contains("IncidentOpened")), "{events:?}");
     assert!(events.iter().any(|e| e.contains("IncidentClosed")), "{events:?}");
 }
@@ -150,15 +118,7 @@ async fn an_operator_opens_and_closes_an_incident_no_node_can_see() {
     assert_eq!(twice.status(), 409);
     assert!(twice.text().await.unwrap().contains("incident_closed"));
 
-    let one: Value = http
-        .get(format!("{}/v1/incidents/{id}", cluster.url(1)))
-        .bearer_auth(&operator)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one = cluster.get_as_operator(1, &format!("/v1/incidents/{id}")).await;
     assert_eq!(one["kind"], "reported");
     assert_eq!(one["resolution"], "power back; nodes caught up");
     let missing = http.get(format!("{}/v1/incidents/999", cluster.url(1))).bearer_auth(&operator).send().await.unwrap();

@@ -369,14 +369,33 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     Ok(())
 }
 
-/// Sets up logging: text or JSON lines, filtered by `RUST_LOG` (default `info`).
+/// Colour codes in log lines only for a person at a terminal who has not asked for none
+/// (`NO_COLOR`, no-color.org): a file, a pipe or a log collector gets plain text.
+fn colour(stderr_is_terminal: bool, no_color: bool) -> bool {
+    stderr_is_terminal && !no_color
+}
+
+/// Sets up logging: text or JSON lines, filtered by `RUST_LOG` (default `info`), coloured only
+/// on a terminal.
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=warn,tower=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    let ansi = colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").is_some());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json {
         let _ = builder.json().try_init();
     } else {
         let _ = builder.try_init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_lines_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(super::colour(true, false));
+        assert!(!super::colour(false, false), "a file or a pipe gets plain text");
+        assert!(!super::colour(true, true), "NO_COLOR is honoured");
     }
 }

@@ -214,6 +214,26 @@ impl Cluster {
         self.node_mut(id).own_args = args.iter().map(|a| a.to_string()).collect();
     }
 
+    /// GETs `path` from node `id` with the operator's key: the JSON of a 200 answer (panics on
+    /// any other).
+    pub async fn get_as_operator(&self, id: u64, path: &str) -> serde_json::Value {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
+        let response = http
+            .get(format!("{}{path}", self.url(id)))
+            .bearer_auth(self.keys().operator.expose())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} on node {id}: no answer: {e}"));
+        assert_eq!(response.status(), 200, "GET {path} on node {id}");
+        response.json().await.unwrap_or_else(|e| panic!("GET {path} on node {id}: not JSON: {e}"))
+    }
+
+    /// The events of node `id`'s audit trail (each record's `event` as JSON text), oldest first.
+    pub async fn audit_events(&self, id: u64) -> Vec<String> {
+        let trail = self.get_as_operator(id, "/v1/audit?limit=1000").await;
+        trail.as_array().expect("an array of records").iter().map(|r| r["event"].to_string()).collect()
+    }
+
     /// The directory of the CA and node certificates, for a TLS cluster.
     pub fn certs_dir(&self) -> Option<&std::path::Path> {
         self.tls.as_deref()
