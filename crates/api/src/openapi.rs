@@ -155,6 +155,15 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/v1/bets/{bet_id}", "Read a bet", None, 200, Some("BetBody"), BET_READ),
     r(
         "GET",
+        "/v1/bets/{bet_id}/cash-out-quote",
+        "What a cash-out of the bet is accepted for now",
+        None,
+        200,
+        Some("CashOutQuoteBody"),
+        BET_READ,
+    ),
+    r(
+        "GET",
         "/v1/accounts/{account_id}/bets/by-key/{idempotency_key}",
         "The bet an account placed with this Idempotency-Key (its refusal, if it was refused)",
         None,
@@ -428,7 +437,8 @@ fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
         CurrencyBalancesBody,
         BookConfigBody,
         StakeFactorRequest,
-        EventBody
+        EventBody,
+        CashOutQuoteBody
     )
 }
 

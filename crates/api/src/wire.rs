@@ -501,6 +501,20 @@ pub struct QuotedVersion {
     pub price_version: u64,
 }
 
+/// What a cash-out of a bet is accepted for now: send `value_minor` and `quoted_versions` back
+/// in a `CashOutRequest` (a price change in between makes it `cash_out_quote_stale`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CashOutQuoteBody {
+    /// Bet id.
+    pub bet_id: u64,
+    /// The owner's account (the `account_id` of the request).
+    pub account_id: u64,
+    /// The most the book pays now: fair value at current prices less the cash-out margin.
+    pub value_minor: i64,
+    /// The price version of each leg's selection this value rests on.
+    pub quoted_versions: Vec<QuotedVersion>,
+}
+
 /// The answer to a cash-out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CashedOutBody {

@@ -328,3 +328,40 @@ async fn events_are_listed_with_their_markets() {
     assert_eq!(events[0].name, "Test event 3");
     assert!(events[1].market_ids.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cash_out_quote_is_exactly_what_the_book_accepts() {
+    use paddock_api::wire::{CashOutQuoteBody, CashOutRequest};
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    seed_market(&client, 1, 70).await;
+    client.open_account(13, "GBP", "open-13").await.expect("account");
+    client.deposit(13, 10_000, "deposit-13").await.expect("deposit");
+    let bet = client.place_bet(&single(13, 70, 1_000), "bet-13").await.expect("placed").bet_id;
+    let http = reqwest::Client::new();
+    let service = cluster.keys().service.expose();
+    let quote: CashOutQuoteBody = http
+        .get(format!("{}/v1/bets/{bet}/cash-out-quote", cluster.url(1)))
+        .bearer_auth(&service)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((quote.bet_id, quote.account_id), (bet, 13));
+    assert!(quote.value_minor > 0 && quote.value_minor <= 1_000, "at unchanged prices, less the margin: {quote:?}");
+    let offer = |value_minor: i64| CashOutRequest {
+        account_id: 13,
+        value_minor,
+        quoted_versions: quote.quoted_versions.clone(),
+    };
+    let greedy = client.cash_out(bet, &offer(quote.value_minor + 1), "cash-13-a").await.expect_err("one unit more");
+    assert_eq!(greedy.code(), Some("cash_out_value_too_high"));
+    let done = client.cash_out(bet, &offer(quote.value_minor), "cash-13-b").await.expect("the quoted value is taken");
+    assert!(!done.pending);
+    let after = http.get(format!("{}/v1/bets/{bet}/cash-out-quote", cluster.url(1))).bearer_auth(&service).send();
+    let after = after.await.unwrap();
+    assert_eq!(after.status(), StatusCode::CONFLICT);
+    assert_eq!(code_of(&after.text().await.unwrap()), "bet_not_open");
+}

@@ -44,6 +44,7 @@ const SPEC: &[(&str, &str, Option<&[Role]>, Object)] = &[
     ("GET", "/v1/accounts/{account_id}/bets", Some(&[Bettor, Operator, Auditor, Service]), Object::PathAccount),
     ("POST", "/v1/bets", Some(&[Bettor, Service]), Object::BodyAccount),
     ("GET", "/v1/bets/{bet_id}", Some(&[Bettor, Operator, Auditor, Service]), Object::PathBet),
+    ("GET", "/v1/bets/{bet_id}/cash-out-quote", Some(&[Bettor, Operator, Auditor, Service]), Object::PathBet),
     (
         "GET",
         "/v1/accounts/{account_id}/bets/by-key/{idempotency_key}",

@@ -433,6 +433,24 @@ fn check_cash_out(
     Ok(allowed)
 }
 
+/// The most a cash-out of `bet` would be accepted for right now, with the price versions the
+/// ledger will check: the same valuation [`cash_out`] applies, so a client that sends this
+/// value with these versions is accepted unless a price moves first.
+pub(crate) fn cash_out_quote(state: &State, bet_id: BetId) -> Result<(Money, Vec<(SelectionId, u64)>), ResultCode> {
+    let bet = state.bets.get(&bet_id).ok_or(ResultCode::BetNotFound)?;
+    let versions: Vec<(SelectionId, u64)> = bet
+        .legs
+        .iter()
+        .map(|l| (l.selection, state.markets[&l.market].selections[&l.selection].price_version))
+        .collect();
+    match check_cash_out(state, bet.account, bet_id, Money(1), &versions) {
+        Ok(allowed) => Ok((allowed, versions)),
+        // Worth less than one minor unit after the margin: nothing to offer.
+        Err(ResultCode::CashOutValueTooHigh) => Err(ResultCode::CashOutUnavailable),
+        Err(code) => Err(code),
+    }
+}
+
 /// Cash-out: at once, or pending for the in-play delay.
 pub(crate) fn cash_out(
     state: &mut State,

@@ -615,6 +615,12 @@ impl State {
         out.into_values().collect()
     }
 
+    /// The most a cash-out of `bet` is accepted for now, and the price versions it rests on
+    /// (refused as a cash-out would be: `bet_not_open`, `market_suspended`, ...).
+    pub fn cash_out_quote(&self, bet: BetId) -> Result<(Money, Vec<(SelectionId, u64)>), ResultCode> {
+        crate::betting::cash_out_quote(self, bet)
+    }
+
     /// The house book result in one currency (stakes kept minus winnings paid).
     pub fn house_book(&self, currency: Currency) -> Money {
         self.house.get(&currency).map(|h| h.book).unwrap_or_default()

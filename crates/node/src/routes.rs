@@ -235,6 +235,32 @@ pub(crate) async fn get_bet(
     Ok((StatusCode::OK, Json(convert::bet_body(&view))))
 }
 
+pub(crate) async fn cash_out_quote(
+    State(app): State<App>,
+    PathParam(bet): PathParam<u64>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Answer<CashOutQuoteBody> {
+    let quote =
+        read(&app, &options, |s| s.bet_account(BetId(bet)).map(|account| (account, s.cash_out_quote(BetId(bet)))))
+            .await?;
+    match quote {
+        None => Err(not_found(ResultCode::BetNotFound)),
+        Some((_, Err(code))) => Err(Failure(ApiError::ledger(code))),
+        Some((account, Ok((value, versions)))) => Ok((
+            StatusCode::OK,
+            Json(CashOutQuoteBody {
+                bet_id: bet,
+                account_id: account.0,
+                value_minor: value.minor(),
+                quoted_versions: versions
+                    .into_iter()
+                    .map(|(s, v)| QuotedVersion { selection_id: s.0, price_version: v })
+                    .collect(),
+            }),
+        )),
+    }
+}
+
 pub(crate) async fn bet_by_key(
     State(app): State<App>,
     PathParam((account, key)): PathParam<(u64, String)>,
