@@ -488,7 +488,13 @@ pub fn document() -> OpenApi {
                     .description(Some(
                         "1-64 printable ASCII characters; a retry with the same key and body returns the first answer",
                     ))
-                    .schema(Some(String::schema())),
+                    .schema(Some(
+                        utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::String)
+                            .pattern(Some("^[!-~]{1,64}$"))
+                            .min_length(Some(1))
+                            .max_length(Some(64)),
+                    )),
             );
         }
         if let Some(req) = route.request {

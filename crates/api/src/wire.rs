@@ -14,6 +14,7 @@ pub struct OpenAccountRequest {
     /// Id chosen by the caller.
     pub account_id: u64,
     /// ISO 4217 code, e.g. "GBP".
+    #[schema(pattern = r"^[A-Z]{3}$", example = "GBP")]
     pub currency: String,
 }
 
@@ -51,6 +52,7 @@ pub struct BookBalancesBody {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CurrencyBalancesBody {
     /// ISO 4217 code.
+    #[schema(pattern = r"^[A-Z]{3}$", example = "GBP")]
     pub currency: String,
     /// Every player's available balance, summed.
     pub wallets_minor: i64,
@@ -91,6 +93,7 @@ pub struct EventBody {
 pub struct BookConfigBody {
     /// How returns are rounded to the minor unit: `down` (truncate: the UK bookmaker norm) or
     /// `half_up` (Betfair, Pinnacle).
+    #[schema(pattern = r"^(down|half_up)$", example = "down")]
     pub rounding: String,
     /// The least margin a cash-out quote keeps, basis points of fair value (0 to 5000).
     #[schema(maximum = 5000)]
@@ -161,8 +164,10 @@ pub struct BalanceBody {
 #[serde(deny_unknown_fields)]
 pub struct LimitRequest {
     /// "deposit" or "loss".
+    #[schema(pattern = r"^(deposit|loss)$", example = "deposit")]
     pub kind: String,
     /// "day", "week" or "month".
+    #[schema(pattern = r"^(day|week|month)$", example = "week")]
     pub window: String,
     /// The limit; absent or null removes it (after the cooling-off period).
     #[serde(default)]
@@ -174,6 +179,7 @@ pub struct LimitRequest {
 #[serde(deny_unknown_fields)]
 pub struct ExclusionRequest {
     /// "self_exclusion" (182 days or more) or "time_out" (1 to 42 days).
+    #[schema(pattern = r"^(self_exclusion|time_out)$", example = "time_out")]
     pub kind: String,
     /// Length in days.
     pub duration_days: u32,
@@ -204,6 +210,7 @@ pub struct NewSelectionBody {
     /// Name.
     pub name: String,
     /// Opening price: "5/2", "3.5" or "+250".
+    #[schema(pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,3})?|[+-][1-9][0-9]{2,5})$", example = "5/2")]
     pub odds: String,
 }
 
@@ -212,6 +219,7 @@ pub struct NewSelectionBody {
 #[serde(deny_unknown_fields)]
 pub struct EachWayBody {
     /// Fraction of the odds paid for a place, e.g. "1/4".
+    #[schema(pattern = r"^[1-9][0-9]{0,2}/[1-9][0-9]{0,2}$", example = "1/4")]
     pub fraction: String,
     /// Places paid.
     pub places: u32,
@@ -251,6 +259,7 @@ pub struct CreateMarketRequest {
     /// Name.
     pub name: String,
     /// Currency of stakes and limits.
+    #[schema(pattern = r"^[A-Z]{3}$", example = "GBP")]
     pub currency: String,
     /// Selections with opening prices.
     pub selections: Vec<NewSelectionBody>,
@@ -322,6 +331,7 @@ pub struct MarketBody {
 #[serde(deny_unknown_fields)]
 pub struct PriceRequest {
     /// New price.
+    #[schema(pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,3})?|[+-][1-9][0-9]{2,5})$", example = "11/4")]
     pub odds: String,
 }
 
@@ -351,6 +361,7 @@ pub struct SelectionResultBody {
     /// Selection.
     pub selection_id: u64,
     /// "win", "lose", "void", "half_win", "half_lose", or "dead_heat:P/T" (P places shared by T runners).
+    #[schema(pattern = r"^(win|lose|void|half_win|half_lose|dead_heat:[1-9][0-9]{0,2}/[1-9][0-9]{0,2})$", example = "win")]
     pub win: String,
     /// Place result for each-way bets, same forms; absent = placed if it won.
     #[serde(default)]
@@ -392,6 +403,7 @@ pub struct LegBody {
     /// Selection.
     pub selection_id: u64,
     /// The price the player saw.
+    #[schema(pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,3})?|[+-][1-9][0-9]{2,5})$", example = "2/1")]
     pub odds: String,
 }
 
@@ -403,6 +415,7 @@ pub struct PlaceBetRequest {
     pub account_id: u64,
     /// "single", "accumulator", "k_of_n", "trixie", "patent", "yankee", "lucky15".
     #[serde(rename = "type")]
+    #[schema(pattern = r"^(single|accumulator|k_of_n|trixie|patent|yankee|lucky15)$", example = "single")]
     pub bet_type: String,
     /// For "k_of_n": legs per line.
     #[serde(default)]
@@ -416,6 +429,7 @@ pub struct PlaceBetRequest {
     pub each_way: bool,
     /// "exact", "higher" or "any".
     #[serde(default = "default_policy")]
+    #[schema(pattern = r"^(exact|higher|any)$", example = "exact")]
     pub odds_policy: String,
 }
 
@@ -658,8 +672,10 @@ pub struct AuditRecordBody {
 #[serde(deny_unknown_fields)]
 pub struct CreatePrincipalRequest {
     /// 1-64 of a-z, 0-9, '.', '_', '@', '-'.
+    #[schema(pattern = r"^[a-z0-9._@-]{1,64}$", example = "ann@example.com")]
     pub name: String,
     /// "bettor", "trader", "operator", "auditor" or "service".
+    #[schema(pattern = r"^(bettor|trader|operator|auditor|service)$", example = "bettor")]
     pub role: String,
     /// For a bettor: the accounts it owns.
     #[serde(default)]
