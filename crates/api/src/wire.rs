@@ -210,7 +210,10 @@ pub struct NewSelectionBody {
     /// Name.
     pub name: String,
     /// Opening price: "5/2", "3.5" or "+250".
-    #[schema(pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,3})?|[+-][1-9][0-9]{2,5})$", example = "5/2")]
+    #[schema(
+        pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,3})?|[+-][1-9][0-9]{2,5})$",
+        example = "5/2"
+    )]
     pub odds: String,
 }
 
@@ -331,7 +334,10 @@ pub struct MarketBody {
 #[serde(deny_unknown_fields)]
 pub struct PriceRequest {
     /// New price.
-    #[schema(pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,3})?|[+-][1-9][0-9]{2,5})$", example = "11/4")]
+    #[schema(
+        pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,3})?|[+-][1-9][0-9]{2,5})$",
+        example = "11/4"
+    )]
     pub odds: String,
 }
 
@@ -361,7 +367,10 @@ pub struct SelectionResultBody {
     /// Selection.
     pub selection_id: u64,
     /// "win", "lose", "void", "half_win", "half_lose", or "dead_heat:P/T" (P places shared by T runners).
-    #[schema(pattern = r"^(win|lose|void|half_win|half_lose|dead_heat:[1-9][0-9]{0,2}/[1-9][0-9]{0,2})$", example = "win")]
+    #[schema(
+        pattern = r"^(win|lose|void|half_win|half_lose|dead_heat:[1-9][0-9]{0,2}/[1-9][0-9]{0,2})$",
+        example = "win"
+    )]
     pub win: String,
     /// Place result for each-way bets, same forms; absent = placed if it won.
     #[serde(default)]
@@ -403,7 +412,10 @@ pub struct LegBody {
     /// Selection.
     pub selection_id: u64,
     /// The price the player saw.
-    #[schema(pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,3})?|[+-][1-9][0-9]{2,5})$", example = "2/1")]
+    #[schema(
+        pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,3})?|[+-][1-9][0-9]{2,5})$",
+        example = "2/1"
+    )]
     pub odds: String,
 }
 
