@@ -380,7 +380,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
 #[cfg(test)]
 mod tests {
     use super::{append_within, never_sent, send_snapshot};
-    use crate::records::{LogIdRecord, MembershipRecord, SnapshotMetaRecord, StoredMembershipRecord, VoteRecord};
+    use crate::records::{LogIdRecord, VoteRecord};
     use crate::transport::{PeerError, Rpc, SnapshotChunk, SnapshotInstall, SnapshotStaging, Transport};
     use crate::types::{Entry, LogId, Snapshot, TypeConfig, Vote};
     use futures::future::BoxFuture;
@@ -428,7 +428,7 @@ mod tests {
                         postcard::to_stdvec(&SnapshotResponse::<TypeConfig>::new(install.vote)).unwrap()
                     })
                 }
-                other => Err(refused(format!("unexpected {other:?}"))),
+                other => Err(refused(format!("unexpected rpc tag {}", other.tag()))),
             };
             Box::pin(async move { answer })
         }
@@ -493,19 +493,7 @@ mod tests {
     }
 
     fn snapshot(data: Vec<u8>) -> Snapshot {
-        let meta = SnapshotMetaRecord {
-            last_log_id: Some(LogIdRecord { term: 2, node: 1, index: 40 }),
-            membership: StoredMembershipRecord {
-                log_id: None,
-                membership: MembershipRecord {
-                    configs: vec![[1].into_iter().collect()],
-                    nodes: [(1, "127.0.0.1:7001".to_string())].into_iter().collect(),
-                },
-            },
-        }
-        .into_meta()
-        .unwrap();
-        Snapshot { meta, snapshot: data }
+        Snapshot { meta: crate::transport::tests::meta(40), snapshot: data }
     }
 
     fn chunk_sizes(peer: &Recorder) -> Vec<usize> {

@@ -420,7 +420,7 @@ impl Handler {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::{SnapshotChunk, SnapshotInstall, SnapshotStaging};
     use crate::records::{LogIdRecord, MembershipRecord, SnapshotMetaRecord, StoredMembershipRecord};
     use crate::types::{LogId, Vote};
@@ -433,8 +433,10 @@ mod tests {
         SnapshotChunk { last_log_id: log_id(index), offset, total_bytes, data: data.to_vec() }
     }
 
-    fn install(index: u64, whole: &[u8]) -> SnapshotInstall {
-        let meta = SnapshotMetaRecord {
+    /// Metadata of a one-voter cluster's snapshot up to `index` (term 2, node 1): the network
+    /// tests' fixture too.
+    pub(crate) fn meta(index: u64) -> crate::types::SnapshotMeta {
+        SnapshotMetaRecord {
             last_log_id: Some(LogIdRecord { term: 2, node: 1, index }),
             membership: StoredMembershipRecord {
                 log_id: None,
@@ -445,7 +447,11 @@ mod tests {
             },
         }
         .into_meta()
-        .expect("valid metadata");
+        .expect("valid metadata")
+    }
+
+    fn install(index: u64, whole: &[u8]) -> SnapshotInstall {
+        let meta = meta(index);
         SnapshotInstall {
             vote: Vote::from(crate::records::VoteRecord { term: 2, node: 1, committed: true }),
             meta,

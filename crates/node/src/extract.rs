@@ -123,11 +123,11 @@ fn path_rejection(r: PathRejection, name: &str) -> ApiError {
     let message = match &r {
         PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
             ErrorKind::ParseErrorAtKey { key, value, expected_type } => {
-                format!("{key} must be {}, not {value:?}", type_in_words(expected_type))
+                format!("{key} must be {}, not \"{value}\"", type_in_words(expected_type))
             }
             ErrorKind::ParseError { value, expected_type }
             | ErrorKind::ParseErrorAtIndex { value, expected_type, .. } => {
-                format!("{name} must be {}, not {value:?}", type_in_words(expected_type))
+                format!("{name} must be {}, not \"{value}\"", type_in_words(expected_type))
             }
             _ => e.body_text(),
         },

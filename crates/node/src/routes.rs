@@ -48,13 +48,22 @@ pub(crate) async fn read<T>(
     options: &ReadOptions,
     f: impl FnOnce(&paddock_ledger::State) -> T,
 ) -> Result<T, Failure> {
+    read_data(app, options, |d| f(&d.state)).await
+}
+
+/// [`read`] with the whole state-machine data (the applied index with the state).
+async fn read_data<T>(
+    app: &App,
+    options: &ReadOptions,
+    f: impl FnOnce(&paddock_consensus::SmData) -> T,
+) -> Result<T, Failure> {
     if !options.stale()? {
         app.consensus
             .linearize()
             .await
             .map_err(|e: ReadError| Failure(ApiError::new(ErrorCode::ReadUnavailable, e.to_string()).retry_after(1)))?;
     }
-    Ok(app.consensus.read(|d| f(&d.state)))
+    Ok(app.consensus.read(f))
 }
 
 /// An object the path names does not exist: its own code (`account_not_found`, ...), never the
@@ -335,15 +344,9 @@ pub(crate) async fn book_balances(
     State(app): State<App>,
     QueryParams(options): QueryParams<ReadOptions>,
 ) -> Answer<BookBalancesBody> {
-    if !options.stale()? {
-        app.consensus
-            .linearize()
-            .await
-            .map_err(|e: ReadError| Failure(ApiError::new(ErrorCode::ReadUnavailable, e.to_string()).retry_after(1)))?;
-    }
     // One read of the state: the figures and the index they are at agree.
     let (applied_index, balances) =
-        app.consensus.read(|d| (d.last_applied.map_or(0, |l| l.index), d.state.book_balances()));
+        read_data(&app, &options, |d| (d.last_applied.map_or(0, |l| l.index), d.state.book_balances())).await?;
     let minor = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
     let currencies = balances
         .iter()
