@@ -16,8 +16,12 @@ use std::time::Duration;
 #[derive(clap::Subcommand, Clone, Debug)]
 pub enum DrillCmd {
     /// Chaos: kill, pause, partition and fill disks under a bank workload; check invariants.
+    ///
+    /// Example: paddock drill chaos --nodes 3 --duration-s 120 --faults kill-leader,split --seed 7
     Chaos(ChaosArgs),
     /// Failover: kill -9 the leader under a steady write load and time the recovery.
+    ///
+    /// Example: paddock drill failover --trials 5 --report failover.json
     Failover(crate::failover::FailoverArgs),
 }
 

@@ -462,7 +462,7 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
             continue;
         };
         let (client, task_tally, live_markets, seed) =
-            (client.clone(), tally.clone(), live_markets.clone(), dice.next());
+            (client.starting_at(scheduled as usize), tally.clone(), live_markets.clone(), dice.next());
         tasks.spawn(async move {
             let result = one(&client, &space, op, scheduled, seed, &live_markets).await;
             let latency_us = due.elapsed().as_micros().max(1) as u64;
@@ -493,8 +493,11 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
         while tasks.try_join_next().is_some() {}
         if scheduled.is_multiple_of(256) {
             progress.set_position(scheduled);
-            let ok = tally.lock().expect("tally lock").ok;
-            progress.set_message(format!("ok {ok}"));
+            let t = tally.lock().expect("tally lock");
+            let failed: u64 = t.errors.values().sum();
+            let rate = t.ok as f64 / start.elapsed().as_secs_f64().max(0.001);
+            let p99_ms = t.all.value_at_quantile(0.99) as f64 / 1000.0;
+            progress.set_message(format!("ok {} ({rate:.0}/s, p99 {p99_ms:.1} ms), failed {failed}", t.ok));
         }
     }
     // Answers still in flight count, within their own timeout.

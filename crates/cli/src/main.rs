@@ -219,6 +219,9 @@ enum KeysCmd {
     /// Make a key on this machine, without any node: for a node's static keys file (the
     /// break-glass operator key that creates the first principals). Prints the key, once,
     /// and the line to append to the file given to `paddock start --static-keys`.
+    ///
+    /// Example: paddock keys new --principal root --role operator   (then append the printed
+    /// static_keys_line to the file given to --static-keys)
     New {
         /// Principal name, e.g. "root".
         #[arg(long)]
@@ -228,6 +231,8 @@ enum KeysCmd {
         role: String,
     },
     /// Make a key on this machine and register its digest for a principal; prints the key once.
+    ///
+    /// Example: paddock keys issue --principal tess --ttl-s 3600
     Issue {
         #[command(flatten)]
         target: Target,
@@ -239,6 +244,8 @@ enum KeysCmd {
         ttl_s: Option<u64>,
     },
     /// Revoke a key on every node.
+    ///
+    /// Example: paddock keys revoke --id 1a2b3c4d5e6f7081
     Revoke {
         #[command(flatten)]
         target: Target,
@@ -278,6 +285,8 @@ enum AuditCmd {
 #[derive(Subcommand)]
 enum PrincipalsCmd {
     /// Create a principal.
+    ///
+    /// Example: paddock principals create --name ann@example.com --role bettor --accounts 1001,1002
     Create {
         #[command(flatten)]
         target: Target,
@@ -292,6 +301,8 @@ enum PrincipalsCmd {
         accounts: Vec<u64>,
     },
     /// Give a bettor one more account.
+    ///
+    /// Example: paddock principals bind --name ann@example.com --account 1003
     Bind {
         #[command(flatten)]
         target: Target,
@@ -303,6 +314,8 @@ enum PrincipalsCmd {
         account: u64,
     },
     /// List principals and their keys (never the keys' secrets).
+    ///
+    /// Example: paddock principals list
     List {
         #[command(flatten)]
         target: Target,
@@ -311,23 +324,30 @@ enum PrincipalsCmd {
 
 #[derive(Subcommand)]
 enum IncidentsCmd {
-    /// Every incident record, oldest first, as JSON (e.g. `paddock incidents list > incidents.json`).
+    /// Every incident record, oldest first, as JSON.
+    ///
+    /// Example: paddock incidents list > incidents.json
     List {
         #[command(flatten)]
         target: Target,
     },
     /// Open an incident for a failure no node detects by itself.
+    ///
+    /// Example: paddock incidents open --cause "data centre A lost power" --node-id 3
     Open {
         #[command(flatten)]
         target: Target,
         /// What happened, e.g. "data centre A lost power".
         #[arg(long)]
         cause: String,
-        /// The node it touched (default: not one node).
-        #[arg(long, default_value_t = 0)]
-        node: u64,
+        /// The node it touched (default: not one node). Not `--node`: that names the node to
+        /// send the command to.
+        #[arg(long = "node-id", default_value_t = 0)]
+        node_id: u64,
     },
     /// Close an incident with how it ended.
+    ///
+    /// Example: paddock incidents close --id 3 --resolution "power restored; every node caught up"
     Close {
         #[command(flatten)]
         target: Target,
@@ -347,7 +367,9 @@ fn role(text: &str) -> Result<paddock_api::Role> {
 
 #[derive(Subcommand)]
 enum MembersCmd {
-    /// Add a node as a learner.
+    /// Add a node as a learner (it replicates the log but does not vote until promoted).
+    ///
+    /// Example: paddock members add --id 4 --peer 10.0.0.4:7101
     Add {
         #[command(flatten)]
         target: Target,
@@ -359,6 +381,8 @@ enum MembersCmd {
         peer: String,
     },
     /// Promote a learner to voter.
+    ///
+    /// Example: paddock members promote --id 4
     Promote {
         #[command(flatten)]
         target: Target,
@@ -367,6 +391,8 @@ enum MembersCmd {
         id: u64,
     },
     /// Remove a node.
+    ///
+    /// Example: paddock members remove --id 4
     Remove {
         #[command(flatten)]
         target: Target,
@@ -741,8 +767,8 @@ fn main() -> Result<()> {
                     },
                     Cmd::Incidents { action } => match action {
                         IncidentsCmd::List { target } => serde_json::to_value(target.client()?.incidents().await?)?,
-                        IncidentsCmd::Open { target, cause, node } => serde_json::to_value(
-                            target.client()?.open_incident(&cause, node, &paddock_client::fresh_key()).await?,
+                        IncidentsCmd::Open { target, cause, node_id } => serde_json::to_value(
+                            target.client()?.open_incident(&cause, node_id, &paddock_client::fresh_key()).await?,
                         )?,
                         IncidentsCmd::Close { target, id, resolution } => serde_json::to_value(
                             target.client()?.close_incident(id, &resolution, &paddock_client::fresh_key()).await?,
@@ -755,13 +781,33 @@ fn main() -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&value)?);
                 Ok(())
             })
+            .map_err(with_node_hint)
         }
+    }
+}
+
+/// A node nobody answers at is usually a wrong `--node` (or `PADDOCK_NODE`), or a node not
+/// started yet: say which setting to check.
+fn with_node_hint(error: anyhow::Error) -> anyhow::Error {
+    match error.downcast_ref::<paddock_client::ClientError>() {
+        Some(paddock_client::ClientError::Unsent(_)) => error.context(
+            "no node answered: check --node (or PADDOCK_NODE) names a running node, e.g. --node 127.0.0.1:7001",
+        ),
+        _ => error,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // clap's own consistency checks (unique argument names in every subcommand, ...),
+        // which a release build would otherwise skip.
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     fn target(node: &str, ca: bool) -> Target {
         Target { node: node.to_string(), key: None, ca_cert: ca.then(|| PathBuf::from("ca.pem")) }

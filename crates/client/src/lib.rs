@@ -99,8 +99,9 @@ pub enum ClientError {
     /// The request was sent (or may have been) and no answer came back.
     #[error("transport: {0}")]
     Transport(String),
-    /// No connection could be made: the request was certainly never sent.
-    #[error("could not connect: {0}")]
+    /// No connection could be made: the request was certainly never sent. The text names the
+    /// node and the reason in words ("cannot connect to http://127.0.0.1:7001: connection refused").
+    #[error("{0}")]
     Unsent(String),
     /// An answer could not be decoded.
     #[error("undecodable answer: {0}")]
@@ -264,6 +265,15 @@ impl Client {
         self
     }
 
+    /// The same client with its own rotation, starting at node `index` (modulo the node count):
+    /// a load generator gives each request the next start so that requests spread over every
+    /// node, and a failed try still moves on to the next one.
+    pub fn starting_at(&self, index: usize) -> Client {
+        let mut c = self.clone();
+        c.next = std::sync::Arc::new(AtomicUsize::new(index % self.nodes.len().max(1)));
+        c
+    }
+
     /// Pins the client to one node (no rotation): for tests that talk to a given node.
     pub fn node(&self, index: usize) -> Client {
         let mut c = self.clone();
@@ -297,7 +307,7 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| {
             if e.is_connect() {
-                ClientError::Unsent(e.to_string())
+                ClientError::Unsent(format!("cannot connect to {base}: {}", root_cause(&e)))
             } else {
                 ClientError::Transport(e.to_string())
             }
@@ -635,4 +645,16 @@ impl Client {
             Err(_) => false,
         }
     }
+}
+
+/// The innermost reason of an HTTP client error, in words: "connection refused", not the
+/// wrapper's "error sending request for url (...)". Lower-cased, without the OS error number.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = error;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    let text = inner.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    text.to_lowercase()
 }

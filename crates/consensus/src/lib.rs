@@ -134,6 +134,14 @@ pub enum StartError {
     /// The data directory is locked, foreign, or damaged.
     #[error(transparent)]
     DataDir(#[from] paddock_storage::DataDirError),
+    /// The peer address could not be listened on (in use, or not an address of this host).
+    #[error("cannot listen for peers on {addr}: {}", crate::listen_reason(source))]
+    Listen {
+        /// The peer listen address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Disk I/O failed.
     #[error("storage: {0}")]
     Io(#[from] std::io::Error),
@@ -476,11 +484,14 @@ impl Consensus {
             promote_lag_max: Some(PROMOTE_LAG_MAX),
             snapshot_chunk_bytes: config.snapshot_chunk_bytes.clamp(1, network::SNAPSHOT_CHUNK_BYTES_MAX),
         };
+        // Before Raft starts: a port another process holds is refused with nothing begun.
+        let listener = tokio::net::TcpListener::bind(config.peer_listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: config.peer_listen, source })?;
         let (consensus, handler) =
             Consensus::start_core(core, clock, Arc::new(StdDisk), transport, IoMode::Threads).await?;
         *consensus.inner.data_dir.lock().expect("data dir lock") = Some(data_dir);
         consensus.inner.found_existing_cluster.store(found_existing_cluster, std::sync::atomic::Ordering::SeqCst);
-        let listener = tokio::net::TcpListener::bind(config.peer_listen).await?;
         let service = server::PeerService { handler, tls: config.tls.is_some() };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server_tls = match &config.tls {
@@ -1026,6 +1037,27 @@ impl Inner {
                     Err(e) => ForwardReply::Failed(WriteError::Stopped(e.to_string())),
                 }
             }
+        }
+    }
+}
+
+/// Why a listen address could not be bound, in words an operator acts on.
+pub fn listen_reason(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "the address is already in use: another process (perhaps another paddock node) listens there; \
+             stop it or choose another address"
+                .to_string()
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "the address is not one of this host's: choose an address of a local interface".to_string()
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied: ports below 1024 need privileges; choose a port above 1024".to_string()
+        }
+        _ => {
+            let text = error.to_string();
+            text.split(" (os error").next().unwrap_or(&text).to_lowercase()
         }
     }
 }

@@ -293,9 +293,13 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         None => None,
     };
     let metrics = metrics::handle();
-    let http = tokio::net::TcpListener::bind(config.http_listen)
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {}", config.http_listen))?;
+    let http = tokio::net::TcpListener::bind(config.http_listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen for HTTP on {} (--http, or `http_listen` in the config file): {}",
+            config.http_listen,
+            paddock_consensus::listen_reason(&e)
+        )
+    })?;
     let clock = node_clock(config.clock_offset_ms, config.clock_offset_file.clone());
     let consensus = Consensus::start(
         ConsensusConfig {
@@ -321,7 +325,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         clock.clone(),
     )
     .await
-    .context("cannot start consensus")?;
+    .map_err(|e| match e {
+        paddock_consensus::StartError::Listen { .. } => {
+            anyhow::anyhow!("{e} (--peer, or `peer_listen` in the config file)")
+        }
+        other => anyhow::Error::new(other).context("cannot start consensus"),
+    })?;
     if config.bootstrap.keys().next() == Some(&config.node_id) && !consensus.found_existing_cluster() {
         consensus.bootstrap(config.bootstrap.clone()).await.context("cannot bootstrap the cluster")?;
     }
