@@ -679,109 +679,113 @@ fn main() -> Result<()> {
         Cmd::Drill { drill } => drill::run(drill),
         other => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async move {
-                let value = match other {
-                    Cmd::Status { target, json } => {
-                        let cluster = target.client()?.cluster().await?;
-                        if !json {
-                            print!("{}", status_table(&cluster));
-                            return Ok(());
+            runtime
+                .block_on(async move {
+                    let value = match other {
+                        Cmd::Status { target, json } => {
+                            let cluster = target.client()?.cluster().await?;
+                            if !json {
+                                print!("{}", status_table(&cluster));
+                                return Ok(());
+                            }
+                            serde_json::to_value(cluster)?
                         }
-                        serde_json::to_value(cluster)?
-                    }
-                    Cmd::TransferLeader { target, to } => {
-                        serde_json::to_value(target.client()?.transfer_leader(to).await?)?
-                    }
-                    Cmd::Members { action } => match action {
-                        MembersCmd::Add { target, id, peer } => {
-                            serde_json::to_value(target.client()?.add_member(id, &peer).await?)?
+                        Cmd::TransferLeader { target, to } => {
+                            serde_json::to_value(target.client()?.transfer_leader(to).await?)?
                         }
-                        MembersCmd::Promote { target, id } => {
-                            serde_json::to_value(target.client()?.promote(id).await?)?
+                        Cmd::Members { action } => match action {
+                            MembersCmd::Add { target, id, peer } => {
+                                serde_json::to_value(target.client()?.add_member(id, &peer).await?)?
+                            }
+                            MembersCmd::Promote { target, id } => {
+                                serde_json::to_value(target.client()?.promote(id).await?)?
+                            }
+                            MembersCmd::Remove { target, id } => {
+                                serde_json::to_value(target.client()?.remove_member(id).await?)?
+                            }
+                        },
+                        Cmd::Keys { action } => match action {
+                            KeysCmd::New { principal, role: r } => {
+                                let key = paddock_client::new_api_key();
+                                let line = paddock_client::static_key_line(&principal, role(&r)?, &key);
+                                serde_json::json!({ "key": key.expose(), "static_keys_line": line })
+                            }
+                            KeysCmd::Issue { target, principal, ttl_s } => {
+                                let key = paddock_client::new_api_key();
+                                let issued = target
+                                    .client()?
+                                    .issue_key_digest(&principal, &key, ttl_s, &paddock_client::fresh_key())
+                                    .await?;
+                                serde_json::json!({
+                                    "principal": principal,
+                                    "key_id": issued.key_id,
+                                    "key": key.expose(),
+                                    "expires_at_ms": issued.expires_at_ms,
+                                })
+                            }
+                            KeysCmd::Revoke { target, id } => serde_json::to_value(
+                                target.client()?.revoke_key(&id, &paddock_client::fresh_key()).await?,
+                            )?,
+                        },
+                        Cmd::Audit { action } => match action {
+                            AuditCmd::Export { target, out } => {
+                                let trail = target.client()?.audit_trail().await?;
+                                let verified = paddock_api::convert::verify_audit_export(&trail)
+                                    .map_err(|e| anyhow::anyhow!("the node's audit trail does not verify: {e}"))?;
+                                std::fs::write(&out, serde_json::to_vec_pretty(&trail)?)
+                                    .with_context(|| format!("cannot write {}", out.display()))?;
+                                serde_json::json!({ "file": out, "records": verified.records, "head": verified.head })
+                            }
+                            AuditCmd::Verify { target, file } => {
+                                let trail: Vec<paddock_api::wire::AuditRecordBody> = match &file {
+                                    Some(path) => serde_json::from_slice(
+                                        &std::fs::read(path)
+                                            .with_context(|| format!("cannot read {}", path.display()))?,
+                                    )
+                                    .with_context(|| format!("{} is not an audit export", path.display()))?,
+                                    None => target.client()?.audit_trail().await?,
+                                };
+                                let verified = paddock_api::convert::verify_audit_export(&trail)
+                                    .map_err(|e| anyhow::anyhow!("audit trail FAILS verification: {e}"))?;
+                                serde_json::json!({
+                                    "verified": true,
+                                    "records": verified.records,
+                                    "head": verified.head,
+                                    "last_log_index": verified.last_log_index,
+                                })
+                            }
+                        },
+                        Cmd::Principals { action } => match action {
+                            PrincipalsCmd::Create { target, name, role: r, accounts } => serde_json::to_value(
+                                target
+                                    .client()?
+                                    .create_principal(&name, role(&r)?, &accounts, &paddock_client::fresh_key())
+                                    .await?,
+                            )?,
+                            PrincipalsCmd::Bind { target, name, account } => serde_json::to_value(
+                                target.client()?.bind_account(&name, account, &paddock_client::fresh_key()).await?,
+                            )?,
+                            PrincipalsCmd::List { target } => {
+                                serde_json::to_value(target.client()?.principals().await?)?
+                            }
+                        },
+                        Cmd::Incidents { action } => match action {
+                            IncidentsCmd::List { target } => serde_json::to_value(target.client()?.incidents().await?)?,
+                            IncidentsCmd::Open { target, cause, node_id } => serde_json::to_value(
+                                target.client()?.open_incident(&cause, node_id, &paddock_client::fresh_key()).await?,
+                            )?,
+                            IncidentsCmd::Close { target, id, resolution } => serde_json::to_value(
+                                target.client()?.close_incident(id, &resolution, &paddock_client::fresh_key()).await?,
+                            )?,
+                        },
+                        Cmd::Start(_) | Cmd::Demo(_) | Cmd::Load(_) | Cmd::Drill { .. } | Cmd::Certs { .. } => {
+                            unreachable!("handled above")
                         }
-                        MembersCmd::Remove { target, id } => {
-                            serde_json::to_value(target.client()?.remove_member(id).await?)?
-                        }
-                    },
-                    Cmd::Keys { action } => match action {
-                        KeysCmd::New { principal, role: r } => {
-                            let key = paddock_client::new_api_key();
-                            let line = paddock_client::static_key_line(&principal, role(&r)?, &key);
-                            serde_json::json!({ "key": key.expose(), "static_keys_line": line })
-                        }
-                        KeysCmd::Issue { target, principal, ttl_s } => {
-                            let key = paddock_client::new_api_key();
-                            let issued = target
-                                .client()?
-                                .issue_key_digest(&principal, &key, ttl_s, &paddock_client::fresh_key())
-                                .await?;
-                            serde_json::json!({
-                                "principal": principal,
-                                "key_id": issued.key_id,
-                                "key": key.expose(),
-                                "expires_at_ms": issued.expires_at_ms,
-                            })
-                        }
-                        KeysCmd::Revoke { target, id } => {
-                            serde_json::to_value(target.client()?.revoke_key(&id, &paddock_client::fresh_key()).await?)?
-                        }
-                    },
-                    Cmd::Audit { action } => match action {
-                        AuditCmd::Export { target, out } => {
-                            let trail = target.client()?.audit_trail().await?;
-                            let verified = paddock_api::convert::verify_audit_export(&trail)
-                                .map_err(|e| anyhow::anyhow!("the node's audit trail does not verify: {e}"))?;
-                            std::fs::write(&out, serde_json::to_vec_pretty(&trail)?)
-                                .with_context(|| format!("cannot write {}", out.display()))?;
-                            serde_json::json!({ "file": out, "records": verified.records, "head": verified.head })
-                        }
-                        AuditCmd::Verify { target, file } => {
-                            let trail: Vec<paddock_api::wire::AuditRecordBody> = match &file {
-                                Some(path) => serde_json::from_slice(
-                                    &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
-                                )
-                                .with_context(|| format!("{} is not an audit export", path.display()))?,
-                                None => target.client()?.audit_trail().await?,
-                            };
-                            let verified = paddock_api::convert::verify_audit_export(&trail)
-                                .map_err(|e| anyhow::anyhow!("audit trail FAILS verification: {e}"))?;
-                            serde_json::json!({
-                                "verified": true,
-                                "records": verified.records,
-                                "head": verified.head,
-                                "last_log_index": verified.last_log_index,
-                            })
-                        }
-                    },
-                    Cmd::Principals { action } => match action {
-                        PrincipalsCmd::Create { target, name, role: r, accounts } => serde_json::to_value(
-                            target
-                                .client()?
-                                .create_principal(&name, role(&r)?, &accounts, &paddock_client::fresh_key())
-                                .await?,
-                        )?,
-                        PrincipalsCmd::Bind { target, name, account } => serde_json::to_value(
-                            target.client()?.bind_account(&name, account, &paddock_client::fresh_key()).await?,
-                        )?,
-                        PrincipalsCmd::List { target } => serde_json::to_value(target.client()?.principals().await?)?,
-                    },
-                    Cmd::Incidents { action } => match action {
-                        IncidentsCmd::List { target } => serde_json::to_value(target.client()?.incidents().await?)?,
-                        IncidentsCmd::Open { target, cause, node_id } => serde_json::to_value(
-                            target.client()?.open_incident(&cause, node_id, &paddock_client::fresh_key()).await?,
-                        )?,
-                        IncidentsCmd::Close { target, id, resolution } => serde_json::to_value(
-                            target.client()?.close_incident(id, &resolution, &paddock_client::fresh_key()).await?,
-                        )?,
-                    },
-                    Cmd::Start(_) | Cmd::Demo(_) | Cmd::Load(_) | Cmd::Drill { .. } | Cmd::Certs { .. } => {
-                        unreachable!("handled above")
-                    }
-                };
-                println!("{}", serde_json::to_string_pretty(&value)?);
-                Ok(())
-            })
-            .map_err(with_node_hint)
+                    };
+                    println!("{}", serde_json::to_string_pretty(&value)?);
+                    Ok(())
+                })
+                .map_err(with_node_hint)
         }
     }
 }

@@ -36,9 +36,9 @@ fn every_flag_of_start_load_and_the_drills_is_documented_in_operations_md() {
         assert!(flags.len() >= 5, "paddock {command:?} --help lists its flags: {flags:?}");
         for flag in flags {
             // Named as a flag: followed by a space, a backtick or the end of a word.
-            let named = docs.match_indices(&flag).any(|(at, _)| {
-                !docs[at + flag.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
-            });
+            let named = docs
+                .match_indices(&flag)
+                .any(|(at, _)| !docs[at + flag.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-'));
             if !named {
                 missing.push(format!("paddock {} {flag}", command.join(" ")));
             }
