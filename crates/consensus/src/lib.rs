@@ -442,6 +442,9 @@ pub(crate) struct Inner {
     found_existing_cluster: std::sync::atomic::AtomicBool,
     /// The voters' clocks as sampled by this node; gates stamping while leader.
     cluster_time: cluster_time::ClusterTime,
+    /// Why this node, not yet a member of any membership, cannot join (its bootstrap list
+    /// disagrees with the cluster's): logged, and given as `/health/ready`'s reason.
+    join_problem: std::sync::Mutex<Option<String>>,
 }
 
 /// The consensus handle. Cheap to clone.
@@ -528,6 +531,7 @@ impl Consensus {
             }
         });
         *consensus.inner.server.lock().expect("server lock") = Some((task, stop_tx));
+        tokio::spawn(watch_bootstrap(Arc::downgrade(&consensus.inner), config.peers.clone(), config.peer_advertise.clone()));
         Ok(consensus)
     }
 
@@ -577,6 +581,7 @@ impl Consensus {
             data_dir: std::sync::Mutex::new(None),
             found_existing_cluster: std::sync::atomic::AtomicBool::new(false),
             cluster_time: cluster_time::ClusterTime::new(config.clock_offset_max_ms),
+            join_problem: std::sync::Mutex::new(None),
         });
         tokio::spawn(sample_clocks(Arc::downgrade(&inner)));
         let handler = Handler {
@@ -608,6 +613,12 @@ impl Consensus {
     /// cluster: it waits to be added (`members add`) and must not bootstrap a cluster itself.
     pub fn found_existing_cluster(&self) -> bool {
         self.inner.found_existing_cluster.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Why this node cannot join its cluster, when its bootstrap list disagrees with the
+    /// cluster's (see `watch_bootstrap`); `None` once it is a member, or while nothing is known.
+    pub fn join_problem(&self) -> Option<String> {
+        self.inner.join_problem.lock().expect("join problem lock").clone()
     }
 
     /// Replicates a command and returns the ledger's answer.
@@ -746,6 +757,124 @@ async fn sample_clocks(inner: std::sync::Weak<Inner>) {
         drop(me);
         tokio::time::sleep(cluster_time::SAMPLE_PERIOD).await;
     }
+}
+
+/// How often a node outside any membership asks its bootstrap peers about theirs.
+const BOOTSTRAP_CHECK_PERIOD: Duration = Duration::from_secs(2);
+/// Rounds (of [`BOOTSTRAP_CHECK_PERIOD`]) a node counted as a voter may go with nothing
+/// replicated to it before its address in the others' lists is suspected.
+const UNREACHED_ROUNDS: u32 = 5;
+
+/// A typo in one node's `--bootstrap` forms a cluster without it, and it would wait forever
+/// with nothing in its log. Compares the bootstrap list with what the peers report:
+///
+/// - a node already in a membership, started again with a list that differs from it, is told
+///   (once, at WARN) that the list is ignored and how membership changes;
+/// - a node in no membership asks its bootstrap peers every [`BOOTSTRAP_CHECK_PERIOD`] which
+///   voters they have. Voters other than the ones its list names mean the lists disagree; being
+///   a voter there but reached by no entry for a while means the others have another address
+///   for it. Either is logged at ERROR, once per distinct finding, and kept as
+///   [`Consensus::join_problem`] (the readiness reason) until the node joins.
+async fn watch_bootstrap(inner: std::sync::Weak<Inner>, bootstrap: BTreeMap<u64, String>, advertise: String) {
+    // Let Raft load the stored membership first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut unreached = 0u32;
+    let mut said: Option<String> = None;
+    loop {
+        let Some(me) = inner.upgrade() else { return };
+        let membership = me.raft.metrics().borrow_watched().membership_config.clone();
+        let membership = membership.membership();
+        let members: BTreeMap<u64, String> = membership.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
+        if !members.is_empty() {
+            let voters: BTreeMap<u64, String> =
+                members.iter().filter(|(id, _)| membership.voter_ids().any(|v| v == **id)).map(|(i, a)| (*i, a.clone())).collect();
+            if !bootstrap.is_empty() && voters != bootstrap && said.is_none() {
+                tracing::warn!(
+                    bootstrap = %describe_members(&bootstrap),
+                    voters = %describe_members(&voters),
+                    "--bootstrap is ignored: this node's data directory already holds the cluster's membership; \
+                     change members with `paddock members add|promote|remove`"
+                );
+            }
+            *me.join_problem.lock().expect("join problem lock") = None;
+            return;
+        }
+        if !bootstrap.contains_key(&me.id) {
+            // A node joining an existing cluster waits to be added; nothing to compare.
+            drop(me);
+            tokio::time::sleep(BOOTSTRAP_CHECK_PERIOD).await;
+            continue;
+        }
+        let mut problem = None;
+        for (&peer, addr) in bootstrap.iter().filter(|(id, _)| **id != me.id) {
+            let reply = call(&*me.transport, addr, Rpc::Forward, &ForwardOp::Membership, Duration::from_secs(1)).await;
+            let Ok(ForwardReply::Membership { voters, .. }) = reply else { continue };
+            if voters.is_empty() {
+                continue;
+            }
+            let ours: Vec<u64> = bootstrap.keys().copied().collect();
+            if voters != ours && me.found_existing_cluster.load(std::sync::atomic::Ordering::SeqCst) {
+                // Started empty beside a running cluster (a new node, or a wiped one being
+                // re-added): waiting to be added is the expected step, not a disagreement.
+                problem = Some(format!(
+                    "waiting to be added: node {peer}'s cluster has voters {}; add this node with \
+                     `paddock members add --id {} --peer {advertise}`",
+                    describe_ids(&voters),
+                    me.id
+                ));
+                break;
+            }
+            if voters != ours {
+                problem = Some(format!(
+                    "this node's --bootstrap names voters {} but node {peer}'s cluster has voters {}: the bootstrap \
+                     lists differ between nodes; give every node the same --bootstrap, or add this node with \
+                     `paddock members add --id {} --peer {advertise}`",
+                    describe_ids(&ours),
+                    describe_ids(&voters),
+                    me.id
+                ));
+                break;
+            }
+            unreached += 1;
+            if unreached >= UNREACHED_ROUNDS {
+                problem = Some(format!(
+                    "node {peer} counts this node as a voter, but no entry has reached it in {} s: the other nodes \
+                     may have another address for node {} in their --bootstrap (this node is at {advertise}); \
+                     compare --bootstrap on every node",
+                    u64::from(unreached) * BOOTSTRAP_CHECK_PERIOD.as_secs(),
+                    me.id
+                ));
+            }
+            break;
+        }
+        if problem.is_some() && problem != said {
+            let text = problem.as_deref().unwrap_or_default();
+            if text.starts_with("waiting to be added") {
+                tracing::warn!(problem = text, "this node is not a member yet");
+            } else {
+                tracing::error!(problem = text, "this node cannot join its cluster");
+            }
+            said.clone_from(&problem);
+        }
+        *me.join_problem.lock().expect("join problem lock") = problem;
+        drop(me);
+        tokio::time::sleep(BOOTSTRAP_CHECK_PERIOD).await;
+    }
+}
+
+/// "1, 2 and 3".
+fn describe_ids(ids: &[u64]) -> String {
+    let words: Vec<String> = ids.iter().map(u64::to_string).collect();
+    match words.split_last() {
+        None => "none".to_string(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// "1=10.0.0.1:7101,2=10.0.0.2:7101", the `--bootstrap` syntax.
+fn describe_members(members: &BTreeMap<u64, String>) -> String {
+    members.iter().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",")
 }
 
 /// Asks each known peer whether it counts this node (whose data directory is empty) as a voter;

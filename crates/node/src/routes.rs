@@ -937,7 +937,8 @@ pub(crate) async fn ready(State(app): State<App>) -> Response {
     let reason = if app.shutting_down() {
         Some("shutting down".to_string())
     } else if s.members.iter().all(|m| m.id != s.node_id) {
-        Some("not a member of a cluster".into())
+        // Why it cannot join, when its bootstrap list disagrees with the cluster's.
+        Some(app.consensus.join_problem().unwrap_or_else(|| "not a member of a cluster".into()))
     } else if s.leader.is_none() {
         Some("no known leader".into())
     } else if !matches!(

@@ -95,6 +95,8 @@ pub struct Node {
     pub advertised: SocketAddr,
     /// Arguments for this node only, after the cluster's own.
     pub own_args: Vec<String>,
+    /// This node's `--bootstrap`, when a test gives it another list than the cluster's.
+    pub bootstrap: Option<String>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Where stdout and stderr go.
@@ -162,6 +164,7 @@ impl Cluster {
                     peer,
                     advertised: advertised.iter().find(|(a, _)| *a == id).map_or(peer, |(_, addr)| *addr),
                     own_args: Vec::new(),
+                    bootstrap: None,
                     data_dir: dir.path().join(format!("node-{id}")),
                     log_path: dir.path().join(format!("node-{id}.log")),
                     child: None,
@@ -331,14 +334,34 @@ impl Cluster {
         self.ids().into_iter().filter(|id| self.is_running(*id)).collect()
     }
 
-    /// Starts a node's process with the same arguments as before (it must not be running).
+    /// Starts a node's process (again) with its arguments (it must not be running).
     pub fn restart(&mut self, id: u64) {
         assert!(!self.is_running(id), "node {id} is still running");
         self.spawn(id);
     }
 
+    /// A cluster of `n` nodes, none started yet: a test changes a node's settings first, then
+    /// [`Cluster::spawn_all`]. Nothing waits for readiness.
+    pub fn unstarted(n: usize, extra_args: &[&str]) -> Cluster {
+        Cluster::launch_advertising_unstarted(n, extra_args, &[])
+    }
+
+    /// Starts every node not running, without waiting for readiness.
+    pub fn spawn_all(&mut self) {
+        for id in self.ids() {
+            if !self.is_running(id) {
+                self.spawn(id);
+            }
+        }
+    }
+
+    /// Gives node `id` its own `--bootstrap` list from its next start on.
+    pub fn set_bootstrap(&mut self, id: u64, list: &str) {
+        self.node_mut(id).bootstrap = Some(list.to_string());
+    }
+
     fn spawn(&mut self, id: u64) {
-        let bootstrap = self.bootstrap.clone();
+        let bootstrap = self.node(id).bootstrap.clone().unwrap_or_else(|| self.bootstrap.clone());
         let mut extra = self.extra_args.clone();
         if let Some(certs) = &self.tls {
             for (flag, file) in [
