@@ -23,14 +23,15 @@ async fn a_node_left_out_by_a_typo_in_the_first_nodes_bootstrap_list_says_why_it
     let http = reqwest::Client::new();
     let url = format!("{}/health/ready", cluster.url(3));
     let every = Duration::from_millis(200);
-    let reason = poll_until("node 3 to give the disagreement as its readiness reason", READY_WITHIN, every, async || {
-        let response = http.get(&url).send().await.ok()?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.ok()?;
-        let reason = body["reason"].as_str()?.to_string();
-        (status == 503 && reason.contains("--bootstrap")).then_some(reason)
-    })
-    .await;
+    let reason =
+        poll_until("node 3 to give the disagreement as its readiness reason", READY_WITHIN, every, async || {
+            let response = http.get(&url).send().await.ok()?;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.ok()?;
+            let reason = body["reason"].as_str()?.to_string();
+            (status == 503 && reason.contains("--bootstrap")).then_some(reason)
+        })
+        .await;
     assert!(reason.contains("1, 2 and 3") && reason.contains("1, 2 and 4"), "names both voter sets: {reason}");
     assert!(reason.contains("paddock members add --id 3"), "says what to do: {reason}");
     let log = cluster.log_text(3);

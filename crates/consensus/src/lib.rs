@@ -531,7 +531,11 @@ impl Consensus {
             }
         });
         *consensus.inner.server.lock().expect("server lock") = Some((task, stop_tx));
-        tokio::spawn(watch_bootstrap(Arc::downgrade(&consensus.inner), config.peers.clone(), config.peer_advertise.clone()));
+        tokio::spawn(watch_bootstrap(
+            Arc::downgrade(&consensus.inner),
+            config.peers.clone(),
+            config.peer_advertise.clone(),
+        ));
         Ok(consensus)
     }
 
@@ -786,8 +790,11 @@ async fn watch_bootstrap(inner: std::sync::Weak<Inner>, bootstrap: BTreeMap<u64,
         let membership = membership.membership();
         let members: BTreeMap<u64, String> = membership.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
         if !members.is_empty() {
-            let voters: BTreeMap<u64, String> =
-                members.iter().filter(|(id, _)| membership.voter_ids().any(|v| v == **id)).map(|(i, a)| (*i, a.clone())).collect();
+            let voters: BTreeMap<u64, String> = members
+                .iter()
+                .filter(|(id, _)| membership.voter_ids().any(|v| v == **id))
+                .map(|(i, a)| (*i, a.clone()))
+                .collect();
             if !bootstrap.is_empty() && voters != bootstrap && said.is_none() {
                 tracing::warn!(
                     bootstrap = %describe_members(&bootstrap),
