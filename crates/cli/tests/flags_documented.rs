@@ -22,6 +22,17 @@ fn flags(help: &str) -> Vec<String> {
         .collect()
 }
 
+/// The subcommands a help text lists under `Commands:` (without `help`).
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect()
+}
+
 fn operations_md() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/operations.md"))
         .expect("docs/operations.md is readable")
@@ -50,26 +61,12 @@ fn every_flag_of_start_load_and_the_drills_is_documented_in_operations_md() {
 #[test]
 fn every_subcommand_help_shows_an_example() {
     let top = help(&[]);
-    let commands: Vec<String> = top
-        .lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .filter(|c| c != "help")
-        .collect();
+    let commands = subcommands(&top);
     assert!(commands.len() >= 10, "the top-level help lists the subcommands: {commands:?}");
     let mut without = Vec::new();
     for command in &commands {
         let text = help(&[command]);
-        let nested: Vec<String> = text
-            .lines()
-            .skip_while(|l| !l.starts_with("Commands:"))
-            .skip(1)
-            .take_while(|l| l.starts_with("  "))
-            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-            .filter(|c| c != "help")
-            .collect();
+        let nested = subcommands(&text);
         if !text.contains("Example") {
             without.push(command.clone());
         }

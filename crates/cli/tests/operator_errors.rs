@@ -44,38 +44,34 @@ fn start_args(data_dir: &str, http: &str, peer: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_node_whose_http_port_is_taken_exits_naming_the_address_and_the_flag() {
+/// Starts a node whose HTTP (`which` = 0) or peer (`which` = 1) port another process holds,
+/// and checks that it exits naming the address and `flag`, in words.
+fn a_taken_port_is_refused_in_words(which: usize, flag: &str) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let ports = free_ports(2);
-    let taken = format!("127.0.0.1:{}", ports[0]);
-    let _holder = TcpListener::bind(&taken).expect("the test holds the port");
+    let addrs = [format!("127.0.0.1:{}", ports[0]), format!("127.0.0.1:{}", ports[1])];
+    let taken = &addrs[which];
+    let _holder = TcpListener::bind(taken).expect("the test holds the port");
     let data = dir.path().join("node-1").display().to_string();
-    let args = start_args(&data, &taken, &format!("127.0.0.1:{}", ports[1]));
+    let args = start_args(&data, &addrs[0], &addrs[1]);
     let out = run_to_exit(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a node without its port must not run: {stderr}");
-    assert!(stderr.contains(&taken), "names the address: {stderr}");
-    assert!(stderr.contains("--http"), "names the flag: {stderr}");
+    assert!(stderr.contains(taken.as_str()), "names the address: {stderr}");
+    assert!(stderr.contains(flag), "names the flag: {stderr}");
     assert!(stderr.contains("already in use"), "says why in words: {stderr}");
     assert!(!stderr.contains("os error"), "no OS error numbers: {stderr}");
+    assert!(!stderr.contains("storage"), "a port is not a storage failure: {stderr}");
+}
+
+#[test]
+fn a_node_whose_http_port_is_taken_exits_naming_the_address_and_the_flag() {
+    a_taken_port_is_refused_in_words(0, "--http");
 }
 
 #[test]
 fn a_node_whose_peer_port_is_taken_exits_naming_the_address_and_the_flag() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let ports = free_ports(2);
-    let taken = format!("127.0.0.1:{}", ports[1]);
-    let _holder = TcpListener::bind(&taken).expect("the test holds the port");
-    let data = dir.path().join("node-1").display().to_string();
-    let args = start_args(&data, &format!("127.0.0.1:{}", ports[0]), &taken);
-    let out = run_to_exit(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a node without its peer port must not run: {stderr}");
-    assert!(stderr.contains(&taken), "names the address: {stderr}");
-    assert!(stderr.contains("--peer"), "names the flag: {stderr}");
-    assert!(stderr.contains("already in use"), "says why in words: {stderr}");
-    assert!(!stderr.contains("storage"), "a port is not a storage failure: {stderr}");
+    a_taken_port_is_refused_in_words(1, "--peer");
 }
 
 #[test]
