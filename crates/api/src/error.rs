@@ -69,6 +69,34 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code of the API's own, besides the ledger's: the OpenAPI document lists them with
+    /// their statuses, so a client can handle each by name.
+    pub const API: [ErrorCode; 18] = [
+        ErrorCode::MalformedBody,
+        ErrorCode::BodyTooLarge,
+        ErrorCode::UriTooLong,
+        ErrorCode::HeadersTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::IdempotencyKeyMissing,
+        ErrorCode::BadParameter,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::RateLimited,
+        ErrorCode::Overloaded,
+        ErrorCode::Unavailable,
+        ErrorCode::OutcomeUnknown,
+        ErrorCode::ReadUnavailable,
+        ErrorCode::ClockUnsynchronized,
+        ErrorCode::ClosesAtPassed,
+    ];
+
+    /// Every code a client can receive: the API's own, then the ledger's.
+    pub fn all() -> impl Iterator<Item = ErrorCode> {
+        ErrorCode::API.into_iter().chain(ResultCode::ALL.iter().map(|c| ErrorCode::Ledger(*c)))
+    }
+
     /// The stable name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -237,34 +265,43 @@ mod tests {
 
     #[test]
     fn error_codes_are_unique_snake_case() {
-        let mut names: Vec<&str> = ResultCode::ALL.iter().map(|c| c.as_str()).collect();
-        names.extend(
-            [
-                ErrorCode::MalformedBody,
-                ErrorCode::BodyTooLarge,
-                ErrorCode::UriTooLong,
-                ErrorCode::HeadersTooLarge,
-                ErrorCode::UnsupportedMediaType,
-                ErrorCode::IdempotencyKeyMissing,
-                ErrorCode::BadParameter,
-                ErrorCode::Unauthenticated,
-                ErrorCode::Forbidden,
-                ErrorCode::NotFound,
-                ErrorCode::MethodNotAllowed,
-                ErrorCode::RateLimited,
-                ErrorCode::Overloaded,
-                ErrorCode::Unavailable,
-                ErrorCode::OutcomeUnknown,
-                ErrorCode::ReadUnavailable,
-                ErrorCode::ClockUnsynchronized,
-                ErrorCode::ClosesAtPassed,
-            ]
-            .map(ErrorCode::as_str),
-        );
+        let mut names: Vec<&str> = ErrorCode::all().map(ErrorCode::as_str).collect();
         let count = names.len();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), count, "duplicate error code names");
         assert!(names.iter().all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+    }
+
+    #[test]
+    fn the_api_list_names_every_code_of_the_api_once() {
+        // An exhaustive match: a new variant does not compile until it is placed here, and the
+        // count below then fails until it is in `ErrorCode::API` too.
+        let own = |code: ErrorCode| match code {
+            ErrorCode::Ledger(_) => false,
+            ErrorCode::MalformedBody
+            | ErrorCode::BodyTooLarge
+            | ErrorCode::UriTooLong
+            | ErrorCode::HeadersTooLarge
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::IdempotencyKeyMissing
+            | ErrorCode::BadParameter
+            | ErrorCode::Unauthenticated
+            | ErrorCode::Forbidden
+            | ErrorCode::NotFound
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::RateLimited
+            | ErrorCode::Overloaded
+            | ErrorCode::Unavailable
+            | ErrorCode::OutcomeUnknown
+            | ErrorCode::ReadUnavailable
+            | ErrorCode::ClockUnsynchronized
+            | ErrorCode::ClosesAtPassed => true,
+        };
+        assert!(ErrorCode::API.iter().all(|c| own(*c)), "the list holds no ledger code");
+        let mut listed = ErrorCode::API.map(ErrorCode::as_str).to_vec();
+        listed.sort_unstable();
+        listed.dedup();
+        assert_eq!(listed.len(), 18, "every variant of the match above, once");
     }
 }

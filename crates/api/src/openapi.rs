@@ -3,7 +3,7 @@
 //! Built from one table of routes, so that adding a route means adding one row here; the node
 //! has a test that every route it serves appears in this table and the other way round.
 
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, ErrorCode};
 use crate::wire::*;
 use paddock_ledger::Role;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
@@ -380,9 +380,8 @@ fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
     macro_rules! s {
         ($($t:ty),*) => { vec![$((<$t>::name().to_string(), <$t>::schema()),)*] };
     }
-    s!(
+    let mut all = s!(
         ErrorBody,
-        crate::error::ErrorDetail,
         OpenAccountRequest,
         AccountBody,
         AmountRequest,
@@ -439,7 +438,43 @@ fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
         StakeFactorRequest,
         EventBody,
         CashOutQuoteBody
-    )
+    );
+    all.push((crate::error::ErrorDetail::name().to_string(), error_detail_schema().into()));
+    all
+}
+
+/// `ErrorDetail` with its `code` declared as the closed list of every code, so that a
+/// generated client has them as an enum.
+fn error_detail_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::Type;
+    use utoipa::openapi::ObjectBuilder;
+    let codes: Vec<&str> = ErrorCode::all().map(ErrorCode::as_str).collect();
+    ObjectBuilder::new()
+        .description(Some("Code and message."))
+        .property(
+            "code",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(codes))
+                .description(Some("Stable machine-readable code, e.g. `insufficient_funds`; see the response's description for the codes of each status")),
+        )
+        .required("code")
+        .property(
+            "message",
+            ObjectBuilder::new().schema_type(Type::String).description(Some("Human-readable explanation")),
+        )
+        .required("message")
+        .into()
+}
+
+/// The codes each error status can carry, e.g. `400: bad_parameter, malformed_body, ...`,
+/// for statuses in `range`.
+fn codes_by_status(range: std::ops::RangeInclusive<u16>) -> String {
+    let mut by_status: std::collections::BTreeMap<u16, Vec<&str>> = std::collections::BTreeMap::new();
+    for code in ErrorCode::all().filter(|c| range.contains(&c.status())) {
+        by_status.entry(code.status()).or_default().push(code.as_str());
+    }
+    by_status.iter().map(|(status, codes)| format!("{status}: {}", codes.join(", "))).collect::<Vec<_>>().join("; ")
 }
 
 fn json_ref(name: &str) -> utoipa::openapi::Content {
@@ -566,14 +601,42 @@ pub fn document() -> OpenApi {
             }
             None => ResponseBuilder::new().description("Success").build(),
         };
-        let err = ResponseBuilder::new()
-            .description("Refused; `error.code` is stable")
-            .content("application/json", json_ref("ErrorBody"))
-            .build();
+        let replayed = || {
+            utoipa::openapi::HeaderBuilder::new()
+                .schema(
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::String)
+                        .enum_values(Some(["true", "false"])),
+                )
+                .description(Some(
+                    "true: the answer is the first answer to an earlier request with this Idempotency-Key and body, which this one did not repeat",
+                ))
+                .build()
+        };
+        let error = |text: String| {
+            let mut built = ResponseBuilder::new().description(text).content("application/json", json_ref("ErrorBody"));
+            if route.idempotent {
+                built = built.header("Idempotent-Replayed", replayed());
+            }
+            built.build()
+        };
+        let client_error =
+            error(format!("Refused, nothing changed; `error.code` is stable: {}", codes_by_status(400..=499)));
+        let unavailable = error(format!(
+            "Not done now, retry after Retry-After (outcome_unknown: maybe done, retry with the same Idempotency-Key): {}",
+            codes_by_status(500..=599)
+        ));
+        let ok = if route.idempotent {
+            let mut ok = ok;
+            ok.headers.insert("Idempotent-Replayed".to_string(), replayed());
+            ok
+        } else {
+            ok
+        };
         let responses = ResponsesBuilder::new()
             .response(route.status.to_string(), ok)
-            .response("4XX", err.clone())
-            .response("503", err)
+            .response("4XX", client_error)
+            .response("503", unavailable)
             .build();
         op = op.responses(responses);
         let method = match route.method {

@@ -27,7 +27,8 @@ pub struct DemoArgs {
     /// Stop by itself after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub duration_s: u64,
-    /// Bets per second in the simulated flow.
+    /// Bets per second in the simulated flow; 0 for none (a quiet book, as the API examples
+    /// in docs/api.md expect).
     #[arg(long, default_value_t = 5)]
     pub bets_per_s: u32,
 }
@@ -354,6 +355,13 @@ impl Dice {
 
 async fn flow(client: &Client, duration: Duration, bets_per_s: u32) -> Result<()> {
     let deadline = Instant::now() + duration;
+    if bets_per_s == 0 {
+        // A quiet book: what the documentation's examples (and a newcomer following them)
+        // expect, with bet ids from 1 and balances nobody else moves.
+        println!("no betting flow (--bets-per-s 0): the book changes only when you change it");
+        tokio::time::sleep_until(deadline.into()).await;
+        return Ok(());
+    }
     let mut dice = Dice(0x9E37_79B9_7F4A_7C15);
     let period = Duration::from_secs_f64(1.0 / f64::from(bets_per_s.max(1)));
     let (mut accepted, mut refused, mut errors) = (0u64, 0u64, 0u64);

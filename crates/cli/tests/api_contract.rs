@@ -1,8 +1,8 @@
 //! The API contract a client builds on, on a real node: a missing object is named by its own
-//! code, every write answer carries its log index, market
+//! code, every write answer carries its log index and says whether it is a replay, market
 //! status changes need no body, a parameter error names the rule in words, a market that
-//! would already be closed is refused at creation, and a market shows its rules, deductions
-//! and results.
+//! would already be closed is refused at creation, a member nobody can reach is not added,
+//! and a market shows its rules, deductions and results.
 
 mod support;
 
@@ -368,4 +368,78 @@ async fn a_cash_out_quote_is_exactly_what_the_book_accepts() {
     let after = after.await.unwrap();
     assert_eq!(after.status(), StatusCode::CONFLICT);
     assert_eq!(code_of(&after.text().await.unwrap()), "bet_not_open");
+}
+
+/// POSTs `body` to `path` on `url` as the operator with an idempotency key; the status, the
+/// `Idempotent-Replayed` header and the body's error code, if any.
+async fn post_keyed(cluster: &Cluster, url: &str, path: &str, key: &str, body: Value) -> (u16, Option<String>, String) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .bearer_auth(cluster.keys().operator.expose())
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("answer");
+    let status = response.status().as_u16();
+    let replayed = response.headers().get("idempotent-replayed").map(|v| v.to_str().expect("ascii header").to_string());
+    let text = response.text().await.unwrap_or_default();
+    let code = if status >= 400 { code_of(&text) } else { String::new() };
+    (status, replayed, code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_write_says_it_is_a_replay_through_the_leader_and_through_a_follower() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.leader().await;
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
+    let (on_leader, on_follower) = (cluster.url(leader), cluster.url(follower));
+    let open = serde_json::json!({"account_id": 7, "currency": "GBP"});
+
+    let first = post_keyed(&cluster, &on_leader, "/v1/accounts", "open-7", open.clone()).await;
+    assert_eq!(first, (201, Some("false".to_string()), String::new()), "a first answer is not a replay");
+    let retry = post_keyed(&cluster, &on_leader, "/v1/accounts", "open-7", open.clone()).await;
+    assert_eq!(retry, (201, Some("true".to_string()), String::new()), "the retry is told it is a replay");
+    let relayed = post_keyed(&cluster, &on_follower, "/v1/accounts", "open-7", open).await;
+    assert_eq!(relayed, (201, Some("true".to_string()), String::new()), "relayed by a follower, still a replay");
+
+    // A refusal is remembered and replayed the same way.
+    let path = "/v1/markets/99/close";
+    let refused = post_keyed(&cluster, &on_follower, path, "close-99", serde_json::json!({})).await;
+    assert_eq!(refused, (404, Some("false".to_string()), "market_not_found".to_string()));
+    let again = post_keyed(&cluster, &on_leader, path, "close-99", serde_json::json!({})).await;
+    assert_eq!(again, (404, Some("true".to_string()), "market_not_found".to_string()));
+
+    // A read replicates nothing and is not marked.
+    let read = reqwest::Client::new()
+        .get(format!("{on_follower}/v1/accounts/7"))
+        .bearer_auth(cluster.keys().operator.expose())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(read.status(), StatusCode::OK);
+    assert!(read.headers().get("idempotent-replayed").is_none(), "a read is neither first nor replay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_node_nobody_can_reach_is_refused_and_changes_nothing() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.leader().await;
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
+    // Loopback ports that were free a moment ago: nothing listens there.
+    let port = free_ports(1)[0];
+    let (nobody, elsewhere) = (format!("127.0.0.1:{port}"), format!("127.0.0.2:{port}"));
+    let members = |c: &paddock_api::wire::ClusterBody| {
+        c.members.iter().map(|m| (m.node_id, m.peer_addr.clone(), m.voter)).collect::<Vec<_>>()
+    };
+    let before = members(&cluster.client().cluster().await.expect("cluster view"));
+    for (through, peer) in [(leader, nobody.as_str()), (follower, elsewhere.as_str())] {
+        let refused = cluster.client_for(through).add_member(4, peer).await.expect_err("nobody answers there");
+        assert_eq!(refused.code(), Some("bad_parameter"), "{refused}");
+        let text = refused.to_string();
+        assert!(text.contains(&format!("cannot reach node 4 at {peer}")), "{text}");
+        assert!(text.contains("start it first"), "says what to do: {text}");
+    }
+    let after = members(&cluster.client().cluster().await.expect("cluster view"));
+    assert_eq!(after, before, "no learner was added");
 }

@@ -269,6 +269,10 @@ pub struct Written {
     pub outcome: Outcome,
     /// The log index of the entry.
     pub log_index: u64,
+    /// The answer is the remembered one of an earlier command with the same idempotency key
+    /// and body: this one changed nothing.
+    #[serde(skip)]
+    pub replayed: bool,
 }
 
 /// Why a linearizable read could not be served.
@@ -399,6 +403,11 @@ pub enum ForwardReply {
         outcome: Outcome,
         /// Its log index.
         log_index: u64,
+        /// The answer was a replay. Not in the postcard encoding of the enum, whose layout
+        /// older builds decode: `transport::encode_forward_reply` appends it as a trailing
+        /// flags byte, which an older build ignores.
+        #[serde(skip)]
+        replayed: bool,
     },
     /// A membership or leadership operation was done.
     Done,
@@ -454,6 +463,8 @@ pub struct Consensus {
 }
 
 const POLL: Duration = Duration::from_millis(20);
+/// How long the leader waits for a node about to be added to answer that it is there.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Consensus {
     /// Opens storage on the real disk, starts Raft and the gRPC peer server. The node is not
@@ -946,7 +957,7 @@ impl Inner {
 
     pub(crate) async fn write(&self, command: Command) -> Result<Written, WriteError> {
         match self.on_leader(ForwardOp::Write(command)).await? {
-            ForwardReply::Written { outcome, log_index } => Ok(Written { outcome, log_index }),
+            ForwardReply::Written { outcome, log_index, replayed } => Ok(Written { outcome, log_index, replayed }),
             other => Err(WriteError::Unknown(format!("unexpected reply {other:?}"))),
         }
     }
@@ -989,7 +1000,7 @@ impl Inner {
                     None => ForwardReply::NotLeader { leader: None },
                     Some(addr) => {
                         let left = deadline.saturating_duration_since(Instant::now()).max(POLL);
-                        match call(&*self.transport, &addr, Rpc::Forward, &op, left).await {
+                        match transport::call_forward(&*self.transport, &addr, &op, left).await {
                             Ok(reply) => reply,
                             Err(PeerError::Unreachable { never_sent: true, .. }) => {
                                 // Refused before anything was sent: safe to try again.
@@ -1049,11 +1060,15 @@ impl Inner {
                 let request = Request { time: (self.clock)(), command };
                 match tokio::time::timeout(self.write_timeout, self.raft.client_write(request)).await {
                     Err(_) => ForwardReply::Failed(WriteError::Unknown(format!(
-                        "not committed within {:?}",
-                        self.write_timeout
+                        "not committed within {} ms",
+                        self.write_timeout.as_millis()
                     ))),
                     Ok(Ok(resp)) => match resp.data.outcome {
-                        Some(outcome) => ForwardReply::Written { outcome, log_index: resp.log_id.index },
+                        Some(outcome) => ForwardReply::Written {
+                            outcome,
+                            log_index: resp.log_id.index,
+                            replayed: resp.data.replayed,
+                        },
                         None => ForwardReply::Failed(WriteError::Unknown("entry applied without an outcome".into())),
                     },
                     Ok(Err(e)) => not_leader(&e).unwrap_or_else(|| fail(e)),
@@ -1078,6 +1093,19 @@ impl Inner {
                 if let Some((other, _)) = membership.membership().nodes().find(|(_, n)| n.addr == addr) {
                     return ForwardReply::Failed(WriteError::Refused(format!(
                         "{addr} is the peer address of node {other}: give node {id} its own address"
+                    )));
+                }
+                // A learner nobody can dial would be added all the same and the blocking add
+                // would wait out the write timeout (`outcome_unknown` from a healthy cluster):
+                // ask it first whether it is there, as any node of the cluster answers.
+                let probe: Result<ForwardReply, PeerError> =
+                    call(&*self.transport, &addr, Rpc::Forward, &ForwardOp::Membership, PROBE_TIMEOUT).await;
+                if let Err(e) = probe {
+                    return ForwardReply::Failed(WriteError::Refused(format!(
+                        "cannot reach node {id} at {addr} from the leader (node {}): {e}; start it first \
+                         (`paddock start --node-id {id} --peer {addr} ...` with this cluster's --cluster-id), \
+                         check that the leader can connect to that address, then add it",
+                        self.id
                     )));
                 }
                 match self.raft.add_learner(id, BasicNode::new(addr), true).await {

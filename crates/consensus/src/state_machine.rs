@@ -19,7 +19,7 @@ use crate::types::{LogId, Request, Response, Snapshot, SnapshotMeta, StoredMembe
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use paddock_ledger::{apply, ApplyCtx, Command, Outcome, State, TimestampMs};
+use paddock_ledger::{apply_noting_replay, Applied, ApplyCtx, Command, Outcome, State, TimestampMs};
 use paddock_storage::{LogStore, MetaKey, SnapshotFile, SnapshotFiles};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -270,13 +270,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         Response::default()
                     }
                     EntryPayload::Normal(Request { time, command }) => {
-                        let outcome = apply(&mut d.state, &command, ApplyCtx { log_index: index, time });
+                        let Applied { outcome, replayed } =
+                            apply_noting_replay(&mut d.state, &command, ApplyCtx { log_index: index, time });
                         drop(d);
                         if self.shared.events.receiver_count() > 0 {
                             let event = AppliedEvent { index, time, command, outcome: outcome.clone() };
                             let _ = self.shared.events.send(Arc::new(event));
                         }
-                        Response { outcome: Some(outcome) }
+                        Response { outcome: Some(outcome), replayed }
                     }
                     EntryPayload::Membership(m) => {
                         d.membership = StoredMembership::new(Some(entry.log_id), m);

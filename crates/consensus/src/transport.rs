@@ -247,6 +247,43 @@ pub async fn call_encoded<Resp: DeserializeOwned>(
         .map_err(|e| PeerError::Refused { addr: addr.to_string(), message: format!("undecodable answer: {e}") })
 }
 
+/// The trailing flags byte of a forwarded write's answer: the answer was a replay.
+pub const FLAG_REPLAYED: u8 = 1;
+
+/// Encodes a [`ForwardReply`]: its postcard bytes, then for a write's answer one flags byte
+/// ([`FLAG_REPLAYED`]). The flags trail the enum so that the enum's layout stays what older
+/// builds decode: postcard ignores trailing bytes, so an older build reads the answer and
+/// drops the flag, and an answer from an older build has no flags and reads as a first answer.
+pub fn encode_forward_reply(reply: &ForwardReply) -> Vec<u8> {
+    let mut bytes = postcard::to_stdvec(reply).expect("forward replies encode: plain data");
+    if let ForwardReply::Written { replayed, .. } = reply {
+        bytes.push(if *replayed { FLAG_REPLAYED } else { 0 });
+    }
+    bytes
+}
+
+/// Decodes what [`encode_forward_reply`] wrote, or an older build's answer without flags.
+pub fn decode_forward_reply(bytes: &[u8]) -> Result<ForwardReply, postcard::Error> {
+    let (mut reply, rest) = postcard::take_from_bytes::<ForwardReply>(bytes)?;
+    if let ForwardReply::Written { replayed, .. } = &mut reply {
+        *replayed = rest.first().is_some_and(|flags| flags & FLAG_REPLAYED != 0);
+    }
+    Ok(reply)
+}
+
+/// Forwards `op` to the node at `addr` and decodes its answer with its flags.
+pub async fn call_forward(
+    transport: &dyn Transport,
+    addr: &str,
+    op: &ForwardOp,
+    timeout: Duration,
+) -> Result<ForwardReply, PeerError> {
+    let payload = postcard::to_stdvec(op).expect("peer requests encode");
+    let bytes = transport.call(addr.to_string(), Rpc::Forward, payload, timeout).await?;
+    decode_forward_reply(&bytes)
+        .map_err(|e| PeerError::Refused { addr: addr.to_string(), message: format!("undecodable answer: {e}") })
+}
+
 /// Why the receiving side refused a call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandlerError {
@@ -381,7 +418,7 @@ impl Handler {
                 let inner =
                     self.inner.upgrade().ok_or_else(|| HandlerError::Unavailable("node is shutting down".into()))?;
                 let reply: ForwardReply = inner.run_as_leader(op).await;
-                seal(&reply)
+                Ok(encode_forward_reply(&reply))
             }
             Rpc::ReadIndex => {
                 let (): () = open(payload)?;

@@ -31,6 +31,9 @@ impl fmt::Display for Request {
 pub struct Response {
     /// The ledger's answer.
     pub outcome: Option<Outcome>,
+    /// The answer is a replay of a remembered one (an idempotent retry).
+    #[serde(default)]
+    pub replayed: bool,
 }
 
 /// The async runtime openraft runs on: tokio in production. Under the simulator, openraft's

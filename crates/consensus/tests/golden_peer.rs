@@ -11,7 +11,7 @@ use paddock_golden as golden;
 
 use golden::{check_tags, postcard_decode, postcard_encode, variant_of, Format, Golden};
 use paddock_consensus::proto::Frame;
-use paddock_consensus::transport::Rpc;
+use paddock_consensus::transport::{self, Rpc};
 use paddock_consensus::{ForwardOp, ForwardReply, WriteError, Written};
 use paddock_ledger::{
     AccountId, BetId, BetKind, Command, Done, IdempotencyKey, LegRequest, MarketId, Money, Odds, OddsPolicy, Outcome,
@@ -66,7 +66,7 @@ fn forward_ops() -> Vec<(&'static str, ForwardOp)> {
 /// One reply of every variant (and both shapes of a leader hint), in declaration order.
 fn forward_replies() -> Vec<(&'static str, ForwardReply)> {
     vec![
-        ("forward_reply_written", ForwardReply::Written { outcome: accepted(), log_index: 1042 }),
+        ("forward_reply_written", written_reply(false)),
         ("forward_reply_done", ForwardReply::Done),
         ("forward_reply_not_leader_hint", ForwardReply::NotLeader { leader: Some(2) }),
         ("forward_reply_not_leader_unknown", ForwardReply::NotLeader { leader: None }),
@@ -77,6 +77,19 @@ fn forward_replies() -> Vec<(&'static str, ForwardReply)> {
         ("forward_reply_membership", ForwardReply::Membership { voters: vec![1, 2, 3], replicated: vec![2, 3] }),
         ("forward_reply_clock", ForwardReply::Clock { now: TimestampMs(1_700_000_000_123) }),
     ]
+}
+
+/// A forwarded write's answer, first try or replay.
+fn written_reply(replayed: bool) -> ForwardReply {
+    ForwardReply::Written { outcome: accepted(), log_index: 1042, replayed }
+}
+
+fn encode_answer(reply: &ForwardReply) -> Vec<u8> {
+    transport::encode_forward_reply(reply)
+}
+
+fn decode_answer(bytes: &[u8]) -> Result<ForwardReply, String> {
+    transport::decode_forward_reply(bytes).map_err(|e| e.to_string())
 }
 
 /// Every write error, in declaration order.
@@ -108,7 +121,17 @@ fn every_forward_op_and_reply_variant_encodes_to_its_fixture_and_decodes_from_it
         let label = format!("WriteError::{}", variant_of(&error));
         golden.check(name, &label, &error, postcard_encode, postcard_decode::<WriteError>);
     }
-    let written = Written { outcome: accepted(), log_index: 1042 };
+    // What the Forward RPC carries: the reply and, after a write's answer, its flags byte.
+    for (name, replayed) in [("forward_answer_written", false), ("forward_answer_written_replayed", true)] {
+        golden.check_debug(
+            name,
+            "a Forward answer with its flags",
+            &written_reply(replayed),
+            encode_answer,
+            decode_answer,
+        );
+    }
+    let written = Written { outcome: accepted(), log_index: 1042, replayed: false };
     golden.check("written", "Written", &written, postcard_encode, postcard_decode::<Written>);
     // The `ClientWrite` answer is a `Result`: serde's Ok = 0, Err = 1 around the two above.
     let answer: Result<Written, WriteError> = Ok(written);
@@ -126,6 +149,21 @@ fn every_forward_op_and_reply_variant_encodes_to_its_fixture_and_decodes_from_it
         |bytes| Frame::decode(bytes).map_err(|e| e.to_string()),
     );
     golden.finish();
+}
+
+#[test]
+fn a_replayed_answer_reads_as_written_on_an_older_build_and_an_older_answer_is_not_a_replay() {
+    let replayed = encode_answer(&written_reply(true));
+    // An older build decodes with plain postcard, which ignores the trailing flags byte.
+    let on_older: ForwardReply = postcard::from_bytes(&replayed).expect("an older build reads the answer");
+    assert_eq!(format!("{on_older:?}"), format!("{:?}", written_reply(false)), "the same answer, the flag dropped");
+    // An older build's answer has no flags byte: a newer build reads it as a first answer.
+    let from_older = postcard_encode(&written_reply(true));
+    let read = decode_answer(&from_older).expect("a newer build reads an older answer");
+    assert_eq!(format!("{read:?}"), format!("{:?}", written_reply(false)));
+    // And the flag survives between two newer builds.
+    let read = decode_answer(&replayed).expect("decodes");
+    assert!(matches!(read, ForwardReply::Written { replayed: true, .. }), "{read:?}");
 }
 
 #[test]

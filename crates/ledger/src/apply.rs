@@ -38,34 +38,51 @@ const IDEMPOTENCY_PRUNE_BATCH: usize = 64;
 
 pub(crate) type Handled = Result<Done, ResultCode>;
 
+/// What applying one command gave: its outcome, and whether that outcome is the remembered
+/// answer to an earlier command with the same idempotency key and body (a retry).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The answer: the first answer again when `replayed`.
+    pub outcome: Outcome,
+    /// True when the command changed nothing because its key had been seen with this body:
+    /// clients are told so (`Idempotent-Replayed: true`) and can tell a retry from a first try.
+    pub replayed: bool,
+}
+
 /// Applies one command. Pure and deterministic: the outcome and the new state depend only on
 /// `state`, `command` and `ctx`.
 pub fn apply(state: &mut State, command: &Command, ctx: ApplyCtx) -> Outcome {
+    apply_noting_replay(state, command, ctx).outcome
+}
+
+/// [`apply`], also saying whether the answer is a replay of a remembered one.
+pub fn apply_noting_replay(state: &mut State, command: &Command, ctx: ApplyCtx) -> Applied {
+    let fresh = |outcome| Applied { outcome, replayed: false };
     // Time never runs backwards inside the ledger, even across a leader change, and moves
     // forward at most one step per entry (the first entry of a new book sets it).
     let step_max = state.config.clock_step_max_ms;
     let now = if state.clock.0 != 0 && ctx.time.0 > state.clock.0.saturating_add(step_max) {
         match command {
             Command::ResolvePending => state.clock.plus_ms(step_max),
-            _ => return Outcome::Rejected(ResultCode::ClockStepTooLarge),
+            _ => return fresh(Outcome::Rejected(ResultCode::ClockStepTooLarge)),
         }
     } else {
         state.clock.max(ctx.time)
     };
     let Some((scope, key)) = command.idempotency() else {
         let handled = dispatch(state, command, ctx, now);
-        return finish(state, handled, now);
+        return fresh(finish(state, handled, now));
     };
     if !key.is_valid() {
-        return Outcome::Rejected(ResultCode::IdempotencyKeyInvalid);
+        return fresh(Outcome::Rejected(ResultCode::IdempotencyKeyInvalid));
     }
     let digest = body_digest(command);
     let map_key = (scope, key.digest());
     if let Some(record) = state.idempotency.get(&map_key) {
         return if record.body_digest == digest {
-            record.outcome.clone()
+            Applied { outcome: record.outcome.clone(), replayed: true }
         } else {
-            Outcome::Rejected(ResultCode::IdempotencyKeyReused)
+            fresh(Outcome::Rejected(ResultCode::IdempotencyKeyReused))
         };
     }
     let handled = dispatch(state, command, ctx, now);
@@ -81,7 +98,7 @@ pub fn apply(state: &mut State, command: &Command, ctx: ApplyCtx) -> Outcome {
         state.idempotency_expiry.push_back((expires, scope, map_key.1));
         state.idempotency.insert(map_key, IdempotencyRecord { body_digest: digest, outcome: outcome.clone() });
     }
-    outcome
+    fresh(outcome)
 }
 
 fn finish(state: &mut State, handled: Handled, now: TimestampMs) -> Outcome {

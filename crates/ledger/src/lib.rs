@@ -34,7 +34,9 @@ mod settlement;
 pub mod snapshot;
 pub mod state;
 
-pub use apply::{apply, ApplyCtx, BET_DELAY_MS_MAX, MARKET_SELECTIONS_MAX, SELF_EXCLUSION_DAYS_MIN};
+pub use apply::{
+    apply, apply_noting_replay, Applied, ApplyCtx, BET_DELAY_MS_MAX, MARKET_SELECTIONS_MAX, SELF_EXCLUSION_DAYS_MIN,
+};
 pub use auth::{Authenticated, KeyHash, KeyId, KeyText, KeyView, PrincipalView, Role};
 pub use betting::{LEGS_MAX, LINES_MAX};
 pub use code::ResultCode;

@@ -125,3 +125,31 @@ fn an_operator_command_without_a_valid_key_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_retry_is_told_apart_from_the_first_answer() {
+    let mut book = Book::new();
+    book.open_funded(1, 10_000);
+    book.market(10, &[(101, "2/1")]);
+    let request = book.request(1, &[101], paddock_ledger::BetKind::Single, 1_000);
+    let place = Command::PlaceBet(request);
+
+    let first = book.run_noting_replay(place.clone());
+    assert!(first.outcome.is_done(), "{:?}", first.outcome);
+    assert!(!first.replayed, "a first try is not a replay");
+
+    let retry = book.run_noting_replay(place.clone());
+    assert_eq!(retry.outcome, first.outcome, "the retry gets the first answer");
+    assert!(retry.replayed, "and is told it is a replay");
+
+    let refused = book.run_noting_replay(Command::CloseMarket { market: MarketId(99), actor: trader(), key: key("c") });
+    assert_eq!(refused.outcome, Outcome::Rejected(ResultCode::MarketNotFound));
+    assert!(!refused.replayed, "a first refusal is not a replay");
+    let again = book.run_noting_replay(Command::CloseMarket { market: MarketId(99), actor: trader(), key: key("c") });
+    assert_eq!(again.outcome, refused.outcome);
+    assert!(again.replayed, "a remembered refusal is a replay too");
+
+    let reused = book.run_noting_replay(Command::ResumeMarket { market: MarketId(99), actor: trader(), key: key("c") });
+    assert_eq!(reused.outcome, Outcome::Rejected(ResultCode::IdempotencyKeyReused));
+    assert!(!reused.replayed, "a key reused with another body is a refusal, not a replay");
+}

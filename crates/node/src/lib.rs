@@ -237,8 +237,10 @@ fn router(app: App) -> Router {
         .route("/v1/whoami", get(whoami))
         .route("/v1/self-check", get(self_check_now))
         .route("/v1/openapi.json", get(openapi))
-        // Inner to outer: authorize needs the matched route, so it is a route layer; the rate
+        // Inner to outer: a write's answer is marked replayed or not; authorize needs the
+        // matched route, so it is a route layer; the rate
         // limit per source address runs before it, and load shedding before both.
+        .route_layer(axum::middleware::from_fn(routes::mark_replays))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth::authorize))
         .layer(axum::middleware::from_fn_with_state(app.clone(), rate_limit))
         .layer(

@@ -33,9 +33,36 @@ fn write_failure(e: WriteError) -> Failure {
     Failure(error)
 }
 
+/// The answer header that tells a retry from a first try: `true` when the ledger answered a
+/// write from its memory of an earlier one with the same idempotency key and body.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+tokio::task_local! {
+    /// Whether the write this request made, if any, was answered as a replay.
+    static REPLAYED: std::cell::Cell<Option<bool>>;
+}
+
+/// Marks the answers of writes with [`REPLAYED_HEADER`]: `true` for a replay, `false` for a
+/// first answer, absent where no command was replicated (a read, or a write that failed).
+pub(crate) async fn mark_replays(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (replayed, mut response) = REPLAYED
+        .scope(std::cell::Cell::new(None), async {
+            let response = next.run(request).await;
+            (REPLAYED.with(|r| r.get()), response)
+        })
+        .await;
+    if let Some(replayed) = replayed {
+        let value = axum::http::HeaderValue::from_static(if replayed { "true" } else { "false" });
+        response.headers_mut().insert(REPLAYED_HEADER, value);
+    }
+    response
+}
+
 /// Replicates a command; a ledger refusal becomes its 4xx.
 pub(crate) async fn submit(app: &App, command: Command) -> Result<(Done, u64), Failure> {
     let written = app.consensus.write(command).await.map_err(write_failure)?;
+    // Outside `mark_replays` (a job, a test) there is no answer to mark.
+    let _ = REPLAYED.try_with(|r| r.set(Some(written.replayed)));
     match written.outcome {
         Outcome::Done(done) => Ok((done, written.log_index)),
         Outcome::Rejected(code) => Err(Failure(ApiError::ledger(code))),

@@ -6,9 +6,9 @@
 #![allow(dead_code)]
 
 use paddock_ledger::{
-    apply, AccountId, Actor, ApplyCtx, BetId, BetKind, Command, Currency, Done, EventId, IdempotencyKey, LegRequest,
-    LegResult, MarketId, MarketRules, Money, NewSelection, Odds, OddsPolicy, Outcome, PlaceBet, ResultCode,
-    SelectionId, SelectionResult, State, TimestampMs,
+    apply_noting_replay, AccountId, Actor, Applied, ApplyCtx, BetId, BetKind, Command, Currency, Done, EventId,
+    IdempotencyKey, LegRequest, LegResult, MarketId, MarketRules, Money, NewSelection, Odds, OddsPolicy, Outcome,
+    PlaceBet, ResultCode, SelectionId, SelectionResult, State, TimestampMs,
 };
 use std::collections::BTreeSet;
 
@@ -110,6 +110,11 @@ impl Book {
     /// fixture's clock has moved more than the book's maximum step since the last entry, the
     /// leader's `ResolvePending` ticks come first, as a real leader's would.
     pub fn run(&mut self, cmd: Command) -> Outcome {
+        self.run_noting_replay(cmd).outcome
+    }
+
+    /// [`Book::run`], also telling whether the answer was a replay of a remembered one.
+    pub fn run_noting_replay(&mut self, cmd: Command) -> Applied {
         self.catch_up();
         self.apply_entry(cmd)
     }
@@ -131,19 +136,19 @@ impl Book {
     }
 
     fn tick(&mut self) {
-        let outcome = self.apply_entry(Command::ResolvePending);
+        let outcome = self.apply_entry(Command::ResolvePending).outcome;
         assert!(outcome.is_done(), "a tick is never refused: {outcome:?}");
     }
 
-    fn apply_entry(&mut self, cmd: Command) -> Outcome {
+    fn apply_entry(&mut self, cmd: Command) -> Applied {
         self.log_index += 1;
         let ctx = ApplyCtx { log_index: self.log_index, time: TimestampMs(self.time_ms) };
-        let outcome = apply(&mut self.state, &cmd, ctx);
+        let applied = apply_noting_replay(&mut self.state, &cmd, ctx);
         if let Err(broken) = self.state.check_invariants() {
-            panic!("invariant broken after {cmd:?} -> {outcome:?}: {broken}");
+            panic!("invariant broken after {cmd:?} -> {:?}: {broken}", applied.outcome);
         }
         self.time_ms += 1;
-        outcome
+        applied
     }
 
     /// Applies a command that must succeed.
