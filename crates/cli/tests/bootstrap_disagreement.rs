@@ -15,8 +15,14 @@ async fn a_node_left_out_by_a_typo_in_the_first_nodes_bootstrap_list_says_why_it
     let nobody = free_ports(1)[0];
     let typo = format!("1={},2={},4=127.0.0.1:{nobody}", cluster.node(1).peer, cluster.node(2).peer);
     cluster.set_bootstrap(1, &typo);
-    // Node 3 first: it finds no cluster yet, as on a first start of all three.
+    // Node 3 first: it finds no cluster yet, as on a first start of all three. It asks its peers
+    // before it logs that it started, so the others start only once it has.
     cluster.restart(3);
+    let every = Duration::from_millis(50);
+    poll_until("node 3 to start on its own", READY_WITHIN, every, async || {
+        cluster.log_text(3).contains("node started").then_some(())
+    })
+    .await;
     cluster.spawn_all();
     cluster.wait_ready(&[1, 2], READY_WITHIN).await;
 
