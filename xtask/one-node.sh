@@ -2,7 +2,9 @@
 # Sourced by the CI scripts that drive a real node (schemathesis.sh, promtool.sh): starts one
 # node of "$paddock" on free loopback ports with an operator key of principal "$principal",
 # waits until it is ready, and stops it (by PID) and removes its files when the script exits.
-# Sets: dir (its temporary directory), key (the operator's API key), http (its HTTP port), pid.
+# Sets: dir (its temporary directory), key (the operator's API key), service_key (a service
+# principal's, "$principal-service": the role that moves players' money), http (its HTTP
+# port), pid.
 dir=$(mktemp -d)
 pid=""
 cleanup() {
@@ -13,6 +15,9 @@ trap cleanup EXIT
 "$paddock" keys new --principal "$principal" --role operator > "$dir/key.json"
 key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$dir/key.json")
 python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["static_keys_line"])' "$dir/key.json" > "$dir/static-keys"
+"$paddock" keys new --principal "$principal-service" --role service > "$dir/service-key.json"
+service_key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$dir/service-key.json")
+python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["static_keys_line"])' "$dir/service-key.json" >> "$dir/static-keys"
 read -r http peer < <(python3 -c '
 import socket
 socks = [socket.socket() for _ in range(2)]

@@ -13,9 +13,16 @@ fn bad(what: &str, value: &str) -> ApiError {
     ApiError::new(ErrorCode::BadParameter, format!("{what}: {value:?} is not valid"))
 }
 
-/// Parses odds text; an unreadable or out-of-range price is `odds_invalid`.
+/// Parses odds text: text in none of the documented forms is `bad_parameter` (400, it breaks
+/// the field's pattern), a readable price outside the book's range is `odds_invalid` (422).
 pub fn odds(text: &str) -> Result<Odds, ApiError> {
-    Odds::parse(text).map_err(|e| ApiError::new(ErrorCode::Ledger(ResultCode::OddsInvalid), e.to_string()))
+    Odds::parse(text).map_err(|e| {
+        let code = match e {
+            paddock_ledger::OddsError::Unreadable(_) => ErrorCode::BadParameter,
+            paddock_ledger::OddsError::OutOfRange => ErrorCode::Ledger(ResultCode::OddsInvalid),
+        };
+        ApiError::new(code, e.to_string())
+    })
 }
 
 /// Odds for the wire.
@@ -169,7 +176,18 @@ pub fn place_bet(r: &PlaceBetRequest, key: IdempotencyKey) -> Result<Command, Ap
         ("patent", None) => BetKind::Patent,
         ("yankee", None) => BetKind::Yankee,
         ("lucky15", None) => BetKind::Lucky15,
-        ("k_of_n", None) => return Err(bad("k (required for k_of_n)", "missing")),
+        ("k_of_n", None) => {
+            return Err(ApiError::new(
+                ErrorCode::RequestRefused,
+                "a k_of_n bet needs k: the number of legs in each line",
+            ))
+        }
+        ("single" | "accumulator" | "trixie" | "patent" | "yankee" | "lucky15", Some(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::RequestRefused,
+                format!("k is only for k_of_n bets: leave it out of a {} bet", r.bet_type),
+            ))
+        }
         (other, _) => {
             return Err(bad("type (single, accumulator, k_of_n with k, trixie, patent, yankee, lucky15)", other))
         }
@@ -368,7 +386,8 @@ mod tests {
         assert_eq!(p.kind, BetKind::KOfN { k: 2 });
         assert_eq!(p.legs[0].odds, Odds::new(7, 2).unwrap());
         assert_eq!(leg_result("dead_heat:1/2").unwrap(), LegResult::DeadHeat { paid_places: 1, tied: 2 });
-        assert_eq!(odds("banana").unwrap_err().code, ErrorCode::Ledger(ResultCode::OddsInvalid));
+        assert_eq!(odds("banana").unwrap_err().code, ErrorCode::BadParameter, "no form of odds");
+        assert_eq!(odds("1/1000").unwrap_err().code, ErrorCode::Ledger(ResultCode::OddsInvalid), "1.001: too short");
     }
 }
 
@@ -468,6 +487,17 @@ pub fn incident_body(v: &paddock_ledger::IncidentView) -> IncidentBody {
     }
 }
 
+/// An audit event as JSON, always an object with one member named after its kind: serde
+/// writes an event with no fields as a bare string (`"ConfigChanged"`), which a client that
+/// follows the schema could not read, so it becomes `{"ConfigChanged": {}}`.
+fn event_json(event: &paddock_ledger::audit::AuditEvent) -> serde_json::Value {
+    match serde_json::to_value(event) {
+        Ok(serde_json::Value::String(kind)) => serde_json::json!({ kind: {} }),
+        Ok(object) => object,
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
 /// An audit record as the API shows it.
 pub fn audit_body(r: &paddock_ledger::audit::AuditRecord) -> AuditRecordBody {
     AuditRecordBody {
@@ -475,7 +505,7 @@ pub fn audit_body(r: &paddock_ledger::audit::AuditRecord) -> AuditRecordBody {
         log_index: r.log_index,
         at_ms: r.at.0,
         actor: r.actor.0.clone(),
-        event: serde_json::to_value(&r.event).unwrap_or(serde_json::Value::Null),
+        event: event_json(&r.event),
         prev_hash: hex(&r.prev_hash),
         hash: hex(&r.hash),
         record: hex(&r.to_bytes()),
@@ -512,7 +542,7 @@ pub fn verify_audit_export(records: &[AuditRecordBody]) -> Result<AuditVerified,
             && r.log_index == body.log_index
             && r.at.0 == body.at_ms
             && r.actor.0 == body.actor
-            && serde_json::to_value(&r.event).ok().as_ref() == Some(&body.event)
+            && event_json(&r.event) == body.event
             && hex(&r.prev_hash) == body.prev_hash
             && hex(&r.hash) == body.hash;
         if !agrees {

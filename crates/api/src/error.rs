@@ -66,12 +66,20 @@ pub enum ErrorCode {
     ClockUnsynchronized,
     /// A market was created with a `closes_at` already past: it would take no bet (422).
     ClosesAtPassed,
+    /// A membership change the cluster as it stands cannot take (409): removing or promoting
+    /// a node that is not a member, leadership to a non-voter, a node the leader cannot reach,
+    /// an address another member has. Nothing was changed; the message says what to do.
+    MembershipRefused,
+    /// A well-formed request refused by a rule that relates its fields or depends on the
+    /// node's settings, which no schema states (422): `k` left out of a `k_of_n` bet, one of
+    /// `key_id` and `key_sha256` without the other.
+    RequestRefused,
 }
 
 impl ErrorCode {
     /// Every code of the API's own, besides the ledger's: the OpenAPI document lists them with
     /// their statuses, so a client can handle each by name.
-    pub const API: [ErrorCode; 18] = [
+    pub const API: [ErrorCode; 20] = [
         ErrorCode::MalformedBody,
         ErrorCode::BodyTooLarge,
         ErrorCode::UriTooLong,
@@ -90,6 +98,8 @@ impl ErrorCode {
         ErrorCode::ReadUnavailable,
         ErrorCode::ClockUnsynchronized,
         ErrorCode::ClosesAtPassed,
+        ErrorCode::MembershipRefused,
+        ErrorCode::RequestRefused,
     ];
 
     /// Every code a client can receive: the API's own, then the ledger's.
@@ -119,6 +129,8 @@ impl ErrorCode {
             ErrorCode::ReadUnavailable => "read_unavailable",
             ErrorCode::ClockUnsynchronized => "clock_unsynchronized",
             ErrorCode::ClosesAtPassed => "closes_at_passed",
+            ErrorCode::MembershipRefused => "membership_refused",
+            ErrorCode::RequestRefused => "request_refused",
         }
     }
 
@@ -136,7 +148,8 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RateLimited => 429,
-            ErrorCode::ClosesAtPassed => 422,
+            ErrorCode::ClosesAtPassed | ErrorCode::RequestRefused => 422,
+            ErrorCode::MembershipRefused => 409,
             ErrorCode::Overloaded
             | ErrorCode::Unavailable
             | ErrorCode::OutcomeUnknown
@@ -147,8 +160,11 @@ impl ErrorCode {
 }
 
 /// HTTP status for a ledger refusal: 404 for unknown ids, 409 for conflicts with the current
-/// state of a resource, 400 for requests that can never succeed, 422 for business refusals
-/// that another moment or another amount could pass.
+/// state of a resource, 400 for a request that breaks a rule of the OpenAPI document (a type,
+/// range, length or pattern of one field: a client that follows the document never sees it),
+/// 422 for a well-formed request refused by a rule no schema can state — one that relates
+/// fields (a stake minimum above its maximum, a Trixie of two legs), or depends on the book
+/// as it stands (funds, prices, limits) or on the node's settings.
 pub fn ledger_status(code: ResultCode) -> u16 {
     use ResultCode::*;
     match code {
@@ -159,25 +175,25 @@ pub fn ledger_status(code: ResultCode) -> u16 {
         | KeyRevoked | AccountAlreadyBound | IncidentClosed => 409,
         CurrencyInvalid
         | AmountMustBePositive
-        | AmountOverflow
         | IdempotencyKeyInvalid
         | TextInvalid
         | SelectionCountInvalid
-        | MarketRulesInvalid
         | DeductionInvalid
-        | ResultsInvalid
-        | OddsInvalid
         | LegsEmpty
         | TooManyLegs
+        | ConfigInvalid
+        | PrincipalNameInvalid => 400,
+        AmountOverflow
+        | MarketRulesInvalid
+        | ResultsInvalid
+        | OddsInvalid
         | LegsSameEvent
         | BetTypeInvalid
         | LimitInvalid
-        | ConfigInvalid
         | BetAccountMismatch
-        | PrincipalNameInvalid
         | AccountsOnlyForBettors
-        | KeyTtlInvalid => 400,
-        CurrencyMismatch
+        | KeyTtlInvalid
+        | CurrencyMismatch
         | InsufficientFunds
         | MarketNotOpen
         | MarketSuspended
@@ -296,12 +312,14 @@ mod tests {
             | ErrorCode::OutcomeUnknown
             | ErrorCode::ReadUnavailable
             | ErrorCode::ClockUnsynchronized
-            | ErrorCode::ClosesAtPassed => true,
+            | ErrorCode::ClosesAtPassed
+            | ErrorCode::MembershipRefused
+            | ErrorCode::RequestRefused => true,
         };
         assert!(ErrorCode::API.iter().all(|c| own(*c)), "the list holds no ledger code");
         let mut listed = ErrorCode::API.map(ErrorCode::as_str).to_vec();
         listed.sort_unstable();
         listed.dedup();
-        assert_eq!(listed.len(), 18, "every variant of the match above, once");
+        assert_eq!(listed.len(), 20, "every variant of the match above, once");
     }
 }

@@ -107,6 +107,10 @@ const OPERATOR: Access = Access::Roles(&[Operator], Own::Nothing);
 const OVERSIGHT: Access = Access::Roles(&[Operator, Auditor], Own::Nothing);
 const CLUSTER_READ: Access = Access::Roles(&[Operator, Auditor, Service], Own::Nothing);
 
+/// Reads answered from this node's own view, not from the replicated book: they take no
+/// `consistency` (and refuse it as an unknown query parameter).
+const UNREPLICATED_READS: &[&str] = &["/v1/cluster", "/v1/cluster/state-hash", "/v1/whoami", "/v1/self-check"];
+
 /// Request bodies whose every field has a default: the body may be left out altogether.
 pub const OPTIONAL_BODIES: &[&str] = &["ReasonRequest"];
 
@@ -359,6 +363,94 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/metrics", "Prometheus metrics", None, 200, None, PUBLIC),
 ];
 
+/// The operation's id, e.g. `post_accounts_account_id_deposits` for `POST
+/// /v1/accounts/{account_id}/deposits`: unique, as generated clients need.
+pub fn operation_id(route: &Route) -> String {
+    let mut id = route.method.to_ascii_lowercase();
+    for segment in route.path.split('/').filter(|s| !s.is_empty() && *s != "v1") {
+        id.push('_');
+        id.push_str(&segment.trim_start_matches('{').trim_end_matches('}').replace(['-', '.'], "_"));
+    }
+    id
+}
+
+/// A link of the document: what one operation's success answer lets a client (or a stateful
+/// tester) call next, and with which of its values.
+struct Link {
+    from: (&'static str, &'static str),
+    to: (&'static str, &'static str),
+    /// Parameter name and runtime expression (`$response.body#/bet_id`, `$request.path.bet_id`).
+    parameters: &'static [(&'static str, &'static str)],
+}
+
+const fn link(
+    from: (&'static str, &'static str),
+    to: (&'static str, &'static str),
+    parameters: &'static [(&'static str, &'static str)],
+) -> Link {
+    Link { from, to, parameters }
+}
+
+const NEW_ACCOUNT: &[(&str, &str)] = &[("account_id", "$response.body#/account_id")];
+const AN_ACCOUNT: &[(&str, &str)] = &[("account_id", "$request.path.account_id")];
+const NEW_BET: &[(&str, &str)] = &[("bet_id", "$response.body#/bet_id")];
+const A_BET: &[(&str, &str)] = &[("bet_id", "$request.path.bet_id")];
+const NEW_MARKET: &[(&str, &str)] = &[("market_id", "$request.body#/market_id")];
+const A_MARKET: &[(&str, &str)] = &[("market_id", "$request.path.market_id")];
+const NEW_PRICE: &[(&str, &str)] =
+    &[("market_id", "$request.body#/market_id"), ("selection_id", "$request.body#/selections/0/selection_id")];
+const NEW_PRINCIPAL: &[(&str, &str)] = &[("name", "$response.body#/name")];
+const NEW_KEY: &[(&str, &str)] = &[("key_id", "$response.body#/key_id")];
+const NEW_INCIDENT: &[(&str, &str)] = &[("incident_id", "$response.body#/incident_id")];
+
+/// The links between operations: each object an answer creates or names, to the operations
+/// on it.
+const LINKS: &[Link] = &[
+    link(("POST", "/v1/accounts"), ("GET", "/v1/accounts/{account_id}"), NEW_ACCOUNT),
+    link(("POST", "/v1/accounts"), ("POST", "/v1/accounts/{account_id}/deposits"), NEW_ACCOUNT),
+    link(("POST", "/v1/accounts"), ("POST", "/v1/accounts/{account_id}/withdrawals"), NEW_ACCOUNT),
+    link(("POST", "/v1/accounts"), ("PUT", "/v1/accounts/{account_id}/limits"), NEW_ACCOUNT),
+    link(("POST", "/v1/accounts"), ("POST", "/v1/accounts/{account_id}/exclusions"), NEW_ACCOUNT),
+    link(("POST", "/v1/accounts"), ("GET", "/v1/accounts/{account_id}/bets"), NEW_ACCOUNT),
+    link(("POST", "/v1/accounts"), ("PUT", "/v1/accounts/{account_id}/stake-factor"), NEW_ACCOUNT),
+    link(("GET", "/v1/accounts/{account_id}"), ("POST", "/v1/accounts/{account_id}/deposits"), AN_ACCOUNT),
+    link(("GET", "/v1/accounts/{account_id}"), ("POST", "/v1/accounts/{account_id}/withdrawals"), AN_ACCOUNT),
+    link(("GET", "/v1/accounts/{account_id}"), ("GET", "/v1/accounts/{account_id}/bets"), AN_ACCOUNT),
+    link(("POST", "/v1/bets"), ("GET", "/v1/bets/{bet_id}"), NEW_BET),
+    link(("POST", "/v1/bets"), ("GET", "/v1/bets/{bet_id}/cash-out-quote"), NEW_BET),
+    link(("POST", "/v1/bets"), ("POST", "/v1/bets/{bet_id}/cash-out"), NEW_BET),
+    link(("GET", "/v1/bets/{bet_id}"), ("GET", "/v1/bets/{bet_id}/cash-out-quote"), A_BET),
+    link(("GET", "/v1/bets/{bet_id}"), ("POST", "/v1/bets/{bet_id}/cash-out"), A_BET),
+    link(("POST", "/v1/markets"), ("GET", "/v1/markets/{market_id}"), NEW_MARKET),
+    link(("POST", "/v1/markets"), ("PUT", "/v1/markets/{market_id}/selections/{selection_id}/price"), NEW_PRICE),
+    link(("POST", "/v1/markets"), ("POST", "/v1/markets/{market_id}/suspend"), NEW_MARKET),
+    link(("POST", "/v1/markets"), ("POST", "/v1/markets/{market_id}/resume"), NEW_MARKET),
+    link(("POST", "/v1/markets"), ("POST", "/v1/markets/{market_id}/close"), NEW_MARKET),
+    link(("POST", "/v1/markets"), ("POST", "/v1/markets/{market_id}/withdraw-selection"), NEW_MARKET),
+    link(("POST", "/v1/markets"), ("POST", "/v1/markets/{market_id}/settle"), NEW_MARKET),
+    link(("POST", "/v1/markets"), ("POST", "/v1/markets/{market_id}/void"), NEW_MARKET),
+    link(("GET", "/v1/markets/{market_id}"), ("POST", "/v1/markets/{market_id}/suspend"), A_MARKET),
+    link(("GET", "/v1/markets/{market_id}"), ("POST", "/v1/markets/{market_id}/settle"), A_MARKET),
+    link(("POST", "/v1/markets/{market_id}/settle"), ("POST", "/v1/markets/{market_id}/resettle"), A_MARKET),
+    link(("POST", "/v1/principals"), ("POST", "/v1/principals/{name}/accounts"), NEW_PRINCIPAL),
+    link(("POST", "/v1/principals"), ("POST", "/v1/principals/{name}/keys"), NEW_PRINCIPAL),
+    link(("POST", "/v1/principals/{name}/keys"), ("POST", "/v1/keys/{key_id}/revoke"), NEW_KEY),
+    link(("POST", "/v1/incidents"), ("GET", "/v1/incidents/{incident_id}"), NEW_INCIDENT),
+    link(("POST", "/v1/incidents"), ("POST", "/v1/incidents/{incident_id}/close"), NEW_INCIDENT),
+];
+
+fn link_name(link: &Link) -> String {
+    route(link.to.0, link.to.1).map(operation_id).unwrap_or_default()
+}
+
+fn link_to(link: &Link) -> utoipa::openapi::link::Link {
+    let mut built = utoipa::openapi::link::LinkBuilder::new().operation_id(link_name(link));
+    for (name, expression) in link.parameters {
+        built = built.parameter(*name, *expression);
+    }
+    built.build()
+}
+
 /// The route that serves `method` on a concrete path (e.g. `/v1/bets/42`), matching `{param}`
 /// segments of the templates to anything.
 pub fn route_for_path(method: &str, path: &str) -> Option<&'static Route> {
@@ -481,8 +573,97 @@ fn json_ref(name: &str) -> utoipa::openapi::Content {
     ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build()
 }
 
-/// The document.
-pub fn document() -> OpenApi {
+/// The document, as the JSON the node serves.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(built_document()).expect("an OpenAPI document serializes");
+    declare_unsigned_ranges(&mut doc);
+    declare_enums(&mut doc);
+    spell_links_as_the_specification_does(&mut doc);
+    doc
+}
+
+/// utoipa 5.5 writes a Link Object's fields in snake case (`operation_id`); the OpenAPI
+/// specification, and every tool that reads links, spells them `operationId`, `operationRef`
+/// and `requestBody`.
+fn spell_links_as_the_specification_does(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(links)) = map.get_mut("links") {
+                for link in links.values_mut().filter_map(serde_json::Value::as_object_mut) {
+                    for (snake, camel) in [
+                        ("operation_id", "operationId"),
+                        ("operation_ref", "operationRef"),
+                        ("request_body", "requestBody"),
+                    ] {
+                        if let Some(v) = link.remove(snake) {
+                            link.insert(camel.to_string(), v);
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(spell_links_as_the_specification_does);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(spell_links_as_the_specification_does),
+        _ => {}
+    }
+}
+
+/// An unsigned Rust integer comes out of utoipa as `int64`/`int32` with `minimum: 0`, which
+/// says its top half is out of range while the server takes it. Each integer schema with a
+/// non-negative minimum and no maximum is an unsigned field: it gets its real maximum and
+/// the `uint64`/`uint32` format. (Signed fields that have a minimum declare a maximum too.)
+fn declare_unsigned_ranges(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let integer = match map.get("type") {
+                Some(serde_json::Value::String(t)) => t == "integer",
+                Some(serde_json::Value::Array(ts)) => ts.iter().any(|t| t == "integer"),
+                _ => false,
+            };
+            let unsigned = map.get("minimum").and_then(serde_json::Value::as_f64).is_some_and(|m| m >= 0.0);
+            if integer && unsigned && !map.contains_key("maximum") {
+                let (format, max) = match map.get("format").and_then(serde_json::Value::as_str) {
+                    Some("int32") => ("uint32", serde_json::Value::from(u32::MAX)),
+                    _ => ("uint64", serde_json::Value::from(u64::MAX)),
+                };
+                map.insert("format".to_string(), format.into());
+                map.insert("maximum".to_string(), max);
+            }
+            map.values_mut().for_each(declare_unsigned_ranges);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(declare_unsigned_ranges),
+        _ => {}
+    }
+}
+
+/// A string field written with `pattern = "^(a|b|c)$"` is a closed set: declared as an
+/// `enum`, so that a generated client has it as one.
+fn declare_enums(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let words = map
+                .get("pattern")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|p| p.strip_prefix("^(")?.strip_suffix(")$"))
+                .filter(|alternatives| {
+                    alternatives.contains('|')
+                        && alternatives
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'|')
+                })
+                .map(|alternatives| alternatives.split('|').map(serde_json::Value::from).collect::<Vec<_>>());
+            if let Some(words) = words {
+                map.remove("pattern");
+                map.insert("enum".to_string(), serde_json::Value::Array(words));
+            }
+            map.values_mut().for_each(declare_enums);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(declare_enums),
+        _ => {}
+    }
+}
+
+fn built_document() -> OpenApi {
     let mut paths = PathsBuilder::new();
     for route in ROUTES {
         let tag = match route.access {
@@ -490,7 +671,8 @@ pub fn document() -> OpenApi {
             Access::Roles(roles, _) if roles.contains(&Bettor) => "player",
             Access::Roles(..) => "operator",
         };
-        let mut op = OperationBuilder::new().summary(Some(route.summary)).tag(tag);
+        let mut op =
+            OperationBuilder::new().summary(Some(route.summary)).tag(tag).operation_id(Some(operation_id(route)));
         if let Access::Roles(roles, own) = route.access {
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             let mut text = format!("Roles: {}.", names.join(", "));
@@ -501,8 +683,22 @@ pub fn document() -> OpenApi {
         }
         for segment in route.path.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                let text = |pattern: &str| -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::String)
+                        .pattern(Some(pattern))
+                        .into()
+                };
                 let schema = match name {
-                    "name" | "key_id" | "idempotency_key" => String::schema(),
+                    "name" => text("^[a-z0-9._@-]{1,64}$"),
+                    "key_id" => text("^[0-9a-fA-F]{16}$"),
+                    "idempotency_key" => text("^[!-~]{1,64}$"),
+                    "node_id" => utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::Integer)
+                        .format(Some(utoipa::openapi::SchemaFormat::Custom("uint64".to_string())))
+                        .minimum(Some(1))
+                        .maximum(Some(u64::MAX))
+                        .into(),
                     _ => u64::schema(),
                 };
                 op = op.parameter(
@@ -540,7 +736,7 @@ pub fn document() -> OpenApi {
                     .build(),
             ));
         }
-        if route.method == "GET" && route.response.is_some() && route.access != Access::Public {
+        if route.method == "GET" && route.response.is_some() && !UNREPLICATED_READS.contains(&route.path) {
             op = op.parameter(
                 ParameterBuilder::new()
                     .name("consistency")
@@ -597,7 +793,11 @@ pub fn document() -> OpenApi {
                     .build()
             }
             Some(name) => {
-                ResponseBuilder::new().description("Success").content("application/json", json_ref(name)).build()
+                let mut ok = ResponseBuilder::new().description("Success").content("application/json", json_ref(name));
+                for link in LINKS.iter().filter(|l| l.from == (route.method, route.path)) {
+                    ok = ok.link(link_name(link), link_to(link));
+                }
+                ok.build()
             }
             None => ResponseBuilder::new().description("Success").build(),
         };
@@ -684,6 +884,42 @@ mod tests {
             json["paths"].as_object().unwrap().len(),
             super::ROUTES.iter().map(|r| r.path).collect::<std::collections::BTreeSet<_>>().len()
         );
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_every_link_joins_two_operations_on_parameters_they_have() {
+        let ids: std::collections::BTreeSet<String> = super::ROUTES.iter().map(super::operation_id).collect();
+        assert_eq!(ids.len(), super::ROUTES.len(), "one id per operation");
+        for link in super::LINKS {
+            let from = super::route(link.from.0, link.from.1).expect("a link starts at a route");
+            let to = super::route(link.to.0, link.to.1).expect("a link ends at a route");
+            assert!(from.response.is_some(), "{} {} answers a body to take values from", from.method, from.path);
+            for (name, expression) in link.parameters {
+                assert!(to.path.contains(&format!("{{{name}}}")), "{} {} has no parameter {name}", to.method, to.path);
+                let source = expression.strip_prefix("$request.path.");
+                assert!(source.is_none_or(|p| from.path.contains(&format!("{{{p}}}"))), "{expression}");
+            }
+        }
+        let json = serde_json::to_value(super::document()).unwrap();
+        let links = &json["paths"]["/v1/bets"]["post"]["responses"]["201"]["links"];
+        assert_eq!(links["get_bets_bet_id"]["operationId"], "get_bets_bet_id");
+        assert_eq!(links["get_bets_bet_id"]["parameters"]["bet_id"], "$response.body#/bet_id");
+    }
+
+    #[test]
+    fn unsigned_fields_declare_their_whole_range_and_closed_sets_are_enums() {
+        let json = serde_json::to_value(super::document()).unwrap();
+        let schemas = &json["components"]["schemas"];
+        let account_id = &schemas["OpenAccountRequest"]["properties"]["account_id"];
+        assert_eq!(account_id["maximum"], u64::MAX, "{account_id}");
+        assert_eq!(account_id["format"], "uint64");
+        let stake = &schemas["PlaceBetRequest"]["properties"]["stake_per_line_minor"];
+        assert_eq!(stake["maximum"], i64::MAX, "a signed field keeps its own range: {stake}");
+        let policy = &schemas["PlaceBetRequest"]["properties"]["odds_policy"];
+        assert_eq!(policy["enum"], serde_json::json!(["exact", "higher", "any"]), "{policy}");
+        assert!(policy.get("pattern").is_none());
+        let result = &schemas["SelectionResultBody"]["properties"]["win"];
+        assert!(result["pattern"].as_str().unwrap().contains("dead_heat"), "an open form stays a pattern: {result}");
     }
 
     #[test]

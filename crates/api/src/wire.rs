@@ -99,10 +99,13 @@ pub struct BookConfigBody {
     #[schema(maximum = 5000)]
     pub cash_out_margin_bps: u32,
     /// How long a limit raise or removal waits before it applies (at most 30 days).
+    #[schema(maximum = 2_592_000_000_u64)]
     pub limit_cooling_off_ms: u64,
     /// How long an idempotency key is remembered (1 to 400 days).
+    #[schema(minimum = 86_400_000_u64, maximum = 34_560_000_000_u64)]
     pub idempotency_ttl_ms: u64,
     /// The most one log entry may move the book's clock forward (10 s to 1 day).
+    #[schema(minimum = 10_000_u64, maximum = 86_400_000_u64)]
     pub clock_step_max_ms: u64,
 }
 
@@ -143,6 +146,7 @@ pub struct PendingLimitBody {
 #[serde(deny_unknown_fields)]
 pub struct AmountRequest {
     /// Amount in minor units, positive.
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub amount_minor: i64,
 }
 
@@ -171,6 +175,7 @@ pub struct LimitRequest {
     pub window: String,
     /// The limit; absent or null removes it (after the cooling-off period).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub amount_minor: Option<i64>,
 }
 
@@ -182,6 +187,7 @@ pub struct ExclusionRequest {
     #[schema(pattern = r"^(self_exclusion|time_out)$", example = "time_out")]
     pub kind: String,
     /// Length in days.
+    #[schema(minimum = 1, maximum = 3650)]
     pub duration_days: u32,
 }
 
@@ -192,10 +198,13 @@ pub struct CreateEventRequest {
     /// Id chosen by the caller.
     pub event_id: u64,
     /// e.g. "Arsenal v Spurs".
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: String,
     /// e.g. "football".
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub sport: String,
     /// e.g. "Premier League".
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub competition: String,
     /// Scheduled start, UTC ms.
     pub starts_at_ms: u64,
@@ -208,10 +217,11 @@ pub struct NewSelectionBody {
     /// Id chosen by the caller, unique in the book.
     pub selection_id: u64,
     /// Name.
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: String,
     /// Opening price: "5/2", "3.5" or "+250".
     #[schema(
-        pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,3})?|[+-][1-9][0-9]{2,5})$",
+        pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,4})?|[+-][1-9][0-9]{2,5})$",
         example = "5/2"
     )]
     pub odds: String,
@@ -225,6 +235,7 @@ pub struct EachWayBody {
     #[schema(pattern = r"^[1-9][0-9]{0,2}/[1-9][0-9]{0,2}$", example = "1/4")]
     pub fraction: String,
     /// Places paid.
+    #[schema(minimum = 1, maximum = 10)]
     pub places: u32,
 }
 
@@ -233,15 +244,20 @@ pub struct EachWayBody {
 #[serde(deny_unknown_fields)]
 pub struct MarketRulesBody {
     /// Smallest total stake.
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub stake_min_minor: i64,
     /// Largest total stake.
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub stake_max_minor: i64,
     /// Largest return of one bet.
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub payout_max_minor: i64,
     /// Largest book loss on one selection.
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub liability_max_minor: i64,
     /// In-play delay; 0 for none.
     #[serde(default)]
+    #[schema(maximum = 60_000_u64)]
     pub bet_delay_ms: u64,
     /// No bet accepted from this instant on.
     #[serde(default)]
@@ -260,11 +276,13 @@ pub struct CreateMarketRequest {
     /// Event it belongs to.
     pub event_id: u64,
     /// Name.
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: String,
     /// Currency of stakes and limits.
     #[schema(pattern = r"^[A-Z]{3}$", example = "GBP")]
     pub currency: String,
     /// Selections with opening prices.
+    #[schema(min_items = 1, max_items = 200)]
     pub selections: Vec<NewSelectionBody>,
     /// Limits and terms.
     pub rules: MarketRulesBody,
@@ -335,7 +353,7 @@ pub struct MarketBody {
 pub struct PriceRequest {
     /// New price.
     #[schema(
-        pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,3})?|[+-][1-9][0-9]{2,5})$",
+        pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,4})?|[+-][1-9][0-9]{2,5})$",
         example = "11/4"
     )]
     pub odds: String,
@@ -347,6 +365,7 @@ pub struct PriceRequest {
 pub struct ReasonRequest {
     /// Why.
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub reason: String,
 }
 
@@ -357,6 +376,7 @@ pub struct WithdrawSelectionRequest {
     /// The non-runner.
     pub selection_id: u64,
     /// Deduction in pence in the pound, 0 to 90.
+    #[schema(maximum = 90)]
     pub deduction_pence: u32,
 }
 
@@ -374,6 +394,7 @@ pub struct SelectionResultBody {
     pub win: String,
     /// Place result for each-way bets, same forms; absent = placed if it won.
     #[serde(default)]
+    #[schema(pattern = r"^(win|lose|void|half_win|half_lose|dead_heat:[1-9][0-9]{0,2}/[1-9][0-9]{0,2})$")]
     pub place: Option<String>,
 }
 
@@ -385,6 +406,7 @@ pub struct SettleRequest {
     pub results: Vec<SelectionResultBody>,
     /// Why (required in spirit for a resettlement).
     #[serde(default)]
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub reason: String,
 }
 
@@ -413,7 +435,7 @@ pub struct LegBody {
     pub selection_id: u64,
     /// The price the player saw.
     #[schema(
-        pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,3})?|[+-][1-9][0-9]{2,5})$",
+        pattern = r"^(evens|evs|[0-9]{1,6}/[1-9][0-9]{0,5}|[1-9][0-9]{0,4}(\.[0-9]{1,4})?|[+-][1-9][0-9]{2,5})$",
         example = "2/1"
     )]
     pub odds: String,
@@ -431,10 +453,13 @@ pub struct PlaceBetRequest {
     pub bet_type: String,
     /// For "k_of_n": legs per line.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 20)]
     pub k: Option<u32>,
     /// Legs.
+    #[schema(min_items = 1, max_items = 20)]
     pub legs: Vec<LegBody>,
     /// Stake per line (per part if each-way).
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub stake_per_line_minor: i64,
     /// Each-way.
     #[serde(default)]
@@ -626,8 +651,14 @@ pub struct MemberBody {
 #[serde(deny_unknown_fields)]
 pub struct AddMemberRequest {
     /// New node's id.
+    #[schema(minimum = 1)]
     pub node_id: u64,
     /// Its peer address.
+    #[schema(
+        max_length = 261,
+        pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\]):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$",
+        example = "10.0.0.4:7101"
+    )]
     pub peer_addr: String,
 }
 
@@ -636,6 +667,7 @@ pub struct AddMemberRequest {
 #[serde(deny_unknown_fields)]
 pub struct TransferLeaderRequest {
     /// Node to lead.
+    #[schema(minimum = 1)]
     pub node_id: u64,
 }
 
@@ -667,7 +699,8 @@ pub struct AuditRecordBody {
     /// Acting identity.
     pub actor: String,
     /// What happened: an object with one member named after the kind of event (e.g.
-    /// `{"EventCreated": {"event": 10}}`, `{"KeyRevoked": {"principal": "ann", "key": 7}}`).
+    /// `{"EventCreated": {"event": 10}}`, `{"KeyRevoked": {"principal": "ann", "key": 7}}`;
+    /// an event with no fields has an empty object: `{"ConfigChanged": {}}`).
     #[schema(value_type = Object)]
     pub event: serde_json::Value,
     /// Hash of the previous record, hex.
@@ -691,6 +724,7 @@ pub struct CreatePrincipalRequest {
     pub role: String,
     /// For a bettor: the accounts it owns.
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub account_ids: Vec<u64>,
 }
 
@@ -713,13 +747,16 @@ pub struct IssueKeyRequest {
     /// node's `interactive_key_ttl_max_s`, which is also their default. Service keys live
     /// until revoked unless this is given.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub ttl_s: Option<u64>,
     /// 16 hex digits, with `key_sha256`.
     #[serde(default)]
+    #[schema(pattern = r"^[0-9a-fA-F]{16}$")]
     pub key_id: Option<String>,
     /// 64 hex digits: SHA-256 of "paddock api key v1\0", the id as 8 big-endian bytes and the
     /// 32-byte secret.
     #[serde(default)]
+    #[schema(pattern = r"^[0-9a-fA-F]{64}$")]
     pub key_sha256: Option<String>,
 }
 
@@ -746,7 +783,12 @@ pub struct PrincipalBody {
 #[serde(deny_unknown_fields)]
 pub struct OpenIncidentRequest {
     /// What happened, in words (1-2000 characters, no control characters).
-    #[schema(min_length = 1, max_length = 2000, example = "data centre A lost power")]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        example = "data centre A lost power",
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub cause: String,
     /// The node it touched; absent or 0: the cluster, or not one node.
     #[serde(default)]
@@ -758,7 +800,12 @@ pub struct OpenIncidentRequest {
 #[serde(deny_unknown_fields)]
 pub struct CloseIncidentRequest {
     /// How it ended, in words (1-2000 characters, no control characters).
-    #[schema(min_length = 1, max_length = 2000, example = "power restored; the node rejoined and caught up")]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        example = "power restored; the node rejoined and caught up",
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub resolution: String,
 }
 

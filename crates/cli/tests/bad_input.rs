@@ -150,7 +150,7 @@ async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
         case("an event id already taken", Method::POST, "/v1/events", 409, "event_exists")
             .key("k-case-5")
             .json(serde_json::to_value(event_request(1)).expect("json")),
-        case("a price of \"banana\"", Method::PUT, "/v1/markets/1/selections/11/price", 400, "odds_invalid")
+        case("a price of \"banana\"", Method::PUT, "/v1/markets/1/selections/11/price", 400, "bad_parameter")
             .key("k-price-banana")
             .json(json!({ "odds": "banana" })),
         case(
@@ -167,7 +167,7 @@ async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
             .header("content-type", "text/plain")
             .raw(br#"{"amount_minor": 5}"#)
             .without_content_type(),
-        case("odds \"banana\"", Method::POST, "/v1/bets", 400, "odds_invalid")
+        case("odds \"banana\"", Method::POST, "/v1/bets", 400, "bad_parameter")
             .key("k-banana")
             .json(bet(1, "banana", 100)),
         case("negative stake", Method::POST, "/v1/bets", 400, "amount_must_be_positive")

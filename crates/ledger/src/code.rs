@@ -48,7 +48,7 @@ result_codes! {
     IdempotencyKeyInvalid => "idempotency_key_invalid",
     /// The key was already used for a different command body.
     IdempotencyKeyReused => "idempotency_key_reused",
-    /// A name, reason or actor is too long or has control characters.
+    /// A name, reason or actor is empty where required, too long or has control characters.
     TextInvalid => "text_invalid",
     /// An event with this id already exists.
     EventExists => "event_exists",
@@ -155,7 +155,7 @@ result_codes! {
     KeyNotFound => "key_not_found",
     /// The key was already revoked.
     KeyRevoked => "key_revoked",
-    /// A key's lifetime must be positive.
+    /// A key's lifetime is out of range (zero, or over the cap for a person's key).
     KeyTtlInvalid => "key_ttl_invalid",
     /// A principal may hold at most 16 live keys; revoke one.
     TooManyKeys => "too_many_keys",

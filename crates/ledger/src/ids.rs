@@ -99,7 +99,8 @@ impl fmt::Display for Currency {
 
 /// Longest idempotency key accepted, in bytes. Stripe allows 255; 64 covers a UUID with room.
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 64;
-/// Longest name, reason or actor string accepted, in bytes.
+/// Longest name, reason or actor string accepted, in characters (Unicode scalar values, as
+/// JSON Schema's `maxLength` counts them, so that the API document can state the rule exactly).
 pub const TEXT_LEN_MAX: usize = 200;
 
 /// A client-chosen key that makes a money-moving command safe to retry.
@@ -130,5 +131,23 @@ pub struct Actor(pub String);
 
 /// Whether a free-text field (name, reason, actor) is acceptable.
 pub(crate) fn text_is_valid(text: &str) -> bool {
-    text.len() <= TEXT_LEN_MAX && !text.chars().any(char::is_control)
+    // Four bytes a character at most: the byte test first spares counting short text.
+    (text.len() <= TEXT_LEN_MAX || text.chars().count() <= TEXT_LEN_MAX) && !text.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{text_is_valid, TEXT_LEN_MAX};
+
+    #[test]
+    fn text_is_measured_in_characters_and_refuses_control_characters() {
+        assert!(text_is_valid(""), "a reason may be left empty");
+        assert!(text_is_valid(&"é".repeat(TEXT_LEN_MAX)), "200 two-byte characters");
+        assert!(text_is_valid(&"🏇".repeat(TEXT_LEN_MAX)), "200 four-byte characters");
+        assert!(!text_is_valid(&"é".repeat(TEXT_LEN_MAX + 1)), "one character too many");
+        assert!(!text_is_valid(&"x".repeat(TEXT_LEN_MAX + 1)));
+        for control in ["line\nbreak", "tab\t", "nul\0", "c1\u{85}", "del\u{7f}"] {
+            assert!(!text_is_valid(control), "{control:?}");
+        }
+    }
 }

@@ -61,7 +61,7 @@ impl IncidentKind {
 /// Closed incidents kept at most (open ones are bounded by kinds × nodes, so always kept).
 pub const INCIDENTS_KEPT: usize = 10_000;
 
-/// Longest cause or resolution text.
+/// Longest cause or resolution text, in characters.
 pub const INCIDENT_TEXT_MAX: usize = 2_000;
 
 /// One incident.
@@ -130,7 +130,9 @@ fn view(id: IncidentId, i: &Incident) -> IncidentView {
 }
 
 fn text_ok(text: &str) -> bool {
-    !text.is_empty() && text.len() <= INCIDENT_TEXT_MAX && !text.chars().any(char::is_control)
+    !text.is_empty()
+        && (text.len() <= INCIDENT_TEXT_MAX || text.chars().count() <= INCIDENT_TEXT_MAX)
+        && !text.chars().any(char::is_control)
 }
 
 pub(crate) fn open_incident(

@@ -38,10 +38,78 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = Failure;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Failure> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Body(v)),
-            Err(rejection) => Err(Failure(json_rejection(rejection))),
+        let json_type = is_json(&req);
+        let bytes = body_bytes(req, state).await?;
+        if !json_type {
+            return Err(Failure(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "Expected request with `Content-Type: application/json`",
+            )));
         }
+        decode(&bytes).map(Body).map_err(Failure)
+    }
+}
+
+fn is_json(req: &Request) -> bool {
+    req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        let mime = v.split(';').next().unwrap_or_default().trim();
+        mime.eq_ignore_ascii_case("application/json")
+            || mime.split_once('/').is_some_and(|(top, sub)| {
+                top.eq_ignore_ascii_case("application") && sub.to_ascii_lowercase().ends_with("+json")
+            })
+    })
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, Failure> {
+    axum::body::Bytes::from_request(req, state).await.map_err(|r| {
+        let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorCode::BodyTooLarge
+        } else {
+            ErrorCode::MalformedBody
+        };
+        Failure(ApiError::new(code, r.body_text()))
+    })
+}
+
+/// Decodes a JSON body. JSON has one number type, and JSON Schema's `integer` admits `2.0`:
+/// a body that fails only because a whole number was spelled with a fraction or an exponent
+/// (`2.0`, `2e3`) is read again with those numbers as integers. Tried only after the fast
+/// path fails, so an ordinary request pays nothing for it.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = match axum::Json::<T>::from_bytes(bytes) {
+        Ok(axum::Json(v)) => return Ok(v),
+        Err(rejection) => json_rejection(rejection),
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else { return Err(first) };
+    if !whole_floats_as_integers(&mut value) {
+        return Err(first);
+    }
+    serde_json::from_value(value).map_err(|_| first)
+}
+
+/// Rewrites every float with no fractional part that an integer holds exactly (|x| <= 2^53)
+/// as that integer; says whether it changed anything.
+fn whole_floats_as_integers(value: &mut serde_json::Value) -> bool {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let Some(f) = n.as_f64() else { return false };
+            if f.fract() != 0.0 || f.abs() > EXACT {
+                return false;
+            }
+            // In range and whole: the conversion is exact.
+            #[allow(clippy::cast_possible_truncation)]
+            let whole = f as i64;
+            *value = serde_json::Value::from(whole);
+            true
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().fold(false, |changed, v| whole_floats_as_integers(v) | changed)
+        }
+        serde_json::Value::Object(fields) => {
+            fields.values_mut().fold(false, |changed, v| whole_floats_as_integers(v) | changed)
+        }
+        _ => false,
     }
 }
 
@@ -54,18 +122,8 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalB
     type Rejection = Failure;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Failure> {
-        let json_type =
-            req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-                v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-            });
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|r| {
-            let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ErrorCode::BodyTooLarge
-            } else {
-                ErrorCode::MalformedBody
-            };
-            Failure(ApiError::new(code, r.body_text()))
-        })?;
+        let json_type = is_json(&req);
+        let bytes = body_bytes(req, state).await?;
         if bytes.is_empty() {
             return Ok(OptionalBody(T::default()));
         }
@@ -75,10 +133,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalB
                 "a request body must be sent with `Content-Type: application/json` (or leave the body out)",
             )));
         }
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(v)) => Ok(OptionalBody(v)),
-            Err(rejection) => Err(Failure(json_rejection(rejection))),
-        }
+        decode(&bytes).map(OptionalBody).map_err(Failure)
     }
 }
 
@@ -323,5 +378,38 @@ impl<T: serde::Serialize> IntoResponse for Page<T> {
             response.headers_mut().insert("x-next-cursor", next);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Stake {
+        stake_minor: u64,
+        legs: Vec<u32>,
+    }
+
+    #[test]
+    fn a_whole_number_spelled_with_a_fraction_or_an_exponent_is_that_integer() {
+        let read: Stake = decode(br#"{"stake_minor": 500.0, "legs": [1, 2e0]}"#).expect("whole numbers");
+        assert_eq!(read, Stake { stake_minor: 500, legs: vec![1, 2] });
+        let read: Stake = decode(br#"{"stake_minor": 5e2, "legs": []}"#).expect("an exponent");
+        assert_eq!(read.stake_minor, 500);
+        // Parsed exactly (serde_json's float_roundtrip), not one unit in the last place off.
+        let read: Stake = decode(br#"{"stake_minor": 1932205392191641.0, "legs": []}"#).expect("exact");
+        assert_eq!(read.stake_minor, 1_932_205_392_191_641);
+    }
+
+    #[test]
+    fn a_fraction_or_an_inexact_float_is_refused_with_the_first_error() {
+        let refused = decode::<Stake>(br#"{"stake_minor": 500.5, "legs": []}"#).expect_err("a fraction");
+        assert_eq!(refused.code.as_str(), "malformed_body");
+        assert!(refused.message.contains("stake_minor"), "names the field: {}", refused.message);
+        let past_exact = decode::<Stake>(br#"{"stake_minor": 1e19, "legs": []}"#).expect_err("not exact as a float");
+        assert_eq!(past_exact.code.as_str(), "malformed_body");
+        let negative = decode::<Stake>(br#"{"stake_minor": -1.0, "legs": []}"#).expect_err("still negative");
+        assert_eq!(negative.code.as_str(), "malformed_body");
     }
 }

@@ -25,7 +25,7 @@ fn write_failure(e: WriteError) -> Failure {
         WriteError::NoLeader => ApiError::new(ErrorCode::Unavailable, e.to_string()).retry_after(1),
         WriteError::Unknown(_) => ApiError::new(ErrorCode::OutcomeUnknown, e.to_string()).retry_after(1),
         WriteError::Stopped(_) => ApiError::new(ErrorCode::Unavailable, e.to_string()).retry_after(2),
-        WriteError::Refused(_) => ApiError::new(ErrorCode::BadParameter, e.to_string()),
+        WriteError::Refused(_) => ApiError::new(ErrorCode::MembershipRefused, e.to_string()),
         WriteError::ClockUnsynchronized(_) => {
             ApiError::new(ErrorCode::ClockUnsynchronized, e.to_string()).retry_after(1)
         }
@@ -685,15 +685,21 @@ fn membership_ack(app: &App, done: Result<(), WriteError>) -> Answer<AckBody> {
     Ok((StatusCode::OK, ack(app.consensus.status().last_log_index)))
 }
 
+/// Node ids start at 1 (the document says so): 0 is a mistake in the request, not a node.
+fn positive_node_id(node: u64) -> Result<(), Failure> {
+    if node == 0 {
+        return Err(bad("node_id must be a positive integer"));
+    }
+    Ok(())
+}
+
 pub(crate) async fn add_member(
     State(app): State<App>,
     IdemKey(_key): IdemKey,
     _operator: Operator,
     Body(req): Body<AddMemberRequest>,
 ) -> Answer<AckBody> {
-    if req.node_id == 0 {
-        return Err(bad("node_id must be a positive integer"));
-    }
+    positive_node_id(req.node_id)?;
     let peer = convert::peer_address(&req.peer_addr)?;
     membership_ack(&app, app.consensus.add_learner(req.node_id, peer).await)
 }
@@ -704,6 +710,7 @@ pub(crate) async fn promote_member(
     _operator: Operator,
     PathParam(node): PathParam<u64>,
 ) -> Answer<AckBody> {
+    positive_node_id(node)?;
     membership_ack(&app, app.consensus.promote(node).await)
 }
 
@@ -713,6 +720,7 @@ pub(crate) async fn remove_member(
     _operator: Operator,
     PathParam(node): PathParam<u64>,
 ) -> Answer<AckBody> {
+    positive_node_id(node)?;
     membership_ack(&app, app.consensus.remove(node).await)
 }
 
@@ -722,6 +730,7 @@ pub(crate) async fn transfer_leader(
     _operator: Operator,
     Body(req): Body<TransferLeaderRequest>,
 ) -> Answer<AckBody> {
+    positive_node_id(req.node_id)?;
     membership_ack(&app, app.consensus.transfer_leader(req.node_id).await)
 }
 
@@ -808,9 +817,9 @@ pub(crate) async fn issue_key(
     let ttl_s = match (role.is_some_and(Role::is_interactive), req.ttl_s) {
         (_, Some(0)) => return Err(bad("ttl_s must be positive")),
         (true, Some(ttl)) if ttl > max_s => {
-            return Err(bad(format!(
+            return Err(Failure(ApiError::new(ErrorCode::Ledger(ResultCode::KeyTtlInvalid), format!(
                 "a person's key is a session of at most interactive_key_ttl_max_s = {max_s} s; ask for less, or use a service principal for a long-lived key"
-            )))
+            ))))
         }
         (true, ttl) => Some(ttl.unwrap_or(max_s)),
         (false, ttl) => ttl,
@@ -825,7 +834,12 @@ pub(crate) async fn issue_key(
             let made = crate::auth::new_key().map_err(|e| Failure(ApiError::new(ErrorCode::Unavailable, e)))?;
             (made.id, made.hash(), Some(made.expose()))
         }
-        _ => return Err(bad("send both key_id and key_sha256, or neither")),
+        _ => {
+            return Err(Failure(ApiError::new(
+                ErrorCode::RequestRefused,
+                "send both key_id and key_sha256, or neither",
+            )))
+        }
     };
     let ttl_ms = ttl_s.map(|s| s.saturating_mul(1000));
     let command = Command::IssueKey { id, principal: name, hash, ttl_ms, actor, key };
