@@ -6,6 +6,7 @@
 //! - [`error`]: the error body and every stable error code with its HTTP status.
 //! - [`convert`]: wire ↔ ledger. The only place that knows both shapes.
 //! - [`openapi`]: the OpenAPI 3.1 document served at `/v1/openapi.json`.
+//! - [`examples`]: an example of every body, checked against its type.
 //!
 //! # API boundary
 //! Money is always an integer count of minor units (`*_minor`); odds travel as text ("5/2",
@@ -14,6 +15,7 @@
 
 pub mod convert;
 pub mod error;
+pub mod examples;
 pub mod openapi;
 pub mod wire;
 

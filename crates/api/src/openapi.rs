@@ -573,6 +573,11 @@ fn json_ref(name: &str) -> utoipa::openapi::Content {
     ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build()
 }
 
+/// The body schema `name`, with its example.
+fn json_ref_with_example(name: &str) -> utoipa::openapi::Content {
+    ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).example(crate::examples::example(name)).build()
+}
+
 /// The document, as the JSON the node serves.
 pub fn document() -> serde_json::Value {
     let mut doc = serde_json::to_value(built_document()).expect("an OpenAPI document serializes");
@@ -706,7 +711,8 @@ fn built_document() -> OpenApi {
                         .name(name)
                         .parameter_in(ParameterIn::Path)
                         .required(Required::True)
-                        .schema(Some(schema)),
+                        .schema(Some(schema))
+                        .example(crate::examples::parameter_example(name)),
                 );
             }
         }
@@ -719,6 +725,7 @@ fn built_document() -> OpenApi {
                     .description(Some(
                         "1-64 printable ASCII characters; a retry with the same key and body returns the first answer",
                     ))
+                    .example(Some(serde_json::Value::from("bet-1001-0001")))
                     .schema(Some(
                         utoipa::openapi::ObjectBuilder::new()
                             .schema_type(utoipa::openapi::schema::Type::String)
@@ -731,7 +738,7 @@ fn built_document() -> OpenApi {
         if let Some(req) = route.request {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
-                    .content("application/json", json_ref(req))
+                    .content("application/json", json_ref_with_example(req))
                     .required(Some(if OPTIONAL_BODIES.contains(&req) { Required::False } else { Required::True }))
                     .build(),
             ));
@@ -743,6 +750,7 @@ fn built_document() -> OpenApi {
                     .parameter_in(ParameterIn::Query)
                     .required(Required::False)
                     .description(Some("linearizable (the default: a read index from the leader first) or stale"))
+                    .example(Some(serde_json::Value::from("linearizable")))
                     .schema(Some(
                         utoipa::openapi::ObjectBuilder::new()
                             .schema_type(utoipa::openapi::schema::Type::String)
@@ -761,6 +769,7 @@ fn built_document() -> OpenApi {
                     .parameter_in(ParameterIn::Query)
                     .required(Required::False)
                     .description(Some("Items per page, 1-1000 (default 100)"))
+                    .example(Some(serde_json::Value::from(100)))
                     .schema(Some(limit)),
             );
             let (cursor, text, schema) = if route.path == "/v1/audit" {
@@ -788,18 +797,32 @@ fn built_document() -> OpenApi {
                     .build();
                 ResponseBuilder::new()
                     .description("Success: one page")
-                    .content("application/json", ContentBuilder::new().schema(Some(array)).build())
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(array))
+                            .example(crate::examples::example(name).map(|item| serde_json::json!([item])))
+                            .build(),
+                    )
                     .header("X-Next-Cursor", next)
                     .build()
             }
             Some(name) => {
-                let mut ok = ResponseBuilder::new().description("Success").content("application/json", json_ref(name));
+                let mut ok = ResponseBuilder::new()
+                    .description("Success")
+                    .content("application/json", json_ref_with_example(name));
                 for link in LINKS.iter().filter(|l| l.from == (route.method, route.path)) {
                     ok = ok.link(link_name(link), link_to(link));
                 }
                 ok.build()
             }
-            None => ResponseBuilder::new().description("Success").build(),
+            None => match crate::examples::infrastructure_example(route.path) {
+                Some((media_type, example)) => ResponseBuilder::new()
+                    .description("Success")
+                    .content(media_type, ContentBuilder::new().example(Some(example)).build())
+                    .build(),
+                None => ResponseBuilder::new().description("Success").build(),
+            },
         };
         let replayed = || {
             utoipa::openapi::HeaderBuilder::new()

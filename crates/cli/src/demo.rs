@@ -2,7 +2,7 @@
 //! accounts, and a light betting flow — what a newcomer runs first.
 //!
 //! The flow is bounded (`--duration-s`, one hour by default) and stops by itself; Ctrl-C stops
-//! it earlier. Either way each node gets SIGTERM (by PID), drains and exits.
+//! it earlier, and so does SIGTERM. Either way each node gets SIGTERM (by PID), drains and exits.
 //!
 //! Secure as a real cluster, with nothing to set up: it makes its own CA and node certificates
 //! (HTTPS for the API, mutual TLS between the nodes) and its own keys, and prints how to use
@@ -178,9 +178,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
         println!("  curl --cacert $PADDOCK_CA -N -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/stream/prices", urls[0]);
         println!("  paddock principals list      # uses PADDOCK_KEY, PADDOCK_NODE and PADDOCK_CA");
         println!("Ctrl-C stops the demo (it stops by itself after {} s).", args.duration_s);
+        // SIGTERM too (a supervisor, `kill PID`, `timeout`): the nodes are stopped either way,
+        // never left running without the demo that started them.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot listen for SIGTERM")?;
         tokio::select! {
             r = flow(&client, Duration::from_secs(args.duration_s), args.bets_per_s) => r,
             _ = tokio::signal::ctrl_c() => { println!("\nCtrl-C: stopping"); Ok(()) }
+            _ = term.recv() => { println!("\nSIGTERM: stopping"); Ok(()) }
         }
     });
     nodes.stop();

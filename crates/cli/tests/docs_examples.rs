@@ -197,6 +197,8 @@ fn the_parser_reads_commands_notes_and_samples() {
 /// by PID with its nodes.
 struct Demo {
     child: Child,
+    /// One demo at a time in this process: each takes the same range of ports.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
     node_pids: Vec<i32>,
     env_file: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -235,7 +237,10 @@ fn free_base_port() -> u16 {
     panic!("no free range of demo ports on loopback");
 }
 
+static DEMO_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn start_demo() -> Demo {
+    let one_at_a_time = DEMO_PORTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().expect("temporary directory");
     let base = free_base_port().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
@@ -254,7 +259,13 @@ fn start_demo() -> Demo {
             }
         }
     });
-    let mut demo = Demo { child, node_pids: Vec::new(), env_file: dir.path().join("demo/demo-keys.env"), _dir: dir };
+    let mut demo = Demo {
+        child,
+        _one_at_a_time: one_at_a_time,
+        node_pids: Vec::new(),
+        env_file: dir.path().join("demo/demo-keys.env"),
+        _dir: dir,
+    };
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut printed = Vec::new();
     loop {
@@ -408,4 +419,23 @@ fn every_example_of_the_api_guide_runs_against_the_demo_as_written() {
         examples.len(),
         report.join("\n\n")
     );
+}
+
+#[test]
+fn the_demo_stopped_with_sigterm_stops_its_nodes_too() {
+    let mut demo = start_demo();
+    assert_eq!(demo.node_pids.len(), 3, "the demo names its three nodes' PIDs");
+    let pid = nix::unistd::Pid::from_raw(demo.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM to the demo");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let alive = |node: &i32| nix::sys::signal::kill(nix::unistd::Pid::from_raw(*node), None).is_ok();
+    loop {
+        let exited = matches!(demo.child.try_wait(), Ok(Some(_)));
+        let nodes: Vec<i32> = demo.node_pids.iter().copied().filter(alive).collect();
+        if exited && nodes.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "30 s after SIGTERM: demo exited {exited}, nodes still running {nodes:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
