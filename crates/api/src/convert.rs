@@ -240,28 +240,13 @@ pub fn account_body(v: &AccountView, limits: &paddock_ledger::AccountLimitsView)
         exposure_minor: v.exposure.minor(),
         debt_minor: v.debt.minor(),
         excluded_until_ms: v.excluded_until.map(|t| t.0),
-        exclusion: limits.exclusion.map(|k| {
-            match k {
-                ExclusionKind::SelfExclusion => "self_exclusion",
-                ExclusionKind::TimeOut => "time_out",
-            }
-            .to_string()
-        }),
+        exclusion: limits.exclusion.map(|k| exclusion_str(k).to_string()),
         limits: limits
             .limits
             .iter()
             .map(|l| LimitBody {
-                kind: match l.kind {
-                    LimitKind::Deposit => "deposit",
-                    LimitKind::Loss => "loss",
-                }
-                .to_string(),
-                window: match l.window {
-                    LimitWindow::Day => "day",
-                    LimitWindow::Week => "week",
-                    LimitWindow::Month => "month",
-                }
-                .to_string(),
+                kind: limit_kind_str(l.kind).to_string(),
+                window: limit_window_str(l.window).to_string(),
                 amount_minor: l.amount.map(|m| m.minor()),
                 pending: l.pending.map(|(amount, at)| PendingLimitBody {
                     amount_minor: amount.map(|m| m.minor()),
@@ -487,14 +472,80 @@ pub fn incident_body(v: &paddock_ledger::IncidentView) -> IncidentBody {
     }
 }
 
-/// An audit event as JSON, always an object with one member named after its kind: serde
-/// writes an event with no fields as a bare string (`"ConfigChanged"`), which a client that
-/// follows the schema could not read, so it becomes `{"ConfigChanged": {}}`.
-fn event_json(event: &paddock_ledger::audit::AuditEvent) -> serde_json::Value {
-    match serde_json::to_value(event) {
-        Ok(serde_json::Value::String(kind)) => serde_json::json!({ kind: {} }),
-        Ok(object) => object,
-        Err(_) => serde_json::Value::Null,
+fn limit_kind_str(kind: LimitKind) -> &'static str {
+    match kind {
+        LimitKind::Deposit => "deposit",
+        LimitKind::Loss => "loss",
+    }
+}
+
+fn limit_window_str(window: LimitWindow) -> &'static str {
+    match window {
+        LimitWindow::Day => "day",
+        LimitWindow::Week => "week",
+        LimitWindow::Month => "month",
+    }
+}
+
+fn exclusion_str(kind: ExclusionKind) -> &'static str {
+    match kind {
+        ExclusionKind::SelfExclusion => "self_exclusion",
+        ExclusionKind::TimeOut => "time_out",
+    }
+}
+
+/// An audit event as the API shows it: a flat object whose `type` names the kind of event, in
+/// the API's own words (`market_id`, `*_minor`, `*_ms`, statuses and kinds as the other
+/// answers spell them, key ids in hex) — never the ledger's Rust names. docs/api.md lists
+/// every type and its fields.
+pub fn audit_event_json(event: &paddock_ledger::audit::AuditEvent) -> serde_json::Value {
+    use paddock_ledger::audit::AuditEvent as E;
+    use serde_json::json;
+    match event {
+        E::EventCreated { event } => json!({ "type": "event_created", "event_id": event.0 }),
+        E::MarketCreated { market } => json!({ "type": "market_created", "market_id": market.0 }),
+        E::MarketStatusChanged { market, from, to, reason } => json!({
+            "type": "market_status_changed", "market_id": market.0,
+            "from": from.as_str(), "to": to.as_str(), "reason": reason
+        }),
+        E::SelectionWithdrawn { market, selection, deduction_pence } => json!({
+            "type": "selection_withdrawn", "market_id": market.0,
+            "selection_id": selection.0, "deduction_pence": deduction_pence
+        }),
+        E::MarketSettled { market, result_version, bets_settled, paid_net, reason } => json!({
+            "type": "market_settled", "market_id": market.0, "result_version": result_version,
+            "bets_settled": bets_settled, "paid_net_minor": paid_net.minor(), "reason": reason
+        }),
+        E::LimitChanged { account, kind, window, amount, effective_at } => json!({
+            "type": "limit_changed", "account_id": account.0, "kind": limit_kind_str(*kind),
+            "window": limit_window_str(*window), "amount_minor": amount.map(|m| m.minor()),
+            "effective_at_ms": effective_at.0
+        }),
+        E::Excluded { account, kind, until } => json!({
+            "type": "excluded", "account_id": account.0, "kind": exclusion_str(*kind), "until_ms": until.0
+        }),
+        E::StakeFactorChanged { account, factor_permille } => json!({
+            "type": "stake_factor_changed", "account_id": account.0, "factor_permille": factor_permille
+        }),
+        E::ConfigChanged => json!({ "type": "config_changed" }),
+        E::PrincipalCreated { principal, role, accounts } => json!({
+            "type": "principal_created", "principal": principal, "role": role.as_str(),
+            "account_ids": accounts.iter().map(|a| a.0).collect::<Vec<_>>()
+        }),
+        E::AccountBound { principal, account } => json!({
+            "type": "account_bound", "principal": principal, "account_id": account.0
+        }),
+        E::KeyIssued { principal, key, expires_at } => json!({
+            "type": "key_issued", "principal": principal, "key_id": key.to_string(),
+            "expires_at_ms": expires_at.map(|t| t.0)
+        }),
+        E::KeyRevoked { principal, key } => json!({
+            "type": "key_revoked", "principal": principal, "key_id": key.to_string()
+        }),
+        E::IncidentOpened { incident, kind, node } => json!({
+            "type": "incident_opened", "incident_id": incident.0, "kind": kind.as_str(), "node_id": node
+        }),
+        E::IncidentClosed { incident } => json!({ "type": "incident_closed", "incident_id": incident.0 }),
     }
 }
 
@@ -505,7 +556,7 @@ pub fn audit_body(r: &paddock_ledger::audit::AuditRecord) -> AuditRecordBody {
         log_index: r.log_index,
         at_ms: r.at.0,
         actor: r.actor.0.clone(),
-        event: event_json(&r.event),
+        event: audit_event_json(&r.event),
         prev_hash: hex(&r.prev_hash),
         hash: hex(&r.hash),
         record: hex(&r.to_bytes()),
@@ -542,7 +593,7 @@ pub fn verify_audit_export(records: &[AuditRecordBody]) -> Result<AuditVerified,
             && r.log_index == body.log_index
             && r.at.0 == body.at_ms
             && r.actor.0 == body.actor
-            && event_json(&r.event) == body.event
+            && audit_event_json(&r.event) == body.event
             && hex(&r.prev_hash) == body.prev_hash
             && hex(&r.hash) == body.hash;
         if !agrees {
@@ -603,7 +654,11 @@ mod audit_export_tests {
         assert_eq!(verified.records, 3);
         assert_eq!(verified.head, trail[2].hash);
         assert_eq!(verified.last_log_index, 3);
-        assert_eq!(trail[0].event, serde_json::json!({ "EventCreated": { "event": 1 } }), "structured, not Debug text");
+        assert_eq!(
+            trail[0].event,
+            serde_json::json!({ "type": "event_created", "event_id": 1 }),
+            "structured, not Debug text"
+        );
     }
 
     #[test]
@@ -626,5 +681,67 @@ mod audit_export_tests {
         record.actor = Actor("mallory".into());
         forged[1] = audit_body(&record);
         assert!(verify_audit_export(&forged).unwrap_err().contains("hash chain is broken"));
+    }
+}
+
+#[cfg(test)]
+mod audit_event_tests {
+    use paddock_ledger::audit::AuditEvent as E;
+    use paddock_ledger::*;
+
+    /// One event of every kind.
+    fn every_kind() -> Vec<E> {
+        let (market, account, key) = (MarketId(2), AccountId(1001), auth::KeyId(0xff));
+        vec![
+            E::EventCreated { event: EventId(1) },
+            E::MarketCreated { market },
+            E::MarketStatusChanged {
+                market,
+                from: MarketStatus::Open,
+                to: MarketStatus::Suspended,
+                reason: "goal under review".into(),
+            },
+            E::SelectionWithdrawn { market, selection: SelectionId(201), deduction_pence: 25 },
+            E::MarketSettled {
+                market,
+                result_version: 1,
+                bets_settled: 3,
+                paid_net: Money(-1500),
+                reason: String::new(),
+            },
+            E::LimitChanged {
+                account,
+                kind: LimitKind::Deposit,
+                window: LimitWindow::Week,
+                amount: Some(Money(20_000)),
+                effective_at: TimestampMs(5),
+            },
+            E::Excluded { account, kind: ExclusionKind::TimeOut, until: TimestampMs(9) },
+            E::StakeFactorChanged { account, factor_permille: 250 },
+            E::ConfigChanged,
+            E::PrincipalCreated { principal: "ann".into(), role: Role::Bettor, accounts: vec![account] },
+            E::AccountBound { principal: "ann".into(), account },
+            E::KeyIssued { principal: "ann".into(), key, expires_at: None },
+            E::KeyRevoked { principal: "ann".into(), key },
+            E::IncidentOpened { incident: incident::IncidentId(1), kind: incident::IncidentKind::Reported, node: 3 },
+            E::IncidentClosed { incident: incident::IncidentId(1) },
+        ]
+    }
+
+    #[test]
+    fn every_audit_event_is_a_typed_object_in_the_apis_words_and_documented() {
+        let guide = include_str!("../../../docs/api.md");
+        for event in every_kind() {
+            let json = super::audit_event_json(&event);
+            let kind = json["type"].as_str().unwrap_or_else(|| panic!("a type: {json}"));
+            assert!(kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{kind}");
+            assert!(guide.contains(&format!("| `{kind}` |")), "docs/api.md's audit events list {kind}");
+            let text = json.to_string();
+            for rust in ["Open", "Suspended", "Deposit", "Week", "TimeOut", "Bettor", "Reported"] {
+                assert!(!text.contains(rust), "no Rust name in {text}");
+            }
+        }
+        let key = super::audit_event_json(&E::KeyRevoked { principal: "ann".into(), key: auth::KeyId(0xff) });
+        assert_eq!(key["key_id"], "00000000000000ff", "a key id as every answer writes it");
     }
 }

@@ -153,7 +153,7 @@ pub fn example(schema: &str) -> Option<Value> {
             "log_index": 3,
             "at_ms": 1_796_412_163_304_u64,
             "actor": "demo-operator",
-            "event": { "EventCreated": { "event": 1 } },
+            "event": { "type": "event_created", "event_id": 1 },
             "prev_hash": "0000000000000000000000000000000000000000000000000000000000000000",
             "hash": "2c6209459ed9335a6e52d7dfad338353eae741073f7d4c917ec1a53db3046ea6",
             "record": "0003e8898994a4340d64656d6f2d6f70657261746f72000100000000000000000000000000000000000000000000000000000000000000002c6209459ed9335a6e52d7dfad338353eae741073f7d4c917ec1a53db3046ea6"
@@ -256,6 +256,7 @@ pub fn parameter_example(name: &str) -> Option<Value> {
         "account_id" => json!(1001),
         "bet_id" => json!(1),
         "market_id" => json!(2),
+        "event_id" => json!(10),
         "selection_id" => json!(201),
         "node_id" => json!(2),
         "incident_id" => json!(1),

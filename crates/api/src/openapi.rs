@@ -186,6 +186,7 @@ pub const ROUTES: &[Route] = &[
     ),
     r("POST", "/v1/events", "Create an event", Some("CreateEventRequest"), 201, Some("AckBody"), TRADING),
     list("/v1/events", "Events and their markets", "EventBody", ANYONE),
+    r("GET", "/v1/events/{event_id}", "An event and its markets", None, 200, Some("EventBody"), ANYONE),
     r(
         "POST",
         "/v1/markets",
@@ -391,6 +392,7 @@ const fn link(
     Link { from, to, parameters }
 }
 
+const NEW_EVENT: &[(&str, &str)] = &[("event_id", "$request.body#/event_id")];
 const NEW_ACCOUNT: &[(&str, &str)] = &[("account_id", "$response.body#/account_id")];
 const AN_ACCOUNT: &[(&str, &str)] = &[("account_id", "$request.path.account_id")];
 const NEW_BET: &[(&str, &str)] = &[("bet_id", "$response.body#/bet_id")];
@@ -421,6 +423,7 @@ const LINKS: &[Link] = &[
     link(("POST", "/v1/bets"), ("POST", "/v1/bets/{bet_id}/cash-out"), NEW_BET),
     link(("GET", "/v1/bets/{bet_id}"), ("GET", "/v1/bets/{bet_id}/cash-out-quote"), A_BET),
     link(("GET", "/v1/bets/{bet_id}"), ("POST", "/v1/bets/{bet_id}/cash-out"), A_BET),
+    link(("POST", "/v1/events"), ("GET", "/v1/events/{event_id}"), NEW_EVENT),
     link(("POST", "/v1/markets"), ("GET", "/v1/markets/{market_id}"), NEW_MARKET),
     link(("POST", "/v1/markets"), ("PUT", "/v1/markets/{market_id}/selections/{selection_id}/price"), NEW_PRICE),
     link(("POST", "/v1/markets"), ("POST", "/v1/markets/{market_id}/suspend"), NEW_MARKET),

@@ -698,9 +698,9 @@ pub struct AuditRecordBody {
     pub at_ms: u64,
     /// Acting identity.
     pub actor: String,
-    /// What happened: an object with one member named after the kind of event (e.g.
-    /// `{"EventCreated": {"event": 10}}`, `{"KeyRevoked": {"principal": "ann", "key": 7}}`;
-    /// an event with no fields has an empty object: `{"ConfigChanged": {}}`).
+    /// What happened: an object whose `type` names the kind of event, with that kind's fields
+    /// (docs/api.md lists them), e.g. `{"type": "event_created", "event_id": 10}`,
+    /// `{"type": "key_revoked", "principal": "ann", "key_id": "00000000000000ff"}`.
     #[schema(value_type = Object)]
     pub event: serde_json::Value,
     /// Hash of the previous record, hex.

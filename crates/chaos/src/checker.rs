@@ -101,11 +101,10 @@ pub fn payout(stake_minor: i64, num: u32, den: u32) -> i64 {
 fn leave_open_records(records: &[AuditRecordBody]) -> BTreeMap<u64, (u64, u64)> {
     let mut out = BTreeMap::new();
     for r in records {
-        let Some(change) = r.event.get("MarketStatusChanged") else { continue };
-        if change["from"] != "Open" {
+        if r.event["type"] != "market_status_changed" || r.event["from"] != "open" {
             continue;
         }
-        let Some(id) = change["market"].as_u64() else { continue };
+        let Some(id) = r.event["market_id"].as_u64() else { continue };
         out.entry(id).or_insert((r.log_index, r.at_ms));
     }
     out
@@ -729,12 +728,12 @@ mod tests {
             hash: String::new(),
             record: String::new(),
         };
-        let status = |market: u64, from: &str, to: &str| serde_json::json!({ "MarketStatusChanged": { "market": market, "from": from, "to": to, "reason": "" } });
+        let status = |market: u64, from: &str, to: &str| serde_json::json!({ "type": "market_status_changed", "market_id": market, "from": from, "to": to, "reason": "" });
         let records = vec![
-            rec(0, 5, serde_json::json!({ "MarketCreated": { "market": 12 } })),
-            rec(1, 9, status(12, "Open", "Closed")),
-            rec(2, 11, status(12, "Closed", "Settled")),
-            rec(3, 14, status(3, "Open", "Settled")),
+            rec(0, 5, serde_json::json!({ "type": "market_created", "market_id": 12 })),
+            rec(1, 9, status(12, "open", "closed")),
+            rec(2, 11, status(12, "closed", "settled")),
+            rec(3, 14, status(3, "open", "settled")),
         ];
         let m = leave_open_records(&records);
         assert_eq!(m.get(&12), Some(&(9, 1_001)));

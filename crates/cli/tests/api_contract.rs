@@ -316,10 +316,13 @@ async fn an_operator_tunes_the_books_settings_and_a_players_stake_factor_and_bot
 
     let events = cluster.audit_events(1).await;
     assert!(
-        events.iter().any(|e| e == r#"{"ConfigChanged":{}}"#),
+        events.iter().any(|e| e == r#"{"type":"config_changed"}"#),
         "an event with no fields is an object too: {events:?}"
     );
-    assert!(events.iter().any(|e| e.contains("StakeFactorChanged")), "{events:?}");
+    assert!(
+        events.iter().any(|e| e.contains(r#""type":"stake_factor_changed""#) && e.contains(r#""factor_permille":250"#)),
+        "{events:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,4 +448,22 @@ async fn adding_a_node_nobody_can_reach_is_refused_and_changes_nothing() {
     }
     let after = members(&cluster.client().cluster().await.expect("cluster view"));
     assert_eq!(after, before, "no learner was added");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_can_be_read_by_id_with_its_markets_and_an_unknown_one_is_event_not_found() {
+    let cluster = Cluster::start(1, &[]).await;
+    seed_market(&cluster.client(), 7, 70).await;
+    let event = cluster.get_as_operator(1, "/v1/events/7").await;
+    assert_eq!(event["event_id"], 7, "{event}");
+    assert_eq!(event["name"], "Test event 7", "{event}");
+    assert_eq!(event["market_ids"], serde_json::json!([70]), "{event}");
+    let missing = reqwest::Client::new()
+        .get(format!("{}/v1/events/8", cluster.url(1)))
+        .bearer_auth(cluster.keys().operator.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(code_of(&missing.text().await.unwrap()), "event_not_found");
 }

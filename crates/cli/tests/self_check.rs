@@ -91,8 +91,8 @@ async fn a_failed_self_check_is_an_incident_on_every_node_until_the_check_passes
 
     // Both ends are in the audit trail.
     let events = cluster.audit_events(1).await;
-    assert!(events.iter().any(|e| e.contains("IncidentOpened")), "{events:?}");
-    assert!(events.iter().any(|e| e.contains("IncidentClosed")), "{events:?}");
+    assert!(events.iter().any(|e| e.contains(r#""type":"incident_opened""#)), "{events:?}");
+    assert!(events.iter().any(|e| e.contains(r#""type":"incident_closed""#)), "{events:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -489,18 +489,12 @@ impl State {
     /// Up to `limit` events after `after` (by id), ascending.
     pub fn events(&self, after: Option<EventId>, limit: usize) -> Vec<EventView> {
         let from = after.map_or(EventId(0), |a| EventId(a.0.saturating_add(1)));
-        self.events
-            .range(from..)
-            .take(limit)
-            .map(|(&event, e)| EventView {
-                event,
-                name: e.name.clone(),
-                sport: e.sport.clone(),
-                competition: e.competition.clone(),
-                starts_at: e.starts_at,
-                markets: e.markets.clone(),
-            })
-            .collect()
+        self.events.range(from..).take(limit).map(|(&event, e)| event_view(event, e)).collect()
+    }
+
+    /// One event and its markets.
+    pub fn event(&self, event: EventId) -> Option<EventView> {
+        self.events.get(&event).map(|e| event_view(event, e))
     }
 
     /// An account's responsible-gambling settings: each limit in force (and a change waiting
@@ -668,4 +662,15 @@ pub(crate) fn leg_part_result(result: &SelectionResult, place_terms: Option<Each
         LegResult::DeadHeat { tied, .. } => LegResult::DeadHeat { paid_places: terms.places, tied },
         _ => LegResult::Lose,
     })
+}
+
+fn event_view(event: EventId, e: &Event) -> EventView {
+    EventView {
+        event,
+        name: e.name.clone(),
+        sport: e.sport.clone(),
+        competition: e.competition.clone(),
+        starts_at: e.starts_at,
+        markets: e.markets.clone(),
+    }
 }

@@ -208,6 +208,7 @@ fn router(app: App) -> Router {
         .route("/v1/accounts/{account_id}/stake-factor", put(set_stake_factor))
         .route("/v1/bets/{bet_id}/cash-out", post(cash_out))
         .route("/v1/events", post(create_event).get(list_events))
+        .route("/v1/events/{event_id}", get(get_event))
         .route("/v1/markets", post(create_market).get(list_markets))
         .route("/v1/markets/{market_id}", get(get_market))
         .route("/v1/markets/{market_id}/selections/{selection_id}/price", put(set_price))

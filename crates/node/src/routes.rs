@@ -336,6 +336,17 @@ pub(crate) async fn list_events(
     Ok(Page::of(page, limit, |e| e.event_id.to_string()))
 }
 
+pub(crate) async fn get_event(
+    State(app): State<App>,
+    PathParam(event): PathParam<u64>,
+    QueryParams(options): QueryParams<ReadOptions>,
+) -> Answer<EventBody> {
+    let view = read(&app, &options, |s| s.event(paddock_ledger::EventId(event)))
+        .await?
+        .ok_or_else(|| not_found(ResultCode::EventNotFound))?;
+    Ok((StatusCode::OK, Json(convert::event_body(&view))))
+}
+
 pub(crate) async fn get_config(
     State(app): State<App>,
     QueryParams(options): QueryParams<ReadOptions>,
