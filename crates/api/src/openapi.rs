@@ -584,35 +584,42 @@ fn json_ref_with_example(name: &str) -> utoipa::openapi::Content {
 /// The document, as the JSON the node serves.
 pub fn document() -> serde_json::Value {
     let mut doc = serde_json::to_value(built_document()).expect("an OpenAPI document serializes");
-    declare_unsigned_ranges(&mut doc);
-    declare_enums(&mut doc);
-    spell_links_as_the_specification_does(&mut doc);
+    each_object(&mut doc, &mut |object| {
+        declare_unsigned_range(object);
+        declare_enum(object);
+        spell_links_as_the_specification_does(object);
+    });
     doc
+}
+
+/// Calls `rewrite` on every JSON object in `value`, outermost first.
+fn each_object(
+    value: &mut serde_json::Value,
+    rewrite: &mut impl FnMut(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    match value {
+        serde_json::Value::Object(map) => {
+            rewrite(map);
+            map.values_mut().for_each(|v| each_object(v, rewrite));
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| each_object(v, rewrite)),
+        _ => {}
+    }
 }
 
 /// utoipa 5.5 writes a Link Object's fields in snake case (`operation_id`); the OpenAPI
 /// specification, and every tool that reads links, spells them `operationId`, `operationRef`
 /// and `requestBody`.
-fn spell_links_as_the_specification_does(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            if let Some(serde_json::Value::Object(links)) = map.get_mut("links") {
-                for link in links.values_mut().filter_map(serde_json::Value::as_object_mut) {
-                    for (snake, camel) in [
-                        ("operation_id", "operationId"),
-                        ("operation_ref", "operationRef"),
-                        ("request_body", "requestBody"),
-                    ] {
-                        if let Some(v) = link.remove(snake) {
-                            link.insert(camel.to_string(), v);
-                        }
-                    }
-                }
+fn spell_links_as_the_specification_does(object: &mut serde_json::Map<String, serde_json::Value>) {
+    let Some(serde_json::Value::Object(links)) = object.get_mut("links") else { return };
+    for link in links.values_mut().filter_map(serde_json::Value::as_object_mut) {
+        for (snake, camel) in
+            [("operation_id", "operationId"), ("operation_ref", "operationRef"), ("request_body", "requestBody")]
+        {
+            if let Some(v) = link.remove(snake) {
+                link.insert(camel.to_string(), v);
             }
-            map.values_mut().for_each(spell_links_as_the_specification_does);
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(spell_links_as_the_specification_does),
-        _ => {}
     }
 }
 
@@ -620,54 +627,38 @@ fn spell_links_as_the_specification_does(value: &mut serde_json::Value) {
 /// says its top half is out of range while the server takes it. Each integer schema with a
 /// non-negative minimum and no maximum is an unsigned field: it gets its real maximum and
 /// the `uint64`/`uint32` format. (Signed fields that have a minimum declare a maximum too.)
-fn declare_unsigned_ranges(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            let integer = match map.get("type") {
-                Some(serde_json::Value::String(t)) => t == "integer",
-                Some(serde_json::Value::Array(ts)) => ts.iter().any(|t| t == "integer"),
-                _ => false,
-            };
-            let unsigned = map.get("minimum").and_then(serde_json::Value::as_f64).is_some_and(|m| m >= 0.0);
-            if integer && unsigned && !map.contains_key("maximum") {
-                let (format, max) = match map.get("format").and_then(serde_json::Value::as_str) {
-                    Some("int32") => ("uint32", serde_json::Value::from(u32::MAX)),
-                    _ => ("uint64", serde_json::Value::from(u64::MAX)),
-                };
-                map.insert("format".to_string(), format.into());
-                map.insert("maximum".to_string(), max);
-            }
-            map.values_mut().for_each(declare_unsigned_ranges);
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(declare_unsigned_ranges),
-        _ => {}
+fn declare_unsigned_range(object: &mut serde_json::Map<String, serde_json::Value>) {
+    let integer = match object.get("type") {
+        Some(serde_json::Value::String(t)) => t == "integer",
+        Some(serde_json::Value::Array(ts)) => ts.iter().any(|t| t == "integer"),
+        _ => false,
+    };
+    let unsigned = object.get("minimum").and_then(serde_json::Value::as_f64).is_some_and(|m| m >= 0.0);
+    if integer && unsigned && !object.contains_key("maximum") {
+        let (format, max) = match object.get("format").and_then(serde_json::Value::as_str) {
+            Some("int32") => ("uint32", serde_json::Value::from(u32::MAX)),
+            _ => ("uint64", serde_json::Value::from(u64::MAX)),
+        };
+        object.insert("format".to_string(), format.into());
+        object.insert("maximum".to_string(), max);
     }
 }
 
 /// A string field written with `pattern = "^(a|b|c)$"` is a closed set: declared as an
 /// `enum`, so that a generated client has it as one.
-fn declare_enums(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            let words = map
-                .get("pattern")
-                .and_then(serde_json::Value::as_str)
-                .and_then(|p| p.strip_prefix("^(")?.strip_suffix(")$"))
-                .filter(|alternatives| {
-                    alternatives.contains('|')
-                        && alternatives
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'|')
-                })
-                .map(|alternatives| alternatives.split('|').map(serde_json::Value::from).collect::<Vec<_>>());
-            if let Some(words) = words {
-                map.remove("pattern");
-                map.insert("enum".to_string(), serde_json::Value::Array(words));
-            }
-            map.values_mut().for_each(declare_enums);
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(declare_enums),
-        _ => {}
+fn declare_enum(object: &mut serde_json::Map<String, serde_json::Value>) {
+    let words = object
+        .get("pattern")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|p| p.strip_prefix("^(")?.strip_suffix(")$"))
+        .filter(|alternatives| {
+            alternatives.contains('|')
+                && alternatives.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'|')
+        })
+        .map(|alternatives| alternatives.split('|').map(serde_json::Value::from).collect::<Vec<_>>());
+    if let Some(words) = words {
+        object.remove("pattern");
+        object.insert("enum".to_string(), serde_json::Value::Array(words));
     }
 }
 

@@ -95,14 +95,8 @@ async fn a_market_closing_in_the_past_is_refused_and_not_created() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code_of(&response.text().await.unwrap()), "closes_at_passed");
-    let missing = http
-        .get(format!("{}/v1/markets/20", cluster.url(1)))
-        .bearer_auth(cluster.keys().operator.expose())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code_of(&missing.text().await.unwrap()), "market_not_found");
+    let (status, body) = cluster.get_as_operator_refused(1, "/v1/markets/20").await;
+    assert_eq!((status, code_of(&body).as_str()), (404, "market_not_found"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -458,12 +452,6 @@ async fn an_event_can_be_read_by_id_with_its_markets_and_an_unknown_one_is_event
     assert_eq!(event["event_id"], 7, "{event}");
     assert_eq!(event["name"], "Test event 7", "{event}");
     assert_eq!(event["market_ids"], serde_json::json!([70]), "{event}");
-    let missing = reqwest::Client::new()
-        .get(format!("{}/v1/events/8", cluster.url(1)))
-        .bearer_auth(cluster.keys().operator.expose())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    assert_eq!(code_of(&missing.text().await.unwrap()), "event_not_found");
+    let (status, body) = cluster.get_as_operator_refused(1, "/v1/events/8").await;
+    assert_eq!((status, code_of(&body).as_str()), (404, "event_not_found"), "{body}");
 }

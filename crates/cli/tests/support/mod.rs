@@ -220,18 +220,27 @@ impl Cluster {
     /// GETs `path` from node `id` with the operator's key: the JSON of a 200 answer (panics on
     /// any other).
     pub async fn get_as_operator(&self, id: u64, path: &str) -> serde_json::Value {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
-        let response = http
-            .get(format!("{}{path}", self.url(id)))
-            .bearer_auth(self.keys().operator.expose())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path} on node {id}: no answer: {e}"));
+        let response = self.operator_get(id, path).await;
         assert_eq!(response.status(), 200, "GET {path} on node {id}");
         response.json().await.unwrap_or_else(|e| panic!("GET {path} on node {id}: not JSON: {e}"))
     }
 
-    /// The events of node `id`'s audit trail (each record's `event` as JSON text), oldest first.
+    /// A GET as an operator that is expected to be refused: its status and body.
+    pub async fn get_as_operator_refused(&self, id: u64, path: &str) -> (u16, String) {
+        let response = self.operator_get(id, path).await;
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    async fn operator_get(&self, id: u64, path: &str) -> reqwest::Response {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
+        http.get(format!("{}{path}", self.url(id)))
+            .bearer_auth(self.keys().operator.expose())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} on node {id}: no answer: {e}"))
+    }
+
     pub async fn audit_events(&self, id: u64) -> Vec<String> {
         let trail = self.get_as_operator(id, "/v1/audit?limit=1000").await;
         trail.as_array().expect("an array of records").iter().map(|r| r["event"].to_string()).collect()
