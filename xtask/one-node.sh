@@ -12,12 +12,17 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
-"$paddock" keys new --principal "$principal" --role operator > "$dir/key.json"
-key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$dir/key.json")
-python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["static_keys_line"])' "$dir/key.json" > "$dir/static-keys"
-"$paddock" keys new --principal "$principal-service" --role service > "$dir/service-key.json"
-service_key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$dir/service-key.json")
-python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["static_keys_line"])' "$dir/service-key.json" >> "$dir/static-keys"
+# new_key PRINCIPAL ROLE: appends the key's line to the static keys file, prints the key.
+new_key() {
+    "$paddock" keys new --principal "$1" --role "$2" | python3 -c '
+import json, sys
+made = json.load(sys.stdin)
+with open(sys.argv[1], "a") as keys:
+    print(made["static_keys_line"], file=keys)
+print(made["key"])' "$dir/static-keys"
+}
+key=$(new_key "$principal" operator)
+service_key=$(new_key "$principal-service" service)
 read -r http peer < <(python3 -c '
 import socket
 socks = [socket.socket() for _ in range(2)]

@@ -728,9 +728,33 @@ mod audit_event_tests {
         ]
     }
 
+    /// The kind's place in `every_kind`: a match with no wildcard, so a new kind of event does
+    /// not compile until it is placed here, and the test then fails until `every_kind` has it.
+    fn place(event: &E) -> usize {
+        match event {
+            E::EventCreated { .. } => 0,
+            E::MarketCreated { .. } => 1,
+            E::MarketStatusChanged { .. } => 2,
+            E::SelectionWithdrawn { .. } => 3,
+            E::MarketSettled { .. } => 4,
+            E::LimitChanged { .. } => 5,
+            E::Excluded { .. } => 6,
+            E::StakeFactorChanged { .. } => 7,
+            E::ConfigChanged => 8,
+            E::PrincipalCreated { .. } => 9,
+            E::AccountBound { .. } => 10,
+            E::KeyIssued { .. } => 11,
+            E::KeyRevoked { .. } => 12,
+            E::IncidentOpened { .. } => 13,
+            E::IncidentClosed { .. } => 14,
+        }
+    }
+
     #[test]
     fn every_audit_event_is_a_typed_object_in_the_apis_words_and_documented() {
         let guide = include_str!("../../../docs/api.md");
+        let places: Vec<usize> = every_kind().iter().map(place).collect();
+        assert_eq!(places, (0..=14).collect::<Vec<_>>(), "one event of every kind, in order");
         for event in every_kind() {
             let json = super::audit_event_json(&event);
             let kind = json["type"].as_str().unwrap_or_else(|| panic!("a type: {json}"));

@@ -107,6 +107,16 @@ const OPERATOR: Access = Access::Roles(&[Operator], Own::Nothing);
 const OVERSIGHT: Access = Access::Roles(&[Operator, Auditor], Own::Nothing);
 const CLUSTER_READ: Access = Access::Roles(&[Operator, Auditor, Service], Own::Nothing);
 
+/// The path parameters that are text; every other one is an unsigned integer id.
+pub const TEXT_PATH_PARAMETERS: &[&str] = &["name", "key_id", "idempotency_key"];
+
+/// A principal's name, as `CreatePrincipalRequest.name` declares it.
+const PRINCIPAL_NAME_PATTERN: &str = "^[a-z0-9._@-]{1,64}$";
+/// A key id: 16 hex digits.
+const KEY_ID_PATTERN: &str = "^[0-9a-fA-F]{16}$";
+/// An idempotency key: 1-64 printable ASCII characters (`IdempotencyKey::is_valid`).
+const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,64}$";
+
 /// Reads answered from this node's own view, not from the replicated book: they take no
 /// `consistency` (and refuse it as an unknown query parameter).
 const UNREPLICATED_READS: &[&str] = &["/v1/cluster", "/v1/cluster/state-hash", "/v1/whoami", "/v1/self-check"];
@@ -689,9 +699,9 @@ fn built_document() -> OpenApi {
                         .into()
                 };
                 let schema = match name {
-                    "name" => text("^[a-z0-9._@-]{1,64}$"),
-                    "key_id" => text("^[0-9a-fA-F]{16}$"),
-                    "idempotency_key" => text("^[!-~]{1,64}$"),
+                    "name" => text(PRINCIPAL_NAME_PATTERN),
+                    "key_id" => text(KEY_ID_PATTERN),
+                    "idempotency_key" => text(IDEMPOTENCY_KEY_PATTERN),
                     "node_id" => utoipa::openapi::ObjectBuilder::new()
                         .schema_type(utoipa::openapi::schema::Type::Integer)
                         .format(Some(utoipa::openapi::SchemaFormat::Custom("uint64".to_string())))
@@ -723,7 +733,7 @@ fn built_document() -> OpenApi {
                     .schema(Some(
                         utoipa::openapi::ObjectBuilder::new()
                             .schema_type(utoipa::openapi::schema::Type::String)
-                            .pattern(Some("^[!-~]{1,64}$"))
+                            .pattern(Some(IDEMPOTENCY_KEY_PATTERN))
                             .min_length(Some(1))
                             .max_length(Some(64)),
                     )),
@@ -921,6 +931,20 @@ mod tests {
         let links = &json["paths"]["/v1/bets"]["post"]["responses"]["201"]["links"];
         assert_eq!(links["get_bets_bet_id"]["operationId"], "get_bets_bet_id");
         assert_eq!(links["get_bets_bet_id"]["parameters"]["bet_id"], "$response.body#/bet_id");
+    }
+
+    #[test]
+    fn path_parameters_are_text_exactly_where_the_node_reads_text() {
+        let json = super::document();
+        for route in super::ROUTES {
+            let parameters = json["paths"][route.path][route.method.to_ascii_lowercase()]["parameters"].as_array();
+            for p in parameters.into_iter().flatten().filter(|p| p["in"] == "path") {
+                let name = p["name"].as_str().unwrap();
+                let text = super::TEXT_PATH_PARAMETERS.contains(&name);
+                let declared = if text { "string" } else { "integer" };
+                assert_eq!(p["schema"]["type"], declared, "{} {}: {name}", route.method, route.path);
+            }
+        }
     }
 
     #[test]

@@ -452,6 +452,9 @@ async fn an_event_can_be_read_by_id_with_its_markets_and_an_unknown_one_is_event
     assert_eq!(event["event_id"], 7, "{event}");
     assert_eq!(event["name"], "Test event 7", "{event}");
     assert_eq!(event["market_ids"], serde_json::json!([70]), "{event}");
+    // An id spelt as JSON may spell a whole number (a link carries a request body's `7.0`).
+    assert_eq!(cluster.get_as_operator(1, "/v1/events/7.0").await, event, "7.0 is event 7");
+    assert_eq!(cluster.get_as_operator(1, "/v1/markets/7e1").await["market_id"], 70, "7e1 is market 70");
     let (status, body) = cluster.get_as_operator_refused(1, "/v1/events/8").await;
     assert_eq!((status, code_of(&body).as_str()), (404, "event_not_found"), "{body}");
 }

@@ -131,8 +131,14 @@ pub struct Actor(pub String);
 
 /// Whether a free-text field (name, reason, actor) is acceptable.
 pub(crate) fn text_is_valid(text: &str) -> bool {
+    text_within(text, TEXT_LEN_MAX)
+}
+
+/// At most `max` characters, none of them a control character: the one rule for every free
+/// text the ledger keeps.
+pub(crate) fn text_within(text: &str, max: usize) -> bool {
     // Four bytes a character at most: the byte test first spares counting short text.
-    (text.len() <= TEXT_LEN_MAX || text.chars().count() <= TEXT_LEN_MAX) && !text.chars().any(char::is_control)
+    (text.len() <= max || text.chars().count() <= max) && !text.chars().any(char::is_control)
 }
 
 #[cfg(test)]

@@ -130,9 +130,7 @@ fn view(id: IncidentId, i: &Incident) -> IncidentView {
 }
 
 fn text_ok(text: &str) -> bool {
-    !text.is_empty()
-        && (text.len() <= INCIDENT_TEXT_MAX || text.chars().count() <= INCIDENT_TEXT_MAX)
-        && !text.chars().any(char::is_control)
+    !text.is_empty() && crate::ids::text_within(text, INCIDENT_TEXT_MAX)
 }
 
 pub(crate) fn open_incident(

@@ -90,16 +90,9 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Rewrites every float with no fractional part that an integer holds exactly (|x| <= 2^53)
 /// as that integer; says whether it changed anything.
 fn whole_floats_as_integers(value: &mut serde_json::Value) -> bool {
-    const EXACT: f64 = 9_007_199_254_740_992.0;
     match value {
         serde_json::Value::Number(n) if n.is_f64() => {
-            let Some(f) = n.as_f64() else { return false };
-            if f.fract() != 0.0 || f.abs() > EXACT {
-                return false;
-            }
-            // In range and whole: the conversion is exact.
-            #[allow(clippy::cast_possible_truncation)]
-            let whole = f as i64;
+            let Some(whole) = n.as_f64().and_then(whole_number) else { return false };
             *value = serde_json::Value::from(whole);
             true
         }
@@ -156,6 +149,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(PathParam(v)),
             Err(r) => {
+                if let Some(v) = path_with_whole_numbers(parts, state).await {
+                    return Ok(PathParam(v));
+                }
                 // The parameter's name, from the route's template, when it has just one.
                 let template = parts.extensions.get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_string());
                 let names: Vec<String> = template
@@ -169,6 +165,33 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
             }
         }
     }
+}
+
+/// The path parameters read again with ids written as whole numbers in another spelling
+/// (`11991011.0`, `5e2`), as the body allows: a link that carries an id from a request body
+/// into the path carries it as the client spelt it. `None` if that is not what went wrong.
+async fn path_with_whole_numbers<T: DeserializeOwned, S: Send + Sync>(parts: &mut Parts, state: &S) -> Option<T> {
+    let raw = axum::extract::RawPathParams::from_request_parts(parts, state).await.ok()?;
+    let mut values = Vec::new();
+    for (name, text) in raw.iter() {
+        let value = if paddock_api::openapi::TEXT_PATH_PARAMETERS.contains(&name) {
+            serde_json::Value::from(text)
+        } else {
+            let id = text.parse::<u64>().ok().or_else(|| whole_number(text.parse().ok()?)?.try_into().ok())?;
+            serde_json::Value::from(id)
+        };
+        values.push(value);
+    }
+    let value = if values.len() == 1 { values.pop()? } else { serde_json::Value::Array(values) };
+    serde_json::from_value(value).ok()
+}
+
+/// `f` as an integer if it is one that a float holds exactly (|f| <= 2^53).
+fn whole_number(f: f64) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    // In range and whole: the conversion is exact.
+    #[allow(clippy::cast_possible_truncation)]
+    (f.fract() == 0.0 && f.abs() <= EXACT).then_some(f as i64)
 }
 
 /// Says which rule a path parameter broke, in words (not serde's "Cannot parse `-1` to a

@@ -973,8 +973,12 @@ async fn wait_applied(app: &App, log_index: u64) -> Result<(), Failure> {
 
 // ---- infrastructure ----
 
+/// The document depends on nothing but the route table and the build: made once, on the
+/// first request for it, not again on every one.
+static OPENAPI: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(paddock_api::openapi::document);
+
 pub(crate) async fn openapi() -> Response {
-    Json(paddock_api::openapi::document()).into_response()
+    Json(&*OPENAPI).into_response()
 }
 
 pub(crate) async fn live() -> Response {
