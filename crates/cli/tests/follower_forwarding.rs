@@ -1,5 +1,6 @@
 //! Any node accepts any request: a follower forwards writes to the leader, and what it wrote
-//! is read back from another node.
+//! is read back from another node; a keyed write forwarded to a leader that then froze is sent
+//! on to the leader elected in its place, within the same request.
 
 mod support;
 
@@ -59,4 +60,43 @@ async fn a_follower_accepts_writes_and_forwards_them_to_the_leader() {
 
     let converged = cluster.wait_converged(&cluster.ids(), Duration::from_secs(15)).await;
     assert_eq!((converged.bets, converged.accounts), (2, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_write_forwarded_to_a_leader_that_froze_is_sent_to_its_successor_and_applied_once() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let client = cluster.client();
+    seed_market(&client, 1, 1).await;
+    client.open_account(7, "GBP", "open-7").await.expect("account opens");
+    client.deposit(7, 10_000, "deposit-7").await.expect("deposit");
+    let leader = cluster.leader().await;
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
+    // One attempt, so the answer is the follower's own: no client retry can hide a timeout.
+    let once = cluster.client_for(follower).with_retry(paddock_client::RetryPolicy {
+        attempts: 1,
+        backoff: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(1),
+    });
+    cluster.wait_converged(&cluster.ids(), Duration::from_secs(15)).await;
+
+    cluster.pause(leader);
+    let placed = once.place_bet(&single(7, 1, 1_500), "bet-7-frozen").await;
+    cluster.resume(leader);
+    let placed = placed.expect("the follower re-routes the keyed bet to the new leader and answers it");
+    assert_eq!(placed.status, "accepted");
+
+    let metrics = reqwest::get(format!("{}/metrics", cluster.url(follower))).await.unwrap().text().await.unwrap();
+    let rerouted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("paddock_forward_rerouted_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("the re-route counter is exported");
+    assert!(rerouted >= 1.0, "the write went to the frozen leader first: {rerouted}");
+
+    // Applied once, whatever the frozen leader did with it when it woke.
+    cluster.wait_converged(&cluster.ids(), Duration::from_secs(15)).await;
+    let account = client.account(7).await.expect("account");
+    assert_eq!(account.balance_minor, 10_000 - 1_500, "one stake taken");
+    let again = client.place_bet(&single(7, 1, 1_500), "bet-7-frozen").await.expect("the retry answers");
+    assert_eq!(again.bet_id, placed.bet_id, "the same bet, from its record");
 }

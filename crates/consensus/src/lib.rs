@@ -394,6 +394,19 @@ pub enum ForwardOp {
     ClockSample,
 }
 
+impl ForwardOp {
+    /// Whether sending this again after it may have taken effect is harmless: a command the
+    /// ledger answers from its idempotency record when repeated (every bet of a batch carries
+    /// its own key). Membership changes and `ResolvePending` are not.
+    pub fn resend_safe(&self) -> bool {
+        match self {
+            ForwardOp::Write(Command::PlaceBets(bets)) => !bets.is_empty(),
+            ForwardOp::Write(command) => command.idempotency().is_some(),
+            _ => false,
+        }
+    }
+}
+
 /// The leader's answer to a forwarded operation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ForwardReply {
@@ -933,11 +946,14 @@ impl Inner {
                         call(&*self.transport, &addr, Rpc::ReadIndex, &(), self.write_timeout).await;
                     match reply {
                         Ok(Ok(index)) => break index,
-                        Ok(Err(e))
-                        | Err(PeerError::Refused { message: e, .. })
-                        | Err(PeerError::Unreachable { message: e, .. }) => {
+                        Ok(Err(e)) | Err(PeerError::Refused { message: e, .. }) => {
                             if Instant::now() >= deadline {
                                 return Err(ReadError::NoQuorum(e));
+                            }
+                        }
+                        Err(e) => {
+                            if Instant::now() >= deadline {
+                                return Err(ReadError::NoQuorum(e.to_string()));
                             }
                         }
                     }
@@ -1000,14 +1016,34 @@ impl Inner {
                     None => ForwardReply::NotLeader { leader: None },
                     Some(addr) => {
                         let left = deadline.saturating_duration_since(Instant::now()).max(POLL);
-                        match transport::call_forward(&*self.transport, &addr, &op, left).await {
-                            Ok(reply) => reply,
-                            Err(PeerError::Unreachable { never_sent: true, .. }) => {
+                        let forwarded = transport::call_forward(&*self.transport, &addr, &op, left);
+                        // A leader that froze (SIGSTOP, a stalled VM) answers nothing until it
+                        // wakes; a new one is elected long before the write timeout.
+                        let answer = tokio::select! {
+                            answer = forwarded => Some(answer),
+                            () = self.leader_moved_from(l) => None,
+                        };
+                        match answer {
+                            Some(Ok(reply)) => reply,
+                            Some(Err(PeerError::Unreachable { never_sent: true, .. })) => {
                                 // Refused before anything was sent: safe to try again.
                                 last_error = WriteError::NoLeader;
                                 ForwardReply::NotLeader { leader: None }
                             }
-                            Err(e) => return Err(WriteError::Unknown(e.to_string())),
+                            Some(Err(e)) => return Err(WriteError::Unknown(e.to_string())),
+                            // The old leader may have appended it: send it again only if the
+                            // ledger answers a repeat with the first answer (its idempotency key).
+                            None if op.resend_safe() => {
+                                metrics::counter!("paddock_forward_rerouted_total").increment(1);
+                                last_error = WriteError::NoLeader;
+                                ForwardReply::NotLeader { leader: None }
+                            }
+                            None => {
+                                return Err(WriteError::Unknown(format!(
+                                    "leader {l} was replaced while this node waited for its answer: the operation may \
+                                     or may not have taken effect"
+                                )))
+                            }
                         }
                     }
                 },
@@ -1020,6 +1056,18 @@ impl Inner {
             }
         }
         Err(last_error)
+    }
+
+    /// Resolves once this node no longer takes `leader` for the leader: another was elected,
+    /// or an election is under way. Never resolves while it does.
+    async fn leader_moved_from(&self, leader: u64) {
+        let mut metrics = self.raft.metrics();
+        while metrics.borrow_watched().current_leader == Some(leader) {
+            if metrics.changed().await.is_err() {
+                // Raft stopped: the write ends with its own error or timeout.
+                return std::future::pending().await;
+            }
+        }
     }
 
     /// Runs `op` assuming this node leads; answers `NotLeader` if it does not.

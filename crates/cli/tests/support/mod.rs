@@ -420,6 +420,19 @@ impl Cluster {
         let _ = child.wait();
     }
 
+    /// SIGSTOPs a node by its PID: it keeps its sockets open and answers nothing, as a frozen
+    /// VM or a long GC pause would, until [`Cluster::resume`].
+    pub fn pause(&mut self, id: u64) {
+        let child = self.node_mut(id).child.as_ref().unwrap_or_else(|| panic!("node {id} is not running"));
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGSTOP);
+    }
+
+    /// SIGCONTs a node [`Cluster::pause`] froze.
+    pub fn resume(&mut self, id: u64) {
+        let child = self.node_mut(id).child.as_ref().unwrap_or_else(|| panic!("node {id} is not running"));
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+    }
+
     /// SIGTERMs a node by its PID and waits (at most 10 s) for it to exit, then SIGKILLs it.
     /// Returns whether it exited by itself.
     pub async fn terminate(&mut self, id: u64) -> bool {
