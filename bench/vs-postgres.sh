@@ -1,52 +1,110 @@
 #!/usr/bin/env bash
 # vs-postgres.sh — bets/s of Paddock (3 nodes, fsync on) against PostgreSQL with one
-# synchronous standby, on this machine, in one run.
+# synchronous standby, on this machine, in one run, single bets and batches.
 #
 #   bash bench/vs-postgres.sh            # as root (PostgreSQL runs as user postgres)
-#   env: DURATION=30 CLIENTS=16 PG_SCRIPT=/path/to/pg_sync_bets.sh BASE_PORT=7400
+#   env: DURATION=20 CLIENTS=16 BATCH=200 BATCH_CLIENTS=8 BASE_PORT=7400
+#        PG_SCRIPT=/path/to/pg_sync_bets.sh
 #
-# PostgreSQL side: ../shared/bench/pg_sync_bets.sh (the team's reference set-up) in mode
-# `sync`, pgbench with CLIENTS clients, each transaction a place-bet (debit if funds allow,
-# insert the bet with a unique idempotency key).
-# Paddock side: a release build, 3 nodes on loopback, `paddock load` with the same number of
-# requests in flight (CLIENTS) placing single bets as fast as they are answered; then a
-# second run at half that rate for the latency at half load.
-# Prints bets/s and p50/p99 for both, then `ratio: <Paddock bets/s ÷ PostgreSQL bets/s>`.
-# Everything binds to 127.0.0.1; every load run is bounded by DURATION; nodes are stopped by PID.
+# PostgreSQL side: ../shared/bench/pg_sync_bets.sh (the team's reference set-up) creates the
+# primary and its synchronous standby and runs its place-bet transaction (debit if funds allow,
+# insert the bet with a unique idempotency key) under pgbench with CLIENTS clients. Then the
+# same servers run BATCH bets per transaction, written the way a PostgreSQL user would write
+# them: one statement that debits BATCH distinct wallets and inserts their bets (pgbench with
+# BATCH_CLIENTS clients).
+# Paddock side: a release build, 3 nodes on loopback, `paddock load` in a closed loop as
+# pgbench runs (--rate 0: each of CLIENTS workers sends its next bet when its last is
+# answered), one single bet per request; then an open loop at half that rate for the latency
+# at half load; then BATCH_CLIENTS workers sending BATCH singles per `POST /v1/bets/batch`.
+# CPU: server-side CPU seconds during each measured run, from /proc — the three nodes for
+# Paddock (`paddock load --cpu-pids`), every postgres process of both servers (including
+# backends that exit, through the postmasters' reaped-children times) for PostgreSQL; the
+# load generators (pgbench, paddock load) are not counted on either side.
+# Prints bets/s, p50/p99 and CPU µs per bet for each, then on their own lines:
+#   single ratio: <Paddock single bets/s ÷ PostgreSQL single bets/s>
+#   batch ratio: <Paddock batched bets/s ÷ PostgreSQL single bets/s>
+#   same-batch ratio: <Paddock batched bets/s ÷ PostgreSQL batched bets/s>
+# Everything binds to 127.0.0.1; every load run is bounded by DURATION; processes are stopped
+# by PID.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-DURATION="${DURATION:-30}"
+DURATION="${DURATION:-20}"
 CLIENTS="${CLIENTS:-16}"
+BATCH="${BATCH:-200}"
+BATCH_CLIENTS="${BATCH_CLIENTS:-8}"
 BASE_PORT="${BASE_PORT:-7400}"
 PG_SCRIPT="${PG_SCRIPT:-$ROOT/../shared/bench/pg_sync_bets.sh}"
 WORK="$(mktemp -d /tmp/paddock-vs-pg.XXXXXX)"
+PG_BASE="$WORK/pg"
 PIDS=()
 
 cleanup() {
   for pid in "${PIDS[@]:-}"; do kill -TERM "$pid" 2>/dev/null || true; done
   sleep 2
   for pid in "${PIDS[@]:-}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  BASE="$PG_BASE" bash "$PG_SCRIPT" teardown >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
 command -v pgbench >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || {
   echo "installing postgresql (Debian package)"; apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }
 [ -f "$PG_SCRIPT" ] || { echo "PostgreSQL reference script not found at $PG_SCRIPT (set PG_SCRIPT)" >&2; exit 2; }
+PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+PG_HELPERS="$(cd "$(dirname "$PG_SCRIPT")" && pwd)"
 
 echo "== building paddock (release)"
 (cd "$ROOT" && cargo build --release -q -p paddock-cli)
 BIN="$ROOT/target/release/paddock"
 
-echo "== PostgreSQL: primary + 1 synchronous standby, pgbench -c $CLIENTS -T $DURATION"
-PG_OUT="$WORK/pg"
-OUT="$PG_OUT" MODES=sync REPEATS=1 DURATION="$DURATION" CLIENTS="$CLIENTS" QUIET_WAIT_S=0 \
-  bash "$PG_SCRIPT" all > "$WORK/pg.log" 2>&1 || { tail -30 "$WORK/pg.log"; exit 1; }
-PG_TXT="$(ls "$PG_OUT"/pg_sync_*_r1.txt | head -1)"
-PG_TPS="$(grep -m1 -E '^tps = ' "$PG_TXT" | awk '{print $3}')"
-PG_LAT="$(ls "$PG_OUT"/pg_sync_*_r1.lat.json | head -1)"
-PG_P50="$(python3 -c "import json;print(json.load(open('$PG_LAT'))['p50_ms'])")"
-PG_P99="$(python3 -c "import json;print(json.load(open('$PG_LAT'))['p99_ms'])")"
+# CPU seconds (user + system) of every postgres process now, plus what the postmasters have
+# reaped from exited children (backends of finished connections).
+pg_cpu_s() {
+  local ticks=0 pid f
+  for pid in $(pgrep -u postgres || true); do
+    # Fields after the command name: state is [0], utime [11], stime [12], cutime [13], cstime [14].
+    f=($(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null || echo))
+    [ "${#f[@]}" -gt 14 ] || continue
+    ticks=$((ticks + f[11] + f[12]))
+    if grep -qx "$pid" "$WORK/postmasters"; then ticks=$((ticks + f[13] + f[14])); fi
+  done
+  echo "$ticks" | awk '{printf "%.2f", $1 / 100}'
+}
+
+# pgbench with CPU accounting: $1 = name, $2 = script, $3 = clients; the rest go to pgbench.
+pg_run() {
+  local name="$1" script="$2" clients="$3"
+  local before after
+  before="$(pg_cpu_s)"
+  timeout $((DURATION + 60)) "$PGBIN/pgbench" -h 127.0.0.1 -p 55432 -U postgres -n -M prepared \
+    -c "$clients" -j 2 -T "$DURATION" -f "$script" --log --log-prefix="$WORK/$name" bench > "$WORK/$name.txt" 2>&1
+  sleep 1
+  after="$(pg_cpu_s)"
+  python3 "$PG_HELPERS/pg_latency_from_log.py" "$WORK/$name" --json "$WORK/$name.lat.json" > /dev/null
+  rm -f "$WORK/$name".[0-9]* "$WORK/$name".*[0-9]
+  echo "$before $after" > "$WORK/$name.cpu"
+}
+
+echo "== PostgreSQL: primary + 1 synchronous standby"
+BASE="$PG_BASE" OUT="$WORK/pg-out" bash "$PG_SCRIPT" setup > "$WORK/pg-setup.log" 2>&1 || { tail -30 "$WORK/pg-setup.log"; exit 1; }
+for d in "$PG_BASE/primary" "$PG_BASE/standby"; do head -1 "$d/postmaster.pid"; done > "$WORK/postmasters"
+cat > "$WORK/batch.sql" <<EOF
+\\set base random(1, $((100000 - BATCH)))
+\\set m random(1, 5000)
+\\set k random(1, 9000000000000000000)
+WITH req AS (SELECT :base + i AS w, :m AS m, 1 + i % 3 AS s, 100 AS stake, 4000 AS odds,
+                    :client_id::text || '-' || :k::text || '-' || i AS key
+             FROM generate_series(0, $((BATCH - 1))) AS i),
+     debited AS (UPDATE wallets SET balance = wallets.balance - req.stake FROM req
+                 WHERE wallets.id = req.w AND wallets.balance >= req.stake RETURNING req.*)
+INSERT INTO bets (wallet_id, market_id, selection_id, stake, odds_milli, idempotency_key)
+SELECT w, m, s, stake, odds, key FROM debited;
+EOF
+echo "   single: pgbench -c $CLIENTS -T $DURATION (the reference place-bet transaction)"
+pg_run pg-single "$PG_BASE/bets.sql" "$CLIENTS"
+echo "   batch: $BATCH bets per transaction, pgbench -c $BATCH_CLIENTS -T $DURATION"
+pg_run pg-batch "$WORK/batch.sql" "$BATCH_CLIENTS"
+BASE="$PG_BASE" bash "$PG_SCRIPT" teardown > /dev/null 2>&1 || true
 
 echo "== Paddock: 3 nodes (fsync on every commit)"
 # An operator key for the load generator, as a static key of every node.
@@ -69,22 +127,57 @@ for _ in $(seq 1 100); do
 done
 [ "$ready" = 3 ] || { echo "cluster not ready" >&2; tail -20 "$WORK"/node-*.log; exit 1; }
 NODES="http://127.0.0.1:$((BASE_PORT + 1)),http://127.0.0.1:$((BASE_PORT + 2)),http://127.0.0.1:$((BASE_PORT + 3))"
-# Saturation: schedule far more than can be served, with CLIENTS requests in flight.
-"$BIN" load --nodes "$NODES" --mix single=100 --rate 200000 --concurrency "$CLIENTS" --duration-s "$DURATION" \
-  --accounts 10000 --markets 500 --quiet --report "$WORK/paddock-max.json" > "$WORK/paddock-max.txt"
-P_TPS="$(python3 -c "import json;print(round(json.load(open('$WORK/paddock-max.json'))['bets_accepted_per_s'],1))")"
-P_P50="$(python3 -c "import json;print(json.load(open('$WORK/paddock-max.json'))['bet_latency_ms']['p50'])")"
-P_P99="$(python3 -c "import json;print(json.load(open('$WORK/paddock-max.json'))['bet_latency_ms']['p99'])")"
+CPU_PIDS="$(IFS=,; echo "${PIDS[*]}")"
+load() { # name, then paddock load flags
+  local name="$1"; shift
+  "$BIN" load --nodes "$NODES" --mix single=100 --duration-s "$DURATION" --accounts 10000 --markets 500 --quiet \
+    --cpu-pids "$CPU_PIDS" --report "$WORK/$name.json" "$@" > "$WORK/$name.txt"
+}
+load paddock-single --rate 0 --concurrency "$CLIENTS"
+P_TPS="$(python3 -c "import json;print(round(json.load(open('$WORK/paddock-single.json'))['bets_accepted_per_s'],1))")"
 HALF="$(python3 -c "print(max(1,int($P_TPS/2)))")"
-"$BIN" load --nodes "$NODES" --mix single=100 --rate "$HALF" --concurrency 256 --duration-s "$DURATION" \
-  --accounts 10000 --markets 500 --quiet --report "$WORK/paddock-half.json" > "$WORK/paddock-half.txt"
-H_P50="$(python3 -c "import json;print(json.load(open('$WORK/paddock-half.json'))['bet_latency_ms']['p50'])")"
-H_P99="$(python3 -c "import json;print(json.load(open('$WORK/paddock-half.json'))['bet_latency_ms']['p99'])")"
-H_ERR="$(python3 -c "import json;print(json.load(open('$WORK/paddock-half.json'))['errors'])")"
+load paddock-half --rate "$HALF" --concurrency 256
+load paddock-batch --rate 0 --concurrency "$BATCH_CLIENTS" --batch "$BATCH"
 
-echo
-echo "PostgreSQL (sync standby, $CLIENTS clients): $PG_TPS bets/s  p50 ${PG_P50} ms  p99 ${PG_P99} ms"
-echo "Paddock (3 nodes, $CLIENTS in flight):        $P_TPS bets/s  p50 ${P_P50} ms  p99 ${P_P99} ms"
-echo "Paddock at half that rate ($HALF/s):         p50 ${H_P50} ms  p99 ${H_P99} ms  errors $H_ERR"
-echo "ratio: $(python3 -c "print(round($P_TPS/$PG_TPS, 2))")"
+python3 - "$WORK" "$CLIENTS" "$BATCH" "$BATCH_CLIENTS" "$HALF" <<'EOF'
+import json, re, sys
+work, clients, batch, batch_clients, half = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+
+def pg(name, bets_per_tx):
+    text = open(f"{work}/{name}.txt").read()
+    tps = float(re.search(r"^tps = ([0-9.]+)", text, re.M).group(1))
+    lat = json.load(open(f"{work}/{name}.lat.json"))
+    before, after = map(float, open(f"{work}/{name}.cpu").read().split())
+    seconds = float(re.search(r"duration: ([0-9]+) s", text).group(1))
+    bets = tps * bets_per_tx
+    return bets, lat["p50_ms"], lat["p99_ms"], (after - before) * 1e6 / max(bets * seconds, 1)
+
+def paddock(name):
+    r = json.load(open(f"{work}/{name}.json"))
+    l = r["bet_latency_ms"]
+    return r["bets_accepted_per_s"], l["p50"], l["p99"], r.get("cpu_us_per_bet", 0.0), r["errors"]
+
+rows = []
+pg_single = pg("pg-single", 1)
+pg_batch = pg("pg-batch", batch)
+p_single = paddock("paddock-single")
+p_half = paddock("paddock-half")
+p_batch = paddock("paddock-batch")
+print()
+print(f"{'':48} {'bets/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/bet':>11}")
+def line(label, v):
+    print(f"{label:48} {v[0]:9.0f} {v[1]:8.2f} {v[2]:8.2f} {v[3]:11.0f}")
+line(f"PostgreSQL sync, single, {clients} clients", pg_single)
+line(f"Paddock 3 nodes, single, {clients} in flight", p_single)
+line(f"Paddock at half that rate ({half}/s)", p_half)
+line(f"PostgreSQL sync, {batch}/tx, {batch_clients} clients", pg_batch)
+line(f"Paddock, {batch}/request, {batch_clients} in flight", p_batch)
+for name, v in [("single", p_single), ("half", p_half), ("batch", p_batch)]:
+    if v[4]:
+        print(f"paddock {name} errors: {v[4]}")
+print()
+print(f"single ratio: {p_single[0] / pg_single[0]:.2f}")
+print(f"batch ratio: {p_batch[0] / pg_single[0]:.2f}")
+print(f"same-batch ratio: {p_batch[0] / pg_batch[0]:.2f}")
+EOF
 echo "(work dir: $WORK)"

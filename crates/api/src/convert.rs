@@ -166,8 +166,35 @@ pub fn results(r: &SettleRequest) -> Result<Vec<SelectionResult>, ApiError> {
         .collect()
 }
 
+/// `Command::PlaceBets`: each bet converted as `POST /v1/bets` converts one, with its own key.
+/// A bet that cannot be converted refuses the whole batch (nothing is applied), its error
+/// naming the bet's place (`bets[3]: ...`).
+pub fn place_bets(r: &PlaceBetsRequest) -> Result<Command, ApiError> {
+    if r.bets.is_empty() || r.bets.len() > paddock_ledger::BETS_PER_BATCH_MAX {
+        return Err(ApiError::new(
+            ErrorCode::BadParameter,
+            format!("bets holds {} bets: send 1 to {}", r.bets.len(), paddock_ledger::BETS_PER_BATCH_MAX),
+        ));
+    }
+    let bets = r
+        .bets
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            bet_of(&item.bet, IdempotencyKey(item.idempotency_key.clone()))
+                .map_err(|e| ApiError { message: format!("bets[{i}]: {}", e.message), ..e })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Command::PlaceBets(bets))
+}
+
 /// `Command::PlaceBet`.
 pub fn place_bet(r: &PlaceBetRequest, key: IdempotencyKey) -> Result<Command, ApiError> {
+    bet_of(r, key).map(Command::PlaceBet)
+}
+
+/// The ledger's bet for a placement request.
+fn bet_of(r: &PlaceBetRequest, key: IdempotencyKey) -> Result<PlaceBet, ApiError> {
     let kind = match (r.bet_type.as_str(), r.k) {
         ("single", None) => BetKind::Single,
         ("accumulator", None) => BetKind::Accumulator,
@@ -209,7 +236,7 @@ pub fn place_bet(r: &PlaceBetRequest, key: IdempotencyKey) -> Result<Command, Ap
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(Command::PlaceBet(PlaceBet {
+    Ok(PlaceBet {
         account: AccountId(r.account_id),
         legs,
         kind,
@@ -217,7 +244,7 @@ pub fn place_bet(r: &PlaceBetRequest, key: IdempotencyKey) -> Result<Command, Ap
         each_way: r.each_way,
         odds_policy,
         key,
-    }))
+    })
 }
 
 /// `Command::CashOut`.

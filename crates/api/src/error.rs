@@ -182,7 +182,8 @@ pub fn ledger_status(code: ResultCode) -> u16 {
         | LegsEmpty
         | TooManyLegs
         | ConfigInvalid
-        | PrincipalNameInvalid => 400,
+        | PrincipalNameInvalid
+        | BatchSizeInvalid => 400,
         AmountOverflow
         | MarketRulesInvalid
         | ResultsInvalid

@@ -28,6 +28,46 @@ pub fn example(schema: &str) -> Option<Value> {
             "each_way": false,
             "odds_policy": "exact"
         }),
+        "PlaceBetsRequest" => json!({
+            "bets": [
+                {
+                    "idempotency_key": "gw-7-000001",
+                    "bet": {
+                        "account_id": 1001,
+                        "type": "single",
+                        "k": null,
+                        "legs": [{ "market_id": 2, "selection_id": 201, "odds": "10/11" }],
+                        "stake_per_line_minor": 500,
+                        "each_way": false,
+                        "odds_policy": "exact"
+                    }
+                },
+                {
+                    "idempotency_key": "gw-7-000002",
+                    "bet": {
+                        "account_id": 1002,
+                        "type": "single",
+                        "k": null,
+                        "legs": [{ "market_id": 2, "selection_id": 202, "odds": "11/4" }],
+                        "stake_per_line_minor": 1000,
+                        "each_way": false,
+                        "odds_policy": "exact"
+                    }
+                }
+            ]
+        }),
+        "BatchBetBody" => json!({
+            "idempotency_key": "gw-7-000001",
+            "bet": {
+                "account_id": 1001,
+                "type": "single",
+                "k": null,
+                "legs": [{ "market_id": 2, "selection_id": 201, "odds": "10/11" }],
+                "stake_per_line_minor": 500,
+                "each_way": false,
+                "odds_policy": "exact"
+            }
+        }),
         "CashOutRequest" => json!({
             "account_id": 1001,
             "value_minor": 475,
@@ -112,6 +152,39 @@ pub fn example(schema: &str) -> Option<Value> {
             "stake_minor": 500,
             "balance_minor": 99_500,
             "log_index": 59
+        }),
+        "PlacedBatchBody" => json!({
+            "results": [
+                {
+                    "idempotency_key": "gw-7-000001",
+                    "status": 201,
+                    "replayed": false,
+                    "placed": {
+                        "bet_id": 1,
+                        "status": "accepted",
+                        "odds": [odds],
+                        "stake_minor": 500,
+                        "balance_minor": 99_500,
+                        "log_index": 60
+                    },
+                    "error": null
+                },
+                {
+                    "idempotency_key": "gw-7-000002",
+                    "status": 422,
+                    "replayed": false,
+                    "placed": null,
+                    "error": { "code": "odds_changed", "message": "refused by the ledger: odds changed" }
+                }
+            ],
+            "log_index": 60
+        }),
+        "BatchResultBody" => json!({
+            "idempotency_key": "gw-7-000002",
+            "status": 422,
+            "replayed": false,
+            "placed": null,
+            "error": { "code": "odds_changed", "message": "refused by the ledger: odds changed" }
         }),
         "CashOutQuoteBody" => json!({
             "bet_id": 1,
@@ -329,6 +402,8 @@ mod tests {
             LimitRequest,
             ExclusionRequest,
             PlaceBetRequest,
+            PlaceBetsRequest,
+            BatchBetBody,
             CashOutRequest,
             CreateEventRequest,
             CreateMarketRequest,
@@ -350,6 +425,8 @@ mod tests {
             AckBody,
             BetBody,
             PlacedBody,
+            PlacedBatchBody,
+            BatchResultBody,
             CashOutQuoteBody,
             CashedOutBody,
             EventBody,

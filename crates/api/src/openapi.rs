@@ -65,6 +65,9 @@ pub struct Route {
     pub response: Option<&'static str>,
     /// Needs an `Idempotency-Key` header.
     pub idempotent: bool,
+    /// A write whose body carries one idempotency key per item instead of the header (a batch:
+    /// each item is its own retry-safe request).
+    pub keys_in_body: bool,
     /// Who may call it.
     pub access: Access,
     /// A list: the body is an array of `response`, paged (`limit`, `after` or `from`, and the
@@ -82,7 +85,22 @@ const fn r(
     access: Access,
 ) -> Route {
     let idempotent = !matches!(method.as_bytes(), b"GET");
-    Route { method, path, summary, request, status, response, idempotent, access, list: false }
+    Route { method, path, summary, request, status, response, idempotent, keys_in_body: false, access, list: false }
+}
+
+/// A write of many items, each with its own idempotency key in the body.
+const fn batch(
+    path: &'static str,
+    summary: &'static str,
+    request: &'static str,
+    response: &'static str,
+    access: Access,
+) -> Route {
+    Route {
+        idempotent: false,
+        keys_in_body: true,
+        ..r("POST", path, summary, Some(request), 200, Some(response), access)
+    }
 }
 
 /// A paged list of `response` items.
@@ -166,6 +184,13 @@ pub const ROUTES: &[Route] = &[
     ),
     list("/v1/accounts/{account_id}/bets", "List an account's bets", "BetBody", ACCOUNT_READ),
     r("POST", "/v1/bets", "Place a bet of any type", Some("PlaceBetRequest"), 201, Some("PlacedBody"), BET_PLACE),
+    batch(
+        "/v1/bets/batch",
+        "Place up to 200 bets, each with its own idempotency key and answer, in one log entry",
+        "PlaceBetsRequest",
+        "PlacedBatchBody",
+        BET_PLACE,
+    ),
     r("GET", "/v1/bets/{bet_id}", "Read a bet", None, 200, Some("BetBody"), BET_READ),
     r(
         "GET",
@@ -509,6 +534,10 @@ fn schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Sch
         SettledBody,
         LegBody,
         PlaceBetRequest,
+        PlaceBetsRequest,
+        BatchBetBody,
+        PlacedBatchBody,
+        BatchResultBody,
         BetBody,
         BetLegBody,
         PlacedBody,
@@ -989,12 +1018,26 @@ mod tests {
     fn every_state_changing_route_requires_an_idempotency_key_and_no_read_does() {
         for route in super::ROUTES {
             assert_eq!(
-                route.idempotent,
+                route.idempotent || route.keys_in_body,
                 route.method != "GET",
-                "{} {}: every write carries an Idempotency-Key so that a retry cannot act twice",
+                "{} {}: every write carries an Idempotency-Key (in the header, or per item in a batch's body) so \
+                 that a retry cannot act twice",
+                route.method,
+                route.path
+            );
+            assert!(
+                !(route.idempotent && route.keys_in_body),
+                "{} {}: one key or one per item",
                 route.method,
                 route.path
             );
         }
+    }
+
+    #[test]
+    fn a_batch_item_key_has_the_header_s_pattern() {
+        let json = serde_json::to_value(super::document()).unwrap();
+        let item = &json["components"]["schemas"]["BatchBetBody"]["properties"]["idempotency_key"];
+        assert_eq!(item["pattern"], super::IDEMPOTENCY_KEY_PATTERN);
     }
 }

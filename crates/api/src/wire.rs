@@ -474,6 +474,53 @@ fn default_policy() -> String {
     "exact".into()
 }
 
+/// Place up to 200 bets in one request, as a gateway collects them: each with its own
+/// idempotency key (its client's), each answered on its own; one log entry for all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceBetsRequest {
+    /// The bets, applied in this order (a later bet sees the balance an earlier one left).
+    #[schema(min_items = 1, max_items = 200)]
+    pub bets: Vec<BatchBetBody>,
+}
+
+/// One bet of a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBetBody {
+    /// Makes this bet's retry safe, as the `Idempotency-Key` header does for `POST /v1/bets`:
+    /// the same key and bet answer with the first answer (`replayed: true`). Unique within the
+    /// account, not only within the batch.
+    #[schema(pattern = r"^[!-~]{1,64}$", min_length = 1, max_length = 64)]
+    pub idempotency_key: String,
+    /// The bet, as `POST /v1/bets` takes it.
+    pub bet: PlaceBetRequest,
+}
+
+/// The answer to a batch: one result per bet, in the request's order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlacedBatchBody {
+    /// One per bet, in order.
+    pub results: Vec<BatchResultBody>,
+    /// Log index of the batch: a read at or after it sees every bet it placed.
+    pub log_index: u64,
+}
+
+/// One bet's answer in a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BatchResultBody {
+    /// The bet's idempotency key, as sent.
+    pub idempotency_key: String,
+    /// The status `POST /v1/bets` would have answered: 201 placed, or the refusal's 4xx.
+    pub status: u16,
+    /// The answer is the first answer to an earlier attempt with this key and bet.
+    pub replayed: bool,
+    /// The placed bet, when `status` is 201.
+    pub placed: Option<PlacedBody>,
+    /// The refusal, otherwise.
+    pub error: Option<crate::error::ErrorDetail>,
+}
+
 /// A bet as it stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BetBody {

@@ -24,7 +24,10 @@ pub struct LoadArgs {
     /// Node URLs (comma-separated); requests rotate over them.
     #[arg(long, default_value = "http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003")]
     pub nodes: String,
-    /// Requests per second to schedule.
+    /// Requests per second to schedule (open loop: a request is due whether or not the last
+    /// was answered). 0: closed loop, as pgbench runs: each of `--concurrency` workers sends
+    /// its next request as soon as its last is answered, so the generator spends no CPU
+    /// scheduling requests it cannot send.
     #[arg(long, default_value_t = 1000)]
     pub rate: u32,
     /// Length of the measured run.
@@ -64,6 +67,15 @@ pub struct LoadArgs {
     /// No progress bar (for logs and CI).
     #[arg(long)]
     pub quiet: bool,
+    /// Bets per `single` request: with more than 1, each `single` is one `POST /v1/bets/batch`
+    /// of this many singles (at most 200), each with its own idempotency key.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub batch: u32,
+    /// Process ids (comma-separated) whose CPU time (user + system, from /proc) over the
+    /// measured run is reported, as a total and per accepted bet: the nodes' cost of a bet,
+    /// set-up excluded. Linux only.
+    #[arg(long, value_delimiter = ',')]
+    pub cpu_pids: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -126,6 +138,33 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// Successes per operation.
     pub ok_by_op: BTreeMap<String, u64>,
+    /// CPU seconds (user + system) the `--cpu-pids` processes used during the measured run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<f64>,
+    /// Of that, microseconds per accepted bet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_us_per_bet: Option<f64>,
+}
+
+/// CPU time (user + system) used so far by `pids`, in seconds, from `/proc/<pid>/stat`.
+fn cpu_seconds(pids: &[u32]) -> Result<f64> {
+    // Clock ticks per second: 100 on every Linux this runs on (USER_HZ is fixed by the ABI).
+    const TICKS_PER_S: f64 = 100.0;
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("cannot read the CPU time of process {pid} (--cpu-pids): is it running?"))?;
+        // The command name (field 2) is in parentheses and may hold spaces: count after it.
+        let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name and state.
+        for field in [11, 12] {
+            ticks += fields.get(field).and_then(|f| f.parse::<u64>().ok()).with_context(|| {
+                format!("/proc/{pid}/stat has no CPU time where Linux puts it (field {})", field + 3)
+            })?;
+        }
+    }
+    Ok(ticks as f64 / TICKS_PER_S)
 }
 
 /// Latency percentiles.
@@ -171,6 +210,52 @@ impl Tally {
         let h = || Histogram::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds");
         Tally { all: h(), bets: h(), errors: BTreeMap::new(), ok_by_op: BTreeMap::new(), ok: 0, bets_accepted: 0 }
     }
+
+    /// Counts one answered request that took `latency` (from when it was due).
+    fn record(&mut self, op: Op, result: Result<Done, ClientError>, latency: Duration) {
+        let latency_us = latency.as_micros().max(1) as u64;
+        match result {
+            Ok((accepted, refused)) => {
+                self.ok += 1;
+                self.all.saturating_record(latency_us);
+                *self.ok_by_op.entry(format!("{op:?}").to_lowercase()).or_default() += 1;
+                if matches!(op, Op::Single | Op::Accumulator | Op::Trixie | Op::EachWay) {
+                    self.bets_accepted += accepted;
+                    self.bets.saturating_record(latency_us);
+                }
+                for code in refused {
+                    *self.errors.entry(code).or_default() += 1;
+                }
+            }
+            Err(e) => {
+                let code = match &e {
+                    ClientError::Api { code, .. } => code.clone(),
+                    ClientError::Transport(_) => "transport".into(),
+                    ClientError::Unsent(_) => "connect".into(),
+                    ClientError::Decode(_) => "decode".into(),
+                    ClientError::Config(_) => "config".into(),
+                };
+                *self.errors.entry(code).or_default() += 1;
+            }
+        }
+    }
+}
+
+/// Picks an operation by weight.
+fn pick_op(mix: &[(Op, u32)], dice: &mut Dice) -> Op {
+    let total: u32 = mix.iter().map(|(_, w)| w).sum();
+    let mut roll = dice.below(u64::from(total)) as u32;
+    mix.iter()
+        .find(|(_, w)| {
+            if roll < *w {
+                true
+            } else {
+                roll -= w;
+                false
+            }
+        })
+        .map(|(op, _)| *op)
+        .expect("weights sum")
 }
 
 /// Ids this run uses.
@@ -282,14 +367,18 @@ fn leg(space: &Space, market_index: u64, s: u64) -> LegBody {
     LegBody { market_id: m, selection_id: space.selection(m, 1 + s % 4), odds: "3/1".into() }
 }
 
+/// What one request did: bets accepted, and the refusal codes of a batch's refused bets.
+type Done = (u64, Vec<String>);
+
 async fn one(
     client: &Client,
     space: &Space,
     op: Op,
     n: u64,
     seed: u64,
+    batch: u32,
     live_markets: &Mutex<(u64, u64)>,
-) -> Result<(), ClientError> {
+) -> Result<Done, ClientError> {
     let mut dice = Dice(seed | 1);
     let account = space.account(dice.below(space.accounts));
     let (first, next) = *live_markets.lock().expect("market window lock");
@@ -304,14 +393,39 @@ async fn one(
         each_way,
         odds_policy: "any".into(),
     };
+    fn placed<T>(_: T) -> Done {
+        (1, Vec::new())
+    }
+    fn nothing<T>(_: T) -> Done {
+        (0, Vec::new())
+    }
     match op {
+        Op::Single if batch > 1 => {
+            let bets = (0..batch)
+                .map(|i| {
+                    let account = space.account(dice.below(space.accounts));
+                    BatchBetBody {
+                        idempotency_key: format!("{key}-{i}"),
+                        bet: PlaceBetRequest {
+                            account_id: account,
+                            ..bet("single", vec![leg(space, pick(&mut dice), dice.next())], false)
+                        },
+                    }
+                })
+                .collect();
+            let answer = client.place_bets(&PlaceBetsRequest { bets }).await?;
+            let accepted = answer.results.iter().filter(|r| r.status == 201).count() as u64;
+            let refused = answer.results.into_iter().filter_map(|r| r.error.map(|e| e.code)).collect();
+            Ok((accepted, refused))
+        }
         Op::Single => client
             .place_bet(&bet("single", vec![leg(space, pick(&mut dice), dice.next())], false), &key)
             .await
-            .map(drop),
-        Op::EachWay => {
-            client.place_bet(&bet("single", vec![leg(space, pick(&mut dice), dice.next())], true), &key).await.map(drop)
-        }
+            .map(placed),
+        Op::EachWay => client
+            .place_bet(&bet("single", vec![leg(space, pick(&mut dice), dice.next())], true), &key)
+            .await
+            .map(placed),
         Op::Accumulator | Op::Trixie => {
             let legs_n = if op == Op::Trixie { 3 } else { 2 + dice.below(3) };
             let mut markets: Vec<u64> = Vec::new();
@@ -329,10 +443,10 @@ async fn one(
             } else {
                 "single"
             };
-            client.place_bet(&bet(kind, legs, false), &key).await.map(drop)
+            client.place_bet(&bet(kind, legs, false), &key).await.map(placed)
         }
-        Op::Deposit => client.deposit(account, 1_000, &key).await.map(drop),
-        Op::Read => client.account(account).await.map(drop),
+        Op::Deposit => client.deposit(account, 1_000, &key).await.map(nothing),
+        Op::Read => client.account(account).await.map(nothing),
         Op::Settle => {
             // Retire the oldest market: settle it and open a replacement, so the window of
             // live markets keeps its size. One settlement at a time keeps the window dense.
@@ -341,7 +455,7 @@ async fn one(
             let (oldest, replacement) = {
                 let mut w = live_markets.lock().expect("market window lock");
                 if w.1 - w.0 <= 3 {
-                    return Ok(());
+                    return Ok((0, Vec::new()));
                 }
                 let old = w.0;
                 w.0 += 1;
@@ -359,7 +473,7 @@ async fn one(
                 }],
                 reason: String::new(),
             };
-            client.settle(space.market(oldest), &results, false, &paddock_client::fresh_key()).await.map(drop)
+            client.settle(space.market(oldest), &results, false, &paddock_client::fresh_key()).await.map(nothing)
         }
     }
 }
@@ -423,87 +537,16 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
     let tally = Arc::new(Mutex::new(Tally::new()));
     let live_markets = Arc::new(Mutex::new((0u64, space.markets)));
     let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
-    let total_weight: u32 = mix.iter().map(|(_, w)| w).sum();
-    let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
-    let deadline = Duration::from_secs(args.duration_s);
-    let scheduled_total = (args.duration_s as f64 * f64::from(args.rate)) as u64;
-    let progress =
-        if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(scheduled_total) };
-    progress.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} scheduled {msg}")
-            .expect("static template"),
-    );
-    let mut dice = Dice(0x2545_F491_4F6C_DD1D ^ run);
-    let start = Instant::now();
-    let mut scheduled = 0u64;
-    let mut tasks = tokio::task::JoinSet::new();
-    while scheduled < scheduled_total {
-        let due = start + period.mul_f64(scheduled as f64);
-        if due.elapsed() >= deadline || start.elapsed() >= deadline {
-            break;
-        }
-        tokio::time::sleep_until(due.into()).await;
-        scheduled += 1;
-        let mut roll = dice.below(u64::from(total_weight)) as u32;
-        let op = mix
-            .iter()
-            .find(|(_, w)| {
-                if roll < *w {
-                    true
-                } else {
-                    roll -= w;
-                    false
-                }
-            })
-            .map(|(op, _)| *op)
-            .expect("weights sum");
-        let Ok(permit) = semaphore.clone().try_acquire_owned() else {
-            *tally.lock().expect("tally lock").errors.entry("client_saturated".into()).or_default() += 1;
-            continue;
-        };
-        let (client, task_tally, live_markets, seed) =
-            (client.starting_at(scheduled as usize), tally.clone(), live_markets.clone(), dice.next());
-        tasks.spawn(async move {
-            let result = one(&client, &space, op, scheduled, seed, &live_markets).await;
-            let latency_us = due.elapsed().as_micros().max(1) as u64;
-            let mut t = task_tally.lock().expect("tally lock");
-            match result {
-                Ok(()) => {
-                    t.ok += 1;
-                    t.all.saturating_record(latency_us);
-                    *t.ok_by_op.entry(format!("{op:?}").to_lowercase()).or_default() += 1;
-                    if matches!(op, Op::Single | Op::Accumulator | Op::Trixie | Op::EachWay) {
-                        t.bets_accepted += 1;
-                        t.bets.saturating_record(latency_us);
-                    }
-                }
-                Err(e) => {
-                    let code = match &e {
-                        ClientError::Api { code, .. } => code.clone(),
-                        ClientError::Transport(_) => "transport".into(),
-                        ClientError::Unsent(_) => "connect".into(),
-                        ClientError::Decode(_) => "decode".into(),
-                        ClientError::Config(_) => "config".into(),
-                    };
-                    *t.errors.entry(code).or_default() += 1;
-                }
-            }
-            drop(permit);
-        });
-        while tasks.try_join_next().is_some() {}
-        if scheduled.is_multiple_of(256) {
-            progress.set_position(scheduled);
-            let t = tally.lock().expect("tally lock");
-            let failed: u64 = t.errors.values().sum();
-            let rate = t.ok as f64 / start.elapsed().as_secs_f64().max(0.001);
-            let p99_ms = t.all.value_at_quantile(0.99) as f64 / 1000.0;
-            progress.set_message(format!("ok {} ({rate:.0}/s, p99 {p99_ms:.1} ms), failed {failed}", t.ok));
-        }
-    }
-    // Answers still in flight count, within their own timeout.
-    while tasks.join_next().await.is_some() {}
-    progress.finish_and_clear();
-    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_before = if args.cpu_pids.is_empty() { None } else { Some(cpu_seconds(&args.cpu_pids)?) };
+    let (scheduled, elapsed) = if args.rate == 0 {
+        closed_loop(args, &mix, &client, space, &tally, &live_markets).await
+    } else {
+        open_loop(args, &mix, &client, space, &tally, &live_markets, &semaphore).await
+    };
+    let cpu_s = match cpu_before {
+        Some(before) => Some(cpu_seconds(&args.cpu_pids)? - before),
+        None => None,
+    };
     // The run's key ends with the run (its lifetime would end it within the hour anyway).
     if let Err(e) = operator.revoke_key(&service_key.id.to_string(), &paddock_client::fresh_key()).await {
         eprintln!("warning: could not revoke the load generator's key {}: {e}", service_key.id);
@@ -520,7 +563,102 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
         bet_latency_ms: percentiles(&t.bets),
         errors: t.errors.clone(),
         ok_by_op: t.ok_by_op.clone(),
+        cpu_s,
+        cpu_us_per_bet: cpu_s.map(|s| s * 1e6 / t.bets_accepted.max(1) as f64),
     })
+}
+
+/// Closed loop: `--concurrency` workers, each sending its next request when its last is
+/// answered, until the run's length is up. Returns (requests sent, seconds measured).
+async fn closed_loop(
+    args: &LoadArgs,
+    mix: &[(Op, u32)],
+    client: &Client,
+    space: Space,
+    tally: &Arc<Mutex<Tally>>,
+    live_markets: &Arc<Mutex<(u64, u64)>>,
+) -> (u64, f64) {
+    let deadline = Duration::from_secs(args.duration_s);
+    let batch = args.batch;
+    let start = Instant::now();
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..args.concurrency.max(1) {
+        let (client, tally, live_markets, sent, mix) =
+            (client.starting_at(w), tally.clone(), live_markets.clone(), sent.clone(), mix.to_vec());
+        let mut dice = Dice(0x2545_F491_4F6C_DD1D ^ space.run ^ ((w as u64 + 1) << 32));
+        workers.spawn(async move {
+            while start.elapsed() < deadline {
+                let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let op = pick_op(&mix, &mut dice);
+                let began = Instant::now();
+                let result = one(&client, &space, op, n, dice.next(), batch, &live_markets).await;
+                tally.lock().expect("tally lock").record(op, result, began.elapsed());
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    (sent.load(std::sync::atomic::Ordering::Relaxed), start.elapsed().as_secs_f64())
+}
+
+/// Open loop: requests due at `--rate`, at most `--concurrency` in flight (a due request
+/// with none free counts as `client_saturated`). Returns (requests scheduled, seconds).
+async fn open_loop(
+    args: &LoadArgs,
+    mix: &[(Op, u32)],
+    client: &Client,
+    space: Space,
+    tally: &Arc<Mutex<Tally>>,
+    live_markets: &Arc<Mutex<(u64, u64)>>,
+    semaphore: &Arc<tokio::sync::Semaphore>,
+) -> (u64, f64) {
+    let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+    let deadline = Duration::from_secs(args.duration_s);
+    let batch = args.batch;
+    let scheduled_total = (args.duration_s as f64 * f64::from(args.rate)) as u64;
+    let progress =
+        if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(scheduled_total) };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} scheduled {msg}")
+            .expect("static template"),
+    );
+    let mut dice = Dice(0x2545_F491_4F6C_DD1D ^ space.run);
+    let start = Instant::now();
+    let mut scheduled = 0u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    while scheduled < scheduled_total {
+        let due = start + period.mul_f64(scheduled as f64);
+        if due.elapsed() >= deadline || start.elapsed() >= deadline {
+            break;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        scheduled += 1;
+        let op = pick_op(mix, &mut dice);
+        let Ok(permit) = semaphore.clone().try_acquire_owned() else {
+            *tally.lock().expect("tally lock").errors.entry("client_saturated".into()).or_default() += 1;
+            continue;
+        };
+        let (client, task_tally, live_markets, seed) =
+            (client.starting_at(scheduled as usize), tally.clone(), live_markets.clone(), dice.next());
+        tasks.spawn(async move {
+            let result = one(&client, &space, op, scheduled, seed, batch, &live_markets).await;
+            task_tally.lock().expect("tally lock").record(op, result, due.elapsed());
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+        if scheduled.is_multiple_of(256) {
+            progress.set_position(scheduled);
+            let t = tally.lock().expect("tally lock");
+            let failed: u64 = t.errors.values().sum();
+            let rate = t.ok as f64 / start.elapsed().as_secs_f64().max(0.001);
+            let p99_ms = t.all.value_at_quantile(0.99) as f64 / 1000.0;
+            progress.set_message(format!("ok {} ({rate:.0}/s, p99 {p99_ms:.1} ms), failed {failed}", t.ok));
+        }
+    }
+    // Answers still in flight count, within their own timeout.
+    while tasks.join_next().await.is_some() {}
+    progress.finish_and_clear();
+    (scheduled, start.elapsed().as_secs_f64())
 }
 
 /// Prints the text summary.

@@ -43,6 +43,7 @@ const SPEC: &[(&str, &str, Option<&[Role]>, Object)] = &[
     ("POST", "/v1/accounts/{account_id}/exclusions", Some(&[Bettor, Operator, Service]), Object::PathAccount),
     ("GET", "/v1/accounts/{account_id}/bets", Some(&[Bettor, Operator, Auditor, Service]), Object::PathAccount),
     ("POST", "/v1/bets", Some(&[Bettor, Service]), Object::BodyAccount),
+    ("POST", "/v1/bets/batch", Some(&[Bettor, Service]), Object::BodyAccount),
     ("GET", "/v1/bets/{bet_id}", Some(&[Bettor, Operator, Auditor, Service]), Object::PathBet),
     ("GET", "/v1/bets/{bet_id}/cash-out-quote", Some(&[Bettor, Operator, Auditor, Service]), Object::PathBet),
     (
@@ -128,14 +129,18 @@ impl People {
     }
 }
 
-/// What a request to `path` sends as body: a well-formed bet for the bet route (so that the
-/// handler reaches its ownership check), an empty object for other writes.
+/// What a request to `path` sends as body: a well-formed bet (or batch of one) for the bet
+/// routes (so that the handler reaches its ownership check), an empty object for other writes.
 fn body_for(method: &str, path: &str, account: u64) -> Option<Value> {
     if method == "GET" {
         return None;
     }
     if path == "/v1/bets" {
         return Some(serde_json::to_value(single(account, 1, 100)).expect("bet serialises"));
+    }
+    if path == "/v1/bets/batch" {
+        let bet = serde_json::to_value(single(account, 1, 100)).expect("bet serialises");
+        return Some(json!({ "bets": [{ "idempotency_key": paddock_client::fresh_key(), "bet": bet }] }));
     }
     Some(json!({}))
 }

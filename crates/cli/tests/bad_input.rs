@@ -233,7 +233,8 @@ async fn bad_input_gets_a_4xx_with_a_stable_code_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_state_changing_route_refuses_a_request_without_an_idempotency_key() {
-    // Generated from the route table, so that a new write route cannot forget the key.
+    // Generated from the route table, so that a new write route cannot forget the key (a
+    // batch: the key of each item).
     let cluster = Cluster::start(1, &[]).await;
     let client = cluster.client();
     seed_market(&client, 1, 1).await;
@@ -248,11 +249,18 @@ async fn every_state_changing_route_refuses_a_request_without_an_idempotency_key
         let path = route.path.replace("{account_id}", "1").replace("{market_id}", "1").replace("{selection_id}", "11");
         let path = regex_free_params(&path);
         let method = Method::from_bytes(route.method.as_bytes()).expect("route methods are valid");
+        // A batch carries a key per item: an item without one is what must be refused.
+        let body = if route.keys_in_body {
+            let bet = serde_json::to_value(single(1, 1, 100)).expect("bet serialises");
+            serde_json::json!({ "bets": [{ "bet": bet }] }).to_string()
+        } else {
+            "{}".to_string()
+        };
         let response = http
             .request(method, format!("{}{path}", cluster.url(1)))
             .bearer_auth(key_for(&ring, route.method, &path))
             .header("content-type", "application/json")
-            .body("{}")
+            .body(body)
             .send()
             .await;
         let Ok(response) = response else {
@@ -261,7 +269,12 @@ async fn every_state_changing_route_refuses_a_request_without_an_idempotency_key
         };
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        if status != StatusCode::BAD_REQUEST || !text.contains("\"idempotency_key_missing\"") {
+        let named = if route.keys_in_body {
+            text.contains("\"malformed_body\"") && text.contains("idempotency_key")
+        } else {
+            text.contains("\"idempotency_key_missing\"")
+        };
+        if status != StatusCode::BAD_REQUEST || !named {
             failures
                 .push(format!("{} {path}: expected 400 idempotency_key_missing, got {status} {text}", route.method));
         }

@@ -351,6 +351,20 @@ impl Client {
         body: Option<&impl Serialize>,
         key: Option<&str>,
     ) -> Result<T, ClientError> {
+        let resend_safe = method == Method::GET || key.is_some();
+        self.call_with(method, path, body, key, resend_safe).await
+    }
+
+    /// [`Client::call`], told whether a request that may have been acted on can be sent again
+    /// (a batch's body carries a key per item, so it can).
+    async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        key: Option<&str>,
+        resend_safe: bool,
+    ) -> Result<T, ClientError> {
         let body = body.map(|b| serde_json::to_value(b).expect("request bodies serialise"));
         let mut wait = self.retry.backoff;
         let mut last = ClientError::Transport("no nodes configured".into());
@@ -363,7 +377,7 @@ impl Client {
                 Ok(v) => return Ok(v),
                 Err(e)
                     if e.is_retryable()
-                        && (method == Method::GET || key.is_some() || e.was_not_acted_on())
+                        && (resend_safe || e.was_not_acted_on())
                         && attempt + 1 < self.retry.attempts =>
                 {
                     // Move to the next node for the next try: this one may be down, or cut
@@ -415,6 +429,13 @@ impl Client {
     /// Places a bet.
     pub async fn place_bet(&self, req: &PlaceBetRequest, key: &str) -> Result<PlacedBody, ClientError> {
         self.post("/v1/bets", req, Some(key)).await
+    }
+
+    /// Places up to 200 bets in one request, each with its own idempotency key (in the body):
+    /// the whole batch may be sent again after a lost answer, and each bet then answers with
+    /// its first answer (`replayed: true`).
+    pub async fn place_bets(&self, req: &PlaceBetsRequest) -> Result<PlacedBatchBody, ClientError> {
+        self.call_with(Method::POST, "/v1/bets/batch", Some(req), None, true).await
     }
 
     /// Reads a bet.

@@ -69,6 +69,9 @@ pub fn apply_noting_replay(state: &mut State, command: &Command, ctx: ApplyCtx) 
     } else {
         state.clock.max(ctx.time)
     };
+    if let Command::PlaceBets(bets) = command {
+        return fresh(place_bets(state, bets, ctx));
+    }
     let Some((scope, key)) = command.idempotency() else {
         let handled = dispatch(state, command, ctx, now);
         return fresh(finish(state, handled, now));
@@ -99,6 +102,22 @@ pub fn apply_noting_replay(state: &mut State, command: &Command, ctx: ApplyCtx) 
         state.idempotency.insert(map_key, IdempotencyRecord { body_digest: digest, outcome: outcome.clone() });
     }
     fresh(outcome)
+}
+
+/// A batch: each bet as its own `PlaceBet`, in order (so a later bet sees the balance an earlier
+/// one left), each with its own idempotency record.
+fn place_bets(state: &mut State, bets: &[crate::command::PlaceBet], ctx: ApplyCtx) -> Outcome {
+    if bets.is_empty() || bets.len() > crate::command::BETS_PER_BATCH_MAX {
+        return Outcome::Rejected(ResultCode::BatchSizeInvalid);
+    }
+    let items = bets
+        .iter()
+        .map(|bet| {
+            let applied = apply_noting_replay(state, &Command::PlaceBet(bet.clone()), ctx);
+            crate::outcome::BatchItem { outcome: applied.outcome, replayed: applied.replayed }
+        })
+        .collect();
+    Outcome::Done(Done::BetsPlaced(items))
 }
 
 fn finish(state: &mut State, handled: Handled, now: TimestampMs) -> Outcome {
@@ -185,6 +204,8 @@ fn dispatch(state: &mut State, command: &Command, ctx: ApplyCtx, now: TimestampM
         }
         Command::PlaceBet(place) => crate::betting::place_bet(state, place, now),
         Command::ResolvePending => crate::betting::resolve_pending(state, now),
+        // Applied bet by bet before dispatch (`place_bets`); never reaches here.
+        Command::PlaceBets(_) => Err(ResultCode::BatchSizeInvalid),
         Command::CashOut { account, bet, value, quoted_versions, .. } => {
             crate::betting::cash_out(state, *account, *bet, *value, quoted_versions, now)
         }

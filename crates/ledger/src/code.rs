@@ -163,4 +163,6 @@ result_codes! {
     IncidentNotFound => "incident_not_found",
     /// The incident was already closed.
     IncidentClosed => "incident_closed",
+    /// A batch of bets holds none, or more than `BETS_PER_BATCH_MAX`.
+    BatchSizeInvalid => "batch_size_invalid",
 }

@@ -297,6 +297,12 @@ pub enum Command {
         /// Makes a retry safe: the same key and body return the first outcome.
         key: IdempotencyKey,
     },
+    /// Place up to [`BETS_PER_BATCH_MAX`] bets in one log entry, as a gateway sends them (as
+    /// Betfair's `placeOrders` takes up to 200 instructions). Each bet is applied in order as
+    /// its own [`Command::PlaceBet`] would be, with its own idempotency key and its own
+    /// outcome: one bet's refusal does not refuse the others. The batch itself has no key and
+    /// no record; a retried batch is answered bet by bet from their records.
+    PlaceBets(Vec<PlaceBet>),
 }
 
 /// The namespace an idempotency key is remembered in: a player's keys cannot collide with
@@ -341,10 +347,13 @@ impl Command {
             | RevokeKey { key, .. }
             | OpenIncident { key, .. }
             | CloseIncident { key, .. } => Some((KeyScope::Book, key)),
-            ResolvePending => None,
+            ResolvePending | PlaceBets(_) => None,
         }
     }
 }
+
+/// Most bets in one [`Command::PlaceBets`].
+pub const BETS_PER_BATCH_MAX: usize = 200;
 
 /// A selection as created with a market.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

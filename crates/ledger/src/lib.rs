@@ -44,7 +44,7 @@ pub use command::*;
 pub use ids::*;
 pub use incident::{IncidentId, IncidentKind, IncidentView};
 pub use money::{Money, Odds, OddsError, RoundingRule};
-pub use outcome::{Done, Outcome};
+pub use outcome::{BatchItem, Done, Outcome};
 pub use settlement::RULE4_DEDUCTION_MAX_PENCE;
 pub use snapshot::{SnapshotError, StateHash};
 pub use state::{

@@ -105,4 +105,16 @@ pub enum Done {
         /// True if it was already open (the same fault on the same node): nothing changed.
         already_open: bool,
     },
+    /// A batch of bets was applied: one answer per bet, in the batch's order.
+    BetsPlaced(Vec<BatchItem>),
+}
+
+/// One bet's answer in a batch ([`Done::BetsPlaced`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// As a `PlaceBet` of that bet alone would have answered.
+    pub outcome: Outcome,
+    /// The answer is the one remembered for the bet's idempotency key (an earlier attempt
+    /// took effect or was refused), not a new one.
+    pub replayed: bool,
 }

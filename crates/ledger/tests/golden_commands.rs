@@ -287,6 +287,29 @@ fn commands() -> Vec<(&'static str, Command)> {
                 key: key("close-incident-7"),
             },
         ),
+        (
+            "place_bets",
+            Command::PlaceBets(vec![
+                PlaceBet {
+                    account: AccountId(1001),
+                    legs: vec![LegRequest { market: MarketId(501), selection: SelectionId(5011), odds: odds(31, 10) }],
+                    kind: BetKind::Single,
+                    stake_per_line: Money(500),
+                    each_way: false,
+                    odds_policy: OddsPolicy::Exact,
+                    key: key("gw-7-000001"),
+                },
+                PlaceBet {
+                    account: AccountId(1002),
+                    legs: vec![LegRequest { market: MarketId(501), selection: SelectionId(5012), odds: odds(11, 2) }],
+                    kind: BetKind::Single,
+                    stake_per_line: Money(1_000),
+                    each_way: true,
+                    odds_policy: OddsPolicy::Any,
+                    key: key("gw-7-000002"),
+                },
+            ]),
+        ),
     ]
 }
 
@@ -301,13 +324,20 @@ fn every_command_variant_encodes_to_its_fixture_and_its_fixture_decodes_to_it() 
 }
 
 #[test]
-fn every_command_variant_has_a_fixture_and_all_but_resolve_pending_carry_a_key() {
+fn every_command_variant_has_a_fixture_and_all_but_resolve_pending_and_batches_carry_a_key() {
     let cases = commands();
     let sampled: Vec<String> = cases.iter().map(|(_, c)| variant_of(c)).collect();
     assert_eq!(sampled, variant_names::<Command>(), "one fixture per variant, in declaration order");
     for (name, command) in &cases {
         let keyed = command.idempotency().is_some();
-        assert_eq!(keyed, !matches!(command, Command::ResolvePending), "{name}: only ResolvePending has no key");
+        match command {
+            Command::ResolvePending => assert!(!keyed, "{name}: ResolvePending has no key"),
+            Command::PlaceBets(bets) => {
+                assert!(!keyed, "{name}: a batch has no key of its own");
+                assert!(bets.iter().all(|b| b.key.is_valid()), "{name}: each of its bets carries one");
+            }
+            _ => assert!(keyed, "{name}: carries a key"),
+        }
     }
 }
 
@@ -340,6 +370,7 @@ fn command_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
         ("RevokeKey", 23),
         ("OpenIncident", 24),
         ("CloseIncident", 25),
+        ("PlaceBets", 26),
     ];
     let samples: Vec<Command> = commands().into_iter().map(|(_, c)| c).collect();
     check_tags("Command", COMMAND.bump, &pinned, &samples);

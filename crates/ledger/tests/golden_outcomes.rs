@@ -11,7 +11,8 @@ use paddock_golden as golden;
 
 use golden::{check_tags, postcard_decode, postcard_encode, postcard_tag, variant_names, variant_of, Format, Golden};
 use paddock_ledger::{
-    AccountId, BetId, BookConfig, Done, MarketId, Money, Odds, Outcome, ResultCode, RoundingRule, TimestampMs, DAY_MS,
+    AccountId, BatchItem, BetId, BookConfig, Done, MarketId, Money, Odds, Outcome, ResultCode, RoundingRule,
+    TimestampMs, DAY_MS,
 };
 
 const BUMP: &str = "SNAPSHOT_FORMAT_VERSION (crates/ledger/src/snapshot.rs: snapshots hold them) and the peer \
@@ -70,6 +71,21 @@ fn outcomes() -> Vec<(&'static str, Outcome)> {
             "done_incident_opened",
             Outcome::Done(Done::IncidentOpened { incident: paddock_ledger::IncidentId(7), already_open: false }),
         ),
+        (
+            "done_bets_placed",
+            Outcome::Done(Done::BetsPlaced(vec![
+                BatchItem {
+                    outcome: Outcome::Done(Done::BetAccepted {
+                        bet: BetId(44),
+                        odds: vec![odds(31, 10)],
+                        stake: Money(500),
+                        balance: Money(15_750),
+                    }),
+                    replayed: false,
+                },
+                BatchItem { outcome: Outcome::Rejected(ResultCode::InsufficientFunds), replayed: true },
+            ])),
+        ),
         ("rejected_odds_changed", Outcome::Rejected(ResultCode::OddsChanged)),
     ]
 }
@@ -106,6 +122,7 @@ fn outcome_and_done_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() 
         ("Settled", 7),
         ("KeyIssued", 8),
         ("IncidentOpened", 9),
+        ("BetsPlaced", 10),
     ];
     let samples: Vec<Done> = outcomes()
         .into_iter()
@@ -184,6 +201,7 @@ const RESULT_CODES: &[(ResultCode, u32, &str)] = &[
     (ResultCode::TooManyKeys, 62, "too_many_keys"),
     (ResultCode::IncidentNotFound, 63, "incident_not_found"),
     (ResultCode::IncidentClosed, 64, "incident_closed"),
+    (ResultCode::BatchSizeInvalid, 65, "batch_size_invalid"),
 ];
 
 #[test]

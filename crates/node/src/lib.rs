@@ -200,6 +200,7 @@ fn router(app: App) -> Router {
         .route("/v1/accounts/{account_id}/exclusions", post(exclude))
         .route("/v1/accounts/{account_id}/bets", get(account_bets))
         .route("/v1/bets", post(place_bet))
+        .route("/v1/bets/batch", post(place_bets))
         .route("/v1/bets/{bet_id}", get(get_bet))
         .route("/v1/bets/{bet_id}/cash-out-quote", get(cash_out_quote))
         .route("/v1/accounts/{account_id}/bets/by-key/{idempotency_key}", get(bet_by_key))

@@ -235,31 +235,85 @@ pub(crate) async fn place_bet(
         }
     };
     let body = match done {
-        Done::BetAccepted { bet, odds, stake, balance } => {
-            metrics::counter!("paddock_bets_total", "result" => "accepted", "code" => "ok").increment(1);
-            PlacedBody {
-                bet_id: bet.0,
-                status: "accepted".into(),
-                odds: odds.into_iter().map(convert::odds_body).collect(),
-                stake_minor: stake.minor(),
-                balance_minor: balance.minor(),
-                log_index,
-            }
-        }
-        Done::BetPending { bet, stake, balance } => {
-            metrics::counter!("paddock_bets_total", "result" => "pending", "code" => "ok").increment(1);
-            PlacedBody {
-                bet_id: bet.0,
-                status: "pending".into(),
-                odds: Vec::new(),
-                stake_minor: stake.minor(),
-                balance_minor: balance.minor(),
-                log_index,
-            }
+        Done::BetAccepted { .. } | Done::BetPending { .. } => {
+            placed_body(Outcome::Done(done), log_index).map_err(Failure)?
         }
         other => return Err(unexpected(other)),
     };
     Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// `POST /v1/bets/batch`: up to 200 bets in one log entry, each answered as `POST /v1/bets`
+/// would answer it alone. A bettor may batch only bets on its own accounts.
+pub(crate) async fn place_bets(
+    State(app): State<App>,
+    caller: Caller,
+    Body(req): Body<PlaceBetsRequest>,
+) -> Answer<PlacedBatchBody> {
+    if caller.role == Role::Bettor {
+        let mut accounts: Vec<u64> = req.bets.iter().map(|b| b.bet.account_id).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        for account in accounts {
+            if !app.may_use_account(&caller, AccountId(account)).await {
+                return Err(Failure(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "a bettor places bets only on its own accounts: every bet of the batch must name one",
+                )));
+            }
+        }
+    }
+    let command = convert::place_bets(&req)?;
+    let written = app.consensus.write(command).await.map_err(write_failure)?;
+    let items = match written.outcome {
+        Outcome::Done(Done::BetsPlaced(items)) => items,
+        Outcome::Rejected(code) => return Err(Failure(ApiError::ledger(code))),
+        Outcome::Done(other) => return Err(unexpected(other)),
+    };
+    let results = req
+        .bets
+        .iter()
+        .zip(items)
+        .map(|(sent, item)| {
+            let (status, placed, error) = match placed_body(item.outcome, written.log_index) {
+                Ok(placed) => (201, Some(placed), None),
+                Err(e) => (e.code.status(), None, Some(e.body().error)),
+            };
+            BatchResultBody {
+                idempotency_key: sent.idempotency_key.clone(),
+                status,
+                replayed: item.replayed,
+                placed,
+                error,
+            }
+        })
+        .collect();
+    Ok((StatusCode::OK, Json(PlacedBatchBody { results, log_index: written.log_index })))
+}
+
+/// One bet's answer as `POST /v1/bets` gives it, counted in `paddock_bets_total`.
+fn placed_body(outcome: Outcome, log_index: u64) -> Result<PlacedBody, ApiError> {
+    let (status, bet, odds, stake, balance) = match outcome {
+        Outcome::Done(Done::BetAccepted { bet, odds, stake, balance }) => ("accepted", bet, odds, stake, balance),
+        Outcome::Done(Done::BetPending { bet, stake, balance }) => ("pending", bet, Vec::new(), stake, balance),
+        Outcome::Rejected(code) => {
+            metrics::counter!("paddock_bets_total", "result" => "rejected", "code" => code.as_str()).increment(1);
+            return Err(ApiError::ledger(code));
+        }
+        Outcome::Done(other) => {
+            tracing::error!(?other, "unexpected ledger answer to a bet of a batch");
+            return Err(ApiError::new(ErrorCode::OutcomeUnknown, "unexpected answer from the ledger"));
+        }
+    };
+    metrics::counter!("paddock_bets_total", "result" => status, "code" => "ok").increment(1);
+    Ok(PlacedBody {
+        bet_id: bet.0,
+        status: status.into(),
+        odds: odds.into_iter().map(convert::odds_body).collect(),
+        stake_minor: stake.minor(),
+        balance_minor: balance.minor(),
+        log_index,
+    })
 }
 
 pub(crate) async fn get_bet(

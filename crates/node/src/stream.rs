@@ -102,6 +102,22 @@ pub(crate) async fn account_bets(
                     watched.insert(*bet);
                     vec![*bet]
                 }
+                (Command::PlaceBets(bets), Outcome::Done(Done::BetsPlaced(items))) => {
+                    let placed: Vec<BetId> = bets
+                        .iter()
+                        .zip(items)
+                        .filter(|(p, _)| p.account == account)
+                        .filter_map(|(_, item)| match item.outcome {
+                            Outcome::Done(Done::BetAccepted { bet, .. } | Done::BetPending { bet, .. }) => Some(bet),
+                            _ => None,
+                        })
+                        .collect();
+                    if placed.is_empty() {
+                        continue;
+                    }
+                    watched.extend(placed.iter().copied());
+                    placed
+                }
                 (Command::CashOut { account: a, bet, .. }, Outcome::Done(_)) if *a == account => vec![*bet],
                 // Settlement and delayed decisions can touch any watched bet: re-read them.
                 (

@@ -1,0 +1,92 @@
+//! `POST /v1/bets/batch` on a real 3-node cluster, sent to a follower (so the batch is
+//! forwarded to the leader as one write): each bet answered as `POST /v1/bets` would answer it
+//! alone, a resent batch answered from each bet's record, a bet of a batch found by its key,
+//! and a batch with an item that does not read refused whole with nothing placed.
+
+mod support;
+
+use paddock_api::wire::{BatchBetBody, PlaceBetsRequest};
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::*;
+
+fn item(key: &str, account: u64, stake_minor: i64) -> BatchBetBody {
+    BatchBetBody { idempotency_key: key.into(), bet: single(account, 1, stake_minor) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answers_bet_by_bet_and_a_resent_batch_takes_no_stake_twice() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let client = cluster.client();
+    seed_market(&client, 1, 1).await;
+    for (account, funds) in [(1, 10_000), (2, 500)] {
+        client.open_account(account, "GBP", &paddock_client::fresh_key()).await.expect("account opens");
+        client.deposit(account, funds, &paddock_client::fresh_key()).await.expect("deposit");
+    }
+    let leader = cluster.leader().await;
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
+    let via_follower = cluster.client_for(follower);
+    let batch = PlaceBetsRequest {
+        bets: vec![item("gw-1", 1, 1_000), item("gw-2", 2, 400), item("gw-3", 2, 400), item("gw-4", 1, 100)],
+    };
+
+    let first = via_follower.place_bets(&batch).await.expect("the batch is answered");
+    let statuses: Vec<u16> = first.results.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [201, 201, 422, 201], "account 2 had £1 left for its second bet");
+    assert_eq!(first.results[2].error.as_ref().map(|e| e.code.as_str()), Some("insufficient_funds"));
+    let keys: Vec<&str> = first.results.iter().map(|r| r.idempotency_key.as_str()).collect();
+    assert_eq!(keys, ["gw-1", "gw-2", "gw-3", "gw-4"], "results in the request's order");
+    assert!(first.results.iter().all(|r| !r.replayed));
+    assert!(first.results.iter().filter_map(|r| r.placed.as_ref()).all(|p| p.log_index == first.log_index));
+    assert_eq!(client.account(1).await.expect("account").balance_minor, 10_000 - 1_100);
+    assert_eq!(client.account(2).await.expect("account").balance_minor, 100);
+
+    let again = client.place_bets(&batch).await.expect("the resent batch is answered");
+    assert!(again.log_index > first.log_index, "the resent batch is an entry of its own");
+    for (a, b) in first.results.iter().zip(&again.results) {
+        assert!(b.replayed, "{}: answered from its record", b.idempotency_key);
+        let answer = |r: &paddock_api::wire::BatchResultBody| {
+            (r.status, r.placed.as_ref().map(|p| (p.bet_id, p.stake_minor, p.balance_minor)), r.error.clone())
+        };
+        assert_eq!(answer(a), answer(b), "{}: the first answer again", b.idempotency_key);
+    }
+    assert_eq!(client.account(1).await.expect("account").balance_minor, 10_000 - 1_100, "no stake taken twice");
+
+    // A bet of the batch is found by its item's key, like a bet placed alone.
+    let http = reqwest::Client::new();
+    let by_key = http
+        .get(format!("{}/v1/accounts/1/bets/by-key/gw-4", cluster.url(leader)))
+        .bearer_auth(cluster.keys().operator.expose())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(by_key.status(), StatusCode::OK);
+    let bet: Value = by_key.json().await.unwrap();
+    assert_eq!(bet["bet_id"].as_u64(), first.results[3].placed.as_ref().map(|p| p.bet_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_an_unreadable_bet_or_too_many_bets_is_refused_whole() {
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    seed_market(&client, 1, 1).await;
+    client.open_account(1, "GBP", "open-1").await.expect("account opens");
+    client.deposit(1, 10_000, "deposit-1").await.expect("deposit");
+
+    let mut bad_odds = item("gw-2", 1, 100);
+    bad_odds.bet.legs[0].odds = "two to one".into();
+    let refused = client.place_bets(&PlaceBetsRequest { bets: vec![item("gw-1", 1, 100), bad_odds] }).await;
+    let error = refused.expect_err("an item that does not read refuses the batch");
+    assert_eq!(error.code(), Some("bad_parameter"), "{error}");
+    assert!(error.to_string().contains("bets[1]"), "the message names the item: {error}");
+
+    let too_many: Vec<BatchBetBody> = (0..201).map(|i| item(&format!("gw-many-{i}"), 1, 1)).collect();
+    let error = client.place_bets(&PlaceBetsRequest { bets: too_many }).await.expect_err("201 bets");
+    assert_eq!(error.code(), Some("bad_parameter"), "{error}");
+    let error = client.place_bets(&PlaceBetsRequest { bets: Vec::new() }).await.expect_err("no bets");
+    assert_eq!(error.code(), Some("bad_parameter"), "{error}");
+
+    assert_eq!(client.account(1).await.expect("account").balance_minor, 10_000, "nothing was placed");
+    let first = client.place_bets(&PlaceBetsRequest { bets: vec![item("gw-1", 1, 100)] }).await.expect("batch");
+    assert!(!first.results[0].replayed, "the refused batch left no record of gw-1");
+}
