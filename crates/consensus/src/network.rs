@@ -7,20 +7,17 @@
 
 use crate::proto::peer_client::PeerClient;
 use crate::proto::Frame;
-use crate::transport::{
-    call, call_encoded, AnswerStream, PayloadStream, PeerError, Rpc, SnapshotChunk, SnapshotInstall, Transport,
-};
+use crate::transport::{call, call_encoded, PeerError, Rpc, SnapshotChunk, SnapshotInstall, Transport};
 use crate::types::{Snapshot, TypeConfig, Vote};
 use futures::future::BoxFuture;
-use futures::stream::{BoxStream, Stream, StreamExt};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
-use openraft::network::{stream_append_sequential, RPCOption, RaftNetworkFactory};
+use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend, RaftNetworkV2};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -189,9 +186,6 @@ impl Transport for GrpcTransport {
                     Rpc::ClientRead => c.client_read(request).await,
                     Rpc::SnapshotChunk => c.snapshot_chunk(request).await,
                     Rpc::SnapshotInstall => c.snapshot_install(request).await,
-                    Rpc::AppendStream => {
-                        Err(tonic::Status::invalid_argument("AppendStream is a stream: open it with append_stream"))
-                    }
                 }
             };
             match tokio::time::timeout(timeout, fut).await {
@@ -200,67 +194,20 @@ impl Transport for GrpcTransport {
                     message: format!("no answer within {timeout:?}"),
                     never_sent: false,
                 }),
-                Ok(Err(status)) => Err(peer_error(addr, rpc, &status)),
+                Ok(Err(status)) => {
+                    let message = status.message().to_string();
+                    let never_sent = never_sent(&status);
+                    match status.code() {
+                        tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Cancelled
+                        | tonic::Code::Unknown => Err(PeerError::Unreachable { addr, message, never_sent }),
+                        _ => Err(PeerError::Refused { addr, message }),
+                    }
+                }
                 Ok(Ok(r)) => Ok(r.into_inner().payload),
             }
         })
-    }
-
-    fn append_stream(
-        &self,
-        addr: String,
-        requests: PayloadStream,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<AnswerStream, PeerError>> {
-        let client = self.client(&addr);
-        let cluster_id = self.cluster_id.to_string();
-        Box::pin(async move {
-            let mut c = client?;
-            // The requests reach tonic through a channel: with the boxed stream itself the
-            // compiler cannot prove tonic's streaming-call future `Send` (a higher-ranked
-            // lifetime error). The pump ends with the requests or when tonic drops the stream.
-            let (tx, rx) = tokio::sync::mpsc::channel::<Frame>(1);
-            tokio::spawn(async move {
-                let mut requests = requests;
-                while let Some(payload) = requests.next().await {
-                    if tx.send(Frame { cluster_id: cluster_id.clone(), payload }).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            let frames = tokio_stream::wrappers::ReceiverStream::new(rx);
-            let opened = match tokio::time::timeout(timeout, c.append_stream(frames)).await {
-                Err(_) => {
-                    return Err(PeerError::Unreachable {
-                        addr,
-                        message: format!("append stream not opened within {timeout:?}"),
-                        never_sent: false,
-                    })
-                }
-                Ok(Err(status)) => return Err(peer_error(addr, Rpc::AppendStream, &status)),
-                Ok(Ok(answers)) => answers.into_inner(),
-            };
-            Ok(opened
-                .map(move |answer| match answer {
-                    Ok(frame) => Ok(frame.payload),
-                    Err(status) => Err(peer_error(addr.clone(), Rpc::AppendStream, &status)),
-                })
-                .boxed())
-        })
-    }
-}
-
-/// A failed call as a [`PeerError`], judged from the status's code and type: a broken or
-/// timed-out connection is `Unreachable`, a method the peer lacks `Unsupported`, any other
-/// answer `Refused`.
-fn peer_error(addr: String, rpc: Rpc, status: &tonic::Status) -> PeerError {
-    let message = status.message().to_string();
-    match status.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown => {
-            PeerError::Unreachable { addr, message, never_sent: never_sent(status) }
-        }
-        tonic::Code::Unimplemented => PeerError::Unsupported { addr, rpc },
-        _ => PeerError::Refused { addr, message },
     }
 }
 
@@ -297,7 +244,6 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             transport: self.transport.clone(),
             addr: node.addr.clone(),
             snapshot_chunk_bytes: self.snapshot_chunk_bytes,
-            unary_only: false,
         }
     }
 }
@@ -307,8 +253,6 @@ pub struct PeerNetwork {
     transport: Arc<dyn Transport>,
     addr: String,
     snapshot_chunk_bytes: usize,
-    /// The peer runs a build without [`Rpc::AppendStream`]: appends go one at a time.
-    unary_only: bool,
 }
 
 /// Cuts an append whose entries exceed `bytes_max` once encoded to the longest prefix that
@@ -383,114 +327,10 @@ async fn send_snapshot(
     call(transport, addr, Rpc::SnapshotInstall, &install, option.hard_ttl().max(INSTALL_TIMEOUT_MIN)).await
 }
 
-/// Most appends one stream keeps waiting for an answer: the sender waits for an answer before
-/// sending more, so a slow follower holds the leader to this many requests (each at most
-/// [`APPEND_BYTES_MAX`]) in flight, and a lost stream costs at most this many resends.
-pub const APPEND_WINDOW: usize = 32;
-
-/// One append on a stream, waiting for its answer.
-struct InFlight {
-    sent_at: std::time::Instant,
-}
-
-type StreamAnswer = Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>;
-
-/// Replicates `input` to `addr` over one [`Rpc::AppendStream`]: each append goes out as soon
-/// as openraft makes it, with at most `window` unanswered, and the answers come back in
-/// order. An append larger than `bytes_max` is cut (see [`cut_to_fit`]) and ends the stream
-/// after it, so openraft, seeing its answer short of what it asked, opens the next stream from
-/// there. No answer for `timeout` while an append waits ends the stream with `Unreachable`, as
-/// does a stream that closes with appends unanswered.
-async fn pipelined_append<S>(
-    transport: Arc<dyn Transport>,
-    addr: String,
-    input: S,
-    timeout: Duration,
-    bytes_max: usize,
-    window: usize,
-) -> Result<BoxStream<'static, StreamAnswer>, PeerError>
-where
-    S: Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
-{
-    let permits = Arc::new(tokio::sync::Semaphore::new(window.max(1)));
-    let in_flight: Arc<Mutex<VecDeque<InFlight>>> = Arc::default();
-    // Dropping the answers (openraft ends the session) ends the requests too, even while they
-    // wait for a permit or for new entries.
-    let (answers_dropped, closed) = tokio::sync::oneshot::channel::<()>();
-    let requests = futures::stream::unfold(
-        (input, permits.clone(), in_flight.clone(), false),
-        move |(mut input, permits, in_flight, ended)| async move {
-            if ended {
-                return None;
-            }
-            let permit = permits.clone().acquire_owned().await.ok()?;
-            let request = input.next().await?;
-            // Given back when the answer arrives.
-            permit.forget();
-            let payload = postcard::to_stdvec(&request).expect("peer requests encode");
-            let (payload, cut) = if payload.len() <= bytes_max {
-                (payload, false)
-            } else {
-                match cut_to_fit(&request, bytes_max) {
-                    Some(cut) => (postcard::to_stdvec(&cut).expect("peer requests encode"), true),
-                    None => (payload, false),
-                }
-            };
-            in_flight.lock().expect("in-flight lock").push_back(InFlight { sent_at: std::time::Instant::now() });
-            Some((payload, (input, permits, in_flight, cut)))
-        },
-    )
-    .take_until(closed)
-    .boxed();
-    let answers = transport.append_stream(addr.clone(), requests, timeout).await?;
-    let state = (answers, permits, in_flight, addr, answers_dropped);
-    Ok(futures::stream::unfold(Some(state), move |state| async move {
-        let (mut answers, permits, in_flight, addr, answers_dropped) = state?;
-        let unreachable = |message: String| {
-            let e = PeerError::Unreachable { addr: addr.clone(), message, never_sent: false };
-            Some((Err(rpc_error(e)), None))
-        };
-        let bytes = loop {
-            match tokio::time::timeout(timeout, answers.next()).await {
-                Ok(Some(Ok(bytes))) => break bytes,
-                Ok(Some(Err(e))) => return Some((Err(rpc_error(e)), None)),
-                Ok(None) => {
-                    let waiting = in_flight.lock().expect("in-flight lock").len();
-                    if waiting == 0 {
-                        return None;
-                    }
-                    return unreachable(format!("append stream closed with {waiting} appends unanswered"));
-                }
-                Err(_) => {
-                    let oldest = in_flight.lock().expect("in-flight lock").front().map(|f| f.sent_at);
-                    if oldest.is_some_and(|sent_at| sent_at.elapsed() >= timeout) {
-                        return unreachable(format!("no answer to an append within {timeout:?}"));
-                    }
-                }
-            }
-        };
-        if in_flight.lock().expect("in-flight lock").pop_front().is_none() {
-            let e = PeerError::Refused { addr: addr.clone(), message: "an append answer with no append sent".into() };
-            return Some((Err(rpc_error(e)), None));
-        }
-        permits.add_permits(1);
-        match postcard::from_bytes::<StreamAppendResult<TypeConfig>>(&bytes) {
-            Ok(Ok(matching)) => Some((Ok(Ok(matching)), Some((answers, permits, in_flight, addr, answers_dropped)))),
-            // A refusal ends the stream: openraft decides what to send next.
-            Ok(Err(refused)) => Some((Ok(Err(refused)), None)),
-            Err(e) => {
-                let e = PeerError::Refused { addr: addr.clone(), message: format!("undecodable append answer: {e}") };
-                Some((Err(rpc_error(e)), None))
-            }
-        }
-    })
-    .boxed())
-}
-
 fn rpc_error(e: PeerError) -> RPCError<TypeConfig> {
     match e {
         PeerError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
-        PeerError::Refused { .. } | PeerError::Unsupported { .. } => RPCError::Network(NetworkError::new(&e)),
+        PeerError::Refused { .. } => RPCError::Network(NetworkError::new(&e)),
     }
 }
 
@@ -504,34 +344,6 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let timeout = option.soft_ttl().max(APPEND_TIMEOUT_MIN);
         append_within(&*self.transport, &self.addr, rpc, timeout, APPEND_BYTES_MAX).await.map_err(rpc_error)
-    }
-
-    fn stream_append<'s, S>(
-        &'s mut self,
-        input: S,
-        option: RPCOption,
-    ) -> BoxFuture<'s, Result<BoxStream<'s, StreamAnswer>, RPCError<TypeConfig>>>
-    where
-        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
-    {
-        if self.unary_only {
-            return stream_append_sequential(self, input, option);
-        }
-        let timeout = option.soft_ttl().max(APPEND_TIMEOUT_MIN);
-        let (transport, addr) = (self.transport.clone(), self.addr.clone());
-        Box::pin(async move {
-            match pipelined_append(transport, addr, input, timeout, APPEND_BYTES_MAX, APPEND_WINDOW).await {
-                Ok(answers) => Ok(answers),
-                Err(e @ PeerError::Unsupported { .. }) => {
-                    // A peer of an older build (a rolling upgrade): one append at a time from
-                    // the next session on; openraft resends what this one may have taken.
-                    tracing::info!(peer = %self.addr, "peer serves no append stream; replicating one append at a time");
-                    self.unary_only = true;
-                    Err(rpc_error(e))
-                }
-                Err(e) => Err(rpc_error(e)),
-            }
-        })
     }
 
     async fn vote(
@@ -567,12 +379,11 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
 
 #[cfg(test)]
 mod tests {
-    use super::{append_within, never_sent, pipelined_append, send_snapshot, StreamAnswer};
+    use super::{append_within, never_sent, send_snapshot};
     use crate::records::{LogIdRecord, VoteRecord};
     use crate::transport::{PeerError, Rpc, SnapshotChunk, SnapshotInstall, SnapshotStaging, Transport};
     use crate::types::{Entry, LogId, Snapshot, TypeConfig, Vote};
     use futures::future::BoxFuture;
-    use futures::StreamExt;
     use openraft::entry::RaftEntry;
     use openraft::network::RPCOption;
     use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse};
@@ -620,15 +431,6 @@ mod tests {
                 other => Err(refused(format!("unexpected rpc tag {}", other.tag()))),
             };
             Box::pin(async move { answer })
-        }
-
-        fn append_stream(
-            &self,
-            addr: String,
-            _requests: crate::transport::PayloadStream,
-            _timeout: Duration,
-        ) -> BoxFuture<'static, Result<crate::transport::AnswerStream, PeerError>> {
-            Box::pin(async move { Err(PeerError::Unsupported { addr, rpc: Rpc::AppendStream }) })
         }
     }
 
@@ -747,187 +549,5 @@ mod tests {
             let status = tonic::Status::unavailable(text);
             assert!(!never_sent(&status), "a bare status saying {text:?} must count as possibly delivered");
         }
-    }
-
-    /// A follower in memory at the far end of an append stream: records every append it
-    /// takes and answers each with the last log id it carried, once `answers` lets it (each
-    /// answer takes one permit); it closes the stream after `close_after` answers, and
-    /// answers the append at `conflict_at` (0-based) with a log conflict.
-    struct StreamPeer {
-        taken: Mutex<Vec<AppendEntriesRequest<TypeConfig>>>,
-        answers: tokio::sync::Semaphore,
-        close_after: Option<usize>,
-        conflict_at: Option<usize>,
-    }
-
-    impl StreamPeer {
-        fn new(permits: usize) -> Arc<StreamPeer> {
-            Arc::new(StreamPeer {
-                taken: Mutex::default(),
-                answers: tokio::sync::Semaphore::new(permits),
-                close_after: None,
-                conflict_at: None,
-            })
-        }
-
-        fn taken(&self) -> Vec<AppendEntriesRequest<TypeConfig>> {
-            self.taken.lock().unwrap().clone()
-        }
-    }
-
-    impl Transport for Arc<StreamPeer> {
-        fn call(
-            &self,
-            addr: String,
-            _rpc: Rpc,
-            _payload: Vec<u8>,
-            _timeout: Duration,
-        ) -> BoxFuture<'static, Result<Vec<u8>, PeerError>> {
-            Box::pin(async move { Err(PeerError::Refused { addr, message: "streams only".into() }) })
-        }
-
-        fn append_stream(
-            &self,
-            _addr: String,
-            mut requests: crate::transport::PayloadStream,
-            _timeout: Duration,
-        ) -> BoxFuture<'static, Result<crate::transport::AnswerStream, PeerError>> {
-            let peer = self.clone();
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<Vec<u8>, PeerError>>();
-            let (taken_tx, mut taken_rx) = tokio::sync::mpsc::unbounded_channel();
-            let recorder = peer.clone();
-            tokio::spawn(async move {
-                while let Some(payload) = requests.next().await {
-                    let request: AppendEntriesRequest<TypeConfig> = postcard::from_bytes(&payload).unwrap();
-                    recorder.taken.lock().unwrap().push(request.clone());
-                    if taken_tx.send(request).is_err() {
-                        return;
-                    }
-                }
-            });
-            tokio::spawn(async move {
-                let mut answered = 0;
-                while let Some(request) = taken_rx.recv().await {
-                    if peer.close_after == Some(answered) {
-                        return;
-                    }
-                    peer.answers.acquire().await.unwrap().forget();
-                    let result: openraft::raft::StreamAppendResult<TypeConfig> = if peer.conflict_at == Some(answered) {
-                        Err(openraft::raft::StreamAppendError::Conflict(request.prev_log_id.unwrap()))
-                    } else {
-                        Ok(request.entries.last().map(|e| e.log_id).or(request.prev_log_id))
-                    };
-                    if tx.send(Ok(postcard::to_stdvec(&result).unwrap())).is_err() {
-                        return;
-                    }
-                    answered += 1;
-                }
-            });
-            Box::pin(async move { Ok(tokio_stream::wrappers::UnboundedReceiverStream::new(rx).boxed()) })
-        }
-    }
-
-    /// `n` appends of one blank entry each, following on from index 10.
-    fn appends(n: u64) -> Vec<AppendEntriesRequest<TypeConfig>> {
-        (0..n)
-            .map(|i| AppendEntriesRequest {
-                vote: vote(),
-                prev_log_id: Some(log_id(10 + i)),
-                entries: vec![Entry::new_blank(log_id(11 + i))],
-                leader_commit: Some(log_id(10)),
-            })
-            .collect()
-    }
-
-    async fn open(
-        peer: &Arc<StreamPeer>,
-        input: Vec<AppendEntriesRequest<TypeConfig>>,
-        bytes_max: usize,
-        window: usize,
-    ) -> futures::stream::BoxStream<'static, StreamAnswer> {
-        let transport: Arc<dyn Transport> = Arc::new(peer.clone());
-        let input = futures::stream::iter(input).chain(futures::stream::pending());
-        pipelined_append(transport, "peer".into(), Box::pin(input), Duration::from_millis(300), bytes_max, window)
-            .await
-            .unwrap()
-    }
-
-    #[tokio::test]
-    async fn appends_go_out_without_waiting_for_answers_up_to_the_window_and_answers_come_back_in_order() {
-        let peer = StreamPeer::new(0);
-        let mut answers = open(&peer, appends(10), 1 << 20, 4).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(peer.taken().len(), 4, "four appends in flight before any answer: the window, no more");
-        peer.answers.add_permits(10);
-        for i in 0..10 {
-            let answer = answers.next().await.expect("an answer per append").expect("no transport error");
-            assert_eq!(answer, Ok(Some(log_id(11 + i))), "answer {i} in the order sent");
-        }
-        assert_eq!(peer.taken().len(), 10);
-    }
-
-    #[tokio::test]
-    async fn an_append_larger_than_the_limit_is_cut_and_ends_the_stream_so_the_next_starts_where_it_stopped() {
-        let peer = StreamPeer::new(100);
-        let limit = entry_bytes() * 3;
-        let mut answers = open(&peer, vec![append_of(10), append_of(1)], limit, 8).await;
-        assert_eq!(answers.next().await.unwrap().unwrap(), Ok(Some(log_id(13))), "acknowledged up to the cut");
-        assert!(answers.next().await.is_none(), "the stream ends after the cut append");
-        let taken = peer.taken();
-        assert_eq!(taken.len(), 1, "nothing is sent after a cut append");
-        assert_eq!(taken[0].entries.len(), 3);
-    }
-
-    #[tokio::test]
-    async fn a_stream_closed_with_appends_unanswered_ends_unreachable() {
-        let peer = Arc::new(StreamPeer {
-            taken: Mutex::default(),
-            answers: tokio::sync::Semaphore::new(100),
-            close_after: Some(1),
-            conflict_at: None,
-        });
-        let mut answers = open(&peer, appends(3), 1 << 20, 8).await;
-        assert_eq!(answers.next().await.unwrap().unwrap(), Ok(Some(log_id(11))));
-        let broken = answers.next().await.unwrap().unwrap_err();
-        assert!(matches!(broken, openraft::errors::RPCError::Unreachable(_)), "{broken}");
-        assert!(broken.to_string().contains("unanswered"), "{broken}");
-        assert!(answers.next().await.is_none());
-    }
-
-    #[tokio::test]
-    async fn an_append_left_unanswered_past_the_timeout_ends_the_stream_unreachable() {
-        let peer = StreamPeer::new(0);
-        let mut answers = open(&peer, appends(2), 1 << 20, 8).await;
-        let silent = answers.next().await.unwrap().unwrap_err();
-        assert!(silent.to_string().contains("no answer to an append within"), "{silent}");
-    }
-
-    #[tokio::test]
-    async fn a_refusal_is_passed_to_openraft_and_ends_the_stream() {
-        let peer = Arc::new(StreamPeer {
-            taken: Mutex::default(),
-            answers: tokio::sync::Semaphore::new(100),
-            close_after: None,
-            conflict_at: Some(1),
-        });
-        let mut answers = open(&peer, appends(4), 1 << 20, 8).await;
-        assert_eq!(answers.next().await.unwrap().unwrap(), Ok(Some(log_id(11))));
-        assert_eq!(
-            answers.next().await.unwrap().unwrap(),
-            Err(openraft::raft::StreamAppendError::Conflict(log_id(11))),
-            "the conflict, as the follower reported it"
-        );
-        assert!(answers.next().await.is_none(), "nothing after a refusal");
-    }
-
-    #[tokio::test]
-    async fn dropping_the_answers_stops_the_requests() {
-        let peer = StreamPeer::new(0);
-        let answers = open(&peer, appends(10), 1 << 20, 2).await;
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        drop(answers);
-        peer.answers.add_permits(100);
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        assert_eq!(peer.taken().len(), 2, "no append is sent once openraft has dropped the stream");
     }
 }

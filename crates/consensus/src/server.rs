@@ -3,8 +3,7 @@
 use crate::proto::peer_server::Peer;
 use crate::proto::Frame;
 use crate::transport::{Caller, Handler, HandlerError, Rpc};
-use futures::stream::{BoxStream, StreamExt};
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 
 pub(crate) struct PeerService {
     pub(crate) handler: Handler,
@@ -61,75 +60,26 @@ pub(crate) fn tls_incoming(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-/// A refusal as the gRPC status the caller's transport maps back to a [`crate::transport::PeerError`].
-fn status_of(e: HandlerError) -> Status {
-    match e {
-        HandlerError::WrongCluster(m) | HandlerError::NotMember(m) => Status::permission_denied(m),
-        HandlerError::BadRequest(m) => Status::invalid_argument(m),
-        HandlerError::Unavailable(m) => Status::unavailable(m),
-    }
-}
-
 impl PeerService {
-    /// The caller's certificates: with mutual TLS a call without one is refused.
-    fn certs<T>(&self, request: &Request<T>) -> Result<Option<CertChain>, Status> {
-        if !self.tls {
-            return Ok(None);
-        }
-        match request.peer_certs() {
-            Some(certs) if !certs.is_empty() => Ok(Some(certs)),
-            _ => Err(Status::unauthenticated("peer connections need a client certificate")),
-        }
-    }
-
     async fn serve(&self, rpc: Rpc, request: Request<Frame>) -> Result<Response<Frame>, Status> {
-        let certs = self.certs(&request)?;
-        let caller = caller_of(&certs);
+        let certs = request.peer_certs();
+        let caller = match (&certs, self.tls) {
+            (_, false) => Caller::Unchecked,
+            (Some(certs), true) if !certs.is_empty() => Caller::Certificate(&certs[0]),
+            (_, true) => return Err(Status::unauthenticated("peer connections need a client certificate")),
+        };
         let frame = request.into_inner();
         match self.handler.handle_from(caller, &frame.cluster_id, rpc, &frame.payload).await {
             Ok(payload) => Ok(Response::new(Frame { cluster_id: self.handler.cluster_id().to_string(), payload })),
-            Err(e) => Err(status_of(e)),
+            Err(HandlerError::WrongCluster(m)) | Err(HandlerError::NotMember(m)) => Err(Status::permission_denied(m)),
+            Err(HandlerError::BadRequest(m)) => Err(Status::invalid_argument(m)),
+            Err(HandlerError::Unavailable(m)) => Err(Status::unavailable(m)),
         }
-    }
-}
-
-type CertChain = std::sync::Arc<Vec<rustls::pki_types::CertificateDer<'static>>>;
-
-fn caller_of(certs: &Option<CertChain>) -> Caller<'_> {
-    match certs {
-        Some(certs) => Caller::Certificate(&certs[0]),
-        None => Caller::Unchecked,
     }
 }
 
 #[tonic::async_trait]
 impl Peer for PeerService {
-    type AppendStreamStream = BoxStream<'static, Result<Frame, Status>>;
-
-    async fn append_stream(
-        &self,
-        request: Request<Streaming<Frame>>,
-    ) -> Result<Response<Self::AppendStreamStream>, Status> {
-        let certs = self.certs(&request)?;
-        let inbound = request
-            .into_inner()
-            .map(|frame| match frame {
-                Ok(frame) => Ok((frame.cluster_id, frame.payload)),
-                Err(status) => Err(HandlerError::Unavailable(format!("the append stream broke: {}", status.message()))),
-            })
-            .boxed();
-        let answers = self.handler.append_stream(caller_of(&certs), inbound).map_err(status_of)?;
-        let cluster_id = self.handler.cluster_id().to_string();
-        Ok(Response::new(
-            answers
-                .map(move |answer| match answer {
-                    Ok(payload) => Ok(Frame { cluster_id: cluster_id.clone(), payload }),
-                    Err(e) => Err(status_of(e)),
-                })
-                .boxed(),
-        ))
-    }
-
     async fn append_entries(&self, request: Request<Frame>) -> Result<Response<Frame>, Status> {
         self.serve(Rpc::AppendEntries, request).await
     }

@@ -8,7 +8,6 @@
 use crate::types::{LogId, Raft, SnapshotMeta, TypeConfig, Vote};
 use crate::{ForwardOp, ForwardReply, Inner};
 use futures::future::BoxFuture;
-use futures::stream::{BoxStream, StreamExt};
 use openraft::async_runtime::WatchReceiver;
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -41,11 +40,6 @@ pub enum Rpc {
     /// The end of a chunked snapshot transfer: install what the chunks carried
     /// ([`SnapshotInstall`]).
     SnapshotInstall,
-    /// Pipelined log replication: one long-lived stream per follower carrying appends one
-    /// way and their answers (openraft's `StreamAppendResult`, in order) the other, so the
-    /// leader sends the next append without waiting for the last one's round trip and fsync.
-    /// Opened with [`Transport::append_stream`], never with [`Transport::call`].
-    AppendStream,
 }
 
 impl Rpc {
@@ -68,7 +62,6 @@ impl Rpc {
             ClientRead,
             SnapshotChunk,
             SnapshotInstall,
-            AppendStream,
         ]
         .into_iter()
         .find(|r| r.tag() == tag)
@@ -215,27 +208,7 @@ pub enum PeerError {
         /// Detail.
         message: String,
     },
-    /// The peer does not serve this RPC: it runs an older build (a rolling upgrade is under
-    /// way). The caller falls back to what that build serves.
-    #[error("peer {addr} does not serve {rpc:?}: it runs an older build")]
-    Unsupported {
-        /// Peer address.
-        addr: String,
-        /// The RPC it does not serve.
-        rpc: Rpc,
-    },
 }
-
-/// Requests going out on a stream, each already encoded.
-pub type PayloadStream = BoxStream<'static, Vec<u8>>;
-
-/// The answers coming back on a stream, one per request and in the requests' order; the
-/// stream ends when the peer closes it.
-pub type AnswerStream = BoxStream<'static, Result<Vec<u8>, PeerError>>;
-
-/// What arrives on the receiving side of a stream: each request with the cluster id its frame
-/// carries, or why the transport could not read one.
-pub type InboundStream = BoxStream<'static, Result<(String, Vec<u8>), HandlerError>>;
 
 /// Carries one RPC to a peer and brings back its answer.
 pub trait Transport: Send + Sync + 'static {
@@ -247,17 +220,6 @@ pub trait Transport: Send + Sync + 'static {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Vec<u8>, PeerError>>;
-
-    /// Opens an [`Rpc::AppendStream`] to the node at `addr`: every item of `requests` is sent
-    /// as soon as it is ready (the caller bounds how many wait for an answer), and the answers
-    /// come back in order. Opening waits at most `timeout`; afterwards the caller times the
-    /// answers. Dropping the answer stream closes the stream.
-    fn append_stream(
-        &self,
-        addr: String,
-        requests: PayloadStream,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<AnswerStream, PeerError>>;
 }
 
 /// Calls `rpc` with a typed request and decodes the typed answer.
@@ -465,9 +427,6 @@ impl Handler {
                 let reply: Result<u64, String> = inner.leader_read_index().await.map_err(|e| e.to_string());
                 seal(&reply)
             }
-            Rpc::AppendStream => {
-                Err(HandlerError::BadRequest("AppendStream is a stream: open it with Transport::append_stream".into()))
-            }
             #[cfg(not(feature = "sim"))]
             Rpc::ClientWrite | Rpc::ClientRead => {
                 Err(HandlerError::BadRequest("the simulator's client calls are not served by production builds".into()))
@@ -494,66 +453,6 @@ impl Handler {
                 seal(&reply)
             }
         }
-    }
-}
-
-impl Handler {
-    /// Serves an [`Rpc::AppendStream`] from `caller`: decodes each request as it arrives and
-    /// hands the run of them to openraft's pipelined `stream_append`, which answers each one
-    /// (once its entries are flushed) in order. The answers end at the first refusal (a log
-    /// conflict or a higher vote); a request that does not decode or names another cluster ends
-    /// the stream after the answers already owed, with that error last.
-    pub fn append_stream(
-        &self,
-        caller: Caller<'_>,
-        requests: InboundStream,
-    ) -> Result<BoxStream<'static, Result<Vec<u8>, HandlerError>>, HandlerError> {
-        if let Caller::Certificate(cert) = caller {
-            if !self.names_a_member(cert) {
-                metrics::counter!("paddock_peer_refused_total", "reason" => "not_member").increment(1);
-                return Err(HandlerError::NotMember(
-                    "the caller's certificate names no member of this cluster: add the node first (paddock members add)"
-                        .into(),
-                ));
-            }
-        }
-        let failure: Arc<std::sync::Mutex<Option<HandlerError>>> = Arc::default();
-        let record = failure.clone();
-        let ours = self.cluster_id.clone();
-        let decoded = requests.scan((), move |(), item| {
-            let request = item.and_then(|(cluster_id, payload)| {
-                if cluster_id != *ours {
-                    return Err(HandlerError::WrongCluster(format!(
-                        "this node belongs to cluster {ours:?}, the caller to {cluster_id:?}"
-                    )));
-                }
-                open::<AppendEntriesRequest<TypeConfig>>(&payload)
-            });
-            futures::future::ready(match request {
-                Ok(request) => Some(request),
-                Err(e) => {
-                    *record.lock().expect("stream failure lock") = Some(e);
-                    None
-                }
-            })
-        });
-        let answers = self.raft.stream_append(Box::pin(decoded)).map(|answer| match answer {
-            Ok(result) => seal(&result),
-            Err(fatal) => Err(HandlerError::Unavailable(fatal.to_string())),
-        });
-        let last = futures::stream::once(async move { failure.lock().expect("stream failure lock").take() })
-            .filter_map(|failure| futures::future::ready(failure.map(Err)));
-        // A stream can idle for as long as the leader has nothing to send; it must not outlive
-        // Raft here, or the peer server's graceful stop would wait for it forever.
-        let mut metrics = self.raft.metrics();
-        let raft_stopped = async move {
-            while metrics.borrow_watched().state != openraft::ServerState::Shutdown {
-                if metrics.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        Ok(answers.chain(last).take_until(raft_stopped).boxed())
     }
 }
 

@@ -12,8 +12,8 @@ use paddock_golden as golden;
 
 use golden::{check_tags, check_tags_by, postcard_decode, postcard_encode, Format, Golden};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendError, StreamAppendResult,
-    TransferLeaderError, TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderError, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::EntryPayload;
 use paddock_consensus::records::{
@@ -103,16 +103,6 @@ fn append_entries_responses() -> Vec<(&'static str, AppendEntriesResponse<TypeCo
     ]
 }
 
-/// The answers of an append stream, one of each shape.
-fn stream_append_results() -> Vec<(&'static str, StreamAppendResult<TypeConfig>)> {
-    vec![
-        ("stream_append_result_flushed", Ok(Some(log_id(3, 1, 1042)))),
-        ("stream_append_result_flushed_empty_log", Ok(None)),
-        ("stream_append_result_conflict", Err(StreamAppendError::Conflict(log_id(3, 1, 1040)))),
-        ("stream_append_result_higher_vote", Err(StreamAppendError::HigherVote(vote(4, 2, false)))),
-    ]
-}
-
 #[test]
 fn every_raft_rpc_payload_encodes_to_its_fixture_and_decodes_from_it() {
     let mut golden = Golden::new(env!("CARGO_MANIFEST_DIR"), env!("CARGO_PKG_NAME"), RAFT_WIRE);
@@ -133,11 +123,6 @@ fn every_raft_rpc_payload_encodes_to_its_fixture_and_decodes_from_it() {
     for (name, response) in append_entries_responses() {
         let label = format!("{response:?} (openraft AppendEntriesResponse)");
         golden.check(name, &label, &response, postcard_encode, postcard_decode::<AppendEntriesResponse<TypeConfig>>);
-    }
-    // An append stream carries the same requests; each answer is a StreamAppendResult.
-    for (name, result) in stream_append_results() {
-        let label = format!("{result:?} (openraft StreamAppendResult)");
-        golden.check(name, &label, &result, postcard_encode, postcard_decode::<StreamAppendResult<TypeConfig>>);
     }
 
     let request = VoteRequest::<TypeConfig>::new(vote(4, 2, false), Some(log_id(3, 1, 1043)));
@@ -240,11 +225,6 @@ fn every_raft_rpc_payload_encodes_to_its_fixture_and_decodes_from_it() {
 
 #[test]
 fn openraft_wire_enum_tags_are_pinned() {
-    let results: Vec<StreamAppendResult<TypeConfig>> =
-        stream_append_results().into_iter().map(|(_, result)| result).collect();
-    check_tags("StreamAppendResult", RAFT_WIRE.bump, &[("Ok", 0), ("Err", 1)], &results);
-    let refusals: Vec<StreamAppendError<TypeConfig>> = results.into_iter().filter_map(Result::err).collect();
-    check_tags("StreamAppendError", RAFT_WIRE.bump, &[("Conflict", 0), ("HigherVote", 1)], &refusals);
     let samples: Vec<AppendEntriesResponse<TypeConfig>> =
         append_entries_responses().into_iter().map(|(_, response)| response).collect();
     check_tags(

@@ -7,8 +7,7 @@
 //! restarted when the fault ends (a failed write poisons its log, as an operator would
 //! restart it). Clock faults: a node's wall clock (often the leader's) jumps ahead or behind —
 //! by less than the cluster-time bound, or by one to sixty minutes — or drifts 50 % fast or
-//! slow, and is stepped back to the truth when the fault ends. A stream cut: a node's peer
-//! server drops each append stream it serves after a few answers, mid-window.
+//! slow, and is stepped back to the truth when the fault ends.
 
 use crate::disk::FaultHandle;
 use crate::paths::Path;
@@ -43,12 +42,6 @@ enum Fault {
         node: Option<u64>,
         sign: i64,
     },
-    /// `node`'s peer server cuts every append stream it serves after `after` answers, with an
-    /// append taken and its answer ready but not delivered.
-    StreamCut {
-        node: u64,
-        after: u64,
-    },
 }
 
 /// The fault schedule and what is currently broken.
@@ -77,7 +70,7 @@ impl Nemesis {
         let mut t = Duration::from_millis(1_500);
         while t < world.config.safety {
             let pick = |rng: &mut Rng| node_ids[rng.below(node_ids.len() as u64) as usize];
-            let fault = match rng.below(14) {
+            let fault = match rng.below(13) {
                 0 => Fault::Crash(pick(rng)),
                 1 => Fault::CrashMajority,
                 2 => Fault::IsolateLeader,
@@ -95,11 +88,10 @@ impl Nemesis {
                     let ms = magnitude as i64 * if rng.chance(500) { 1 } else { -1 };
                     Fault::ClockJump { node, ms }
                 }
-                12 => {
+                _ => {
                     let node = if rng.chance(700) { None } else { Some(pick(rng)) };
                     Fault::ClockDrift { node, sign: if rng.chance(500) { 1 } else { -1 } }
                 }
-                _ => Fault::StreamCut { node: pick(rng), after: 1 + rng.below(8) },
             };
             let length = Duration::from_millis(300 + rng.below(2_000));
             schedule.push((t, fault, length));
@@ -277,10 +269,6 @@ impl Nemesis {
                     touched.push(id);
                 }
             }
-            Fault::StreamCut { node, after } => {
-                world.probes[&node].stream_cut_after.store(after, Ordering::SeqCst);
-                touched.push(node);
-            }
         }
         touched
     }
@@ -319,7 +307,6 @@ impl Nemesis {
                 }
             }
             Fault::Latency => sim.set_max_message_latency(Duration::from_millis(5)),
-            Fault::StreamCut { node, .. } => world.probes[&node].stream_cut_after.store(0, Ordering::SeqCst),
             Fault::ClockJump { .. } | Fault::ClockDrift { .. } => {
                 // Stepped back to the truth, as NTP would.
                 self.drifting.retain(|(id, _, _)| !nodes.contains(id));
@@ -351,9 +338,6 @@ impl Nemesis {
         self.drifting.clear();
         for offset in world.clock_offsets.values() {
             offset.store(0, Ordering::SeqCst);
-        }
-        for probe in world.probes.values() {
-            probe.stream_cut_after.store(0, Ordering::SeqCst);
         }
         for d in self.disk_faults.values() {
             let mut d = d.lock().expect("disk faults lock");

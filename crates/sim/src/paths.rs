@@ -53,9 +53,6 @@ pub enum Path {
     EachWay,
     /// A clock fault (a jump or a drift) hit the node leading at the time.
     ClockFaultOnLeader,
-    /// An append stream to a follower was cut with an append taken but its answer not yet
-    /// delivered (the leader resends from what it knows the follower holds).
-    StreamCutMidWindow,
     /// A disk served a corrupted read (a checksum had to catch it). Informational: a running
     /// node reads mostly from memory, so the corruption fault rarely reaches a read (see
     /// [`Path::required`]).
@@ -64,7 +61,7 @@ pub enum Path {
 
 impl Path {
     /// Every path, in table order.
-    pub const ALL: [Path; 18] = [
+    pub const ALL: [Path; 17] = [
         Path::LogPurged,
         Path::SnapshotBuilt,
         Path::SnapshotToFollower,
@@ -81,7 +78,6 @@ impl Path {
         Path::DeadHeat,
         Path::EachWay,
         Path::ClockFaultOnLeader,
-        Path::StreamCutMidWindow,
         Path::CorruptRead,
     ];
 
@@ -104,7 +100,6 @@ impl Path {
             Path::DeadHeat => "dead-heat",
             Path::EachWay => "each-way",
             Path::ClockFaultOnLeader => "clock-fault-on-leader",
-            Path::StreamCutMidWindow => "stream-cut-mid-window",
             Path::CorruptRead => "corrupt-read",
         }
     }
@@ -136,11 +131,6 @@ pub struct NodeProbe {
     pub installs_started: AtomicU64,
     /// `InstallSnapshot` RPCs answered after this node wrote a snapshot file: installed.
     pub installs_done: AtomicU64,
-    /// While non-zero (the nemesis's stream-cut fault), this node's peer server drops every
-    /// append stream once it has answered this many appends and the next answer is ready.
-    pub stream_cut_after: AtomicU64,
-    /// Append streams dropped that way, with an append taken but unanswered.
-    pub streams_cut: AtomicU64,
 }
 
 impl NodeProbe {

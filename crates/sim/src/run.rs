@@ -274,9 +274,6 @@ fn run_inner(
             world.reached(if Some(*id) == world.learner { Path::SnapshotToLearner } else { Path::SnapshotToFollower });
         }
     }
-    if world.probes.values().any(|p| p.streams_cut.load(Ordering::SeqCst) > 0) {
-        world.reached(Path::StreamCutMidWindow);
-    }
     if nemesis.corrupted_any() {
         world.reached(Path::CorruptRead);
     }
