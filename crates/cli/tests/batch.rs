@@ -1,7 +1,8 @@
 //! `POST /v1/bets/batch` on a real 3-node cluster, sent to a follower (so the batch is
 //! forwarded to the leader as one write): each bet answered as `POST /v1/bets` would answer it
 //! alone, a resent batch answered from each bet's record, a bet of a batch found by its key,
-//! and a batch with an item that does not read refused whole with nothing placed.
+//! a batch with an item that does not read refused whole with nothing placed, and single bets
+//! sent at once coalesced into shared entries with every answer still its own.
 
 mod support;
 
@@ -89,4 +90,51 @@ async fn a_batch_with_an_unreadable_bet_or_too_many_bets_is_refused_whole() {
     assert_eq!(client.account(1).await.expect("account").balance_minor, 10_000, "nothing was placed");
     let first = client.place_bets(&PlaceBetsRequest { bets: vec![item("gw-1", 1, 100)] }).await.expect("batch");
     assert!(!first.results[0].replayed, "the refused batch left no record of gw-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_bets_that_arrive_together_leave_together_and_each_keeps_its_own_answer() {
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    seed_market(&client, 1, 1).await;
+    client.open_account(1, "GBP", "open-1").await.expect("account opens");
+    client.deposit(1, 100_000, "deposit-1").await.expect("deposit");
+    let place_all = |keys: Vec<String>| {
+        let client = client.clone();
+        async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for key in keys {
+                let client = client.clone();
+                tasks.spawn(async move { (key.clone(), client.place_bet(&single(1, 1, 100), &key).await) });
+            }
+            let mut answers = std::collections::BTreeMap::new();
+            while let Some(done) = tasks.join_next().await {
+                let (key, answer) = done.expect("task");
+                answers.insert(key, answer.expect("every bet is accepted"));
+            }
+            answers
+        }
+    };
+    let keys: Vec<String> = (0..200).map(|i| format!("together-{i}")).collect();
+    let first = place_all(keys.clone()).await;
+    let mut ids: Vec<u64> = first.values().map(|p| p.bet_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "200 bets, each its own");
+    assert_eq!(client.account(1).await.expect("account").balance_minor, 100_000 - 200 * 100);
+
+    let metrics = reqwest::get(format!("{}/metrics", cluster.url(1))).await.unwrap().text().await.unwrap();
+    let coalesced = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("paddock_bets_coalesced_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("the coalescing counter is exported");
+    assert!(coalesced > 0.0, "200 bets at once on 4 write slots: some must have left together");
+
+    // Sent again, each answers with its own first answer, grouped or not.
+    let again = place_all(keys).await;
+    for (key, placed) in &again {
+        assert_eq!(placed.bet_id, first[key].bet_id, "{key}: the same bet");
+    }
+    assert_eq!(client.account(1).await.expect("account").balance_minor, 100_000 - 200 * 100, "no stake twice");
 }

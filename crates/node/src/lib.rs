@@ -15,6 +15,7 @@
 //!   503 with `Retry-After` at once, and a per-client rate limit answers 429.
 
 mod auth;
+mod coalesce;
 pub mod config;
 mod extract;
 mod jobs;
@@ -100,6 +101,8 @@ pub(crate) struct AppInner {
     clock: paddock_consensus::Clock,
     /// Set at the start of shutdown so readiness fails first and the balancer drains us.
     shutting_down: AtomicBool,
+    /// Single bets, grouped into one entry when they arrive while others are being written.
+    bets: coalesce::Coalescer,
 }
 
 impl std::ops::Deref for App {
@@ -355,6 +358,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             state_hash_cache: tokio::sync::Mutex::new(None),
             clock,
             shutting_down: AtomicBool::new(false),
+            bets: coalesce::Coalescer::start(consensus.clone()),
         }),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -67,6 +67,7 @@ pub const METRICS: &[(&str, Kind, bool, &str)] = &[
     ("paddock_raft_replication_lag_entries", Gauge, true, "Entries behind (leader only)."),
     ("paddock_raft_leader_changes_total", Counter, false, "Leader changes seen (sampled every 250 ms)."),
     ("paddock_forward_rerouted_total", Counter, false, "Keyed writes resent to a new leader (the old one froze)."),
+    ("paddock_bets_coalesced_total", Counter, false, "Single bets that left in a group of several (one entry)."),
     ("paddock_raft_log_fsync_duration_seconds", Histogram, false, "One group-commit transaction, fsync included."),
     ("paddock_raft_log_batch_ops", Histogram, false, "Operations per transaction."),
     ("paddock_raft_log_purges_total", Counter, false, "Log purges behind a snapshot (durable)."),

@@ -60,7 +60,12 @@ pub(crate) async fn mark_replays(request: axum::extract::Request, next: axum::mi
 
 /// Replicates a command; a ledger refusal becomes its 4xx.
 pub(crate) async fn submit(app: &App, command: Command) -> Result<(Done, u64), Failure> {
-    let written = app.consensus.write(command).await.map_err(write_failure)?;
+    answer_of(app.consensus.write(command).await)
+}
+
+/// A write's answer as the handler's: the replay mark set, a ledger refusal as its 4xx.
+fn answer_of(written: Result<paddock_consensus::Written, WriteError>) -> Result<(Done, u64), Failure> {
+    let written = written.map_err(write_failure)?;
     // Outside `mark_replays` (a job, a test) there is no answer to mark.
     let _ = REPLAYED.try_with(|r| r.set(Some(written.replayed)));
     match written.outcome {
@@ -223,8 +228,10 @@ pub(crate) async fn place_bet(
     if !app.may_use_account(&caller, AccountId(req.account_id)).await {
         return Err(Failure(ApiError::new(ErrorCode::Forbidden, "a bettor places bets only on its own accounts")));
     }
-    let command = convert::place_bet(&req, key.0)?;
-    let result = submit(&app, command).await;
+    let result = match convert::place_bet(&req, key.0)? {
+        Command::PlaceBet(bet) => answer_of(app.bets.place(bet).await),
+        other => submit(&app, other).await,
+    };
     let (done, log_index) = match result {
         Ok(ok) => ok,
         Err(Failure(e)) => {
