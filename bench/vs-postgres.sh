@@ -36,6 +36,8 @@ BATCH_CLIENTS="${BATCH_CLIENTS:-8}"
 BASE_PORT="${BASE_PORT:-7400}"
 PG_SCRIPT="${PG_SCRIPT:-$ROOT/../shared/bench/pg_sync_bets.sh}"
 WORK="$(mktemp -d /tmp/paddock-vs-pg.XXXXXX)"
+# PostgreSQL runs as user postgres: its data directories live under here.
+chmod 755 "$WORK"
 PG_BASE="$WORK/pg"
 PIDS=()
 
@@ -75,13 +77,16 @@ pg_cpu_s() {
 pg_run() {
   local name="$1" script="$2" clients="$3"
   local before after
+  local logs="$WORK/pglog-$name"
+  mkdir -p "$logs"
   before="$(pg_cpu_s)"
   timeout $((DURATION + 60)) "$PGBIN/pgbench" -h 127.0.0.1 -p 55432 -U postgres -n -M prepared \
-    -c "$clients" -j 2 -T "$DURATION" -f "$script" --log --log-prefix="$WORK/$name" bench > "$WORK/$name.txt" 2>&1
+    -c "$clients" -j 2 -T "$DURATION" -f "$script" --log --log-prefix="$logs/tx" bench > "$WORK/$name.txt" 2>&1 ||
+    { echo "pgbench failed ($name):" >&2; head -20 "$WORK/$name.txt" >&2; exit 1; }
   sleep 1
   after="$(pg_cpu_s)"
-  python3 "$PG_HELPERS/pg_latency_from_log.py" "$WORK/$name" --json "$WORK/$name.lat.json" > /dev/null
-  rm -f "$WORK/$name".[0-9]* "$WORK/$name".*[0-9]
+  python3 "$PG_HELPERS/pg_latency_from_log.py" "$logs/tx" --json "$WORK/$name.lat.json" > /dev/null
+  rm -rf "$logs"
   echo "$before $after" > "$WORK/$name.cpu"
 }
 
@@ -92,7 +97,7 @@ cat > "$WORK/batch.sql" <<EOF
 \\set base random(1, $((100000 - BATCH)))
 \\set m random(1, 5000)
 \\set k random(1, 9000000000000000000)
-WITH req AS (SELECT :base + i AS w, :m AS m, 1 + i % 3 AS s, 100 AS stake, 4000 AS odds,
+WITH req AS (SELECT :base::bigint + i AS w, :m::bigint AS m, 1 + i % 3 AS s, 100::bigint AS stake, 4000 AS odds,
                     :client_id::text || '-' || :k::text || '-' || i AS key
              FROM generate_series(0, $((BATCH - 1))) AS i),
      debited AS (UPDATE wallets SET balance = wallets.balance - req.stake FROM req
