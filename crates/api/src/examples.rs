@@ -10,6 +10,22 @@ fn odds_10_11() -> Value {
     json!({ "num": 21, "den": 11, "decimal": "1.91", "fractional": "10/11", "american": "-110" })
 }
 
+/// One bet of a batch: a single on market 2.
+fn batch_bet(key: &str, account_id: u64, selection_id: u64, odds: &str, stake_minor: i64) -> Value {
+    json!({
+        "idempotency_key": key,
+        "bet": {
+            "account_id": account_id,
+            "type": "single",
+            "k": null,
+            "legs": [{ "market_id": 2, "selection_id": selection_id, "odds": odds }],
+            "stake_per_line_minor": stake_minor,
+            "each_way": false,
+            "odds_policy": "exact"
+        }
+    })
+}
+
 /// The example of the body named `schema`, if it has one.
 pub fn example(schema: &str) -> Option<Value> {
     let odds = odds_10_11();
@@ -29,45 +45,9 @@ pub fn example(schema: &str) -> Option<Value> {
             "odds_policy": "exact"
         }),
         "PlaceBetsRequest" => json!({
-            "bets": [
-                {
-                    "idempotency_key": "gw-7-000001",
-                    "bet": {
-                        "account_id": 1001,
-                        "type": "single",
-                        "k": null,
-                        "legs": [{ "market_id": 2, "selection_id": 201, "odds": "10/11" }],
-                        "stake_per_line_minor": 500,
-                        "each_way": false,
-                        "odds_policy": "exact"
-                    }
-                },
-                {
-                    "idempotency_key": "gw-7-000002",
-                    "bet": {
-                        "account_id": 1002,
-                        "type": "single",
-                        "k": null,
-                        "legs": [{ "market_id": 2, "selection_id": 202, "odds": "11/4" }],
-                        "stake_per_line_minor": 1000,
-                        "each_way": false,
-                        "odds_policy": "exact"
-                    }
-                }
-            ]
+            "bets": [batch_bet("gw-7-000001", 1001, 201, "10/11", 500), batch_bet("gw-7-000002", 1002, 202, "11/4", 1000)]
         }),
-        "BatchBetBody" => json!({
-            "idempotency_key": "gw-7-000001",
-            "bet": {
-                "account_id": 1001,
-                "type": "single",
-                "k": null,
-                "legs": [{ "market_id": 2, "selection_id": 201, "odds": "10/11" }],
-                "stake_per_line_minor": 500,
-                "each_way": false,
-                "odds_policy": "exact"
-            }
-        }),
+        "BatchBetBody" => batch_bet("gw-7-000001", 1001, 201, "10/11", 500),
         "CashOutRequest" => json!({
             "account_id": 1001,
             "value_minor": 475,

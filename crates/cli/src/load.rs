@@ -538,11 +538,8 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
     let live_markets = Arc::new(Mutex::new((0u64, space.markets)));
     let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let cpu_before = if args.cpu_pids.is_empty() { None } else { Some(cpu_seconds(&args.cpu_pids)?) };
-    let (scheduled, elapsed) = if args.rate == 0 {
-        closed_loop(args, &mix, &client, space, &tally, &live_markets).await
-    } else {
-        open_loop(args, &mix, &client, space, &tally, &live_markets, &semaphore).await
-    };
+    let run = Run { args, mix: &mix, client: &client, space, tally: &tally, live_markets: &live_markets };
+    let (scheduled, elapsed) = if args.rate == 0 { closed_loop(&run).await } else { open_loop(&run, &semaphore).await };
     let cpu_s = match cpu_before {
         Some(before) => Some(cpu_seconds(&args.cpu_pids)? - before),
         None => None,
@@ -568,16 +565,20 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
     })
 }
 
+/// What a measured run shares between its requests.
+struct Run<'a> {
+    args: &'a LoadArgs,
+    mix: &'a [(Op, u32)],
+    client: &'a Client,
+    space: Space,
+    tally: &'a Arc<Mutex<Tally>>,
+    live_markets: &'a Arc<Mutex<(u64, u64)>>,
+}
+
 /// Closed loop: `--concurrency` workers, each sending its next request when its last is
 /// answered, until the run's length is up. Returns (requests sent, seconds measured).
-async fn closed_loop(
-    args: &LoadArgs,
-    mix: &[(Op, u32)],
-    client: &Client,
-    space: Space,
-    tally: &Arc<Mutex<Tally>>,
-    live_markets: &Arc<Mutex<(u64, u64)>>,
-) -> (u64, f64) {
+async fn closed_loop(run: &Run<'_>) -> (u64, f64) {
+    let Run { args, mix, client, space, tally, live_markets } = *run;
     let deadline = Duration::from_secs(args.duration_s);
     let batch = args.batch;
     let start = Instant::now();
@@ -603,15 +604,8 @@ async fn closed_loop(
 
 /// Open loop: requests due at `--rate`, at most `--concurrency` in flight (a due request
 /// with none free counts as `client_saturated`). Returns (requests scheduled, seconds).
-async fn open_loop(
-    args: &LoadArgs,
-    mix: &[(Op, u32)],
-    client: &Client,
-    space: Space,
-    tally: &Arc<Mutex<Tally>>,
-    live_markets: &Arc<Mutex<(u64, u64)>>,
-    semaphore: &Arc<tokio::sync::Semaphore>,
-) -> (u64, f64) {
+async fn open_loop(run: &Run<'_>, semaphore: &Arc<tokio::sync::Semaphore>) -> (u64, f64) {
+    let Run { args, mix, client, space, tally, live_markets } = *run;
     let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
     let deadline = Duration::from_secs(args.duration_s);
     let batch = args.batch;

@@ -48,10 +48,13 @@ fn start_args(data_dir: &str, http: &str, peer: &str) -> Vec<String> {
 /// and checks that it exits naming the address and `flag`, in words.
 fn a_taken_port_is_refused_in_words(which: usize, flag: &str) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let ports = free_ports(2);
-    let addrs = [format!("127.0.0.1:{}", ports[0]), format!("127.0.0.1:{}", ports[1])];
+    // The held port is the one the system gives the holder: taken from the first moment, so
+    // no other test can take it between a free-port probe and the holder's bind.
+    let holder = TcpListener::bind("127.0.0.1:0").expect("the test holds a port");
+    let held = holder.local_addr().expect("a bound listener has an address").to_string();
+    let other = format!("127.0.0.1:{}", free_ports(1)[0]);
+    let addrs = if which == 0 { [held, other] } else { [other, held] };
     let taken = &addrs[which];
-    let _holder = TcpListener::bind(taken).expect("the test holds the port");
     let data = dir.path().join("node-1").display().to_string();
     let args = start_args(&data, &addrs[0], &addrs[1]);
     let out = run_to_exit(&args.iter().map(String::as_str).collect::<Vec<_>>());
