@@ -359,6 +359,9 @@ pub struct ClusterStatus {
     pub clock: ClockView,
 }
 
+/// Streams a peer may reset before the peer server accepts them (h2's default is 20).
+const PEER_RESET_STREAMS_MAX: usize = 1024;
+
 /// Operations a follower forwards to the leader (the `Forward` RPC).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ForwardOp {
@@ -535,7 +538,15 @@ impl Consensus {
             let stop = async {
                 let _ = stop_rx.await;
             };
-            let router = tonic::transport::Server::builder().add_service(svc);
+            // h2 closes a connection whose client resets more than 20 streams before the
+            // server accepts them (the "rapid reset" defence). A leader cancels an append that
+            // outlives its timeout, and under a heavy batch load twenty such cancellations
+            // arrive together: the connection closes, and every write forwarded on it ends
+            // `outcome_unknown`. Peers are members authenticated by certificate, so the
+            // defence is widened here; the public listener keeps h2's default.
+            let router = tonic::transport::Server::builder()
+                .http2_max_pending_accept_reset_streams(Some(PEER_RESET_STREAMS_MAX))
+                .add_service(svc);
             let result = match server_tls {
                 None => {
                     let listener = tokio_stream::wrappers::TcpListenerStream::new(listener);
