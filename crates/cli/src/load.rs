@@ -90,19 +90,30 @@ enum Op {
     Settle,
 }
 
+impl Op {
+    const ALL: [Op; 7] = [Op::Single, Op::Accumulator, Op::Trixie, Op::EachWay, Op::Deposit, Op::Read, Op::Settle];
+
+    /// The name `--mix` and the report use.
+    fn name(self) -> &'static str {
+        match self {
+            Op::Single => "single",
+            Op::Accumulator => "accumulator",
+            Op::Trixie => "trixie",
+            Op::EachWay => "each_way",
+            Op::Deposit => "deposit",
+            Op::Read => "read",
+            Op::Settle => "settle",
+        }
+    }
+}
+
 fn parse_mix(text: &str) -> Result<Vec<(Op, u32)>> {
     let mut out = Vec::new();
     for pair in text.split(',').filter(|p| !p.is_empty()) {
         let (name, weight) = pair.split_once('=').with_context(|| format!("mix entry {pair:?} is not name=weight"))?;
-        let op = match name.trim() {
-            "single" => Op::Single,
-            "accumulator" => Op::Accumulator,
-            "trixie" => Op::Trixie,
-            "each_way" => Op::EachWay,
-            "deposit" => Op::Deposit,
-            "read" => Op::Read,
-            "settle" => Op::Settle,
-            other => bail!("unknown operation {other:?} in --mix"),
+        let name = name.trim();
+        let Some(op) = Op::ALL.into_iter().find(|op| op.name() == name) else {
+            bail!("unknown operation {name:?} in --mix")
         };
         let weight: u32 = weight.trim().parse().with_context(|| format!("bad weight in {pair:?}"))?;
         if weight > 0 {
@@ -212,13 +223,13 @@ impl Tally {
     }
 
     /// Counts one answered request that took `latency` (from when it was due).
-    fn record(&mut self, op: Op, result: Result<Done, ClientError>, latency: Duration) {
+    fn record(&mut self, op: Op, result: Result<Answered, ClientError>, latency: Duration) {
         let latency_us = latency.as_micros().max(1) as u64;
         match result {
             Ok((accepted, refused)) => {
                 self.ok += 1;
                 self.all.saturating_record(latency_us);
-                *self.ok_by_op.entry(format!("{op:?}").to_lowercase()).or_default() += 1;
+                *self.ok_by_op.entry(op.name().to_string()).or_default() += 1;
                 if matches!(op, Op::Single | Op::Accumulator | Op::Trixie | Op::EachWay) {
                     self.bets_accepted += accepted;
                     self.bets.saturating_record(latency_us);
@@ -368,7 +379,7 @@ fn leg(space: &Space, market_index: u64, s: u64) -> LegBody {
 }
 
 /// What one request did: bets accepted, and the refusal codes of a batch's refused bets.
-type Done = (u64, Vec<String>);
+type Answered = (u64, Vec<String>);
 
 async fn one(
     client: &Client,
@@ -378,7 +389,7 @@ async fn one(
     seed: u64,
     batch: u32,
     live_markets: &Mutex<(u64, u64)>,
-) -> Result<Done, ClientError> {
+) -> Result<Answered, ClientError> {
     let mut dice = Dice(seed | 1);
     let account = space.account(dice.below(space.accounts));
     let (first, next) = *live_markets.lock().expect("market window lock");
@@ -393,10 +404,10 @@ async fn one(
         each_way,
         odds_policy: "any".into(),
     };
-    fn placed<T>(_: T) -> Done {
+    fn placed<T>(_: T) -> Answered {
         (1, Vec::new())
     }
-    fn nothing<T>(_: T) -> Done {
+    fn nothing<T>(_: T) -> Answered {
         (0, Vec::new())
     }
     match op {

@@ -20,10 +20,8 @@ async fn a_batch_answers_bet_by_bet_and_a_resent_batch_takes_no_stake_twice() {
     let mut cluster = Cluster::start(3, &[]).await;
     let client = cluster.client();
     seed_market(&client, 1, 1).await;
-    for (account, funds) in [(1, 10_000), (2, 500)] {
-        client.open_account(account, "GBP", &paddock_client::fresh_key()).await.expect("account opens");
-        client.deposit(account, funds, &paddock_client::fresh_key()).await.expect("deposit");
-    }
+    open_funded(&client, 1, 10_000).await;
+    open_funded(&client, 2, 500).await;
     let leader = cluster.leader().await;
     let follower = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
     let via_follower = cluster.client_for(follower);
@@ -71,8 +69,7 @@ async fn a_batch_with_an_unreadable_bet_or_too_many_bets_is_refused_whole() {
     let cluster = Cluster::start(1, &[]).await;
     let client = cluster.client();
     seed_market(&client, 1, 1).await;
-    client.open_account(1, "GBP", "open-1").await.expect("account opens");
-    client.deposit(1, 10_000, "deposit-1").await.expect("deposit");
+    open_funded(&client, 1, 10_000).await;
 
     let mut bad_odds = item("gw-2", 1, 100);
     bad_odds.bet.legs[0].odds = "two to one".into();
@@ -97,8 +94,7 @@ async fn single_bets_that_arrive_together_leave_together_and_each_keeps_its_own_
     let cluster = Cluster::start(1, &[]).await;
     let client = cluster.client();
     seed_market(&client, 1, 1).await;
-    client.open_account(1, "GBP", "open-1").await.expect("account opens");
-    client.deposit(1, 100_000, "deposit-1").await.expect("deposit");
+    open_funded(&client, 1, 100_000).await;
     let place_all = |keys: Vec<String>| {
         let client = client.clone();
         async move {

@@ -398,15 +398,10 @@ pub enum ForwardOp {
 }
 
 impl ForwardOp {
-    /// Whether sending this again after it may have taken effect is harmless: a command the
-    /// ledger answers from its idempotency record when repeated (every bet of a batch carries
-    /// its own key). Membership changes and `ResolvePending` are not.
+    /// Whether sending this again after it may have taken effect is harmless: a write the
+    /// ledger answers from its idempotency records when repeated. Membership changes are not.
     pub fn resend_safe(&self) -> bool {
-        match self {
-            ForwardOp::Write(Command::PlaceBets(bets)) => !bets.is_empty(),
-            ForwardOp::Write(command) => command.idempotency().is_some(),
-            _ => false,
-        }
+        matches!(self, ForwardOp::Write(command) if command.repeat_is_replay())
     }
 }
 
@@ -957,14 +952,11 @@ impl Inner {
                         call(&*self.transport, &addr, Rpc::ReadIndex, &(), self.write_timeout).await;
                     match reply {
                         Ok(Ok(index)) => break index,
-                        Ok(Err(e)) | Err(PeerError::Refused { message: e, .. }) => {
+                        Ok(Err(e))
+                        | Err(PeerError::Refused { message: e, .. })
+                        | Err(PeerError::Unreachable { message: e, .. }) => {
                             if Instant::now() >= deadline {
                                 return Err(ReadError::NoQuorum(e));
-                            }
-                        }
-                        Err(e) => {
-                            if Instant::now() >= deadline {
-                                return Err(ReadError::NoQuorum(e.to_string()));
                             }
                         }
                     }

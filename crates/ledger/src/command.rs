@@ -316,9 +316,21 @@ pub enum KeyScope {
 }
 
 impl Command {
+    /// Whether applying this command again after it took effect changes nothing and answers
+    /// as the first time did: it carries a key (a batch: each of its bets carries one), so the
+    /// repeat is answered from the idempotency records. What may safely be sent again after a
+    /// lost answer.
+    pub fn repeat_is_replay(&self) -> bool {
+        match self {
+            Command::PlaceBets(bets) => bets.iter().all(|bet| bet.key.is_valid()),
+            _ => self.idempotency().is_some(),
+        }
+    }
+
     /// The command's idempotency key and the namespace it is remembered in. Every command
     /// carries one except [`Command::ResolvePending`], which the leader submits by itself and
-    /// which is idempotent by nature (it decides only what is due, once).
+    /// which is idempotent by nature (it decides only what is due, once), and
+    /// [`Command::PlaceBets`], whose bets carry one each.
     pub fn idempotency(&self) -> Option<(KeyScope, &IdempotencyKey)> {
         use Command::*;
         match self {

@@ -338,6 +338,8 @@ fn every_command_variant_has_a_fixture_and_all_but_resolve_pending_and_batches_c
             }
             _ => assert!(keyed, "{name}: carries a key"),
         }
+        let replayed = !matches!(command, Command::ResolvePending);
+        assert_eq!(command.repeat_is_replay(), replayed, "{name}: a repeat is answered from the records");
     }
 }
 

@@ -76,19 +76,16 @@ async fn run(consensus: Consensus, mut waiting: mpsc::Receiver<Waiting>) {
 }
 
 /// Writes `group` as one entry and hands each bet its answer.
-async fn write_group(consensus: &Consensus, group: Vec<Waiting>) {
-    if group.len() > 1 {
-        metrics::counter!("paddock_bets_coalesced_total").increment(group.len() as u64);
-    }
-    let (bets, answers): (Vec<PlaceBet>, Vec<oneshot::Sender<BetAnswer>>) =
-        group.into_iter().map(|w| (w.bet, w.answer)).unzip();
-    if let ([bet], [_]) = (&bets[..], &answers[..]) {
-        let answer = consensus.write(Command::PlaceBet(bet.clone())).await;
-        if let Some(sender) = answers.into_iter().next() {
-            let _ = sender.send(answer);
-        }
+async fn write_group(consensus: &Consensus, mut group: Vec<Waiting>) {
+    if group.len() == 1 {
+        // Alone: a plain PlaceBet, as if there were no coalescing.
+        let Waiting { bet, answer } = group.pop().expect("a group of one");
+        let _ = answer.send(consensus.write(Command::PlaceBet(bet)).await);
         return;
     }
+    metrics::counter!("paddock_bets_coalesced_total").increment(group.len() as u64);
+    let (bets, answers): (Vec<PlaceBet>, Vec<oneshot::Sender<BetAnswer>>) =
+        group.into_iter().map(|w| (w.bet, w.answer)).unzip();
     match consensus.write(Command::PlaceBets(bets)).await {
         Ok(Written { outcome: Outcome::Done(Done::BetsPlaced(items)), log_index, .. })
             if items.len() == answers.len() =>
@@ -97,9 +94,9 @@ async fn write_group(consensus: &Consensus, group: Vec<Waiting>) {
                 let _ = sender.send(Ok(Written { outcome, log_index, replayed }));
             }
         }
-        Ok(other) => {
+        Ok(_) => {
             // The ledger answered a batch with something else: a bug; no bet is told it stands.
-            tracing::error!(outcome = ?other.outcome, "unexpected ledger answer to a coalesced batch");
+            tracing::error!("unexpected ledger answer to a coalesced batch: not one answer per bet");
             for sender in answers {
                 let _ = sender.send(Err(WriteError::Unknown("unexpected answer from the ledger".into())));
             }

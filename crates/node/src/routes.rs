@@ -307,10 +307,7 @@ fn placed_body(outcome: Outcome, log_index: u64) -> Result<PlacedBody, ApiError>
             metrics::counter!("paddock_bets_total", "result" => "rejected", "code" => code.as_str()).increment(1);
             return Err(ApiError::ledger(code));
         }
-        Outcome::Done(other) => {
-            tracing::error!(?other, "unexpected ledger answer to a bet of a batch");
-            return Err(ApiError::new(ErrorCode::OutcomeUnknown, "unexpected answer from the ledger"));
-        }
+        Outcome::Done(other) => return Err(unexpected(other).0),
     };
     metrics::counter!("paddock_bets_total", "result" => status, "code" => "ok").increment(1);
     Ok(PlacedBody {

@@ -634,6 +634,12 @@ pub fn market_request(event_id: u64, market_id: u64) -> CreateMarketRequest {
     }
 }
 
+/// Opens a GBP account and deposits `amount_minor` into it.
+pub async fn open_funded(client: &Client, account_id: u64, amount_minor: i64) {
+    client.open_account(account_id, "GBP", &paddock_client::fresh_key()).await.expect("account opens");
+    client.deposit(account_id, amount_minor, &paddock_client::fresh_key()).await.expect("deposit");
+}
+
 /// Creates an event and its two-way market.
 pub async fn seed_market(client: &Client, event_id: u64, market_id: u64) {
     client.create_event(&event_request(event_id), &paddock_client::fresh_key()).await.expect("event is created");
