@@ -1,26 +1,80 @@
 #!/usr/bin/env bash
-# failover.sh — client-visible write unavailability after kill -9 of the leader: Paddock
-# (3 nodes) and etcd (3 members, ../shared/bench/etcd_failover.sh) side by side, the same
-# client load (16 workers x 50 writes/s, round-robin over all nodes) and the same 1 s client
-# timeout, plus the timeout-independent time to a new leader.
+# failover.sh — client-visible write unavailability after kill -9 and after SIGSTOP of the
+# leader: Paddock (3 nodes) and etcd (3 members, ../shared/bench/etcd_failover.sh; kill -9
+# only, the script has no SIGSTOP mode) side by side, the same client load (16 workers x 50
+# writes/s, round-robin over all nodes) and the same 1 s client timeout, plus the
+# timeout-independent time to a new leader. Then the other half of the bargain: shorter
+# timeouts must not make a busy cluster flap, so a fresh 3-node cluster takes STEADY_S seconds
+# of closed-loop single bets (64 in flight) and the script counts elections (the highest
+# `paddock_raft_term` before and after; any increase is a spurious leader change).
 #
-#   bash bench/failover.sh                  # TRIALS=5; needs etcd-server, etcd-client, wrk
-#   env: TRIALS=5 ETCD_SCRIPT=/path/to/etcd_failover.sh
-# Everything binds to 127.0.0.0/8; every trial is bounded; processes are stopped by PID.
+#   bash bench/failover.sh                  # TRIALS=20; needs etcd-server, etcd-client, wrk
+#   env: TRIALS=20 STEADY_S=60 BASE_PORT=7700 ETCD_SCRIPT=/path/to/etcd_failover.sh
+#        NODE_ARGS="--election-timeout-min-ms 150 --election-timeout-max-ms 200"
+# Everything binds to 127.0.0.0/8; every trial and load run is bounded; processes are stopped
+# by PID.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-TRIALS="${TRIALS:-5}"
+TRIALS="${TRIALS:-20}"
+STEADY_S="${STEADY_S:-60}"
+BASE_PORT="${BASE_PORT:-7700}"
+NODE_ARGS="${NODE_ARGS:-}"
 ETCD_SCRIPT="${ETCD_SCRIPT:-$ROOT/../shared/bench/etcd_failover.sh}"
 WORK="$(mktemp -d /tmp/paddock-failover.XXXXXX)"
+BIN="$ROOT/target/release/paddock"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]:-}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  sleep 1
+  for pid in "${PIDS[@]:-}"; do kill -KILL "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
 
 echo "== building paddock (release)"
 (cd "$ROOT" && cargo build --release -q -p paddock-cli)
-echo "== Paddock: $TRIALS kills of the leader"
-"$ROOT/target/release/paddock" drill failover --trials "$TRIALS" --report "$WORK/paddock.json" | tee "$WORK/paddock.txt"
+for fault in kill stop; do
+  echo "== Paddock: $TRIALS × $fault of the leader"
+  "$BIN" drill failover --fault "$fault" --trials "$TRIALS" --node-args "$NODE_ARGS" \
+    --report "$WORK/paddock-$fault.json" | tee "$WORK/paddock-$fault.txt"
+done
+
+echo "== Paddock: ${STEADY_S} s of closed-loop single bets, 64 in flight; elections counted"
+"$BIN" keys new --principal bench --role operator > "$WORK/key.json"
+export PADDOCK_KEY="$(python3 -c "import json;print(json.load(open('$WORK/key.json'))['key'])")"
+python3 -c "import json;print(json.load(open('$WORK/key.json'))['static_keys_line'])" > "$WORK/static-keys"
+BOOT=""
+for i in 1 2 3; do BOOT="$BOOT${BOOT:+,}$i=127.0.0.1:$((BASE_PORT + 100 + i))"; done
+for i in 1 2 3; do
+  # shellcheck disable=SC2086 # NODE_ARGS is a list of flags
+  "$BIN" start --node-id "$i" --data-dir "$WORK/node-$i" --http "127.0.0.1:$((BASE_PORT + i))" \
+    --peer "127.0.0.1:$((BASE_PORT + 100 + i))" --bootstrap "$BOOT" --concurrency-limit 4096 \
+    --static-keys "$WORK/static-keys" $NODE_ARGS > "$WORK/node-$i.log" 2>&1 &
+  PIDS+=("$!")
+done
+for _ in $(seq 1 100); do
+  ready=0
+  for i in 1 2 3; do curl -sf "http://127.0.0.1:$((BASE_PORT + i))/health/ready" >/dev/null && ready=$((ready + 1)); done
+  [ "$ready" = 3 ] && break
+  sleep 0.2
+done
+[ "$ready" = 3 ] || { echo "cluster not ready" >&2; tail -20 "$WORK"/node-*.log; exit 1; }
+max_term() {
+  for i in 1 2 3; do curl -s "http://127.0.0.1:$((BASE_PORT + i))/metrics" | awk '$1 == "paddock_raft_term" {print $2}'; done \
+    | sort -g | tail -1
+}
+NODES="http://127.0.0.1:$((BASE_PORT + 1)),http://127.0.0.1:$((BASE_PORT + 2)),http://127.0.0.1:$((BASE_PORT + 3))"
+TERM_BEFORE="$(max_term)"
+"$BIN" load --nodes "$NODES" --mix single=100 --duration-s "$STEADY_S" --accounts 10000 --markets 500 --quiet \
+  --rate 0 --concurrency 64 --cpu-pids "$(IFS=,; echo "${PIDS[*]}")" --report "$WORK/steady.json" > "$WORK/steady.txt"
+TERM_AFTER="$(max_term)"
+head -3 "$WORK/steady.txt"
+echo "elections during ${STEADY_S} s at full load: $((${TERM_AFTER%.*} - ${TERM_BEFORE%.*})) (term ${TERM_BEFORE} -> ${TERM_AFTER})"
+cleanup
+PIDS=()
 
 if [ -f "$ETCD_SCRIPT" ]; then
   command -v etcd >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq etcd-server etcd-client wrk >/dev/null; }
-  echo "== etcd: $TRIALS kills of the leader (same load, same timeout)"
+  echo "== etcd: $TRIALS kills of the leader (same load, same timeout; etcd's script has no SIGSTOP mode)"
   OUT="$WORK/etcd" TRIALS="$TRIALS" REPEATS=1 CONNS="" QUIET_WAIT_S=0 bash "$ETCD_SCRIPT" all > "$WORK/etcd.log" 2>&1 || tail -20 "$WORK/etcd.log"
   python3 - "$WORK" <<'PY'
 import glob, json, sys

@@ -3,7 +3,7 @@
 //! - `drill chaos`: the Jepsen-style chaos harness ([`paddock_chaos`]): a 3- or 5-node
 //!   cluster behind a fault-injecting proxy, a bank-style workload, a nemesis, invariant
 //!   checks and a report. Exits non-zero if any check fails. See `docs/chaos.md`.
-//! - `drill failover`: kill -9 of the leader under a steady write load, trial after trial;
+//! - `drill failover`: kill -9 (or SIGSTOP) of the leader under a steady write load, trial after trial;
 //!   client-visible write unavailability (1 s client timeout) and the time to a new leader,
 //!   measured as `bench/failover.sh` measures etcd.
 
@@ -19,7 +19,7 @@ pub enum DrillCmd {
     ///
     /// Example: paddock drill chaos --nodes 3 --duration-s 120 --faults kill-leader,split --seed 7
     Chaos(ChaosArgs),
-    /// Failover: kill -9 the leader under a steady write load and time the recovery.
+    /// Failover: kill -9 (or SIGSTOP) the leader under a steady write load and time the recovery.
     ///
     /// Example: paddock drill failover --trials 5 --report failover.json
     Failover(crate::failover::FailoverArgs),

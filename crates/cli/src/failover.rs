@@ -1,9 +1,11 @@
-//! `paddock drill failover`: what a client sees when the leader is killed.
+//! `paddock drill failover`: what a client sees when the leader is killed or frozen.
 //!
 //! The same measurement as the etcd baseline (`../shared/bench/etcd_failover.py`), so the two
 //! compare: W workers, each paced at R writes/s, round-robin over every node, a 1 s timeout
 //! per request, a node that refused a connection skipped for 0.5 s. After a warm-up the leader
-//! is killed with SIGKILL. Reported per trial, from the kill instant:
+//! is killed with SIGKILL (`--fault kill`) or frozen with SIGSTOP (`--fault stop`: the process
+//! holds its sockets open and answers nothing, the harder case for a client and for the
+//! followers that forward to it). Reported per trial, from the fault instant:
 //!
 //! - `unavail_ms`: until the first successful write that was *sent after* the kill completes;
 //! - `max_gap_ms`: the largest hole between consecutive successful completions around it;
@@ -11,7 +13,8 @@
 //!   server-side part, independent of the client timeout;
 //! - failed writes after the kill, by kind.
 //!
-//! The killed node is restarted and caught up before the next trial. Every trial is bounded.
+//! The killed node is restarted (a frozen one resumed with SIGCONT) and caught up before the
+//! next trial. Every trial is bounded.
 
 use anyhow::{bail, Context, Result};
 use paddock_chaos::cluster::{Cluster, Ports};
@@ -21,12 +24,33 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// What is done to the leader.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL: the process is gone and its connections are refused.
+    Kill,
+    /// SIGSTOP: the process is frozen with its connections open.
+    Stop,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Stop => "stop",
+        }
+    }
+}
+
 /// `paddock drill failover` flags.
 #[derive(clap::Args, Clone, Debug)]
 pub struct FailoverArgs {
-    /// Kills of the leader.
+    /// Faults of the leader, one per trial.
     #[arg(long, default_value_t = 5)]
     pub trials: u32,
+    /// What is done to the leader: kill (SIGKILL) or stop (SIGSTOP, resumed after the trial).
+    #[arg(long, value_enum, default_value_t = Fault::Kill)]
+    pub fault: Fault,
     /// Writing workers.
     #[arg(long, default_value_t = 16)]
     pub workers: u32,
@@ -55,8 +79,10 @@ pub struct FailoverArgs {
 pub struct Trial {
     /// Trial number.
     pub trial: u32,
-    /// Node killed.
-    pub killed: u64,
+    /// What was done to the leader: "kill" or "stop".
+    pub fault: &'static str,
+    /// The leader the fault hit.
+    pub leader: u64,
     /// Node that took over.
     pub new_leader: Option<u64>,
     /// Successful writes per second before the kill.
@@ -157,7 +183,10 @@ async fn trial(cluster: &mut Cluster, args: &FailoverArgs, n: u32) -> Result<Tri
     tokio::time::sleep(Duration::from_secs(args.warmup_s)).await;
     let leader = cluster.leader(Duration::from_secs(5)).await?;
     let killed_at = Instant::now();
-    cluster.kill(leader)?;
+    match args.fault {
+        Fault::Kill => cluster.kill(leader)?,
+        Fault::Stop => cluster.pause(leader)?,
+    }
     let survivors: Vec<u64> = cluster.ids().into_iter().filter(|i| *i != leader).collect();
     let mut new_leader = None;
     let mut new_leader_ms = None;
@@ -203,7 +232,8 @@ async fn trial(cluster: &mut Cluster, args: &FailoverArgs, n: u32) -> Result<Tri
     let pre_window = (killed_at - start).as_secs_f64() - 1.0;
     let t = Trial {
         trial: n,
-        killed: leader,
+        fault: args.fault.name(),
+        leader,
         new_leader,
         pre_kill_ops_per_s: pre as f64 / pre_window.max(0.001),
         unavail_ms,
@@ -212,7 +242,10 @@ async fn trial(cluster: &mut Cluster, args: &FailoverArgs, n: u32) -> Result<Tri
         failed_after_kill: failed,
     };
     println!("{}", serde_json::to_string(&t)?);
-    cluster.restart(leader)?;
+    match args.fault {
+        Fault::Kill => cluster.restart(leader)?,
+        Fault::Stop => cluster.resume(leader)?,
+    }
     cluster.wait_ready(&cluster.ids(), Duration::from_secs(30)).await?;
     cluster.wait_caught_up(leader, Duration::from_secs(30)).await?;
     Ok(t)
@@ -257,7 +290,8 @@ pub fn run(args: FailoverArgs) -> Result<()> {
     let unavail: Vec<f64> = trials.iter().filter_map(|t| t.unavail_ms).collect();
     let elect: Vec<f64> = trials.iter().filter_map(|t| t.new_leader_ms).collect();
     println!(
-        "failover over {} trials ({} workers x {}/s, client timeout {} ms): unavailability p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; new leader p50 {:.0} ms, max {:.0} ms",
+        "failover ({}) over {} trials ({} workers x {}/s, client timeout {} ms): unavailability p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; new leader p50 {:.0} ms, max {:.0} ms",
+        args.fault.name(),
         trials.len(),
         args.workers,
         args.rate_per_worker,

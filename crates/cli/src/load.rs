@@ -12,7 +12,7 @@
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use paddock_api::wire::*;
-use paddock_client::{Client, ClientError, RetryPolicy};
+use paddock_client::{BetBatcher, Client, ClientError, RetryPolicy};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -71,6 +71,12 @@ pub struct LoadArgs {
     /// of this many singles (at most 200), each with its own idempotency key.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=200))]
     pub batch: u32,
+    /// Send each `single` as a caller of a gateway would, one bet, through the client's bet
+    /// batcher (`Client::bet_batcher`) with this many batch requests in flight per node: bets
+    /// that find every slot taken leave together in one `POST /v1/bets/batch`. Latency is each
+    /// bet's own. 0: off.
+    #[arg(long, default_value_t = 0, conflicts_with = "batch")]
+    pub auto_batch: usize,
     /// Process ids (comma-separated) whose CPU time (user + system, from /proc) over the
     /// measured run is reported, as a total and per accepted bet: the nodes' cost of a bet,
     /// set-up excluded. Linux only.
@@ -381,15 +387,24 @@ fn leg(space: &Space, market_index: u64, s: u64) -> LegBody {
 /// What one request did: bets accepted, and the refusal codes of a batch's refused bets.
 type Answered = (u64, Vec<String>);
 
+/// How a `single` leaves: alone, `--batch` bets per request, or through the per-node bet
+/// batchers of `--auto-batch`.
+#[derive(Clone)]
+struct Sending {
+    batch: u32,
+    batchers: Arc<Vec<BetBatcher>>,
+}
+
 async fn one(
     client: &Client,
     space: &Space,
     op: Op,
     n: u64,
     seed: u64,
-    batch: u32,
+    sending: &Sending,
     live_markets: &Mutex<(u64, u64)>,
 ) -> Result<Answered, ClientError> {
+    let batch = sending.batch;
     let mut dice = Dice(seed | 1);
     let account = space.account(dice.below(space.accounts));
     let (first, next) = *live_markets.lock().expect("market window lock");
@@ -429,6 +444,10 @@ async fn one(
             let refused = answer.results.into_iter().filter_map(|r| r.error.map(|e| e.code)).collect();
             Ok((accepted, refused))
         }
+        Op::Single if !sending.batchers.is_empty() => sending.batchers[n as usize % sending.batchers.len()]
+            .place(bet("single", vec![leg(space, pick(&mut dice), dice.next())], false), &key)
+            .await
+            .map(placed),
         Op::Single => client
             .place_bet(&bet("single", vec![leg(space, pick(&mut dice), dice.next())], false), &key)
             .await
@@ -549,7 +568,13 @@ pub async fn run_load(args: &LoadArgs) -> Result<Report> {
     let live_markets = Arc::new(Mutex::new((0u64, space.markets)));
     let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let cpu_before = if args.cpu_pids.is_empty() { None } else { Some(cpu_seconds(&args.cpu_pids)?) };
-    let run = Run { args, mix: &mix, client: &client, space, tally: &tally, live_markets: &live_markets };
+    let batchers = if args.auto_batch == 0 {
+        Vec::new()
+    } else {
+        (0..client.nodes().len()).map(|i| client.starting_at(i).bet_batcher(args.auto_batch)).collect()
+    };
+    let sending = Sending { batch: args.batch, batchers: Arc::new(batchers) };
+    let run = Run { args, mix: &mix, client: &client, space, tally: &tally, live_markets: &live_markets, sending };
     let (scheduled, elapsed) = if args.rate == 0 { closed_loop(&run).await } else { open_loop(&run, &semaphore).await };
     let cpu_s = match cpu_before {
         Some(before) => Some(cpu_seconds(&args.cpu_pids)? - before),
@@ -584,27 +609,27 @@ struct Run<'a> {
     space: Space,
     tally: &'a Arc<Mutex<Tally>>,
     live_markets: &'a Arc<Mutex<(u64, u64)>>,
+    sending: Sending,
 }
 
 /// Closed loop: `--concurrency` workers, each sending its next request when its last is
 /// answered, until the run's length is up. Returns (requests sent, seconds measured).
 async fn closed_loop(run: &Run<'_>) -> (u64, f64) {
-    let Run { args, mix, client, space, tally, live_markets } = *run;
+    let Run { args, mix, client, space, tally, live_markets, ref sending } = *run;
     let deadline = Duration::from_secs(args.duration_s);
-    let batch = args.batch;
     let start = Instant::now();
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..args.concurrency.max(1) {
-        let (client, tally, live_markets, sent, mix) =
-            (client.starting_at(w), tally.clone(), live_markets.clone(), sent.clone(), mix.to_vec());
+        let (client, tally, live_markets, sent, mix, sending) =
+            (client.starting_at(w), tally.clone(), live_markets.clone(), sent.clone(), mix.to_vec(), sending.clone());
         let mut dice = Dice(0x2545_F491_4F6C_DD1D ^ space.run ^ ((w as u64 + 1) << 32));
         workers.spawn(async move {
             while start.elapsed() < deadline {
                 let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 let op = pick_op(&mix, &mut dice);
                 let began = Instant::now();
-                let result = one(&client, &space, op, n, dice.next(), batch, &live_markets).await;
+                let result = one(&client, &space, op, n, dice.next(), &sending, &live_markets).await;
                 tally.lock().expect("tally lock").record(op, result, began.elapsed());
             }
         });
@@ -616,10 +641,9 @@ async fn closed_loop(run: &Run<'_>) -> (u64, f64) {
 /// Open loop: requests due at `--rate`, at most `--concurrency` in flight (a due request
 /// with none free counts as `client_saturated`). Returns (requests scheduled, seconds).
 async fn open_loop(run: &Run<'_>, semaphore: &Arc<tokio::sync::Semaphore>) -> (u64, f64) {
-    let Run { args, mix, client, space, tally, live_markets } = *run;
+    let Run { args, mix, client, space, tally, live_markets, ref sending } = *run;
     let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
     let deadline = Duration::from_secs(args.duration_s);
-    let batch = args.batch;
     let scheduled_total = (args.duration_s as f64 * f64::from(args.rate)) as u64;
     let progress =
         if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(scheduled_total) };
@@ -643,10 +667,10 @@ async fn open_loop(run: &Run<'_>, semaphore: &Arc<tokio::sync::Semaphore>) -> (u
             *tally.lock().expect("tally lock").errors.entry("client_saturated".into()).or_default() += 1;
             continue;
         };
-        let (client, task_tally, live_markets, seed) =
-            (client.starting_at(scheduled as usize), tally.clone(), live_markets.clone(), dice.next());
+        let (client, task_tally, live_markets, seed, sending) =
+            (client.starting_at(scheduled as usize), tally.clone(), live_markets.clone(), dice.next(), sending.clone());
         tasks.spawn(async move {
-            let result = one(&client, &space, op, scheduled, seed, batch, &live_markets).await;
+            let result = one(&client, &space, op, scheduled, seed, &sending, &live_markets).await;
             task_tally.lock().expect("tally lock").record(op, result, due.elapsed());
             drop(permit);
         });

@@ -1,8 +1,10 @@
 //! `POST /v1/bets/batch` on a real 3-node cluster, sent to a follower (so the batch is
 //! forwarded to the leader as one write): each bet answered as `POST /v1/bets` would answer it
 //! alone, a resent batch answered from each bet's record, a bet of a batch found by its key,
-//! a batch with an item that does not read refused whole with nothing placed, and single bets
-//! sent at once coalesced into shared entries with every answer still its own.
+//! a batch with an item that does not read refused whole with nothing placed, single bets
+//! sent at once coalesced into shared entries with every answer still its own, and the
+//! client's bet batcher turning concurrent single bets into batch requests, each caller
+//! answered on its own, a malformed bet failing no one else's.
 
 mod support;
 
@@ -133,4 +135,67 @@ async fn single_bets_that_arrive_together_leave_together_and_each_keeps_its_own_
         assert_eq!(placed.bet_id, first[key].bet_id, "{key}: the same bet");
     }
     assert_eq!(client.account(1).await.expect("account").balance_minor, 100_000 - 200 * 100, "no stake twice");
+}
+
+/// `paddock_http_requests_total` summed over the series of one route.
+async fn requests_on(url: &str, route: &str) -> f64 {
+    let metrics = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("paddock_http_requests_total") && l.contains(&format!("route=\"{route}\"")))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_bet_batcher_sends_concurrent_bets_as_batches_and_answers_each_caller_alone() {
+    let cluster = Cluster::start(1, &[]).await;
+    let client = cluster.client();
+    seed_market(&client, 1, 1).await;
+    open_funded(&client, 1, 100_000).await;
+    let batcher = client.bet_batcher(1);
+
+    // 150 callers at once: 147 good bets, one that does not read, one on a market that does
+    // not exist, one the wallet cannot pay for.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..150u32 {
+        let batcher = batcher.clone();
+        let mut bet = single(1, 1, 100);
+        match i {
+            40 => bet.legs[0].odds = "two to one".into(),
+            80 => bet.legs[0].market_id = 999,
+            120 => bet.stake_per_line_minor = 1_000_000,
+            _ => {}
+        }
+        tasks.spawn(async move { (i, batcher.place(bet, &format!("batched-{i}")).await) });
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        let (i, answer) = done.expect("task");
+        answers.insert(i, answer);
+    }
+
+    let code = |i: u32| answers[&i].as_ref().err().and_then(|e| e.code()).map(str::to_string);
+    assert_eq!(code(40).as_deref(), Some("bad_parameter"), "the malformed bet gets its own 400");
+    assert_eq!(code(80).as_deref(), Some("market_not_found"));
+    assert_eq!(code(120).as_deref(), Some("insufficient_funds"));
+    let mut ids: Vec<u64> = answers
+        .iter()
+        .filter(|(i, _)| ![40, 80, 120].contains(*i))
+        .map(|(i, a)| a.as_ref().unwrap_or_else(|e| panic!("bet {i} refused: {e}")).bet_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 147, "every good bet accepted once, as its own bet");
+    assert_eq!(client.account(1).await.expect("account").balance_minor, 100_000 - 147 * 100);
+
+    let batches = requests_on(&cluster.url(1), "/v1/bets/batch").await;
+    let singles = requests_on(&cluster.url(1), "/v1/bets").await;
+    assert!(batches >= 1.0, "bets that found the one slot taken left as batches");
+    assert!(batches + singles < 150.0, "150 bets took fewer requests ({batches} batches, {singles} single)");
+
+    // The same keys again: the first answers, no stake taken twice.
+    let again = batcher.place(single(1, 1, 100), "batched-0").await.expect("a replay");
+    assert_eq!(Some(again.bet_id), answers[&0].as_ref().ok().map(|p| p.bet_id));
+    assert_eq!(client.account(1).await.expect("account").balance_minor, 100_000 - 147 * 100);
 }

@@ -9,7 +9,12 @@
 //!   only when it certainly was not acted on: the connection could not be made, or the node
 //!   refused it before any work (`unavailable`, `overloaded`, `rate_limited`).
 //! - Refusals come back as [`ClientError::Api`] with the stable error code.
+//! - [`Client::bet_batcher`] groups bets placed from many tasks at once into batch requests
+//!   (`batcher.rs`), each bet still answered on its own.
 
+mod batcher;
+
+pub use batcher::{BetBatcher, BATCH_BETS_MAX};
 use paddock_api::wire::*;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;

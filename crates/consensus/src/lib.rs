@@ -68,13 +68,15 @@ pub type Clock = Arc<dyn Fn() -> TimestampMs + Send + Sync>;
 /// Raft timing. The defaults aim at sub-second failover on one site.
 ///
 /// fsync on the reference disk takes ≈0.2–0.6 ms and a loopback or same-site round trip well
-/// under 1 ms, so a heartbeat every 50 ms costs nothing. openraft's leader lease equals
+/// under 1 ms, so a heartbeat every 40 ms costs nothing. openraft's leader lease equals
 /// `election_timeout_max`: a follower refuses to vote while the lease of the leader it last
 /// heard from runs, so the first candidate is often refused and a failover takes about two
 /// election rounds. With 300–600 ms that measured 1.1 s to a new leader and 1.3 s of client
-/// unavailability (p99); with 200–250 ms, 0.49 s and 0.64 s (`bench/failover.sh`). 200 ms is
-/// still four missed heartbeats, so a healthy leader on a busy 2-core machine is not deposed.
-/// etcd's defaults (100 ms / 1 s) give ≈2 s of unavailability in the same measurement.
+/// unavailability (p99); with 200–250 ms, 0.49 s and 0.64 s; with 150–180 ms about 0.35 s and
+/// under 0.4 s after kill -9 and after SIGSTOP alike (`bench/failover.sh`, BENCHMARKS.md).
+/// 150 ms is still more than three missed heartbeats, and 60 s of full load on this 2-core
+/// machine saw no election. etcd's defaults (100 ms / 1 s) give ≈2 s of unavailability in the
+/// same measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
     /// Leader heartbeat period.
@@ -87,7 +89,7 @@ pub struct Timing {
 
 impl Default for Timing {
     fn default() -> Timing {
-        Timing { heartbeat_ms: 50, election_min_ms: 200, election_max_ms: 250 }
+        Timing { heartbeat_ms: 40, election_min_ms: 150, election_max_ms: 180 }
     }
 }
 

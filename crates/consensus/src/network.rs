@@ -52,10 +52,10 @@ const CHUNK_TIMEOUT_MIN: Duration = Duration::from_secs(10);
 const INSTALL_TIMEOUT_MIN: Duration = Duration::from_secs(60);
 
 /// Shortest wait for an append (or heartbeat) answer. openraft asks for the heartbeat period
-/// (50 ms, so 37.5 ms soft): an append carrying a large batch to a follower that must fsync it
+/// (40 ms, so 30 ms soft): an append carrying a large batch to a follower that must fsync it
 /// on a busy 2-core machine can take longer, and giving up then only resends the same batch.
-/// 150 ms stays under the shortest election timeout (200 ms).
-const APPEND_TIMEOUT_MIN: Duration = Duration::from_millis(150);
+/// 120 ms stays under the shortest election timeout (150 ms).
+const APPEND_TIMEOUT_MIN: Duration = Duration::from_millis(120);
 
 /// gRPC channels to peers, keyed by address.
 #[derive(Clone)]

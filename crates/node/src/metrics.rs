@@ -72,6 +72,7 @@ pub const METRICS: &[(&str, Kind, bool, &str)] = &[
     ("paddock_raft_log_batch_ops", Histogram, false, "Operations per transaction."),
     ("paddock_raft_log_purges_total", Counter, false, "Log purges behind a snapshot (durable)."),
     ("paddock_snapshot_build_duration_seconds", Histogram, false, "Building a snapshot."),
+    ("paddock_snapshot_apply_pause_seconds", Histogram, false, "Apply held back while a snapshot copied the state (the only part of a build under the state lock)."),
     ("paddock_snapshot_write_duration_seconds", Histogram, false, "Writing a snapshot file durably."),
     ("paddock_snapshot_size_bytes", Gauge, false, "Last snapshot file size."),
     ("paddock_snapshot_sent_bytes_total", Counter, false, "Snapshot bytes sent to followers in chunks (a leader)."),
