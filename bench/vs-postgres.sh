@@ -15,7 +15,10 @@
 # Paddock side: a release build, 3 nodes on loopback, `paddock load` in a closed loop as
 # pgbench runs (--rate 0: each of CLIENTS workers sends its next bet when its last is
 # answered), one single bet per request; then an open loop at half that rate for the latency
-# at half load; then BATCH_CLIENTS workers sending BATCH singles per `POST /v1/bets/batch`.
+# at half load; then BATCH_CLIENTS workers sending BATCH singles per `POST /v1/bets/batch`;
+# then CLIENTS callers placing single bets through paddock-client's bet batcher (a gateway's
+# auto-batching, `--auto-batch 1`: one batch request in flight per node, bets that find it
+# taken leave together).
 # CPU: server-side CPU seconds during each measured run, from /proc — the three nodes for
 # Paddock (`paddock load --cpu-pids`), every postgres process of both servers (including
 # backends that exit, through the postmasters' reaped-children times) for PostgreSQL; the
@@ -24,6 +27,7 @@
 #   single ratio: <Paddock single bets/s ÷ PostgreSQL single bets/s>
 #   batch ratio: <Paddock batched bets/s ÷ PostgreSQL single bets/s>
 #   same-batch ratio: <Paddock batched bets/s ÷ PostgreSQL batched bets/s>
+#   auto-batch ratio: <Paddock single bets through the client's batcher ÷ PostgreSQL single>
 # Everything binds to 127.0.0.1; every load run is bounded by DURATION; processes are stopped
 # by PID.
 set -euo pipefail
@@ -143,6 +147,7 @@ P_TPS="$(python3 -c "import json;print(round(json.load(open('$WORK/paddock-singl
 HALF="$(python3 -c "print(max(1,int($P_TPS/2)))")"
 load paddock-half --rate "$HALF" --concurrency 256
 load paddock-batch --rate 0 --concurrency "$BATCH_CLIENTS" --batch "$BATCH"
+load paddock-auto --rate 0 --concurrency "$CLIENTS" --auto-batch 1
 
 python3 - "$WORK" "$CLIENTS" "$BATCH" "$BATCH_CLIENTS" "$HALF" <<'EOF'
 import json, re, sys
@@ -168,6 +173,7 @@ pg_batch = pg("pg-batch", batch)
 p_single = paddock("paddock-single")
 p_half = paddock("paddock-half")
 p_batch = paddock("paddock-batch")
+p_auto = paddock("paddock-auto")
 print()
 print(f"{'':48} {'bets/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/bet':>11}")
 def line(label, v):
@@ -177,12 +183,14 @@ line(f"Paddock 3 nodes, single, {clients} in flight", p_single)
 line(f"Paddock at half that rate ({half}/s)", p_half)
 line(f"PostgreSQL sync, {batch}/tx, {batch_clients} clients", pg_batch)
 line(f"Paddock, {batch}/request, {batch_clients} in flight", p_batch)
-for name, v in [("single", p_single), ("half", p_half), ("batch", p_batch)]:
+line(f"Paddock, {clients} single-bet callers, client batcher", p_auto)
+for name, v in [("single", p_single), ("half", p_half), ("batch", p_batch), ("auto-batch", p_auto)]:
     if v[4]:
         print(f"paddock {name} errors: {v[4]}")
 print()
 print(f"single ratio: {p_single[0] / pg_single[0]:.2f}")
 print(f"batch ratio: {p_batch[0] / pg_single[0]:.2f}")
 print(f"same-batch ratio: {p_batch[0] / pg_batch[0]:.2f}")
+print(f"auto-batch ratio: {p_auto[0] / pg_single[0]:.2f}")
 EOF
 echo "(work dir: $WORK)"

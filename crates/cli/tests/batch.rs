@@ -192,7 +192,9 @@ async fn a_client_bet_batcher_sends_concurrent_bets_as_batches_and_answers_each_
     let batches = requests_on(&cluster.url(1), "/v1/bets/batch").await;
     let singles = requests_on(&cluster.url(1), "/v1/bets").await;
     assert!(batches >= 1.0, "bets that found the one slot taken left as batches");
-    assert!(batches + singles < 150.0, "150 bets took fewer requests ({batches} batches, {singles} single)");
+    // The batch holding the malformed bet is refused whole and halved down to it: a few more
+    // requests, not one per bet.
+    assert!(batches + singles < 75.0, "150 bets took {batches} batch and {singles} single requests");
 
     // The same keys again: the first answers, no stake taken twice.
     let again = batcher.place(single(1, 1, 100), "batched-0").await.expect("a replay");
