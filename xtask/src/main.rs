@@ -81,6 +81,8 @@ fn ci() -> Result<()> {
         &["clippy", "--workspace", "--exclude", "paddock-sim", "--all-targets", "--locked", "--", "-D", "warnings"],
         &[],
     )?;
+    // Real components the tests start (HAProxy), installed from Debian packages when missing.
+    run("bash", &["xtask/packages.sh"], &[])?;
     run("cargo", &["test", "--workspace", "--exclude", "paddock-sim", "--locked"], &[])?;
     // Schemathesis drives a real node (the binary the tests just built) from its OpenAPI
     // document, with an operator's key: no 5xx, no response outside the schema.

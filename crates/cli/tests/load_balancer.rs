@@ -1,0 +1,198 @@
+//! A real HAProxy (the Debian package; `cargo xtask ci` installs it when missing) in front of a
+//! real 3-node cluster, configured by `deploy/haproxy/haproxy.cfg` exactly as shipped: clients
+//! that talk only to the balancer see errors only while a node fails, a frozen node is ejected
+//! by the health check, and every deposit the balancer acknowledged is in the book.
+
+mod support;
+
+use paddock_client::{Client, ClientError, RetryPolicy};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// The HAProxy binary: `PADDOCK_HAPROXY`, else `haproxy` on the PATH.
+fn haproxy_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("PADDOCK_HAPROXY") {
+        return path.into();
+    }
+    let found = std::env::var_os("PATH").into_iter().flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
+    for dir in found.chain([PathBuf::from("/usr/sbin")]) {
+        if dir.join("haproxy").is_file() {
+            return dir.join("haproxy");
+        }
+    }
+    panic!(
+        "HAProxy is not installed: `cargo xtask ci` installs the Debian package haproxy (or: apt-get install haproxy)"
+    );
+}
+
+/// A running HAProxy, stopped by its PID when dropped.
+struct Haproxy {
+    child: Child,
+    url: String,
+    stats: String,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_haproxy(cluster: &Cluster) -> Haproxy {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/haproxy/haproxy.cfg");
+    let ports = free_ports(2);
+    let mut command = Command::new(haproxy_binary());
+    command
+        .args(["-db", "-f", config])
+        .env("PADDOCK_LB_BIND", format!("127.0.0.1:{}", ports[0]))
+        .env("PADDOCK_LB_STATS_BIND", format!("127.0.0.1:{}", ports[1]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for id in cluster.ids() {
+        command.env(format!("PADDOCK_NODE{id}"), cluster.node(id).http.to_string());
+    }
+    let child = command.spawn().expect("haproxy starts");
+    Haproxy {
+        child,
+        url: format!("http://127.0.0.1:{}", ports[0]),
+        stats: format!("http://127.0.0.1:{}/stats;csv", ports[1]),
+    }
+}
+
+/// Each node's state in HAProxy's eyes ("UP", "DOWN", ...), from its stats CSV.
+async fn balancer_view(lb: &Haproxy) -> Option<Vec<(String, String)>> {
+    let csv = reqwest::get(&lb.stats).await.ok()?.text().await.ok()?;
+    let header: Vec<&str> = csv.lines().next()?.trim_start_matches("# ").split(',').collect();
+    let (name, status) = (header.iter().position(|h| *h == "svname")?, header.iter().position(|h| *h == "status")?);
+    Some(
+        csv.lines()
+            .skip(1)
+            .filter(|l| l.starts_with("paddock_nodes,node"))
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .map(|f| (f[name].to_string(), f[status].to_string()))
+            .collect(),
+    )
+}
+
+async fn wait_balancer(lb: &Haproxy, node: u64, state: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    let server = format!("node{node}");
+    poll_until(&format!("HAProxy to see {server} {state}"), within, Duration::from_millis(20), async || {
+        let view = balancer_view(lb).await?;
+        view.iter().any(|(n, s)| *n == server && s.starts_with(state)).then_some(())
+    })
+    .await;
+    started.elapsed()
+}
+
+/// One deposit through the balancer: when it was sent and answered, and how it ended.
+struct Sent {
+    account: u64,
+    sent: Instant,
+    done: Instant,
+    answer: Result<(), ClientError>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_haproxy_a_frozen_or_killed_node_costs_clients_only_its_failover_and_no_acknowledged_deposit() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let lb = start_haproxy(&cluster);
+    for id in cluster.ids() {
+        wait_balancer(&lb, id, "UP", Duration::from_secs(10)).await;
+    }
+    let setup = cluster.client();
+    let accounts: Vec<u64> = (1..=6).collect();
+    for account in &accounts {
+        setup.open_account(*account, "GBP", &paddock_client::fresh_key()).await.expect("account opens");
+    }
+
+    // Clients that know only the balancer and never retry: every error is one a user saw.
+    let client = Client::new(vec![lb.url.clone()], Duration::from_secs(8))
+        .with_keys(&cluster.keys().ring())
+        .with_retry(RetryPolicy { attempts: 1, backoff: Duration::ZERO, backoff_max: Duration::ZERO });
+    let log = Arc::new(Mutex::new(Vec::<Sent>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut workers = tokio::task::JoinSet::new();
+    for account in accounts.clone() {
+        let (client, log, stop) = (client.clone(), log.clone(), stop.clone());
+        workers.spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+                let sent = Instant::now();
+                let answer = client.deposit(account, 1, &paddock_client::fresh_key()).await.map(|_| ());
+                log.lock().unwrap().push(Sent { account, sent, done: Instant::now(), answer });
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // A frozen follower: its sockets stay open and it answers nothing.
+    let leader = cluster.leader().await;
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
+    let frozen_at = Instant::now();
+    cluster.pause(follower);
+    let ejected_after = wait_balancer(&lb, follower, "DOWN", Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.resume(follower);
+    wait_balancer(&lb, follower, "UP", Duration::from_secs(10)).await;
+    let frozen_window = (frozen_at, Instant::now());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // The leader killed.
+    let killed_at = Instant::now();
+    cluster.kill(leader);
+    let survivors: Vec<u64> = cluster.ids().into_iter().filter(|id| *id != leader).collect();
+    cluster.wait_leader_among(&survivors, Duration::from_secs(10)).await;
+    wait_balancer(&lb, leader, "DOWN", Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.restart(leader);
+    cluster.wait_ready(&cluster.ids(), Duration::from_secs(30)).await;
+    wait_balancer(&lb, leader, "UP", Duration::from_secs(10)).await;
+    let killed_window = (killed_at, Instant::now());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    while workers.join_next().await.is_some() {}
+
+    let log = std::mem::take(&mut *log.lock().unwrap());
+    let in_window =
+        |s: &Sent, (from, to): (Instant, Instant)| s.done + Duration::from_millis(50) >= from && s.sent <= to;
+    let stray: Vec<String> = log
+        .iter()
+        .filter(|s| s.answer.is_err() && !in_window(s, frozen_window) && !in_window(s, killed_window))
+        .map(|s| s.answer.as_ref().unwrap_err().to_string())
+        .collect();
+    assert!(stray.is_empty(), "errors outside the two failures: {stray:?}");
+    let acknowledged = log.iter().filter(|s| s.answer.is_ok()).count();
+    assert!(acknowledged > 200, "the load ran throughout ({acknowledged} deposits acknowledged)");
+    // The longest stretch without a successful answer after each fault: what a user felt.
+    let gap_after = |from: Instant| {
+        let mut done: Vec<Instant> = log.iter().filter(|s| s.answer.is_ok()).map(|s| s.done).collect();
+        done.sort();
+        let before = done.iter().rev().find(|t| **t < from).copied().unwrap_or(from);
+        done.iter().filter(|t| **t >= from).fold((Duration::ZERO, before), |(gap, last), t| (gap.max(*t - last), *t)).0
+    };
+    println!(
+        "through HAProxy: frozen follower ejected after {} ms, longest gap {} ms; killed leader: longest gap {} ms; \
+         {acknowledged} deposits acknowledged, {} failed",
+        ejected_after.as_millis(),
+        gap_after(frozen_at).as_millis(),
+        gap_after(killed_at).as_millis(),
+        log.len() - acknowledged,
+    );
+
+    // Every acknowledged deposit stands; one whose answer was lost may or may not.
+    for account in accounts {
+        let acked = log.iter().filter(|s| s.account == account && s.answer.is_ok()).count() as i64;
+        let unknown = log.iter().filter(|s| s.account == account && s.answer.is_err()).count() as i64;
+        let balance = setup.account(account).await.expect("account").balance_minor;
+        assert!(
+            (acked..=acked + unknown).contains(&balance),
+            "account {account}: balance {balance}, {acked} deposits acknowledged and {unknown} unanswered"
+        );
+    }
+}
