@@ -1,10 +1,15 @@
 //! A real HAProxy (the Debian package; `cargo xtask ci` installs it when missing) in front of a
 //! real 3-node cluster, configured by `deploy/haproxy/haproxy.cfg` exactly as shipped: clients
-//! that talk only to the balancer see errors only while a node fails, a frozen node is ejected
-//! by the health check, and every deposit the balancer acknowledged is in the book.
+//! that talk only to the balancer see errors only while a node fails — frozen, killed, or
+//! alive but not ready because its disk is full — the health check ejects the failed node and
+//! takes it back once it recovers, and every deposit the balancer acknowledged is in the book.
+//!
+//! The full disk is a size-limited tmpfs under each node's data directory, so the test runs as
+//! root (as CI does; `paddock drill chaos` mounts them the same way).
 
 mod support;
 
+use paddock_chaos::disk::{self, Disks};
 use paddock_client::{Client, ClientError, RetryPolicy};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -99,7 +104,14 @@ struct Sent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_haproxy_a_frozen_or_killed_node_costs_clients_only_its_failover_and_no_acknowledged_deposit() {
-    let mut cluster = Cluster::start(3, &[]).await;
+    assert!(disk::is_root(), "this test mounts a small tmpfs as each node's disk: run it as root (CI does)");
+    // Declared first, dropped last: the nodes stop before their disks are unmounted.
+    let mut disks: Disks;
+    let mut cluster = Cluster::unstarted(3, &[]);
+    let dirs: Vec<PathBuf> = cluster.ids().into_iter().map(|id| cluster.node(id).data_dir.clone()).collect();
+    disks = Disks::mount(&dirs, 64).unwrap_or_else(|e| panic!("cannot mount the nodes' disks: {e:#}"));
+    cluster.spawn_all();
+    cluster.wait_ready(&cluster.ids(), Duration::from_secs(30)).await;
     let lb = start_haproxy(&cluster);
     for id in cluster.ids() {
         wait_balancer(&lb, id, "UP", Duration::from_secs(10)).await;
@@ -155,6 +167,23 @@ async fn behind_haproxy_a_frozen_or_killed_node_costs_clients_only_its_failover_
     wait_balancer(&lb, leader, "UP", Duration::from_secs(10)).await;
     let killed_window = (killed_at, Instant::now());
     tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // A follower's disk fills: its store refuses the next write, Raft stops there and the node
+    // answers /health/ready with 503 while its process and port stay up. Freed and restarted,
+    // it catches up and comes back.
+    let leader = cluster.leader().await;
+    let full = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
+    let full_at = Instant::now();
+    let dir = cluster.node(full).data_dir.clone();
+    tokio::task::spawn_blocking(move || disk::fill(&dir, 1 << 30)).await.expect("fill task").expect("disk filled");
+    let full_ejected_after = wait_balancer(&lb, full, "DOWN", Duration::from_secs(10)).await;
+    disk::free(&cluster.node(full).data_dir).expect("disk freed");
+    cluster.kill(full);
+    cluster.restart(full);
+    cluster.wait_ready(&cluster.ids(), Duration::from_secs(30)).await;
+    wait_balancer(&lb, full, "UP", Duration::from_secs(10)).await;
+    let full_window = (full_at, Instant::now());
+    tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     while workers.join_next().await.is_some() {}
 
@@ -163,7 +192,12 @@ async fn behind_haproxy_a_frozen_or_killed_node_costs_clients_only_its_failover_
         |s: &Sent, (from, to): (Instant, Instant)| s.done + Duration::from_millis(50) >= from && s.sent <= to;
     let stray: Vec<String> = log
         .iter()
-        .filter(|s| s.answer.is_err() && !in_window(s, frozen_window) && !in_window(s, killed_window))
+        .filter(|s| {
+            s.answer.is_err()
+                && !in_window(s, frozen_window)
+                && !in_window(s, killed_window)
+                && !in_window(s, full_window)
+        })
         .map(|s| s.answer.as_ref().unwrap_err().to_string())
         .collect();
     assert!(stray.is_empty(), "errors outside the two failures: {stray:?}");
@@ -178,10 +212,12 @@ async fn behind_haproxy_a_frozen_or_killed_node_costs_clients_only_its_failover_
     };
     println!(
         "through HAProxy: frozen follower ejected after {} ms, longest gap {} ms; killed leader: longest gap {} ms; \
-         {acknowledged} deposits acknowledged, {} failed",
+         follower with a full disk ejected after {} ms, longest gap {} ms; {acknowledged} deposits acknowledged, {} failed",
         ejected_after.as_millis(),
         gap_after(frozen_at).as_millis(),
         gap_after(killed_at).as_millis(),
+        full_ejected_after.as_millis(),
+        gap_after(full_at).as_millis(),
         log.len() - acknowledged,
     );
 
@@ -195,4 +231,12 @@ async fn behind_haproxy_a_frozen_or_killed_node_costs_clients_only_its_failover_
             "account {account}: balance {balance}, {acked} deposits acknowledged and {unknown} unanswered"
         );
     }
+    drop(lb);
+    for id in cluster.ids() {
+        if cluster.is_running(id) {
+            cluster.kill(id);
+        }
+    }
+    let left = disks.unmount_all();
+    assert!(left.is_empty(), "tmpfs left mounted: {left:?}");
 }
