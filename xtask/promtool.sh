@@ -39,3 +39,18 @@ if ! "$promtool" check metrics < "$dir/scrape"; then
     exit 1
 fi
 echo "promtool: /metrics of a real node is clean ($series series, $helps with # HELP)"
+
+# The alert and recording rules: valid, their unit tests pass, and every Paddock metric they
+# name is one the node exports (METRICS in crates/node/src/metrics.rs).
+rules="$root/deploy/prometheus/paddock-alerts.yml"
+"$promtool" check rules "$rules"
+(cd "$root/deploy/prometheus" && "$promtool" test rules paddock-alerts.test.yml)
+unknown=""
+for name in $(grep -o 'paddock_[a-z0-9_]*' "$rules" | sed -E 's/_(bucket|sum|count)$//' | sort -u); do
+    grep -q "(\"$name\"," "$root/crates/node/src/metrics.rs" || unknown="$unknown $name"
+done
+if [ -n "$unknown" ]; then
+    echo "promtool: deploy/prometheus/paddock-alerts.yml names metrics the node does not export:$unknown"
+    exit 1
+fi
+echo "promtool: alert rules valid, unit-tested, and every metric they name is exported"
