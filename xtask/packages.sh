@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# The Debian packages the test suite drives as real components, installed when missing (and
-# only then): haproxy, for crates/cli/tests/load_balancer.rs. Idempotent; run by `cargo xtask
-# ci` before the tests. Installing needs root (as on CI and this project's machines); anyone
-# else installs the packages by hand.
+# The Debian packages the test suite drives as real components, made available when missing
+# (and only then); idempotent, run by `cargo xtask ci` before the tests.
+# - haproxy (crates/cli/tests/load_balancer.rs) and prometheus-alertmanager
+#   (crates/cli/tests/alerting.rs; Debian's build reads its templates from
+#   /usr/share/prometheus/alertmanager, so it must be installed, not unpacked): installed with
+#   apt-get (needs root, as on CI and this project's machines; anyone else installs them by
+#   hand). The package scripts start no service where policy-rc.d forbids it, as in containers.
+# - prometheus (crates/cli/tests/alerting.rs): its binaries are unpacked into
+#   target/tools/prometheus with `apt-get download` and `dpkg -x` (as xtask/promtool.sh does):
+#   nothing installed system-wide, no service started.
 set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
 need=()
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -14,3 +22,15 @@ if [ "${#need[@]}" -gt 0 ]; then
         apt-get install -y -qq "${need[@]}" >/dev/null
     fi
 fi
+unpack() { # package, binary it must provide
+    local dir="$root/target/tools/$1"
+    [ -x "$dir/usr/bin/$2" ] && return 0
+    echo "unpacking the Debian package $1 into $dir"
+    mkdir -p "$dir/deb"
+    if ! (cd "$dir/deb" && apt-get download "$1" >/dev/null 2>&1); then
+        apt-get update -qq >/dev/null
+        (cd "$dir/deb" && apt-get download "$1" >/dev/null 2>&1)
+    fi
+    dpkg -x "$dir"/deb/"$1"_*.deb "$dir"
+}
+unpack prometheus prometheus

@@ -70,6 +70,7 @@ async fn gauges(app: App, stop: watch::Receiver<bool>) {
             let status = app.consensus.status();
             let mut prev = state.lock().expect("gauge state lock");
             crate::metrics::publish_raft(&status, &mut prev);
+            crate::metrics::publish_ready(crate::routes::not_ready_reason(&app, &status).is_none());
         })
     })
     .await

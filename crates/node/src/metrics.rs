@@ -63,6 +63,7 @@ pub const METRICS: &[(&str, Kind, bool, &str)] = &[
     ("paddock_raft_snapshot_index", Gauge, false, "Last snapshot's index."),
     ("paddock_raft_is_leader", Gauge, false, "1 on the leader."),
     ("paddock_raft_has_leader", Gauge, false, "1 when a leader is known."),
+    ("paddock_ready", Gauge, false, "1 when GET /health/ready would answer 200 (sampled every 250 ms and at each scrape); a leader that has lost its quorum is not ready."),
     ("paddock_raft_members", Gauge, false, "Voters and learners."),
     ("paddock_raft_replication_lag_entries", Gauge, true, "Entries behind (leader only)."),
     ("paddock_raft_leader_changes_total", Counter, false, "Leader changes seen (sampled every 250 ms)."),
@@ -140,6 +141,11 @@ pub async fn track(request: Request, next: Next) -> Response {
     }
     metrics::histogram!("paddock_http_request_duration_seconds", "route" => route, "method" => method).record(elapsed);
     response
+}
+
+/// Publishes `paddock_ready`.
+pub fn publish_ready(ready: bool) {
+    metrics::gauge!("paddock_ready").set(if ready { 1.0 } else { 0.0 });
 }
 
 /// Publishes the Raft view as gauges; counts leader changes since the last call.

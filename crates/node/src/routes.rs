@@ -1047,8 +1047,20 @@ pub(crate) async fn live() -> Response {
 /// and not shutting down. This is what a load balancer keys on.
 pub(crate) async fn ready(State(app): State<App>) -> Response {
     let s = app.consensus.status();
+    match not_ready_reason(&app, &s) {
+        None => (StatusCode::OK, Json(serde_json::json!({ "status": "ready", "leader_id": s.leader }))).into_response(),
+        Some(reason) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "not_ready", "reason": reason })))
+                .into_response()
+        }
+    }
+}
+
+/// Why this node is not ready, or `None` if it is: `/health/ready` answers with it, and the
+/// `paddock_ready` gauge (which the no-leader alert reads) is sampled from it.
+pub(crate) fn not_ready_reason(app: &App, s: &paddock_consensus::ClusterStatus) -> Option<String> {
     let lag = s.commit_index.saturating_sub(s.applied_index);
-    let reason = if app.shutting_down() {
+    if app.shutting_down() {
         Some("shutting down".to_string())
     } else if s.members.iter().all(|m| m.id != s.node_id) {
         // Why it cannot join, when its bootstrap list disagrees with the cluster's.
@@ -1072,13 +1084,6 @@ pub(crate) async fn ready(State(app): State<App>) -> Response {
         Some(format!("applied index {} is {lag} behind commit {}", s.applied_index, s.commit_index))
     } else {
         None
-    };
-    match reason {
-        None => (StatusCode::OK, Json(serde_json::json!({ "status": "ready", "leader_id": s.leader }))).into_response(),
-        Some(reason) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "not_ready", "reason": reason })))
-                .into_response()
-        }
     }
 }
 
@@ -1089,7 +1094,9 @@ pub(crate) async fn metrics_text(State(app): State<App>, headers: axum::http::He
         }
     }
     let mut previous = None;
-    crate::metrics::publish_raft(&app.consensus.status(), &mut previous);
+    let status = app.consensus.status();
+    crate::metrics::publish_raft(&status, &mut previous);
+    crate::metrics::publish_ready(not_ready_reason(&app, &status).is_none());
     ([("content-type", "text/plain; version=0.0.4")], app.metrics.render()).into_response()
 }
 
