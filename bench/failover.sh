@@ -39,30 +39,14 @@ for fault in kill stop; do
 done
 
 echo "== Paddock: ${STEADY_S} s of closed-loop single bets, 64 in flight; elections counted"
-"$BIN" keys new --principal bench --role operator > "$WORK/key.json"
-export PADDOCK_KEY="$(python3 -c "import json;print(json.load(open('$WORK/key.json'))['key'])")"
-python3 -c "import json;print(json.load(open('$WORK/key.json'))['static_keys_line'])" > "$WORK/static-keys"
-BOOT=""
-for i in 1 2 3; do BOOT="$BOOT${BOOT:+,}$i=127.0.0.1:$((BASE_PORT + 100 + i))"; done
-for i in 1 2 3; do
-  # shellcheck disable=SC2086 # NODE_ARGS is a list of flags
-  "$BIN" start --node-id "$i" --data-dir "$WORK/node-$i" --http "127.0.0.1:$((BASE_PORT + i))" \
-    --peer "127.0.0.1:$((BASE_PORT + 100 + i))" --bootstrap "$BOOT" --concurrency-limit 4096 \
-    --static-keys "$WORK/static-keys" $NODE_ARGS > "$WORK/node-$i.log" 2>&1 &
-  PIDS+=("$!")
-done
-for _ in $(seq 1 100); do
-  ready=0
-  for i in 1 2 3; do curl -sf "http://127.0.0.1:$((BASE_PORT + i))/health/ready" >/dev/null && ready=$((ready + 1)); done
-  [ "$ready" = 3 ] && break
-  sleep 0.2
-done
-[ "$ready" = 3 ] || { echo "cluster not ready" >&2; tail -20 "$WORK"/node-*.log; exit 1; }
+# shellcheck source=cluster.sh
+source "$ROOT/bench/cluster.sh"
+# shellcheck disable=SC2086 # NODE_ARGS is a list of flags
+start_cluster $NODE_ARGS
 max_term() {
   for i in 1 2 3; do curl -s "http://127.0.0.1:$((BASE_PORT + i))/metrics" | awk '$1 == "paddock_raft_term" {print $2}'; done \
     | sort -g | tail -1
 }
-NODES="http://127.0.0.1:$((BASE_PORT + 1)),http://127.0.0.1:$((BASE_PORT + 2)),http://127.0.0.1:$((BASE_PORT + 3))"
 TERM_BEFORE="$(max_term)"
 "$BIN" load --nodes "$NODES" --mix single=100 --duration-s "$STEADY_S" --accounts 10000 --markets 500 --quiet \
   --rate 0 --concurrency 64 --cpu-pids "$(IFS=,; echo "${PIDS[*]}")" --report "$WORK/steady.json" > "$WORK/steady.txt"

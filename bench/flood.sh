@@ -28,26 +28,9 @@ trap cleanup EXIT
 echo "== building paddock (release)"
 (cd "$ROOT" && cargo build --release -q -p paddock-cli)
 BIN="$ROOT/target/release/paddock"
-"$BIN" keys new --principal bench --role operator > "$WORK/key.json"
-export PADDOCK_KEY="$(python3 -c "import json;print(json.load(open('$WORK/key.json'))['key'])")"
-python3 -c "import json;print(json.load(open('$WORK/key.json'))['static_keys_line'])" > "$WORK/static-keys"
-
-BOOT=""
-for i in 1 2 3; do BOOT="$BOOT${BOOT:+,}$i=127.0.0.1:$((BASE_PORT + 100 + i))"; done
-for i in 1 2 3; do
-  "$BIN" start --node-id "$i" --data-dir "$WORK/node-$i" --http "127.0.0.1:$((BASE_PORT + i))" \
-    --peer "127.0.0.1:$((BASE_PORT + 100 + i))" --bootstrap "$BOOT" --rate-limit "$LIMIT" \
-    --concurrency-limit 4096 --static-keys "$WORK/static-keys" > "$WORK/node-$i.log" 2>&1 &
-  PIDS+=("$!")
-done
-for _ in $(seq 1 100); do
-  ready=0
-  for i in 1 2 3; do curl -sf "http://127.0.0.1:$((BASE_PORT + i))/health/ready" >/dev/null && ready=$((ready + 1)); done
-  [ "$ready" = 3 ] && break
-  sleep 0.2
-done
-[ "$ready" = 3 ] || { echo "cluster not ready" >&2; tail -20 "$WORK"/node-*.log; exit 1; }
-NODES="http://127.0.0.1:$((BASE_PORT + 1)),http://127.0.0.1:$((BASE_PORT + 2)),http://127.0.0.1:$((BASE_PORT + 3))"
+# shellcheck source=cluster.sh
+source "$ROOT/bench/cluster.sh"
+start_cluster --rate-limit "$LIMIT"
 # Set-up is done by the operator, also rate limited: keep the book small.
 COMMON=(--nodes "$NODES" --mix single=100 --accounts 100 --markets 8 --quiet)
 

@@ -116,26 +116,9 @@ pg_run pg-batch "$WORK/batch.sql" "$BATCH_CLIENTS"
 BASE="$PG_BASE" bash "$PG_SCRIPT" teardown > /dev/null 2>&1 || true
 
 echo "== Paddock: 3 nodes (fsync on every commit)"
-# An operator key for the load generator, as a static key of every node.
-"$BIN" keys new --principal bench --role operator > "$WORK/key.json"
-export PADDOCK_KEY="$(python3 -c "import json;print(json.load(open('$WORK/key.json'))['key'])")"
-python3 -c "import json;print(json.load(open('$WORK/key.json'))['static_keys_line'])" > "$WORK/static-keys"
-BOOT=""
-for i in 1 2 3; do BOOT="$BOOT${BOOT:+,}$i=127.0.0.1:$((BASE_PORT + 100 + i))"; done
-for i in 1 2 3; do
-  "$BIN" start --node-id "$i" --data-dir "$WORK/node-$i" --http "127.0.0.1:$((BASE_PORT + i))" \
-    --peer "127.0.0.1:$((BASE_PORT + 100 + i))" --bootstrap "$BOOT" --concurrency-limit 4096 --static-keys "$WORK/static-keys" \
-    > "$WORK/node-$i.log" 2>&1 &
-  PIDS+=("$!")
-done
-for _ in $(seq 1 100); do
-  ready=0
-  for i in 1 2 3; do curl -sf "http://127.0.0.1:$((BASE_PORT + i))/health/ready" >/dev/null && ready=$((ready + 1)); done
-  [ "$ready" = 3 ] && break
-  sleep 0.2
-done
-[ "$ready" = 3 ] || { echo "cluster not ready" >&2; tail -20 "$WORK"/node-*.log; exit 1; }
-NODES="http://127.0.0.1:$((BASE_PORT + 1)),http://127.0.0.1:$((BASE_PORT + 2)),http://127.0.0.1:$((BASE_PORT + 3))"
+# shellcheck source=cluster.sh
+source "$ROOT/bench/cluster.sh"
+start_cluster
 CPU_PIDS="$(IFS=,; echo "${PIDS[*]}")"
 load() { # name, then paddock load flags
   local name="$1"; shift

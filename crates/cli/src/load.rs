@@ -116,12 +116,13 @@ impl Op {
 fn parse_mix(text: &str) -> Result<Vec<(Op, u32)>> {
     let mut out = Vec::new();
     for pair in text.split(',').filter(|p| !p.is_empty()) {
-        let (name, weight) = pair.split_once('=').with_context(|| format!("mix entry {pair:?} is not name=weight"))?;
+        let (name, weight) = pair.split_once('=').with_context(|| format!("mix entry '{pair}' is not name=weight"))?;
         let name = name.trim();
         let Some(op) = Op::ALL.into_iter().find(|op| op.name() == name) else {
-            bail!("unknown operation {name:?} in --mix")
+            let known: Vec<&str> = Op::ALL.into_iter().map(Op::name).collect();
+            bail!("unknown operation '{name}' in --mix (known: {})", known.join(", "))
         };
-        let weight: u32 = weight.trim().parse().with_context(|| format!("bad weight in {pair:?}"))?;
+        let weight: u32 = weight.trim().parse().with_context(|| format!("bad weight in '{pair}'"))?;
         if weight > 0 {
             out.push((op, weight));
         }

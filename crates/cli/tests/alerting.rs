@@ -1,8 +1,9 @@
 //! Alerts end to end, with real components: a real Prometheus (Debian package, unpacked into
 //! `target/tools` by `xtask/packages.sh`) scrapes a real 3-node cluster with
 //! `deploy/prometheus/paddock-alerts.yml` loaded, and a real Alertmanager (Debian package,
-//! installed by the same script) routes to a webhook this test serves. Stopping a majority of the nodes must bring `PaddockNoLeader` to the
-//! webhook; restarting them must bring its resolution. The times from fault to notification
+//! installed by the same script) routes to a webhook this test serves. Stopping a majority of
+//! the nodes must bring `PaddockNoLeader` to the webhook; restarting them must bring its
+//! resolution. The times from fault to notification
 //! are printed (BENCHMARKS.md). Everything listens on 127.0.0.1; Alertmanager's cluster
 //! gossip is switched off.
 
@@ -10,33 +11,11 @@ mod support;
 
 use axum::routing::post;
 use axum::Json;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
-
-/// A tool from `target/tools/<package>/usr/bin`, else from the PATH.
-fn tool(package: &str, binary: &str) -> PathBuf {
-    let unpacked =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools").join(package).join("usr/bin").join(binary);
-    if unpacked.is_file() {
-        return unpacked;
-    }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(binary))
-        .find(|p| p.is_file());
-    on_path.unwrap_or_else(|| {
-        panic!("{binary} not found: `cargo xtask ci` unpacks the Debian package {package} (bash xtask/packages.sh)")
-    })
-}
-
-/// A log file for a tool's output: printed if the test fails.
-fn log_file(dir: &Path, name: &str) -> std::fs::File {
-    std::fs::File::create(dir.join(name)).expect("log file")
-}
 
 /// The last lines of the tools' logs and Prometheus's view of its alerts, for a failure.
 async fn diagnosis(dir: &Path, prometheus_port: u16) -> String {
@@ -52,16 +31,6 @@ async fn diagnosis(dir: &Path, prometheus_port: u16) -> String {
         Err(e) => e.to_string(),
     };
     out + &format!("---- Prometheus's alerts ----\n{alerts}\n")
-}
-
-/// A child process stopped by its PID when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// What the webhook received: (when, status, alert names).
@@ -126,16 +95,15 @@ async fn a_cluster_without_a_majority_pages_through_prometheus_and_alertmanager_
         ),
     )
     .expect("alertmanager.yml");
-    let _alertmanager = Running(
-        Command::new(tool("prometheus-alertmanager", "prometheus-alertmanager"))
-            .arg(format!("--config.file={}", dir.path().join("alertmanager.yml").display()))
-            .arg(format!("--storage.path={}", dir.path().join("am").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{alertmanager_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(log_file(dir.path(), "alertmanager.log"))
-            .spawn()
-            .expect("alertmanager starts"),
+    let _alertmanager = Running::spawn(
+        Command::new(tool("prometheus-alertmanager", "prometheus-alertmanager")).args([
+            format!("--config.file={}", dir.path().join("alertmanager.yml").display()),
+            format!("--storage.path={}", dir.path().join("am").display()),
+            format!("--web.listen-address=127.0.0.1:{alertmanager_port}"),
+            // No cluster gossip: it would listen on every interface.
+            "--cluster.listen-address=".into(),
+        ]),
+        &dir.path().join("alertmanager.log"),
     );
 
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/paddock-alerts.yml");
@@ -152,15 +120,13 @@ async fn a_cluster_without_a_majority_pages_through_prometheus_and_alertmanager_
         ),
     )
     .expect("prometheus.yml");
-    let _prometheus = Running(
-        Command::new(tool("prometheus", "prometheus"))
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-            .stdout(Stdio::null())
-            .stderr(log_file(dir.path(), "prometheus.log"))
-            .spawn()
-            .expect("prometheus starts"),
+    let _prometheus = Running::spawn(
+        Command::new(tool("prometheus", "prometheus")).args([
+            format!("--config.file={}", dir.path().join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
+            format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
+        ]),
+        &dir.path().join("prometheus.log"),
     );
 
     // Prometheus sees all three nodes up and a leader before the fault.

@@ -12,57 +12,33 @@ mod support;
 use paddock_chaos::disk::{self, Disks};
 use paddock_client::{Client, ClientError, RetryPolicy};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
 
-/// The HAProxy binary: `PADDOCK_HAPROXY`, else `haproxy` on the PATH.
-fn haproxy_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("PADDOCK_HAPROXY") {
-        return path.into();
-    }
-    let found = std::env::var_os("PATH").into_iter().flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
-    for dir in found.chain([PathBuf::from("/usr/sbin")]) {
-        if dir.join("haproxy").is_file() {
-            return dir.join("haproxy");
-        }
-    }
-    panic!(
-        "HAProxy is not installed: `cargo xtask ci` installs the Debian package haproxy (or: apt-get install haproxy)"
-    );
-}
-
-/// A running HAProxy, stopped by its PID when dropped.
+/// A running HAProxy (stopped by its PID when dropped) and where to reach it.
 struct Haproxy {
-    child: Child,
+    _process: Running,
     url: String,
     stats: String,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_haproxy(cluster: &Cluster) -> Haproxy {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/haproxy/haproxy.cfg");
     let ports = free_ports(2);
-    let mut command = Command::new(haproxy_binary());
+    let mut command = Command::new(tool("haproxy", "haproxy"));
     command
         .args(["-db", "-f", config])
         .env("PADDOCK_LB_BIND", format!("127.0.0.1:{}", ports[0]))
-        .env("PADDOCK_LB_STATS_BIND", format!("127.0.0.1:{}", ports[1]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .env("PADDOCK_LB_STATS_BIND", format!("127.0.0.1:{}", ports[1]));
     for id in cluster.ids() {
         command.env(format!("PADDOCK_NODE{id}"), cluster.node(id).http.to_string());
     }
-    let child = command.spawn().expect("haproxy starts");
+    // Next to the nodes' logs.
+    let log = cluster.node(1).log_path.with_file_name("haproxy.log");
     Haproxy {
-        child,
+        _process: Running::spawn(&mut command, &log),
         url: format!("http://127.0.0.1:{}", ports[0]),
         stats: format!("http://127.0.0.1:{}/stats;csv", ports[1]),
     }
@@ -200,7 +176,7 @@ async fn behind_haproxy_a_frozen_or_killed_node_costs_clients_only_its_failover_
         })
         .map(|s| s.answer.as_ref().unwrap_err().to_string())
         .collect();
-    assert!(stray.is_empty(), "errors outside the two failures: {stray:?}");
+    assert!(stray.is_empty(), "errors outside the failures: {}", stray.join("; "));
     let acknowledged = log.iter().filter(|s| s.answer.is_ok()).count();
     assert!(acknowledged > 200, "the load ran throughout ({acknowledged} deposits acknowledged)");
     // The longest stretch without a successful answer after each fault: what a user felt.
@@ -238,5 +214,5 @@ async fn behind_haproxy_a_frozen_or_killed_node_costs_clients_only_its_failover_
         }
     }
     let left = disks.unmount_all();
-    assert!(left.is_empty(), "tmpfs left mounted: {left:?}");
+    assert!(left.is_empty(), "tmpfs left mounted: {}", left.join("; "));
 }

@@ -131,7 +131,7 @@ impl StateMachine {
                 if let Err(broken) = state.check_invariants() {
                     // A snapshot that passed its checksum yet breaks an invariant was written
                     // by a bug; serving from it would spread the damage.
-                    panic!("snapshot at {:?} breaks a ledger invariant: {broken}", meta.last_log_id);
+                    panic!("snapshot at index {} breaks a ledger invariant: {broken}", file.index);
                 }
                 tracing::info!(index = file.index, bytes = file.data.len(), "loaded snapshot");
                 let data = SmData { state, last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
@@ -219,7 +219,8 @@ impl StateMachine {
         };
         metrics::histogram!("paddock_snapshot_apply_pause_seconds").record(started.elapsed().as_secs_f64());
         if let Err(broken) = state.check_invariants() {
-            panic!("ledger invariant broken at {:?}: {broken}", meta.last_log_id);
+            let index = meta.last_log_id.map_or(0, |l| l.index);
+            panic!("ledger invariant broken at index {index}: {broken}");
         }
         let data = state.encode_snapshot();
         drop(state);

@@ -82,6 +82,51 @@ pub async fn poll_until<T>(
     panic!("timed out after {within:?} waiting for {what}");
 }
 
+/// A program a test drives as a real component (HAProxy, Prometheus, Alertmanager):
+/// `target/tools/<package>/usr/bin/<binary>` as `xtask/packages.sh` unpacks it, else on the
+/// PATH, else in /usr/sbin. Panics saying how to get it.
+pub fn tool(package: &str, binary: &str) -> PathBuf {
+    let unpacked = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/tools")
+        .join(package)
+        .join("usr/bin")
+        .join(binary);
+    let path_dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+    std::iter::once(unpacked)
+        .chain(path_dirs.into_iter().chain([PathBuf::from("/usr/sbin")]).map(|dir| dir.join(binary)))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{binary} not found: `cargo xtask ci` provides the Debian package {package} (bash xtask/packages.sh)"
+            )
+        })
+}
+
+/// A component a test started (the nodes belong to [`Cluster`]), its stdout and stderr in a
+/// log file; stopped by its PID when dropped, passing or failing.
+pub struct Running(Child);
+
+impl Running {
+    /// Starts `command` with its output going to `log`.
+    pub fn spawn(command: &mut Command, log: &std::path::Path) -> Running {
+        let out = std::fs::File::create(log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let err = out.try_clone().expect("log file handle");
+        let child = command
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", command.get_program().to_string_lossy()));
+        Running(child)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One node of the cluster.
 pub struct Node {
     /// Node id (1-based; node N is `nodes[N-1]`).
