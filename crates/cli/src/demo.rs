@@ -83,6 +83,17 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
     };
     std::fs::create_dir_all(&data_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    // SIGTERM (a supervisor, `kill PID`, `timeout`) must stop the nodes too, never leave them
+    // running without the demo that started them. The handler is installed before the first
+    // node starts: a SIGTERM that arrived before it would take the default action, kill the
+    // demo at once and orphan its nodes (a test that stopped the demo as soon as it printed
+    // its banner caught exactly that).
+    let mut term = {
+        let _in_runtime = runtime.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot listen for SIGTERM")?
+    };
     let exe = std::env::current_exe().context("cannot find the paddock binary")?;
     let http = |i: u16| format!("127.0.0.1:{}", args.base_port + i);
     let peer = |i: u16| format!("127.0.0.1:{}", args.base_port + 100 + i);
@@ -136,54 +147,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     let urls: Vec<String> = (1..=3).map(|i| format!("https://{}", http(i))).collect();
     let ca_pem = std::fs::read(&ca_file)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let result = runtime.block_on(async {
-        let client = Client::new(urls.clone(), Duration::from_secs(5)).with_keys(&keys.ring()).with_ca_pem(&ca_pem)?;
-        wait_ready(&client, Duration::from_secs(30)).await?;
-        seed(&client).await?;
-        let bettor_key = demo_bettor(&client).await?;
-        let operator_key = keys.operator.expose();
-        let env_file = data_dir.join("demo-keys.env");
-        crate::certs::write_private(
-            &env_file,
-            &format!(
-                "PADDOCK_KEY={operator_key}\nPADDOCK_BETTOR_KEY={bettor_key}\nPADDOCK_NODE={}\nPADDOCK_CA={}\n",
-                urls[0],
-                ca_file.display()
-            ),
-        )?;
-        println!();
-        println!("Paddock demo: a 3-node cluster is running.");
-        for (i, url) in urls.iter().enumerate() {
-            println!("  node {}: {url}", i + 1);
-        }
-        println!("  cluster:  {}/v1/cluster", urls[0]);
-        println!("  markets:  {}/v1/markets", urls[0]);
-        println!("  CA:       {} (HTTPS for the API, mutual TLS between the nodes)", ca_file.display());
-        println!("  metrics:  {}/metrics", urls[0]);
-        println!("  API doc:  {}/v1/openapi.json", urls[0]);
-        println!("  data:     {}", data_dir.display());
-        println!();
-        println!("Every /v1 route but the OpenAPI document needs an API key. This run's keys (also in");
-        println!("{}, readable by you only):", env_file.display());
-        println!("  operator (demo-operator): {operator_key}");
-        println!("  bettor (demo-bettor, owns account 1, a 12-hour session): {bettor_key}");
-        println!("Try:");
-        println!("  set -a; . {}; set +a", env_file.display());
-        println!("  curl --cacert $PADDOCK_CA -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/accounts/1", urls[0]);
-        println!(
-            "  curl --cacert $PADDOCK_CA -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/accounts/2   # 403: not theirs",
-            urls[0]
-        );
-        println!("  curl --cacert $PADDOCK_CA -N -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/stream/prices", urls[0]);
-        println!("  paddock principals list      # uses PADDOCK_KEY, PADDOCK_NODE and PADDOCK_CA");
-        println!("Ctrl-C stops the demo (it stops by itself after {} s).", args.duration_s);
-        // SIGTERM too (a supervisor, `kill PID`, `timeout`): the nodes are stopped either way,
-        // never left running without the demo that started them.
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot listen for SIGTERM")?;
         tokio::select! {
-            r = flow(&client, Duration::from_secs(args.duration_s), args.bets_per_s) => r,
+            r = serve(&args, &urls, &ca_pem, &ca_file, &data_dir, &keys) => r,
             _ = tokio::signal::ctrl_c() => { println!("\nCtrl-C: stopping"); Ok(()) }
             _ = term.recv() => { println!("\nSIGTERM: stopping"); Ok(()) }
         }
@@ -193,6 +159,62 @@ pub fn run(args: DemoArgs) -> Result<()> {
         eprintln!("demo failed: {e:#}; node logs are in {}", data_dir.display());
     }
     result
+}
+
+/// Waits for the cluster, seeds it, prints how to use it and runs the simulated flow until
+/// the demo's duration is over.
+async fn serve(
+    args: &DemoArgs,
+    urls: &[String],
+    ca_pem: &[u8],
+    ca_file: &std::path::Path,
+    data_dir: &std::path::Path,
+    keys: &paddock_client::StaticKeys,
+) -> Result<()> {
+    let client = Client::new(urls.to_vec(), Duration::from_secs(5)).with_keys(&keys.ring()).with_ca_pem(ca_pem)?;
+    wait_ready(&client, Duration::from_secs(30)).await?;
+    seed(&client).await?;
+    let bettor_key = demo_bettor(&client).await?;
+    let operator_key = keys.operator.expose();
+    let env_file = data_dir.join("demo-keys.env");
+    crate::certs::write_private(
+        &env_file,
+        &format!(
+            "PADDOCK_KEY={operator_key}\nPADDOCK_BETTOR_KEY={bettor_key}\nPADDOCK_NODE={}\nPADDOCK_CA={}\n",
+            urls[0],
+            ca_file.display()
+        ),
+    )?;
+    println!();
+    println!("Paddock demo: a 3-node cluster is running.");
+    for (i, url) in urls.iter().enumerate() {
+        println!("  node {}: {url}", i + 1);
+    }
+    println!("  cluster:  {}/v1/cluster", urls[0]);
+    println!("  markets:  {}/v1/markets", urls[0]);
+    println!("  CA:       {} (HTTPS for the API, mutual TLS between the nodes)", ca_file.display());
+    println!("  metrics:  {}/metrics", urls[0]);
+    println!("  API doc:  {}/v1/openapi.json", urls[0]);
+    println!("  data:     {}", data_dir.display());
+    println!();
+    println!("Every /v1 route but the OpenAPI document needs an API key. This run's keys (also in");
+    println!("{}, readable by you only):", env_file.display());
+    println!("  operator (demo-operator): {operator_key}");
+    println!("  bettor (demo-bettor, owns account 1, a 12-hour session): {bettor_key}");
+    println!("Try:");
+    println!("  set -a; . {}; set +a", env_file.display());
+    println!("  curl --cacert $PADDOCK_CA -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/accounts/1", urls[0]);
+    println!(
+        "  curl --cacert $PADDOCK_CA -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/accounts/2   # 403: not theirs",
+        urls[0]
+    );
+    println!(
+        "  curl --cacert $PADDOCK_CA -N -H \"Authorization: Bearer $PADDOCK_BETTOR_KEY\" {}/v1/stream/prices",
+        urls[0]
+    );
+    println!("  paddock principals list      # uses PADDOCK_KEY, PADDOCK_NODE and PADDOCK_CA");
+    println!("Ctrl-C stops the demo (it stops by itself after {} s).", args.duration_s);
+    flow(&client, Duration::from_secs(args.duration_s), args.bets_per_s).await
 }
 
 async fn wait_ready(client: &Client, within: Duration) -> Result<()> {
