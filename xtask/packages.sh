@@ -6,6 +6,8 @@
 #   /usr/share/prometheus/alertmanager, so it must be installed, not unpacked): installed with
 #   apt-get (needs root, as on CI and this project's machines; anyone else installs them by
 #   hand). The package scripts start no service where policy-rc.d forbids it, as in containers.
+# - chromium (crates/cli/tests/console.rs: the live console in a real headless browser):
+#   installed with apt-get like the two above.
 # - prometheus (crates/cli/tests/alerting.rs): its binaries are unpacked into
 #   target/tools/prometheus with `apt-get download` and `dpkg -x` (as xtask/promtool.sh does):
 #   nothing installed system-wide, no service started.
@@ -14,6 +16,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 need=()
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

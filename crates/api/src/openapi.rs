@@ -268,6 +268,15 @@ pub const ROUTES: &[Route] = &[
     r("GET", "/v1/stream/prices", "Server-sent events: price and market status changes", None, 200, None, ANYONE),
     r(
         "GET",
+        "/v1/stream/cluster",
+        "Server-sent events: this node's view of the cluster (as GET /v1/cluster) every 500 ms",
+        None,
+        200,
+        None,
+        CLUSTER_READ,
+    ),
+    r(
+        "GET",
         "/v1/stream/accounts/{account_id}/bets",
         "Server-sent events: an account's bet updates",
         None,

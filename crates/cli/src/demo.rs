@@ -8,11 +8,11 @@
 //! (HTTPS for the API, mutual TLS between the nodes) and its own keys, and prints how to use
 //! them with curl.
 
+use crate::demo_control::{NodeProc, Nodes};
 use anyhow::{bail, Context, Result};
 use paddock_api::wire::*;
 use paddock_client::Client;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// `paddock demo` flags.
@@ -33,43 +33,17 @@ pub struct DemoArgs {
     pub bets_per_s: u32,
 }
 
-struct Nodes {
-    children: Vec<(u64, Child)>,
+/// Where the console's node controls are and the token they need.
+struct Console {
+    control: String,
+    token: String,
 }
 
-impl Nodes {
-    fn stop(&mut self) {
-        use nix::sys::signal::{kill, Signal};
-        use nix::unistd::Pid;
-        for (_, child) in &self.children {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for (id, child) in &mut self.children {
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => {
-                        println!("node {id} stopped ({status})");
-                        break;
-                    }
-                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                    _ => {
-                        println!("node {id} did not stop in time; killing it");
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
-        }
-        self.children.clear();
-    }
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// A fresh random token for the demo's control API.
+fn control_token() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the control token: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Runs the demo.
@@ -112,49 +86,59 @@ pub fn run(args: DemoArgs) -> Result<()> {
         out: &certs_dir,
     })?;
     let ca_file = certs_dir.join("ca.pem");
-    let mut nodes = Nodes { children: Vec::new() };
+    let nodes = Nodes::default();
     for i in 1..=3u16 {
-        let log = std::fs::File::create(data_dir.join(format!("node-{i}.log")))?;
-        let child = Command::new(&exe)
-            .args([
-                "start",
-                "--node-id",
-                &i.to_string(),
-                "--http",
-                &http(i),
-                "--peer",
-                &peer(i),
-                "--bootstrap",
-                &bootstrap,
-            ])
-            .arg("--static-keys")
-            .arg(&keys_file)
-            .arg("--tls-ca")
-            .arg(&ca_file)
-            .arg("--tls-cert")
-            .arg(crate::certs::node_files(&certs_dir, u64::from(i)).cert)
-            .arg("--tls-key")
-            .arg(crate::certs::node_files(&certs_dir, u64::from(i)).key)
-            .arg("--data-dir")
-            .arg(data_dir.join(format!("node-{i}")))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start node {i}"))?;
-        println!("started node {i} (pid {}), log {}", child.id(), data_dir.join(format!("node-{i}.log")).display());
-        nodes.children.push((u64::from(i), child));
+        let files = crate::certs::node_files(&certs_dir, u64::from(i));
+        let args: Vec<std::ffi::OsString> = [
+            "start".into(),
+            "--node-id".into(),
+            i.to_string().into(),
+            "--http".into(),
+            http(i).into(),
+            "--peer".into(),
+            peer(i).into(),
+            "--bootstrap".into(),
+            bootstrap.clone().into(),
+            "--static-keys".into(),
+            keys_file.clone().into_os_string(),
+            "--tls-ca".into(),
+            ca_file.clone().into_os_string(),
+            "--tls-cert".into(),
+            files.cert.into_os_string(),
+            "--tls-key".into(),
+            files.key.into_os_string(),
+            "--data-dir".into(),
+            data_dir.join(format!("node-{i}")).into_os_string(),
+        ]
+        .into();
+        let log = data_dir.join(format!("node-{i}.log"));
+        let mut node = NodeProc::new(u64::from(i), format!("https://{}", http(i)), exe.clone(), args, log.clone());
+        let pid = node.start()?;
+        println!("started node {i} (pid {pid}), log {}", log.display());
+        nodes.push(node);
     }
+    // The console's kill / pause / restart buttons call this, on the loopback address only.
+    let control_token = control_token()?;
+    let control_addr = format!("127.0.0.1:{}", args.base_port);
+    let control_listener = {
+        let _in_runtime = runtime.enter();
+        let std_listener = std::net::TcpListener::bind(&control_addr)
+            .with_context(|| format!("cannot listen on {control_addr} for the console's node controls"))?;
+        std_listener.set_nonblocking(true)?;
+        tokio::net::TcpListener::from_std(std_listener)?
+    };
+    runtime.spawn(crate::demo_control::serve(control_listener, nodes.clone(), control_token.clone()));
+    let console = Console { control: format!("http://{control_addr}"), token: control_token };
     let urls: Vec<String> = (1..=3).map(|i| format!("https://{}", http(i))).collect();
     let ca_pem = std::fs::read(&ca_file)?;
     let result = runtime.block_on(async {
         tokio::select! {
-            r = serve(&args, &urls, &ca_pem, &ca_file, &data_dir, &keys) => r,
+            r = serve(&args, &urls, &ca_pem, &ca_file, &data_dir, &keys, &console) => r,
             _ = tokio::signal::ctrl_c() => { println!("\nCtrl-C: stopping"); Ok(()) }
             _ = term.recv() => { println!("\nSIGTERM: stopping"); Ok(()) }
         }
     });
-    nodes.stop();
+    nodes.stop_all();
     if let Err(e) = &result {
         eprintln!("demo failed: {e:#}; node logs are in {}", data_dir.display());
     }
@@ -170,6 +154,7 @@ async fn serve(
     ca_file: &std::path::Path,
     data_dir: &std::path::Path,
     keys: &paddock_client::StaticKeys,
+    console: &Console,
 ) -> Result<()> {
     let client = Client::new(urls.to_vec(), Duration::from_secs(5)).with_keys(&keys.ring()).with_ca_pem(ca_pem)?;
     wait_ready(&client, Duration::from_secs(30)).await?;
@@ -195,6 +180,8 @@ async fn serve(
     println!("  CA:       {} (HTTPS for the API, mutual TLS between the nodes)", ca_file.display());
     println!("  metrics:  {}/metrics", urls[0]);
     println!("  API doc:  {}/v1/openapi.json", urls[0]);
+    println!("  console:  {}/console#key={operator_key}&control={}&token={}", urls[0], console.control, console.token);
+    println!("            (any node's /console; trust the CA above in the browser, or accept its warning)");
     println!("  data:     {}", data_dir.display());
     println!();
     println!("Every /v1 route but the OpenAPI document needs an API key. This run's keys (also in");

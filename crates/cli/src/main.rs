@@ -11,6 +11,7 @@
 
 mod certs;
 mod demo;
+mod demo_control;
 mod drill;
 mod failover;
 mod load;

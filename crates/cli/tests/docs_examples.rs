@@ -228,7 +228,7 @@ fn free_base_port() -> u16 {
     let start = 40_000 + (std::process::id() % 2_000) as u16 * 10;
     for step in 0..2_000u16 {
         let base = 40_000 + (start - 40_000 + step * 10) % 20_000;
-        let ports = [1, 2, 3, 101, 102, 103].map(|d| base + d);
+        let ports = [0, 1, 2, 3, 101, 102, 103].map(|d| base + d);
         let held: Vec<_> = ports.iter().filter_map(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).ok()).collect();
         if held.len() == ports.len() {
             return base;

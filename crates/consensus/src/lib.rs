@@ -330,6 +330,9 @@ pub struct Member {
     pub matched_index: Option<u64>,
     /// Entries behind the leader's last log index (known only on the leader).
     pub lag: Option<u64>,
+    /// Milliseconds since this member last acknowledged the leader's heartbeat or append
+    /// (known only on the leader; `None` before its first answer in this term).
+    pub ack_age_ms: Option<u64>,
 }
 
 /// The cluster as this node sees it.
@@ -467,6 +470,8 @@ pub(crate) struct Inner {
     /// Why this node, not yet a member of any membership, cannot join (its bootstrap list
     /// disagrees with the cluster's): logged, and given as `/health/ready`'s reason.
     join_problem: std::sync::Mutex<Option<String>>,
+    /// The Raft log, kept to ask whether a write to it has failed.
+    log: LogStore,
 }
 
 /// The consensus handle. Cheap to clone.
@@ -601,10 +606,12 @@ impl Consensus {
         .map_err(|e| StartError::Raft(e.to_string()))?;
         let network =
             NetworkFactory { transport: transport.clone(), snapshot_chunk_bytes: config.snapshot_chunk_bytes };
-        let raft = Raft::new(config.node_id, Arc::new(raft_config), network, LogAdapter::new(log, io), sm.clone())
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
+        let raft =
+            Raft::new(config.node_id, Arc::new(raft_config), network, LogAdapter::new(log.clone(), io), sm.clone())
+                .await
+                .map_err(|e| StartError::Raft(e.to_string()))?;
         let inner = Arc::new(Inner {
+            log,
             id: config.node_id,
             cluster_id: config.cluster_id.clone(),
             raft: raft.clone(),
@@ -708,6 +715,13 @@ impl Consensus {
         self.inner.raft.trigger().snapshot().await.map_err(|e| WriteError::Stopped(e.to_string()))
     }
 
+    /// Whether a write to this node's Raft log has failed (a full or failing disk): the log
+    /// refuses every later write and Raft on this node has stopped; only a restart on working
+    /// storage brings the node back.
+    pub fn storage_failed(&self) -> bool {
+        self.inner.log.is_poisoned()
+    }
+
     /// The cluster as this node sees it.
     pub fn status(&self) -> ClusterStatus {
         let m = self.inner.raft.metrics().borrow_watched().clone();
@@ -722,6 +736,7 @@ impl Consensus {
         let membership = m.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let replication = m.replication.clone().unwrap_or_default();
+        let heartbeat = m.heartbeat.clone().unwrap_or_default();
         let members = membership
             .nodes()
             .map(|(id, node)| {
@@ -732,6 +747,7 @@ impl Consensus {
                     voter: voters.contains(id),
                     matched_index: matched,
                     lag: matched.map(|i| last_log_index.saturating_sub(i)),
+                    ack_age_ms: heartbeat.get(id).copied().flatten().map(|t| t.elapsed().as_millis() as u64),
                 }
             })
             .collect();

@@ -69,6 +69,9 @@ pub struct AppliedEvent {
     pub command: Command,
     /// Its outcome.
     pub outcome: Outcome,
+    /// The outcome is the one remembered for the command's idempotency key (an earlier
+    /// attempt took effect or was refused): nothing changed now.
+    pub replayed: bool,
 }
 
 /// The replicated state and where it stands in the log.
@@ -224,7 +227,9 @@ impl StateMachine {
         }
         let data = state.encode_snapshot();
         drop(state);
-        self.persist(&meta, &data)?;
+        self.persist(&meta, &data).inspect_err(|_| {
+            metrics::counter!("paddock_snapshot_failures_total", "op" => "build").increment(1);
+        })?;
         let snapshot = Snapshot { meta, snapshot: data };
         *self.shared.current.lock().expect("snapshot lock") = Some(snapshot.clone());
         metrics::histogram!("paddock_snapshot_build_duration_seconds").record(started.elapsed().as_secs_f64());
@@ -282,7 +287,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             apply_noting_replay(&mut d.state, &command, ApplyCtx { log_index: index, time });
                         drop(d);
                         if self.shared.events.receiver_count() > 0 {
-                            let event = AppliedEvent { index, time, command, outcome: outcome.clone() };
+                            let event = AppliedEvent { index, time, command, outcome: outcome.clone(), replayed };
                             let _ = self.shared.events.send(Arc::new(event));
                         }
                         Response { outcome: Some(outcome), replayed }
@@ -306,6 +311,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
+        self.install(meta, snapshot).await.inspect_err(|e| {
+            metrics::counter!("paddock_snapshot_failures_total", "op" => "install").increment(1);
+            tracing::error!(error = %e, "cannot install the snapshot received from the leader");
+        })
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        Ok(self.shared.current.lock().expect("snapshot lock").clone())
+    }
+}
+
+impl StateMachine {
+    async fn install(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
         let state = State::decode_snapshot(&snapshot).map_err(invalid)?;
         if let Err(broken) = state.check_invariants() {
             return Err(invalid(format!("received snapshot breaks a ledger invariant: {broken}")));
@@ -322,10 +340,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.shared.applied.send_replace(index);
         tracing::info!(index, "installed snapshot from leader");
         Ok(())
-    }
-
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        Ok(self.shared.current.lock().expect("snapshot lock").clone())
     }
 }
 

@@ -38,17 +38,41 @@ pub enum IncidentKind {
     SelfCheckFailed,
     /// Opened by an operator for a failure no node detects by itself.
     Reported,
+    /// A new leader was elected; opened and closed by the new leader, the cause naming the
+    /// previous leader and how long this node saw no leader.
+    LeaderChanged,
+    /// The leader has not heard from a member for longer than the configured time (the node
+    /// is down, frozen, cut off, or its Raft stopped on a storage failure); closed when it
+    /// answers again.
+    NodeUnreachable,
+    /// A node refused requests with 503 because it was at its concurrency limit; closed after
+    /// a quiet spell, with the number of requests refused.
+    LoadShedding,
+    /// A node's clock disagreed with a majority of the voters' beyond the bound; closed when
+    /// it agrees again.
+    ClockUnsynchronized,
 }
 
 impl IncidentKind {
     /// Every kind, in declaration order.
-    pub const ALL: &'static [IncidentKind] = &[IncidentKind::SelfCheckFailed, IncidentKind::Reported];
+    pub const ALL: &'static [IncidentKind] = &[
+        IncidentKind::SelfCheckFailed,
+        IncidentKind::Reported,
+        IncidentKind::LeaderChanged,
+        IncidentKind::NodeUnreachable,
+        IncidentKind::LoadShedding,
+        IncidentKind::ClockUnsynchronized,
+    ];
 
     /// The stable wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             IncidentKind::SelfCheckFailed => "self_check_failed",
             IncidentKind::Reported => "reported",
+            IncidentKind::LeaderChanged => "leader_changed",
+            IncidentKind::NodeUnreachable => "node_unreachable",
+            IncidentKind::LoadShedding => "load_shedding",
+            IncidentKind::ClockUnsynchronized => "clock_unsynchronized",
         }
     }
 

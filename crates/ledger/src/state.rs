@@ -469,6 +469,11 @@ impl State {
         self.accounts.len()
     }
 
+    /// The id the next bet placed will get: every bet so far has a smaller one.
+    pub fn next_bet_id(&self) -> BetId {
+        BetId(self.bet_id_next)
+    }
+
     /// Number of bets ever placed (pending, open, settled, ...).
     pub fn bet_count(&self) -> usize {
         self.bets.len()

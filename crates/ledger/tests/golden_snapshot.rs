@@ -506,7 +506,19 @@ fn audit_event_tags_are_pinned() {
 
 #[test]
 fn incident_kind_tags_are_pinned() {
-    check_tags("IncidentKind", SNAPSHOT.bump, &[("SelfCheckFailed", 0), ("Reported", 1)], IncidentKind::ALL);
+    check_tags(
+        "IncidentKind",
+        SNAPSHOT.bump,
+        &[
+            ("SelfCheckFailed", 0),
+            ("Reported", 1),
+            ("LeaderChanged", 2),
+            ("NodeUnreachable", 3),
+            ("LoadShedding", 4),
+            ("ClockUnsynchronized", 5),
+        ],
+        IncidentKind::ALL,
+    );
 }
 
 #[test]

@@ -15,6 +15,8 @@ use tokio::sync::watch;
 pub(crate) fn spawn_all(app: App, stop: watch::Receiver<bool>) {
     tokio::spawn(resolve_pending(app.clone(), stop.clone()));
     tokio::spawn(gauges(app.clone(), stop.clone()));
+    tokio::spawn(crate::incidents::run(app.clone(), stop.clone()));
+    tokio::spawn(crate::close_monitor::run(app.clone(), stop.clone()));
     tokio::spawn(upkeep(app, stop));
 }
 
@@ -71,6 +73,7 @@ async fn gauges(app: App, stop: watch::Receiver<bool>) {
             let mut prev = state.lock().expect("gauge state lock");
             crate::metrics::publish_raft(&status, &mut prev);
             crate::metrics::publish_ready(crate::routes::not_ready_reason(&app, &status).is_none());
+            crate::metrics::publish_storage(app.consensus.storage_failed(), &app.config.data_dir);
         })
     })
     .await

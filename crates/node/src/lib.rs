@@ -15,9 +15,11 @@
 //!   503 with `Retry-After` at once, and a per-client rate limit answers 429.
 
 mod auth;
+mod close_monitor;
 mod coalesce;
 pub mod config;
 mod extract;
+mod incidents;
 mod jobs;
 mod metrics;
 mod routes;
@@ -167,6 +169,35 @@ where
     )
 }
 
+/// The live console (`GET /console`): one self-contained page, embedded in the binary, that
+/// reads this node's API with the key the user gives it. It holds no data itself, so it needs
+/// no key to load.
+async fn console() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; \
+                 connect-src *; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            ),
+        ],
+        CONSOLE_HTML,
+    )
+        .into_response()
+}
+
+const CONSOLE_HTML: &str = include_str!("console.html");
+
+/// Requests refused at the concurrency limit since the process started (one node per process;
+/// `paddock_http_shed_total` counts the same for Prometheus). The incident job reads it.
+static SHED_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub(crate) fn shed_requests() -> u64 {
+    SHED_REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 async fn overloaded(error: tower::BoxError) -> Response {
     if error.is::<tower::timeout::error::Elapsed>() {
         // The request was admitted and ran out of time: a write may still commit.
@@ -181,6 +212,7 @@ async fn overloaded(error: tower::BoxError) -> Response {
         .into_response();
     }
     ::metrics::counter!("paddock_http_shed_total").increment(1);
+    SHED_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     extract::Failure(ApiError::new(ErrorCode::Overloaded, "the node is at capacity; retry shortly").retry_after(1))
         .into_response()
 }
@@ -224,6 +256,7 @@ fn router(app: App) -> Router {
         .route("/v1/markets/{market_id}/resettle", post(resettle))
         .route("/v1/markets/{market_id}/void", post(void))
         .route("/v1/stream/prices", get(stream::prices))
+        .route("/v1/stream/cluster", get(stream::cluster))
         .route("/v1/stream/accounts/{account_id}/bets", get(stream::account_bets))
         .route("/v1/audit", get(audit))
         .route("/v1/cluster", get(cluster))
@@ -262,10 +295,20 @@ fn router(app: App) -> Router {
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics_text))
+        .route("/console", get(console))
         .fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn(serve::limit_request_head))
+        // The console of one node reads the others when its own stops answering: cross-origin
+        // reads are allowed. The API's credential is a bearer key that a browser never sends
+        // by itself (no cookies), so another site's page gains nothing it did not already hold.
+        .layer(
+            tower_http::cors::CorsLayer::new()
+                .allow_origin(tower_http::cors::Any)
+                .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
+                .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::ACCEPT]),
+        )
         .with_state(app)
 }
 

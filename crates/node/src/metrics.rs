@@ -77,6 +77,14 @@ pub const METRICS: &[(&str, Kind, bool, &str)] = &[
     ("paddock_snapshot_write_duration_seconds", Histogram, false, "Writing a snapshot file durably."),
     ("paddock_snapshot_size_bytes", Gauge, false, "Last snapshot file size."),
     ("paddock_snapshot_sent_bytes_total", Counter, false, "Snapshot bytes sent to followers in chunks (a leader)."),
+    ("paddock_snapshot_failures_total", Counter, true, "Snapshots that could not be built or installed (label op: build, install)."),
+    ("paddock_storage_failed", Gauge, false, "1 when a write to this node's Raft log failed (a full or failing disk): Raft has stopped on this node until it restarts on working storage."),
+    ("paddock_disk_free_bytes", Gauge, false, "Space left for the node on its data directory's filesystem (sampled every 250 ms)."),
+    ("paddock_disk_size_bytes", Gauge, false, "Size of the data directory's filesystem."),
+    ("paddock_bets_after_close_total", Counter, false, "Bets the independent R4 monitor found accepted after their market closed or while it was not open; must stay 0."),
+    ("paddock_close_monitor_bets_checked_total", Counter, false, "Accepted bets the R4 monitor judged."),
+    ("paddock_close_monitor_skipped_total", Counter, false, "Accepted bets or commands the R4 monitor could not judge (it fell behind, or a delayed bet's acceptance could not be placed)."),
+    ("paddock_incidents_recorded_total", Counter, true, "Incidents this node opened or closed by itself (labels kind, action)."),
 ];
 
 /// Describes every metric of [`METRICS`] and makes its label-less series present.
@@ -141,6 +149,18 @@ pub async fn track(request: Request, next: Next) -> Response {
     }
     metrics::histogram!("paddock_http_request_duration_seconds", "route" => route, "method" => method).record(elapsed);
     response
+}
+
+/// Publishes `paddock_storage_failed` and the space on the data directory's filesystem.
+pub fn publish_storage(storage_failed: bool, data_dir: &std::path::Path) {
+    metrics::gauge!("paddock_storage_failed").set(if storage_failed { 1.0 } else { 0.0 });
+    // A failed statvfs (the directory gone) leaves the last values: the storage gauge and
+    // readiness say what matters then.
+    if let Ok(fs) = nix::sys::statvfs::statvfs(data_dir) {
+        let unit = fs.fragment_size() as f64;
+        metrics::gauge!("paddock_disk_size_bytes").set(fs.blocks() as f64 * unit);
+        metrics::gauge!("paddock_disk_free_bytes").set(fs.blocks_available() as f64 * unit);
+    }
 }
 
 /// Publishes `paddock_ready`.

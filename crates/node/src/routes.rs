@@ -684,11 +684,15 @@ pub(crate) async fn audit(
 // ---- cluster ----
 
 pub(crate) async fn cluster(State(app): State<App>) -> Answer<ClusterBody> {
+    Ok((StatusCode::OK, Json(cluster_body(&app))))
+}
+
+/// This node's view of the cluster, as `GET /v1/cluster` and `/v1/stream/cluster` give it.
+pub(crate) fn cluster_body(app: &App) -> ClusterBody {
     let s = app.consensus.status();
     let role = s.role.as_str();
-    Ok((
-        StatusCode::OK,
-        Json(ClusterBody {
+    {
+        ClusterBody {
             node_id: s.node_id,
             cluster_id: s.cluster_id,
             role: role.into(),
@@ -721,8 +725,8 @@ pub(crate) async fn cluster(State(app): State<App>) -> Answer<ClusterBody> {
                 })
                 .collect(),
             book_clock_ms: app.consensus.read(|d| d.state.clock().0),
-        }),
-    ))
+        }
+    }
 }
 
 /// The hashes cost a pass over the whole state (the book hash a copy of it too), so they are
@@ -1062,6 +1066,8 @@ pub(crate) fn not_ready_reason(app: &App, s: &paddock_consensus::ClusterStatus) 
     let lag = s.commit_index.saturating_sub(s.applied_index);
     if app.shutting_down() {
         Some("shutting down".to_string())
+    } else if app.consensus.storage_failed() {
+        Some("a write to the Raft log failed (disk full or failing): Raft has stopped here; restart the node on working storage".into())
     } else if s.members.iter().all(|m| m.id != s.node_id) {
         // Why it cannot join, when its bootstrap list disagrees with the cluster's.
         Some(app.consensus.join_problem().unwrap_or_else(|| "not a member of a cluster".into()))
@@ -1097,6 +1103,7 @@ pub(crate) async fn metrics_text(State(app): State<App>, headers: axum::http::He
     let status = app.consensus.status();
     crate::metrics::publish_raft(&status, &mut previous);
     crate::metrics::publish_ready(not_ready_reason(&app, &status).is_none());
+    crate::metrics::publish_storage(app.consensus.storage_failed(), &app.config.data_dir);
     ([("content-type", "text/plain; version=0.0.4")], app.metrics.render()).into_response()
 }
 

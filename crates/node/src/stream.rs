@@ -1,4 +1,5 @@
-//! Live streams as server-sent events: price and market changes, and one account's bets.
+//! Live streams as server-sent events: price and market changes, one account's bets, and the
+//! cluster as this node sees it.
 //!
 //! Both follow the commands this node applies, so a client connected to any node sees every
 //! change in log order. A client that falls too far behind is told (`lagged`) and should
@@ -65,6 +66,29 @@ pub(crate) async fn prices(
             let mut body = serde_json::to_value(convert::market_body(&view)).unwrap_or_default();
             body["log_index"] = event.index.into();
             if tx.send(json_event("market", &body)).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// How often `GET /v1/stream/cluster` sends the cluster view.
+pub const CLUSTER_PERIOD: Duration = Duration::from_millis(500);
+
+/// `GET /v1/stream/cluster`: this node's view of the cluster every [`CLUSTER_PERIOD`] (the
+/// console's live map; a watcher sees an election within half a second).
+pub(crate) async fn cluster(
+    State(app): State<App>,
+    caller: Caller,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Failure> {
+    let slot = StreamSlot::take(&app, &caller.principal)?;
+    let stream = async_stream(slot, move |tx| async move {
+        let mut tick = tokio::time::interval(CLUSTER_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if tx.send(json_event("cluster", &crate::routes::cluster_body(&app))).await.is_err() {
                 break;
             }
         }
