@@ -165,19 +165,19 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, nodes: Nodes, token
     axum::serve(listener, app).await.context("the demo's control API stopped")
 }
 
-fn authorized(control: &Control, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(control: &Control, headers: &HeaderMap) -> bool {
     let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    if given == Some(&*control.token) {
-        Ok(())
-    } else {
-        Err((StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": "the demo's control token is needed" })))
-            .into_response())
-    }
+    given == Some(&*control.token)
+}
+
+fn refused() -> Response {
+    (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": "the demo's control token is needed" })))
+        .into_response()
 }
 
 async fn list(State(control): State<Control>, headers: HeaderMap) -> Response {
-    if let Err(refused) = authorized(&control, &headers) {
-        return refused;
+    if !authorized(&control, &headers) {
+        return refused();
     }
     let mut nodes = control.nodes.0.lock().expect("nodes lock");
     let states: Vec<NodeState> =
@@ -190,8 +190,8 @@ async fn act(
     headers: HeaderMap,
     Path((node_id, action)): Path<(u64, String)>,
 ) -> Response {
-    if let Err(refused) = authorized(&control, &headers) {
-        return refused;
+    if !authorized(&control, &headers) {
+        return refused();
     }
     let nodes = control.nodes.clone();
     // Stopping and starting processes blocks (a wait, a fork): off the async workers.

@@ -511,6 +511,9 @@ pub struct StartArgs {
     /// Log JSON lines.
     #[arg(long)]
     pub log_json: bool,
+    /// Log one line per request (and per request served for a follower) with its request id.
+    #[arg(long)]
+    pub access_log: bool,
 }
 
 fn parse_members(text: &str) -> Result<BTreeMap<u64, String>> {
@@ -631,6 +634,7 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
         config.concurrency_limit = v;
     }
     config.log_json |= args.log_json;
+    config.access_log |= args.access_log;
     config.validate().map_err(anyhow::Error::msg)?;
     Ok(config)
 }
@@ -646,7 +650,7 @@ async fn shutdown_signal() {
 
 fn start(args: StartArgs) -> Result<()> {
     let config = build_config(&args)?;
-    paddock_node::init_logging(config.log_json);
+    paddock_node::init_logging(config.log_json, config.access_log);
     // A panic anywhere — a broken ledger invariant in the apply task above all — must stop the
     // process, not just the task it happened in: a replica that computed a wrong book must
     // not keep serving it. The supervisor restarts it and it recovers from the log.

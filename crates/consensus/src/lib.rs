@@ -24,6 +24,7 @@ pub mod faults;
 pub mod log_store;
 pub mod network;
 pub mod records;
+pub mod request_id;
 mod server;
 #[cfg(feature = "sim")]
 pub mod sim_runtime;

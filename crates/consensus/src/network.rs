@@ -170,10 +170,15 @@ impl Transport for GrpcTransport {
     ) -> BoxFuture<'static, Result<Vec<u8>, PeerError>> {
         let client = self.client(&addr);
         let cluster_id = self.cluster_id.to_string();
+        // Read here, in the caller's task: the request a forwarded write or read belongs to.
+        let request_id = matches!(rpc, Rpc::Forward | Rpc::ReadIndex).then(crate::request_id::current).flatten();
         Box::pin(async move {
             let mut c = client?;
             let mut request = tonic::Request::new(Frame { cluster_id, payload });
             request.set_timeout(timeout);
+            if let Some(id) = request_id.and_then(|id| id.parse().ok()) {
+                request.metadata_mut().insert(crate::request_id::METADATA_KEY, id);
+            }
             let fut = async move {
                 match rpc {
                     Rpc::AppendEntries => c.append_entries(request).await,

@@ -68,8 +68,34 @@ impl PeerService {
             (Some(certs), true) if !certs.is_empty() => Caller::Certificate(&certs[0]),
             (_, true) => return Err(Status::unauthenticated("peer connections need a client certificate")),
         };
+        let request_id: Option<std::sync::Arc<str>> = request
+            .metadata()
+            .get(crate::request_id::METADATA_KEY)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::request_id::valid)
+            .map(std::sync::Arc::from);
         let frame = request.into_inner();
-        match self.handler.handle_from(caller, &frame.cluster_id, rpc, &frame.payload).await {
+        let handled = self.handler.handle_from(caller, &frame.cluster_id, rpc, &frame.payload);
+        let handled = match request_id {
+            // A follower's client request, served here: logged under the client's request id,
+            // as the follower logged it.
+            Some(id) => {
+                let started = std::time::Instant::now();
+                let span = tracing::info_span!("forwarded", request_id = %id);
+                let result = crate::request_id::scope(id.clone(), tracing::Instrument::instrument(handled, span)).await;
+                tracing::info!(
+                    target: "paddock::access",
+                    request_id = %id,
+                    rpc = rpc.as_str(),
+                    ok = result.is_ok(),
+                    duration_us = started.elapsed().as_micros() as u64,
+                    "served a request forwarded by a peer"
+                );
+                result
+            }
+            None => handled.await,
+        };
+        match handled {
             Ok(payload) => Ok(Response::new(Frame { cluster_id: self.handler.cluster_id().to_string(), payload })),
             Err(HandlerError::WrongCluster(m)) | Err(HandlerError::NotMember(m)) => Err(Status::permission_denied(m)),
             Err(HandlerError::BadRequest(m)) => Err(Status::invalid_argument(m)),

@@ -48,6 +48,22 @@ impl Rpc {
         self as u8
     }
 
+    /// Its name in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rpc::AppendEntries => "append_entries",
+            Rpc::Vote => "vote",
+            Rpc::InstallSnapshot => "install_snapshot",
+            Rpc::TransferLeader => "transfer_leader",
+            Rpc::Forward => "forward",
+            Rpc::ReadIndex => "read_index",
+            Rpc::ClientWrite => "client_write",
+            Rpc::ClientRead => "client_read",
+            Rpc::SnapshotChunk => "snapshot_chunk",
+            Rpc::SnapshotInstall => "snapshot_install",
+        }
+    }
+
     /// From a wire tag.
     pub fn from_tag(tag: u8) -> Option<Rpc> {
         use Rpc::*;

@@ -135,6 +135,10 @@ pub struct NodeConfig {
     /// Log as JSON lines instead of text.
     #[serde(default)]
     pub log_json: bool,
+    /// One log line per request (target `paddock::access`: request id, method, route, status,
+    /// duration), and one on the leader per request it serves for a follower.
+    #[serde(default)]
+    pub access_log: bool,
 }
 
 /// TOML table keys are always strings: `[bootstrap] 1 = "…"` arrives as `"1"`.
@@ -241,6 +245,7 @@ impl NodeConfig {
             expected_config_sha256: None,
             self_check_interval_s: default_self_check_interval(),
             log_json: false,
+            access_log: false,
             tls_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,

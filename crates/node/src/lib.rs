@@ -22,6 +22,7 @@ mod extract;
 mod incidents;
 mod jobs;
 mod metrics;
+mod request_id;
 mod routes;
 mod self_check;
 mod serve;
@@ -299,6 +300,7 @@ fn router(app: App) -> Router {
         .fallback(not_found_fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(request_id::tag))
         .layer(axum::middleware::from_fn(serve::limit_request_head))
         // The console of one node reads the others when its own stops answering: cross-origin
         // reads are allowed. The API's credential is a bearer key that a browser never sends
@@ -438,9 +440,13 @@ fn colour(stderr_is_terminal: bool, no_color: bool) -> bool {
 
 /// Sets up logging: text or JSON lines, filtered by `RUST_LOG` (default `info`), coloured only
 /// on a terminal.
-pub fn init_logging(json: bool) {
+pub fn init_logging(json: bool, access_log: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=warn,tower=warn,hyper=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=warn,tower=warn,hyper=warn"))
+        // One line per request only when asked for (`access_log`), whatever RUST_LOG says.
+        .add_directive(
+            if access_log { "paddock::access=info" } else { "paddock::access=off" }.parse().expect("static directive"),
+        );
     use std::io::IsTerminal;
     let ansi = colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").is_some());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
