@@ -68,6 +68,7 @@ const SPEC: &[(&str, &str, Option<&[Role]>, Object)] = &[
     ("POST", "/v1/markets/{market_id}/resettle", Some(&[Operator]), Object::None),
     ("POST", "/v1/markets/{market_id}/void", Some(&[Operator]), Object::None),
     ("GET", "/v1/stream/prices", Some(&[Bettor, Trader, Operator, Auditor, Service]), Object::None),
+    ("GET", "/v1/stream/cluster", Some(&[Operator, Auditor, Service]), Object::None),
     ("GET", "/v1/stream/accounts/{account_id}/bets", Some(&[Bettor, Operator, Auditor, Service]), Object::PathAccount),
     ("GET", "/v1/audit", Some(&[Operator, Auditor]), Object::None),
     ("GET", "/v1/book/balances", Some(&[Operator, Auditor]), Object::None),

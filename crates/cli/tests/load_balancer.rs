@@ -6,6 +6,10 @@
 //!
 //! The full disk is a size-limited tmpfs under each node's data directory, so the test runs as
 //! root (as CI does; `paddock drill chaos` mounts them the same way).
+//!
+//! The same file with TLS on both sides (the cluster's CA for the nodes, a certificate of its
+//! own for clients): requests and health checks run over HTTPS, plain HTTP gets no answer, and
+//! a killed leader is ejected as before.
 
 mod support;
 
@@ -24,7 +28,15 @@ struct Haproxy {
     stats: String,
 }
 
-fn start_haproxy(cluster: &Cluster) -> Haproxy {
+/// TLS on both sides of the balancer.
+struct Tls {
+    /// The cluster's CA: HAProxy speaks HTTPS to the nodes and checks their certificates.
+    node_ca: PathBuf,
+    /// HAProxy's own certificate and key, one PEM file: clients speak HTTPS to it.
+    balancer_pem: PathBuf,
+}
+
+fn start_haproxy(cluster: &Cluster, tls: Option<Tls>) -> Haproxy {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/haproxy/haproxy.cfg");
     let ports = free_ports(2);
     let mut command = Command::new(tool("haproxy", "haproxy"));
@@ -32,6 +44,13 @@ fn start_haproxy(cluster: &Cluster) -> Haproxy {
         .args(["-db", "-f", config])
         .env("PADDOCK_LB_BIND", format!("127.0.0.1:{}", ports[0]))
         .env("PADDOCK_LB_STATS_BIND", format!("127.0.0.1:{}", ports[1]));
+    let scheme = match &tls {
+        Some(tls) => {
+            command.env("PADDOCK_TLS_CA", &tls.node_ca).env("PADDOCK_LB_CERT", &tls.balancer_pem);
+            "https"
+        }
+        None => "http",
+    };
     for id in cluster.ids() {
         command.env(format!("PADDOCK_NODE{id}"), cluster.node(id).http.to_string());
     }
@@ -39,7 +58,7 @@ fn start_haproxy(cluster: &Cluster) -> Haproxy {
     let log = cluster.node(1).log_path.with_file_name("haproxy.log");
     Haproxy {
         _process: Running::spawn(&mut command, &log),
-        url: format!("http://127.0.0.1:{}", ports[0]),
+        url: format!("{scheme}://127.0.0.1:{}", ports[0]),
         stats: format!("http://127.0.0.1:{}/stats;csv", ports[1]),
     }
 }
@@ -88,7 +107,7 @@ async fn behind_haproxy_a_frozen_or_killed_node_costs_clients_only_its_failover_
     disks = Disks::mount(&dirs, 64).unwrap_or_else(|e| panic!("cannot mount the nodes' disks: {e:#}"));
     cluster.spawn_all();
     cluster.wait_ready(&cluster.ids(), Duration::from_secs(30)).await;
-    let lb = start_haproxy(&cluster);
+    let lb = start_haproxy(&cluster, None);
     for id in cluster.ids() {
         wait_balancer(&lb, id, "UP", Duration::from_secs(10)).await;
     }
@@ -215,4 +234,58 @@ async fn behind_haproxy_a_frozen_or_killed_node_costs_clients_only_its_failover_
     }
     let left = disks.unmount_all();
     assert!(left.is_empty(), "tmpfs left mounted: {}", left.join("; "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_haproxy_tls_runs_end_to_end_and_a_killed_node_is_ejected_over_tls_checks() {
+    let mut cluster = Cluster::start_tls(3, &[]).await;
+    let node_ca = cluster.certs_dir().expect("a TLS cluster").join("ca.pem");
+    // HAProxy's own certificate for clients, from a CA of its own (as a site's public one would be).
+    let lb_dir = tempfile::tempdir().expect("temporary directory");
+    let made = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["certs", "--cluster-id", "balancer", "--nodes", "1", "--host", "127.0.0.1", "--out"])
+        .arg(lb_dir.path())
+        .output()
+        .expect("paddock certs runs");
+    assert!(made.status.success(), "paddock certs: {}", String::from_utf8_lossy(&made.stderr));
+    let pem = lb_dir.path().join("haproxy.pem");
+    let mut joined = std::fs::read(lb_dir.path().join("node-1.pem")).expect("certificate");
+    joined.extend(std::fs::read(lb_dir.path().join("node-1.key")).expect("key"));
+    std::fs::write(&pem, joined).expect("HAProxy's PEM");
+    let lb = start_haproxy(&cluster, Some(Tls { node_ca: node_ca.clone(), balancer_pem: pem }));
+    for id in cluster.ids() {
+        wait_balancer(&lb, id, "UP", Duration::from_secs(10)).await;
+    }
+    assert!(lb.url.starts_with("https://"), "clients reach the balancer over HTTPS: {}", lb.url);
+
+    let lb_ca = std::fs::read(lb_dir.path().join("ca.pem")).expect("the balancer's CA");
+    let client = Client::new(vec![lb.url.clone()], Duration::from_secs(8))
+        .with_keys(&cluster.keys().ring())
+        .with_ca_pem(&lb_ca)
+        .expect("the CA reads");
+    client.open_account(1, "GBP", &paddock_client::fresh_key()).await.expect("an account opens through TLS both ways");
+    for _ in 0..20 {
+        client.deposit(1, 100, &paddock_client::fresh_key()).await.expect("a deposit through the balancer");
+    }
+    let plain = reqwest::Client::new().get(lb.url.replace("https://", "http://") + "/health/ready").send().await;
+    assert!(!plain.is_ok_and(|r| r.status().is_success()), "plain HTTP gets no answer from the TLS port");
+
+    let leader = cluster.leader().await;
+    cluster.kill(leader);
+    let ejected_after = wait_balancer(&lb, leader, "DOWN", Duration::from_secs(5)).await;
+    let survivors: Vec<u64> = cluster.ids().into_iter().filter(|id| *id != leader).collect();
+    cluster.wait_leader_among(&survivors, Duration::from_secs(10)).await;
+    let mut answered = 0;
+    for _ in 0..40 {
+        if client.deposit(1, 100, &paddock_client::fresh_key()).await.is_ok() {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 40, "after the failover every deposit goes through the balancer again");
+    let balance = cluster.client().account(1).await.expect("the account reads");
+    assert_eq!(balance.balance_minor, 100 * (20 + answered), "every acknowledged deposit is in the balance");
+    println!(
+        "TLS behind HAProxy: killed leader {leader} ejected after {} ms over TLS health checks",
+        ejected_after.as_millis()
+    );
 }
