@@ -286,6 +286,17 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("GET {path} on node {id}: no answer: {e}"))
     }
 
+    /// The book as money and bets: every book's balance (`GET /v1/book/balances`) and the
+    /// number of accounts and bets. What a restart or a failover must not change — unlike the
+    /// state hash, which also covers the incident records the cluster writes about the failure.
+    pub async fn book(&self, id: u64) -> (serde_json::Value, u64, u64) {
+        let mut balances = self.get_as_operator(id, "/v1/book/balances").await;
+        // Where in the log the figures were read, not part of them.
+        balances.as_object_mut().map(|b| b.remove("applied_index"));
+        let hash = self.state_hash(id).await.unwrap_or_else(|| panic!("node {id} answers its state hash"));
+        (balances, hash.accounts, hash.bets)
+    }
+
     pub async fn audit_events(&self, id: u64) -> Vec<String> {
         let trail = self.get_as_operator(id, "/v1/audit?limit=1000").await;
         trail.as_array().expect("an array of records").iter().map(|r| r["event"].to_string()).collect()
