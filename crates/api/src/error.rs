@@ -74,12 +74,15 @@ pub enum ErrorCode {
     /// node's settings, which no schema states (422): `k` left out of a `k_of_n` bet, one of
     /// `key_id` and `key_sha256` without the other.
     RequestRefused,
+    /// A backup asked for log entries this node has purged behind a snapshot (410): start a
+    /// new chain with a full backup.
+    LogPurged,
 }
 
 impl ErrorCode {
     /// Every code of the API's own, besides the ledger's: the OpenAPI document lists them with
     /// their statuses, so a client can handle each by name.
-    pub const API: [ErrorCode; 20] = [
+    pub const API: [ErrorCode; 21] = [
         ErrorCode::MalformedBody,
         ErrorCode::BodyTooLarge,
         ErrorCode::UriTooLong,
@@ -100,6 +103,7 @@ impl ErrorCode {
         ErrorCode::ClosesAtPassed,
         ErrorCode::MembershipRefused,
         ErrorCode::RequestRefused,
+        ErrorCode::LogPurged,
     ];
 
     /// Every code a client can receive: the API's own, then the ledger's.
@@ -131,6 +135,7 @@ impl ErrorCode {
             ErrorCode::ClosesAtPassed => "closes_at_passed",
             ErrorCode::MembershipRefused => "membership_refused",
             ErrorCode::RequestRefused => "request_refused",
+            ErrorCode::LogPurged => "log_purged",
         }
     }
 
@@ -150,6 +155,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => 429,
             ErrorCode::ClosesAtPassed | ErrorCode::RequestRefused => 422,
             ErrorCode::MembershipRefused => 409,
+            ErrorCode::LogPurged => 410,
             ErrorCode::Overloaded
             | ErrorCode::Unavailable
             | ErrorCode::OutcomeUnknown
@@ -315,12 +321,13 @@ mod tests {
             | ErrorCode::ClockUnsynchronized
             | ErrorCode::ClosesAtPassed
             | ErrorCode::MembershipRefused
-            | ErrorCode::RequestRefused => true,
+            | ErrorCode::RequestRefused
+            | ErrorCode::LogPurged => true,
         };
         assert!(ErrorCode::API.iter().all(|c| own(*c)), "the list holds no ledger code");
         let mut listed = ErrorCode::API.map(ErrorCode::as_str).to_vec();
         listed.sort_unstable();
         listed.dedup();
-        assert_eq!(listed.len(), 20, "every variant of the match above, once");
+        assert_eq!(listed.len(), 21, "every variant of the match above, once");
     }
 }

@@ -335,6 +335,7 @@ pub fn infrastructure_example(path: &str) -> Option<(&'static str, Value)> {
         "/v1/openapi.json" => Some(("application/json", json!({ "openapi": "3.1.0", "info": { "title": "Paddock" } }))),
         "/v1/stream/prices" => Some(("text/event-stream", server_sent("market", "MarketBody"))),
         "/v1/stream/cluster" => Some(("text/event-stream", server_sent("cluster", "ClusterBody"))),
+        "/v1/backup/snapshot" | "/v1/backup/log" => Some(("application/octet-stream", json!("binary"))),
         "/v1/stream/accounts/{account_id}/bets" => Some(("text/event-stream", server_sent("bet", "BetBody"))),
         _ => None,
     }

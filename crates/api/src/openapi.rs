@@ -137,7 +137,8 @@ const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,64}$";
 
 /// Reads answered from this node's own view, not from the replicated book: they take no
 /// `consistency` (and refuse it as an unknown query parameter).
-const UNREPLICATED_READS: &[&str] = &["/v1/cluster", "/v1/cluster/state-hash", "/v1/whoami", "/v1/self-check"];
+const UNREPLICATED_READS: &[&str] =
+    &["/v1/cluster", "/v1/cluster/state-hash", "/v1/whoami", "/v1/self-check", "/v1/backup/snapshot", "/v1/backup/log"];
 
 /// Request bodies whose every field has a default: the body may be left out altogether.
 pub const OPTIONAL_BODIES: &[&str] = &["ReasonRequest"];
@@ -322,6 +323,24 @@ pub const ROUTES: &[Route] = &[
         OVERSIGHT,
     ),
     r("GET", "/v1/cluster", "Members, roles, leader, term, indexes, lag", None, 200, Some("ClusterBody"), CLUSTER_READ),
+    r(
+        "GET",
+        "/v1/backup/snapshot",
+        "The node's latest snapshot file, for a full backup (application/octet-stream)",
+        None,
+        200,
+        None,
+        OPERATOR,
+    ),
+    r(
+        "GET",
+        "/v1/backup/log",
+        "Committed log entries from an index on, for an incremental backup (application/octet-stream)",
+        None,
+        200,
+        None,
+        OPERATOR,
+    ),
     r("GET", "/v1/cluster/state-hash", "State hash at the applied index", None, 200, Some("StateHashBody"), OPERATOR),
     r("POST", "/v1/cluster/members", "Add a learner", Some("AddMemberRequest"), 200, Some("AckBody"), OPERATOR),
     r(

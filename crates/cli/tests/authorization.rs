@@ -86,6 +86,8 @@ const SPEC: &[(&str, &str, Option<&[Role]>, Object)] = &[
     ("POST", "/v1/principals/{name}/accounts", Some(&[Operator]), Object::None),
     ("POST", "/v1/principals/{name}/keys", Some(&[Operator]), Object::None),
     ("POST", "/v1/keys/{key_id}/revoke", Some(&[Operator]), Object::None),
+    ("GET", "/v1/backup/snapshot", Some(&[Operator]), Object::None),
+    ("GET", "/v1/backup/log", Some(&[Operator]), Object::None),
     ("GET", "/v1/incidents", Some(&[Operator, Auditor]), Object::None),
     ("GET", "/v1/incidents/{incident_id}", Some(&[Operator, Auditor]), Object::None),
     ("POST", "/v1/incidents", Some(&[Operator]), Object::None),

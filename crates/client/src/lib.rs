@@ -292,6 +292,12 @@ impl Client {
         &self.nodes
     }
 
+    /// A `GET` whose answer is bytes, not JSON (the backup routes), from the first node, once.
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let base = self.nodes.first().ok_or_else(|| ClientError::Transport("no nodes configured".into()))?;
+        self.once_bytes(base, &Method::GET, path, None, None).await
+    }
+
     async fn once<T: DeserializeOwned>(
         &self,
         base: &str,
@@ -300,6 +306,20 @@ impl Client {
         body: Option<&serde_json::Value>,
         key: Option<&str>,
     ) -> Result<T, ClientError> {
+        let bytes = self.once_bytes(base, method, path, body, key).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes))))
+    }
+
+    /// One request; the answer's bytes if it succeeded, else its error.
+    async fn once_bytes(
+        &self,
+        base: &str,
+        method: &Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        key: Option<&str>,
+    ) -> Result<Vec<u8>, ClientError> {
         let mut req = self.http.request(method.clone(), format!("{base}{path}"));
         if let Some(token) = self.key_for(method, path) {
             req = req.bearer_auth(token);
@@ -320,8 +340,7 @@ impl Client {
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| ClientError::Decode(format!("{e}: {}", String::from_utf8_lossy(&bytes))));
+            return Ok(bytes.to_vec());
         }
         match serde_json::from_slice::<paddock_api::ErrorBody>(&bytes) {
             Ok(body) => {

@@ -19,6 +19,7 @@
 //!   reported as an unknown outcome; the client retries with the same idempotency key.
 //! - The clock is injected: this crate never reads the system time itself.
 
+pub mod backup;
 mod cluster_time;
 pub mod faults;
 pub mod log_store;

@@ -90,7 +90,7 @@ pub(crate) struct Shared {
     pub(crate) applied: watch::Sender<u64>,
     pub(crate) events: broadcast::Sender<Arc<AppliedEvent>>,
     files: SnapshotFiles,
-    current: Mutex<Option<Snapshot>>,
+    pub(crate) current: Mutex<Option<Snapshot>>,
     /// Snapshot files skipped as damaged when this state machine was opened.
     damaged: Vec<PathBuf>,
 }

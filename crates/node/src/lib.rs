@@ -261,6 +261,8 @@ fn router(app: App) -> Router {
         .route("/v1/stream/accounts/{account_id}/bets", get(stream::account_bets))
         .route("/v1/audit", get(audit))
         .route("/v1/cluster", get(cluster))
+        .route("/v1/backup/snapshot", get(routes::backup_snapshot))
+        .route("/v1/backup/log", get(routes::backup_log))
         .route("/v1/cluster/state-hash", get(state_hash))
         .route("/v1/cluster/members", post(add_member))
         .route("/v1/cluster/members/{node_id}/promote", post(promote_member))

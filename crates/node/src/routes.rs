@@ -1121,3 +1121,90 @@ fn unexpected(done: Done) -> Failure {
     tracing::error!(?done, "unexpected ledger answer");
     Failure(ApiError::new(ErrorCode::OutcomeUnknown, "unexpected answer from the ledger"))
 }
+
+// ---- backups ----
+
+/// `GET /v1/backup/log`'s query.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackupLogQuery {
+    /// First log index wanted (1 or more).
+    from: u64,
+    /// Entries at most; default and maximum [`BACKUP_LOG_LIMIT_MAX`].
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// The most entries one `GET /v1/backup/log` answers.
+pub(crate) const BACKUP_LOG_LIMIT_MAX: usize = 10_000;
+
+/// How long `GET /v1/backup/snapshot` waits for a first snapshot it asked for.
+const FIRST_SNAPSHOT_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `GET /v1/backup/snapshot`: the node's latest snapshot file, as on its disk. A node that has
+/// none yet takes one first.
+pub(crate) async fn backup_snapshot(State(app): State<App>) -> Result<Response, Failure> {
+    if app.consensus.backup_snapshot().is_none() {
+        app.consensus.snapshot_now().await.map_err(write_failure)?;
+        let deadline = tokio::time::Instant::now() + FIRST_SNAPSHOT_WITHIN;
+        while app.consensus.backup_snapshot().is_none() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let Some((index, bytes)) = app.consensus.backup_snapshot() else {
+        return Err(Failure(
+            ApiError::new(ErrorCode::Unavailable, "no snapshot could be taken yet; retry").retry_after(5),
+        ));
+    };
+    Ok((
+        StatusCode::OK,
+        [("content-type", "application/octet-stream".to_string()), ("x-paddock-snapshot-index", index.to_string())],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /v1/backup/log?from=N&limit=M`: committed entries from N on, each as
+/// `index u64 | length u32 | record bytes` (little-endian); empty when N is past the commit
+/// index. 410 `log_purged` when this node has purged N behind a snapshot.
+pub(crate) async fn backup_log(
+    State(app): State<App>,
+    QueryParams(query): QueryParams<BackupLogQuery>,
+) -> Result<Response, Failure> {
+    if query.from == 0 {
+        return Err(Failure(ApiError::new(ErrorCode::BadParameter, "from: the log starts at index 1")));
+    }
+    let limit = query.limit.unwrap_or(BACKUP_LOG_LIMIT_MAX);
+    if limit == 0 || limit > BACKUP_LOG_LIMIT_MAX {
+        return Err(Failure(ApiError::new(
+            ErrorCode::BadParameter,
+            format!("limit: between 1 and {BACKUP_LOG_LIMIT_MAX}"),
+        )));
+    }
+    let entries = match app.consensus.backup_log(query.from, limit) {
+        Ok(entries) => entries,
+        Err(paddock_consensus::backup::BackupLogError::Purged { first_available }) => {
+            return Err(Failure(ApiError::new(
+                ErrorCode::LogPurged,
+                format!(
+                    "this node has purged its log before index {first_available}: start a new backup chain \
+                     (a full backup), or ask a node that still has index {}",
+                    query.from
+                ),
+            )))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the raft log for a backup");
+            return Err(Failure(
+                ApiError::new(ErrorCode::Unavailable, "cannot read the log now; retry").retry_after(5),
+            ));
+        }
+    };
+    let mut body = Vec::with_capacity(entries.iter().map(|(_, b)| b.len() + 12).sum());
+    for (index, bytes) in &entries {
+        body.extend_from_slice(&index.to_le_bytes());
+        body.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        body.extend_from_slice(bytes);
+    }
+    Ok((StatusCode::OK, [("content-type", "application/octet-stream")], body).into_response())
+}

@@ -1,0 +1,173 @@
+//! What backups and restores need from the replicated log, in its own records.
+//!
+//! - On a running node: the latest snapshot as its file ([`Consensus::backup_snapshot`]) and the
+//!   committed log entries after an index ([`Consensus::backup_log`]), read without pausing
+//!   writes. A follower serves them as well as the leader.
+//! - Offline (`paddock backup verify`, `paddock restore`): decoding those bytes back
+//!   ([`decode_snapshot`], [`decode_entry`]) so that a chain can be replayed onto its snapshot
+//!   with the ledger's own `apply`, and seeding a fresh data directory from a replayed state
+//!   ([`seed_data_dir`]) so that new nodes start from it as if they had purged their log
+//!   behind a snapshot.
+//!
+//! Nothing here names openraft: everything is in the versioned `*Record` types.
+
+use crate::records::{
+    self, EntryRecord, LogIdRecord, MembershipRecord, PayloadRecord, SnapshotMetaRecord, StoredMembershipRecord,
+    VoteRecord,
+};
+use crate::types::Request;
+use crate::Consensus;
+use paddock_ledger::{Command, State, TimestampMs};
+use paddock_storage::{DataDir, Identity, LogStore, MetaKey, SnapshotFile, SnapshotFiles};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::Path;
+
+/// Why committed log entries cannot be read for a backup.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupLogError {
+    /// The entries asked for were purged behind a snapshot on this node.
+    #[error("the log before index {first_available} has been purged on this node (behind a snapshot)")]
+    Purged {
+        /// The first index this node still has.
+        first_available: u64,
+    },
+    /// Reading the log failed.
+    #[error("cannot read the raft log: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl Consensus {
+    /// The latest snapshot, as the bytes of its file (magic, version, CRC), and its index; `None`
+    /// before the first snapshot.
+    pub fn backup_snapshot(&self) -> Option<(u64, Vec<u8>)> {
+        let current = self.inner.sm.shared.current.lock().expect("snapshot lock").clone()?;
+        let index = current.meta.last_log_id.as_ref().map_or(0, |l| l.index);
+        let file = SnapshotFile {
+            index,
+            meta: records::encode(&SnapshotMetaRecord::from(&current.meta)),
+            data: current.snapshot,
+        };
+        Some((index, SnapshotFiles::encode(&file)))
+    }
+
+    /// Committed entries from `from` on, at most `limit`, each as its stored record bytes (an
+    /// [`EntryRecord`]), in order and without gaps.
+    pub fn backup_log(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, BackupLogError> {
+        let purged = match self.inner.log.read_meta(MetaKey::Purged)? {
+            Some(bytes) => Some(records::decode::<LogIdRecord>(&bytes)?.index),
+            None => None,
+        };
+        if let Some(purged) = purged.filter(|p| from <= *p) {
+            return Err(BackupLogError::Purged { first_available: purged + 1 });
+        }
+        let committed = self.status().commit_index;
+        let end = committed.saturating_add(1).min(from.saturating_add(limit as u64));
+        Ok(self.inner.log.read_range(from, end)?)
+    }
+}
+
+/// A snapshot read back from its file.
+pub struct DecodedSnapshot {
+    /// The last log entry it includes: index, and the term and node of the leader that wrote it.
+    pub last: LogIdRecord,
+    /// The state at that entry.
+    pub state: State,
+}
+
+/// Reads a snapshot file's bytes (as [`Consensus::backup_snapshot`] gave them); `name` is used
+/// in errors.
+pub fn decode_snapshot(name: &Path, bytes: &[u8]) -> io::Result<DecodedSnapshot> {
+    let file = SnapshotFiles::decode(name, bytes)?;
+    let meta: SnapshotMetaRecord = records::decode(&file.meta)?;
+    let last = meta.last_log_id.ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("{}: a snapshot of an empty log", name.display()))
+    })?;
+    let state = State::decode_snapshot(&file.data)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", name.display())))?;
+    Ok(DecodedSnapshot { last, state })
+}
+
+/// One log entry read back.
+pub struct DecodedEntry {
+    /// Its id.
+    pub id: LogIdRecord,
+    /// The command and its leader timestamp; `None` for a blank or membership entry, which
+    /// changes nothing in the book.
+    pub command: Option<(TimestampMs, Command)>,
+}
+
+/// Reads one entry's record bytes (as [`Consensus::backup_log`] gave them).
+pub fn decode_entry(bytes: &[u8]) -> io::Result<DecodedEntry> {
+    let record: EntryRecord = records::decode(bytes)?;
+    let command = match record.payload {
+        PayloadRecord::Normal(Request { time, command }) => Some((time, command)),
+        PayloadRecord::Blank | PayloadRecord::Membership(_) => None,
+    };
+    Ok(DecodedEntry { id: record.log_id, command })
+}
+
+/// Applies one decoded entry to `state` exactly as every replica did.
+pub fn replay(state: &mut State, entry: &DecodedEntry) {
+    if let Some((time, command)) = &entry.command {
+        paddock_ledger::apply(state, command, paddock_ledger::ApplyCtx { log_index: entry.id.index, time: *time });
+    }
+}
+
+/// Fails if a running node holds `dir` (its lock): a restore must never replace the data of a
+/// live node.
+pub fn ensure_not_in_use(dir: &Path) -> io::Result<()> {
+    match DataDir::open(dir) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(io::Error::other(format!("{}: {e}", dir.display()))),
+    }
+}
+
+/// Makes `dir` (absent or empty) the data directory of node `node_id` of a new cluster
+/// `cluster_id` whose voters are `members` (id → peer address), holding `state` as of log
+/// entry `last`: an identity, a snapshot at `last` with that membership, and a log purged up
+/// to `last`. The node starts as if it had applied the log to `last` and purged it; with every
+/// member seeded alike, they elect a leader and go on from `last + 1`.
+pub fn seed_data_dir(
+    dir: &Path,
+    cluster_id: &str,
+    node_id: u64,
+    members: &BTreeMap<u64, String>,
+    state: &State,
+    last: LogIdRecord,
+) -> io::Result<()> {
+    if !members.contains_key(&node_id) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("node {node_id} is not among the members")));
+    }
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} is not empty: restore only into a new, empty data directory", dir.display()),
+        ));
+    }
+    let data_dir = DataDir::open(dir).map_err(|e| io::Error::other(e.to_string()))?;
+    data_dir
+        .claim(&Identity { cluster_id: cluster_id.to_string(), node_id })
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let membership =
+        MembershipRecord { configs: vec![members.keys().copied().collect::<BTreeSet<u64>>()], nodes: members.clone() };
+    let meta = SnapshotMetaRecord {
+        last_log_id: Some(last),
+        membership: StoredMembershipRecord { log_id: Some(last), membership },
+    };
+    SnapshotFiles::open(&dir.join("snapshots"))?.write(&SnapshotFile {
+        index: last.index,
+        meta: records::encode(&meta),
+        data: state.encode_snapshot(),
+    })?;
+    let log = LogStore::open(&dir.join("raft-log.redb"))?;
+    log.save_meta_durable(MetaKey::Purged, &records::encode(&last))?;
+    log.save_meta_durable(MetaKey::Committed, &records::encode(&last))?;
+    // A vote in the restored term, so that the first election is for a later one: a leader
+    // of an earlier term would write entries whose ids go backwards.
+    log.save_meta_durable(
+        MetaKey::Vote,
+        &records::encode(&VoteRecord { term: last.term, node: node_id, committed: false }),
+    )?;
+    Ok(())
+}
