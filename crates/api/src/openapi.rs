@@ -849,6 +849,34 @@ fn built_document() -> OpenApi {
                     .schema(Some(schema)),
             );
         }
+        if route.path == "/v1/backup/log" {
+            let from = utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::Custom("uint64".to_string())))
+                .minimum(Some(1))
+                .maximum(Some(u64::MAX));
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name("from")
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::True)
+                    .description(Some("The first log index wanted (the chain's last index + 1)"))
+                    .example(Some(serde_json::Value::from(1)))
+                    .schema(Some(from)),
+            );
+            let limit = utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(10_000));
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name("limit")
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some("Entries at most, 1-10000 (default 10000)"))
+                    .schema(Some(limit)),
+            );
+        }
         let ok = match route.response {
             Some(name) if route.list => {
                 let array = utoipa::openapi::ArrayBuilder::new().items(Ref::from_schema_name(name));

@@ -6,6 +6,8 @@
 //! - `drill failover`: kill -9 (or SIGSTOP) of the leader under a steady write load, trial after trial;
 //!   client-visible write unavailability (1 s client timeout) and the time to a new leader,
 //!   measured as `bench/failover.sh` measures etcd.
+//! - `drill restore`: backups under load, the whole site lost, a restore from the chain; RTO,
+//!   RPO and checks of the restored book (`restore_drill.rs`).
 
 use anyhow::{bail, Context, Result};
 use paddock_chaos::{ChaosConfig, FaultKind};
@@ -23,6 +25,11 @@ pub enum DrillCmd {
     ///
     /// Example: paddock drill failover --trials 5 --report failover.json
     Failover(crate::failover::FailoverArgs),
+    /// Restore: under load, back up from a follower on a schedule, lose every node and its data,
+    /// restore the cluster from the chain; report RTO and RPO and check the restored book.
+    ///
+    /// Example: paddock drill restore --load-s 20 --increment-every-s 5 --report restore.json
+    Restore(crate::restore_drill::RestoreDrillArgs),
 }
 
 /// `paddock drill chaos` flags.
@@ -67,6 +74,7 @@ pub fn run(cmd: DrillCmd) -> Result<()> {
     match cmd {
         DrillCmd::Chaos(args) => chaos(args),
         DrillCmd::Failover(args) => crate::failover::run(args),
+        DrillCmd::Restore(args) => crate::restore_drill::run(args),
     }
 }
 

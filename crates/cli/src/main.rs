@@ -16,6 +16,7 @@ mod demo_control;
 mod drill;
 mod failover;
 mod load;
+mod restore_drill;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
