@@ -575,6 +575,15 @@ pub struct StartArgs {
     /// Log one line per request (and per request served for a follower) with its request id.
     #[arg(long)]
     pub access_log: bool,
+    /// Take scheduled backups into chains under this directory.
+    #[arg(long)]
+    pub backup_dir: Option<PathBuf>,
+    /// Seconds between scheduled backups (300).
+    #[arg(long)]
+    pub backup_interval_s: Option<u64>,
+    /// Backup chains kept under --backup-dir (2).
+    #[arg(long)]
+    pub backup_chains_kept: Option<usize>,
 }
 
 fn parse_members(text: &str) -> Result<BTreeMap<u64, String>> {
@@ -696,6 +705,15 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     }
     config.log_json |= args.log_json;
     config.access_log |= args.access_log;
+    if let Some(dir) = &args.backup_dir {
+        config.backup_dir = Some(dir.clone());
+    }
+    if let Some(v) = args.backup_interval_s {
+        config.backup_interval_s = v;
+    }
+    if let Some(v) = args.backup_chains_kept {
+        config.backup_chains_kept = v;
+    }
     config.validate().map_err(anyhow::Error::msg)?;
     Ok(config)
 }
@@ -742,17 +760,17 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Backup { action: Some(BackupCmd::Verify { from }), .. } => {
-            println!("{}", serde_json::to_string_pretty(&backup::verify(&from)?)?);
+            println!("{}", serde_json::to_string_pretty(&paddock_backup::verify(&from)?)?);
             Ok(())
         }
         Cmd::Restore { from, to_index, to_time_ms, cluster_id, node_id, bootstrap, data_dir, force } => {
             let members = parse_members(&bootstrap)?;
             let point = match (to_index, to_time_ms) {
-                (Some(n), _) => backup::Point::Index(n),
-                (None, Some(t)) => backup::Point::Time(t),
-                (None, None) => backup::Point::End,
+                (Some(n), _) => paddock_backup::Point::Index(n),
+                (None, Some(t)) => paddock_backup::Point::Time(t),
+                (None, None) => paddock_backup::Point::End,
             };
-            let restored = backup::restore(&backup::RestoreRequest {
+            let restored = paddock_backup::restore(&paddock_backup::RestoreRequest {
                 from: &from,
                 point,
                 cluster_id: &cluster_id,
@@ -860,7 +878,8 @@ fn main() -> Result<()> {
                         },
                         Cmd::Backup { action: None, target, to } => {
                             let to = to.context("--to names the chain's directory")?;
-                            backup::take(&target.client()?, &to).await?
+                            let client = target.client()?;
+                            serde_json::to_value(paddock_backup::take(&backup::ClientSource(&client), &to).await?)?
                         }
                         Cmd::Incidents { action } => match action {
                             IncidentsCmd::List { target } => serde_json::to_value(target.client()?.incidents().await?)?,

@@ -16,9 +16,10 @@
 //!
 //! Every loop is bounded in time; the nodes are stopped by PID when the drill ends.
 
-use crate::backup;
+use crate::backup::ClientSource;
 use anyhow::{bail, Context, Result};
 use paddock_api::wire::*;
+use paddock_backup as backup;
 use paddock_chaos::cluster::{Cluster, Ports};
 use paddock_client::{Client, RetryPolicy};
 use serde::Serialize;
@@ -210,7 +211,7 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let t = Instant::now();
-    backup::take(&source, &chain).await.context("the full backup failed")?;
+    backup::take(&ClientSource(&source), &chain).await.context("the full backup failed")?;
     let full_backup_ms = t.elapsed().as_millis() as u64;
     let mut increment_ms = Vec::new();
     // The point: bets acknowledged before the last increment began are certainly in it.
@@ -220,7 +221,7 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
         let acked_before = acked.lock().expect("acked lock").len();
         let cut = Instant::now();
         let t = Instant::now();
-        backup::take(&source, &chain).await.context("an increment failed")?;
+        backup::take(&ClientSource(&source), &chain).await.context("an increment failed")?;
         increment_ms.push(t.elapsed().as_millis() as u64);
         point = (acked_before, cut);
     }

@@ -183,3 +183,48 @@ fn flip_a_byte(path: &Path) {
     bytes[middle] ^= 0x40;
     std::fs::write(path, bytes).expect("write");
 }
+
+/// A metric's value in a node's `/metrics` (a series without labels).
+async fn metric(cluster: &Cluster, node: u64, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{}/metrics", cluster.url(node))).await.ok()?.text().await.ok()?;
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_backup_schedule_keeps_a_chain_that_verifies_and_says_when_it_last_succeeded() {
+    let root = tempfile::tempdir().expect("backup root");
+    let root_text = root.path().to_str().expect("utf-8").to_string();
+    let own: &[&str] = &["--backup-dir", &root_text, "--backup-interval-s", "1"];
+    let cluster = Cluster::start_with_own_args(3, &[], &[(2, own)]).await;
+    let client = cluster.client();
+    seed_market(&client, 1, 1).await;
+    client.open_account(1, "GBP", "open-1").await.expect("account opens");
+    client.deposit(1, 100_000, "deposit-1").await.expect("deposit");
+    for n in 0..20 {
+        client.place_bet(&single(1, 1, 100), &format!("bet-{n}")).await.expect("bet");
+    }
+    let acknowledged = cluster.wait_converged(&cluster.ids(), Duration::from_secs(15)).await.applied_index;
+
+    // Within a few periods the node's chain holds everything acknowledged, and it says so.
+    let chain = poll_until(
+        "a scheduled backup past the acknowledged bets",
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        async || {
+            let chain = std::fs::read_dir(root.path())
+                .ok()?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("chain-")))?;
+            let verified = paddock(&cluster, &["backup", "verify", "--from", chain.to_str()?]).ok()?;
+            (verified["last_index"].as_u64()? >= acknowledged).then_some((chain, verified))
+        },
+    )
+    .await;
+    assert_eq!(chain.1["verified"], true);
+    assert_eq!(metric(&cluster, 2, "paddock_backup_configured").await, Some(1.0));
+    assert_eq!(metric(&cluster, 1, "paddock_backup_configured").await, Some(0.0), "only node 2 has a schedule");
+    let last_success = metric(&cluster, 2, "paddock_backup_last_success_timestamp_seconds").await.unwrap_or(0.0);
+    assert!(last_success > 1.7e9, "the last success is a recent UTC time: {last_success}");
+    assert_eq!(metric(&cluster, 2, "paddock_backup_failures_total").await, Some(0.0));
+}

@@ -135,6 +135,16 @@ pub struct NodeConfig {
     /// Log as JSON lines instead of text.
     #[serde(default)]
     pub log_json: bool,
+    /// Take scheduled backups into chains under this directory (`chain-<UTC ms>`); none if
+    /// unset.
+    #[serde(default)]
+    pub backup_dir: Option<PathBuf>,
+    /// Seconds between scheduled backups.
+    #[serde(default = "default_backup_interval")]
+    pub backup_interval_s: u64,
+    /// Backup chains kept under `backup_dir`; older ones are deleted (never the one in use).
+    #[serde(default = "default_backup_chains_kept")]
+    pub backup_chains_kept: usize,
     /// One log line per request (target `paddock::access`: request id, method, route, status,
     /// duration), and one on the leader per request it serves for a follower.
     #[serde(default)]
@@ -151,6 +161,14 @@ fn node_id_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, 
                 .map_err(|_| serde::de::Error::custom(format!("bootstrap key {k:?} is not a node id")))
         })
         .collect()
+}
+
+fn default_backup_interval() -> u64 {
+    300
+}
+
+fn default_backup_chains_kept() -> usize {
+    2
 }
 
 fn default_cluster() -> String {
@@ -246,6 +264,9 @@ impl NodeConfig {
             self_check_interval_s: default_self_check_interval(),
             log_json: false,
             access_log: false,
+            backup_dir: None,
+            backup_interval_s: default_backup_interval(),
+            backup_chains_kept: default_backup_chains_kept(),
             tls_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
@@ -308,6 +329,9 @@ impl NodeConfig {
         }
         if self.connections_max == 0 {
             return Err("connections_max must be positive".into());
+        }
+        if self.backup_interval_s == 0 || self.backup_chains_kept == 0 {
+            return Err("backup_interval_s and backup_chains_kept must be positive".into());
         }
         if self.self_check_interval_s == 0 {
             return Err("self_check_interval_s must be positive".into());

@@ -20,7 +20,7 @@ pub(crate) fn spawn_all(app: App, stop: watch::Receiver<bool>) {
     tokio::spawn(upkeep(app, stop));
 }
 
-async fn every(
+pub(crate) async fn every(
     period: Duration,
     mut stop: watch::Receiver<bool>,
     mut tick: impl FnMut() -> futures::future::BoxFuture<'static, ()>,

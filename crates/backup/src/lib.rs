@@ -1,0 +1,704 @@
+//! Backup chains: what `paddock backup`, `paddock backup verify`, `paddock restore` and a
+//! node's own backup schedule share — a chain in a local directory, taken online from any
+//! [`Source`] of a node's snapshot and committed log (a node over HTTP, or the node itself),
+//! checked file by file and by replay, and restored into fresh data directories at any point.
+//!
+//! A chain is one directory:
+//!
+//! - `snap-<index>.pds`: the node's latest snapshot file as it is on the node's disk (magic
+//!   `PDKSNAPF`, version, CRC-32C) — the state at a known log index;
+//! - `log-<first>-<last>.pdl`: the committed log entries after it, as the nodes store them
+//!   (format below) — one file per `paddock backup` run, the increments;
+//! - `manifest.json`: the chain in order — each file's name, index range, size, SHA-256, and
+//!   the state hash after it (computed by replaying the chain when the file was taken) — with a
+//!   SHA-256 of the manifest itself.
+//!
+//! ```text
+//! log file:  magic "PDKBKLOG" | version u16 (1) | first u64 | last u64 | count u64
+//!            | count × (index u64 | length u32 | entry record bytes) | CRC-32C u32 of all before
+//! ```
+//! (little-endian). A restore replays the chain onto its snapshot with the ledger's own
+//! `apply`, up to an index or a time, and seeds each new node's data directory with the
+//! result (`paddock_consensus::backup::seed_data_dir`).
+
+use anyhow::{bail, Context, Result};
+use paddock_consensus::backup::{decode_entry, decode_snapshot, replay, seed_data_dir, DecodedEntry};
+use paddock_consensus::records::LogIdRecord;
+use paddock_ledger::State;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The manifest's file name in a chain directory.
+pub const MANIFEST: &str = "manifest.json";
+/// `format` of a manifest.
+const MANIFEST_FORMAT: &str = "paddock-backup-manifest";
+/// Manifest version this build writes and reads.
+const MANIFEST_VERSION: u32 = 1;
+/// Log file magic.
+pub const LOG_MAGIC: [u8; 8] = *b"PDKBKLOG";
+/// Log file version this build writes and reads.
+pub const LOG_VERSION: u16 = 1;
+/// Entries asked of the node per request.
+const PAGE: usize = 10_000;
+
+/// The chain's table of contents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// [`MANIFEST_VERSION`].
+    pub version: u32,
+    /// The cluster the chain was taken from: an increment from another cluster is refused.
+    pub cluster_id: String,
+    /// The files, oldest first: one snapshot, then logs.
+    pub files: Vec<ChainFile>,
+    /// SHA-256 (hex) of this manifest serialised with this field empty.
+    pub sha256: String,
+}
+
+/// One file of a chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainFile {
+    /// File name in the chain directory.
+    pub name: String,
+    /// `snapshot` or `log`.
+    pub kind: String,
+    /// First log index it covers (a snapshot: its index).
+    pub first_index: u64,
+    /// Last log index it covers.
+    pub last_index: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file (hex).
+    pub sha256: String,
+    /// The state hash after the chain up to and including this file.
+    pub state_hash: String,
+    /// The book's clock after it (UTC ms, the latest leader timestamp applied).
+    pub book_clock_ms: u64,
+}
+
+impl Manifest {
+    fn digest(&self) -> String {
+        let mut bare = self.clone();
+        bare.sha256 = String::new();
+        hex(&Sha256::digest(serde_json::to_vec(&bare).expect("a manifest serialises")))
+    }
+
+    fn last_index(&self) -> u64 {
+        self.files.last().map_or(0, |f| f.last_index)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads and checks a chain's manifest; `None` if the directory has none.
+pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
+    let path = dir.join(MANIFEST);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: not a backup manifest", path.display()))?;
+    if manifest.format != MANIFEST_FORMAT {
+        bail!("{}: not a Paddock backup manifest (format {})", path.display(), manifest.format);
+    }
+    if manifest.version != MANIFEST_VERSION {
+        bail!(
+            "{}: manifest version {} (this build reads {MANIFEST_VERSION}): use the paddock release that wrote it",
+            path.display(),
+            manifest.version
+        );
+    }
+    if manifest.digest() != manifest.sha256 {
+        bail!("{}: damaged (its SHA-256 does not match its content)", path.display());
+    }
+    Ok(Some(manifest))
+}
+
+/// Writes `bytes` to `dir/name` durably: a temporary file, fsync, rename, fsync of the directory.
+fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    file.write_all(bytes).with_context(|| format!("cannot write {} (is the disk full?)", tmp.display()))?;
+    file.sync_all().with_context(|| format!("cannot fsync {}", tmp.display()))?;
+    drop(file);
+    std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("cannot rename {}", tmp.display()))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn write_manifest(dir: &Path, manifest: &mut Manifest) -> Result<()> {
+    manifest.sha256 = manifest.digest();
+    write_durably(dir, MANIFEST, &serde_json::to_vec_pretty(manifest)?)
+}
+
+/// Encodes entries (index, record bytes; consecutive) as a log file.
+pub fn encode_log(entries: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let first = entries.first().map_or(0, |e| e.0);
+    let last = entries.last().map_or(0, |e| e.0);
+    let mut out = Vec::with_capacity(34 + entries.iter().map(|e| e.1.len() + 12).sum::<usize>() + 4);
+    out.extend_from_slice(&LOG_MAGIC);
+    out.extend_from_slice(&LOG_VERSION.to_le_bytes());
+    out.extend_from_slice(&first.to_le_bytes());
+    out.extend_from_slice(&last.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    for (index, bytes) in entries {
+        out.extend_from_slice(&index.to_le_bytes());
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes a log file: its entries, checked for magic, version, CRC, count and consecutive
+/// indexes. `name` is used in errors.
+pub fn decode_log(name: &str, bytes: &[u8]) -> Result<Vec<(u64, Vec<u8>)>> {
+    let damaged = |what: &str| anyhow::anyhow!("{name}: damaged ({what})");
+    if bytes.len() < 38 || bytes[..8] != LOG_MAGIC {
+        return Err(damaged("not a Paddock backup log file"));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    if crc32c::crc32c(body).to_le_bytes() != crc {
+        return Err(damaged("checksum mismatch: truncated or altered"));
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
+    let version = u16::from_le_bytes([body[8], body[9]]);
+    if version != LOG_VERSION {
+        bail!("{name}: log file version {version} (this build reads {LOG_VERSION})");
+    }
+    let (first, last, count) = (u64_at(10), u64_at(18), u64_at(26));
+    let mut at = 34;
+    let mut entries = Vec::new();
+    while at < body.len() {
+        if at + 12 > body.len() {
+            return Err(damaged("an entry is cut short"));
+        }
+        let index = u64_at(at);
+        let len = u32::from_le_bytes(body[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+        at += 12;
+        if at + len > body.len() {
+            return Err(damaged("an entry is cut short"));
+        }
+        entries.push((index, body[at..at + len].to_vec()));
+        at += len;
+    }
+    if entries.len() as u64 != count
+        || entries.first().map(|e| e.0) != Some(first)
+        || entries.last().map(|e| e.0) != Some(last)
+        || entries.windows(2).any(|w| w[1].0 != w[0].0 + 1)
+    {
+        return Err(damaged("its entries are not the consecutive range its header names"));
+    }
+    Ok(entries)
+}
+
+/// Where a restore stops.
+#[derive(Clone, Copy, Debug)]
+pub enum Point {
+    /// The end of the chain.
+    End,
+    /// After log index N (inclusive).
+    Index(u64),
+    /// After the last entry stamped at or before this UTC ms.
+    Time(u64),
+}
+
+/// A chain replayed: the state and the last entry applied.
+pub struct Replayed {
+    /// The state after the last entry applied.
+    pub state: State,
+    /// That entry's id (the snapshot's last entry if none was applied).
+    pub last: LogIdRecord,
+    /// Each file, checked.
+    pub files: usize,
+}
+
+/// Reads the chain in `dir`, checks every file (SHA-256, its own checksum, the index ranges,
+/// and the state hash the manifest recorded after it), and replays it up to `point`. Every
+/// problem is reported with the file's name.
+pub fn replay_chain(dir: &Path, manifest: &Manifest, point: Point) -> Result<Replayed> {
+    let Some(first) = manifest.files.first() else { bail!("{}: the chain is empty", dir.display()) };
+    if first.kind != "snapshot" {
+        bail!("{}: the chain does not start with a snapshot", first.name);
+    }
+    let mut replayed: Option<Replayed> = None;
+    let mut expected_next = 0;
+    for file in &manifest.files {
+        let path = dir.join(&file.name);
+        let bytes = std::fs::read(&path).with_context(|| format!("{}: missing or unreadable", file.name))?;
+        if bytes.len() as u64 != file.bytes || hex(&Sha256::digest(&bytes)) != file.sha256 {
+            bail!("{}: damaged or replaced (its size or SHA-256 is not the one the manifest recorded)", file.name);
+        }
+        match (file.kind.as_str(), &mut replayed) {
+            ("snapshot", None) => {
+                let snapshot = decode_snapshot(&path, &bytes).with_context(|| format!("{}: damaged", file.name))?;
+                if snapshot.last.index != file.last_index {
+                    bail!("{}: holds index {}, the manifest says {}", file.name, snapshot.last.index, file.last_index);
+                }
+                if let Point::Index(n) = point {
+                    if n < snapshot.last.index {
+                        bail!(
+                            "index {n} is before this chain's snapshot (index {}): use an older chain",
+                            snapshot.last.index
+                        );
+                    }
+                }
+                if let Point::Time(t) = point {
+                    if t < snapshot.state.clock().0 {
+                        bail!(
+                            "time {t} is before this chain's snapshot (book clock {} ms): use an older chain",
+                            snapshot.state.clock().0
+                        );
+                    }
+                }
+                replayed = Some(Replayed { state: snapshot.state, last: snapshot.last, files: 1 });
+            }
+            ("log", Some(r)) => {
+                if file.first_index != expected_next {
+                    let what = if file.first_index > expected_next { "gap" } else { "overlap" };
+                    bail!(
+                        "{}: a {what} in the chain: it starts at index {}, the chain before it ends at {}",
+                        file.name,
+                        file.first_index,
+                        expected_next - 1
+                    );
+                }
+                let entries = decode_log(&file.name, &bytes)?;
+                if entries.first().map(|e| e.0) != Some(file.first_index)
+                    || entries.last().map(|e| e.0) != Some(file.last_index)
+                {
+                    bail!("{}: its entries are not the range the manifest names", file.name);
+                }
+                let mut stopped = false;
+                for (index, record) in &entries {
+                    let entry: DecodedEntry =
+                        decode_entry(record).with_context(|| format!("{}: entry {index} is damaged", file.name))?;
+                    let past = match point {
+                        Point::End => false,
+                        Point::Index(n) => *index > n,
+                        Point::Time(t) => entry.command.as_ref().is_some_and(|(time, _)| time.0 > t),
+                    };
+                    if past {
+                        stopped = true;
+                        break;
+                    }
+                    replay(&mut r.state, &entry);
+                    r.last = entry.id;
+                }
+                r.files += 1;
+                if stopped {
+                    return Ok(replayed.expect("a snapshot came first"));
+                }
+            }
+            (kind, _) => bail!("{}: unexpected {kind} file at this place in the chain", file.name),
+        }
+        let r = replayed.as_ref().expect("set above");
+        let hash = r.state.state_hash().to_string();
+        if hash != file.state_hash {
+            bail!(
+                "{}: replaying the chain up to it gives state hash {hash}, the manifest recorded {}",
+                file.name,
+                file.state_hash
+            );
+        }
+        expected_next = file.last_index + 1;
+    }
+    let r = replayed.expect("a snapshot came first");
+    if let Point::Index(n) = point {
+        if n > r.last.index {
+            bail!("index {n} is after the end of this chain (index {})", r.last.index);
+        }
+    }
+    Ok(r)
+}
+
+/// Why a source could not give the log asked for.
+#[derive(Debug)]
+pub enum LogFetchError {
+    /// The source has purged that part of its log behind a snapshot: the chain cannot go on,
+    /// a new one must start.
+    Purged(String),
+    /// Anything else.
+    Other(anyhow::Error),
+}
+
+/// Where a chain's bytes come from: a node's latest snapshot file and its committed log.
+pub trait Source {
+    /// The cluster the source belongs to.
+    fn cluster_id(&self) -> impl std::future::Future<Output = Result<String>> + Send;
+    /// The latest snapshot file's bytes (the source takes one if it has none).
+    fn snapshot(&self) -> impl std::future::Future<Output = Result<Vec<u8>>> + Send;
+    /// Committed entries from `from` on, at most `limit`, consecutive: (index, record bytes).
+    fn log(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> impl std::future::Future<Output = std::result::Result<Vec<(u64, Vec<u8>)>, LogFetchError>> + Send;
+}
+
+/// What a run of [`take`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Taken {
+    /// The chain's directory.
+    pub dir: PathBuf,
+    /// Its cluster.
+    pub cluster_id: String,
+    /// The file this run added, if any (none: nothing new since the last run).
+    pub added: Option<String>,
+    /// Entries this run added.
+    pub entries_added: usize,
+    /// Files in the chain now.
+    pub files: usize,
+    /// The chain's last index.
+    pub last_index: u64,
+    /// The state hash there.
+    pub state_hash: String,
+    /// The book's clock there (UTC ms).
+    pub book_clock_ms: u64,
+    /// The chain's size on disk, bytes.
+    pub chain_bytes: u64,
+    /// How long the run took, s.
+    pub seconds: f64,
+}
+
+/// A full backup into an empty (or new) directory, or the next increment of the chain already
+/// there. Every run replays the chain before adding to it, so a chain that does not check out
+/// is never extended. [`TakeError::Purged`] when the source no longer has the log the chain
+/// needs: start a new chain.
+pub async fn take(source: &impl Source, dir: &Path) -> std::result::Result<Taken, TakeError> {
+    let cluster_id = source.cluster_id().await.context("cannot read the source's cluster id")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let started = std::time::Instant::now();
+    let (mut manifest, mut replayed) = match read_manifest(dir)? {
+        Some(manifest) => {
+            if manifest.cluster_id != cluster_id {
+                return Err(anyhow::anyhow!(
+                    "{} holds a chain of cluster {}, and this node belongs to cluster {cluster_id}: back it up into another directory",
+                    dir.display(),
+                    manifest.cluster_id,
+                )
+                .into());
+            }
+            let replayed = replay_chain(dir, &manifest, Point::End)?;
+            (manifest, replayed)
+        }
+        None => {
+            if std::fs::read_dir(dir).context("cannot list the backup directory")?.next().is_some() {
+                return Err(anyhow::anyhow!(
+                    "{} is not empty and holds no backup chain: start a chain in a new, empty directory",
+                    dir.display()
+                )
+                .into());
+            }
+            let bytes = source.snapshot().await.context("cannot fetch the node's snapshot")?;
+            let name = PathBuf::from("snapshot");
+            let snapshot = decode_snapshot(&name, &bytes).context("the node sent a snapshot that does not decode")?;
+            let file_name = format!("snap-{}.pds", snapshot.last.index);
+            write_durably(dir, &file_name, &bytes)?;
+            let mut manifest = Manifest {
+                format: MANIFEST_FORMAT.into(),
+                version: MANIFEST_VERSION,
+                cluster_id: cluster_id.clone(),
+                files: vec![ChainFile {
+                    name: file_name,
+                    kind: "snapshot".into(),
+                    first_index: snapshot.last.index,
+                    last_index: snapshot.last.index,
+                    bytes: bytes.len() as u64,
+                    sha256: hex(&Sha256::digest(&bytes)),
+                    state_hash: snapshot.state.state_hash().to_string(),
+                    book_clock_ms: snapshot.state.clock().0,
+                }],
+                sha256: String::new(),
+            };
+            write_manifest(dir, &mut manifest)?;
+            (manifest, Replayed { state: snapshot.state, last: snapshot.last, files: 1 })
+        }
+    };
+    // The committed log since the end of the chain, up to the source's commit index now.
+    let mut entries: Vec<(u64, Vec<u8>)> = Vec::new();
+    loop {
+        let from = manifest.last_index() + 1 + entries.len() as u64;
+        let got = match source.log(from, PAGE).await {
+            Ok(got) => got,
+            Err(LogFetchError::Purged(why)) => {
+                return Err(TakeError::Purged(format!(
+                    "{why}. The chain in {} ends at index {}: start a new chain (a full backup) in a new, empty directory, \
+                     and take increments more often than the nodes purge their log",
+                    dir.display(),
+                    manifest.last_index()
+                )))
+            }
+            Err(LogFetchError::Other(e)) => return Err(e.context("cannot fetch the node's log").into()),
+        };
+        if got.first().is_some_and(|e| e.0 != from) {
+            return Err(anyhow::anyhow!("the node answered from index {} when asked from {from}", got[0].0).into());
+        }
+        let done = got.len() < PAGE;
+        entries.extend(got);
+        if done {
+            break;
+        }
+    }
+    let mut added = None;
+    if !entries.is_empty() {
+        for (index, record) in &entries {
+            let entry = decode_entry(record).with_context(|| format!("entry {index} from the node does not decode"))?;
+            replay(&mut replayed.state, &entry);
+            replayed.last = entry.id;
+        }
+        let (first, last) = (entries[0].0, entries[entries.len() - 1].0);
+        let bytes = encode_log(&entries);
+        let name = format!("log-{first}-{last}.pdl");
+        write_durably(dir, &name, &bytes)?;
+        manifest.files.push(ChainFile {
+            name: name.clone(),
+            kind: "log".into(),
+            first_index: first,
+            last_index: last,
+            bytes: bytes.len() as u64,
+            sha256: hex(&Sha256::digest(&bytes)),
+            state_hash: replayed.state.state_hash().to_string(),
+            book_clock_ms: replayed.state.clock().0,
+        });
+        write_manifest(dir, &mut manifest)?;
+        added = Some(name);
+    }
+    let last = manifest.files.last().expect("a chain has its snapshot");
+    Ok(Taken {
+        dir: dir.to_path_buf(),
+        cluster_id: manifest.cluster_id.clone(),
+        added,
+        entries_added: entries.len(),
+        files: manifest.files.len(),
+        last_index: last.last_index,
+        state_hash: last.state_hash.clone(),
+        book_clock_ms: last.book_clock_ms,
+        chain_bytes: manifest.files.iter().map(|f| f.bytes).sum(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Why [`take`] failed.
+#[derive(Debug)]
+pub enum TakeError {
+    /// The source has purged the log the chain needs: start a new chain.
+    Purged(String),
+    /// Anything else, with what to do where it is known.
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for TakeError {
+    fn from(e: anyhow::Error) -> TakeError {
+        TakeError::Other(e)
+    }
+}
+
+impl std::fmt::Display for TakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TakeError::Purged(why) => f.write_str(why),
+            TakeError::Other(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for TakeError {}
+
+/// `paddock backup verify`: every file re-read and checked, the chain replayed.
+pub fn verify(dir: &Path) -> Result<serde_json::Value> {
+    let manifest = read_manifest(dir)?
+        .with_context(|| format!("{} holds no backup chain ({MANIFEST} is missing)", dir.display()))?;
+    let replayed = replay_chain(dir, &manifest, Point::End)?;
+    let listed: std::collections::BTreeSet<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
+    let mut unlisted = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name != MANIFEST && !listed.contains(name.as_str()) {
+            unlisted.push(name);
+        }
+    }
+    unlisted.sort();
+    Ok(serde_json::json!({
+        "verified": true,
+        "cluster_id": manifest.cluster_id,
+        "files": replayed.files,
+        "first_index": manifest.files[0].first_index,
+        "last_index": replayed.last.index,
+        "state_hash": replayed.state.state_hash().to_string(),
+        "not_in_the_chain": unlisted,
+    }))
+}
+
+/// What `paddock restore` is asked to do.
+pub struct RestoreRequest<'a> {
+    /// The chain's directory.
+    pub from: &'a Path,
+    /// Where to stop.
+    pub point: Point,
+    /// The new cluster's id.
+    pub cluster_id: &'a str,
+    /// This node's id in it.
+    pub node_id: u64,
+    /// Every member: id → peer address.
+    pub members: &'a BTreeMap<u64, String>,
+    /// The new node's data directory.
+    pub data_dir: &'a Path,
+    /// Replace what the data directory holds (never while a node runs on it).
+    pub force: bool,
+}
+
+/// `paddock restore`: one node's data directory of a new cluster, from the chain at a point.
+pub fn restore(req: &RestoreRequest<'_>) -> Result<serde_json::Value> {
+    let manifest = read_manifest(req.from)?
+        .with_context(|| format!("{} holds no backup chain ({MANIFEST} is missing)", req.from.display()))?;
+    if !req.members.contains_key(&req.node_id) {
+        bail!("node {} is not in --bootstrap: list every member of the new cluster, this node included", req.node_id);
+    }
+    if req.data_dir.exists() && std::fs::read_dir(req.data_dir)?.next().is_some() {
+        if !req.force {
+            bail!(
+                "{} is not empty: restore only into a new, empty data directory, or pass --force to replace what is there",
+                req.data_dir.display()
+            );
+        }
+        // Replacing a directory a running node holds would pull the state from under it.
+        paddock_consensus::backup::ensure_not_in_use(req.data_dir)
+            .context("a node is running on it: stop it first, and never restore into a live cluster")?;
+        std::fs::remove_dir_all(req.data_dir).with_context(|| format!("cannot clear {}", req.data_dir.display()))?;
+    }
+    let replayed = replay_chain(req.from, &manifest, req.point)?;
+    seed_data_dir(req.data_dir, req.cluster_id, req.node_id, req.members, &replayed.state, replayed.last)
+        .with_context(|| format!("cannot seed {}", req.data_dir.display()))?;
+    Ok(serde_json::json!({
+        "node_id": req.node_id,
+        "data_dir": req.data_dir,
+        "cluster_id": req.cluster_id,
+        "restored_to_index": replayed.last.index,
+        "book_clock_ms": replayed.state.clock().0,
+        "state_hash": replayed.state.state_hash().to_string(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_golden::{Format, Golden};
+
+    const LOG_FILE: Format =
+        Format { dir: "backup_log", version: LOG_VERSION as u32, bump: "LOG_VERSION (crates/backup/src/lib.rs)" };
+    const MANIFEST_FILE: Format = Format {
+        dir: "backup_manifest",
+        version: MANIFEST_VERSION,
+        bump: "MANIFEST_VERSION (crates/backup/src/lib.rs)",
+    };
+
+    /// Two consecutive entries, their record bytes opaque here (the consensus crate pins them).
+    fn entries() -> Vec<(u64, Vec<u8>)> {
+        vec![(41, vec![0x03, 0x01, 0x29, 0x00]), (42, vec![0x03, 0x01, 0x2a, 0x00])]
+    }
+
+    fn manifest() -> Manifest {
+        let mut manifest = Manifest {
+            format: MANIFEST_FORMAT.into(),
+            version: MANIFEST_VERSION,
+            cluster_id: "paddock-prod".into(),
+            files: vec![
+                ChainFile {
+                    name: "snap-40.pds".into(),
+                    kind: "snapshot".into(),
+                    first_index: 40,
+                    last_index: 40,
+                    bytes: 1234,
+                    sha256: "ab".repeat(32),
+                    state_hash: "cd".repeat(32),
+                    book_clock_ms: 1_700_000_000_000,
+                },
+                ChainFile {
+                    name: "log-41-42.pdl".into(),
+                    kind: "log".into(),
+                    first_index: 41,
+                    last_index: 42,
+                    bytes: 66,
+                    sha256: "ef".repeat(32),
+                    state_hash: "01".repeat(32),
+                    book_clock_ms: 1_700_000_000_500,
+                },
+            ],
+            sha256: String::new(),
+        };
+        manifest.sha256 = manifest.digest();
+        manifest
+    }
+
+    #[test]
+    fn the_backup_log_file_format_is_pinned() {
+        let mut golden = Golden::new(env!("CARGO_MANIFEST_DIR"), env!("CARGO_PKG_NAME"), LOG_FILE);
+        golden.check(
+            "log_41_42",
+            "a backup log file of entries 41 and 42",
+            &entries(),
+            |e| encode_log(e),
+            |bytes| decode_log("fixture", bytes).map_err(|e| e.to_string()),
+        );
+        golden.finish();
+    }
+
+    #[test]
+    fn the_manifest_format_is_pinned() {
+        let mut golden = Golden::new(env!("CARGO_MANIFEST_DIR"), env!("CARGO_PKG_NAME"), MANIFEST_FILE);
+        golden.check(
+            "chain_40_42",
+            "a chain of a snapshot at 40 and the log 41-42",
+            &manifest(),
+            |m| serde_json::to_vec_pretty(m).expect("serialises"),
+            |bytes| {
+                let m: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+                if m.digest() == m.sha256 {
+                    Ok(m)
+                } else {
+                    Err("checksum mismatch".to_string())
+                }
+            },
+        );
+        golden.finish();
+    }
+
+    #[test]
+    fn a_log_file_cut_short_altered_or_of_another_version_is_refused_by_name() {
+        let good = encode_log(&entries());
+        assert_eq!(decode_log("log-41-42.pdl", &good).expect("decodes"), entries());
+        let cut = &good[..good.len() - 9];
+        let error = decode_log("log-41-42.pdl", cut).expect_err("cut short").to_string();
+        assert!(error.starts_with("log-41-42.pdl: damaged"), "{error}");
+        let mut altered = good.clone();
+        altered[40] ^= 1;
+        assert!(decode_log("log-41-42.pdl", &altered).expect_err("altered").to_string().contains("checksum mismatch"));
+        let mut newer = good.clone();
+        newer[8..10].copy_from_slice(&2u16.to_le_bytes());
+        let end = newer.len() - 4;
+        let crc = crc32c::crc32c(&newer[..end]);
+        newer[end..].copy_from_slice(&crc.to_le_bytes());
+        let error = decode_log("log-41-42.pdl", &newer).expect_err("another version").to_string();
+        assert!(error.contains("version 2"), "{error}");
+    }
+
+    #[test]
+    fn a_manifest_edited_by_hand_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut edited = manifest();
+        edited.files[1].last_index = 43;
+        std::fs::write(dir.path().join(MANIFEST), serde_json::to_vec_pretty(&edited).expect("json")).expect("write");
+        let error = read_manifest(dir.path()).expect_err("refused").to_string();
+        assert!(error.contains("damaged"), "{error}");
+    }
+}
