@@ -21,6 +21,10 @@
 //! `apply`, up to an index or a time, and seeds each new node's data directory with the
 //! result (`paddock_consensus::backup::seed_data_dir`).
 
+pub mod seal;
+
+pub use seal::Key;
+
 use anyhow::{bail, Context, Result};
 use paddock_consensus::backup::{decode_entry, decode_snapshot, replay, seed_data_dir, DecodedEntry};
 use paddock_consensus::records::LogIdRecord;
@@ -54,6 +58,13 @@ pub struct Manifest {
     pub cluster_id: String,
     /// The files, oldest first: one snapshot, then logs.
     pub files: Vec<ChainFile>,
+    /// Every file is sealed (zstd, and encrypted when `key_id` is set): see [`seal`]. Absent
+    /// in a plain chain.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
+    /// The id of the key the files are encrypted with (never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// SHA-256 (hex) of this manifest serialised with this field empty.
     pub sha256: String,
 }
@@ -119,6 +130,19 @@ pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
         bail!("{}: damaged (its SHA-256 does not match its content)", path.display());
     }
     Ok(Some(manifest))
+}
+
+/// Refuses early, and by the key's id, a chain that needs another key than the one given.
+fn check_key(manifest: &Manifest, key: Option<&Key>) -> Result<()> {
+    match (&manifest.key_id, key) {
+        (Some(id), None) => {
+            bail!("the chain is encrypted with key {id}: give that key (--backup-key-file or PADDOCK_BACKUP_KEY)")
+        }
+        (Some(id), Some(key)) if key.id() != *id => {
+            bail!("the chain is encrypted with key {id}, and the key given is {}: give the chain's key", key.id())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Writes `bytes` to `dir/name` durably: a temporary file, fsync, rename, fsync of the directory.
@@ -225,7 +249,8 @@ pub struct Replayed {
 /// Reads the chain in `dir`, checks every file (SHA-256, its own checksum, the index ranges,
 /// and the state hash the manifest recorded after it), and replays it up to `point`. Every
 /// problem is reported with the file's name.
-pub fn replay_chain(dir: &Path, manifest: &Manifest, point: Point) -> Result<Replayed> {
+pub fn replay_chain(dir: &Path, manifest: &Manifest, point: Point, key: Option<&Key>) -> Result<Replayed> {
+    check_key(manifest, key)?;
     let Some(first) = manifest.files.first() else { bail!("{}: the chain is empty", dir.display()) };
     if first.kind != "snapshot" {
         bail!("{}: the chain does not start with a snapshot", first.name);
@@ -238,6 +263,7 @@ pub fn replay_chain(dir: &Path, manifest: &Manifest, point: Point) -> Result<Rep
         if bytes.len() as u64 != file.bytes || hex(&Sha256::digest(&bytes)) != file.sha256 {
             bail!("{}: damaged or replaced (its size or SHA-256 is not the one the manifest recorded)", file.name);
         }
+        let bytes = if manifest.sealed { seal::open(&file.name, &bytes, key)? } else { bytes };
         match (file.kind.as_str(), &mut replayed) {
             ("snapshot", None) => {
                 let snapshot = decode_snapshot(&path, &bytes).with_context(|| format!("{}: damaged", file.name))?;
@@ -374,7 +400,7 @@ pub struct Taken {
 /// there. Every run replays the chain before adding to it, so a chain that does not check out
 /// is never extended. [`TakeError::Purged`] when the source no longer has the log the chain
 /// needs: start a new chain.
-pub async fn take(source: &impl Source, dir: &Path) -> std::result::Result<Taken, TakeError> {
+pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::result::Result<Taken, TakeError> {
     let cluster_id = source.cluster_id().await.context("cannot read the source's cluster id")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let started = std::time::Instant::now();
@@ -388,7 +414,14 @@ pub async fn take(source: &impl Source, dir: &Path) -> std::result::Result<Taken
                 )
                 .into());
             }
-            let replayed = replay_chain(dir, &manifest, Point::End)?;
+            if manifest.key_id.is_none() && key.is_some() {
+                return Err(anyhow::anyhow!(
+                    "the chain in {} is not encrypted: start a new chain in a new, empty directory to encrypt backups",
+                    dir.display()
+                )
+                .into());
+            }
+            let replayed = replay_chain(dir, &manifest, Point::End, key)?;
             (manifest, replayed)
         }
         None => {
@@ -403,6 +436,7 @@ pub async fn take(source: &impl Source, dir: &Path) -> std::result::Result<Taken
             let name = PathBuf::from("snapshot");
             let snapshot = decode_snapshot(&name, &bytes).context("the node sent a snapshot that does not decode")?;
             let file_name = format!("snap-{}.pds", snapshot.last.index);
+            let bytes = seal::seal(&bytes, key)?;
             write_durably(dir, &file_name, &bytes)?;
             let mut manifest = Manifest {
                 format: MANIFEST_FORMAT.into(),
@@ -418,6 +452,8 @@ pub async fn take(source: &impl Source, dir: &Path) -> std::result::Result<Taken
                     state_hash: snapshot.state.state_hash().to_string(),
                     book_clock_ms: snapshot.state.clock().0,
                 }],
+                sealed: true,
+                key_id: key.map(Key::id),
                 sha256: String::new(),
             };
             write_manifest(dir, &mut manifest)?;
@@ -458,6 +494,7 @@ pub async fn take(source: &impl Source, dir: &Path) -> std::result::Result<Taken
         }
         let (first, last) = (entries[0].0, entries[entries.len() - 1].0);
         let bytes = encode_log(&entries);
+        let bytes = if manifest.sealed { seal::seal(&bytes, key)? } else { bytes };
         let name = format!("log-{first}-{last}.pdl");
         write_durably(dir, &name, &bytes)?;
         manifest.files.push(ChainFile {
@@ -515,10 +552,10 @@ impl std::fmt::Display for TakeError {
 impl std::error::Error for TakeError {}
 
 /// `paddock backup verify`: every file re-read and checked, the chain replayed.
-pub fn verify(dir: &Path) -> Result<serde_json::Value> {
+pub fn verify(dir: &Path, key: Option<&Key>) -> Result<serde_json::Value> {
     let manifest = read_manifest(dir)?
         .with_context(|| format!("{} holds no backup chain ({MANIFEST} is missing)", dir.display()))?;
-    let replayed = replay_chain(dir, &manifest, Point::End)?;
+    let replayed = replay_chain(dir, &manifest, Point::End, key)?;
     let listed: std::collections::BTreeSet<&str> = manifest.files.iter().map(|f| f.name.as_str()).collect();
     let mut unlisted = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -536,6 +573,8 @@ pub fn verify(dir: &Path) -> Result<serde_json::Value> {
         "last_index": replayed.last.index,
         "state_hash": replayed.state.state_hash().to_string(),
         "not_in_the_chain": unlisted,
+        "sealed": manifest.sealed,
+        "key_id": manifest.key_id,
     }))
 }
 
@@ -555,6 +594,8 @@ pub struct RestoreRequest<'a> {
     pub data_dir: &'a Path,
     /// Replace what the data directory holds (never while a node runs on it).
     pub force: bool,
+    /// The chain's key, if it is encrypted.
+    pub key: Option<&'a Key>,
 }
 
 /// `paddock restore`: one node's data directory of a new cluster, from the chain at a point.
@@ -576,7 +617,7 @@ pub fn restore(req: &RestoreRequest<'_>) -> Result<serde_json::Value> {
             .context("a node is running on it: stop it first, and never restore into a live cluster")?;
         std::fs::remove_dir_all(req.data_dir).with_context(|| format!("cannot clear {}", req.data_dir.display()))?;
     }
-    let replayed = replay_chain(req.from, &manifest, req.point)?;
+    let replayed = replay_chain(req.from, &manifest, req.point, req.key)?;
     seed_data_dir(req.data_dir, req.cluster_id, req.node_id, req.members, &replayed.state, replayed.last)
         .with_context(|| format!("cannot seed {}", req.data_dir.display()))?;
     Ok(serde_json::json!({
@@ -634,6 +675,8 @@ mod tests {
                     book_clock_ms: 1_700_000_000_500,
                 },
             ],
+            sealed: false,
+            key_id: None,
             sha256: String::new(),
         };
         manifest.sha256 = manifest.digest();

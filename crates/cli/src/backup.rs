@@ -6,6 +6,19 @@ use anyhow::{bail, Result};
 use paddock_backup::LogFetchError;
 use paddock_client::Client;
 
+/// The backup key: from `file`, else from `PADDOCK_BACKUP_KEY` (hex), else none.
+pub fn key(file: Option<&std::path::Path>) -> Result<Option<paddock_backup::Key>> {
+    if let Some(file) = file {
+        return Ok(Some(paddock_backup::Key::from_file(file)?));
+    }
+    match std::env::var("PADDOCK_BACKUP_KEY") {
+        Ok(hex) => Ok(Some(
+            paddock_backup::Key::parse(hex.as_bytes()).map_err(|e| anyhow::anyhow!("PADDOCK_BACKUP_KEY: {e}"))?,
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
 /// A node reached over its HTTP API with an operator key.
 pub struct ClientSource<'a>(pub &'a Client);
 

@@ -124,6 +124,10 @@ enum Cmd {
         /// The chain's directory: empty or new for a full backup, the chain's own for an increment.
         #[arg(long, required = true)]
         to: Option<PathBuf>,
+        /// Encrypt a new chain with this key (32 bytes, or 64 hex digits; or PADDOCK_BACKUP_KEY
+        /// in hex): never stored with the backup. An encrypted chain needs it for every run.
+        #[arg(long)]
+        backup_key_file: Option<PathBuf>,
     },
     /// Seed one node's data directory of a new cluster from a backup chain, at its end or at a
     /// point in it (just before a mistake). Run it for every member, then start them.
@@ -155,6 +159,9 @@ enum Cmd {
         /// Replace what is in --data-dir (never while a node runs on it).
         #[arg(long)]
         force: bool,
+        /// The chain's key, if it is encrypted (or PADDOCK_BACKUP_KEY in hex).
+        #[arg(long)]
+        backup_key_file: Option<PathBuf>,
     },
     /// Incident records: list them (an export, as JSON), open one by hand, close one.
     ///
@@ -381,6 +388,9 @@ enum BackupCmd {
         /// The chain's directory.
         #[arg(long)]
         from: PathBuf,
+        /// The chain's key, if it is encrypted (or PADDOCK_BACKUP_KEY in hex).
+        #[arg(long)]
+        backup_key_file: Option<PathBuf>,
     },
 }
 
@@ -584,6 +594,9 @@ pub struct StartArgs {
     /// Backup chains kept under --backup-dir (2).
     #[arg(long)]
     pub backup_chains_kept: Option<usize>,
+    /// Encrypt scheduled backups with the key in this file (32 bytes or 64 hex digits).
+    #[arg(long)]
+    pub backup_key_file: Option<PathBuf>,
 }
 
 fn parse_members(text: &str) -> Result<BTreeMap<u64, String>> {
@@ -714,6 +727,9 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     if let Some(v) = args.backup_chains_kept {
         config.backup_chains_kept = v;
     }
+    if let Some(file) = &args.backup_key_file {
+        config.backup_key_file = Some(file.clone());
+    }
     config.validate().map_err(anyhow::Error::msg)?;
     Ok(config)
 }
@@ -759,11 +775,23 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&written)?);
             Ok(())
         }
-        Cmd::Backup { action: Some(BackupCmd::Verify { from }), .. } => {
-            println!("{}", serde_json::to_string_pretty(&paddock_backup::verify(&from)?)?);
+        Cmd::Backup { action: Some(BackupCmd::Verify { from, backup_key_file }), .. } => {
+            let key = backup::key(backup_key_file.as_deref())?;
+            println!("{}", serde_json::to_string_pretty(&paddock_backup::verify(&from, key.as_ref())?)?);
             Ok(())
         }
-        Cmd::Restore { from, to_index, to_time_ms, cluster_id, node_id, bootstrap, data_dir, force } => {
+        Cmd::Restore {
+            from,
+            to_index,
+            to_time_ms,
+            cluster_id,
+            node_id,
+            bootstrap,
+            data_dir,
+            force,
+            backup_key_file,
+        } => {
+            let key = backup::key(backup_key_file.as_deref())?;
             let members = parse_members(&bootstrap)?;
             let point = match (to_index, to_time_ms) {
                 (Some(n), _) => paddock_backup::Point::Index(n),
@@ -778,6 +806,7 @@ fn main() -> Result<()> {
                 members: &members,
                 data_dir: &data_dir,
                 force,
+                key: key.as_ref(),
             })?;
             println!("{}", serde_json::to_string_pretty(&restored)?);
             Ok(())
@@ -876,10 +905,13 @@ fn main() -> Result<()> {
                                 serde_json::to_value(target.client()?.principals().await?)?
                             }
                         },
-                        Cmd::Backup { action: None, target, to } => {
+                        Cmd::Backup { action: None, target, to, backup_key_file } => {
                             let to = to.context("--to names the chain's directory")?;
+                            let key = backup::key(backup_key_file.as_deref())?;
                             let client = target.client()?;
-                            serde_json::to_value(paddock_backup::take(&backup::ClientSource(&client), &to).await?)?
+                            serde_json::to_value(
+                                paddock_backup::take(&backup::ClientSource(&client), &to, key.as_ref()).await?,
+                            )?
                         }
                         Cmd::Incidents { action } => match action {
                             IncidentsCmd::List { target } => serde_json::to_value(target.client()?.incidents().await?)?,

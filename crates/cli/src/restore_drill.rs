@@ -211,7 +211,7 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let t = Instant::now();
-    backup::take(&ClientSource(&source), &chain).await.context("the full backup failed")?;
+    backup::take(&ClientSource(&source), &chain, None).await.context("the full backup failed")?;
     let full_backup_ms = t.elapsed().as_millis() as u64;
     let mut increment_ms = Vec::new();
     // The point: bets acknowledged before the last increment began are certainly in it.
@@ -221,7 +221,7 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
         let acked_before = acked.lock().expect("acked lock").len();
         let cut = Instant::now();
         let t = Instant::now();
-        backup::take(&ClientSource(&source), &chain).await.context("an increment failed")?;
+        backup::take(&ClientSource(&source), &chain, None).await.context("an increment failed")?;
         increment_ms.push(t.elapsed().as_millis() as u64);
         point = (acked_before, cut);
     }
@@ -253,6 +253,7 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
             members: &members,
             data_dir: &cluster.spec(id).data_dir,
             force: false,
+            key: None,
         })?;
         restored_hash = answer["state_hash"].as_str().unwrap_or_default().to_string();
     }

@@ -1,5 +1,5 @@
-//! Backups taken online from a follower, checked, and restored to just before an operator's
-//! mistake: a real 3-node cluster takes bets; `paddock backup` takes a full backup from a
+//! Backups taken online from a follower, encrypted at rest, checked, and restored to just
+//! before an operator's mistake: a real 3-node cluster takes bets; `paddock backup` takes a full backup from a
 //! follower, then an increment after more bets and after market 1 is voided by mistake;
 //! `paddock backup verify` confirms the chain and names a damaged file; the whole cluster is
 //! lost (killed, data directories wiped) and `paddock restore --to-index` rebuilds every node
@@ -56,10 +56,14 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
     let chain = tempfile::tempdir().expect("backup directory");
     let dir = chain.path().join("chain");
     let dir_text = dir.to_str().expect("utf-8 path");
+    // Encrypted at rest, with a key kept apart from the chain.
+    let key_file = chain.path().join("backup.key");
+    std::fs::write(&key_file, "5a".repeat(32)).expect("key file");
+    let key = key_file.to_str().expect("utf-8 path");
     let node = cluster.url(follower);
     let acknowledged = cluster.cluster_view(leader).await.expect("the leader answers").commit_index;
-    let full =
-        paddock(&cluster, &["backup", "--node", &node, "--to", dir_text]).expect("a full backup from a follower");
+    let full = paddock(&cluster, &["backup", "--node", &node, "--to", dir_text, "--backup-key-file", key])
+        .expect("a full backup from a follower");
     assert!(full["last_index"].as_u64() >= Some(acknowledged), "the backup holds every acknowledged bet: {full}");
     let full_files = full["files"].as_u64().expect("a file count");
 
@@ -73,13 +77,22 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
         "voided: settled, stake returned"
     );
     cluster.wait_converged(&cluster.ids(), Duration::from_secs(15)).await;
-    let increment = paddock(&cluster, &["backup", "--node", &node, "--to", dir_text]).expect("an increment");
+    let increment = paddock(&cluster, &["backup", "--node", &node, "--to", dir_text, "--backup-key-file", key])
+        .expect("an increment");
     assert_eq!(increment["files"].as_u64(), Some(full_files + 1), "the increment is one more file: {increment}");
     assert!(increment["last_index"].as_u64() > Some(before_mistake), "the increment holds the void: {increment}");
 
     // The chain checks out, and a damaged copy is named.
-    let verified = paddock(&cluster, &["backup", "verify", "--from", dir_text]).expect("the chain verifies");
+    let verified = paddock(&cluster, &["backup", "verify", "--from", dir_text, "--backup-key-file", key])
+        .expect("the chain verifies");
     assert_eq!(verified["verified"], true);
+    let (_, why) = paddock(&cluster, &["backup", "verify", "--from", dir_text]).expect_err("not without its key");
+    assert!(why.contains(verified["key_id"].as_str().expect("a key id")), "the key needed is named: {why}");
+    for file in std::fs::read_dir(&dir).expect("chain") {
+        let bytes = std::fs::read(file.expect("entry").path()).expect("file");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("voided by mistake") && !text.contains("GBP"), "no book data in the clear");
+    }
     assert_eq!(
         (&verified["last_index"], &verified["state_hash"]),
         (&increment["last_index"], &increment["state_hash"])
@@ -88,8 +101,9 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
     copy_dir(&dir, &damaged);
     let log_name = increment["added"].as_str().expect("the increment's file name").to_string();
     flip_a_byte(&damaged.join(&log_name));
-    let (code, why) = paddock(&cluster, &["backup", "verify", "--from", damaged.to_str().expect("utf-8")])
-        .expect_err("a damaged chain does not verify");
+    let (code, why) =
+        paddock(&cluster, &["backup", "verify", "--from", damaged.to_str().expect("utf-8"), "--backup-key-file", key])
+            .expect_err("a damaged chain does not verify");
     assert_eq!(code, 1);
     assert!(why.contains(&log_name), "the damaged file is named: {why}");
 
@@ -118,6 +132,8 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
                 cluster.bootstrap(),
                 "--data-dir",
                 data_dir.to_str().expect("utf-8"),
+                "--backup-key-file",
+                key,
             ],
         )
         .expect("the node's data directory is seeded");
@@ -140,6 +156,8 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
             cluster.bootstrap(),
             "--data-dir",
             cluster.node(1).data_dir.to_str().expect("utf-8"),
+            "--backup-key-file",
+            key,
         ],
     );
     let (_, why) = again.expect_err("a data directory in use is not overwritten");

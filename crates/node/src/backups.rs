@@ -1,4 +1,5 @@
-//! The node's own backup schedule (`backup_dir`, `backup_interval_s`, `backup_chains_kept`):
+//! The node's own backup schedule (`backup_dir`, `backup_interval_s`, `backup_chains_kept`,
+//! `backup_key_file` to encrypt):
 //! every interval the node adds an increment of its committed log to the newest chain under
 //! `backup_dir` (`chain-<UTC ms when it began>`), starting a new chain — a full backup — when
 //! there is none or when the log the newest one needs has been purged; chains beyond
@@ -10,7 +11,7 @@
 //! the alert `PaddockBackupStale` reads them.
 
 use crate::App;
-use paddock_backup::{LogFetchError, Source, TakeError};
+use paddock_backup::{Key, LogFetchError, Source, TakeError};
 use paddock_consensus::backup::BackupLogError;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -45,31 +46,37 @@ impl Source for Local<'_> {
     }
 }
 
-/// Starts the schedule if `backup_dir` is set.
-pub(crate) fn spawn(app: App, stop: tokio::sync::watch::Receiver<bool>) {
+/// Starts the schedule if `backup_dir` is set; an unreadable `backup_key_file` stops the node
+/// from starting (backups it could not encrypt must not be written in the clear).
+pub(crate) fn spawn(app: App, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
     let Some(root) = app.config.backup_dir.clone() else {
         metrics::gauge!("paddock_backup_configured").set(0.0);
-        return;
+        return Ok(());
+    };
+    let key = match &app.config.backup_key_file {
+        Some(file) => Some(Key::from_file(file)?),
+        None => None,
     };
     metrics::gauge!("paddock_backup_configured").set(1.0);
     let period = Duration::from_secs(app.config.backup_interval_s);
     tokio::spawn(crate::jobs::every(period, stop, move || {
-        let (app, root) = (app.clone(), root.clone());
-        Box::pin(async move { run_once(&app, &root).await })
+        let (app, root, key) = (app.clone(), root.clone(), key.clone());
+        Box::pin(async move { run_once(&app, &root, key.as_ref()).await })
     }));
+    Ok(())
 }
 
-async fn run_once(app: &App, root: &Path) {
+async fn run_once(app: &App, root: &Path, key: Option<&Key>) {
     let started = std::time::Instant::now();
     let outcome = match newest_chain(root) {
-        Ok(Some(chain)) => match paddock_backup::take(&Local(app), &chain).await {
+        Ok(Some(chain)) => match paddock_backup::take(&Local(app), &chain, key).await {
             Err(TakeError::Purged(why)) => {
                 tracing::warn!(chain = %chain.display(), why = %why, "the backup chain cannot go on: starting a new one");
-                new_chain(app, root).await
+                new_chain(app, root, key).await
             }
             other => other.map_err(|e| e.to_string()),
         },
-        Ok(None) => new_chain(app, root).await,
+        Ok(None) => new_chain(app, root, key).await,
         Err(e) => Err(format!("cannot list {}: {e}", root.display())),
     };
     match outcome {
@@ -92,9 +99,9 @@ async fn run_once(app: &App, root: &Path) {
     }
 }
 
-async fn new_chain(app: &App, root: &Path) -> Result<paddock_backup::Taken, String> {
+async fn new_chain(app: &App, root: &Path, key: Option<&Key>) -> Result<paddock_backup::Taken, String> {
     let chain = root.join(format!("chain-{}", (app.clock)().0));
-    paddock_backup::take(&Local(app), &chain).await.map_err(|e| e.to_string())
+    paddock_backup::take(&Local(app), &chain, key).await.map_err(|e| e.to_string())
 }
 
 /// Chain directories under `root`, oldest first (their names sort by start time).

@@ -142,6 +142,10 @@ pub struct NodeConfig {
     /// Seconds between scheduled backups.
     #[serde(default = "default_backup_interval")]
     pub backup_interval_s: u64,
+    /// Encrypt scheduled backups with the key in this file (32 bytes or 64 hex digits); the
+    /// key is never written with the backup.
+    #[serde(default)]
+    pub backup_key_file: Option<PathBuf>,
     /// Backup chains kept under `backup_dir`; older ones are deleted (never the one in use).
     #[serde(default = "default_backup_chains_kept")]
     pub backup_chains_kept: usize,
@@ -265,6 +269,7 @@ impl NodeConfig {
             log_json: false,
             access_log: false,
             backup_dir: None,
+            backup_key_file: None,
             backup_interval_s: default_backup_interval(),
             backup_chains_kept: default_backup_chains_kept(),
             tls_ca_file: None,

@@ -412,7 +412,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     jobs::spawn_all(app.clone(), stop_rx.clone());
     jobs::spawn_self_check(app.clone(), stop_rx.clone());
-    backups::spawn(app.clone(), stop_rx.clone());
+    backups::spawn(app.clone(), stop_rx.clone()).context("cannot start the backup schedule")?;
     if let Some(peer) = &tls {
         jobs::spawn_certificate_reload(peer.cert.clone(), stop_rx);
     }

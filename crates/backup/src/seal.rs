@@ -1,0 +1,196 @@
+//! Sealed chain files: compressed with zstd and, with a key, encrypted with XChaCha20-Poly1305.
+//!
+//! ```text
+//! magic "PDKBSEAL" | version u16 (1) | flags u8 (bit 0: zstd, bit 1: encrypted)
+//! | key id [8] (first 8 bytes of the key's SHA-256; zeros unencrypted)
+//! | nonce [24] (random per file; zeros unencrypted)
+//! | payload (the file's bytes, compressed, then encrypted with the 43 bytes above as
+//!   associated data, so a header cannot be swapped) | CRC-32C u32 of all before
+//! ```
+//!
+//! The key is 32 bytes from a file or the environment, never written with the backup: the key
+//! id lets `verify` and `restore` say "this chain needs key <id>" instead of failing opaquely.
+//! The CRC lets `verify` check a file's integrity without the key; the AEAD tag proves with it
+//! that the content is the one written.
+
+use anyhow::{bail, Context, Result};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
+
+/// Sealed file magic.
+pub const SEAL_MAGIC: [u8; 8] = *b"PDKBSEAL";
+/// Sealed file version this build writes and reads.
+pub const SEAL_VERSION: u16 = 1;
+const HEADER: usize = 8 + 2 + 1 + 8 + 24;
+const FLAG_ZSTD: u8 = 1;
+const FLAG_ENCRYPTED: u8 = 2;
+/// zstd level: a fast one, as backups run under load.
+const ZSTD_LEVEL: i32 = 3;
+
+/// A backup encryption key.
+#[derive(Clone)]
+pub struct Key([u8; 32]);
+
+impl Key {
+    /// From 64 hex digits, or 32 raw bytes (a key file may hold either; surrounding
+    /// whitespace ignored).
+    pub fn parse(bytes: &[u8]) -> Result<Key> {
+        let text = std::str::from_utf8(bytes).ok().map(str::trim);
+        if let Some(hex) = text.filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())) {
+            let mut key = [0u8; 32];
+            for (i, byte) in key.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex digits checked");
+            }
+            return Ok(Key(key));
+        }
+        match <[u8; 32]>::try_from(bytes) {
+            Ok(key) => Ok(Key(key)),
+            Err(_) => bail!("a backup key is 32 bytes, or 64 hex digits (e.g. from `openssl rand -hex 32`)"),
+        }
+    }
+
+    /// Reads a key file.
+    pub fn from_file(path: &std::path::Path) -> Result<Key> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read the backup key file {}", path.display()))?;
+        Key::parse(&bytes).with_context(|| format!("{}", path.display()))
+    }
+
+    /// The key's id: the first 8 bytes of its SHA-256, in hex (safe to print and to store).
+    pub fn id(&self) -> String {
+        Sha256::digest(self.0)[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn id_bytes(&self) -> [u8; 8] {
+        Sha256::digest(self.0)[..8].try_into().expect("8 bytes")
+    }
+}
+
+/// Compresses and, with a key, encrypts a file's bytes.
+pub fn seal(plain: &[u8], key: Option<&Key>) -> Result<Vec<u8>> {
+    let compressed = zstd::bulk::compress(plain, ZSTD_LEVEL).context("zstd compression failed")?;
+    let mut out = Vec::with_capacity(HEADER + compressed.len() + 16 + 4);
+    out.extend_from_slice(&SEAL_MAGIC);
+    out.extend_from_slice(&SEAL_VERSION.to_le_bytes());
+    match key {
+        None => {
+            out.push(FLAG_ZSTD);
+            out.extend_from_slice(&[0u8; 8 + 24]);
+            out.extend_from_slice(&compressed);
+        }
+        Some(key) => {
+            let mut nonce = [0u8; 24];
+            getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no randomness for a nonce: {e}"))?;
+            out.push(FLAG_ZSTD | FLAG_ENCRYPTED);
+            out.extend_from_slice(&key.id_bytes());
+            out.extend_from_slice(&nonce);
+            let cipher = XChaCha20Poly1305::new((&key.0).into());
+            let sealed = cipher
+                .encrypt(XNonce::from_slice(&nonce), Payload { msg: &compressed, aad: &out[..HEADER] })
+                .map_err(|_| anyhow::anyhow!("encryption failed"))?;
+            out.extend_from_slice(&sealed);
+        }
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// The key id a sealed file needs, if it is encrypted; checks the frame and its CRC.
+pub fn needs_key(name: &str, sealed: &[u8]) -> Result<Option<String>> {
+    let body = frame(name, sealed)?;
+    Ok((body[10] & FLAG_ENCRYPTED != 0).then(|| body[11..19].iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+fn frame<'a>(name: &str, sealed: &'a [u8]) -> Result<&'a [u8]> {
+    if sealed.len() < HEADER + 4 || sealed[..8] != SEAL_MAGIC {
+        bail!("{name}: damaged (not a sealed Paddock backup file)");
+    }
+    let (body, crc) = sealed.split_at(sealed.len() - 4);
+    if crc32c::crc32c(body).to_le_bytes() != crc {
+        bail!("{name}: damaged (checksum mismatch: truncated or altered)");
+    }
+    let version = u16::from_le_bytes([body[8], body[9]]);
+    if version != SEAL_VERSION {
+        bail!("{name}: sealed file version {version} (this build reads {SEAL_VERSION})");
+    }
+    Ok(body)
+}
+
+/// The file's original bytes.
+pub fn open(name: &str, sealed: &[u8], key: Option<&Key>) -> Result<Vec<u8>> {
+    let body = frame(name, sealed)?;
+    let flags = body[10];
+    let payload = &body[HEADER..];
+    let compressed = if flags & FLAG_ENCRYPTED != 0 {
+        let wanted: String = body[11..19].iter().map(|b| format!("{b:02x}")).collect();
+        let Some(key) = key else {
+            bail!("{name}: encrypted with key {wanted}: give that key (--key-file or PADDOCK_BACKUP_KEY)");
+        };
+        if key.id() != wanted {
+            bail!("{name}: encrypted with key {wanted}, and the key given is {}: give the chain's key", key.id());
+        }
+        XChaCha20Poly1305::new((&key.0).into())
+            .decrypt(XNonce::from_slice(&body[19..43]), Payload { msg: payload, aad: &body[..HEADER] })
+            .map_err(|_| anyhow::anyhow!("{name}: damaged (its content does not authenticate with the chain's key)"))?
+    } else {
+        payload.to_vec()
+    };
+    if flags & FLAG_ZSTD == 0 {
+        return Ok(compressed);
+    }
+    // A bound on what a file may expand to, so a forged header cannot exhaust memory.
+    zstd::bulk::decompress(&compressed, 1 << 34).with_context(|| format!("{name}: damaged (zstd data does not decode)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> Key {
+        Key([byte; 32])
+    }
+
+    #[test]
+    fn a_sealed_file_opens_to_its_bytes_with_the_key_and_only_with_it() {
+        let plain = b"the same bytes, again and again, compress well; ".repeat(100);
+        let compressed = seal(&plain, None).expect("sealed");
+        assert!(compressed.len() < plain.len() / 4, "zstd shrinks repetitive data");
+        assert_eq!(open("f", &compressed, None).expect("opens"), plain);
+        assert_eq!(needs_key("f", &compressed).expect("frame"), None);
+
+        let encrypted = seal(&plain, Some(&key(7))).expect("sealed");
+        assert_eq!(needs_key("f", &encrypted).expect("frame"), Some(key(7).id()));
+        assert_eq!(open("f", &encrypted, Some(&key(7))).expect("opens"), plain);
+        let no_key = open("f", &encrypted, None).expect_err("needs the key").to_string();
+        assert!(no_key.contains(&key(7).id()), "{no_key}");
+        let wrong = open("f", &encrypted, Some(&key(8))).expect_err("wrong key").to_string();
+        assert!(wrong.contains("give the chain's key"), "{wrong}");
+    }
+
+    #[test]
+    fn a_sealed_file_altered_anywhere_is_refused() {
+        let encrypted = seal(b"bets and balances", Some(&key(1))).expect("sealed");
+        for at in [0, 10, 20, HEADER, encrypted.len() - 6] {
+            let mut altered = encrypted.clone();
+            altered[at] ^= 0x10;
+            assert!(open("f", &altered, Some(&key(1))).is_err(), "a change at byte {at} is caught");
+        }
+        // Altered and its CRC recomputed: the authentication tag still catches it.
+        let mut forged = encrypted.clone();
+        forged[HEADER + 1] ^= 1;
+        let end = forged.len() - 4;
+        let crc = crc32c::crc32c(&forged[..end]);
+        forged[end..].copy_from_slice(&crc.to_le_bytes());
+        let error = open("f", &forged, Some(&key(1))).expect_err("forged").to_string();
+        assert!(error.contains("does not authenticate"), "{error}");
+    }
+
+    #[test]
+    fn a_key_is_32_bytes_or_64_hex_digits() {
+        assert_eq!(Key::parse(&[3u8; 32]).expect("raw").id(), key(3).id());
+        assert_eq!(Key::parse(format!("{}\n", "03".repeat(32)).as_bytes()).expect("hex").id(), key(3).id());
+        assert!(Key::parse(b"short").is_err());
+    }
+}
