@@ -75,9 +75,15 @@ impl CloseMonitor {
         }
     }
 
-    /// Follows one applied command. `state` is the node's state as it is now (at or after the
-    /// event); it is read only to learn which pending bets a `ResolvePending` accepted.
-    pub(crate) fn observe(&mut self, event: &AppliedEvent, state: &State, state_index: u64) -> Vec<Violation> {
+    /// Follows one applied command. `statuses` is asked only for a `ResolvePending` that decided
+    /// bets this monitor holds as pending: the status of each, read from the node's state while
+    /// it is still at this event, or `None` if it has moved on. (Only then is the state lock
+    /// taken: the monitor must not contend with apply for every entry.)
+    pub(crate) fn observe(
+        &mut self,
+        event: &AppliedEvent,
+        statuses: impl FnOnce(&[BetId]) -> Option<Vec<Option<BetStatus>>>,
+    ) -> Vec<Violation> {
         if event.index <= self.index {
             return Vec::new(); // already in the seeded view
         }
@@ -109,28 +115,21 @@ impl CloseMonitor {
                 }
             }
             (Command::ResolvePending, Outcome::Done(Done::Resolved { accepted, rejected })) => {
-                if *accepted == 0 && *rejected == 0 {
+                if (*accepted == 0 && *rejected == 0) || self.pending.is_empty() {
                     return violations;
                 }
-                if state_index != event.index {
+                let bets: Vec<BetId> = self.pending.keys().copied().collect();
+                let Some(statuses) = statuses(&bets) else {
                     // The state has moved on: a bet accepted now may have been accepted by a
                     // later ResolvePending, at another time. Not judged rather than misjudged.
                     self.skipped += self.pending.len() as u64;
                     self.pending.clear();
                     return violations;
-                }
-                let decided: Vec<(BetId, Vec<MarketId>, bool)> = self
-                    .pending
-                    .iter()
-                    .filter_map(|(bet, markets)| {
-                        let status = state.bet(*bet).map(|b| b.status)?;
-                        (status != BetStatus::Pending)
-                            .then(|| (*bet, markets.clone(), !matches!(status, BetStatus::Rejected(_))))
-                    })
-                    .collect();
-                for (bet, markets, accepted) in decided {
-                    self.pending.remove(&bet);
-                    if accepted {
+                };
+                for (bet, status) in bets.into_iter().zip(statuses) {
+                    let Some(status) = status.filter(|s| *s != BetStatus::Pending) else { continue };
+                    let markets = self.pending.remove(&bet).expect("listed from pending");
+                    if !matches!(status, BetStatus::Rejected(_)) {
                         self.judge(bet, &markets, event.index, at, &mut violations);
                     }
                 }
@@ -200,9 +199,11 @@ pub(crate) async fn run(app: crate::App, mut stop: tokio::sync::watch::Receiver<
             _ = stop.changed() => return,
         };
         let violations = match event {
-            Ok(event) => app.consensus.read(|d| {
-                let state_index = d.last_applied.map_or(0, |l| l.index);
-                monitor.observe(&event, &d.state, state_index)
+            Ok(event) => monitor.observe(&event, |bets| {
+                app.consensus.read(|d| {
+                    (d.last_applied.map_or(0, |l| l.index) == event.index)
+                        .then(|| bets.iter().map(|b| d.state.bet(*b).map(|v| v.status)).collect())
+                })
             }),
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(
@@ -287,7 +288,8 @@ mod tests {
         /// Every event, through a monitor started on an empty book; the violations found.
         fn judged(&self) -> (Vec<Violation>, CloseMonitor) {
             let mut monitor = CloseMonitor::seeded(&State::default(), 0);
-            let violations = self.events.iter().flat_map(|e| monitor.observe(e, &self.state, self.index + 1)).collect();
+            // As a node whose state has moved past every event (a delayed bet is not judged).
+            let violations = self.events.iter().flat_map(|e| monitor.observe(e, |_| None)).collect();
             (violations, monitor)
         }
     }
@@ -306,6 +308,11 @@ mod tests {
 
     /// A funded account 1 and market 10 (closing at `closes_at_ms` if given), open.
     fn book(closes_at_ms: Option<u64>) -> Log {
+        book_with_delay(closes_at_ms, 0)
+    }
+
+    /// As [`book`], with an in-play delay.
+    fn book_with_delay(closes_at_ms: Option<u64>, bet_delay_ms: u64) -> Log {
         let mut log = Log::new();
         log.run(Command::OpenAccount { account: AccountId(1), currency: gbp(), key: key("open") }, 0);
         log.run(Command::Deposit { account: AccountId(1), amount: Money(1_000_000), key: key("deposit") }, 0);
@@ -333,7 +340,7 @@ mod tests {
                     stake_max: Money(1_000_000),
                     payout_max: Money(100_000_000),
                     liability_max: Money(100_000_000),
-                    bet_delay_ms: 0,
+                    bet_delay_ms,
                     closes_at: closes_at_ms.map(|ms| TimestampMs(T0 + ms)),
                     each_way: None,
                 },
@@ -388,6 +395,24 @@ mod tests {
     }
 
     #[test]
+    fn a_delayed_bet_is_judged_when_its_resolution_is_applied_and_skipped_if_the_state_moved_on() {
+        let mut log = book_with_delay(None, 2_000);
+        assert!(matches!(log.run(Command::PlaceBet(bet("delayed")), 1_000), Outcome::Done(Done::BetPending { .. })));
+        let resolved = log.run(Command::ResolvePending, 4_000);
+        assert_eq!(resolved, Outcome::Done(Done::Resolved { accepted: 1, rejected: 0 }));
+        let state_at_resolution =
+            |bets: &[BetId]| Some(bets.iter().map(|b| log.state.bet(*b).map(|v| v.status)).collect());
+        let mut monitor = CloseMonitor::seeded(&State::default(), 0);
+        let violations: Vec<Violation> =
+            log.events.iter().flat_map(|e| monitor.observe(e, state_at_resolution)).collect();
+        assert!(violations.is_empty());
+        assert_eq!((monitor.checked, monitor.skipped), (1, 0), "judged at its resolution");
+
+        let (_, moved_on) = log.judged();
+        assert_eq!((moved_on.checked, moved_on.skipped), (0, 1), "not judged rather than misjudged");
+    }
+
+    #[test]
     fn a_bet_accepted_after_the_market_was_closed_is_caught() {
         let mut log = book(None);
         log.run(Command::CloseMarket { market: MarketId(10), actor: Actor("trader".into()), key: key("x") }, 1_000);
@@ -425,7 +450,7 @@ mod tests {
         let next = log.state.next_bet_id().0;
         log.forged_acceptance(bet("while-suspended"), next, 2_000);
         let event = log.events.last().expect("an event");
-        let violations = monitor.observe(event, &log.state, log.index + 1);
+        let violations = monitor.observe(event, |_| None);
         assert_eq!(violations.len(), 1, "the suspension before the monitor started is known to it");
     }
 }
