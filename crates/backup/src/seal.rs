@@ -59,7 +59,7 @@ impl Key {
 
     /// The key's id: the first 8 bytes of its SHA-256, in hex (safe to print and to store).
     pub fn id(&self) -> String {
-        Sha256::digest(self.0)[..8].iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex(&Sha256::digest(self.0)[..8])
     }
 
     fn id_bytes(&self) -> [u8; 8] {
@@ -100,7 +100,7 @@ pub fn seal(plain: &[u8], key: Option<&Key>) -> Result<Vec<u8>> {
 /// The key id a sealed file needs, if it is encrypted; checks the frame and its CRC.
 pub fn needs_key(name: &str, sealed: &[u8]) -> Result<Option<String>> {
     let body = frame(name, sealed)?;
-    Ok((body[10] & FLAG_ENCRYPTED != 0).then(|| body[11..19].iter().map(|b| format!("{b:02x}")).collect()))
+    Ok((body[10] & FLAG_ENCRYPTED != 0).then(|| crate::hex(&body[11..19])))
 }
 
 fn frame<'a>(name: &str, sealed: &'a [u8]) -> Result<&'a [u8]> {
@@ -124,7 +124,7 @@ pub fn open(name: &str, sealed: &[u8], key: Option<&Key>) -> Result<Vec<u8>> {
     let flags = body[10];
     let payload = &body[HEADER..];
     let compressed = if flags & FLAG_ENCRYPTED != 0 {
-        let wanted: String = body[11..19].iter().map(|b| format!("{b:02x}")).collect();
+        let wanted = crate::hex(&body[11..19]);
         let Some(key) = key else {
             bail!("{name}: encrypted with key {wanted}: give that key (--key-file or PADDOCK_BACKUP_KEY)");
         };

@@ -43,7 +43,7 @@ struct Console {
 fn control_token() -> Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the control token: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(paddock_api::convert::hex(&bytes))
 }
 
 /// Runs the demo.

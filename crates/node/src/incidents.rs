@@ -318,7 +318,8 @@ async fn write(app: &App, command: Command, kind: IncidentKind, action: &'static
     }
 }
 
-fn bounded(mut text: String) -> String {
+/// `text` cut to the longest cause or resolution an incident takes, at a character boundary.
+pub(crate) fn bounded(mut text: String) -> String {
     let max = paddock_ledger::incident::INCIDENT_TEXT_MAX;
     if text.len() > max {
         let mut end = max;

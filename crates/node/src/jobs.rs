@@ -155,14 +155,8 @@ pub(crate) fn record_self_check(app: App, result: paddock_api::wire::SelfCheckBo
             let command = match (&open, result.ok) {
                 (None, true) | (Some(_), false) => return, // already as it should be
                 (None, false) => {
-                    let mut cause = format!("self-check failed: {}", result.mismatches.join("; "));
-                    if cause.len() > paddock_ledger::incident::INCIDENT_TEXT_MAX {
-                        let mut end = paddock_ledger::incident::INCIDENT_TEXT_MAX;
-                        while !cause.is_char_boundary(end) {
-                            end -= 1;
-                        }
-                        cause.truncate(end);
-                    }
+                    let cause =
+                        crate::incidents::bounded(format!("self-check failed: {}", result.mismatches.join("; ")));
                     Command::OpenIncident {
                         kind: IncidentKind::SelfCheckFailed,
                         node,

@@ -31,23 +31,27 @@ pub(crate) async fn tag(request: Request, next: Next) -> Response {
         .and_then(request_id::valid)
         .map(Arc::from)
         .unwrap_or_else(fresh);
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let started = Instant::now();
+    // What the access line needs is gathered only when it is on: this runs for every bet.
+    let access = tracing::enabled!(target: "paddock::access", tracing::Level::INFO).then(|| {
+        let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+        (request.method().clone(), route, Instant::now())
+    });
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = request_id::scope(id.clone(), next.run(request).instrument(span)).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }
-    tracing::info!(
-        target: "paddock::access",
-        request_id = %id,
-        method = %method,
-        route = route.as_deref().unwrap_or("unmatched"),
-        status = response.status().as_u16(),
-        duration_us = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    if let Some((method, route, started)) = access {
+        tracing::info!(
+            target: "paddock::access",
+            request_id = %id,
+            method = %method,
+            route = route.as_deref().unwrap_or("unmatched"),
+            status = response.status().as_u16(),
+            duration_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+    }
     response
 }
 
@@ -60,7 +64,7 @@ fn fresh() -> Arc<str> {
         let mut bytes = [0u8; 6];
         // Without randomness the ids are still unique within this process.
         let _ = getrandom::fill(&mut bytes);
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        paddock_api::convert::hex(&bytes)
     });
     Arc::from(format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
 }
