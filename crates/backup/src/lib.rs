@@ -163,6 +163,29 @@ fn write_manifest(dir: &Path, manifest: &mut Manifest) -> Result<()> {
     write_durably(dir, MANIFEST, &serde_json::to_vec_pretty(manifest)?)
 }
 
+/// Appends entries as `index u64 | length u32 | record`, little-endian, one after another: the
+/// body of a log file and of a `GET /v1/backup/log` answer alike.
+pub fn encode_entries(out: &mut Vec<u8>, entries: &[(u64, Vec<u8>)]) {
+    out.reserve(entries.iter().map(|e| e.1.len() + 12).sum());
+    for (index, bytes) in entries {
+        out.extend_from_slice(&index.to_le_bytes());
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    }
+}
+
+/// Reads what [`encode_entries`] wrote; `None` if an entry is cut short.
+pub fn decode_entries(mut bytes: &[u8]) -> Option<Vec<(u64, Vec<u8>)>> {
+    let mut entries = Vec::new();
+    while !bytes.is_empty() {
+        let index = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+        let len = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize;
+        entries.push((index, bytes.get(12..12 + len)?.to_vec()));
+        bytes = &bytes[12 + len..];
+    }
+    Some(entries)
+}
+
 /// Encodes entries (index, record bytes; consecutive) as a log file.
 pub fn encode_log(entries: &[(u64, Vec<u8>)]) -> Vec<u8> {
     let first = entries.first().map_or(0, |e| e.0);
@@ -173,11 +196,7 @@ pub fn encode_log(entries: &[(u64, Vec<u8>)]) -> Vec<u8> {
     out.extend_from_slice(&first.to_le_bytes());
     out.extend_from_slice(&last.to_le_bytes());
     out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    for (index, bytes) in entries {
-        out.extend_from_slice(&index.to_le_bytes());
-        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(bytes);
-    }
+    encode_entries(&mut out, entries);
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
@@ -200,21 +219,7 @@ pub fn decode_log(name: &str, bytes: &[u8]) -> Result<Vec<(u64, Vec<u8>)>> {
         bail!("{name}: log file version {version} (this build reads {LOG_VERSION})");
     }
     let (first, last, count) = (u64_at(10), u64_at(18), u64_at(26));
-    let mut at = 34;
-    let mut entries = Vec::new();
-    while at < body.len() {
-        if at + 12 > body.len() {
-            return Err(damaged("an entry is cut short"));
-        }
-        let index = u64_at(at);
-        let len = u32::from_le_bytes(body[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
-        at += 12;
-        if at + len > body.len() {
-            return Err(damaged("an entry is cut short"));
-        }
-        entries.push((index, body[at..at + len].to_vec()));
-        at += len;
-    }
+    let entries = decode_entries(&body[34..]).ok_or_else(|| damaged("an entry is cut short"))?;
     if entries.len() as u64 != count
         || entries.first().map(|e| e.0) != Some(first)
         || entries.last().map(|e| e.0) != Some(last)

@@ -2,7 +2,7 @@
 //! [`paddock_backup::Source`], from the operator routes `GET /v1/backup/snapshot` and
 //! `GET /v1/backup/log`. The chain itself (formats, verify, restore) is `paddock_backup`.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use paddock_backup::LogFetchError;
 use paddock_client::Client;
 
@@ -33,29 +33,10 @@ impl paddock_backup::Source for ClientSource<'_> {
 
     async fn log(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, LogFetchError> {
         match self.0.get_bytes(&format!("/v1/backup/log?from={from}&limit={limit}")).await {
-            Ok(page) => decode_page(&page).map_err(LogFetchError::Other),
+            Ok(page) => paddock_backup::decode_entries(&page)
+                .ok_or_else(|| LogFetchError::Other(anyhow::anyhow!("the node's log answer is cut short"))),
             Err(e) if e.code() == Some("log_purged") => Err(LogFetchError::Purged(e.to_string())),
             Err(e) => Err(LogFetchError::Other(e.into())),
         }
     }
-}
-
-/// Splits a `/v1/backup/log` answer: `index u64 | length u32 | bytes`, repeated.
-fn decode_page(bytes: &[u8]) -> Result<Vec<(u64, Vec<u8>)>> {
-    let mut at = 0;
-    let mut out = Vec::new();
-    while at < bytes.len() {
-        if at + 12 > bytes.len() {
-            bail!("the node's log answer is cut short");
-        }
-        let index = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
-        at += 12;
-        if at + len > bytes.len() {
-            bail!("the node's log answer is cut short");
-        }
-        out.push((index, bytes[at..at + len].to_vec()));
-        at += len;
-    }
-    Ok(out)
 }

@@ -1200,11 +1200,7 @@ pub(crate) async fn backup_log(
             ));
         }
     };
-    let mut body = Vec::with_capacity(entries.iter().map(|(_, b)| b.len() + 12).sum());
-    for (index, bytes) in &entries {
-        body.extend_from_slice(&index.to_le_bytes());
-        body.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        body.extend_from_slice(bytes);
-    }
+    let mut body = Vec::new();
+    paddock_backup::encode_entries(&mut body, &entries);
     Ok((StatusCode::OK, [("content-type", "application/octet-stream")], body).into_response())
 }
