@@ -278,14 +278,14 @@ fn pick_op(mix: &[(Op, u32)], dice: &mut Dice) -> Op {
 
 /// Ids this run uses.
 #[derive(Clone, Copy)]
-struct Space {
-    run: u64,
-    accounts: u64,
-    markets: u64,
+pub(crate) struct Space {
+    pub(crate) run: u64,
+    pub(crate) accounts: u64,
+    pub(crate) markets: u64,
 }
 
 impl Space {
-    fn account(&self, i: u64) -> u64 {
+    pub(crate) fn account(&self, i: u64) -> u64 {
         self.run * 10_000_000 + i % self.accounts
     }
     fn market(&self, i: u64) -> u64 {
@@ -330,7 +330,8 @@ fn market_request(space: &Space, i: u64) -> (CreateEventRequest, CreateMarketReq
     (event, market)
 }
 
-async fn setup(client: &Client, space: &Space) -> Result<()> {
+/// Creates the run's markets and opens and funds its accounts.
+pub(crate) async fn setup(client: &Client, space: &Space) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..space.markets {
         let (client, space) = (client.clone(), *space);
@@ -380,7 +381,8 @@ impl Dice {
     }
 }
 
-fn leg(space: &Space, market_index: u64, s: u64) -> LegBody {
+/// A leg on market `market_index` of the run, on one of its four runners (by `s`).
+pub(crate) fn leg(space: &Space, market_index: u64, s: u64) -> LegBody {
     let m = space.market(market_index);
     LegBody { market_id: m, selection_id: space.selection(m, 1 + s % 4), odds: "3/1".into() }
 }

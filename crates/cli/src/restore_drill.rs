@@ -17,6 +17,7 @@
 //! Every loop is bounded in time; the nodes are stopped by PID when the drill ends.
 
 use crate::backup::ClientSource;
+use crate::load::{leg, setup, Space};
 use anyhow::{bail, Context, Result};
 use paddock_api::wire::*;
 use paddock_backup as backup;
@@ -74,62 +75,17 @@ pub struct Report {
     pub audit_verifies: bool,
 }
 
-const MARKET: u64 = 900_001;
-const ACCOUNT_BASE: u64 = 9_000_000;
-
-async fn setup(client: &Client, workers: u32) -> Result<()> {
-    client
-        .create_event(
-            &CreateEventRequest {
-                event_id: MARKET,
-                name: "restore drill".into(),
-                sport: "racing".into(),
-                competition: "drill".into(),
-                starts_at_ms: 4_000_000_000_000,
-            },
-            &paddock_client::fresh_key(),
-        )
-        .await?;
-    client
-        .create_market(
-            &CreateMarketRequest {
-                market_id: MARKET,
-                event_id: MARKET,
-                name: "restore drill market".into(),
-                currency: "GBP".into(),
-                selections: (1..=4)
-                    .map(|s| NewSelectionBody {
-                        selection_id: MARKET * 10 + s,
-                        name: format!("runner {s}"),
-                        odds: "3/1".into(),
-                    })
-                    .collect(),
-                rules: MarketRulesBody {
-                    stake_min_minor: 1,
-                    stake_max_minor: 1_000_000,
-                    payout_max_minor: 1_000_000_000,
-                    liability_max_minor: i64::MAX / 4,
-                    bet_delay_ms: 0,
-                    closes_at_ms: None,
-                    each_way: None,
-                },
-            },
-            &paddock_client::fresh_key(),
-        )
-        .await?;
-    for w in 0..u64::from(workers) {
-        client.open_account(ACCOUNT_BASE + w, "GBP", &paddock_client::fresh_key()).await?;
-        client.deposit(ACCOUNT_BASE + w, 1_000_000_000, &paddock_client::fresh_key()).await?;
-    }
-    Ok(())
+/// The drill's ids: one market and an account per worker, as `paddock load` lays them out.
+fn space(workers: u32) -> Space {
+    Space { run: 90, accounts: u64::from(workers), markets: 1 }
 }
 
-fn bet(account: u64, n: u64) -> PlaceBetRequest {
+fn bet(space: &Space, worker: u64, n: u64) -> PlaceBetRequest {
     PlaceBetRequest {
-        account_id: account,
+        account_id: space.account(worker),
         bet_type: "single".into(),
         k: None,
-        legs: vec![LegBody { market_id: MARKET, selection_id: MARKET * 10 + 1 + n % 4, odds: "3/1".into() }],
+        legs: vec![leg(space, 0, n)],
         stake_per_line_minor: 100,
         each_way: false,
         odds_policy: "higher".into(),
@@ -178,7 +134,8 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
     cluster.start_all()?;
     cluster.wait_ready(&cluster.ids(), Duration::from_secs(30)).await?;
     let client = Client::new(cluster.urls(), Duration::from_secs(5)).with_keys(cluster.keys());
-    setup(&client, args.workers).await.context("cannot set up the drill's market and accounts")?;
+    let space = space(args.workers);
+    setup(&client, &space).await.context("cannot set up the drill's market and accounts")?;
 
     // Closed-loop betting until the site is lost; every acknowledgement recorded.
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
@@ -196,7 +153,7 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                 n += 1;
-                if let Ok(placed) = client.place_bet(&bet(ACCOUNT_BASE + w, n), &paddock_client::fresh_key()).await {
+                if let Ok(placed) = client.place_bet(&bet(&space, w, n), &paddock_client::fresh_key()).await {
                     acked.lock().expect("acked lock").push((placed.bet_id, Instant::now()));
                 }
             }
@@ -264,7 +221,7 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
     let state_hash_matches = hash_now.state_hash == restored_hash;
     let serve_deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match client.place_bet(&bet(ACCOUNT_BASE, u64::MAX / 2), &paddock_client::fresh_key()).await {
+        match client.place_bet(&bet(&space, 0, 0), &paddock_client::fresh_key()).await {
             Ok(_) => break,
             Err(e) if Instant::now() < serve_deadline => tracing::debug!(error = %e, "not serving yet"),
             Err(e) => bail!("the restored cluster takes no bet within 60 s: {e}"),
