@@ -77,14 +77,9 @@ impl NodeProc {
         self.paused = false;
     }
 
-    /// SIGTERM (after SIGCONT, so a paused node can drain), then up to `within` to exit, then
-    /// kill -9.
-    fn stop(&mut self, within: Duration) {
+    /// Waits until `deadline` for the process to exit after SIGTERM, then kills it (-9).
+    fn reap_by(&mut self, deadline: Instant) {
         let Some(mut child) = self.child.take() else { return };
-        let pid = Pid::from_raw(child.id() as i32);
-        let _ = kill(pid, Signal::SIGCONT);
-        let _ = kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + within;
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => {
@@ -115,13 +110,14 @@ impl Nodes {
     /// Stops every node: SIGTERM to all, then up to 10 s for them to drain and exit.
     pub(crate) fn stop_all(&self) {
         let mut nodes = self.0.lock().expect("nodes lock");
+        // SIGCONT first, so that a paused node can drain.
         for node in nodes.iter() {
             node.signal(Signal::SIGCONT);
             node.signal(Signal::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         for node in nodes.iter_mut() {
-            node.stop(deadline.saturating_duration_since(Instant::now()));
+            node.reap_by(deadline);
         }
     }
 }
