@@ -16,80 +16,14 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-/// A `paddock demo` run, stopped with SIGTERM (and reaped) when dropped.
-struct Demo {
-    child: Child,
-    console_url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A base port whose demo ports (base, base+1..3, base+101..103) are free on loopback.
-fn free_base_port() -> u16 {
-    let start = 42_000 + (std::process::id() % 1_000) as u16 * 10;
-    for step in 0..1_000u16 {
-        let base = 42_000 + (start - 42_000 + step * 10) % 10_000;
-        let ports = [0, 1, 2, 3, 101, 102, 103].map(|d| base + d);
-        let held: Vec<_> = ports.iter().filter_map(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).ok()).collect();
-        if held.len() == ports.len() {
-            return base;
-        }
-    }
-    panic!("no free range of demo ports on loopback");
-}
-
-fn start_demo() -> Demo {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let base = free_base_port().to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(["demo", "--base-port", &base, "--bets-per-s", "5", "--duration-s", "600", "--data-dir"])
-        .arg(dir.path().join("demo"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("paddock demo starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (lines, seen) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut demo = Demo { child, console_url: String::new(), _dir: dir };
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let line = seen
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the demo prints its banner within 90 s");
-        if let Some(url) = line.trim().strip_prefix("console:") {
-            demo.console_url = url.trim().to_string();
-        }
-        if line.starts_with("Ctrl-C stops the demo") {
-            break;
-        }
-    }
+/// The console's address as the demo prints it: its key and node controls in the fragment.
+fn console_url(demo: &support::demo::Demo) -> String {
+    let url = demo.banner.iter().find_map(|l| l.trim().strip_prefix("console:")).map(str::trim).unwrap_or_default();
     assert!(
-        demo.console_url.contains("/console#key=") && demo.console_url.contains("&control="),
-        "the demo prints the console's address with its key and node controls, got: {}",
-        demo.console_url
+        url.contains("/console#key=") && url.contains("&control="),
+        "the demo prints the console's address with its key and node controls, got: {url}"
     );
-    // Keep draining the demo's output so that it never blocks on a full pipe.
-    std::thread::spawn(move || while seen.recv().is_ok() {});
-    demo
+    url.to_string()
 }
 
 /// Headless Chromium on the DevTools pipe.
@@ -238,9 +172,9 @@ fn leaders(shown: &Value) -> Vec<String> {
 
 #[test]
 fn the_console_shows_the_cluster_and_a_failover_started_from_its_own_kill_button() {
-    let demo = start_demo();
+    let demo = support::demo::start(5);
     let mut browser = Browser::launch();
-    let target = browser.call(None, "Target.createTarget", json!({ "url": demo.console_url }));
+    let target = browser.call(None, "Target.createTarget", json!({ "url": console_url(&demo) }));
     let target_id = target["targetId"].as_str().expect("a target id").to_string();
     let attached = browser.call(None, "Target.attachToTarget", json!({ "targetId": target_id, "flatten": true }));
     let session = attached["sessionId"].as_str().expect("a session id").to_string();

@@ -14,10 +14,12 @@
 //! - a command started in the background (`( sleep 1; curl ... ) &`, to make a stream say
 //!   something) is judged with the command after it, while which its answer arrives.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::demo::start as start_demo_with;
 
 /// The path the document uses for the demo's key file; the test puts the real one in.
 const PLACEHOLDER_ENV: &str = "/tmp/paddock-demo-XXXXXX/demo-keys.env";
@@ -193,102 +195,6 @@ fn the_parser_reads_commands_notes_and_samples() {
     assert_eq!(found[2].promised_status(), None, "a 2 in a sample is no status");
 }
 
-/// A running `paddock demo`, stopped with SIGINT (as Ctrl-C would) and, failing that, killed
-/// by PID with its nodes.
-struct Demo {
-    child: Child,
-    /// One demo at a time in this process: each takes the same range of ports.
-    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
-    node_pids: Vec<i32>,
-    env_file: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for node in &self.node_pids {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*node), nix::sys::signal::Signal::SIGKILL);
-        }
-    }
-}
-
-/// A base port whose six demo ports (base+1..=3, base+101..=103) are free on loopback.
-fn free_base_port() -> u16 {
-    let start = 40_000 + (std::process::id() % 2_000) as u16 * 10;
-    for step in 0..2_000u16 {
-        let base = 40_000 + (start - 40_000 + step * 10) % 20_000;
-        let ports = [0, 1, 2, 3, 101, 102, 103].map(|d| base + d);
-        let held: Vec<_> = ports.iter().filter_map(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).ok()).collect();
-        if held.len() == ports.len() {
-            return base;
-        }
-    }
-    panic!("no free range of demo ports on loopback");
-}
-
-static DEMO_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn start_demo() -> Demo {
-    let one_at_a_time = DEMO_PORTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let base = free_base_port().to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(["demo", "--base-port", &base, "--bets-per-s", "0", "--duration-s", "600", "--data-dir"])
-        .arg(dir.path().join("demo"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("paddock demo starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (lines, seen) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut demo = Demo {
-        child,
-        _one_at_a_time: one_at_a_time,
-        node_pids: Vec::new(),
-        env_file: dir.path().join("demo/demo-keys.env"),
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut printed = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match seen.recv_timeout(left) {
-            Ok(line) => {
-                if let Some(pid) = line.split("(pid ").nth(1).and_then(|r| r.split(')').next()) {
-                    demo.node_pids.extend(pid.parse::<i32>().ok());
-                }
-                let ready = line.starts_with("Ctrl-C stops the demo");
-                printed.push(line);
-                if ready {
-                    break;
-                }
-            }
-            Err(_) => panic!("the demo did not come up within 90 s; it printed:\n{}", printed.join("\n")),
-        }
-    }
-    // Keep draining its output so that it never blocks on a full pipe.
-    std::thread::spawn(move || while seen.recv().is_ok() {});
-    demo
-}
-
 /// The shell script that runs every example with markers between them.
 fn script(examples: &[Example], env_file: &Path) -> String {
     let mut s = String::from(
@@ -392,7 +298,7 @@ fn every_example_of_the_api_guide_runs_against_the_demo_as_written() {
         "the guide starts by loading the demo's keys from {PLACEHOLDER_ENV}"
     );
 
-    let demo = start_demo();
+    let demo = start_demo_with(0);
     let dir = tempfile::tempdir().expect("temporary directory");
     let script_file = dir.path().join("examples.sh");
     std::fs::write(&script_file, script(&examples, &demo.env_file)).expect("script written");
@@ -431,7 +337,7 @@ fn every_example_of_the_api_guide_runs_against_the_demo_as_written() {
 
 #[test]
 fn the_demo_stopped_with_sigterm_stops_its_nodes_too() {
-    let mut demo = start_demo();
+    let mut demo = start_demo_with(0);
     assert_eq!(demo.node_pids.len(), 3, "the demo names its three nodes' PIDs");
     let pid = nix::unistd::Pid::from_raw(demo.child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM to the demo");

@@ -14,6 +14,8 @@
 //! Not here: expectations. Each test states what it checks.
 #![allow(dead_code)]
 
+pub mod demo;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use paddock_api::wire::*;
