@@ -2,7 +2,9 @@
 # loopback, with a fresh operator key as every node's static key.
 #
 #   start_cluster [extra `paddock start` flags...]
-# Needs BIN, WORK, BASE_PORT and the array PIDS (the caller stops those PIDs). Node i serves
+#   stop_cluster [grace seconds, default 1]
+# Needs BIN, WORK, BASE_PORT and the array PIDS; stop_cluster sends SIGTERM to those PIDs, waits
+# the grace, SIGKILLs what is left and empties PIDS (so a trap may call it again). Node i serves
 # HTTP on BASE_PORT+i and peers on BASE_PORT+100+i, logs to $WORK/node-i.log. Exports
 # PADDOCK_KEY (for `paddock load`) and sets NODES (the three URLs, comma-separated). Waits at
 # most 20 s for all three to be ready, else prints their logs' tails and exits.
@@ -27,4 +29,12 @@ start_cluster() {
   done
   [ "$ready" = 3 ] || { echo "cluster not ready" >&2; tail -20 "$WORK"/node-*.log; exit 1; }
   NODES="http://127.0.0.1:$((BASE_PORT + 1)),http://127.0.0.1:$((BASE_PORT + 2)),http://127.0.0.1:$((BASE_PORT + 3))"
+}
+
+stop_cluster() {
+  local pid
+  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true; done
+  sleep "${1:-1}"
+  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true; done
+  PIDS=()
 }

@@ -23,12 +23,9 @@ ETCD_SCRIPT="${ETCD_SCRIPT:-$ROOT/../shared/bench/etcd_failover.sh}"
 WORK="$(mktemp -d /tmp/paddock-failover.XXXXXX)"
 BIN="$ROOT/target/release/paddock"
 PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]:-}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  sleep 1
-  for pid in "${PIDS[@]:-}"; do kill -KILL "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+# shellcheck source=cluster.sh
+source "$ROOT/bench/cluster.sh"
+trap 'stop_cluster 1' EXIT
 
 echo "== building paddock (release)"
 (cd "$ROOT" && cargo build --release -q -p paddock-cli)
@@ -39,8 +36,6 @@ for fault in kill stop; do
 done
 
 echo "== Paddock: ${STEADY_S} s of closed-loop single bets, 64 in flight; elections counted"
-# shellcheck source=cluster.sh
-source "$ROOT/bench/cluster.sh"
 # shellcheck disable=SC2086 # NODE_ARGS is a list of flags
 start_cluster $NODE_ARGS
 max_term() {
@@ -53,8 +48,7 @@ TERM_BEFORE="$(max_term)"
 TERM_AFTER="$(max_term)"
 head -3 "$WORK/steady.txt"
 echo "elections during ${STEADY_S} s at full load: $((${TERM_AFTER%.*} - ${TERM_BEFORE%.*})) (term ${TERM_BEFORE} -> ${TERM_AFTER})"
-cleanup
-PIDS=()
+stop_cluster
 
 if [ -f "$ETCD_SCRIPT" ]; then
   command -v etcd >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq etcd-server etcd-client wrk >/dev/null; }

@@ -18,18 +18,13 @@ DURATION="${DURATION:-20}"
 BASE_PORT="${BASE_PORT:-7600}"
 WORK="$(mktemp -d /tmp/paddock-flood.XXXXXX)"
 PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]:-}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  sleep 2
-  for pid in "${PIDS[@]:-}"; do kill -KILL "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+# shellcheck source=cluster.sh
+source "$ROOT/bench/cluster.sh"
+trap 'stop_cluster 2' EXIT
 
 echo "== building paddock (release)"
 (cd "$ROOT" && cargo build --release -q -p paddock-cli)
 BIN="$ROOT/target/release/paddock"
-# shellcheck source=cluster.sh
-source "$ROOT/bench/cluster.sh"
 start_cluster --rate-limit "$LIMIT"
 # Set-up is done by the operator, also rate limited: keep the book small.
 COMMON=(--nodes "$NODES" --mix single=100 --accounts 100 --markets 8 --quiet)

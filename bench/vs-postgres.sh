@@ -45,10 +45,10 @@ chmod 755 "$WORK"
 PG_BASE="$WORK/pg"
 PIDS=()
 
+# shellcheck source=cluster.sh
+source "$ROOT/bench/cluster.sh"
 cleanup() {
-  for pid in "${PIDS[@]:-}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  sleep 2
-  for pid in "${PIDS[@]:-}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  stop_cluster 2
   BASE="$PG_BASE" bash "$PG_SCRIPT" teardown >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -116,8 +116,6 @@ pg_run pg-batch "$WORK/batch.sql" "$BATCH_CLIENTS"
 BASE="$PG_BASE" bash "$PG_SCRIPT" teardown > /dev/null 2>&1 || true
 
 echo "== Paddock: 3 nodes (fsync on every commit)"
-# shellcheck source=cluster.sh
-source "$ROOT/bench/cluster.sh"
 start_cluster
 CPU_PIDS="$(IFS=,; echo "${PIDS[*]}")"
 load() { # name, then paddock load flags
