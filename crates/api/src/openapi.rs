@@ -355,6 +355,15 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/v1/cluster/members/{node_id}/remove", "Remove a node", None, 200, Some("AckBody"), OPERATOR),
     r(
         "POST",
+        "/v1/cluster/members/{node_id}/demote",
+        "Make a voter a learner again (it keeps replicating)",
+        None,
+        200,
+        Some("AckBody"),
+        OPERATOR,
+    ),
+    r(
+        "POST",
         "/v1/cluster/transfer-leader",
         "Hand leadership to a node",
         Some("TransferLeaderRequest"),

@@ -21,6 +21,7 @@
 //! `apply`, up to an index or a time, and seeds each new node's data directory with the
 //! result (`paddock_consensus::backup::seed_data_dir`).
 
+pub mod dr;
 pub mod seal;
 
 pub use seal::Key;
@@ -610,18 +611,7 @@ pub fn restore(req: &RestoreRequest<'_>) -> Result<serde_json::Value> {
     if !req.members.contains_key(&req.node_id) {
         bail!("node {} is not in --bootstrap: list every member of the new cluster, this node included", req.node_id);
     }
-    if req.data_dir.exists() && std::fs::read_dir(req.data_dir)?.next().is_some() {
-        if !req.force {
-            bail!(
-                "{} is not empty: restore only into a new, empty data directory, or pass --force to replace what is there",
-                req.data_dir.display()
-            );
-        }
-        // Replacing a directory a running node holds would pull the state from under it.
-        paddock_consensus::backup::ensure_not_in_use(req.data_dir)
-            .context("a node is running on it: stop it first, and never restore into a live cluster")?;
-        std::fs::remove_dir_all(req.data_dir).with_context(|| format!("cannot clear {}", req.data_dir.display()))?;
-    }
+    prepare_target(req.data_dir, req.force)?;
     let replayed = replay_chain(req.from, &manifest, req.point, req.key)?;
     seed_data_dir(req.data_dir, req.cluster_id, req.node_id, req.members, &replayed.state, replayed.last)
         .with_context(|| format!("cannot seed {}", req.data_dir.display()))?;
@@ -633,6 +623,24 @@ pub fn restore(req: &RestoreRequest<'_>) -> Result<serde_json::Value> {
         "book_clock_ms": replayed.state.clock().0,
         "state_hash": replayed.state.state_hash().to_string(),
     }))
+}
+
+/// Readies a new node's data directory: it must be empty or absent; with `force`, what it
+/// holds is removed first — never while a node runs on it.
+pub(crate) fn prepare_target(data_dir: &Path, force: bool) -> Result<()> {
+    if data_dir.exists() && std::fs::read_dir(data_dir)?.next().is_some() {
+        if !force {
+            bail!(
+                "{} is not empty: seed only a new, empty data directory, or pass --force to replace what is there",
+                data_dir.display()
+            );
+        }
+        // Replacing a directory a running node holds would pull the state from under it.
+        paddock_consensus::backup::ensure_not_in_use(data_dir)
+            .context("a node is running on it: stop it first, and never restore into a live cluster")?;
+        std::fs::remove_dir_all(data_dir).with_context(|| format!("cannot clear {}", data_dir.display()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

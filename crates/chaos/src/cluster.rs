@@ -119,6 +119,11 @@ struct Slot {
     child: Option<Child>,
     starts: u32,
     paused: bool,
+    /// `--bootstrap` of its next start; `None`: none (a node that waits to be added, or one
+    /// whose data directory already holds its membership).
+    bootstrap: Option<String>,
+    /// `--cluster-id` of its next start; `None`: the default.
+    cluster_id: Option<String>,
 }
 
 /// The cluster's processes.
@@ -150,7 +155,7 @@ impl Cluster {
         proxied: bool,
         extra_args: &[String],
     ) -> Cluster {
-        let slots: Vec<Slot> = (1..=nodes as u64)
+        let mut slots: Vec<Slot> = (1..=nodes as u64)
             .map(|id| Slot {
                 spec: NodeSpec {
                     id,
@@ -168,10 +173,15 @@ impl Cluster {
                 child: None,
                 starts: 0,
                 paused: false,
+                bootstrap: None,
+                cluster_id: None,
             })
             .collect();
         let bootstrap =
             slots.iter().map(|s| format!("{}={}", s.spec.id, s.spec.advertise)).collect::<Vec<_>>().join(",");
+        for slot in &mut slots {
+            slot.bootstrap = Some(bootstrap.clone());
+        }
         // The harness's own principals: an operator (settles, voids, reads the state hash) and a
         // service (acts for the players), as static keys of every node.
         let keys = paddock_client::StaticKeys::generate("chaos-operator", "chaos-service");
@@ -182,6 +192,32 @@ impl Cluster {
         let mut extra_args = extra_args.to_vec();
         extra_args.extend(["--static-keys".to_string(), keys_file.display().to_string()]);
         Cluster { binary: binary.to_path_buf(), slots, bootstrap, extra_args, keys: keys.ring() }
+    }
+
+    /// Only `members` bootstrap the cluster; the other nodes start without `--bootstrap` and
+    /// wait to be added (as learners: a standby site).
+    pub fn with_bootstrap_members(mut self, members: &[u64]) -> Cluster {
+        self.bootstrap = self
+            .slots
+            .iter()
+            .filter(|s| members.contains(&s.spec.id))
+            .map(|s| format!("{}={}", s.spec.id, s.spec.advertise))
+            .collect::<Vec<_>>()
+            .join(",");
+        for slot in &mut self.slots {
+            slot.bootstrap = members.contains(&slot.spec.id).then(|| self.bootstrap.clone());
+        }
+        self
+    }
+
+    /// The `--bootstrap` of a node's next start (`None`: none).
+    pub fn set_bootstrap(&mut self, id: u64, bootstrap: Option<&str>) {
+        self.slot_mut(id).bootstrap = bootstrap.map(str::to_string);
+    }
+
+    /// The `--cluster-id` of a node's next start (`None`: the default).
+    pub fn set_cluster_id(&mut self, id: u64, cluster_id: Option<&str>) {
+        self.slot_mut(id).cluster_id = cluster_id.map(str::to_string);
     }
 
     /// The harness's operator and service keys.
@@ -232,7 +268,6 @@ impl Cluster {
             bail!("node {id} is already running");
         }
         let binary = self.binary.clone();
-        let bootstrap = self.bootstrap.clone();
         let extra = self.extra_args.clone();
         let slot = self.slot_mut(id);
         std::fs::create_dir_all(&slot.spec.data_dir)
@@ -253,6 +288,13 @@ impl Cluster {
             let _ = writeln!(header, "==== chaos harness: start #{} of node {id} ====", slot.starts);
         }
         let spec = &slot.spec;
+        let mut identity = Vec::new();
+        if let Some(bootstrap) = &slot.bootstrap {
+            identity.extend(["--bootstrap".to_string(), bootstrap.clone()]);
+        }
+        if let Some(cluster_id) = &slot.cluster_id {
+            identity.extend(["--cluster-id".to_string(), cluster_id.clone()]);
+        }
         let child = Command::new(&binary)
             .arg("start")
             .args(["--node-id", &id.to_string()])
@@ -262,7 +304,7 @@ impl Cluster {
             .args(["--peer", &spec.peer.to_string()])
             .args(["--peer-advertise", &spec.advertise.to_string()])
             .args(["--peer-source-ip", &node_ip(id).to_string()])
-            .args(["--bootstrap", &bootstrap])
+            .args(&identity)
             .arg("--clock-offset-file")
             .arg(&spec.clock_offset_path)
             .args(&extra)

@@ -8,6 +8,8 @@
 //!   measured as `bench/failover.sh` measures etcd.
 //! - `drill restore`: backups under load, the whole site lost, a restore from the chain; RTO,
 //!   RPO and checks of the restored book (`restore_drill.rs`).
+//! - `drill dr`: the primary site lost under load, the standby site promoted, then failback;
+//!   RTO, RPO and checks (`dr_drill.rs`).
 
 use anyhow::{bail, Context, Result};
 use paddock_chaos::{ChaosConfig, FaultKind};
@@ -30,6 +32,11 @@ pub enum DrillCmd {
     ///
     /// Example: paddock drill restore --load-s 20 --increment-every-s 5 --report restore.json
     Restore(crate::restore_drill::RestoreDrillArgs),
+    /// DR: under load, lose the primary site, promote the standby site's learner, fail back;
+    /// report RTO and RPO and check that nothing acknowledged after the promotion is lost.
+    ///
+    /// Example: paddock drill dr --load-s 15 --report dr.json
+    Dr(crate::dr_drill::DrDrillArgs),
 }
 
 /// `paddock drill chaos` flags.
@@ -75,6 +82,7 @@ pub fn run(cmd: DrillCmd) -> Result<()> {
         DrillCmd::Chaos(args) => chaos(args),
         DrillCmd::Failover(args) => crate::failover::run(args),
         DrillCmd::Restore(args) => crate::restore_drill::run(args),
+        DrillCmd::Dr(args) => crate::dr_drill::run(args),
     }
 }
 

@@ -13,6 +13,8 @@ mod backup;
 mod certs;
 mod demo;
 mod demo_control;
+mod dr;
+mod dr_drill;
 mod drill;
 mod failover;
 mod load;
@@ -176,6 +178,15 @@ enum Cmd {
     Members {
         #[command(subcommand)]
         action: MembersCmd,
+    },
+    /// Disaster recovery: promote a standby site's node into a new cluster when the primary
+    /// site is lost, and fail back to the primary site once it is rebuilt.
+    ///
+    /// Example: paddock dr promote --from /var/lib/paddock --data-dir /var/lib/paddock-dr
+    /// --cluster-id paddock-dr --node-id 4 --bootstrap 4=10.1.0.4:7101
+    Dr {
+        #[command(subcommand)]
+        action: dr::DrCmd,
     },
     /// Hand leadership to another node.
     ///
@@ -466,6 +477,16 @@ enum MembersCmd {
     ///
     /// Example: paddock members remove --id 4
     Remove {
+        #[command(flatten)]
+        target: Target,
+        /// Node id.
+        #[arg(long)]
+        id: u64,
+    },
+    /// Make a voter a learner again: it keeps replicating and no longer votes.
+    ///
+    /// Example: paddock members demote --id 4
+    Demote {
         #[command(flatten)]
         target: Target,
         /// Node id.
@@ -813,6 +834,7 @@ fn main() -> Result<()> {
         }
         Cmd::Load(args) => load::run(args),
         Cmd::Drill { drill } => drill::run(drill),
+        Cmd::Dr { action } => dr::run(action),
         other => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime
@@ -838,6 +860,9 @@ fn main() -> Result<()> {
                             }
                             MembersCmd::Remove { target, id } => {
                                 serde_json::to_value(target.client()?.remove_member(id).await?)?
+                            }
+                            MembersCmd::Demote { target, id } => {
+                                serde_json::to_value(target.client()?.demote(id).await?)?
                             }
                         },
                         Cmd::Keys { action } => match action {
@@ -926,6 +951,7 @@ fn main() -> Result<()> {
                         | Cmd::Demo(_)
                         | Cmd::Load(_)
                         | Cmd::Drill { .. }
+                        | Cmd::Dr { .. }
                         | Cmd::Certs { .. }
                         | Cmd::Restore { .. }
                         | Cmd::Backup { action: Some(_), .. } => {

@@ -589,6 +589,11 @@ impl Client {
         self.post(&format!("/v1/cluster/members/{node_id}/promote"), &serde_json::json!({}), Some(&fresh_key())).await
     }
 
+    /// Makes a voter a learner again (it keeps replicating and stops voting).
+    pub async fn demote(&self, node_id: u64) -> Result<AckBody, ClientError> {
+        self.post(&format!("/v1/cluster/members/{node_id}/demote"), &serde_json::json!({}), Some(&fresh_key())).await
+    }
+
     /// Removes a node.
     pub async fn remove_member(&self, node_id: u64) -> Result<AckBody, ClientError> {
         self.post(&format!("/v1/cluster/members/{node_id}/remove"), &serde_json::json!({}), Some(&fresh_key())).await

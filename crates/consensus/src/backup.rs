@@ -78,7 +78,11 @@ pub struct DecodedSnapshot {
 /// Reads a snapshot file's bytes (as [`Consensus::backup_snapshot`] gave them); `name` is used
 /// in errors.
 pub fn decode_snapshot(name: &Path, bytes: &[u8]) -> io::Result<DecodedSnapshot> {
-    let file = SnapshotFiles::decode(name, bytes)?;
+    decode_snapshot_file(name, &SnapshotFiles::decode(name, bytes)?)
+}
+
+/// A snapshot file already read and checked: its meta and state decoded.
+fn decode_snapshot_file(name: &Path, file: &SnapshotFile) -> io::Result<DecodedSnapshot> {
     let meta: SnapshotMetaRecord = records::decode(&file.meta)?;
     let last = meta.last_log_id.ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidData, format!("{}: a snapshot of an empty log", name.display()))
@@ -155,12 +159,12 @@ pub fn seed_data_dir(
         last_log_id: Some(last),
         membership: StoredMembershipRecord { log_id: Some(last), membership },
     };
-    SnapshotFiles::open(&dir.join("snapshots"))?.write(&SnapshotFile {
+    SnapshotFiles::open(&dir.join(crate::SNAPSHOT_DIR))?.write(&SnapshotFile {
         index: last.index,
         meta: records::encode(&meta),
         data: state.encode_snapshot(),
     })?;
-    let log = LogStore::open(&dir.join("raft-log.redb"))?;
+    let log = LogStore::open(&dir.join(crate::LOG_FILE))?;
     log.save_meta_durable(MetaKey::Purged, &records::encode(&last))?;
     log.save_meta_durable(MetaKey::Committed, &records::encode(&last))?;
     // A vote in the restored term, so that the first election is for a later one: a leader
@@ -170,4 +174,78 @@ pub fn seed_data_dir(
         &records::encode(&VoteRecord { term: last.term, node: node_id, committed: false }),
     )?;
     Ok(())
+}
+
+/// A stopped node's book as its data directory holds it: its latest intact snapshot with the
+/// log entries after it that the node knew to be committed replayed onto it.
+pub struct LocalBook {
+    /// The directory's owner: cluster and node.
+    pub identity: Identity,
+    /// The state after `last`.
+    pub state: State,
+    /// The last entry the book includes (none: an empty log and no snapshot).
+    pub last: Option<LogIdRecord>,
+    /// Entries in the log after `last`: written here but not known committed, so left out
+    /// (they may never have been acknowledged to anyone).
+    pub left_out: u64,
+}
+
+/// Reads a stopped node's data directory (the `paddock dr promote` source). Fails if a node
+/// runs on it (its lock), if it is not a data directory, or if its log has a gap.
+pub fn read_data_dir(dir: &Path) -> io::Result<LocalBook> {
+    let named = |e: &dyn std::fmt::Display| io::Error::other(format!("{}: {e}", dir.display()));
+    if !dir.join("IDENTITY").exists() || !dir.join(crate::LOG_FILE).exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} is not a paddock data directory (no IDENTITY or {})", dir.display(), crate::LOG_FILE),
+        ));
+    }
+    let data_dir = DataDir::open(dir).map_err(|e| named(&e))?;
+    let identity = data_dir.identity().map_err(|e| named(&e))?.ok_or_else(|| named(&"no identity"))?;
+    let mut damaged = Vec::new();
+    let snapshot = SnapshotFiles::open(&dir.join(crate::SNAPSHOT_DIR))?
+        .latest(|path, e| damaged.push(format!("{}: {e}", path.display())))?;
+    for why in &damaged {
+        tracing::warn!(snapshot = %why, "a damaged snapshot was skipped; an older one and the log are used");
+    }
+    let (mut state, mut last) = match snapshot {
+        Some(file) => {
+            let decoded = decode_snapshot_file(&dir.join(crate::SNAPSHOT_DIR), &file)?;
+            (decoded.state, Some(decoded.last))
+        }
+        None => (State::new(), None),
+    };
+    let log = LogStore::open(&dir.join(crate::LOG_FILE))?;
+    let committed = match log.read_meta(MetaKey::Committed)? {
+        Some(bytes) => Some(records::decode::<LogIdRecord>(&bytes)?.index),
+        None => None,
+    };
+    // openraft's first entry (the initial membership) has index 0.
+    let first = last.map_or(0, |l| l.index + 1);
+    if let Some(upto) = committed.filter(|c| *c >= first) {
+        for (index, bytes) in log.read_range(first, upto + 1)? {
+            let expected = last.map_or(0, |l| l.index + 1);
+            if index != expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: the log has no entry {expected} (the next is {index})", dir.display()),
+                ));
+            }
+            let entry = decode_entry(&bytes)?;
+            replay(&mut state, &entry);
+            last = Some(entry.id);
+        }
+        if last.is_none_or(|l| l.index < upto) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: entries up to {upto} are committed but the log ends before", dir.display()),
+            ));
+        }
+    }
+    let left_out = match (log.last()?, last) {
+        (Some((end, _)), Some(l)) => end.saturating_sub(l.index),
+        (Some((end, _)), None) => end + 1,
+        (None, _) => 0,
+    };
+    Ok(LocalBook { identity, state, last, left_out })
 }

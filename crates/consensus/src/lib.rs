@@ -25,6 +25,7 @@ pub mod faults;
 pub mod log_store;
 pub mod network;
 pub mod records;
+mod replica_lag;
 pub mod request_id;
 mod server;
 #[cfg(feature = "sim")]
@@ -41,6 +42,7 @@ pub mod proto {
 }
 
 pub use cluster_time::{ClockView, Sample};
+pub use replica_lag::ReplicaLag;
 pub use state_machine::{snapshot_log_keep_min, AppliedEvent, SmData, SNAPSHOT_LOG_KEEP_MARGIN};
 
 use crate::log_store::LogAdapter;
@@ -366,6 +368,11 @@ pub struct ClusterStatus {
     pub clock: ClockView,
 }
 
+/// The Raft log's file in a data directory.
+pub const LOG_FILE: &str = "raft-log.redb";
+/// The snapshots' folder in a data directory.
+pub const SNAPSHOT_DIR: &str = "snapshots";
+
 /// Streams a peer may reset before the peer server accepts them (h2's default is 20).
 const PEER_RESET_STREAMS_MAX: usize = 1024;
 
@@ -402,6 +409,12 @@ pub enum ForwardOp {
     /// What does this node's clock read? Answered by any node: cluster time is agreed from
     /// the voters' readings.
     ClockSample,
+    /// Make a voter a learner again: it keeps replicating and stops voting (a DR site's node
+    /// after failback).
+    Demote {
+        /// Node id.
+        id: u64,
+    },
 }
 
 impl ForwardOp {
@@ -474,6 +487,8 @@ pub(crate) struct Inner {
     join_problem: std::sync::Mutex<Option<String>>,
     /// The Raft log, kept to ask whether a write to it has failed.
     log: LogStore,
+    /// When this node was last in step with the leader (a follower's or learner's lag).
+    lag: replica_lag::LagTracker,
 }
 
 /// The consensus handle. Cheap to clone.
@@ -590,8 +605,8 @@ impl Consensus {
     ) -> Result<(Consensus, Handler), StartError> {
         disk.create_dir_all(&config.data_dir)?;
         let mode = if io == IoMode::Inline { WriterMode::Inline } else { WriterMode::Thread };
-        let log = LogStore::open_with(&*disk, &config.data_dir.join("raft-log.redb"), mode, config.log_faults)?;
-        let sm = StateMachine::open_with(disk, &config.data_dir.join("snapshots"), io, config.applied_events.clone())?;
+        let log = LogStore::open_with(&*disk, &config.data_dir.join(LOG_FILE), mode, config.log_faults)?;
+        let sm = StateMachine::open_with(disk, &config.data_dir.join(SNAPSHOT_DIR), io, config.applied_events.clone())?;
         sm.check_log_follows(&log, config.node_id, &config.data_dir)?;
         let raft_config = Config {
             cluster_name: config.cluster_id.clone(),
@@ -627,6 +642,7 @@ impl Consensus {
             found_existing_cluster: std::sync::atomic::AtomicBool::new(false),
             cluster_time: cluster_time::ClusterTime::new(config.clock_offset_max_ms),
             join_problem: std::sync::Mutex::new(None),
+            lag: replica_lag::LagTracker::new(Instant::now()),
         });
         tokio::spawn(sample_clocks(Arc::downgrade(&inner)));
         let handler = Handler {
@@ -702,6 +718,11 @@ impl Consensus {
         self.inner.on_leader(ForwardOp::Promote { id }).await.map(|_| ())
     }
 
+    /// Makes a voter a learner: it keeps its data and replicating, and no longer votes.
+    pub async fn demote(&self, id: u64) -> Result<(), WriteError> {
+        self.inner.on_leader(ForwardOp::Demote { id }).await.map(|_| ())
+    }
+
     /// Removes a node from the cluster.
     pub async fn remove(&self, id: u64) -> Result<(), WriteError> {
         self.inner.on_leader(ForwardOp::Remove { id }).await.map(|_| ())
@@ -767,6 +788,14 @@ impl Consensus {
             quorum_ack_age_ms: m.last_quorum_acked.as_ref().map(|t| t.elapsed().as_millis() as u64),
             clock: self.inner.cluster_time.view(),
         }
+    }
+
+    /// How far behind the leader this node is, as it can tell by itself (zero on the leader):
+    /// the lag of a standby site, the data a site failover would lose.
+    pub fn replica_lag(&self) -> ReplicaLag {
+        let m = self.inner.raft.metrics().borrow_watched().clone();
+        let applied = m.last_applied.as_ref().map_or(0, |l| l.index);
+        self.inner.lag.sample(Instant::now(), applied, m.state == ServerState::Leader)
     }
 
     /// Stops the peer server and Raft.
@@ -1245,6 +1274,29 @@ impl Inner {
                     ChangeMembers::RemoveNodes(BTreeSet::from([id]))
                 };
                 match self.raft.change_membership(change, false).await {
+                    Ok(_) => ForwardReply::Done,
+                    Err(e) => not_leader(&e).unwrap_or_else(|| fail(e)),
+                }
+            }
+            ForwardOp::Demote { id } => {
+                let membership = self.raft.metrics().borrow_watched().membership_config.clone();
+                let voters: BTreeSet<u64> = membership.membership().voter_ids().collect();
+                if !voters.contains(&id) {
+                    return if membership.membership().get_node(&id).is_some() {
+                        ForwardReply::Done
+                    } else {
+                        ForwardReply::Failed(WriteError::Refused(format!(
+                            "node {id} is not a member of this cluster; nothing was changed"
+                        )))
+                    };
+                }
+                if voters.len() == 1 {
+                    return ForwardReply::Failed(WriteError::Refused(format!(
+                        "node {id} is the only voter: the cluster would have no one to decide; promote another node first"
+                    )));
+                }
+                // `retain`: the removed voter stays a member, as a learner.
+                match self.raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true).await {
                     Ok(_) => ForwardReply::Done,
                     Err(e) => not_leader(&e).unwrap_or_else(|| fail(e)),
                 }

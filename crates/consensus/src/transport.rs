@@ -399,7 +399,13 @@ impl Handler {
         match rpc {
             Rpc::AppendEntries => {
                 let req: AppendEntriesRequest<TypeConfig> = open(payload)?;
-                seal(&self.raft.append_entries(req).await.map_err(|e| unavailable(&e))?)
+                let (arrived, leader_commit) =
+                    (tokio::time::Instant::now(), req.leader_commit.as_ref().map(|l| l.index));
+                let answer = self.raft.append_entries(req).await.map_err(|e| unavailable(&e))?;
+                if let Some(inner) = self.inner.upgrade() {
+                    inner.lag.heard(arrived, leader_commit);
+                }
+                seal(&answer)
             }
             Rpc::Vote => {
                 let req: VoteRequest<TypeConfig> = open(payload)?;

@@ -60,6 +60,7 @@ fn forward_ops() -> Vec<(&'static str, ForwardOp)> {
         ("forward_op_transfer_leader", ForwardOp::TransferLeader { to: 3 }),
         ("forward_op_membership", ForwardOp::Membership),
         ("forward_op_clock_sample", ForwardOp::ClockSample),
+        ("forward_op_demote", ForwardOp::Demote { id: 4 }),
     ]
 }
 
@@ -176,6 +177,7 @@ fn forward_op_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
         ("TransferLeader", 4),
         ("Membership", 5),
         ("ClockSample", 6),
+        ("Demote", 7),
     ];
     let samples: Vec<ForwardOp> = forward_ops().into_iter().map(|(_, op)| op).collect();
     check_tags("ForwardOp", PEER.bump, &pinned, &samples);

@@ -74,6 +74,7 @@ async fn gauges(app: App, stop: watch::Receiver<bool>) {
             crate::metrics::publish_raft(&status, &mut prev);
             crate::metrics::publish_ready(crate::routes::not_ready_reason(&app, &status).is_none());
             crate::metrics::publish_storage(app.consensus.storage_failed(), &app.config.data_dir);
+            crate::metrics::publish_replica_lag(app.consensus.replica_lag());
         })
     })
     .await

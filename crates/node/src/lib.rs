@@ -268,6 +268,7 @@ fn router(app: App) -> Router {
         .route("/v1/cluster/members", post(add_member))
         .route("/v1/cluster/members/{node_id}/promote", post(promote_member))
         .route("/v1/cluster/members/{node_id}/remove", post(remove_member))
+        .route("/v1/cluster/members/{node_id}/demote", post(demote_member))
         .route("/v1/cluster/transfer-leader", post(transfer_leader))
         .route("/v1/principals", post(create_principal).get(list_principals))
         .route("/v1/principals/{name}/accounts", post(bind_account))

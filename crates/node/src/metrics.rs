@@ -66,6 +66,8 @@ pub const METRICS: &[(&str, Kind, bool, &str)] = &[
     ("paddock_ready", Gauge, false, "1 when GET /health/ready would answer 200 (sampled every 250 ms and at each scrape); a leader that has lost its quorum is not ready."),
     ("paddock_raft_members", Gauge, false, "Voters and learners."),
     ("paddock_raft_replication_lag_entries", Gauge, true, "Entries behind (leader only)."),
+    ("paddock_replica_lag_seconds", Gauge, false, "Seconds since this follower or learner last had applied all the leader had committed (0 on the leader; grows while it hears nothing): a standby site's RPO in time."),
+    ("paddock_replica_lag_entries", Gauge, false, "The leader's commit index as last announced here minus the applied index (0 on the leader)."),
     ("paddock_raft_leader_changes_total", Counter, false, "Leader changes seen (sampled every 250 ms)."),
     ("paddock_forward_rerouted_total", Counter, false, "Keyed writes resent to a new leader (the old one froze)."),
     ("paddock_bets_coalesced_total", Counter, false, "Single bets that left in a group of several (one entry)."),
@@ -166,6 +168,12 @@ pub fn publish_storage(storage_failed: bool, data_dir: &std::path::Path) {
         metrics::gauge!("paddock_disk_size_bytes").set(fs.blocks() as f64 * unit);
         metrics::gauge!("paddock_disk_free_bytes").set(fs.blocks_available() as f64 * unit);
     }
+}
+
+/// Publishes this node's own view of its lag behind the leader.
+pub fn publish_replica_lag(lag: paddock_consensus::ReplicaLag) {
+    metrics::gauge!("paddock_replica_lag_seconds").set(lag.seconds);
+    metrics::gauge!("paddock_replica_lag_entries").set(lag.entries as f64);
 }
 
 /// Publishes `paddock_ready`.

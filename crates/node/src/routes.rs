@@ -787,6 +787,16 @@ pub(crate) async fn promote_member(
     membership_ack(&app, app.consensus.promote(node).await)
 }
 
+pub(crate) async fn demote_member(
+    State(app): State<App>,
+    IdemKey(_key): IdemKey,
+    _operator: Operator,
+    PathParam(node): PathParam<u64>,
+) -> Answer<AckBody> {
+    positive_node_id(node)?;
+    membership_ack(&app, app.consensus.demote(node).await)
+}
+
 pub(crate) async fn remove_member(
     State(app): State<App>,
     IdemKey(_key): IdemKey,
@@ -1104,6 +1114,7 @@ pub(crate) async fn metrics_text(State(app): State<App>, headers: axum::http::He
     crate::metrics::publish_raft(&status, &mut previous);
     crate::metrics::publish_ready(not_ready_reason(&app, &status).is_none());
     crate::metrics::publish_storage(app.consensus.storage_failed(), &app.config.data_dir);
+    crate::metrics::publish_replica_lag(app.consensus.replica_lag());
     ([("content-type", "text/plain; version=0.0.4")], app.metrics.render()).into_response()
 }
 
