@@ -11,6 +11,10 @@
 # - prometheus (crates/cli/tests/alerting.rs): its binaries are unpacked into
 #   target/tools/prometheus with `apt-get download` and `dpkg -x` (as xtask/promtool.sh does):
 #   nothing installed system-wide, no service started.
+# - s3s-fs (crates/cli/tests/backup_s3.rs: backups to a real S3-compatible server): no Debian
+#   package serves S3 without a Ceph cluster, so the pure-Rust server from crates.io is built
+#   into target/tools/s3s-fs with `cargo install --locked` (its own build directory; pinned to
+#   the last version this toolchain builds).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 need=()
@@ -37,3 +41,7 @@ unpack() { # package, binary it must provide
     dpkg -x "$dir"/deb/"$1"_*.deb "$dir"
 }
 unpack prometheus prometheus
+if [ ! -x "$root/target/tools/s3s-fs/bin/s3s-fs" ]; then
+    echo "building s3s-fs (an S3-compatible server) into target/tools/s3s-fs"
+    cargo install s3s-fs --version 0.14.1 --features binary --locked --quiet --root "$root/target/tools/s3s-fs"
+fi

@@ -22,6 +22,7 @@
 //! result (`paddock_consensus::backup::seed_data_dir`).
 
 pub mod dr;
+pub mod remote;
 pub mod seal;
 
 pub use seal::Key;

@@ -40,3 +40,48 @@ impl paddock_backup::Source for ClientSource<'_> {
         }
     }
 }
+
+/// A chain to work on: a directory as it is, or a scratch copy of a chain in a bucket
+/// (`s3://bucket/prefix`), pushed back by [`Working::finish`] after a backup run.
+pub struct Working {
+    dir: std::path::PathBuf,
+    remote: Option<(paddock_backup::remote::Remote, Option<paddock_backup::Manifest>)>,
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl Working {
+    /// Opens `location`: a directory, or `s3://bucket/prefix` (copied into a scratch directory).
+    pub async fn open(location: &str) -> Result<Working> {
+        match paddock_backup::remote::Location::parse(location)? {
+            paddock_backup::remote::Location::Dir(dir) => Ok(Working { dir, remote: None, _scratch: None }),
+            paddock_backup::remote::Location::S3 { bucket, prefix } => {
+                let remote = paddock_backup::remote::Remote::from_env(&bucket, &prefix)?;
+                let scratch = tempfile::Builder::new().prefix("paddock-chain-").tempdir()?;
+                let before = remote.pull(scratch.path()).await?;
+                Ok(Working {
+                    dir: scratch.path().to_path_buf(),
+                    remote: Some((remote, before)),
+                    _scratch: Some(scratch),
+                })
+            }
+        }
+    }
+
+    /// The directory to work in.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Uploads what the run added, for a chain in a bucket (the manifest last).
+    pub async fn finish(self) -> Result<()> {
+        if let Some((remote, before)) = &self.remote {
+            remote.push(&self.dir, before.as_ref()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens `location` for reading from synchronous code (verify, restore).
+pub fn open_blocking(location: &str) -> Result<Working> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(Working::open(location))
+}

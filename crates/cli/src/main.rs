@@ -123,9 +123,10 @@ enum Cmd {
         action: Option<BackupCmd>,
         #[command(flatten)]
         target: Target,
-        /// The chain's directory: empty or new for a full backup, the chain's own for an increment.
+        /// The chain's directory, or s3://bucket/prefix (credentials from the AWS_* environment):
+        /// empty or new for a full backup, the chain's own for an increment.
         #[arg(long, required = true)]
-        to: Option<PathBuf>,
+        to: Option<String>,
         /// Encrypt a new chain with this key (32 bytes, or 64 hex digits; or PADDOCK_BACKUP_KEY
         /// in hex): never stored with the backup. An encrypted chain needs it for every run.
         #[arg(long)]
@@ -137,9 +138,9 @@ enum Cmd {
     /// Example: paddock restore --from /backups/c1 --to-index 51234 --cluster-id paddock-r --node-id 1
     /// --bootstrap 1=10.0.0.1:7101,2=10.0.0.2:7101,3=10.0.0.3:7101 --data-dir /var/lib/paddock
     Restore {
-        /// The chain's directory.
+        /// The chain's directory, or s3://bucket/prefix.
         #[arg(long)]
-        from: PathBuf,
+        from: String,
         /// Restore up to and including this log index.
         #[arg(long, conflicts_with = "to_time_ms")]
         to_index: Option<u64>,
@@ -396,9 +397,9 @@ enum BackupCmd {
     ///
     /// Example: paddock backup verify --from /backups/paddock/2026-12
     Verify {
-        /// The chain's directory.
+        /// The chain's directory, or s3://bucket/prefix.
         #[arg(long)]
-        from: PathBuf,
+        from: String,
         /// The chain's key, if it is encrypted (or PADDOCK_BACKUP_KEY in hex).
         #[arg(long)]
         backup_key_file: Option<PathBuf>,
@@ -798,7 +799,8 @@ fn main() -> Result<()> {
         }
         Cmd::Backup { action: Some(BackupCmd::Verify { from, backup_key_file }), .. } => {
             let key = backup::key(backup_key_file.as_deref())?;
-            println!("{}", serde_json::to_string_pretty(&paddock_backup::verify(&from, key.as_ref())?)?);
+            let chain = backup::open_blocking(&from)?;
+            println!("{}", serde_json::to_string_pretty(&paddock_backup::verify(chain.dir(), key.as_ref())?)?);
             Ok(())
         }
         Cmd::Restore {
@@ -819,8 +821,9 @@ fn main() -> Result<()> {
                 (None, Some(t)) => paddock_backup::Point::Time(t),
                 (None, None) => paddock_backup::Point::End,
             };
+            let chain = backup::open_blocking(&from)?;
             let restored = paddock_backup::restore(&paddock_backup::RestoreRequest {
-                from: &from,
+                from: chain.dir(),
                 point,
                 cluster_id: &cluster_id,
                 node_id,
@@ -931,12 +934,17 @@ fn main() -> Result<()> {
                             }
                         },
                         Cmd::Backup { action: None, target, to, backup_key_file } => {
-                            let to = to.context("--to names the chain's directory")?;
+                            let to = to.context("--to names the chain's directory or s3://bucket/prefix")?;
                             let key = backup::key(backup_key_file.as_deref())?;
                             let client = target.client()?;
-                            serde_json::to_value(
-                                paddock_backup::take(&backup::ClientSource(&client), &to, key.as_ref()).await?,
-                            )?
+                            let chain = backup::Working::open(&to).await?;
+                            let taken =
+                                paddock_backup::take(&backup::ClientSource(&client), chain.dir(), key.as_ref()).await?;
+                            chain.finish().await?;
+                            let mut answer = serde_json::to_value(taken)?;
+                            // The chain's name, not the scratch copy it was extended in.
+                            answer["dir"] = serde_json::Value::String(to);
+                            answer
                         }
                         Cmd::Incidents { action } => match action {
                             IncidentsCmd::List { target } => serde_json::to_value(target.client()?.incidents().await?)?,
