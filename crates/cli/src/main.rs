@@ -616,6 +616,12 @@ pub struct StartArgs {
     /// Backup chains kept under --backup-dir (2).
     #[arg(long)]
     pub backup_chains_kept: Option<usize>,
+    /// Start a new backup chain (a full backup) once the newest began this many days ago (1).
+    #[arg(long)]
+    pub backup_new_chain_days: Option<u64>,
+    /// Delete backup chains whose last backup is older than this many days (never the one in use).
+    #[arg(long)]
+    pub backup_keep_days: Option<u64>,
     /// Encrypt scheduled backups with the key in this file (32 bytes or 64 hex digits).
     #[arg(long)]
     pub backup_key_file: Option<PathBuf>,
@@ -748,6 +754,12 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     }
     if let Some(v) = args.backup_chains_kept {
         config.backup_chains_kept = v;
+    }
+    if let Some(v) = args.backup_new_chain_days {
+        config.backup_new_chain_days = v;
+    }
+    if let Some(v) = args.backup_keep_days {
+        config.backup_keep_days = Some(v);
     }
     if let Some(file) = &args.backup_key_file {
         config.backup_key_file = Some(file.clone());

@@ -1,10 +1,12 @@
 //! The node's own backup schedule (`backup_dir`, `backup_interval_s`, `backup_chains_kept`,
-//! `backup_key_file` to encrypt):
+//! `backup_new_chain_days`, `backup_keep_days`, `backup_key_file` to encrypt):
 //! every interval the node adds an increment of its committed log to the newest chain under
 //! `backup_dir` (`chain-<UTC ms when it began>`), starting a new chain — a full backup — when
-//! there is none or when the log the newest one needs has been purged; chains beyond
-//! `backup_chains_kept` are deleted oldest first, never the one in use. The chain format and
-//! checks are `paddock_backup`'s, the same as `paddock backup`'s.
+//! there is none, when the newest began `backup_new_chain_days` ago, or when the log it needs
+//! has been purged. Retention deletes whole chains only, so no chain is ever left with a gap:
+//! those beyond `backup_chains_kept` (oldest first) and those whose last backup is older than
+//! `backup_keep_days` — never the one in use. The chain format and checks are
+//! `paddock_backup`'s, the same as `paddock backup`'s.
 //!
 //! Metrics: `paddock_backup_configured`, `paddock_backup_last_success_timestamp_seconds`,
 //! `paddock_backup_duration_seconds`, `paddock_backup_chain_bytes`, `paddock_backup_failures_total`;
@@ -68,8 +70,14 @@ pub(crate) fn spawn(app: App, stop: tokio::sync::watch::Receiver<bool>) -> anyho
 
 async fn run_once(app: &App, root: &Path, key: Option<&Key>) {
     let started = std::time::Instant::now();
+    let now_ms = (app.clock)().0;
+    let rotate_after_ms = app.config.backup_new_chain_days.saturating_mul(DAY_MS);
     let outcome = match newest_chain(root) {
-        Ok(Some(chain)) => match paddock_backup::take(&Local(app), &chain, key).await {
+        Ok(Some((began_ms, _))) if now_ms.saturating_sub(began_ms) >= rotate_after_ms => {
+            tracing::info!("the newest backup chain is backup_new_chain_days old: starting a new one");
+            new_chain(app, root, key).await
+        }
+        Ok(Some((_, chain))) => match paddock_backup::take(&Local(app), &chain, key).await {
             Err(TakeError::Purged(why)) => {
                 tracing::warn!(chain = %chain.display(), why = %why, "the backup chain cannot go on: starting a new one");
                 new_chain(app, root, key).await
@@ -90,7 +98,8 @@ async fn run_once(app: &App, root: &Path, key: Option<&Key>) {
                 entries = taken.entries_added,
                 "backup taken"
             );
-            prune(root, app.config.backup_chains_kept, &taken.dir);
+            let keep_ms = app.config.backup_keep_days.map(|d| d.saturating_mul(DAY_MS));
+            prune(root, Retention { chains: app.config.backup_chains_kept, max_age_ms: keep_ms }, &taken.dir, now_ms);
         }
         Err(why) => {
             metrics::counter!("paddock_backup_failures_total").increment(1);
@@ -104,8 +113,12 @@ async fn new_chain(app: &App, root: &Path, key: Option<&Key>) -> Result<paddock_
     paddock_backup::take(&Local(app), &chain, key).await.map_err(|e| e.to_string())
 }
 
-/// Chain directories under `root`, oldest first (their names sort by start time).
-fn chains(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// A day in milliseconds.
+const DAY_MS: u64 = 86_400_000;
+
+/// Chain directories under `root` with the UTC ms each began, oldest first (their names sort by
+/// start time).
+fn chains(root: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     if !root.exists() {
         return Ok(Vec::new());
     }
@@ -117,21 +130,102 @@ fn chains(root: &Path) -> std::io::Result<Vec<PathBuf>> {
         })
         .collect();
     found.sort();
-    Ok(found.into_iter().map(|(_, p)| p).collect())
+    Ok(found)
 }
 
-fn newest_chain(root: &Path) -> std::io::Result<Option<PathBuf>> {
+fn newest_chain(root: &Path) -> std::io::Result<Option<(u64, PathBuf)>> {
     Ok(chains(root)?.pop())
 }
 
-/// Deletes the oldest chains beyond `keep`, never `in_use`.
-fn prune(root: &Path, keep: usize, in_use: &Path) {
-    let Ok(all) = chains(root) else { return };
-    let excess = all.len().saturating_sub(keep.max(1));
-    for old in all.into_iter().take(excess).filter(|c| c != in_use) {
-        match std::fs::remove_dir_all(&old) {
-            Ok(()) => tracing::info!(chain = %old.display(), "old backup chain deleted (backup_chains_kept)"),
-            Err(e) => tracing::warn!(chain = %old.display(), error = %e, "cannot delete an old backup chain"),
+/// What retention keeps.
+#[derive(Clone, Copy, Debug)]
+struct Retention {
+    /// At most this many chains.
+    chains: usize,
+    /// No chain whose last backup is older than this (ms); `None`: no age bound.
+    max_age_ms: Option<u64>,
+}
+
+/// When a chain last gained a file: its manifest's modification time (UTC ms).
+fn last_backup_ms(chain: &Path) -> Option<u64> {
+    let modified = std::fs::metadata(chain.join(paddock_backup::MANIFEST)).and_then(|m| m.modified()).ok()?;
+    modified.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as u64)
+}
+
+/// Deletes whole chains beyond `keep` — the oldest beyond its count, and any whose last backup
+/// is older than its age — never `in_use`; returns what it deleted.
+fn prune(root: &Path, keep: Retention, in_use: &Path, now_ms: u64) -> Vec<PathBuf> {
+    let Ok(all) = chains(root) else { return Vec::new() };
+    let excess = all.len().saturating_sub(keep.chains.max(1));
+    let mut deleted = Vec::new();
+    for (i, (_, chain)) in all.into_iter().enumerate() {
+        if chain == in_use {
+            continue;
         }
+        let too_many = i < excess;
+        let too_old = keep
+            .max_age_ms
+            .is_some_and(|max| last_backup_ms(&chain).is_none_or(|last| now_ms.saturating_sub(last) > max));
+        if !(too_many || too_old) {
+            continue;
+        }
+        let why = if too_many { "backup_chains_kept" } else { "backup_keep_days" };
+        match std::fs::remove_dir_all(&chain) {
+            Ok(()) => {
+                tracing::info!(chain = %chain.display(), rule = why, "old backup chain deleted");
+                deleted.push(chain);
+            }
+            Err(e) => tracing::warn!(chain = %chain.display(), error = %e, "cannot delete an old backup chain"),
+        }
+    }
+    deleted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    /// A chain that began at `began_ms` and last gained a file `age_days` ago.
+    fn chain(root: &Path, began_ms: u64, age_days: u64) -> PathBuf {
+        let dir = root.join(format!("chain-{began_ms}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let manifest = std::fs::File::create(dir.join(paddock_backup::MANIFEST)).unwrap();
+        manifest.set_modified(SystemTime::now() - Duration::from_secs(age_days * 86_400)).unwrap();
+        dir
+    }
+
+    fn now_ms() -> u64 {
+        SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    }
+
+    #[test]
+    fn chains_beyond_the_count_go_oldest_first_and_the_one_in_use_stays() {
+        let root = tempfile::tempdir().unwrap();
+        let old = [chain(root.path(), 1_000, 3), chain(root.path(), 2_000, 2)];
+        let newest = chain(root.path(), 3_000, 1);
+        let deleted = prune(root.path(), Retention { chains: 1, max_age_ms: None }, &newest, now_ms());
+        assert_eq!(deleted, old.to_vec());
+        assert!(newest.exists());
+    }
+
+    #[test]
+    fn chains_last_backed_up_longer_ago_than_the_age_bound_go_whole_within_the_count() {
+        let root = tempfile::tempdir().unwrap();
+        let too_old = chain(root.path(), 1_000, 15);
+        let recent = chain(root.path(), 2_000, 3);
+        let newest = chain(root.path(), 3_000, 0);
+        let deleted = prune(root.path(), Retention { chains: 10, max_age_ms: Some(14 * DAY_MS) }, &newest, now_ms());
+        assert_eq!(deleted, vec![too_old]);
+        assert!(recent.exists() && newest.exists());
+    }
+
+    #[test]
+    fn the_chain_in_use_is_never_deleted_however_old() {
+        let root = tempfile::tempdir().unwrap();
+        let only = chain(root.path(), 1_000, 400);
+        let deleted = prune(root.path(), Retention { chains: 1, max_age_ms: Some(DAY_MS) }, &only, now_ms());
+        assert!(deleted.is_empty());
+        assert!(only.exists());
     }
 }

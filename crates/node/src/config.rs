@@ -149,6 +149,14 @@ pub struct NodeConfig {
     /// Backup chains kept under `backup_dir`; older ones are deleted (never the one in use).
     #[serde(default = "default_backup_chains_kept")]
     pub backup_chains_kept: usize,
+    /// Start a new chain (a full backup) once the newest began this many days ago, so that
+    /// chains rotate and old ones can be deleted whole.
+    #[serde(default = "default_backup_new_chain_days")]
+    pub backup_new_chain_days: u64,
+    /// Delete chains whose last backup is older than this many days (never the one in use);
+    /// unset: only `backup_chains_kept` bounds them.
+    #[serde(default)]
+    pub backup_keep_days: Option<u64>,
     /// One log line per request (target `paddock::access`: request id, method, route, status,
     /// duration), and one on the leader per request it serves for a follower.
     #[serde(default)]
@@ -173,6 +181,10 @@ fn default_backup_interval() -> u64 {
 
 fn default_backup_chains_kept() -> usize {
     2
+}
+
+fn default_backup_new_chain_days() -> u64 {
+    1
 }
 
 fn default_cluster() -> String {
@@ -272,6 +284,8 @@ impl NodeConfig {
             backup_key_file: None,
             backup_interval_s: default_backup_interval(),
             backup_chains_kept: default_backup_chains_kept(),
+            backup_new_chain_days: default_backup_new_chain_days(),
+            backup_keep_days: None,
             tls_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
@@ -335,8 +349,15 @@ impl NodeConfig {
         if self.connections_max == 0 {
             return Err("connections_max must be positive".into());
         }
-        if self.backup_interval_s == 0 || self.backup_chains_kept == 0 {
-            return Err("backup_interval_s and backup_chains_kept must be positive".into());
+        if self.backup_interval_s == 0 || self.backup_chains_kept == 0 || self.backup_new_chain_days == 0 {
+            return Err("backup_interval_s, backup_chains_kept and backup_new_chain_days must be positive".into());
+        }
+        if self.backup_keep_days.is_some_and(|keep| keep < self.backup_new_chain_days) {
+            return Err(
+                "backup_keep_days must be at least backup_new_chain_days: a chain is still growing until a new one \
+                 starts, and only whole chains are deleted"
+                    .into(),
+            );
         }
         if self.self_check_interval_s == 0 {
             return Err("self_check_interval_s must be positive".into());

@@ -9,7 +9,9 @@
 //! committed log and the final state. Coverage of the dangerous paths is gathered on the way
 //! (`paths.rs`).
 
-use crate::check::{self, acknowledged, closed_market, idempotency, liveness, money, replicas, Checker, Violation};
+use crate::check::{
+    self, acknowledged, closed_market, idempotency, liveness, money, replicas, restore, Checker, Violation,
+};
 use crate::config::{RunConfig, RunReport, Teeth};
 use crate::disk::{DiskFaults, FaultHandle};
 use crate::nemesis::Nemesis;
@@ -232,6 +234,7 @@ fn run_inner(
         Some(views) => {
             world.trace(format!("converged at {} with {}", views[0].1, views[0].2));
             replicas::check_converged(world, views);
+            restore::check(world, &checks.backups, &checks.hashes, &views[0]);
         }
         None => liveness::failed(world, "members did not reach one applied index after healing".into()),
     }

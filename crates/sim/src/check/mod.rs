@@ -16,6 +16,7 @@
 //! | `linearizable` | [`linearizable`] | 9 | every read of the reader client |
 //! | `liveness` | [`liveness`] | after healing, every request answered, one state | the end |
 //! | `book-clock` | [`clock`] | the book's clock within the cluster-time bound of the true time | every replica, every 100 steps |
+//! | `restore` | [`restore`] | 10 (a restored backup has the recorded state hash) | snapshots captured every 100 steps, restored at the end |
 //!
 //! A node that panics is reported too (`node-panic`), but a deliberate bug must be caught by a
 //! checker, not only by a panic (`tests/teeth.rs`).
@@ -31,6 +32,7 @@ pub mod liveness;
 pub mod log_matching;
 pub mod money;
 pub mod replicas;
+pub mod restore;
 pub mod retries;
 pub mod settled_once;
 
@@ -70,13 +72,15 @@ pub enum Checker {
     Liveness,
     /// The book's clock stays within the cluster-time bound of the true time.
     BookClock,
+    /// A backup (a snapshot, then the committed log) restores to the replicas' state.
+    Restore,
     /// A node panicked (not a checker: the ledger's or openraft's own assertion).
     Panic,
 }
 
 impl Checker {
     /// Every checker, in report order.
-    pub const ALL: [Checker; 14] = [
+    pub const ALL: [Checker; 15] = [
         Checker::Conservation,
         Checker::SettledOnce,
         Checker::Replicas,
@@ -90,6 +94,7 @@ impl Checker {
         Checker::Linearizable,
         Checker::Liveness,
         Checker::BookClock,
+        Checker::Restore,
         Checker::Panic,
     ];
 
@@ -109,6 +114,7 @@ impl Checker {
             Checker::Linearizable => "linearizable",
             Checker::Liveness => "liveness",
             Checker::BookClock => "book-clock",
+            Checker::Restore => "restore",
             Checker::Panic => "node-panic",
         }
     }
@@ -150,11 +156,19 @@ pub(crate) struct Continuous {
     pub(crate) led: BTreeMap<u64, u64>,
     /// The reference model, advanced along the committed log.
     pub(crate) model: Model,
+    /// Snapshots captured as backups, restored at the end.
+    pub(crate) backups: restore::Backups,
 }
 
 impl Continuous {
     pub(crate) fn new() -> Continuous {
-        Continuous { hashes: BTreeMap::new(), leaders: BTreeMap::new(), led: BTreeMap::new(), model: Model::new() }
+        Continuous {
+            hashes: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+            led: BTreeMap::new(),
+            model: Model::new(),
+            backups: restore::Backups::default(),
+        }
     }
 }
 
@@ -170,6 +184,7 @@ pub(crate) fn sample(world: &World, c: &mut Continuous) {
             settled_once::check_replica(world, *id, applied, &d.state);
             replicas::observe(world, &mut c.hashes, *id, applied, d.state.state_hash());
         });
+        restore::observe(&mut c.backups, *id, node);
     }
     money::compare_leading(world, &mut c.model, &nodes);
 }

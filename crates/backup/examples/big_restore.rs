@@ -1,0 +1,252 @@
+//! The big-state backup and restore figure (issue 12: "restore of 1M accounts and 10M settled
+//! bets in < 60 s"; "backup throughput within 2× of the disk's sequential write speed measured in
+//! the same run"). On demand, not in CI:
+//!
+//! ```sh
+//! cargo run --release -p paddock-backup --example big_restore -- 1000000 10000000 /var/tmp
+//! ```
+//!
+//! Arguments: accounts, settled bets, and a scratch directory on the disk to measure (default
+//! the system's temporary directory). It builds the book with the ledger's own `apply` (10k
+//! markets, every account funded, the bets placed across the markets and every market
+//! settled), then times, on that disk:
+//!
+//! 1. the snapshot a node would write (`seed_data_dir`: encode, write, fsync);
+//! 2. a full backup of it (`paddock_backup::take`: copy, checksum, decode to record the state
+//!    hash) and the disk's sequential write speed for a file of the same size (write + fsync);
+//! 3. a restore from the chain into a new data directory (`paddock_backup::restore`: verify the
+//!    chain, decode, seed) — the data part of a restore's RTO;
+//!
+//! and prints the memory the book takes (the process's resident set before and after building
+//! it) and the snapshot's size.
+
+use paddock_backup::{LogFetchError, Point, RestoreRequest, Source};
+use paddock_consensus::backup::seed_data_dir;
+use paddock_consensus::records::LogIdRecord;
+use paddock_ledger::{
+    apply, AccountId, Actor, ApplyCtx, BetKind, Command, Currency, EventId, IdempotencyKey, LegRequest, LegResult,
+    MarketId, MarketRules, Money, NewSelection, Odds, OddsPolicy, PlaceBet, SelectionId, SelectionResult, State,
+    TimestampMs,
+};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+const MARKETS: u64 = 10_000;
+
+/// The log index and leader timestamp of each command, as a leader would stamp them.
+struct Clock(u64);
+
+impl Clock {
+    fn ctx(&mut self) -> ApplyCtx {
+        self.0 += 1;
+        ApplyCtx { log_index: self.0, time: TimestampMs(1_700_000_000_000 + self.0 / 1000) }
+    }
+}
+
+fn must(state: &mut State, clock: &mut Clock, cmd: &Command) {
+    let outcome = apply(state, cmd, clock.ctx());
+    assert!(outcome.is_done(), "a command of the build was refused");
+}
+
+fn gbp() -> Currency {
+    Currency::parse("GBP").expect("a currency")
+}
+
+fn actor() -> Actor {
+    Actor("big-restore".into())
+}
+
+fn build(accounts: u64, bets: u64) -> (State, Clock) {
+    let mut state = State::new();
+    let mut clock = Clock(0);
+    let rules = MarketRules {
+        stake_min: Money(10),
+        stake_max: Money(1_000_000),
+        payout_max: Money(100_000_000),
+        liability_max: Money(i64::MAX / 4),
+        bet_delay_ms: 0,
+        closes_at: None,
+        each_way: None,
+    };
+    for m in 0..MARKETS {
+        let event = Command::CreateEvent {
+            event: EventId(m),
+            name: format!("event {m}"),
+            sport: "football".into(),
+            competition: "big-restore".into(),
+            starts_at: TimestampMs(0),
+            actor: actor(),
+            key: IdempotencyKey(format!("e{m}")),
+        };
+        must(&mut state, &mut clock, &event);
+        let market = Command::CreateMarket {
+            market: MarketId(m),
+            event: EventId(m),
+            name: "match result".into(),
+            currency: gbp(),
+            selections: (0..3)
+                .map(|s| NewSelection {
+                    selection: SelectionId(m * 3 + s),
+                    name: format!("s{s}"),
+                    odds: Odds::parse("2.5").expect("odds"),
+                })
+                .collect(),
+            rules: rules.clone(),
+            actor: actor(),
+            key: IdempotencyKey(format!("m{m}")),
+        };
+        must(&mut state, &mut clock, &market);
+    }
+    for a in 0..accounts {
+        must(
+            &mut state,
+            &mut clock,
+            &Command::OpenAccount { account: AccountId(a), currency: gbp(), key: IdempotencyKey(format!("o{a}")) },
+        );
+        let deposit = Command::Deposit {
+            account: AccountId(a),
+            amount: Money(1_000_000_000),
+            key: IdempotencyKey(format!("d{a}")),
+        };
+        must(&mut state, &mut clock, &deposit);
+    }
+    for n in 0..bets {
+        let market = n % MARKETS;
+        let bet = Command::PlaceBet(PlaceBet {
+            account: AccountId(n.wrapping_mul(2_654_435_761) % accounts),
+            legs: vec![LegRequest {
+                market: MarketId(market),
+                selection: SelectionId(market * 3 + n % 3),
+                odds: Odds::parse("2.5").expect("odds"),
+            }],
+            kind: BetKind::Single,
+            stake_per_line: Money(100),
+            each_way: false,
+            odds_policy: OddsPolicy::Any,
+            key: IdempotencyKey(format!("b{n}")),
+        });
+        must(&mut state, &mut clock, &bet);
+    }
+    for m in 0..MARKETS {
+        let settle = Command::SettleMarket {
+            market: MarketId(m),
+            results: vec![SelectionResult { selection: SelectionId(m * 3), win: LegResult::Win, place: None }],
+            actor: actor(),
+            key: IdempotencyKey(format!("s{m}")),
+        };
+        must(&mut state, &mut clock, &settle);
+    }
+    (state, clock)
+}
+
+/// The process's resident set, bytes (Linux).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A node's snapshot file served as a backup source (a full backup: no log after it).
+struct SnapshotOnly(Vec<u8>);
+
+impl Source for SnapshotOnly {
+    async fn cluster_id(&self) -> anyhow::Result<String> {
+        Ok("big".into())
+    }
+    async fn snapshot(&self) -> anyhow::Result<Vec<u8>> {
+        Ok(self.0.clone())
+    }
+    async fn log(&self, _from: u64, _limit: usize) -> Result<Vec<(u64, Vec<u8>)>, LogFetchError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Sequential write of `bytes` bytes in 8 MiB blocks, then fsync: MB/s.
+fn disk_write_mb_s(dir: &Path, bytes: u64) -> f64 {
+    let path = dir.join("disk-speed");
+    let block = vec![0x5au8; 8 << 20];
+    let started = Instant::now();
+    let mut file = std::fs::File::create(&path).expect("a scratch file");
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..n]).expect("write");
+        left -= n as u64;
+    }
+    file.sync_all().expect("fsync");
+    let seconds = started.elapsed().as_secs_f64();
+    std::fs::remove_file(&path).expect("remove the scratch file");
+    bytes as f64 / 1e6 / seconds
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let accounts: u64 = args.first().map_or(1_000_000, |a| a.parse().expect("accounts: a number"));
+    let bets: u64 = args.get(1).map_or(10_000_000, |a| a.parse().expect("settled bets: a number"));
+    let scratch = tempfile::Builder::new()
+        .prefix("paddock-big-restore-")
+        .tempdir_in(args.get(2).map_or_else(std::env::temp_dir, Into::into))
+        .expect("a scratch directory");
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    let (state, clock) = build(accounts, bets);
+    let build_s = started.elapsed().as_secs_f64();
+    let rss_book = rss_bytes().saturating_sub(rss_before);
+    println!("built {accounts} accounts and {bets} settled bets over {MARKETS} markets in {build_s:.1} s; the book takes {:.0} MB resident", rss_book as f64 / 1e6);
+
+    // The snapshot a node would write.
+    let members = BTreeMap::from([(1, "127.0.0.1:7101".to_string())]);
+    let last = LogIdRecord { term: 1, node: 1, index: clock.0 };
+    let node = scratch.path().join("node");
+    let started = Instant::now();
+    seed_data_dir(&node, "big", 1, &members, &state, last).expect("the snapshot is written");
+    let snapshot_s = started.elapsed().as_secs_f64();
+    let file = std::fs::read_dir(node.join("snapshots"))
+        .expect("snapshots")
+        .next()
+        .expect("a snapshot")
+        .expect("entry")
+        .path();
+    let snapshot = std::fs::read(&file).expect("the snapshot file");
+    let size = snapshot.len() as u64;
+    println!("snapshot: {:.0} MB, encoded and written durably in {snapshot_s:.1} s", size as f64 / 1e6);
+    let expected_hash = state.state_hash().to_string();
+    drop(state);
+
+    // A full backup of it, and the disk's own speed for the same bytes.
+    let chain = scratch.path().join("chain");
+    let started = Instant::now();
+    let taken =
+        futures::executor::block_on(paddock_backup::take(&SnapshotOnly(snapshot), &chain, None)).expect("the backup");
+    let backup_s = started.elapsed().as_secs_f64();
+    assert_eq!(taken.state_hash, expected_hash, "the chain records the book's state hash");
+    let disk = disk_write_mb_s(scratch.path(), size);
+    let backup_mb_s = size as f64 / 1e6 / backup_s;
+    println!(
+        "full backup: {backup_s:.1} s, {backup_mb_s:.0} MB/s; the disk writes {disk:.0} MB/s sequentially (write + fsync): \
+         the backup is {:.2}× slower than the disk",
+        disk / backup_mb_s
+    );
+
+    // The restore: verify the chain, decode, seed a new data directory.
+    let started = Instant::now();
+    let restored = paddock_backup::restore(&RestoreRequest {
+        from: &chain,
+        point: Point::End,
+        cluster_id: "big-r",
+        node_id: 1,
+        members: &members,
+        data_dir: &scratch.path().join("restored"),
+        force: false,
+        key: None,
+    })
+    .expect("the restore");
+    let restore_s = started.elapsed().as_secs_f64();
+    assert_eq!(restored["state_hash"], expected_hash.as_str(), "the restored book is the one backed up");
+    println!("restore (verify, decode, seed a data directory): {restore_s:.1} s; state hash matches");
+}
