@@ -148,13 +148,19 @@ fn check_key(manifest: &Manifest, key: Option<&Key>) -> Result<()> {
 }
 
 /// Writes `bytes` to `dir/name` durably: a temporary file, fsync, rename, fsync of the directory.
+/// A failed write (a full disk) leaves no partial file behind, and `dir/name` as it was.
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    file.write_all(bytes).with_context(|| format!("cannot write {} (is the disk full?)", tmp.display()))?;
-    file.sync_all().with_context(|| format!("cannot fsync {}", tmp.display()))?;
-    drop(file);
+    let written = (|| -> Result<()> {
+        let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        file.write_all(bytes).with_context(|| format!("cannot write {} (is the disk full?)", tmp.display()))?;
+        file.sync_all().with_context(|| format!("cannot fsync {} (is the disk full?)", tmp.display()))
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("cannot rename {}", tmp.display()))?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())

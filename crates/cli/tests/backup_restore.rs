@@ -17,17 +17,7 @@ use support::*;
 
 /// Runs `paddock` with the operator's key; its JSON answer, or its exit code and stderr.
 fn paddock(cluster: &Cluster, args: &[&str]) -> Result<Value, (i32, String)> {
-    let output = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(args)
-        .env("PADDOCK_KEY", cluster.keys().operator.expose())
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("paddock runs");
-    if output.status.success() {
-        Ok(serde_json::from_slice(&output.stdout).expect("paddock prints JSON"))
-    } else {
-        Err((output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned()))
-    }
+    paddock_as_operator(cluster, args, &[])
 }
 
 async fn place_bets(cluster: &Cluster, accounts: std::ops::RangeInclusive<u64>, tag: &str) -> Vec<u64> {

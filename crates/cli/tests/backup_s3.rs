@@ -60,22 +60,14 @@ fn start_s3() -> S3Server {
 
 /// Runs `paddock` with the operator's key and the S3 server's credentials.
 fn paddock(cluster: &Cluster, s3: &S3Server, args: &[&str]) -> Result<Value, (i32, String)> {
-    let output = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(args)
-        .env("PADDOCK_KEY", cluster.keys().operator.expose())
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT", &s3.endpoint)
-        .env("AWS_ALLOW_HTTP", "true")
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("paddock runs");
-    if output.status.success() {
-        Ok(serde_json::from_slice(&output.stdout).expect("paddock prints JSON"))
-    } else {
-        Err((output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned()))
-    }
+    let env = [
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT", s3.endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+    ];
+    paddock_as_operator(cluster, args, &env)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

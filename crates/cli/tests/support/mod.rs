@@ -160,6 +160,27 @@ pub fn run_paddock(args: &[&str], path: &std::path::Path) -> String {
     text
 }
 
+/// Runs `paddock` with the cluster's operator key and `env`: its JSON answer, or its exit code
+/// and stderr.
+pub fn paddock_as_operator(
+    cluster: &Cluster,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<serde_json::Value, (i32, String)> {
+    let output = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(args)
+        .env("PADDOCK_KEY", cluster.keys().operator.expose())
+        .envs(env.iter().copied())
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("paddock runs");
+    if output.status.success() {
+        Ok(serde_json::from_slice(&output.stdout).expect("paddock prints JSON"))
+    } else {
+        Err((output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned()))
+    }
+}
+
 /// A local cluster of `paddock start` processes.
 pub struct Cluster {
     dir: tempfile::TempDir,
