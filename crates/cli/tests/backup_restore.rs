@@ -11,7 +11,6 @@ mod support;
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use support::*;
 
