@@ -80,6 +80,7 @@ const SPEC: &[(&str, &str, Option<&[Role]>, Object)] = &[
     ("POST", "/v1/cluster/members", Some(&[Operator]), Object::None),
     ("POST", "/v1/cluster/members/{node_id}/promote", Some(&[Operator]), Object::None),
     ("POST", "/v1/cluster/members/{node_id}/remove", Some(&[Operator]), Object::None),
+    ("POST", "/v1/cluster/members/{node_id}/demote", Some(&[Operator]), Object::None),
     ("POST", "/v1/cluster/transfer-leader", Some(&[Operator]), Object::None),
     ("POST", "/v1/principals", Some(&[Operator]), Object::None),
     ("GET", "/v1/principals", Some(&[Operator, Auditor]), Object::None),
