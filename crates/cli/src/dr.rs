@@ -26,21 +26,9 @@ pub enum DrCmd {
         /// The standby's data directory (its node stopped).
         #[arg(long)]
         from: PathBuf,
-        /// The new cluster's id: another than the lost site's.
-        #[arg(long)]
-        cluster_id: String,
-        /// This node's id in the new cluster.
-        #[arg(long)]
-        node_id: u64,
-        /// Every voter of the new cluster: id=peer-address, comma-separated.
-        #[arg(long)]
-        bootstrap: String,
-        /// The new node's data directory: must be empty or absent.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Replace what is in --data-dir (never while a node runs on it).
-        #[arg(long)]
-        force: bool,
+        /// The new node (its --cluster-id must be another than the lost site's).
+        #[command(flatten)]
+        node: crate::NewNode,
     },
     /// Hand service back to the recovered primary site: its nodes (started on empty data
     /// directories with the promoted cluster's --cluster-id and no --bootstrap) join, catch up,
@@ -63,15 +51,15 @@ pub enum DrCmd {
 /// Runs a `paddock dr` subcommand.
 pub fn run(cmd: DrCmd) -> Result<()> {
     match cmd {
-        DrCmd::Promote { from, cluster_id, node_id, bootstrap, data_dir, force } => {
-            let members = crate::parse_members(&bootstrap)?;
+        DrCmd::Promote { from, node } => {
+            let members = crate::parse_members(&node.bootstrap)?;
             let promoted = paddock_backup::dr::promote(&paddock_backup::dr::PromoteRequest {
                 from: &from,
-                cluster_id: &cluster_id,
-                node_id,
+                cluster_id: &node.cluster_id,
+                node_id: node.node_id,
                 members: &members,
-                data_dir: &data_dir,
-                force,
+                data_dir: &node.data_dir,
+                force: node.force,
             })?;
             println!("{}", serde_json::to_string_pretty(&promoted)?);
             Ok(())

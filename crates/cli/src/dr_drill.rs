@@ -27,9 +27,8 @@
 //!
 //! Every loop is bounded in time; the nodes are stopped by PID when the drill ends.
 
-use crate::load::{leg, setup, Space};
+use crate::load::{drill_bet, setup, Space};
 use anyhow::{bail, Context, Result};
-use paddock_api::wire::*;
 use paddock_chaos::cluster::{Cluster, Ports};
 use paddock_chaos::proxy::{Partition, Proxy, Route};
 use paddock_client::{Client, RetryPolicy};
@@ -104,18 +103,6 @@ fn space(workers: u32) -> Space {
     Space { run: 91, accounts: u64::from(workers), markets: 1 }
 }
 
-fn bet(space: &Space, worker: u64, n: u64) -> PlaceBetRequest {
-    PlaceBetRequest {
-        account_id: space.account(worker),
-        bet_type: "single".into(),
-        k: None,
-        legs: vec![leg(space, 0, n)],
-        stake_per_line_minor: 100,
-        each_way: false,
-        odds_policy: "higher".into(),
-    }
-}
-
 /// One acknowledged bet: its id and account.
 type Acked = (u64, u64);
 
@@ -143,7 +130,7 @@ impl Workers {
                 let mut n = first_n;
                 while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                     n += 1;
-                    match client.place_bet(&bet(&space, w, n), &paddock_client::fresh_key()).await {
+                    match client.place_bet(&drill_bet(&space, w, n), &paddock_client::fresh_key()).await {
                         Ok(placed) => acked.lock().expect("acked lock").push((placed.bet_id, space.account(w))),
                         // Nothing to bet against for a moment (a failover): do not spin.
                         Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -298,7 +285,7 @@ async fn drill(cluster: &mut Cluster, args: &DrDrillArgs) -> Result<Report> {
     // the promoted book has a lower id, every bet the lost site acknowledged after the
     // promoted point a higher or equal one (ids follow the log).
     let first_new_id = loop {
-        match dr.place_bet(&bet(&space, 0, 1_000_000), &paddock_client::fresh_key()).await {
+        match dr.place_bet(&drill_bet(&space, 0, 1_000_000), &paddock_client::fresh_key()).await {
             Ok(placed) => break placed.bet_id,
             Err(e) if Instant::now() < serve_deadline => tracing::debug!(error = %e, "the DR site does not serve yet"),
             Err(e) => bail!("the promoted site takes no bet within 60 s: {e}"),

@@ -387,6 +387,20 @@ pub(crate) fn leg(space: &Space, market_index: u64, s: u64) -> LegBody {
     LegBody { market_id: m, selection_id: space.selection(m, 1 + s % 4), odds: "3/1".into() }
 }
 
+/// The drills' bet: a single of 100 minor units on the space's first market, the `n`th of
+/// worker `worker` (its own account).
+pub(crate) fn drill_bet(space: &Space, worker: u64, n: u64) -> PlaceBetRequest {
+    PlaceBetRequest {
+        account_id: space.account(worker),
+        bet_type: "single".into(),
+        k: None,
+        legs: vec![leg(space, 0, n)],
+        stake_per_line_minor: 100,
+        each_way: false,
+        odds_policy: "higher".into(),
+    }
+}
+
 /// What one request did: bets accepted, and the refusal codes of a batch's refused bets.
 type Answered = (u64, Vec<String>);
 

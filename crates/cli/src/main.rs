@@ -147,21 +147,8 @@ enum Cmd {
         /// Restore every entry stamped at or before this UTC time, in milliseconds.
         #[arg(long)]
         to_time_ms: Option<u64>,
-        /// The new cluster's id (its nodes refuse peers of another).
-        #[arg(long)]
-        cluster_id: String,
-        /// This node's id in the new cluster.
-        #[arg(long)]
-        node_id: u64,
-        /// Every member of the new cluster: id=peer-address, comma-separated.
-        #[arg(long)]
-        bootstrap: String,
-        /// The new node's data directory: must be empty or absent.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Replace what is in --data-dir (never while a node runs on it).
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        node: NewNode,
         /// The chain's key, if it is encrypted (or PADDOCK_BACKUP_KEY in hex).
         #[arg(long)]
         backup_key_file: Option<PathBuf>,
@@ -199,6 +186,26 @@ enum Cmd {
         #[arg(long)]
         to: u64,
     },
+}
+
+/// A node of a new cluster whose data directory a command seeds (`restore`, `dr promote`).
+#[derive(clap::Args)]
+pub(crate) struct NewNode {
+    /// The new cluster's id (its nodes refuse peers of another).
+    #[arg(long)]
+    pub(crate) cluster_id: String,
+    /// This node's id in the new cluster.
+    #[arg(long)]
+    pub(crate) node_id: u64,
+    /// Every voter of the new cluster: id=peer-address, comma-separated.
+    #[arg(long)]
+    pub(crate) bootstrap: String,
+    /// The new node's data directory: must be empty or absent.
+    #[arg(long)]
+    pub(crate) data_dir: PathBuf,
+    /// Replace what is in --data-dir (never while a node runs on it).
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 /// Where an operator command goes and on whose authority.
@@ -815,19 +822,9 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&paddock_backup::verify(chain.dir(), key.as_ref())?)?);
             Ok(())
         }
-        Cmd::Restore {
-            from,
-            to_index,
-            to_time_ms,
-            cluster_id,
-            node_id,
-            bootstrap,
-            data_dir,
-            force,
-            backup_key_file,
-        } => {
+        Cmd::Restore { from, to_index, to_time_ms, node, backup_key_file } => {
             let key = backup::key(backup_key_file.as_deref())?;
-            let members = parse_members(&bootstrap)?;
+            let members = parse_members(&node.bootstrap)?;
             let point = match (to_index, to_time_ms) {
                 (Some(n), _) => paddock_backup::Point::Index(n),
                 (None, Some(t)) => paddock_backup::Point::Time(t),
@@ -837,11 +834,11 @@ fn main() -> Result<()> {
             let restored = paddock_backup::restore(&paddock_backup::RestoreRequest {
                 from: chain.dir(),
                 point,
-                cluster_id: &cluster_id,
-                node_id,
+                cluster_id: &node.cluster_id,
+                node_id: node.node_id,
                 members: &members,
-                data_dir: &data_dir,
-                force,
+                data_dir: &node.data_dir,
+                force: node.force,
                 key: key.as_ref(),
             })?;
             println!("{}", serde_json::to_string_pretty(&restored)?);

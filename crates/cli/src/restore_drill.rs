@@ -17,9 +17,8 @@
 //! Every loop is bounded in time; the nodes are stopped by PID when the drill ends.
 
 use crate::backup::ClientSource;
-use crate::load::{leg, setup, Space};
+use crate::load::{drill_bet, setup, Space};
 use anyhow::{bail, Context, Result};
-use paddock_api::wire::*;
 use paddock_backup as backup;
 use paddock_chaos::cluster::{Cluster, Ports};
 use paddock_client::{Client, RetryPolicy};
@@ -78,18 +77,6 @@ pub struct Report {
 /// The drill's ids: one market and an account per worker, as `paddock load` lays them out.
 fn space(workers: u32) -> Space {
     Space { run: 90, accounts: u64::from(workers), markets: 1 }
-}
-
-fn bet(space: &Space, worker: u64, n: u64) -> PlaceBetRequest {
-    PlaceBetRequest {
-        account_id: space.account(worker),
-        bet_type: "single".into(),
-        k: None,
-        legs: vec![leg(space, 0, n)],
-        stake_per_line_minor: 100,
-        each_way: false,
-        odds_policy: "higher".into(),
-    }
 }
 
 /// One acknowledged bet: its id and when the acknowledgement arrived.
@@ -153,7 +140,7 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                 n += 1;
-                if let Ok(placed) = client.place_bet(&bet(&space, w, n), &paddock_client::fresh_key()).await {
+                if let Ok(placed) = client.place_bet(&drill_bet(&space, w, n), &paddock_client::fresh_key()).await {
                     acked.lock().expect("acked lock").push((placed.bet_id, Instant::now()));
                 }
             }
@@ -221,7 +208,7 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
     let state_hash_matches = hash_now.state_hash == restored_hash;
     let serve_deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match client.place_bet(&bet(&space, 0, 0), &paddock_client::fresh_key()).await {
+        match client.place_bet(&drill_bet(&space, 0, 0), &paddock_client::fresh_key()).await {
             Ok(_) => break,
             Err(e) if Instant::now() < serve_deadline => tracing::debug!(error = %e, "not serving yet"),
             Err(e) => bail!("the restored cluster takes no bet within 60 s: {e}"),
