@@ -51,7 +51,7 @@ pub fn promote(req: &PromoteRequest<'_>) -> Result<serde_json::Value> {
         .with_context(|| format!("cannot read the standby's book from {} (stop its node first)", req.from.display()))?;
     if book.identity.cluster_id == req.cluster_id {
         bail!(
-            "the standby belongs to cluster {:?}: the promoted site must be a new cluster, so give it another \
+            "the standby belongs to cluster '{}': the promoted site must be a new cluster, so give it another \
              --cluster-id (the old site's nodes, if they come back, then cannot mix with it)",
             req.cluster_id
         );
