@@ -573,6 +573,9 @@ pub fn audit_event_json(event: &paddock_ledger::audit::AuditEvent) -> serde_json
             "type": "incident_opened", "incident_id": incident.0, "kind": kind.as_str(), "node_id": node
         }),
         E::IncidentClosed { incident } => json!({ "type": "incident_closed", "incident_id": incident.0 }),
+        E::BetIdsReserved { from, to, reason } => json!({
+            "type": "bet_ids_reserved", "from_bet_id": from.0, "to_bet_id": to.0, "reason": reason
+        }),
     }
 }
 
@@ -752,6 +755,11 @@ mod audit_event_tests {
             E::KeyRevoked { principal: "ann".into(), key },
             E::IncidentOpened { incident: incident::IncidentId(1), kind: incident::IncidentKind::Reported, node: 3 },
             E::IncidentClosed { incident: incident::IncidentId(1) },
+            E::BetIdsReserved {
+                from: paddock_ledger::BetId(41),
+                to: paddock_ledger::BetId(1_000_000_041),
+                reason: "promoted from cluster paddock at index 900".into(),
+            },
         ]
     }
 
@@ -774,6 +782,7 @@ mod audit_event_tests {
             E::KeyRevoked { .. } => 12,
             E::IncidentOpened { .. } => 13,
             E::IncidentClosed { .. } => 14,
+            E::BetIdsReserved { .. } => 15,
         }
     }
 
@@ -781,7 +790,7 @@ mod audit_event_tests {
     fn every_audit_event_is_a_typed_object_in_the_apis_words_and_documented() {
         let guide = include_str!("../../../docs/api.md");
         let places: Vec<usize> = every_kind().iter().map(place).collect();
-        assert_eq!(places, (0..=14).collect::<Vec<_>>(), "one event of every kind, in order");
+        assert_eq!(places, (0..=15).collect::<Vec<_>>(), "one event of every kind, in order");
         for event in every_kind() {
             let json = super::audit_event_json(&event);
             let kind = json["type"].as_str().unwrap_or_else(|| panic!("a type: {json}"));

@@ -14,9 +14,15 @@
 //! The source directory is only read; entries it holds past its committed index are left out
 //! (they may never have been acknowledged) and counted in the answer, as is the index the book
 //! reaches — the exact point from which the old site's acknowledged work is lost (the RPO).
+//!
+//! Bet ids follow the log, so the lost site may have given ids beyond the promoted point to
+//! bets it acknowledged. The promoted book therefore numbers its bets from a gap above
+//! (`bet_id_gap`), through the ledger's own `ReserveBetIds` command, applied at the promoted
+//! index and recorded in the audit trail: no id is ever issued twice for two different bets.
 
 use anyhow::{bail, Context, Result};
 use paddock_consensus::backup::{read_data_dir, seed_data_dir};
+use paddock_ledger::{Actor, ApplyCtx, BetId, Command, IdempotencyKey};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -34,7 +40,13 @@ pub struct PromoteRequest<'a> {
     pub data_dir: &'a Path,
     /// Replace what the data directory holds (never while a node runs on it).
     pub force: bool,
+    /// Bets of the promoted site are numbered from the book's next id plus this (0: no gap).
+    pub bet_id_gap: u64,
 }
+
+/// The default [`PromoteRequest::bet_id_gap`]: far more bets than a site could acknowledge
+/// beyond what its standby had received.
+pub const BET_ID_GAP_DEFAULT: u64 = 1_000_000_000;
 
 /// Seeds the new cluster's data directory from the standby's book; answers what was promoted.
 pub fn promote(req: &PromoteRequest<'_>) -> Result<serde_json::Value> {
@@ -59,16 +71,36 @@ pub fn promote(req: &PromoteRequest<'_>) -> Result<serde_json::Value> {
     let Some(last) = book.last else {
         bail!("{} holds no committed entry: there is nothing to promote", req.from.display());
     };
+    let mut state = book.state;
+    let next_bet_id = state.next_bet_id().0;
+    let bet_ids_from = next_bet_id.checked_add(req.bet_id_gap).context("--bet-id-gap is too large")?;
+    if req.bet_id_gap > 0 {
+        let reserve = Command::ReserveBetIds {
+            from: BetId(bet_ids_from),
+            reason: format!(
+                "promoted from cluster '{}' (node {}) at index {}",
+                book.identity.cluster_id, book.identity.node_id, last.index
+            ),
+            actor: Actor("dr-promote".into()),
+            key: IdempotencyKey(format!("dr-promote-{}", last.index)),
+        };
+        let ctx = ApplyCtx { log_index: last.index, time: state.clock() };
+        if !paddock_ledger::apply(&mut state, &reserve, ctx).is_done() {
+            bail!("the book refused to reserve bet ids from {bet_ids_from}");
+        }
+    }
     crate::prepare_target(req.data_dir, req.force)?;
-    seed_data_dir(req.data_dir, req.cluster_id, req.node_id, req.members, &book.state, last)
+    seed_data_dir(req.data_dir, req.cluster_id, req.node_id, req.members, &state, last)
         .with_context(|| format!("cannot seed {}", req.data_dir.display()))?;
     Ok(serde_json::json!({
         "promoted_from_cluster": book.identity.cluster_id,
         "promoted_from_node": book.identity.node_id,
         "promoted_to_index": last.index,
         "left_out_uncommitted": book.left_out,
-        "book_clock_ms": book.state.clock().0,
-        "state_hash": book.state.state_hash().to_string(),
+        "next_bet_id_at_point": next_bet_id,
+        "bet_ids_from": bet_ids_from,
+        "book_clock_ms": state.clock().0,
+        "state_hash": state.state_hash().to_string(),
         "cluster_id": req.cluster_id,
         "node_id": req.node_id,
         "data_dir": req.data_dir,
@@ -123,7 +155,7 @@ mod tests {
         cluster_id: &'a str,
         members: &'a BTreeMap<u64, String>,
     ) -> PromoteRequest<'a> {
-        PromoteRequest { from, cluster_id, node_id: 4, members, data_dir, force: false }
+        PromoteRequest { from, cluster_id, node_id: 4, members, data_dir, force: false, bet_id_gap: 0 }
     }
 
     #[test]
@@ -142,6 +174,23 @@ mod tests {
         assert_eq!(promoted.state.state_hash().to_string(), hash);
         assert_eq!(read_data_dir(&from).unwrap().identity.cluster_id, "paddock");
         assert_eq!(std::fs::read_dir(&from).unwrap().count(), before);
+    }
+
+    #[test]
+    fn the_promoted_book_numbers_its_bets_beyond_a_gap_and_says_so_in_its_audit_trail() {
+        let root = tempfile::tempdir().unwrap();
+        let (from, _) = standby(root.path());
+        let members = BTreeMap::from([(4, "10.1.0.4:7101".to_string())]);
+        let to = root.path().join("promoted");
+        let request = PromoteRequest { bet_id_gap: BET_ID_GAP_DEFAULT, ..request(&from, &to, "paddock-dr", &members) };
+        let answer = promote(&request).unwrap();
+        let next = answer["next_bet_id_at_point"].as_u64().unwrap();
+        assert_eq!(answer["bet_ids_from"].as_u64(), Some(next + BET_ID_GAP_DEFAULT));
+        let promoted = read_data_dir(&to).unwrap();
+        assert_eq!(promoted.state.next_bet_id().0, next + BET_ID_GAP_DEFAULT);
+        let last = promoted.state.audit().records().last().unwrap().clone();
+        assert!(matches!(last.event, paddock_ledger::audit::AuditEvent::BetIdsReserved { .. }));
+        assert_eq!(answer["state_hash"], promoted.state.state_hash().to_string().as_str());
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub enum DrCmd {
         /// The new node (its --cluster-id must be another than the lost site's).
         #[command(flatten)]
         node: crate::NewNode,
+        /// Number the promoted site's bets from the book's next id plus this many, so that no
+        /// id the lost site gave after the promoted point is issued again (0: no gap).
+        #[arg(long, default_value_t = paddock_backup::dr::BET_ID_GAP_DEFAULT)]
+        bet_id_gap: u64,
     },
     /// Hand service back to the recovered primary site: its nodes (started on empty data
     /// directories with the promoted cluster's --cluster-id and no --bootstrap) join, catch up,
@@ -51,7 +55,7 @@ pub enum DrCmd {
 /// Runs a `paddock dr` subcommand.
 pub fn run(cmd: DrCmd) -> Result<()> {
     match cmd {
-        DrCmd::Promote { from, node } => {
+        DrCmd::Promote { from, node, bet_id_gap } => {
             let members = crate::parse_members(&node.bootstrap)?;
             let promoted = paddock_backup::dr::promote(&paddock_backup::dr::PromoteRequest {
                 from: &from,
@@ -60,6 +64,7 @@ pub fn run(cmd: DrCmd) -> Result<()> {
                 members: &members,
                 data_dir: &node.data_dir,
                 force: node.force,
+                bet_id_gap,
             })?;
             println!("{}", serde_json::to_string_pretty(&promoted)?);
             Ok(())

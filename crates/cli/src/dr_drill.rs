@@ -21,9 +21,10 @@
 //! Checks, each failing the drill: every bet acknowledged up to the promoted point is in the
 //! promoted book as acknowledged (account and stake); bets are missing only if the primary had
 //! committed entries past the promoted index; the promoted audit trail verifies; nothing
-//! acknowledged since the promotion is lost after failback. Bet ids follow the log, so the
-//! promoted site's first bet id splits the acknowledged bets into those it must hold and those
-//! lost with the primary — whose ids the promoted site issues again (docs/operations.md).
+//! acknowledged since the promotion is lost after failback; no lost bet's id is given to
+//! another bet by the promoted site. Bet ids follow the log, so the promoted book's next id at
+//! the point splits the acknowledged bets into those it must hold and those lost with the
+//! primary, and the promoted site numbers its bets from a reserved floor above both.
 //!
 //! Every loop is bounded in time; the nodes are stopped by PID when the drill ends.
 
@@ -88,6 +89,9 @@ pub struct Report {
     pub missing_within_rpo: bool,
     /// Every bet acknowledged up to the promoted point is in the promoted book as acknowledged.
     pub promoted_bets_intact: bool,
+    /// No id of a lost bet was given to another bet by the promoted site (it numbers its bets
+    /// from a reserved floor).
+    pub lost_ids_not_reissued: bool,
     /// The promoted site's audit trail verifies.
     pub audit_verifies: bool,
 }
@@ -178,7 +182,7 @@ pub fn run(args: DrDrillArgs) -> Result<()> {
         "dr drill ({} ms one way between the sites): {} bets acknowledged before the loss; standby lag {:.3} s, {} entries; promote {} ms, \
          RTO {} ms (loss to first bet on the DR site); RPO {} entries, {} bets; failback {} ms ({} ms to voters), \
          {} bets acknowledged after promotion, {} lost after failback; missing bets {}, promoted bets {}, \
-         audit trail {}",
+         lost bets' ids {}, audit trail {}",
         args.site_link_delay_ms,
         report.acknowledged_before_loss,
         report.standby_lag_seconds,
@@ -193,6 +197,7 @@ pub fn run(args: DrDrillArgs) -> Result<()> {
         report.lost_after_failback,
         if report.missing_within_rpo { "within the RPO" } else { "BEYOND THE RPO" },
         if report.promoted_bets_intact { "intact" } else { "ALTERED" },
+        if report.lost_ids_not_reissued { "not reissued" } else { "REISSUED" },
         if report.audit_verifies { "verifies" } else { "DOES NOT VERIFY" },
     );
     if let Some(path) = &args.report {
@@ -200,6 +205,7 @@ pub fn run(args: DrDrillArgs) -> Result<()> {
     }
     if !(report.missing_within_rpo
         && report.promoted_bets_intact
+        && report.lost_ids_not_reissued
         && report.audit_verifies
         && report.lost_after_failback == 0)
     {
@@ -273,17 +279,19 @@ async fn drill(cluster: &mut Cluster, args: &DrDrillArgs) -> Result<Report> {
         members: &BTreeMap::from([(STANDBY, standby_peer.clone())]),
         data_dir: &standby_dir,
         force: false,
+        bet_id_gap: paddock_backup::dr::BET_ID_GAP_DEFAULT,
     })?;
     let promote_ms = promote_started.elapsed().as_millis() as u64;
     let promoted_index = promoted["promoted_to_index"].as_u64().context("promotion names its index")?;
+    // Bets of the promoted book have lower ids than this; bets the lost site acknowledged
+    // after the promoted point have this one or higher, and below the reserved floor.
+    let point_id = promoted["next_bet_id_at_point"].as_u64().context("promotion names its next bet id")?;
+    let bet_ids_from = promoted["bet_ids_from"].as_u64().context("promotion names its reserved bet ids")?;
     cluster.set_cluster_id(STANDBY, Some(DR_CLUSTER));
     cluster.set_bootstrap(STANDBY, None);
     cluster.start(STANDBY)?;
     let dr = client_of(cluster, &[STANDBY]);
     let serve_deadline = Instant::now() + Duration::from_secs(60);
-    // The promoted site's first bet takes the id after the promoted book's last: every bet of
-    // the promoted book has a lower id, every bet the lost site acknowledged after the
-    // promoted point a higher or equal one (ids follow the log).
     let first_new_id = loop {
         match dr.place_bet(&drill_bet(&space, 0, 1_000_000), &paddock_client::fresh_key()).await {
             Ok(placed) => break placed.bet_id,
@@ -302,15 +310,22 @@ async fn drill(cluster: &mut Cluster, args: &DrDrillArgs) -> Result<Report> {
         primary_committed_index = primary_committed_index.max(committed);
     }
     let rpo_entries = primary_committed_index.saturating_sub(promoted_index);
-    // Bets acknowledged after the promoted point are lost; their ids are issued again by the
-    // promoted site (see docs/operations.md), so they are counted, not read back.
-    let rpo_bets = acked_before_loss.iter().filter(|(bet_id, _)| *bet_id >= first_new_id).count() as u64;
-    let mut promoted_bets_intact = true;
-    for (bet_id, account) in acked_before_loss.iter().filter(|(bet_id, _)| *bet_id < first_new_id) {
-        match dr.bet(*bet_id).await {
-            Ok(body) => promoted_bets_intact &= body.account_id == *account && body.stake_minor == 100,
-            Err(e) if e.code() == Some("bet_not_found") => promoted_bets_intact = false,
+    // Ids follow the log: bets below the point are the promoted book's and must be there as
+    // acknowledged; those from it on were acknowledged after the point and are lost, and the
+    // promoted site, numbering from its reserved floor, must not have given their ids again.
+    let (mut rpo_bets, mut promoted_bets_intact, mut lost_ids_not_reissued) =
+        (0u64, true, first_new_id >= bet_ids_from);
+    for (bet_id, account) in &acked_before_loss {
+        let found = match dr.bet(*bet_id).await {
+            Ok(body) => Some(body),
+            Err(e) if e.code() == Some("bet_not_found") => None,
             Err(e) => return Err(e).context("cannot read a bet back from the promoted site"),
+        };
+        if *bet_id < point_id {
+            promoted_bets_intact &= found.is_some_and(|b| b.account_id == *account && b.stake_minor == 100);
+        } else {
+            rpo_bets += 1;
+            lost_ids_not_reissued &= found.is_none();
         }
     }
     let trail = dr.audit_trail().await?;
@@ -359,6 +374,7 @@ async fn drill(cluster: &mut Cluster, args: &DrDrillArgs) -> Result<Report> {
         lost_after_failback,
         missing_within_rpo: rpo_bets == 0 || rpo_entries > 0,
         promoted_bets_intact,
+        lost_ids_not_reissued,
         audit_verifies,
     })
 }

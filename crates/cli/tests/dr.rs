@@ -29,7 +29,7 @@ fn the_standby_site_takes_over_when_the_primary_is_lost_and_hands_back_without_l
     assert!(number("rpo_bets") == 0 || number("rpo_entries") > 0, "bets lost only with entries: {report}");
     assert_eq!(number("lost_after_failback"), 0, "{report}");
     assert!(report["standby_lag_seconds"].as_f64().is_some(), "the standby exported its lag: {report}");
-    for check in ["missing_within_rpo", "promoted_bets_intact", "audit_verifies"] {
+    for check in ["missing_within_rpo", "promoted_bets_intact", "lost_ids_not_reissued", "audit_verifies"] {
         assert_eq!(report[check], true, "check {check}: {report}");
     }
 }

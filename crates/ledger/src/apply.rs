@@ -7,7 +7,9 @@
 use crate::audit::AuditEvent;
 use crate::code::ResultCode;
 use crate::command::{BookConfig, Command, ExclusionKind, LimitKind, LimitWindow, MarketRules, NewSelection};
-use crate::ids::{text_is_valid, AccountId, Actor, Currency, EventId, MarketId, SelectionId, TimestampMs, DAY_MS};
+use crate::ids::{
+    text_is_valid, AccountId, Actor, BetId, Currency, EventId, MarketId, SelectionId, TimestampMs, DAY_MS,
+};
 use crate::money::Money;
 use crate::outcome::{Done, Outcome};
 use crate::state::{Account, Activity, Event, IdempotencyRecord, Limit, Market, MarketStatus, Selection, State};
@@ -226,7 +228,30 @@ fn dispatch(state: &mut State, command: &Command, ctx: ApplyCtx, now: TimestampM
         Command::CloseIncident { incident, resolution, actor, .. } => {
             crate::incident::close_incident(state, *incident, resolution, actor, ctx, now)
         }
+        Command::ReserveBetIds { from, reason, actor, .. } => reserve_bet_ids(state, *from, reason, actor, ctx, now),
     }
+}
+
+/// After a disaster-recovery promotion: bets are numbered from `from` on, so that no id the
+/// lost site may have given after the promoted point is ever issued again. A floor at or below
+/// the next id would reserve nothing: refused.
+fn reserve_bet_ids(
+    state: &mut State,
+    from: BetId,
+    reason: &str,
+    actor: &Actor,
+    ctx: ApplyCtx,
+    now: TimestampMs,
+) -> Handled {
+    check_actor(actor)?;
+    if from.0 <= state.bet_id_next {
+        return Err(ResultCode::ConfigInvalid);
+    }
+    let was = BetId(state.bet_id_next);
+    state.bet_id_next = from.0;
+    let event = AuditEvent::BetIdsReserved { from: was, to: from, reason: reason.to_string() };
+    state.audit.push(ctx.log_index, now, actor.clone(), event);
+    Ok(Done::Ok)
 }
 
 /// One side of a double-entry posting.

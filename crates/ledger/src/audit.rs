@@ -6,7 +6,7 @@
 //! they are in the bet records and the replicated log; the trail holds operator decisions.
 
 use crate::command::{ExclusionKind, LimitKind, LimitWindow};
-use crate::ids::{AccountId, Actor, EventId, MarketId, SelectionId, TimestampMs};
+use crate::ids::{AccountId, Actor, BetId, EventId, MarketId, SelectionId, TimestampMs};
 use crate::money::Money;
 use crate::state::MarketStatus;
 use serde::{Deserialize, Serialize};
@@ -134,6 +134,16 @@ pub enum AuditEvent {
     IncidentClosed {
         /// Its number.
         incident: crate::incident::IncidentId,
+    },
+    /// Bet ids were reserved after a disaster-recovery promotion: the next bet gets `to`
+    /// instead of `from`.
+    BetIdsReserved {
+        /// The id the next bet would have got.
+        from: BetId,
+        /// The id it gets now.
+        to: BetId,
+        /// Why, in words.
+        reason: String,
     },
 }
 

@@ -303,6 +303,19 @@ pub enum Command {
     /// outcome: one bet's refusal does not refuse the others. The batch itself has no key and
     /// no record; a retried batch is answered bet by bet from their records.
     PlaceBets(Vec<PlaceBet>),
+    /// Number bets from `from` on: applied by `paddock dr promote` to the book it seeds, so
+    /// that the promoted site never issues again an id the lost site may have given to a bet
+    /// acknowledged after the promoted point. Recorded in the audit trail.
+    ReserveBetIds {
+        /// The first id the next bet may get; above every id issued so far.
+        from: BetId,
+        /// Why, in words (the lost cluster and the promoted index).
+        reason: String,
+        /// Acting operator.
+        actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
+    },
 }
 
 /// The namespace an idempotency key is remembered in: a player's keys cannot collide with
@@ -358,7 +371,8 @@ impl Command {
             | IssueKey { key, .. }
             | RevokeKey { key, .. }
             | OpenIncident { key, .. }
-            | CloseIncident { key, .. } => Some((KeyScope::Book, key)),
+            | CloseIncident { key, .. }
+            | ReserveBetIds { key, .. } => Some((KeyScope::Book, key)),
             ResolvePending | PlaceBets(_) => None,
         }
     }

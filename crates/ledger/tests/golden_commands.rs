@@ -310,6 +310,15 @@ fn commands() -> Vec<(&'static str, Command)> {
                 },
             ]),
         ),
+        (
+            "reserve_bet_ids",
+            Command::ReserveBetIds {
+                from: BetId(1_000_000_041),
+                reason: "promoted from cluster paddock at index 900".to_string(),
+                actor: settler(),
+                key: key("dr-promote-900"),
+            },
+        ),
     ]
 }
 
@@ -373,6 +382,7 @@ fn command_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
         ("OpenIncident", 24),
         ("CloseIncident", 25),
         ("PlaceBets", 26),
+        ("ReserveBetIds", 27),
     ];
     let samples: Vec<Command> = commands().into_iter().map(|(_, c)| c).collect();
     check_tags("Command", COMMAND.bump, &pinned, &samples);

@@ -458,6 +458,7 @@ fn audit_event_tags_are_pinned() {
         ("KeyRevoked", 12),
         ("IncidentOpened", 13),
         ("IncidentClosed", 14),
+        ("BetIdsReserved", 15),
     ];
     let samples = [
         AuditEvent::EventCreated { event: EventId(77) },
@@ -500,6 +501,11 @@ fn audit_event_tags_are_pinned() {
         AuditEvent::KeyRevoked { principal: "ann".to_string(), key: KeyId(7) },
         AuditEvent::IncidentOpened { incident: IncidentId(1), kind: IncidentKind::SelfCheckFailed, node: 2 },
         AuditEvent::IncidentClosed { incident: IncidentId(1) },
+        AuditEvent::BetIdsReserved {
+            from: BetId(41),
+            to: BetId(1_000_000_041),
+            reason: "promoted from cluster paddock at index 900".to_string(),
+        },
     ];
     check_tags("AuditEvent", SNAPSHOT.bump, &pinned, &samples);
 }
