@@ -244,6 +244,9 @@ fn reserve_bet_ids(
     now: TimestampMs,
 ) -> Handled {
     check_actor(actor)?;
+    if !text_is_valid(reason) {
+        return Err(ResultCode::TextInvalid);
+    }
     if from.0 <= state.bet_id_next {
         return Err(ResultCode::ConfigInvalid);
     }
