@@ -28,16 +28,14 @@
 //!
 //! Every loop is bounded in time; the nodes are stopped by PID when the drill ends.
 
-use crate::load::{drill_bet, setup, Space};
+use crate::load::{drill_bet, setup, DrillWorkers, Space};
 use anyhow::{bail, Context, Result};
 use paddock_chaos::cluster::{Cluster, Ports};
 use paddock_chaos::proxy::{Partition, Proxy, Route};
-use paddock_client::{Client, RetryPolicy};
+use paddock_client::Client;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `paddock drill dr` flags.
@@ -107,51 +105,6 @@ fn space(workers: u32) -> Space {
     Space { run: 91, accounts: u64::from(workers), markets: 1 }
 }
 
-/// One acknowledged bet: its id and account.
-type Acked = (u64, u64);
-
-/// Closed-loop betting workers that record every acknowledgement until told to stop.
-struct Workers {
-    acked: Arc<Mutex<Vec<Acked>>>,
-    stop: Arc<AtomicBool>,
-    tasks: tokio::task::JoinSet<()>,
-}
-
-impl Workers {
-    fn start(client: &Client, space: Space, workers: u32, first_n: u64, bounded_by: Duration) -> Workers {
-        let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let deadline = Instant::now() + bounded_by;
-        let mut tasks = tokio::task::JoinSet::new();
-        for w in 0..u64::from(workers) {
-            let (acked, stop) = (acked.clone(), stop.clone());
-            let client = client.clone().with_retry(RetryPolicy {
-                attempts: 1,
-                backoff: Duration::from_millis(1),
-                backoff_max: Duration::from_millis(1),
-            });
-            tasks.spawn(async move {
-                let mut n = first_n;
-                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                    n += 1;
-                    match client.place_bet(&drill_bet(&space, w, n), &paddock_client::fresh_key()).await {
-                        Ok(placed) => acked.lock().expect("acked lock").push((placed.bet_id, space.account(w))),
-                        // Nothing to bet against for a moment (a failover): do not spin.
-                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                    }
-                }
-            });
-        }
-        Workers { acked, stop, tasks }
-    }
-
-    async fn stop(mut self) -> Vec<Acked> {
-        self.stop.store(true, Ordering::SeqCst);
-        while self.tasks.join_next().await.is_some() {}
-        std::mem::take(&mut *self.acked.lock().expect("acked lock"))
-    }
-}
-
 /// Runs the drill.
 pub fn run(args: DrDrillArgs) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("paddock-dr-drill-").tempdir()?;
@@ -219,12 +172,9 @@ fn client_of(cluster: &Cluster, ids: &[u64]) -> Client {
     Client::new(ids.iter().map(|id| cluster.url(*id)).collect(), Duration::from_secs(5)).with_keys(cluster.keys())
 }
 
-/// A value of one unlabelled metric from a node's `/metrics`.
-async fn metric(cluster: &Cluster, id: u64, name: &str) -> Result<f64> {
-    let text = String::from_utf8_lossy(&client_of(cluster, &[id]).get_bytes("/metrics").await?).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.parse().ok()))
-        .with_context(|| format!("node {id} exports no {name}"))
+/// One series of a node's `/metrics`.
+async fn metric(cluster: &Cluster, id: u64, series: &str) -> Result<f64> {
+    client_of(cluster, &[id]).metric(series).await?.with_context(|| format!("node {id} exports no {series}"))
 }
 
 /// Moves a data directory aside (kept, never deleted: the evidence of what was there).
@@ -256,7 +206,7 @@ async fn drill(cluster: &mut Cluster, args: &DrDrillArgs) -> Result<Report> {
 
     // Business on the primary site, then its loss.
     let bound = Duration::from_secs(args.load_s + 300);
-    let workers = Workers::start(&primary, space, args.workers, 0, bound);
+    let workers = DrillWorkers::start(&primary, space, args.workers, 0, bound);
     tokio::time::sleep(Duration::from_secs(args.load_s)).await;
     let standby_lag_seconds = metric(cluster, STANDBY, "paddock_replica_lag_seconds").await?;
     let standby_lag_entries = metric(cluster, STANDBY, "paddock_replica_lag_entries").await?;
@@ -333,7 +283,7 @@ async fn drill(cluster: &mut Cluster, args: &DrDrillArgs) -> Result<Report> {
 
     // Failback under load on the promoted site: the primary's nodes return empty, as members
     // of the new cluster, and take service back.
-    let workers = Workers::start(&client_of(cluster, &[STANDBY, 1, 2, 3]), space, args.workers, 2_000_000, bound);
+    let workers = DrillWorkers::start(&client_of(cluster, &[STANDBY, 1, 2, 3]), space, args.workers, 2_000_000, bound);
     for id in PRIMARY {
         move_aside(&cluster.spec(id).data_dir.clone(), "lost")?;
         cluster.set_cluster_id(id, Some(DR_CLUSTER));

@@ -15,6 +15,7 @@ use paddock_api::wire::*;
 use paddock_client::{BetBatcher, Client, ClientError, RetryPolicy};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -740,6 +741,64 @@ pub fn run(args: LoadArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// One acknowledged bet: its id and account.
+pub(crate) type Acked = (u64, u64);
+
+/// The drills' closed-loop betting workers (one bet in flight each, [`drill_bet`]s numbered from
+/// `first_n`), recording every acknowledgement until told to stop or `bounded_by` has passed.
+pub(crate) struct DrillWorkers {
+    acked: Arc<Mutex<Vec<Acked>>>,
+    stop: Arc<AtomicBool>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl DrillWorkers {
+    pub(crate) fn start(
+        client: &Client,
+        space: Space,
+        workers: u32,
+        first_n: u64,
+        bounded_by: Duration,
+    ) -> DrillWorkers {
+        let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let deadline = Instant::now() + bounded_by;
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..u64::from(workers) {
+            let (acked, stop) = (acked.clone(), stop.clone());
+            let client = client.clone().with_retry(RetryPolicy {
+                attempts: 1,
+                backoff: Duration::from_millis(1),
+                backoff_max: Duration::from_millis(1),
+            });
+            tasks.spawn(async move {
+                let mut n = first_n;
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    n += 1;
+                    match client.place_bet(&drill_bet(&space, w, n), &paddock_client::fresh_key()).await {
+                        Ok(placed) => acked.lock().expect("acked lock").push((placed.bet_id, space.account(w))),
+                        // Nothing to bet against for a moment (a failover): do not spin.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+            });
+        }
+        DrillWorkers { acked, stop, tasks }
+    }
+
+    /// Bets acknowledged so far.
+    pub(crate) fn acknowledged(&self) -> usize {
+        self.acked.lock().expect("acked lock").len()
+    }
+
+    /// Stops the workers; every bet acknowledged, in the order the acknowledgements arrived.
+    pub(crate) async fn stop(mut self) -> Vec<Acked> {
+        self.stop.store(true, Ordering::SeqCst);
+        while self.tasks.join_next().await.is_some() {}
+        std::mem::take(&mut *self.acked.lock().expect("acked lock"))
+    }
 }
 
 #[cfg(test)]

@@ -17,15 +17,13 @@
 //! Every loop is bounded in time; the nodes are stopped by PID when the drill ends.
 
 use crate::backup::ClientSource;
-use crate::load::{drill_bet, setup, Space};
+use crate::load::{drill_bet, setup, DrillWorkers, Space};
 use anyhow::{bail, Context, Result};
 use paddock_backup as backup;
 use paddock_chaos::cluster::{Cluster, Ports};
-use paddock_client::{Client, RetryPolicy};
+use paddock_client::Client;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `paddock drill restore` flags.
@@ -79,9 +77,6 @@ fn space(workers: u32) -> Space {
     Space { run: 90, accounts: u64::from(workers), markets: 1 }
 }
 
-/// One acknowledged bet: its id and when the acknowledgement arrived.
-type Acked = (u64, Instant);
-
 /// Runs the drill.
 pub fn run(args: RestoreDrillArgs) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("paddock-restore-drill-").tempdir()?;
@@ -125,27 +120,7 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
     setup(&client, &space).await.context("cannot set up the drill's market and accounts")?;
 
     // Closed-loop betting until the site is lost; every acknowledgement recorded.
-    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let deadline = Instant::now() + Duration::from_secs(args.load_s + 120);
-    let mut workers = tokio::task::JoinSet::new();
-    for w in 0..u64::from(args.workers) {
-        let (client, acked, stop) = (client.clone(), acked.clone(), stop.clone());
-        workers.spawn(async move {
-            let client = client.with_retry(RetryPolicy {
-                attempts: 1,
-                backoff: Duration::from_millis(1),
-                backoff_max: Duration::from_millis(1),
-            });
-            let mut n = 0u64;
-            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                n += 1;
-                if let Ok(placed) = client.place_bet(&drill_bet(&space, w, n), &paddock_client::fresh_key()).await {
-                    acked.lock().expect("acked lock").push((placed.bet_id, Instant::now()));
-                }
-            }
-        });
-    }
+    let workers = DrillWorkers::start(&client, space, args.workers, 0, Duration::from_secs(args.load_s + 120));
 
     // The backup schedule: a full backup from a follower, then increments.
     let leader = cluster.leader(Duration::from_secs(10)).await?;
@@ -162,7 +137,7 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
     let mut point: (usize, Instant) = (0, Instant::now());
     while started.elapsed() < Duration::from_secs(args.load_s) {
         tokio::time::sleep(Duration::from_secs(args.increment_every_s)).await;
-        let acked_before = acked.lock().expect("acked lock").len();
+        let acked_before = workers.acknowledged();
         let cut = Instant::now();
         let t = Instant::now();
         backup::take(&ClientSource(&source), &chain, None).await.context("an increment failed")?;
@@ -175,13 +150,11 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
     for id in cluster.ids() {
         cluster.kill(id)?;
     }
-    stop.store(true, Ordering::SeqCst);
-    while workers.join_next().await.is_some() {}
+    let acked = workers.stop().await;
     for id in cluster.ids() {
         let data = cluster.spec(id).data_dir.clone();
         std::fs::remove_dir_all(&data).with_context(|| format!("cannot delete {}", data.display()))?;
     }
-    let acked = std::mem::take(&mut *acked.lock().expect("acked lock"));
 
     // Restore every node from the chain and serve again.
     let restore_started = Instant::now();

@@ -201,8 +201,7 @@ fn flip_a_byte(path: &Path) {
 
 /// A metric's value in a node's `/metrics` (a series without labels).
 async fn metric(cluster: &Cluster, node: u64, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{}/metrics", cluster.url(node))).await.ok()?.text().await.ok()?;
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    cluster.client_for(node).metric(name).await.ok()?
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,17 +12,10 @@ use std::time::{Duration, Instant};
 const STANDBY: u64 = 4;
 const PRIMARY: [u64; 3] = [1, 2, 3];
 
-/// One sample (labels ignored: the first series of that name) from a node's `/metrics`.
-async fn metric(cluster: &Cluster, id: u64, name: &str) -> f64 {
+/// One series of a node's `/metrics`.
+async fn metric(cluster: &Cluster, id: u64, series: &str) -> f64 {
     let client = Client::new(vec![cluster.url(id)], Duration::from_secs(2)).with_keys(cluster.keys());
-    let text = String::from_utf8(client.get_bytes("/metrics").await.expect("metrics answer")).expect("UTF-8");
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            (series == name || series.starts_with(&format!("{name}{{"))).then(|| value.parse().ok()).flatten()
-        })
-        .unwrap_or_else(|| panic!("node {id} exports no {name}"))
+    client.metric(series).await.expect("metrics answer").unwrap_or_else(|| panic!("node {id} exports no {series}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

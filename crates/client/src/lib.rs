@@ -292,6 +292,13 @@ impl Client {
         &self.nodes
     }
 
+    /// One series of the first node's `/metrics` (see [`metric_value`]); `None` if it does not
+    /// export it.
+    pub async fn metric(&self, series: &str) -> Result<Option<f64>, ClientError> {
+        let text = self.get_bytes("/metrics").await?;
+        Ok(metric_value(&String::from_utf8_lossy(&text), series))
+    }
+
     /// A `GET` whose answer is bytes, not JSON (the backup routes), from the first node, once.
     pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
         let base = self.nodes.first().ok_or_else(|| ClientError::Transport("no nodes configured".into()))?;
@@ -707,4 +714,34 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let text = inner.to_string();
     let text = text.split(" (os error").next().unwrap_or(&text);
     text.to_lowercase()
+}
+
+/// The value of one series in Prometheus text exposition: `series` is its name with its labels
+/// as exposed (`paddock_raft_replication_lag_entries{follower="4"}`), or the bare name of an
+/// unlabelled one. `None` if the text has no such series.
+pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_value;
+
+    const EXPOSITION: &str = "# HELP paddock_replica_lag_seconds Lag.\n\
+        # TYPE paddock_replica_lag_seconds gauge\n\
+        paddock_replica_lag_seconds 0.25\n\
+        paddock_replica_lag_seconds_total 9\n\
+        paddock_raft_replication_lag_entries{follower=\"2\"} 3\n\
+        paddock_raft_replication_lag_entries{follower=\"4\"} 57\n";
+
+    #[test]
+    fn a_series_is_found_by_its_exact_name_and_labels_never_by_a_longer_name() {
+        assert_eq!(metric_value(EXPOSITION, "paddock_replica_lag_seconds"), Some(0.25));
+        assert_eq!(metric_value(EXPOSITION, "paddock_raft_replication_lag_entries{follower=\"4\"}"), Some(57.0));
+        assert_eq!(metric_value(EXPOSITION, "paddock_raft_replication_lag_entries"), None);
+        assert_eq!(metric_value(EXPOSITION, "paddock_missing"), None);
+    }
 }
