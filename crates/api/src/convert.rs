@@ -576,6 +576,10 @@ pub fn audit_event_json(event: &paddock_ledger::audit::AuditEvent) -> serde_json
         E::BetIdsReserved { from, to, reason } => json!({
             "type": "bet_ids_reserved", "from_bet_id": from.0, "to_bet_id": to.0, "reason": reason
         }),
+        E::HistoryArchived { before, markets, bets, digest } => json!({
+            "type": "history_archived", "before_ms": before.0, "markets": markets, "bets": bets,
+            "digest": hex(digest)
+        }),
     }
 }
 
@@ -760,6 +764,7 @@ mod audit_event_tests {
                 to: paddock_ledger::BetId(1_000_000_041),
                 reason: "promoted from cluster paddock at index 900".into(),
             },
+            E::HistoryArchived { before: TimestampMs(7), markets: 2, bets: 40, digest: [7; 32] },
         ]
     }
 
@@ -783,6 +788,7 @@ mod audit_event_tests {
             E::IncidentOpened { .. } => 13,
             E::IncidentClosed { .. } => 14,
             E::BetIdsReserved { .. } => 15,
+            E::HistoryArchived { .. } => 16,
         }
     }
 
@@ -790,7 +796,7 @@ mod audit_event_tests {
     fn every_audit_event_is_a_typed_object_in_the_apis_words_and_documented() {
         let guide = include_str!("../../../docs/api.md");
         let places: Vec<usize> = every_kind().iter().map(place).collect();
-        assert_eq!(places, (0..=15).collect::<Vec<_>>(), "one event of every kind, in order");
+        assert_eq!(places, (0..=16).collect::<Vec<_>>(), "one event of every kind, in order");
         for event in every_kind() {
             let json = super::audit_event_json(&event);
             let kind = json["type"].as_str().unwrap_or_else(|| panic!("a type: {json}"));

@@ -22,6 +22,7 @@
 //! result (`paddock_consensus::backup::seed_data_dir`).
 
 pub mod dr;
+pub mod export;
 pub mod remote;
 pub mod seal;
 
@@ -104,7 +105,7 @@ impl Manifest {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -263,6 +264,18 @@ pub struct Replayed {
 /// and the state hash the manifest recorded after it), and replays it up to `point`. Every
 /// problem is reported with the file's name.
 pub fn replay_chain(dir: &Path, manifest: &Manifest, point: Point, key: Option<&Key>) -> Result<Replayed> {
+    replay_chain_with(dir, manifest, point, key, &mut |state, entry| replay(state, entry))
+}
+
+/// [`replay_chain`], with each log entry applied by `apply_entry` (which must apply it, as
+/// [`replay`] does, and may look at the state before and after: a regulator export does).
+pub fn replay_chain_with(
+    dir: &Path,
+    manifest: &Manifest,
+    point: Point,
+    key: Option<&Key>,
+    apply_entry: &mut dyn FnMut(&mut State, &DecodedEntry),
+) -> Result<Replayed> {
     check_key(manifest, key)?;
     let Some(first) = manifest.files.first() else { bail!("{}: the chain is empty", dir.display()) };
     if first.kind != "snapshot" {
@@ -330,7 +343,7 @@ pub fn replay_chain(dir: &Path, manifest: &Manifest, point: Point, key: Option<&
                         stopped = true;
                         break;
                     }
-                    replay(&mut r.state, &entry);
+                    apply_entry(&mut r.state, &entry);
                     r.last = entry.id;
                 }
                 r.files += 1;

@@ -16,6 +16,7 @@ mod demo_control;
 mod dr;
 mod dr_drill;
 mod drill;
+mod export;
 mod failover;
 mod load;
 mod restore_drill;
@@ -149,6 +150,28 @@ enum Cmd {
         to_time_ms: Option<u64>,
         #[command(flatten)]
         node: NewNode,
+        /// The chain's key, if it is encrypted (or PADDOCK_BACKUP_KEY in hex).
+        #[arg(long)]
+        backup_key_file: Option<PathBuf>,
+    },
+    /// A regulator export for a time range from a backup chain: every bet placed, every money
+    /// movement and the audit trail, with a manifest of SHA-256 digests, into a new directory.
+    ///
+    /// Example: paddock export --from /backups/chain-1764979200000 --since-ms 1764979200000
+    /// --until-ms 1765584000000 --out /exports/2025-w49
+    Export {
+        /// The chain's directory, or s3://bucket/prefix.
+        #[arg(long)]
+        from: String,
+        /// The range starts at this UTC time, in milliseconds (inclusive).
+        #[arg(long)]
+        since_ms: u64,
+        /// The range ends at this UTC time, in milliseconds (exclusive).
+        #[arg(long)]
+        until_ms: u64,
+        /// A new, empty directory for the files.
+        #[arg(long)]
+        out: PathBuf,
         /// The chain's key, if it is encrypted (or PADDOCK_BACKUP_KEY in hex).
         #[arg(long)]
         backup_key_file: Option<PathBuf>,
@@ -632,6 +655,13 @@ pub struct StartArgs {
     /// Encrypt scheduled backups with the key in this file (32 bytes or 64 hex digits).
     #[arg(long)]
     pub backup_key_file: Option<PathBuf>,
+    /// Archive settled history this many seconds after its market's latest result (604800 = 7
+    /// days; 0: keep everything in memory).
+    #[arg(long)]
+    pub history_retention_s: Option<u64>,
+    /// Seconds between the leader's checks for history to archive (60).
+    #[arg(long)]
+    pub history_interval_s: Option<u64>,
 }
 
 fn parse_members(text: &str) -> Result<BTreeMap<u64, String>> {
@@ -771,6 +801,12 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     if let Some(file) = &args.backup_key_file {
         config.backup_key_file = Some(file.clone());
     }
+    if let Some(v) = args.history_retention_s {
+        config.history_retention_s = v;
+    }
+    if let Some(v) = args.history_interval_s {
+        config.history_interval_s = v;
+    }
     config.validate().map_err(anyhow::Error::msg)?;
     Ok(config)
 }
@@ -842,6 +878,11 @@ fn main() -> Result<()> {
                 key: key.as_ref(),
             })?;
             println!("{}", serde_json::to_string_pretty(&restored)?);
+            Ok(())
+        }
+        Cmd::Export { from, since_ms, until_ms, out, backup_key_file } => {
+            let manifest = export::run(export::Args { from, since_ms, until_ms, out, backup_key_file })?;
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
             Ok(())
         }
         Cmd::Load(args) => load::run(args),
@@ -971,6 +1012,7 @@ fn main() -> Result<()> {
                         | Cmd::Dr { .. }
                         | Cmd::Certs { .. }
                         | Cmd::Restore { .. }
+                        | Cmd::Export { .. }
                         | Cmd::Backup { action: Some(_), .. } => {
                             unreachable!("handled above")
                         }

@@ -372,6 +372,8 @@ pub struct ClusterStatus {
 pub const LOG_FILE: &str = "raft-log.redb";
 /// The snapshots' folder in a data directory.
 pub const SNAPSHOT_DIR: &str = "snapshots";
+/// The archive segments' folder in a data directory (settled history out of the state).
+pub const ARCHIVE_DIR: &str = "archive";
 
 /// Streams a peer may reset before the peer server accepts them (h2's default is 20).
 const PEER_RESET_STREAMS_MAX: usize = 1024;
@@ -414,6 +416,13 @@ pub enum ForwardOp {
     Demote {
         /// Node id.
         id: u64,
+    },
+    /// Send your copy of the archive segment written at this log index. Answered by any node:
+    /// a node that installed a snapshot taken after an `ArchiveSettled` fetches the segment
+    /// from its peers and checks it against the digest its audit trail records.
+    ArchiveSegment {
+        /// The `ArchiveSettled` entry's log index.
+        index: u64,
     },
 }
 
@@ -463,6 +472,8 @@ pub enum ForwardReply {
         /// Its wall clock when it answered (UTC ms).
         now: TimestampMs,
     },
+    /// The answering node's copy of an archive segment (its file's bytes), if it has one.
+    ArchiveSegment(Option<Vec<u8>>),
 }
 
 pub(crate) struct Inner {
@@ -606,7 +617,13 @@ impl Consensus {
         disk.create_dir_all(&config.data_dir)?;
         let mode = if io == IoMode::Inline { WriterMode::Inline } else { WriterMode::Thread };
         let log = LogStore::open_with(&*disk, &config.data_dir.join(LOG_FILE), mode, config.log_faults)?;
-        let sm = StateMachine::open_with(disk, &config.data_dir.join(SNAPSHOT_DIR), io, config.applied_events.clone())?;
+        let sm = StateMachine::open_with(
+            disk,
+            &config.data_dir.join(SNAPSHOT_DIR),
+            &config.data_dir.join(ARCHIVE_DIR),
+            io,
+            config.applied_events.clone(),
+        )?;
         sm.check_log_follows(&log, config.node_id, &config.data_dir)?;
         let raft_config = Config {
             cluster_name: config.cluster_id.clone(),
@@ -696,6 +713,83 @@ impl Consensus {
     /// Runs `f` on the local state (after [`Consensus::linearize`] for a linearizable read).
     pub fn read<T>(&self, f: impl FnOnce(&SmData) -> T) -> T {
         self.inner.sm.read(f)
+    }
+
+    /// The archive segment `ArchiveSettled` wrote at `index`, read from this node's disk and
+    /// checked (magic, version, checksum); `Ok(None)` if this node does not have it.
+    pub fn archive_segment(&self, index: u64) -> std::io::Result<Option<paddock_ledger::archive::ArchiveSegment>> {
+        self.inner.sm.archive_segment(index)
+    }
+
+    /// The indexes of the archive segments on this node's disk, ascending.
+    pub fn archive_indexes(&self) -> std::io::Result<Vec<u64>> {
+        self.inner.sm.archive_files().indexes()
+    }
+
+    /// The archive segments the audit trail records that this node's disk lacks (it installed
+    /// a snapshot taken after them and has not fetched them yet), by log index. Cheap: kept up
+    /// to date at start, at each snapshot install and at each fetch.
+    pub fn archive_missing(&self) -> Vec<u64> {
+        self.inner.sm.archive_gaps()
+    }
+
+    /// Fetches the archive segment of `index` from the first member that has it, checks it
+    /// against the digest this node's audit trail records for it, and writes it to this
+    /// node's archive. `Ok(false)`: no member had a copy that checks.
+    pub async fn fetch_archive_segment(&self, index: u64) -> std::io::Result<bool> {
+        let Some(digest) = self.read(|d| d.state.archive_segments().into_iter().find(|r| r.log_index == index)).map(|r| r.digest)
+        else {
+            return Err(std::io::Error::other(format!("the audit trail records no archive segment at index {index}")));
+        };
+        let members: Vec<(u64, String)> = {
+            let membership = self.inner.raft.metrics().borrow_watched().membership_config.clone();
+            membership.membership().nodes().map(|(id, n)| (*id, n.addr.clone())).collect()
+        };
+        for (id, addr) in members.into_iter().filter(|(id, _)| *id != self.inner.id) {
+            let op = ForwardOp::ArchiveSegment { index };
+            let reply = call(&*self.inner.transport, &addr, Rpc::Forward, &op, Duration::from_secs(30)).await;
+            let bytes = match reply {
+                Ok(ForwardReply::ArchiveSegment(Some(bytes))) => bytes,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(node = id, index, error = %e, "could not fetch an archive segment from a peer");
+                    continue;
+                }
+            };
+            match paddock_ledger::archive::ArchiveSegment::decode(&bytes) {
+                Ok(segment) if segment.log_index == index && segment.digest() == digest => {
+                    let archive = self.inner.sm.archive_files().clone();
+                    self.inner.sm.off_task_pub(move || archive.write(index, &bytes).map(|_| ())).await?;
+                    let sm = self.inner.sm.clone();
+                    self.inner.sm.off_task_pub(move || sm.refresh_archive_gaps()).await?;
+                    tracing::info!(index, from = id, "fetched a missing archive segment from a peer");
+                    return Ok(true);
+                }
+                _ => tracing::error!(node = id, index, "a peer's archive segment does not match the audit trail; not kept"),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Indexes archive segments not indexed yet (blocking disk work); returns the bets indexed.
+    pub fn index_archive(&self) -> std::io::Result<u64> {
+        self.inner.sm.index_archive()
+    }
+
+    /// Up to `limit` archived bets of `account` with ids above `after`, ascending (blocking
+    /// disk reads, one small range).
+    pub fn archived_bets_of(
+        &self,
+        account: paddock_ledger::AccountId,
+        after: u64,
+        limit: usize,
+    ) -> std::io::Result<Vec<paddock_ledger::BetView>> {
+        self.inner.sm.archived_bets_of(account, after, limit)
+    }
+
+    /// One archived bet, if this node has indexed it.
+    pub fn archived_bet(&self, bet: paddock_ledger::BetId) -> std::io::Result<Option<paddock_ledger::BetView>> {
+        self.inner.sm.archived_bet(bet)
     }
 
     /// Applied commands as they happen.
@@ -1153,6 +1247,10 @@ impl Inner {
                 }
             }
             ForwardOp::ClockSample => ForwardReply::Clock { now: (self.clock)() },
+            ForwardOp::ArchiveSegment { index } => match self.sm.archive_bytes(index).await {
+                Ok(bytes) => ForwardReply::ArchiveSegment(bytes),
+                Err(e) => ForwardReply::Failed(WriteError::Unknown(format!("cannot read archive segment {index}: {e}"))),
+            },
             ForwardOp::Write(command) => {
                 if let Err(why) = self.cluster_time.may_stamp(&self.clock) {
                     return ForwardReply::Failed(WriteError::ClockUnsynchronized(why));

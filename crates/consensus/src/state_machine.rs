@@ -21,7 +21,9 @@ use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use paddock_ledger::{apply_noting_replay, Applied, ApplyCtx, Command, Outcome, State, TimestampMs};
-use paddock_storage::{LogStore, MetaKey, SnapshotFile, SnapshotFiles};
+use paddock_ledger::archive::ArchiveSegment;
+use paddock_ledger::audit::AuditEvent;
+use paddock_storage::{ArchiveFiles, ArchiveIndex, LogStore, MetaKey, SnapshotFile, SnapshotFiles};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -58,6 +60,9 @@ pub(crate) fn describe_snapshots(snapshot: Option<u64>, damaged: &[PathBuf]) -> 
     out
 }
 
+/// The archived-bet index's file inside the archive directory.
+pub const ARCHIVE_INDEX_FILE: &str = "index.redb";
+
 /// One applied command, for live streams (prices, an account's bets).
 #[derive(Clone, Debug)]
 pub struct AppliedEvent {
@@ -90,6 +95,13 @@ pub(crate) struct Shared {
     pub(crate) applied: watch::Sender<u64>,
     pub(crate) events: broadcast::Sender<Arc<AppliedEvent>>,
     files: SnapshotFiles,
+    /// Settled history that left the state (`ArchiveSettled`), one segment file per index.
+    pub(crate) archive: ArchiveFiles,
+    /// The archived bets by account, derived from the segments (see [`StateMachine::index_archive`]).
+    archive_index: ArchiveIndex,
+    /// Segments the audit trail records that this node's archive lacks (it installed a
+    /// snapshot taken after them), until fetched from a peer.
+    archive_gaps: Mutex<Vec<u64>>,
     pub(crate) current: Mutex<Option<Snapshot>>,
     /// Snapshot files skipped as damaged when this state machine was opened.
     damaged: Vec<PathBuf>,
@@ -106,9 +118,17 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl StateMachine {
-    /// Opens the snapshot directory on the real disk and loads the newest intact snapshot.
+    /// Opens the snapshot directory on the real disk and loads the newest intact snapshot;
+    /// archive segments go to its `archive` subdirectory.
     pub fn open(snapshot_dir: &Path) -> io::Result<StateMachine> {
-        StateMachine::open_with(Arc::new(paddock_storage::StdDisk), snapshot_dir, crate::IoMode::Threads, None)
+        let archive_dir = snapshot_dir.join("archive");
+        StateMachine::open_with(
+            Arc::new(paddock_storage::StdDisk),
+            snapshot_dir,
+            &archive_dir,
+            crate::IoMode::Threads,
+            None,
+        )
     }
 
     /// Opens the snapshot directory on `disk` and loads the newest intact snapshot, if any.
@@ -117,9 +137,12 @@ impl StateMachine {
     pub fn open_with(
         disk: Arc<dyn paddock_storage::Disk>,
         snapshot_dir: &Path,
+        archive_dir: &Path,
         io: crate::IoMode,
         events: Option<broadcast::Sender<Arc<AppliedEvent>>>,
     ) -> io::Result<StateMachine> {
+        let archive = ArchiveFiles::open_with(disk.clone(), archive_dir)?;
+        let archive_index = ArchiveIndex::open_with(&*disk, &archive_dir.join(ARCHIVE_INDEX_FILE))?;
         let files = SnapshotFiles::open_with(disk, snapshot_dir)?;
         let mut damaged = Vec::new();
         let latest = files.latest(|path, e| {
@@ -144,17 +167,22 @@ impl StateMachine {
         let applied_index = data.last_applied.as_ref().map_or(0, |l| l.index);
         let (applied, _) = watch::channel(applied_index);
         let events = events.unwrap_or_else(|| broadcast::channel(4096).0);
-        Ok(StateMachine {
+        let machine = StateMachine {
             shared: Arc::new(Shared {
                 io,
                 data: RwLock::new(data),
                 applied,
                 events,
                 files,
+                archive,
+                archive_index,
+                archive_gaps: Mutex::new(Vec::new()),
                 current: Mutex::new(current),
                 damaged,
             }),
-        })
+        };
+        machine.refresh_archive_gaps()?;
+        Ok(machine)
     }
 
     /// Checks, before Raft starts, that the loaded snapshot and `log` together rebuild the
@@ -271,6 +299,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         while let Some((entry, responder)) = entries.try_next().await? {
             let index = entry.log_id.index;
+            // An `ArchiveSettled` moves history out of the state: its segment goes to disk,
+            // durably, before the state changes, so that no snapshot can ever be taken of a
+            // state without that history while the segment is not yet on disk.
+            let segment = match &entry.payload {
+                EntryPayload::Normal(Request { command: Command::ArchiveSettled { before, markets_max, .. }, .. }) => {
+                    let segment = self.read(|d| d.state.archive_segment(*before, *markets_max, index));
+                    if segment.markets.is_empty() {
+                        None
+                    } else {
+                        self.keep_segment(&segment).await?;
+                        Some(segment)
+                    }
+                }
+                _ => None,
+            };
+            let mut unused_segment = None;
             let response = {
                 let mut d = self.shared.data.write().expect("state lock");
                 d.last_applied = Some(entry.log_id);
@@ -285,6 +329,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Normal(Request { time, command }) => {
                         let Applied { outcome, replayed } =
                             apply_noting_replay(&mut d.state, &command, ApplyCtx { log_index: index, time });
+                        // A refused or replayed `ArchiveSettled` moved nothing: its segment file
+                        // names no record and goes.
+                        unused_segment = segment.filter(|s| !archived_at(&d.state, index, s));
                         drop(d);
                         if self.shared.events.receiver_count() > 0 {
                             let event = AppliedEvent { index, time, command, outcome: outcome.clone(), replayed };
@@ -298,6 +345,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 }
             };
+            if let Some(segment) = unused_segment {
+                let archive = self.shared.archive.clone();
+                self.off_task(move || archive.remove(segment.log_index)).await?;
+            }
             self.shared.applied.send_replace(index);
             if let Some(responder) = responder {
                 responder.send(response);
@@ -322,7 +373,121 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
+/// Whether the command at `index` archived `segment`: the audit trail's newest record is its
+/// `HistoryArchived`. A digest that differs from the segment's means this replica and its
+/// ledger disagree about what left the state: a bug, and the replica stops.
+fn archived_at(state: &State, index: u64, segment: &ArchiveSegment) -> bool {
+    let Some(last) = state.audit().records().last() else { return false };
+    let AuditEvent::HistoryArchived { digest, .. } = &last.event else { return false };
+    if last.log_index != index {
+        return false;
+    }
+    assert_eq!(*digest, segment.digest(), "archive segment at index {index} differs from the one the ledger recorded");
+    true
+}
+
 impl StateMachine {
+    /// Writes an archive segment durably. A failed write fails the apply (and stops the node)
+    /// rather than let the history leave the state without a copy on this node's disk.
+    async fn keep_segment(&self, segment: &ArchiveSegment) -> io::Result<()> {
+        let started = Instant::now();
+        let archive = self.shared.archive.clone();
+        let (index, bets) = (segment.log_index, segment.bets.len());
+        let bytes = segment.encode();
+        let len = bytes.len();
+        self.off_task(move || archive.write(index, &bytes).map(|_| ())).await.inspect_err(|e| {
+            tracing::error!(index, error = %e, "cannot write the archive segment");
+        })?;
+        metrics::counter!("paddock_archive_bets_total").increment(bets as u64);
+        metrics::histogram!("paddock_archive_write_seconds").record(started.elapsed().as_secs_f64());
+        tracing::info!(index, bets, bytes = len, "archived settled history");
+        Ok(())
+    }
+
+    /// The archive segment of `index` from this node's disk, checked: `Ok(None)` if this node
+    /// does not have it (it installed a snapshot taken after that index).
+    pub fn archive_segment(&self, index: u64) -> io::Result<Option<ArchiveSegment>> {
+        let Some(bytes) = self.shared.archive.read(index)? else { return Ok(None) };
+        let path = self.shared.archive.path(index);
+        ArchiveSegment::decode(&bytes).map(Some).map_err(|e| invalid(format!("{}: {e}", path.display())))
+    }
+
+    /// The raw bytes of this node's archive segment of `index`, read off the async runtime.
+    pub(crate) async fn archive_bytes(&self, index: u64) -> io::Result<Option<Vec<u8>>> {
+        let archive = self.shared.archive.clone();
+        self.off_task(move || archive.read(index)).await
+    }
+
+    /// Runs blocking disk work the way this state machine does (the blocking pool, or inline
+    /// under the simulator).
+    pub(crate) async fn off_task_pub<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        self.off_task(f).await
+    }
+
+    /// Recomputes which recorded segments this node's archive lacks.
+    pub(crate) fn refresh_archive_gaps(&self) -> io::Result<()> {
+        let have = self.shared.archive.indexes()?;
+        let recorded = self.read(|d| d.state.archive_segments());
+        let gaps: Vec<u64> =
+            recorded.iter().map(|r| r.log_index).filter(|i| have.binary_search(i).is_err()).collect();
+        if !gaps.is_empty() {
+            tracing::warn!(segments = gaps.len(), first = gaps[0], "this node's archive lacks segments; fetching them from peers");
+        }
+        *self.shared.archive_gaps.lock().expect("archive gaps lock") = gaps;
+        Ok(())
+    }
+
+    /// The recorded segments this node's archive lacks, ascending.
+    pub fn archive_gaps(&self) -> Vec<u64> {
+        self.shared.archive_gaps.lock().expect("archive gaps lock").clone()
+    }
+
+    /// The archive directory.
+    pub fn archive_files(&self) -> &ArchiveFiles {
+        &self.shared.archive
+    }
+
+    /// Indexes every archive segment on disk that the index does not list yet; returns how many
+    /// bets it indexed. Blocking disk work: run it off the async runtime.
+    pub fn index_archive(&self) -> io::Result<u64> {
+        let done = self.shared.archive_index.segments()?;
+        let mut bets = 0;
+        for index in self.shared.archive.indexes()? {
+            if done.binary_search(&index).is_ok() {
+                continue;
+            }
+            let Some(segment) = self.archive_segment(index)? else { continue };
+            let rows = segment.bets.iter().map(|b| {
+                (b.account.0, b.bet.0, postcard::to_stdvec(b).expect("bet view encodes: plain data"))
+            });
+            bets += self.shared.archive_index.insert_segment(index, rows)?;
+        }
+        Ok(bets)
+    }
+
+    /// Up to `limit` archived bets of `account` with ids above `after`, ascending, from the
+    /// index (segments not indexed yet are not seen).
+    pub fn archived_bets_of(
+        &self,
+        account: paddock_ledger::AccountId,
+        after: u64,
+        limit: usize,
+    ) -> io::Result<Vec<paddock_ledger::BetView>> {
+        let rows = self.shared.archive_index.account_bets(account.0, after, limit)?;
+        rows.iter().map(|(_, bytes)| postcard::from_bytes(bytes).map_err(invalid)).collect()
+    }
+
+    /// One archived bet, if indexed.
+    pub fn archived_bet(&self, bet: paddock_ledger::BetId) -> io::Result<Option<paddock_ledger::BetView>> {
+        match self.shared.archive_index.bet(bet.0)? {
+            Some(bytes) => postcard::from_bytes(&bytes).map(Some).map_err(invalid),
+            None => Ok(None),
+        }
+    }
+
     async fn install(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
         let state = State::decode_snapshot(&snapshot).map_err(invalid)?;
         if let Err(broken) = state.check_invariants() {
@@ -339,6 +504,9 @@ impl StateMachine {
         *self.shared.current.lock().expect("snapshot lock") = Some(Snapshot { meta: meta.clone(), snapshot });
         self.shared.applied.send_replace(index);
         tracing::info!(index, "installed snapshot from leader");
+        // History archived between this node's last apply and the snapshot is not on its disk.
+        let me = self.clone();
+        self.off_task(move || me.refresh_archive_gaps()).await?;
         Ok(())
     }
 }

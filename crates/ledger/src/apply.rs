@@ -229,7 +229,39 @@ fn dispatch(state: &mut State, command: &Command, ctx: ApplyCtx, now: TimestampM
             crate::incident::close_incident(state, *incident, resolution, actor, ctx, now)
         }
         Command::ReserveBetIds { from, reason, actor, .. } => reserve_bet_ids(state, *from, reason, actor, ctx, now),
+        Command::ArchiveSettled { before, markets_max, actor, .. } => {
+            archive_settled(state, *before, *markets_max, actor, ctx, now)
+        }
     }
+}
+
+/// Moves settled history into an archive segment (see [`crate::archive`]). The node that
+/// applies it builds the same segment first, from the same state, to keep it on disk.
+fn archive_settled(
+    state: &mut State,
+    before: TimestampMs,
+    markets_max: u32,
+    actor: &Actor,
+    ctx: ApplyCtx,
+    now: TimestampMs,
+) -> Handled {
+    check_actor(actor)?;
+    if markets_max == 0 || markets_max > crate::archive::ARCHIVE_MARKETS_MAX {
+        return Err(ResultCode::ConfigInvalid);
+    }
+    let segment = state.archive_segment(before, markets_max, ctx.log_index);
+    if segment.markets.is_empty() {
+        return Ok(Done::Ok);
+    }
+    state.remove_archived(&segment);
+    let event = AuditEvent::HistoryArchived {
+        before,
+        markets: segment.markets.len() as u32,
+        bets: segment.bets.len() as u64,
+        digest: segment.digest(),
+    };
+    state.audit.push(ctx.log_index, now, actor.clone(), event);
+    Ok(Done::Ok)
 }
 
 /// After a disaster-recovery promotion: bets are numbered from `from` on, so that no id the

@@ -145,6 +145,18 @@ pub enum AuditEvent {
         /// Why, in words.
         reason: String,
     },
+    /// Settled history left the hot state for an archive segment (named by this record's log
+    /// index); `digest` is what every copy of the segment must hash to.
+    HistoryArchived {
+        /// The cut-off asked for.
+        before: TimestampMs,
+        /// Markets moved.
+        markets: u32,
+        /// Bets moved.
+        bets: u64,
+        /// SHA-256 of the segment's payload.
+        digest: [u8; 32],
+    },
 }
 
 /// One link of the chain.

@@ -316,6 +316,21 @@ pub enum Command {
         /// Makes a retry safe: the same key and body return the first outcome.
         key: IdempotencyKey,
     },
+    /// Move settled history out of the hot state (see [`crate::archive`]): markets resulted
+    /// before `before`, with their bets and emptied events, into an archive segment the node
+    /// keeps on disk; the audit trail records the segment's digest. Nothing to move is not an
+    /// error: the book is unchanged.
+    ArchiveSettled {
+        /// Markets whose latest result is older than this may leave.
+        before: TimestampMs,
+        /// At most this many markets (1 ..= [`crate::archive::ARCHIVE_MARKETS_MAX`]), so that
+        /// one apply stays short.
+        markets_max: u32,
+        /// Who asked: an operator, or a node's retention job (`node-<id>`).
+        actor: Actor,
+        /// Makes a retry safe: the same key and body return the first outcome.
+        key: IdempotencyKey,
+    },
 }
 
 /// The namespace an idempotency key is remembered in: a player's keys cannot collide with
@@ -372,7 +387,8 @@ impl Command {
             | RevokeKey { key, .. }
             | OpenIncident { key, .. }
             | CloseIncident { key, .. }
-            | ReserveBetIds { key, .. } => Some((KeyScope::Book, key)),
+            | ReserveBetIds { key, .. }
+            | ArchiveSettled { key, .. } => Some((KeyScope::Book, key)),
             ResolvePending | PlaceBets(_) => None,
         }
     }

@@ -12,6 +12,7 @@
 //! - [`audit`]: the hash-chained audit trail.
 //! - [`auth`]: principals, roles and API keys (digests only).
 //! - [`snapshot`]: snapshot encoding and the state hash.
+//! - [`archive`]: settled history leaving the hot state, and the archive segment format.
 //!
 //! # Architecture invariants
 //! No I/O, no clock, no randomness: time arrives in [`ApplyCtx`]. No `HashMap` reaches the
@@ -19,6 +20,7 @@
 //! computed a wrong book must stop, not serve it.
 
 pub mod apply;
+pub mod archive;
 pub mod audit;
 pub mod auth;
 mod betting;

@@ -300,7 +300,7 @@ pub struct AccountView {
 }
 
 /// A read-only view of an event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventView {
     /// The event.
     pub event: EventId,
@@ -539,7 +539,39 @@ impl State {
 
     /// An account's bets, oldest first.
     pub fn bets_of(&self, account: AccountId) -> Vec<BetView> {
-        self.bets.iter().filter(|(_, b)| b.account == account).filter_map(|(id, _)| self.bet(*id)).collect()
+        // The account's own index, not a scan of the whole book.
+        self.accounts.get(&account).map_or(Vec::new(), |a| a.bets.iter().filter_map(|id| self.bet(*id)).collect())
+    }
+
+    /// The accounts whose balances `command` may change if it is applied now: what a
+    /// regulator export diffs to list every money movement without scanning every account.
+    pub fn accounts_touched(&self, command: &crate::command::Command) -> std::collections::BTreeSet<AccountId> {
+        use crate::command::Command::*;
+        let bets_of_market = |market: &MarketId| -> Vec<AccountId> {
+            self.markets.get(market).map_or(Vec::new(), |m| {
+                m.bets.iter().filter_map(|b| self.bets.get(b)).map(|b| b.account).collect()
+            })
+        };
+        match command {
+            OpenAccount { account, .. }
+            | Deposit { account, .. }
+            | Withdraw { account, .. }
+            | CashOut { account, .. } => [*account].into(),
+            PlaceBet(p) => [p.account].into(),
+            PlaceBets(bets) => bets.iter().map(|p| p.account).collect(),
+            ResolvePending => self
+                .pending
+                .iter()
+                .filter_map(|p| match p {
+                    PendingItem::Bet { bet, .. } | PendingItem::CashOut { bet, .. } => self.bets.get(bet),
+                })
+                .map(|b| b.account)
+                .collect(),
+            SettleMarket { market, .. } | ResettleMarket { market, .. } | VoidMarket { market, .. } => {
+                bets_of_market(market).into_iter().collect()
+            }
+            _ => Default::default(),
+        }
     }
 
     /// One market.

@@ -319,6 +319,15 @@ fn commands() -> Vec<(&'static str, Command)> {
                 key: key("dr-promote-900"),
             },
         ),
+        (
+            "archive_settled",
+            Command::ArchiveSettled {
+                before: TimestampMs(1_700_000_000_000),
+                markets_max: 500,
+                actor: Actor("node-1".to_string()),
+                key: key("archive-1700000000000"),
+            },
+        ),
     ]
 }
 
@@ -383,6 +392,7 @@ fn command_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
         ("CloseIncident", 25),
         ("PlaceBets", 26),
         ("ReserveBetIds", 27),
+        ("ArchiveSettled", 28),
     ];
     let samples: Vec<Command> = commands().into_iter().map(|(_, c)| c).collect();
     check_tags("Command", COMMAND.bump, &pinned, &samples);

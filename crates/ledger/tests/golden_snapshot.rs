@@ -459,6 +459,7 @@ fn audit_event_tags_are_pinned() {
         ("IncidentOpened", 13),
         ("IncidentClosed", 14),
         ("BetIdsReserved", 15),
+        ("HistoryArchived", 16),
     ];
     let samples = [
         AuditEvent::EventCreated { event: EventId(77) },
@@ -506,6 +507,7 @@ fn audit_event_tags_are_pinned() {
             to: BetId(1_000_000_041),
             reason: "promoted from cluster paddock at index 900".to_string(),
         },
+        AuditEvent::HistoryArchived { before: TimestampMs(T0_MS), markets: 2, bets: 40, digest: [7; 32] },
     ];
     check_tags("AuditEvent", SNAPSHOT.bump, &pinned, &samples);
 }

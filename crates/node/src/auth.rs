@@ -197,7 +197,16 @@ impl App {
                 d.state.bet_account(bet).is_some_and(|a| d.state.account_owner(a) == Some(caller.principal.as_str()))
             })
         };
-        owns(self) || (self.consensus.linearize().await.is_ok() && owns(self))
+        if owns(self) || (self.consensus.linearize().await.is_ok() && owns(self)) {
+            return true;
+        }
+        // An archived bet: its account is in the archive index.
+        match crate::history::archived_bet(self, bet).await {
+            Ok(Some(view)) => {
+                self.consensus.read(|d| d.state.account_owner(view.account) == Some(caller.principal.as_str()))
+            }
+            _ => false,
+        }
     }
 }
 

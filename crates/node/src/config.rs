@@ -157,6 +157,14 @@ pub struct NodeConfig {
     /// unset: only `backup_chains_kept` bounds them.
     #[serde(default)]
     pub backup_keep_days: Option<u64>,
+    /// Settled history leaves the in-memory state this many seconds after its market's latest
+    /// result (default 7 days), into the node's archive (`<data_dir>/archive`), where it stays
+    /// queryable; 0 keeps everything in memory.
+    #[serde(default = "default_history_retention")]
+    pub history_retention_s: u64,
+    /// Seconds between the leader's checks for history old enough to archive.
+    #[serde(default = "default_history_interval")]
+    pub history_interval_s: u64,
     /// One log line per request (target `paddock::access`: request id, method, route, status,
     /// duration), and one on the leader per request it serves for a follower.
     #[serde(default)]
@@ -173,6 +181,14 @@ fn node_id_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, 
                 .map_err(|_| serde::de::Error::custom(format!("bootstrap key {k:?} is not a node id")))
         })
         .collect()
+}
+
+fn default_history_retention() -> u64 {
+    7 * 86_400
+}
+
+fn default_history_interval() -> u64 {
+    60
 }
 
 fn default_backup_interval() -> u64 {
@@ -286,6 +302,8 @@ impl NodeConfig {
             backup_chains_kept: default_backup_chains_kept(),
             backup_new_chain_days: default_backup_new_chain_days(),
             backup_keep_days: None,
+            history_retention_s: default_history_retention(),
+            history_interval_s: default_history_interval(),
             tls_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
@@ -348,6 +366,9 @@ impl NodeConfig {
         }
         if self.connections_max == 0 {
             return Err("connections_max must be positive".into());
+        }
+        if self.history_interval_s == 0 {
+            return Err("history_interval_s must be positive (set history_retention_s = 0 to never archive)".into());
         }
         if self.backup_interval_s == 0 || self.backup_chains_kept == 0 || self.backup_new_chain_days == 0 {
             return Err("backup_interval_s, backup_chains_kept and backup_new_chain_days must be positive".into());

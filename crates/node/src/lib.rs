@@ -20,6 +20,7 @@ mod close_monitor;
 mod coalesce;
 pub mod config;
 mod extract;
+mod history;
 mod incidents;
 mod jobs;
 mod metrics;
@@ -414,6 +415,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     jobs::spawn_all(app.clone(), stop_rx.clone());
     jobs::spawn_self_check(app.clone(), stop_rx.clone());
     backups::spawn(app.clone(), stop_rx.clone()).context("cannot start the backup schedule")?;
+    history::spawn(app.clone(), stop_rx.clone());
     if let Some(peer) = &tls {
         jobs::spawn_certificate_reload(peer.cert.clone(), stop_rx);
     }

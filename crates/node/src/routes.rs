@@ -104,6 +104,30 @@ fn not_found(code: ResultCode) -> Failure {
     Failure(ApiError::ledger(code))
 }
 
+/// `unavailable` while this node's archive lacks segments (it installed a snapshot taken after
+/// them and is fetching them from its peers): an answer without them would be incomplete.
+fn archive_complete(app: &App) -> Result<(), Failure> {
+    let missing = app.consensus.archive_missing();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Failure(ApiError::new(
+        ErrorCode::Unavailable,
+        format!(
+            "this node's archive of settled history lacks {} segments (it is fetching them from its peers); ask \
+             another node",
+            missing.len()
+        ),
+    )))
+}
+
+/// This node's archive could not be read (a disk error, a damaged index record): the request
+/// may succeed on another node, so it is `unavailable`, never a 500.
+pub(crate) fn archive_unreadable(e: std::io::Error) -> Failure {
+    tracing::error!(error = %e, "cannot read the archive");
+    Failure(ApiError::new(ErrorCode::Unavailable, "this node cannot read its archive of settled history; try another node"))
+}
+
 fn ack(log_index: u64) -> Json<AckBody> {
     Json(AckBody { log_index })
 }
@@ -202,18 +226,22 @@ pub(crate) async fn account_bets(
     QueryParams(options): QueryParams<ListOptions>,
 ) -> Result<Page<BetBody>, Failure> {
     let (limit, after) = (options.limit()?, options.after_id()?.unwrap_or(0));
-    let bets = read(&app, &options.read(), |s| {
+    let live = read(&app, &options.read(), |s| {
         s.account(AccountId(account)).map(|_| {
-            s.bets_of(AccountId(account))
-                .iter()
-                .filter(|b| b.bet.0 > after)
-                .take(limit + 1)
-                .map(convert::bet_body)
-                .collect()
+            s.bets_of(AccountId(account)).into_iter().filter(|b| b.bet.0 > after).take(limit + 1).collect::<Vec<_>>()
         })
     })
     .await?;
-    let bets: Vec<BetBody> = bets.ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
+    let live = live.ok_or_else(|| not_found(ResultCode::AccountNotFound))?;
+    // Settled history that left memory pages on from the archive: one id order across both.
+    archive_complete(&app)?;
+    let archived = crate::history::archived_bets_of(&app, AccountId(account), after, limit + 1)
+        .await
+        .map_err(archive_unreadable)?;
+    let mut bets: Vec<paddock_ledger::BetView> = archived.into_iter().chain(live).collect();
+    bets.sort_by_key(|b| b.bet);
+    bets.dedup_by_key(|b| b.bet);
+    let bets: Vec<BetBody> = bets.iter().take(limit + 1).map(convert::bet_body).collect();
     Ok(Page::of(bets, limit, |b| b.bet_id.to_string()))
 }
 
@@ -325,7 +353,17 @@ pub(crate) async fn get_bet(
     PathParam(bet): PathParam<u64>,
     QueryParams(options): QueryParams<ReadOptions>,
 ) -> Answer<BetBody> {
-    let view = read(&app, &options, |s| s.bet(BetId(bet))).await?.ok_or_else(|| not_found(ResultCode::BetNotFound))?;
+    let view = match read(&app, &options, |s| s.bet(BetId(bet))).await? {
+        Some(view) => view,
+        // Settled history that left memory: from the archive.
+        None => match crate::history::archived_bet(&app, BetId(bet)).await.map_err(archive_unreadable)? {
+            Some(view) => view,
+            None => {
+                archive_complete(&app)?;
+                return Err(not_found(ResultCode::BetNotFound));
+            }
+        },
+    };
     Ok((StatusCode::OK, Json(convert::bet_body(&view))))
 }
 

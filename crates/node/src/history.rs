@@ -1,0 +1,125 @@
+//! Settled history out of memory (`history_retention_s`, `history_interval_s`): every
+//! interval the leader asks the cluster to archive markets resulted more than the retention
+//! ago (`Command::ArchiveSettled`, a share of markets at a time so that no apply is long),
+//! and every node indexes the archive segments it wrote, so that an account's archived bets
+//! page like its live ones (`GET /v1/accounts/{id}/bets`) and an archived bet is still found
+//! by id (`GET /v1/bets/{id}`).
+//!
+//! A node that installed a snapshot taken after an `ArchiveSettled` lacks that segment: it
+//! fetches it from a peer (`ForwardOp::ArchiveSegment`) and keeps it only if its SHA-256 is the
+//! digest its own audit trail records.
+//!
+//! Metrics: `paddock_archive_segments_missing` (segments the audit trail records that this
+//! node's disk still lacks; the history is in the other replicas' archives and in the backup
+//! chain), `paddock_archive_segments_fetched_total`, `paddock_state_bets` (bets in memory).
+
+use crate::App;
+use paddock_consensus::Role;
+use paddock_ledger::{Actor, Command, IdempotencyKey, TimestampMs};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Markets one `ArchiveSettled` moves at most: a few hundred markets' bets keep one apply
+/// (and the segment write before it) to tens of milliseconds.
+pub const ARCHIVE_SHARE_MARKETS: u32 = 200;
+/// Commands one check sends at most; what is left waits for the next interval.
+const SHARES_PER_CHECK_MAX: usize = 50;
+/// Missing segments one check fetches from peers at most.
+const FETCHES_PER_CHECK_MAX: usize = 10;
+
+/// Starts the job; it stops when `stop` turns true.
+pub(crate) fn spawn(app: App, stop: watch::Receiver<bool>) {
+    let period = Duration::from_secs(app.config.history_interval_s);
+    tokio::spawn(crate::jobs::every(period, stop, move || {
+        let app = app.clone();
+        Box::pin(async move {
+            if app.config.history_retention_s > 0 && app.consensus.status().role == Role::Leader {
+                archive_due(&app).await;
+            }
+            index(&app).await;
+        })
+    }));
+}
+
+/// On the leader: archives, a share at a time, what is older than the retention.
+async fn archive_due(app: &App) {
+    let now = (app.clock)();
+    let before = TimestampMs(now.0.saturating_sub(app.config.history_retention_s.saturating_mul(1_000)));
+    for _ in 0..SHARES_PER_CHECK_MAX {
+        let (due, applied) = app.consensus.read(|d| {
+            (d.state.archivable_markets(before), d.last_applied.map_or(0, |l| l.index))
+        });
+        if due == 0 {
+            return;
+        }
+        // One key per share: the applied index names the state the share was chosen from.
+        let key = IdempotencyKey(format!("archive-{}-{applied}", before.0));
+        let command = Command::ArchiveSettled {
+            before,
+            markets_max: ARCHIVE_SHARE_MARKETS,
+            actor: Actor(format!("node-{}", app.config.node_id)),
+            key,
+        };
+        if let Err(e) = app.consensus.write(command).await {
+            tracing::warn!(error = %e, "could not archive settled history; trying again next interval");
+            return;
+        }
+    }
+}
+
+/// On every node: fetches the segments it lacks from its peers, indexes new segments and
+/// publishes what is still missing.
+async fn index(app: &App) {
+    let missing = app.consensus.archive_missing();
+    for index in missing.into_iter().take(FETCHES_PER_CHECK_MAX) {
+        match app.consensus.fetch_archive_segment(index).await {
+            Ok(true) => metrics::counter!("paddock_archive_segments_fetched_total").increment(1),
+            Ok(false) => tracing::warn!(index, "no peer has a copy of this archive segment that matches the audit trail"),
+            Err(e) => tracing::error!(index, error = %e, "cannot fetch an archive segment"),
+        }
+    }
+    let consensus = app.consensus.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let indexed = consensus.index_archive()?;
+        Ok::<_, std::io::Error>((indexed, consensus.archive_missing()))
+    })
+    .await;
+    match result {
+        Ok(Ok((indexed, missing))) => {
+            if indexed > 0 {
+                tracing::info!(bets = indexed, "indexed archived bets");
+            }
+            if !missing.is_empty() {
+                tracing::warn!(
+                    segments = missing.len(),
+                    first = missing[0],
+                    "this node lacks archive segments the audit trail records and no peer has sent them yet: their \
+                     bets are served by the other replicas and kept in the backup chain"
+                );
+            }
+            metrics::gauge!("paddock_archive_segments_missing").set(missing.len() as f64);
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot index the archive"),
+        Err(e) => tracing::error!(error = %e, "the archive indexer stopped"),
+    }
+    metrics::gauge!("paddock_state_bets").set(app.consensus.read(|d| d.state.bet_count()) as f64);
+}
+
+/// Up to `limit` archived bets of `account` with ids above `after`, from this node's index.
+pub(crate) async fn archived_bets_of(
+    app: &App,
+    account: paddock_ledger::AccountId,
+    after: u64,
+    limit: usize,
+) -> std::io::Result<Vec<paddock_ledger::BetView>> {
+    let consensus = app.consensus.clone();
+    tokio::task::spawn_blocking(move || consensus.archived_bets_of(account, after, limit))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+}
+
+/// One archived bet, from this node's index.
+pub(crate) async fn archived_bet(app: &App, bet: paddock_ledger::BetId) -> std::io::Result<Option<paddock_ledger::BetView>> {
+    let consensus = app.consensus.clone();
+    tokio::task::spawn_blocking(move || consensus.archived_bet(bet)).await.map_err(|e| std::io::Error::other(e.to_string()))?
+}
