@@ -96,9 +96,12 @@ async fn settled_history_leaves_memory_after_the_retention_and_still_pages_with_
     expected.sort_unstable();
     for id in cluster.ids() {
         let node = cluster.client_for(id);
-        poll_until(&format!("node {id} to index its archive"), Duration::from_secs(10), Duration::from_millis(200), async || {
-            (all_in_pages_of_two(&node, 7).await == expected).then_some(())
-        })
+        poll_until(
+            &format!("node {id} to index its archive"),
+            Duration::from_secs(10),
+            Duration::from_millis(200),
+            async || (all_in_pages_of_two(&node, 7).await == expected).then_some(()),
+        )
         .await;
     }
     let archived = client.bet(on_1[0]).await.expect("an archived bet is found by id");
@@ -174,7 +177,8 @@ async fn a_regulator_export_from_the_backup_chain_holds_archived_bets_every_mone
     for account in [7, 8] {
         client.open_account(account, "GBP", &fresh_key()).await.expect("account opens");
         client.deposit(account, 50_000, &format!("deposit-{account}")).await.expect("deposit");
-        placed.push(client.place_bet(&single(account, 1, 1_000), &format!("bet-1-{account}")).await.expect("bet").bet_id);
+        placed
+            .push(client.place_bet(&single(account, 1, 1_000), &format!("bet-1-{account}")).await.expect("bet").bet_id);
         placed.push(client.place_bet(&single(account, 2, 500), &format!("bet-2-{account}")).await.expect("bet").bet_id);
     }
     client.withdraw(8, 2_000, "withdraw-8").await.expect("withdrawal");
@@ -214,8 +218,9 @@ async fn a_regulator_export_from_the_backup_chain_holds_archived_bets_every_mone
     assert!(money.iter().any(|m| m["cause"] == "withdrawal" && m["wallet_minor"] == -2_000));
 
     // The trail verifies from its first record, and every file is the one the manifest names.
-    let verified = paddock_as_operator(&cluster, &["audit", "verify", "--file", &format!("{out_text}/audit.json")], &[])
-        .expect("the exported trail verifies");
+    let verified =
+        paddock_as_operator(&cluster, &["audit", "verify", "--file", &format!("{out_text}/audit.json")], &[])
+            .expect("the exported trail verifies");
     assert_eq!(verified["head"], manifest["audit_head"]);
     let trail = std::fs::read_to_string(out.join("audit.json")).expect("audit.json");
     assert!(trail.contains("history_archived"), "the archive is in the exported trail");

@@ -737,7 +737,8 @@ impl Consensus {
     /// against the digest this node's audit trail records for it, and writes it to this
     /// node's archive. `Ok(false)`: no member had a copy that checks.
     pub async fn fetch_archive_segment(&self, index: u64) -> std::io::Result<bool> {
-        let Some(digest) = self.read(|d| d.state.archive_segments().into_iter().find(|r| r.log_index == index)).map(|r| r.digest)
+        let Some(digest) =
+            self.read(|d| d.state.archive_segments().into_iter().find(|r| r.log_index == index)).map(|r| r.digest)
         else {
             return Err(std::io::Error::other(format!("the audit trail records no archive segment at index {index}")));
         };
@@ -765,7 +766,11 @@ impl Consensus {
                     tracing::info!(index, from = id, "fetched a missing archive segment from a peer");
                     return Ok(true);
                 }
-                _ => tracing::error!(node = id, index, "a peer's archive segment does not match the audit trail; not kept"),
+                _ => tracing::error!(
+                    node = id,
+                    index,
+                    "a peer's archive segment does not match the audit trail; not kept"
+                ),
             }
         }
         Ok(false)
@@ -1249,7 +1254,9 @@ impl Inner {
             ForwardOp::ClockSample => ForwardReply::Clock { now: (self.clock)() },
             ForwardOp::ArchiveSegment { index } => match self.sm.archive_bytes(index).await {
                 Ok(bytes) => ForwardReply::ArchiveSegment(bytes),
-                Err(e) => ForwardReply::Failed(WriteError::Unknown(format!("cannot read archive segment {index}: {e}"))),
+                Err(e) => {
+                    ForwardReply::Failed(WriteError::Unknown(format!("cannot read archive segment {index}: {e}")))
+                }
             },
             ForwardOp::Write(command) => {
                 if let Err(why) = self.cluster_time.may_stamp(&self.clock) {

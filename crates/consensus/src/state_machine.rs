@@ -20,9 +20,9 @@ use crate::types::{LogId, Request, Response, Snapshot, SnapshotMeta, StoredMembe
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use paddock_ledger::{apply_noting_replay, Applied, ApplyCtx, Command, Outcome, State, TimestampMs};
 use paddock_ledger::archive::ArchiveSegment;
 use paddock_ledger::audit::AuditEvent;
+use paddock_ledger::{apply_noting_replay, Applied, ApplyCtx, Command, Outcome, State, TimestampMs};
 use paddock_storage::{ArchiveFiles, ArchiveIndex, LogStore, MetaKey, SnapshotFile, SnapshotFiles};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -303,7 +303,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // durably, before the state changes, so that no snapshot can ever be taken of a
             // state without that history while the segment is not yet on disk.
             let segment = match &entry.payload {
-                EntryPayload::Normal(Request { command: Command::ArchiveSettled { before, markets_max, .. }, .. }) => {
+                EntryPayload::Normal(Request {
+                    command: Command::ArchiveSettled { before, markets_max, .. }, ..
+                }) => {
                     let segment = self.read(|d| d.state.archive_segment(*before, *markets_max, index));
                     if segment.markets.is_empty() {
                         None
@@ -431,10 +433,13 @@ impl StateMachine {
     pub(crate) fn refresh_archive_gaps(&self) -> io::Result<()> {
         let have = self.shared.archive.indexes()?;
         let recorded = self.read(|d| d.state.archive_segments());
-        let gaps: Vec<u64> =
-            recorded.iter().map(|r| r.log_index).filter(|i| have.binary_search(i).is_err()).collect();
+        let gaps: Vec<u64> = recorded.iter().map(|r| r.log_index).filter(|i| have.binary_search(i).is_err()).collect();
         if !gaps.is_empty() {
-            tracing::warn!(segments = gaps.len(), first = gaps[0], "this node's archive lacks segments; fetching them from peers");
+            tracing::warn!(
+                segments = gaps.len(),
+                first = gaps[0],
+                "this node's archive lacks segments; fetching them from peers"
+            );
         }
         *self.shared.archive_gaps.lock().expect("archive gaps lock") = gaps;
         Ok(())
@@ -460,9 +465,10 @@ impl StateMachine {
                 continue;
             }
             let Some(segment) = self.archive_segment(index)? else { continue };
-            let rows = segment.bets.iter().map(|b| {
-                (b.account.0, b.bet.0, postcard::to_stdvec(b).expect("bet view encodes: plain data"))
-            });
+            let rows = segment
+                .bets
+                .iter()
+                .map(|b| (b.account.0, b.bet.0, postcard::to_stdvec(b).expect("bet view encodes: plain data")));
             bets += self.shared.archive_index.insert_segment(index, rows)?;
         }
         Ok(bets)

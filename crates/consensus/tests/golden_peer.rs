@@ -188,7 +188,15 @@ fn forward_op_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
 
 #[test]
 fn forward_reply_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
-    let pinned = [("Written", 0), ("Done", 1), ("NotLeader", 2), ("Failed", 3), ("Membership", 4), ("Clock", 5), ("ArchiveSegment", 6)];
+    let pinned = [
+        ("Written", 0),
+        ("Done", 1),
+        ("NotLeader", 2),
+        ("Failed", 3),
+        ("Membership", 4),
+        ("Clock", 5),
+        ("ArchiveSegment", 6),
+    ];
     let samples: Vec<ForwardReply> = forward_replies().into_iter().map(|(_, reply)| reply).collect();
     check_tags("ForwardReply", PEER.bump, &pinned, &samples);
 }

@@ -548,9 +548,9 @@ impl State {
     pub fn accounts_touched(&self, command: &crate::command::Command) -> std::collections::BTreeSet<AccountId> {
         use crate::command::Command::*;
         let bets_of_market = |market: &MarketId| -> Vec<AccountId> {
-            self.markets.get(market).map_or(Vec::new(), |m| {
-                m.bets.iter().filter_map(|b| self.bets.get(b)).map(|b| b.account).collect()
-            })
+            self.markets
+                .get(market)
+                .map_or(Vec::new(), |m| m.bets.iter().filter_map(|b| self.bets.get(b)).map(|b| b.account).collect())
         };
         match command {
             OpenAccount { account, .. }

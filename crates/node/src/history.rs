@@ -46,9 +46,8 @@ async fn archive_due(app: &App) {
     let now = (app.clock)();
     let before = TimestampMs(now.0.saturating_sub(app.config.history_retention_s.saturating_mul(1_000)));
     for _ in 0..SHARES_PER_CHECK_MAX {
-        let (due, applied) = app.consensus.read(|d| {
-            (d.state.archivable_markets(before), d.last_applied.map_or(0, |l| l.index))
-        });
+        let (due, applied) =
+            app.consensus.read(|d| (d.state.archivable_markets(before), d.last_applied.map_or(0, |l| l.index)));
         if due == 0 {
             return;
         }
@@ -74,7 +73,9 @@ async fn index(app: &App) {
     for index in missing.into_iter().take(FETCHES_PER_CHECK_MAX) {
         match app.consensus.fetch_archive_segment(index).await {
             Ok(true) => metrics::counter!("paddock_archive_segments_fetched_total").increment(1),
-            Ok(false) => tracing::warn!(index, "no peer has a copy of this archive segment that matches the audit trail"),
+            Ok(false) => {
+                tracing::warn!(index, "no peer has a copy of this archive segment that matches the audit trail")
+            }
             Err(e) => tracing::error!(index, error = %e, "cannot fetch an archive segment"),
         }
     }
@@ -119,7 +120,12 @@ pub(crate) async fn archived_bets_of(
 }
 
 /// One archived bet, from this node's index.
-pub(crate) async fn archived_bet(app: &App, bet: paddock_ledger::BetId) -> std::io::Result<Option<paddock_ledger::BetView>> {
+pub(crate) async fn archived_bet(
+    app: &App,
+    bet: paddock_ledger::BetId,
+) -> std::io::Result<Option<paddock_ledger::BetView>> {
     let consensus = app.consensus.clone();
-    tokio::task::spawn_blocking(move || consensus.archived_bet(bet)).await.map_err(|e| std::io::Error::other(e.to_string()))?
+    tokio::task::spawn_blocking(move || consensus.archived_bet(bet))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
 }

@@ -125,7 +125,10 @@ fn archive_complete(app: &App) -> Result<(), Failure> {
 /// may succeed on another node, so it is `unavailable`, never a 500.
 pub(crate) fn archive_unreadable(e: std::io::Error) -> Failure {
     tracing::error!(error = %e, "cannot read the archive");
-    Failure(ApiError::new(ErrorCode::Unavailable, "this node cannot read its archive of settled history; try another node"))
+    Failure(ApiError::new(
+        ErrorCode::Unavailable,
+        "this node cannot read its archive of settled history; try another node",
+    ))
 }
 
 fn ack(log_index: u64) -> Json<AckBody> {

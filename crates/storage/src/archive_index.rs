@@ -66,7 +66,9 @@ impl ArchiveIndex {
             let mut table = tx.open_table(BETS).map_err(other)?;
             let mut owners = tx.open_table(OWNERS).map_err(other)?;
             for (account, bet, record) in bets {
-                table.insert((account, bet), frame::encode(FRAME_KIND_ARCHIVED_BET, FRAME_VERSION, &record).as_slice()).map_err(other)?;
+                table
+                    .insert((account, bet), frame::encode(FRAME_KIND_ARCHIVED_BET, FRAME_VERSION, &record).as_slice())
+                    .map_err(other)?;
                 owners.insert(bet, account).map_err(other)?;
                 count += 1;
             }

@@ -93,7 +93,11 @@ fn a_record_frame_of_each_kind_encodes_to_its_fixture_and_decodes_from_it() {
     check_frame(&mut golden, "identity", "the record frame of the identity (kind 3)", KIND_IDENTITY, id);
     // Kind 4: an archived bet in the archive index (its payload is the ledger's postcard
     // `BetView`, pinned with the archive segment's fixture).
-    assert_eq!(paddock_storage::archive_index::FRAME_KIND_ARCHIVED_BET, 4, "frame kinds are stored: never renumber them");
+    assert_eq!(
+        paddock_storage::archive_index::FRAME_KIND_ARCHIVED_BET,
+        4,
+        "frame kinds are stored: never renumber them"
+    );
     let bet = (1, b"a postcard BetView".to_vec());
     check_frame(&mut golden, "archived_bet", "the record frame of an archived bet (kind 4)", 4, bet);
     golden.finish();
