@@ -19,6 +19,18 @@
 //!
 //! and prints the memory the book takes (the process's resident set before and after building
 //! it) and the snapshot's size.
+//!
+//! With a fourth argument `archive` it measures settled-history archiving instead (issue 12:
+//! "memory and snapshot size for 1M accounts and 10M settled bets before and after
+//! compaction"): it builds the same book, lets the book's clock run past the idempotency keys'
+//! lifetime (as 7 days of retention would), then reports the heap the book holds (counted by
+//! this example's allocator) and its snapshot size, archives every market with the ledger's
+//! `ArchiveSettled` (each segment encoded and written durably, as a node does before applying
+//! it), and reports both again:
+//!
+//! ```sh
+//! cargo run --release -p paddock-backup --example big_restore -- 1000000 10000000 /var/tmp archive
+//! ```
 
 use paddock_backup::{LogFetchError, Point, RestoreRequest, Source};
 use paddock_consensus::backup::seed_data_dir;
@@ -28,10 +40,46 @@ use paddock_ledger::{
     MarketId, MarketRules, Money, NewSelection, Odds, OddsPolicy, PlaceBet, SelectionId, SelectionResult, State,
     TimestampMs,
 };
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// Counts the bytes allocated and not yet freed: the heap the book holds, exactly, where the
+/// resident set also keeps what the allocator has not returned to the system.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed to the system allocator unchanged; only a counter is added.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live_mb() -> f64 {
+    LIVE.load(Ordering::Relaxed) as f64 / 1e6
+}
 
 const MARKETS: u64 = 10_000;
 
@@ -184,6 +232,80 @@ fn disk_write_mb_s(dir: &Path, bytes: u64) -> f64 {
     bytes as f64 / 1e6 / seconds
 }
 
+/// Lets the book's clock run `ms` on with the leader's ticks (each at most a clock step), until
+/// every idempotency key has expired: what the days of a retention period do.
+fn let_time_pass(state: &mut State, clock: &mut Clock, ms: u64) {
+    let step = state.config().clock_step_max_ms;
+    let target = state.clock().0 + ms;
+    let mut at = state.clock().0;
+    while at < target || state.idempotency_key_count() > 0 {
+        at = (at + step).min(target.max(at + 1));
+        clock.0 += 1;
+        let outcome = apply(state, &Command::ResolvePending, ApplyCtx { log_index: clock.0, time: TimestampMs(at) });
+        assert!(outcome.is_done(), "a tick is never refused");
+    }
+}
+
+/// Archives every settled market, a share at a time, writing each segment durably first.
+fn archive_all(state: &mut State, clock: &mut Clock, dir: &Path) -> (u64, u64) {
+    use paddock_ledger::archive::ARCHIVE_MARKETS_MAX;
+    std::fs::create_dir_all(dir).expect("an archive directory");
+    let before = TimestampMs(state.clock().0);
+    let (mut segments, mut bytes) = (0, 0);
+    loop {
+        let index = clock.0 + 1;
+        let segment = state.archive_segment(before, ARCHIVE_MARKETS_MAX, index);
+        if segment.markets.is_empty() {
+            return (segments, bytes);
+        }
+        let encoded = segment.encode();
+        drop(segment);
+        let mut file = std::fs::File::create(dir.join(format!("seg-{index:020}.pda"))).expect("a segment file");
+        file.write_all(&encoded).expect("write");
+        file.sync_all().expect("fsync");
+        bytes += encoded.len() as u64;
+        segments += 1;
+        let key = IdempotencyKey(format!("archive-{index}"));
+        let command = Command::ArchiveSettled { before, markets_max: ARCHIVE_MARKETS_MAX, actor: actor(), key };
+        must(state, clock, &command);
+    }
+}
+
+fn archive_figures(accounts: u64, bets: u64, scratch: &Path) {
+    let base = live_mb();
+    let started = Instant::now();
+    let (mut state, mut clock) = build(accounts, bets);
+    println!(
+        "built {accounts} accounts and {bets} settled bets over {MARKETS} markets in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let_time_pass(&mut state, &mut clock, 31 * paddock_ledger::DAY_MS);
+    let before_mb = live_mb() - base;
+    let snapshot_before = state.encode_snapshot().len() as f64 / 1e6;
+    println!(
+        "before archiving: the book holds {before_mb:.0} MB of heap ({:.0} bytes per settled bet and account), its snapshot {snapshot_before:.0} MB",
+        before_mb * 1e6 / (accounts + bets) as f64
+    );
+    let started = Instant::now();
+    let (segments, bytes) = archive_all(&mut state, &mut clock, &scratch.join("archive"));
+    let archive_s = started.elapsed().as_secs_f64();
+    let after_mb = live_mb() - base;
+    let snapshot_after = state.encode_snapshot().len() as f64 / 1e6;
+    println!(
+        "archived {} markets and {bets} bets into {segments} segments ({:.0} MB on disk) in {archive_s:.1} s ({:.0} ms per segment)",
+        MARKETS,
+        bytes as f64 / 1e6,
+        archive_s * 1e3 / segments.max(1) as f64
+    );
+    println!(
+        "after archiving: the book holds {after_mb:.0} MB of heap ({:.0} bytes per account), its snapshot {snapshot_after:.0} MB ({:.1}× and {:.1}× smaller)",
+        after_mb * 1e6 / accounts as f64,
+        before_mb / after_mb,
+        snapshot_before / snapshot_after
+    );
+    state.check_invariants().expect("the archived book keeps every invariant");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let accounts: u64 = args.first().map_or(1_000_000, |a| a.parse().expect("accounts: a number"));
@@ -192,6 +314,10 @@ fn main() {
         .prefix("paddock-big-restore-")
         .tempdir_in(args.get(2).map_or_else(std::env::temp_dir, Into::into))
         .expect("a scratch directory");
+    if args.get(3).is_some_and(|mode| mode == "archive") {
+        archive_figures(accounts, bets, scratch.path());
+        return;
+    }
     let rss_before = rss_bytes();
     let started = Instant::now();
     let (state, clock) = build(accounts, bets);

@@ -763,6 +763,7 @@ impl Consensus {
                     self.inner.sm.off_task_pub(move || archive.write(index, &bytes).map(|_| ())).await?;
                     let sm = self.inner.sm.clone();
                     self.inner.sm.off_task_pub(move || sm.refresh_archive_gaps()).await?;
+                    metrics::counter!("paddock_archive_segments_fetched_total").increment(1);
                     tracing::info!(index, from = id, "fetched a missing archive segment from a peer");
                     return Ok(true);
                 }

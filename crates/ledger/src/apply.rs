@@ -143,6 +143,11 @@ fn prune_idempotency(state: &mut State, now: TimestampMs) {
             _ => break,
         }
     }
+    // A queue that held a burst keeps its capacity: give most of it back once it has drained.
+    let queue = &mut state.idempotency_expiry;
+    if queue.capacity() > 4 * queue.len() + 1024 {
+        queue.shrink_to(2 * queue.len());
+    }
 }
 
 fn body_digest(command: &Command) -> [u8; 16] {
@@ -253,7 +258,7 @@ fn archive_settled(
     if segment.markets.is_empty() {
         return Ok(Done::Ok);
     }
-    state.remove_archived(&segment);
+    state.remove_archived(&segment, now);
     let event = AuditEvent::HistoryArchived {
         before,
         markets: segment.markets.len() as u32,
@@ -356,10 +361,7 @@ impl State {
     /// Records deposit or loss activity for limit windows, dropping what no window can see.
     pub(crate) fn record_activity(&mut self, account: AccountId, now: TimestampMs, deposit: Money, loss: Money) {
         let acc = self.accounts.get_mut(&account).expect("activity on an account that exists");
-        let horizon = now.0.saturating_sub(LimitWindow::Month.length_ms());
-        while acc.activity.front().is_some_and(|a| a.at.0 <= horizon) {
-            acc.activity.pop_front();
-        }
+        acc.forget_old_activity(now);
         match acc.activity.back_mut() {
             // Merge with the newest entry at the same instant: keeps a busy account's history short.
             Some(last) if last.at == now => {

@@ -10,8 +10,9 @@
 //!
 //! What may leave: a market whose latest result (settlement, resettlement or void) is older
 //! than the cut-off, together with every bet on it — but only when all of those bets are
-//! final (settled, cashed out, rejected) and every leg of every one of them is on a market
-//! leaving too. A multiple with one leg on a live market keeps all its markets in the hot
+//! final (settled, cashed out, rejected), every leg of every one of them is on a market
+//! leaving too, and no bet or cash-out waiting for its in-play delay names it (deciding one
+//! reads its markets). A multiple with one leg on a live market keeps all its markets in the hot
 //! state until that market is resulted and old enough. An event leaves with its last market.
 //!
 //! The selection is a pure function of the state, so every replica archives the same markets
@@ -205,39 +206,65 @@ impl State {
         }
     }
 
-    /// How many markets [`Command::ArchiveSettled`](crate::Command) with this cut-off could
-    /// move now (all of them, not one command's share): what a node checks before it asks.
-    pub fn archivable_markets(&self, before: TimestampMs) -> usize {
-        self.archivable(before).len()
+    /// How many markets [`Command::ArchiveSettled`](crate::Command) with this cut-off and share
+    /// would move now: what a node checks before it asks (0: nothing is due).
+    pub fn archivable_markets(&self, before: TimestampMs, markets_max: u32) -> usize {
+        self.share(before, markets_max).len()
     }
 
-    fn archivable(&self, before: TimestampMs) -> BTreeSet<MarketId> {
+    /// The markets resulted before `before`, ascending — except those a bet or cash-out waiting
+    /// for its in-play delay names: deciding it reads its markets, which must still be here.
+    fn eligible(&self, before: TimestampMs) -> Vec<MarketId> {
         let resulted_at = self.resulted_at();
-        let mut markets: BTreeSet<MarketId> = self
-            .markets
+        let waiting: BTreeSet<MarketId> = self
+            .pending
+            .iter()
+            .filter_map(|p| match p {
+                crate::state::PendingItem::Bet { bet, .. } | crate::state::PendingItem::CashOut { bet, .. } => {
+                    self.bets.get(bet)
+                }
+            })
+            .flat_map(|b| b.legs.iter().map(|l| l.market))
+            .collect();
+        self.markets
             .iter()
             .filter(|(id, m)| m.status.is_resulted() && resulted_at.get(id).is_some_and(|at| *at < before))
+            .filter(|(id, _)| !waiting.contains(id))
             .map(|(id, _)| *id)
-            .collect();
-        self.close_over_bets(&mut markets);
-        markets
+            .collect()
+    }
+
+    /// The markets one command moves: the lowest-numbered eligible markets that may leave
+    /// together. Candidates are taken `markets_max` at a time, in id order, until the set closed
+    /// over their bets is not empty, so the work is bounded by the markets looked at, not by
+    /// the whole book — unless a chain of multiples ties many markets together, or many of the
+    /// oldest markets wait for a live one.
+    fn share(&self, before: TimestampMs, markets_max: u32) -> BTreeSet<MarketId> {
+        let step = (markets_max as usize).max(1);
+        let eligible = self.eligible(before);
+        let mut candidates = BTreeSet::new();
+        for batch in eligible.chunks(step) {
+            candidates.extend(batch.iter().copied());
+            let mut closed = candidates.clone();
+            self.close_over_bets(&mut closed);
+            if !closed.is_empty() {
+                // At most a share, still closed: the first `step` of them, closed again.
+                let mut share: BTreeSet<MarketId> = closed.iter().copied().take(step).collect();
+                self.close_over_bets(&mut share);
+                return if share.is_empty() { closed } else { share };
+            }
+        }
+        BTreeSet::new()
     }
 
     /// The segment `ArchiveSettled { before, markets_max }` applied at `log_index` moves: the
     /// lowest-numbered markets that may leave, at most `markets_max` of them unless a chain of
     /// multiples ties more together, with their bets and the events they empty.
     pub fn archive_segment(&self, before: TimestampMs, markets_max: u32, log_index: u64) -> ArchiveSegment {
-        let all = self.archivable(before);
-        let mut chosen: BTreeSet<MarketId> = all.iter().copied().take(markets_max as usize).collect();
-        self.close_over_bets(&mut chosen);
-        if chosen.is_empty() {
-            // Multiples tie more markets together than one share: take the whole closed set
-            // rather than never make progress.
-            chosen = all;
-        }
+        let chosen = self.share(before, markets_max);
         let bets: BTreeSet<BetId> = chosen.iter().flat_map(|m| self.markets[m].bets.iter().copied()).collect();
         let event_ids: BTreeSet<EventId> = chosen.iter().map(|m| self.markets[m].event).collect();
-        let resulted_at = self.resulted_at();
+        let resulted_at = if chosen.is_empty() { BTreeMap::new() } else { self.resulted_at() };
         ArchiveSegment {
             log_index,
             before,
@@ -251,8 +278,10 @@ impl State {
         }
     }
 
-    /// Removes what `segment` holds from the hot state.
-    pub(crate) fn remove_archived(&mut self, segment: &ArchiveSegment) {
+    /// Removes what `segment` holds from the hot state. The accounts it touches also drop the
+    /// limit activity no window can see any more and give back the memory their bet lists no
+    /// longer need: what archiving is for.
+    pub(crate) fn remove_archived(&mut self, segment: &ArchiveSegment, now: TimestampMs) {
         let mut by_account: BTreeMap<_, BTreeSet<BetId>> = BTreeMap::new();
         for bet in &segment.bets {
             self.bets.remove(&bet.bet);
@@ -261,6 +290,13 @@ impl State {
         for (account, gone) in by_account {
             if let Some(acc) = self.accounts.get_mut(&account) {
                 acc.bets.retain(|b| !gone.contains(b));
+                if acc.bets.capacity() > 2 * acc.bets.len() + 4 {
+                    acc.bets.shrink_to_fit();
+                }
+                acc.forget_old_activity(now);
+                if acc.activity.capacity() > 2 * acc.activity.len() + 4 {
+                    acc.activity.shrink_to_fit();
+                }
             }
         }
         let markets: BTreeSet<MarketId> = segment.markets.iter().map(|(m, _)| m.market).collect();

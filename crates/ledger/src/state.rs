@@ -67,6 +67,16 @@ pub struct Account {
     pub(crate) bets: Vec<BetId>,
 }
 
+impl Account {
+    /// Drops activity no limit window can see any more (older than the longest window).
+    pub(crate) fn forget_old_activity(&mut self, now: TimestampMs) {
+        let horizon = now.0.saturating_sub(LimitWindow::Month.length_ms());
+        while self.activity.front().is_some_and(|a| a.at.0 <= horizon) {
+            self.activity.pop_front();
+        }
+    }
+}
+
 /// A responsible-gambling limit with a possible pending increase.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limit {

@@ -19,11 +19,13 @@ use paddock_ledger::{Actor, Command, IdempotencyKey, TimestampMs};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Markets one `ArchiveSettled` moves at most: a few hundred markets' bets keep one apply
-/// (and the segment write before it) to tens of milliseconds.
-pub const ARCHIVE_SHARE_MARKETS: u32 = 200;
-/// Commands one check sends at most; what is left waits for the next interval.
-const SHARES_PER_CHECK_MAX: usize = 50;
+/// Markets one `ArchiveSettled` moves at most. Every write waits behind an apply, so a share
+/// is kept small: 20 markets of 1,000 bets each take about 0.1 s to select, write and apply
+/// (BENCHMARKS.md, "Settled history").
+pub const ARCHIVE_SHARE_MARKETS: u32 = 20;
+/// Commands one check sends at most (up to 2,000 markets a check); what is left waits for the
+/// next interval.
+const SHARES_PER_CHECK_MAX: usize = 100;
 /// Missing segments one check fetches from peers at most.
 const FETCHES_PER_CHECK_MAX: usize = 10;
 
@@ -46,8 +48,9 @@ async fn archive_due(app: &App) {
     let now = (app.clock)();
     let before = TimestampMs(now.0.saturating_sub(app.config.history_retention_s.saturating_mul(1_000)));
     for _ in 0..SHARES_PER_CHECK_MAX {
-        let (due, applied) =
-            app.consensus.read(|d| (d.state.archivable_markets(before), d.last_applied.map_or(0, |l| l.index)));
+        let (due, applied) = app.consensus.read(|d| {
+            (d.state.archivable_markets(before, ARCHIVE_SHARE_MARKETS), d.last_applied.map_or(0, |l| l.index))
+        });
         if due == 0 {
             return;
         }
@@ -72,7 +75,7 @@ async fn index(app: &App) {
     let missing = app.consensus.archive_missing();
     for index in missing.into_iter().take(FETCHES_PER_CHECK_MAX) {
         match app.consensus.fetch_archive_segment(index).await {
-            Ok(true) => metrics::counter!("paddock_archive_segments_fetched_total").increment(1),
+            Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(index, "no peer has a copy of this archive segment that matches the audit trail")
             }

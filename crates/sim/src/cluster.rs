@@ -98,6 +98,17 @@ pub(crate) fn add_hosts(sim: &mut turmoil::Sim, world: &Rc<World>, disk_faults: 
                     if id == 1 {
                         let _ = consensus.bootstrap(bootstrap).await;
                     }
+                    // What a node's history job does: fetch the archive segments it lacks
+                    // (it installed a snapshot taken after them) from its peers.
+                    let fetcher = consensus.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            for index in fetcher.archive_missing() {
+                                let _ = fetcher.fetch_archive_segment(index).await;
+                            }
+                        }
+                    });
                     world.nodes.borrow_mut().insert(id, consensus);
                     net::serve(handler, probe).await?;
                     Ok(())

@@ -199,6 +199,10 @@ struct Market {
     bets: Vec<BetId>,
     /// Potential wins of open bets per selection.
     liability: BTreeMap<SelectionId, i128>,
+    /// The ledger clock of its latest result (settlement, resettlement or void).
+    resulted_at: u64,
+    /// Moved out of the hot state by an `ArchiveSettled`.
+    archived: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -246,6 +250,9 @@ pub(crate) struct Bet {
     pub(crate) paid: i64,
     /// How many times the log's results settled it.
     pub(crate) settles: u32,
+    /// Moved out of the hot state (with its markets) by an `ArchiveSettled`: the replicas
+    /// hold it in their archive segments instead.
+    pub(crate) archived: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -397,6 +404,8 @@ impl Model {
                     results: BTreeMap::new(),
                     bets: Vec::new(),
                     liability: BTreeMap::new(),
+                    resulted_at: 0,
+                    archived: false,
                 };
                 if self.markets.insert(*market, m).is_some() {
                     return Err(format!("market {market} created twice"));
@@ -428,23 +437,85 @@ impl Model {
                 Ok(())
             }
             (Command::SettleMarket { market, results, .. }, Done::Settled { bets_settled, .. }) => {
-                self.result(*market, MarketState::Settled, results, *bets_settled)
+                self.result(*market, MarketState::Settled, results, *bets_settled, now)
             }
             (Command::ResettleMarket { market, results, .. }, Done::Settled { bets_settled, .. }) => {
                 self.paths.insert(Path::Resettlement);
-                self.result(*market, MarketState::Resettled, results, *bets_settled)
+                self.result(*market, MarketState::Resettled, results, *bets_settled, now)
             }
             (Command::VoidMarket { market, .. }, Done::Settled { bets_settled, .. }) => {
                 if self.market(*market)?.state.resulted() {
                     self.paths.insert(Path::Resettlement);
                 }
-                self.result(*market, MarketState::Voided, &[], *bets_settled)
+                self.result(*market, MarketState::Voided, &[], *bets_settled, now)
             }
             (Command::SetConfig { config, .. }, Done::Ok) => {
                 self.config = config.clone();
                 Ok(())
             }
+            (Command::ArchiveSettled { before, markets_max, .. }, Done::Ok) => {
+                self.archive(before.0, *markets_max);
+                Ok(())
+            }
             (other, done) => Err(format!("the model cannot follow {other:?} answered {done:?}")),
+        }
+    }
+
+    /// `ArchiveSettled`, by the rule written out again: markets resulted before `before`, not
+    /// named by a bet waiting for its delay, taken `markets_max` at a time in id order until
+    /// some of them may leave together — every bet on them final, every leg of each on a
+    /// market leaving too — then at most `markets_max` of those, closed again.
+    fn archive(&mut self, before: u64, markets_max: u32) {
+        let waiting: BTreeSet<MarketId> =
+            self.pending.iter().flat_map(|b| self.bets[b].legs.iter().map(|l| l.market)).collect();
+        let eligible: Vec<MarketId> = self
+            .markets
+            .iter()
+            .filter(|(id, m)| !m.archived && m.state.resulted() && m.resulted_at < before && !waiting.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        let close = |set: &mut BTreeSet<MarketId>| loop {
+            let blocked: Vec<MarketId> = set
+                .iter()
+                .copied()
+                .filter(|m| {
+                    self.markets[m].bets.iter().any(|b| {
+                        let bet = &self.bets[b];
+                        matches!(bet.state, BetState::Pending | BetState::Open)
+                            || bet.legs.iter().any(|l| !set.contains(&l.market))
+                    })
+                })
+                .collect();
+            if blocked.is_empty() {
+                return;
+            }
+            for m in blocked {
+                set.remove(&m);
+            }
+        };
+        let step = (markets_max as usize).max(1);
+        let mut candidates = BTreeSet::new();
+        let mut chosen = BTreeSet::new();
+        for batch in eligible.chunks(step) {
+            candidates.extend(batch.iter().copied());
+            let mut closed = candidates.clone();
+            close(&mut closed);
+            if !closed.is_empty() {
+                let mut share: BTreeSet<MarketId> = closed.iter().copied().take(step).collect();
+                close(&mut share);
+                chosen = if share.is_empty() { closed } else { share };
+                break;
+            }
+        }
+        if !chosen.is_empty() {
+            self.paths.insert(Path::HistoryArchived);
+        }
+        for m in chosen {
+            let market = self.markets.get_mut(&m).expect("chosen from the markets");
+            market.archived = true;
+            for b in market.bets.clone() {
+                self.bets.get_mut(&b).expect("a market's bet exists").archived = true;
+            }
         }
     }
 
@@ -534,6 +605,7 @@ impl Model {
             state: BetState::Pending,
             paid: 0,
             settles: 0,
+            archived: false,
         };
         match (odds.is_some(), delay_ms > 0) {
             (true, false) => {
@@ -726,7 +798,12 @@ impl Model {
         state: MarketState,
         results: &[SelectionResult],
         bets_settled: u32,
+        now: u64,
     ) -> Result<(), String> {
+        if self.market(market)?.archived {
+            return Err(format!("market {market} was archived, yet results were applied to it"));
+        }
+        self.market(market)?.resulted_at = now;
         let bets = self.market(market)?.bets.clone();
         let mut reversed = BTreeSet::new();
         for id in &bets {

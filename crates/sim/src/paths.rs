@@ -7,7 +7,8 @@
 //!
 //! - the production `metrics` macros, captured by [`MetricCounts`] (a recorder local to the
 //!   simulation's thread): `paddock_raft_log_purges_total` (storage) for purges,
-//!   `paddock_snapshot_build_duration_seconds` (consensus) for snapshots built;
+//!   `paddock_snapshot_build_duration_seconds` (consensus) for snapshots built,
+//!   `paddock_archive_segments_fetched_total` (consensus) for archive segments fetched;
 //! - per node, [`NodeProbe`]: `SimDisk` counts snapshot files written, the peer server in
 //!   `net.rs` counts `SnapshotInstall` RPCs (the end of a chunked transfer) in flight and those answered after the node wrote
 //!   the snapshot to its disk (an install, not just a refusal);
@@ -53,6 +54,11 @@ pub enum Path {
     EachWay,
     /// A clock fault (a jump or a drift) hit the node leading at the time.
     ClockFaultOnLeader,
+    /// An `ArchiveSettled` moved settled history out of the state.
+    HistoryArchived,
+    /// A node fetched an archive segment it lacked from a peer (it had installed a snapshot
+    /// taken after it). Informational: it needs a snapshot install past an archiving.
+    ArchiveFetched,
     /// A disk served a corrupted read (a checksum had to catch it). Informational: a running
     /// node reads mostly from memory, so the corruption fault rarely reaches a read (see
     /// [`Path::required`]).
@@ -61,7 +67,7 @@ pub enum Path {
 
 impl Path {
     /// Every path, in table order.
-    pub const ALL: [Path; 17] = [
+    pub const ALL: [Path; 19] = [
         Path::LogPurged,
         Path::SnapshotBuilt,
         Path::SnapshotToFollower,
@@ -78,6 +84,8 @@ impl Path {
         Path::DeadHeat,
         Path::EachWay,
         Path::ClockFaultOnLeader,
+        Path::HistoryArchived,
+        Path::ArchiveFetched,
         Path::CorruptRead,
     ];
 
@@ -100,6 +108,8 @@ impl Path {
             Path::DeadHeat => "dead-heat",
             Path::EachWay => "each-way",
             Path::ClockFaultOnLeader => "clock-fault-on-leader",
+            Path::HistoryArchived => "history-archived",
+            Path::ArchiveFetched => "archive-fetched",
             Path::CorruptRead => "corrupt-read",
         }
     }
@@ -110,7 +120,7 @@ impl Path {
     /// fsynced log entries and break log matching (seeds 47 and 186), which needs a storage
     /// decision first (docs/simulation.md); until then the path is reported, not required.
     pub fn required(self) -> bool {
-        self != Path::CorruptRead
+        !matches!(self, Path::CorruptRead | Path::ArchiveFetched)
     }
 
     /// The path named `name`.

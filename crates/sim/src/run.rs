@@ -258,9 +258,12 @@ fn run_inner(
         world.nodes.borrow().values().max_by_key(|c| c.read(|d| d.last_applied.map_or(0, |l| l.index))).cloned();
     match furthest {
         Some(node) => {
-            node.read(|d| acknowledged::check(world, &d.state, &workload::bettor_accounts()));
             let nodes: Vec<_> = world.nodes.borrow().iter().map(|(i, n)| (*i, n.clone())).collect();
-            money::compare_leading(world, &mut checks.model, &nodes);
+            let applied = node.read(|d| d.last_applied.map_or(0, |l| l.index));
+            checks.archive.advance(world, applied);
+            let archived = &checks.archive.bets;
+            node.read(|d| acknowledged::check(world, &d.state, archived, &workload::bettor_accounts()));
+            money::compare_leading(world, &mut checks.model, &mut checks.archive, &nodes);
         }
         None => liveness::failed(world, "no node running at the end".into()),
     }
@@ -268,6 +271,9 @@ fn run_inner(
     // Coverage.
     if metrics.get("paddock_raft_log_purges_total") > 0 {
         world.reached(Path::LogPurged);
+    }
+    if metrics.get("paddock_archive_segments_fetched_total") > 0 {
+        world.reached(Path::ArchiveFetched);
     }
     if metrics.get("paddock_snapshot_build_duration_seconds") > 0 {
         world.reached(Path::SnapshotBuilt);

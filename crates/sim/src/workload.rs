@@ -258,6 +258,17 @@ async fn operator(world: Rc<World>, mut rng: Rng) -> turmoil::Result {
                 }
             }
             90..=92 => Command::VoidMarket { market, reason: "abandoned".into(), actor: actor(), key: world.op_key() },
+            // Settled history out of the state, as a node's retention job asks for it: markets
+            // resulted more than half a (simulated) second ago, a few at a time.
+            93..=97 => {
+                let now = EPOCH_MS + turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64;
+                Command::ArchiveSettled {
+                    before: TimestampMs(now.saturating_sub(500)),
+                    markets_max: 1 + rng.below(3) as u32,
+                    actor: actor(),
+                    key: world.op_key(),
+                }
+            }
             _ => Command::SetConfig {
                 config: BookConfig { cash_out_margin_bps: 100 + rng.below(400) as u32, ..BookConfig::default() },
                 actor: actor(),

@@ -16,13 +16,19 @@ use crate::world::World;
 use paddock_ledger::{AccountId, State};
 use std::collections::BTreeMap;
 
-/// Checks the final state; `accounts` are every account bettors placed bets from.
-pub(crate) fn check(world: &World, state: &State, accounts: &[AccountId]) {
+/// Checks the final state; `accounts` are every account bettors placed bets from; `archived`
+/// the bets that left the state for the nodes' archive segments, which count as held.
+pub(crate) fn check(
+    world: &World,
+    state: &State,
+    archived: &std::collections::BTreeMap<paddock_ledger::BetId, paddock_ledger::BetView>,
+    accounts: &[AccountId],
+) {
     let bets = world.clients.borrow().bets.clone();
     let mut per_account: BTreeMap<AccountId, usize> = accounts.iter().map(|a| (*a, 0)).collect();
     for b in &bets {
         *per_account.entry(b.account).or_default() += 1;
-        match state.bet(b.bet) {
+        match state.bet(b.bet).or_else(|| archived.get(&b.bet).cloned()) {
             None => world.violation(Checker::Acknowledged, format!("acknowledged bet {} is missing", b.bet)),
             Some(v)
                 if v.account != b.account
@@ -35,7 +41,7 @@ pub(crate) fn check(world: &World, state: &State, accounts: &[AccountId]) {
         }
     }
     for (account, acked) in per_account {
-        let held = state.bets_of(account).len();
+        let held = state.bets_of(account).len() + archived.values().filter(|b| b.account == account).count();
         if held != acked {
             world.violation(
                 Checker::Acknowledged,

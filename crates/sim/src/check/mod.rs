@@ -39,8 +39,57 @@ pub mod settled_once;
 use crate::model::Model;
 use crate::world::World;
 use paddock_consensus::Consensus;
-use paddock_ledger::StateHash;
+use paddock_ledger::{BetId, BetView};
 use std::collections::BTreeMap;
+
+/// The archive as the committed log makes it: the log replayed with the ledger's own `apply`,
+/// keeping every bet an `ArchiveSettled` moved out of the state (the segment the ledger builds
+/// at that index, which every replica writes to its disk before applying it). The simulated
+/// disks can be read only from inside their node, so the checkers compare the replicas'
+/// states against this; the process tests read the segment files themselves.
+#[derive(Default)]
+pub(crate) struct ArchiveShadow {
+    state: paddock_ledger::State,
+    upto: u64,
+    /// The archived bets, by id.
+    pub(crate) bets: BTreeMap<BetId, BetView>,
+}
+
+impl ArchiveShadow {
+    fn new() -> ArchiveShadow {
+        ArchiveShadow { state: paddock_ledger::State::new(), ..ArchiveShadow::default() }
+    }
+
+    /// Replays the committed log up to `target`.
+    pub(crate) fn advance(&mut self, world: &World, target: u64) {
+        use paddock_ledger::{apply, audit::AuditEvent, ApplyCtx, Command};
+        if target <= self.upto {
+            return;
+        }
+        let committed = world.committed.borrow();
+        for (index, entry) in committed.entries.range(self.upto + 1..=target) {
+            let ctx = ApplyCtx { log_index: *index, time: entry.time };
+            let segment = match &entry.command {
+                Command::ArchiveSettled { before, markets_max, .. } => {
+                    Some(self.state.archive_segment(*before, *markets_max, *index))
+                }
+                _ => None,
+            };
+            apply(&mut self.state, &entry.command, ctx);
+            let archived_here = self
+                .state
+                .audit()
+                .records()
+                .last()
+                .is_some_and(|r| r.log_index == *index && matches!(r.event, AuditEvent::HistoryArchived { .. }));
+            if let Some(segment) = segment.filter(|_| archived_here) {
+                self.bets.extend(segment.bets.into_iter().map(|b| (b.bet, b)));
+            }
+        }
+        self.upto = self.upto.max(target);
+    }
+}
+use paddock_ledger::StateHash;
 use std::fmt;
 
 /// Who found a violation.
@@ -158,6 +207,8 @@ pub(crate) struct Continuous {
     pub(crate) model: Model,
     /// Snapshots captured as backups, restored at the end.
     pub(crate) backups: restore::Backups,
+    /// The archive the committed log makes, advanced with the model.
+    pub(crate) archive: ArchiveShadow,
 }
 
 impl Continuous {
@@ -167,6 +218,7 @@ impl Continuous {
             leaders: BTreeMap::new(),
             led: BTreeMap::new(),
             model: Model::new(),
+            archive: ArchiveShadow::new(),
             backups: restore::Backups::default(),
         }
     }
@@ -186,5 +238,5 @@ pub(crate) fn sample(world: &World, c: &mut Continuous) {
         });
         restore::observe(&mut c.backups, *id, node);
     }
-    money::compare_leading(world, &mut c.model, &nodes);
+    money::compare_leading(world, &mut c.model, &mut c.archive, &nodes);
 }

@@ -28,15 +28,22 @@ use paddock_ledger::{BetStatus, State};
 const MISMATCHES_MAX: usize = 5;
 
 /// Advances the model to the furthest running replica and compares it with the replicas there.
-pub(crate) fn compare_leading(world: &World, model: &mut Model, nodes: &[(u64, Consensus)]) {
+pub(crate) fn compare_leading(
+    world: &World,
+    model: &mut Model,
+    archive: &mut crate::check::ArchiveShadow,
+    nodes: &[(u64, Consensus)],
+) {
     let applied: Vec<(u64, u64)> =
         nodes.iter().map(|(id, n)| (*id, n.read(|d| d.last_applied.map_or(0, |l| l.index)))).collect();
     let Some(furthest) = applied.iter().map(|(_, a)| *a).max() else { return };
     advance(world, model, furthest);
+    archive.advance(world, furthest);
+    let archived = &archive.bets;
     for (id, node) in nodes {
         node.read(|d| {
             if d.last_applied.map_or(0, |l| l.index) == model.upto {
-                compare(world, model, *id, &d.state);
+                compare(world, model, *id, &d.state, archived);
                 crate::check::settled_once::check_against_model(world, model, *id, &d.state);
             }
         });
@@ -51,8 +58,16 @@ pub(crate) fn advance(world: &World, model: &mut Model, index: u64) {
     }
 }
 
-/// Compares one replica (standing at the model's index) with the model.
-pub(crate) fn compare(world: &World, model: &Model, node: u64, state: &State) {
+/// Compares one replica (standing at the model's index) with the model: a bet the model says
+/// was archived must be gone from the state and in the archive (`archived`, from any node's
+/// segments) as the model has it; any other bet must be in the state.
+pub(crate) fn compare(
+    world: &World,
+    model: &Model,
+    node: u64,
+    state: &State,
+    archived: &std::collections::BTreeMap<paddock_ledger::BetId, paddock_ledger::BetView>,
+) {
     let at = model.upto;
     let mut found = Vec::new();
     let mut accounts = 0;
@@ -72,11 +87,27 @@ pub(crate) fn compare(world: &World, model: &Model, node: u64, state: &State) {
     }
     let mut bets = 0;
     for (id, m) in model.bets() {
-        bets += 1;
-        let Some(v) = state.bet(id) else {
-            found.push(format!("bet {id} is missing"));
-            continue;
+        let v = match (m.archived, state.bet(id)) {
+            (false, Some(v)) => v,
+            (false, None) => {
+                found.push(format!("bet {id} is missing"));
+                continue;
+            }
+            (true, Some(_)) => {
+                found.push(format!("bet {id} should have been archived and is still in the state"));
+                continue;
+            }
+            (true, None) => match archived.get(&id) {
+                Some(v) => v.clone(),
+                None => {
+                    found.push(format!("bet {id} was archived by the model, not by the ledger's own rule"));
+                    continue;
+                }
+            },
         };
+        if !m.archived {
+            bets += 1;
+        }
         let status_agrees = matches!(
             (m.state, v.status),
             (BetState::Pending, BetStatus::Pending)
