@@ -38,17 +38,22 @@ pub enum BackupLogError {
 }
 
 impl Consensus {
-    /// The latest snapshot, as the bytes of its file (magic, version, CRC), and its index; `None`
-    /// before the first snapshot.
+    /// Whether this node has a snapshot yet (cheap: what a caller polls).
+    pub fn has_snapshot(&self) -> bool {
+        self.inner.sm.has_snapshot()
+    }
+
+    /// The latest snapshot, as the bytes of its file (magic, version, CRC, checked on the way),
+    /// and its index; `None` before the first snapshot or if its file cannot be read intact
+    /// (logged). Reads the file from disk: blocking work, to be run off the async runtime.
     pub fn backup_snapshot(&self) -> Option<(u64, Vec<u8>)> {
-        let current = self.inner.sm.shared.current.lock().expect("snapshot lock").clone()?;
-        let index = current.meta.last_log_id.as_ref().map_or(0, |l| l.index);
-        let file = SnapshotFile {
-            index,
-            meta: records::encode(&SnapshotMetaRecord::from(&current.meta)),
-            data: current.snapshot,
-        };
-        Some((index, SnapshotFiles::encode(&file)))
+        match self.inner.sm.snapshot_file_bytes() {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the latest snapshot file for a backup");
+                None
+            }
+        }
     }
 
     /// Committed entries from `from` on, at most `limit`, each as its stored record bytes (an

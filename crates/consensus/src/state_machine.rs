@@ -5,7 +5,9 @@
 //! the read lock and checks and encodes the copy off it. Snapshots encode the state with the
 //! ledger's own format (magic, version, checksum) and are written by the storage crate
 //! atomically; a restarting node loads the newest intact one and openraft replays the
-//! committed log after it.
+//! committed log after it. Only the newest snapshot's metadata stays in memory: its bytes are
+//! read back from its file when a follower needs them or a backup asks, so a node does not
+//! carry a second, encoded copy of the book between snapshots.
 //!
 //! The storage crate keeps the two newest snapshot files and skips a damaged newest one for
 //! the previous; that previous one is only of use if the log after it is still there. openraft
@@ -23,7 +25,7 @@ use openraft::{EntryPayload, OptionalSend};
 use paddock_ledger::archive::ArchiveSegment;
 use paddock_ledger::audit::AuditEvent;
 use paddock_ledger::{apply_noting_replay, Applied, ApplyCtx, Command, Outcome, State, TimestampMs};
-use paddock_storage::{ArchiveFiles, ArchiveIndex, LogStore, MetaKey, SnapshotFile, SnapshotFiles};
+use paddock_storage::{ArchiveFiles, ArchiveIndex, LogStore, MetaKey, SnapshotFiles};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -102,7 +104,9 @@ pub(crate) struct Shared {
     /// Segments the audit trail records that this node's archive lacks (it installed a
     /// snapshot taken after them), until fetched from a peer.
     archive_gaps: Mutex<Vec<u64>>,
-    pub(crate) current: Mutex<Option<Snapshot>>,
+    /// The newest snapshot's metadata; its bytes stay in its file, read when a follower
+    /// needs them (holding them would keep a second copy of the book in memory).
+    pub(crate) current: Mutex<Option<SnapshotMeta>>,
     /// Snapshot files skipped as damaged when this state machine was opened.
     damaged: Vec<PathBuf>,
 }
@@ -161,7 +165,7 @@ impl StateMachine {
                 }
                 tracing::info!(index = file.index, bytes = file.data.len(), "loaded snapshot");
                 let data = SmData { state, last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
-                (data, Some(Snapshot { meta, snapshot: file.data }))
+                (data, Some(meta))
             }
         };
         let applied_index = data.last_applied.as_ref().map_or(0, |l| l.index);
@@ -258,20 +262,36 @@ impl StateMachine {
         self.persist(&meta, &data).inspect_err(|_| {
             metrics::counter!("paddock_snapshot_failures_total", "op" => "build").increment(1);
         })?;
+        *self.shared.current.lock().expect("snapshot lock") = Some(meta.clone());
         let snapshot = Snapshot { meta, snapshot: data };
-        *self.shared.current.lock().expect("snapshot lock") = Some(snapshot.clone());
         metrics::histogram!("paddock_snapshot_build_duration_seconds").record(started.elapsed().as_secs_f64());
         Ok(snapshot)
     }
 
     fn persist(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
-        let file = SnapshotFile {
-            index: meta.last_log_id.as_ref().map_or(0, |l| l.index),
-            meta: records::encode(&SnapshotMetaRecord::from(meta)),
-            data: data.to_vec(),
-        };
-        self.shared.files.write(&file)?;
+        let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
+        self.shared.files.write_parts(index, &records::encode(&SnapshotMetaRecord::from(meta)), data)?;
         Ok(())
+    }
+
+    /// The newest snapshot, read back from its file: `None` before the first.
+    fn load_current(&self) -> io::Result<Option<Snapshot>> {
+        let Some(meta) = self.shared.current.lock().expect("snapshot lock").clone() else { return Ok(None) };
+        let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
+        let file = self.shared.files.read(index)?;
+        Ok(Some(Snapshot { meta, snapshot: file.data }))
+    }
+
+    /// Whether a snapshot exists yet.
+    pub(crate) fn has_snapshot(&self) -> bool {
+        self.shared.current.lock().expect("snapshot lock").is_some()
+    }
+
+    /// The newest snapshot's file bytes (checked) and its index, read from disk.
+    pub(crate) fn snapshot_file_bytes(&self) -> io::Result<Option<(u64, Vec<u8>)>> {
+        let Some(meta) = self.shared.current.lock().expect("snapshot lock").clone() else { return Ok(None) };
+        let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
+        Ok(Some((index, self.shared.files.read_checked(index)?)))
     }
 }
 
@@ -371,7 +391,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        Ok(self.shared.current.lock().expect("snapshot lock").clone())
+        let me = self.clone();
+        self.off_task(move || me.load_current()).await
     }
 }
 
@@ -507,7 +528,8 @@ impl StateMachine {
             let mut d = self.shared.data.write().expect("state lock");
             *d = SmData { state, last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
         }
-        *self.shared.current.lock().expect("snapshot lock") = Some(Snapshot { meta: meta.clone(), snapshot });
+        *self.shared.current.lock().expect("snapshot lock") = Some(meta.clone());
+        drop(snapshot);
         self.shared.applied.send_replace(index);
         tracing::info!(index, "installed snapshot from leader");
         // History archived between this node's last apply and the snapshot is not on its disk.
@@ -521,6 +543,7 @@ impl StateMachine {
 mod tests {
     use super::*;
     use crate::StartError;
+    use paddock_storage::SnapshotFile;
 
     fn log_purged_to(dir: &Path, purged: Option<u64>) -> LogStore {
         let log = LogStore::open(&dir.join("raft-log.redb")).unwrap();

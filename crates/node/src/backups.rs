@@ -27,16 +27,20 @@ impl Source for Local<'_> {
     }
 
     async fn snapshot(&self) -> anyhow::Result<Vec<u8>> {
-        if self.0.consensus.backup_snapshot().is_none() {
+        if !self.0.consensus.has_snapshot() {
             self.0.consensus.snapshot_now().await.map_err(|e| anyhow::anyhow!("cannot take a snapshot: {e}"))?;
             for _ in 0..600 {
-                if self.0.consensus.backup_snapshot().is_some() {
+                if self.0.consensus.has_snapshot() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        self.0.consensus.backup_snapshot().map(|(_, bytes)| bytes).ok_or_else(|| anyhow::anyhow!("no snapshot yet"))
+        let consensus = self.0.consensus.clone();
+        tokio::task::spawn_blocking(move || consensus.backup_snapshot())
+            .await?
+            .map(|(_, bytes)| bytes)
+            .ok_or_else(|| anyhow::anyhow!("no intact snapshot yet"))
     }
 
     async fn log(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, LogFetchError> {

@@ -1196,14 +1196,16 @@ const FIRST_SNAPSHOT_WITHIN: std::time::Duration = std::time::Duration::from_sec
 /// `GET /v1/backup/snapshot`: the node's latest snapshot file, as on its disk. A node that has
 /// none yet takes one first.
 pub(crate) async fn backup_snapshot(State(app): State<App>) -> Result<Response, Failure> {
-    if app.consensus.backup_snapshot().is_none() {
+    if !app.consensus.has_snapshot() {
         app.consensus.snapshot_now().await.map_err(write_failure)?;
         let deadline = tokio::time::Instant::now() + FIRST_SNAPSHOT_WITHIN;
-        while app.consensus.backup_snapshot().is_none() && tokio::time::Instant::now() < deadline {
+        while !app.consensus.has_snapshot() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
-    let Some((index, bytes)) = app.consensus.backup_snapshot() else {
+    let consensus = app.consensus.clone();
+    let read = tokio::task::spawn_blocking(move || consensus.backup_snapshot()).await.ok().flatten();
+    let Some((index, bytes)) = read else {
         return Err(Failure(
             ApiError::new(ErrorCode::Unavailable, "no snapshot could be taken yet; retry").retry_after(5),
         ));

@@ -98,19 +98,27 @@ pub(crate) fn add_hosts(sim: &mut turmoil::Sim, world: &Rc<World>, disk_faults: 
                     if id == 1 {
                         let _ = consensus.bootstrap(bootstrap).await;
                     }
-                    // What a node's history job does: fetch the archive segments it lacks
-                    // (it installed a snapshot taken after them) from its peers.
-                    let fetcher = consensus.clone();
-                    tokio::spawn(async move {
+                    world.nodes.borrow_mut().insert(id, consensus.clone());
+                    // Every second, inside the node: what a node's history job does (fetch the
+                    // archive segments it lacks after installing a snapshot taken after them),
+                    // and what a backup reads (the latest snapshot file) for the restore checker.
+                    let chores = async {
+                        let mut seen = 0;
                         loop {
                             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                            for index in fetcher.archive_missing() {
-                                let _ = fetcher.fetch_archive_segment(index).await;
+                            for index in consensus.archive_missing() {
+                                let _ = consensus.fetch_archive_segment(index).await;
+                            }
+                            if let Some((index, bytes)) = consensus.backup_snapshot().filter(|(i, _)| *i != seen) {
+                                seen = index;
+                                world.served_snapshots.borrow_mut().push((id, index, bytes));
                             }
                         }
-                    });
-                    world.nodes.borrow_mut().insert(id, consensus);
-                    net::serve(handler, probe).await?;
+                    };
+                    tokio::select! {
+                        served = net::serve(handler, probe) => served?,
+                        () = chores => {}
+                    }
                     Ok(())
                 });
                 // A panic in the node's own future (openraft's tasks catch theirs) freezes the

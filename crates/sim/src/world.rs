@@ -49,6 +49,9 @@ pub(crate) struct World {
     pub(crate) incarnations: RefCell<BTreeMap<u64, Arc<AtomicBool>>>,
     /// Applied-entry channels of every incarnation, drained by the driver after each step.
     pub(crate) feeds: RefCell<Vec<(u64, broadcast::Receiver<Arc<AppliedEvent>>)>>,
+    /// Snapshot files the nodes served as backups (node, index, bytes), read inside each node
+    /// (a simulated disk can be read only there); the restore checker takes them from here.
+    pub(crate) served_snapshots: RefCell<Vec<(u64, u64, Vec<u8>)>>,
     /// What clients sent and were told.
     pub(crate) clients: RefCell<Clients>,
     /// The committed log as applied.
@@ -89,6 +92,7 @@ impl World {
             nodes: RefCell::default(),
             incarnations: RefCell::default(),
             feeds: RefCell::default(),
+            served_snapshots: RefCell::default(),
             clients: RefCell::default(),
             committed: RefCell::default(),
             violations: RefCell::default(),

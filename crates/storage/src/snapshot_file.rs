@@ -71,14 +71,19 @@ impl SnapshotFiles {
 
     /// Encodes a snapshot file.
     pub fn encode(snapshot: &SnapshotFile) -> Vec<u8> {
-        let mut out = Vec::with_capacity(34 + snapshot.meta.len() + snapshot.data.len());
+        Self::encode_parts(snapshot.index, &snapshot.meta, &snapshot.data)
+    }
+
+    /// Encodes a snapshot file from its parts, copying each once.
+    pub fn encode_parts(index: u64, meta: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(34 + meta.len() + data.len());
         out.extend_from_slice(&SNAPSHOT_FILE_MAGIC);
         out.extend_from_slice(&SNAPSHOT_FILE_VERSION.to_le_bytes());
-        out.extend_from_slice(&snapshot.index.to_le_bytes());
-        out.extend_from_slice(&(snapshot.meta.len() as u32).to_le_bytes());
-        out.extend_from_slice(&snapshot.meta);
-        out.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
-        out.extend_from_slice(&snapshot.data);
+        out.extend_from_slice(&index.to_le_bytes());
+        out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        out.extend_from_slice(meta);
+        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        out.extend_from_slice(data);
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
@@ -119,11 +124,17 @@ impl SnapshotFiles {
 
     /// Writes a snapshot durably and drops all but the newest ones.
     pub fn write(&self, snapshot: &SnapshotFile) -> io::Result<PathBuf> {
+        self.write_parts(snapshot.index, &snapshot.meta, &snapshot.data)
+    }
+
+    /// [`SnapshotFiles::write`] from the snapshot's parts: the state's bytes are copied once,
+    /// into the file's.
+    pub fn write_parts(&self, index: u64, meta: &[u8], data: &[u8]) -> io::Result<PathBuf> {
         let started = Instant::now();
-        let bytes = Self::encode(snapshot);
-        let final_path = self.final_path(snapshot.index);
-        let final_name = format!("snap-{:020}.pds", snapshot.index);
-        let tmp_name = format!("snap-{:020}.tmp", snapshot.index);
+        let bytes = Self::encode_parts(index, meta, data);
+        let final_path = self.final_path(index);
+        let final_name = format!("snap-{index:020}.pds");
+        let tmp_name = format!("snap-{index:020}.tmp");
         self.disk.write_atomic(&self.dir, &tmp_name, &final_name, &bytes)?;
         metrics::histogram!("paddock_snapshot_write_duration_seconds").record(started.elapsed().as_secs_f64());
         metrics::gauge!("paddock_snapshot_size_bytes").set(bytes.len() as f64);
@@ -133,6 +144,21 @@ impl SnapshotFiles {
             self.disk.remove(&path)?;
         }
         Ok(final_path)
+    }
+
+    /// The snapshot file of `index`, checked (magic, version, checksum): its bytes as on disk.
+    pub fn read_checked(&self, index: u64) -> io::Result<Vec<u8>> {
+        let path = self.final_path(index);
+        let bytes = self.disk.read(&path)?;
+        Self::decode(&path, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// The snapshot file of `index`, read and decoded.
+    pub fn read(&self, index: u64) -> io::Result<SnapshotFile> {
+        let path = self.final_path(index);
+        let bytes = self.disk.read(&path)?;
+        Self::decode(&path, &bytes)
     }
 
     fn list(&self) -> io::Result<Vec<(u64, PathBuf)>> {

@@ -236,7 +236,7 @@ pub(crate) fn sample(world: &World, c: &mut Continuous) {
             settled_once::check_replica(world, *id, applied, &d.state);
             replicas::observe(world, &mut c.hashes, *id, applied, d.state.state_hash());
         });
-        restore::observe(&mut c.backups, *id, node);
     }
+    restore::observe(&mut c.backups, world);
     money::compare_leading(world, &mut c.model, &mut c.archive, &nodes);
 }

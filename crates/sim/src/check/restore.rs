@@ -2,9 +2,11 @@
 //! index.
 //!
 //! A backup's full part is a node's latest snapshot file as `GET /v1/backup/snapshot` serves it
-//! (`Consensus::backup_snapshot`), its increments the committed log after it. Every 100 steps,
-//! while faults run, the first snapshot each running node serves at an index not yet captured
-//! is kept (at most [`KEPT_MAX`], so the captures spread over the run). At the end each one is
+//! (`Consensus::backup_snapshot`, read from the node's snapshot file), its increments the
+//! committed log after it. Every simulated second each running node reads its latest snapshot
+//! file as a backup would (inside the node: a simulated disk is read only there), and the first
+//! one served at an index not yet captured is kept (at most [`KEPT_MAX`], so the captures
+//! spread over the run). At the end each one is
 //! restored the way `paddock restore` does it — decoded from its file bytes, then the committed
 //! log after it replayed with the ledger's own `apply` (`paddock_consensus::backup`) — and:
 //!
@@ -21,7 +23,6 @@ use crate::check::Checker;
 use crate::world::World;
 use paddock_consensus::backup::{decode_snapshot, replay, DecodedEntry};
 use paddock_consensus::records::LogIdRecord;
-use paddock_consensus::Consensus;
 use paddock_ledger::StateHash;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -43,14 +44,11 @@ pub(crate) struct Backups {
     indexes: BTreeSet<u64>,
 }
 
-/// Captures `node`'s latest snapshot if it is at an index not captured yet.
-pub(crate) fn observe(backups: &mut Backups, id: u64, node: &Consensus) {
-    if backups.taken.len() >= KEPT_MAX {
-        return;
-    }
-    if let Some((index, bytes)) = node.backup_snapshot() {
-        if backups.indexes.insert(index) {
-            backups.taken.push(Taken { node: id, index, bytes });
+/// Keeps the snapshots the nodes served since the last call, one per index not kept yet.
+pub(crate) fn observe(backups: &mut Backups, world: &World) {
+    for (node, index, bytes) in world.served_snapshots.borrow_mut().drain(..) {
+        if backups.taken.len() < KEPT_MAX && backups.indexes.insert(index) {
+            backups.taken.push(Taken { node, index, bytes });
         }
     }
 }
