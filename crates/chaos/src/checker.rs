@@ -16,8 +16,9 @@
 //! - **nothing_after_close** (invariant 5): every acknowledged bet on a market that left
 //!   "open" has a log index lower than the entry that closed it (read from the audit trail, and
 //!   equal to the close acknowledgement's index where there is one). A bet acknowledged by a
-//!   retry carries the retry's index; it passes if the ledger's clock placed it strictly
-//!   before the close.
+//!   retry — the client's, or a node's own re-routing of a keyed write after a frozen leader,
+//!   which the client cannot see — carries the retry's index; it passes if the ledger's clock
+//!   accepted it strictly before the close (the clock never runs backwards along the log).
 //! - **operator_actions_exactly_once**: every operator action carried its own idempotency key
 //!   and was re-sent with it until its outcome was known, so the workload knows what it did;
 //!   the book must show each acknowledged action once and nothing else: a market exists iff
@@ -554,15 +555,17 @@ pub async fn check(history: &History, caller: &Caller, oracle: &Oracle, cluster:
                         proved_by_index += 1;
                         continue;
                     }
-                    // Acknowledged by a retry: the index is the retry's. The ledger's clock
-                    // never runs backwards, so a bet stamped before the close came before it.
-                    let retried = b.op.attempts > 1 || b.op.was_unknown;
+                    // Acknowledged by a retry — the client's, or the node's own (a keyed write
+                    // re-routed to a new leader after the first froze): the index is the
+                    // retry's. A bet's `placed_at` is the ledger time of its acceptance and the
+                    // ledger's clock never runs backwards along the log, so a bet accepted
+                    // before the close's time was accepted before the close.
                     let placed = match bets_read.get(&b.bet_id) {
                         Some(Ok(Some(v))) => Some(v.placed_at_ms),
                         _ => None,
                     };
                     match placed {
-                        Some(p) if retried && p < close_ms => proved_by_time += 1,
+                        Some(p) if p < close_ms => proved_by_time += 1,
                         _ => f.add(format!(
                             "bet {} (key {}, {} attempt(s)) acknowledged at log index {} on market {id} closed at {close_index} (placed at {:?} ms, closed at {close_ms} ms)",
                             b.bet_id, b.op.key, b.op.attempts, b.log_index, placed
@@ -574,7 +577,7 @@ pub async fn check(history: &History, caller: &Caller, oracle: &Oracle, cluster:
     }
     checks.push(f.verdict(
         "nothing_after_close",
-        format!("bets before their market's close: {proved_by_index} by log index, {proved_by_time} by ledger time (retried)"),
+        format!("bets before their market's close: {proved_by_index} by log index, {proved_by_time} by ledger time (answered by a retry)"),
     ));
 
     // ---- operator actions exactly once ----
