@@ -20,6 +20,7 @@ mod export;
 mod failover;
 mod load;
 mod restore_drill;
+mod supervise;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -662,6 +663,23 @@ pub struct StartArgs {
     /// Seconds between the leader's checks for history to archive (60).
     #[arg(long)]
     pub history_interval_s: Option<u64>,
+    /// Run the node as a child process and start it again when it dies, after a pause that
+    /// doubles with each death in a row; give up (exit code 70) on a crash loop.
+    #[arg(long)]
+    pub supervise: bool,
+    /// Under --supervise: deaths allowed within --supervise-window-s; one more is a crash loop.
+    #[arg(long, default_value_t = 5)]
+    pub supervise_restarts_max: u32,
+    /// Under --supervise: the window deaths are counted in, seconds; a node up this long resets
+    /// the pause.
+    #[arg(long, default_value_t = 300)]
+    pub supervise_window_s: u64,
+    /// Under --supervise: the first pause before a restart, ms.
+    #[arg(long, default_value_t = 1000)]
+    pub supervise_backoff_ms: u64,
+    /// Under --supervise: the longest pause before a restart, ms.
+    #[arg(long, default_value_t = 30_000)]
+    pub supervise_backoff_max_ms: u64,
 }
 
 fn parse_members(text: &str) -> Result<BTreeMap<u64, String>> {
@@ -822,6 +840,18 @@ async fn shutdown_signal() {
 
 fn start(args: StartArgs) -> Result<()> {
     let config = build_config(&args)?;
+    if args.supervise {
+        // The configuration is checked above, once: a mistake in it is refused here instead of
+        // becoming a crash loop.
+        let policy = supervise::Policy {
+            restarts_max: args.supervise_restarts_max,
+            window: Duration::from_secs(args.supervise_window_s),
+            backoff_first: Duration::from_millis(args.supervise_backoff_ms),
+            backoff_max: Duration::from_millis(args.supervise_backoff_max_ms.max(args.supervise_backoff_ms)),
+        };
+        let code = supervise::run(policy, supervise::child_args(std::env::args_os().skip(1)))?;
+        std::process::exit(code);
+    }
     paddock_node::init_logging(config.log_json, config.access_log);
     // A panic anywhere — a broken ledger invariant in the apply task above all — must stop the
     // process, not just the task it happened in: a replica that computed a wrong book must

@@ -506,6 +506,11 @@ impl Cluster {
         let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGSTOP);
     }
 
+    /// The process id of a running node (its supervisor's, under `--supervise`).
+    pub fn pid(&self, id: u64) -> u32 {
+        self.node(id).child.as_ref().unwrap_or_else(|| panic!("node {id} is not running")).id()
+    }
+
     /// SIGCONTs a node [`Cluster::pause`] froze.
     pub fn resume(&mut self, id: u64) {
         let child = self.node_mut(id).child.as_ref().unwrap_or_else(|| panic!("node {id} is not running"));
