@@ -212,6 +212,14 @@ impl State {
         self.share(before, markets_max).len()
     }
 
+    /// The markets and bets [`Command::ArchiveSettled`](crate::Command) with this cut-off and
+    /// share would move now: what a node sizes its next share by.
+    pub fn archive_share_size(&self, before: TimestampMs, markets_max: u32) -> (usize, usize) {
+        let share = self.share(before, markets_max);
+        let bets: BTreeSet<BetId> = share.iter().flat_map(|m| self.markets[m].bets.iter().copied()).collect();
+        (share.len(), bets.len())
+    }
+
     /// The markets resulted before `before`, ascending — except those a bet or cash-out waiting
     /// for its in-play delay names: deciding it reads its markets, which must still be here.
     fn eligible(&self, before: TimestampMs) -> Vec<MarketId> {

@@ -139,6 +139,8 @@ fn a_multiple_with_a_leg_on_a_live_market_keeps_its_settled_markets_until_that_o
 #[test]
 fn markets_max_bounds_one_command_and_the_next_command_takes_the_rest() {
     let (mut book, _) = book_with_history();
+    assert_eq!(book.state.archive_share_size(TimestampMs(u64::MAX), 1), (1, 2), "market 10 and its two bets");
+    assert_eq!(book.state.archive_share_size(TimestampMs(u64::MAX), 100), (2, 3));
     archive(&mut book, TimestampMs(u64::MAX), 1);
     assert!(book.state.market(MarketId(10)).is_none() && book.state.market(MarketId(20)).is_some());
     archive(&mut book, TimestampMs(u64::MAX), 1);

@@ -23,6 +23,19 @@ use tokio::sync::watch;
 /// is kept small: 20 markets of 1,000 bets each take about 0.1 s to select, write and apply
 /// (BENCHMARKS.md, "Settled history").
 pub const ARCHIVE_SHARE_MARKETS: u32 = 20;
+/// The bets a share aims at: fewer markets go at once when they are big (a cup final's market
+/// may hold hundreds of thousands of bets). A single market bigger than this still goes whole.
+pub const ARCHIVE_SHARE_BETS: usize = 20_000;
+
+/// The markets the next share asks for, given what a share of `markets_max` would move
+/// (`markets`, `bets`): as many as keep it near [`ARCHIVE_SHARE_BETS`], at least one.
+pub(crate) fn share_markets(markets_max: u32, markets: usize, bets: usize) -> u32 {
+    if bets <= ARCHIVE_SHARE_BETS || markets <= 1 {
+        return markets_max;
+    }
+    let fitting = markets.saturating_mul(ARCHIVE_SHARE_BETS) / bets;
+    (fitting.max(1) as u32).min(markets_max)
+}
 /// Commands one check sends at most (up to 2,000 markets a check); what is left waits for the
 /// next interval.
 const SHARES_PER_CHECK_MAX: usize = 100;
@@ -48,20 +61,18 @@ async fn archive_due(app: &App) {
     let now = (app.clock)();
     let before = TimestampMs(now.0.saturating_sub(app.config.history_retention_s.saturating_mul(1_000)));
     for _ in 0..SHARES_PER_CHECK_MAX {
-        let (due, applied) = app.consensus.read(|d| {
-            (d.state.archivable_markets(before, ARCHIVE_SHARE_MARKETS), d.last_applied.map_or(0, |l| l.index))
+        let (markets_max, applied) = app.consensus.read(|d| {
+            let (markets, bets) = d.state.archive_share_size(before, ARCHIVE_SHARE_MARKETS);
+            let markets_max = if markets == 0 { 0 } else { share_markets(ARCHIVE_SHARE_MARKETS, markets, bets) };
+            (markets_max, d.last_applied.map_or(0, |l| l.index))
         });
-        if due == 0 {
+        if markets_max == 0 {
             return;
         }
         // One key per share: the applied index names the state the share was chosen from.
         let key = IdempotencyKey(format!("archive-{}-{applied}", before.0));
-        let command = Command::ArchiveSettled {
-            before,
-            markets_max: ARCHIVE_SHARE_MARKETS,
-            actor: Actor(format!("node-{}", app.config.node_id)),
-            key,
-        };
+        let command =
+            Command::ArchiveSettled { before, markets_max, actor: Actor(format!("node-{}", app.config.node_id)), key };
         if let Err(e) = app.consensus.write(command).await {
             tracing::warn!(error = %e, "could not archive settled history; trying again next interval");
             return;
@@ -131,4 +142,18 @@ pub(crate) async fn archived_bet(
     tokio::task::spawn_blocking(move || consensus.archived_bet(bet))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_of_big_markets_asks_for_fewer_of_them_and_never_for_none() {
+        assert_eq!(share_markets(20, 20, 20_000), 20, "small markets: the whole share");
+        assert_eq!(share_markets(20, 20, 200_000), 2, "10,000 bets a market: two at a time");
+        assert_eq!(share_markets(20, 20, 4_000_000), 1, "200,000 bets a market: one at a time");
+        assert_eq!(share_markets(20, 1, 900_000), 20, "one market alone goes whole");
+        assert_eq!(share_markets(20, 3, 30_000), 2);
+    }
 }
