@@ -721,11 +721,6 @@ impl Consensus {
         self.inner.sm.archive_segment(index)
     }
 
-    /// The indexes of the archive segments on this node's disk, ascending.
-    pub fn archive_indexes(&self) -> std::io::Result<Vec<u64>> {
-        self.inner.sm.archive_files().indexes()
-    }
-
     /// The archive segments the audit trail records that this node's disk lacks (it installed
     /// a snapshot taken after them and has not fetched them yet), by log index. Cheap: kept up
     /// to date at start, at each snapshot install and at each fetch.
@@ -760,9 +755,9 @@ impl Consensus {
             match paddock_ledger::archive::ArchiveSegment::decode(&bytes) {
                 Ok(segment) if segment.log_index == index && segment.digest() == digest => {
                     let archive = self.inner.sm.archive_files().clone();
-                    self.inner.sm.off_task_pub(move || archive.write(index, &bytes).map(|_| ())).await?;
+                    self.inner.sm.off_task(move || archive.write(index, &bytes).map(|_| ())).await?;
                     let sm = self.inner.sm.clone();
-                    self.inner.sm.off_task_pub(move || sm.refresh_archive_gaps()).await?;
+                    self.inner.sm.off_task(move || sm.refresh_archive_gaps()).await?;
                     metrics::counter!("paddock_archive_segments_fetched_total").increment(1);
                     tracing::info!(index, from = id, "fetched a missing archive segment from a peer");
                     return Ok(true);

@@ -231,7 +231,10 @@ impl StateMachine {
     }
 
     /// Runs blocking disk work on the blocking pool, or inline under the simulator.
-    async fn off_task<T: Send + 'static>(&self, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    pub(crate) async fn off_task<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
         match self.shared.io {
             crate::IoMode::Inline => f(),
             // The seam itself: the one place this file may use the blocking pool (clippy.toml).
@@ -439,15 +442,6 @@ impl StateMachine {
     pub(crate) async fn archive_bytes(&self, index: u64) -> io::Result<Option<Vec<u8>>> {
         let archive = self.shared.archive.clone();
         self.off_task(move || archive.read(index)).await
-    }
-
-    /// Runs blocking disk work the way this state machine does (the blocking pool, or inline
-    /// under the simulator).
-    pub(crate) async fn off_task_pub<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> io::Result<T> + Send + 'static,
-    ) -> io::Result<T> {
-        self.off_task(f).await
     }
 
     /// Recomputes which recorded segments this node's archive lacks.

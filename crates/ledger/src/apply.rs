@@ -280,10 +280,7 @@ fn reserve_bet_ids(
     ctx: ApplyCtx,
     now: TimestampMs,
 ) -> Handled {
-    check_actor(actor)?;
-    if !text_is_valid(reason) {
-        return Err(ResultCode::TextInvalid);
-    }
+    check_operator(actor, reason)?;
     if from.0 <= state.bet_id_next {
         return Err(ResultCode::ConfigInvalid);
     }
@@ -563,7 +560,12 @@ fn exclude(
 }
 
 fn check_actor(actor: &Actor) -> Result<(), ResultCode> {
-    if actor.0.is_empty() || !text_is_valid(&actor.0) {
+    check_operator(actor, "")
+}
+
+/// An operator command's actor and its free-text reason obey the ledger's one rule for text.
+pub(crate) fn check_operator(actor: &Actor, reason: &str) -> Result<(), ResultCode> {
+    if actor.0.is_empty() || !text_is_valid(&actor.0) || !text_is_valid(reason) {
         Err(ResultCode::TextInvalid)
     } else {
         Ok(())
@@ -727,10 +729,7 @@ fn change_status(
     ctx: ApplyCtx,
     now: TimestampMs,
 ) -> Handled {
-    check_actor(actor)?;
-    if !text_is_valid(reason) {
-        return Err(ResultCode::TextInvalid);
-    }
+    check_operator(actor, reason)?;
     let m = state.markets.get_mut(&market).ok_or(ResultCode::MarketNotFound)?;
     let from = m.status;
     if !from_allowed.contains(&from) {

@@ -206,12 +206,6 @@ impl State {
         }
     }
 
-    /// How many markets [`Command::ArchiveSettled`](crate::Command) with this cut-off and share
-    /// would move now: what a node checks before it asks (0: nothing is due).
-    pub fn archivable_markets(&self, before: TimestampMs, markets_max: u32) -> usize {
-        self.share(before, markets_max).len()
-    }
-
     /// The markets and bets [`Command::ArchiveSettled`](crate::Command) with this cut-off and
     /// share would move now: what a node sizes its next share by.
     pub fn archive_share_size(&self, before: TimestampMs, markets_max: u32) -> (usize, usize) {

@@ -17,6 +17,7 @@
 //! bet, 1 + (odds − 1) × the place fraction), with the winnings part cut by any Rule 4
 //! deduction for runners withdrawn after the bet was struck.
 
+use crate::apply::check_operator;
 use crate::apply::{ApplyCtx, Book, Handled};
 use crate::audit::AuditEvent;
 use crate::betting::{line_combos, release_liability};
@@ -253,13 +254,6 @@ fn audit_settled(
         AuditEvent::MarketSettled { market, result_version, bets_settled, paid_net, reason: reason.to_string() },
     );
     Done::Settled { market, result_version, bets_settled }
-}
-
-fn check_operator(actor: &Actor, reason: &str) -> Result<(), ResultCode> {
-    if actor.0.is_empty() || !crate::ids::text_is_valid(&actor.0) || !crate::ids::text_is_valid(reason) {
-        return Err(ResultCode::TextInvalid);
-    }
-    Ok(())
 }
 
 /// First settlement of a market.

@@ -97,13 +97,13 @@ fn nothing_old_enough_changes_nothing_and_records_nothing() {
     assert_eq!(archive(&mut book, TimestampMs(T0_MS + 30 * 60_000), 100), Outcome::Done(Done::Ok));
     assert_eq!((book.state.bet_count(), book.state.market_ids()), (bets, markets));
     assert_eq!(book.state.audit().records().len(), audit_len);
-    assert_eq!(book.state.archivable_markets(TimestampMs(T0_MS + 30 * 60_000), 100), 0);
+    assert_eq!(book.state.archive_share_size(TimestampMs(T0_MS + 30 * 60_000), 100).0, 0);
 }
 
 #[test]
 fn open_business_never_leaves_however_late_the_cut_off() {
     let (mut book, [_, _, _, on_30]) = book_with_history();
-    assert_eq!(book.state.archivable_markets(TimestampMs(u64::MAX), 100), 2);
+    assert_eq!(book.state.archive_share_size(TimestampMs(u64::MAX), 100).0, 2);
     archive(&mut book, TimestampMs(u64::MAX), 100);
     assert!(book.state.market(MarketId(30)).is_some() && book.state.bet(on_30).is_some());
     assert_eq!(book.state.account(AccountId(1)).expect("account 1").exposure, Money(1_000));
@@ -120,7 +120,7 @@ fn a_multiple_with_a_leg_on_a_live_market_keeps_its_settled_markets_until_that_o
     book.set_time(TimestampMs(T0_MS + HOUR_MS));
     close_and_settle(&mut book, 10, 101);
     book.set_time(TimestampMs(T0_MS + 10 * HOUR_MS));
-    assert_eq!(book.state.archivable_markets(TimestampMs(T0_MS + 5 * HOUR_MS), 100), 0, "market 20 is still open");
+    assert_eq!(book.state.archive_share_size(TimestampMs(T0_MS + 5 * HOUR_MS), 100).0, 0, "market 20 is still open");
     archive(&mut book, TimestampMs(T0_MS + 5 * HOUR_MS), 100);
     assert!(book.state.market(MarketId(10)).is_some() && book.state.bet(double).is_some());
 
@@ -221,7 +221,7 @@ fn a_market_a_delayed_bet_still_waits_on_stays_until_the_bet_is_decided() {
     let waiting = book.single(1, 101, 1_000);
     assert_eq!(book.state.bet(waiting).expect("the bet").status, paddock_ledger::BetStatus::Pending);
     close_and_settle(&mut book, 10, 101);
-    assert_eq!(book.state.archivable_markets(TimestampMs(u64::MAX), 100), 0, "a delayed bet names market 10");
+    assert_eq!(book.state.archive_share_size(TimestampMs(u64::MAX), 100).0, 0, "a delayed bet names market 10");
     archive(&mut book, TimestampMs(u64::MAX), 100);
     assert!(book.state.market(MarketId(10)).is_some());
     // Its delay ends: refused (the market is settled), and then nothing holds the market back.
