@@ -31,6 +31,20 @@
 //! ```sh
 //! cargo run --release -p paddock-backup --example big_restore -- 1000000 10000000 /var/tmp archive
 //! ```
+//!
+//! With `transfer` it measures a snapshot sent to a follower between real processes (issue 12:
+//! "snapshot build, transfer and install times"): it seeds two nodes' data directories with the
+//! book (a snapshot, the log purged behind it: the build figure), starts them and a third node
+//! with an empty data directory as `paddock start` processes on loopback (the binary named by
+//! `PADDOCK_BIN`, default `target/release/paddock`), and times the third node from its start
+//! to the whole snapshot file received (its `paddock_snapshot_received_bytes_total`) and to the
+//! snapshot installed (its log's `installed snapshot from leader`). The nodes are stopped by
+//! PID at the end:
+//!
+//! ```sh
+//! cargo build --release -p paddock-cli
+//! cargo run --release -p paddock-backup --example big_restore -- 1000000 10000000 /var/tmp transfer
+//! ```
 
 use paddock_backup::{LogFetchError, Point, RestoreRequest, Source};
 use paddock_consensus::backup::seed_data_dir;
@@ -318,6 +332,10 @@ fn main() {
         archive_figures(accounts, bets, scratch.path());
         return;
     }
+    if args.get(3).is_some_and(|mode| mode == "transfer") {
+        transfer_figures(accounts, bets, scratch.path());
+        return;
+    }
     let rss_before = rss_bytes();
     let started = Instant::now();
     let (state, clock) = build(accounts, bets);
@@ -375,4 +393,121 @@ fn main() {
     let restore_s = started.elapsed().as_secs_f64();
     assert_eq!(restored["state_hash"], expected_hash.as_str(), "the restored book is the one backed up");
     println!("restore (verify, decode, seed a data directory): {restore_s:.1} s; state hash matches");
+}
+
+/// A free loopback port (bound, then released for the node to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port").local_addr().expect("its address").port()
+}
+
+/// The value of a metric in a node's `/metrics` (plain HTTP on loopback), if it answers.
+fn scrape(http: u16, name: &str) -> Option<f64> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", http)).ok()?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(2))).ok()?;
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let prefix = format!("{name} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok())
+}
+
+/// Nodes started by this example, stopped by PID when dropped.
+struct Nodes(Vec<std::process::Child>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn transfer_figures(accounts: u64, bets: u64, scratch: &Path) {
+    let binary = std::env::var("PADDOCK_BIN").unwrap_or_else(|_| "target/release/paddock".to_string());
+    assert!(
+        Path::new(&binary).exists(),
+        "{binary} is missing: build it (cargo build --release -p paddock-cli) or set PADDOCK_BIN"
+    );
+    let started = Instant::now();
+    let (state, clock) = build(accounts, bets);
+    println!(
+        "built {accounts} accounts and {bets} settled bets over {MARKETS} markets in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let ports: BTreeMap<u64, (u16, u16)> = (1..=3).map(|id| (id, (free_port(), free_port()))).collect();
+    let members: BTreeMap<u64, String> =
+        ports.iter().map(|(id, (_, peer))| (*id, format!("127.0.0.1:{peer}"))).collect();
+    let last = LogIdRecord { term: 1, node: 1, index: clock.0 };
+    let started = Instant::now();
+    seed_data_dir(&scratch.join("node-1"), "big", 1, &members, &state, last).expect("node 1 is seeded");
+    let build_s = started.elapsed().as_secs_f64();
+    seed_data_dir(&scratch.join("node-2"), "big", 2, &members, &state, last).expect("node 2 is seeded");
+    drop(state);
+    let snapshots = scratch.join("node-1").join("snapshots");
+    let file = std::fs::read_dir(&snapshots).expect("snapshots").next().expect("a snapshot").expect("entry").path();
+    let size = std::fs::metadata(&file).expect("the snapshot file").len();
+    println!("snapshot build (encode, write, fsync): {:.0} MB in {build_s:.1} s", size as f64 / 1e6);
+
+    let bootstrap = members.iter().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",");
+    let spawn = |id: u64| {
+        let (http, peer) = ports[&id];
+        let log = std::fs::File::create(scratch.join(format!("node-{id}.log"))).expect("a log file");
+        std::process::Command::new(&binary)
+            .arg("start")
+            .args(["--node-id", &id.to_string()])
+            .arg("--data-dir")
+            .arg(scratch.join(format!("node-{id}")))
+            .args(["--http", &format!("127.0.0.1:{http}")])
+            .args(["--peer", &format!("127.0.0.1:{peer}")])
+            .args(["--bootstrap", &bootstrap])
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("a log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("a node starts")
+    };
+    let mut nodes = Nodes(vec![spawn(1), spawn(2)]);
+    let deadline = Instant::now() + std::time::Duration::from_secs(600);
+    let wait = |what: &str, done: &mut dyn FnMut() -> bool| {
+        while !done() {
+            assert!(Instant::now() < deadline, "gave up waiting for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let started = Instant::now();
+    wait("nodes 1 and 2 to load the snapshot and elect a leader", &mut || {
+        [1, 2].iter().any(|id| scrape(ports[id].0, "paddock_raft_is_leader") == Some(1.0))
+    });
+    println!("nodes 1 and 2 loaded the snapshot and elected a leader in {:.1} s", started.elapsed().as_secs_f64());
+
+    std::fs::create_dir_all(scratch.join("node-3")).expect("node 3's empty data directory");
+    let started = Instant::now();
+    nodes.0.push(spawn(3));
+    let http3 = ports[&3].0;
+    wait("node 3 to receive the whole snapshot", &mut || {
+        scrape(http3, "paddock_snapshot_received_bytes_total").is_some_and(|b| b >= size as f64)
+    });
+    let transfer_s = started.elapsed().as_secs_f64();
+    let log3 = scratch.join("node-3.log");
+    wait("node 3 to install it", &mut || {
+        std::fs::read_to_string(&log3).is_ok_and(|t| t.contains("installed snapshot from leader"))
+    });
+    let install_s = started.elapsed().as_secs_f64();
+    let rss_kb = std::fs::read_to_string(format!("/proc/{}/status", nodes.0[2].id()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    println!(
+        "node 3 (empty) received the {:.0} MB snapshot file {transfer_s:.1} s after its start ({:.0} MB/s, start-up included) \
+         and had installed it (decoded, checked, renamed into place) at {install_s:.1} s; its peak resident set {:.0} MB",
+        size as f64 / 1e6,
+        size as f64 / 1e6 / transfer_s,
+        rss_kb as f64 / 1e3
+    );
 }

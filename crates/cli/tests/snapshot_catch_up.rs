@@ -107,5 +107,28 @@ async fn a_wiped_node_rejoins_and_catches_up_by_snapshot() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("the leader counts the snapshot bytes it sent:\n{metrics}"));
     assert!(sent > 10.0 * 1024.0, "the snapshot went as {sent} bytes: expected many 1 KiB chunks");
+    // What arrived is the leader's snapshot file itself, byte for byte, written to node 3's disk
+    // as it came (its counter), renamed into place, with no incoming file left behind.
+    let installed = rejoined.snapshot_index;
+    let name = format!("snap-{installed:020}.pds");
+    let received = std::fs::read(cluster.node(gone).data_dir.join("snapshots").join(&name))
+        .unwrap_or_else(|e| panic!("node 3 keeps the snapshot it installed, {name}: {e}"));
+    let counted = metric(&cluster, gone, "paddock_snapshot_received_bytes_total").await;
+    assert!(
+        counted >= received.len() as f64,
+        "node 3 counted {counted} bytes received, its file has {}",
+        received.len()
+    );
+    assert!(!cluster.node(gone).data_dir.join("snapshots/incoming.tmp").exists(), "the incoming file was renamed");
+    if let Ok(sent_file) = std::fs::read(cluster.node(leader).data_dir.join("snapshots").join(&name)) {
+        assert!(sent_file == received, "node 3's {name} differs from the leader's");
+    }
     eprintln!("done in {:?}", started.elapsed());
+}
+
+/// A counter's value in node `id`'s metrics (0 if it has not counted anything yet).
+async fn metric(cluster: &Cluster, id: u64, name: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", cluster.url(id))).await.expect("metrics answer");
+    let text = text.text().await.expect("metrics text");
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse().ok()).unwrap_or(0.0)
 }

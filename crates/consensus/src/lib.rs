@@ -509,6 +509,10 @@ pub struct Consensus {
 }
 
 const POLL: Duration = Duration::from_millis(20);
+
+/// How long a leadership transfer waits to see the new leader take over: elections finish in
+/// well under a second on a healthy cluster, so this only ends a hand-off that went wrong.
+const TRANSFER_TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 /// How long the leader waits for a node about to be added to answer that it is there.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -824,8 +828,29 @@ impl Consensus {
     }
 
     /// Asks the leader to hand leadership to `to`.
+    /// Answers once this node itself knows `to` leads: the leader has only begun the hand-off
+    /// when it says yes, and a caller's next request (a readiness probe, a write) should find
+    /// the new leader rather than the election in between.
     pub async fn transfer_leader(&self, to: u64) -> Result<(), WriteError> {
-        self.inner.on_leader(ForwardOp::TransferLeader { to }).await.map(|_| ())
+        self.inner.on_leader(ForwardOp::TransferLeader { to }).await?;
+        let mut metrics = self.inner.raft.metrics();
+        let taken_over = async {
+            loop {
+                if metrics.borrow_and_update().current_leader == Some(to) {
+                    return Ok(());
+                }
+                if metrics.changed().await.is_err() {
+                    return Err(WriteError::Stopped("raft has shut down".to_string()));
+                }
+            }
+        };
+        match tokio::time::timeout(TRANSFER_TAKEOVER_WAIT, taken_over).await {
+            Ok(done) => done,
+            Err(_) => Err(WriteError::Unknown(format!(
+                "node {to} has not taken over within {} s; see `paddock status` for who leads",
+                TRANSFER_TAKEOVER_WAIT.as_secs()
+            ))),
+        }
     }
 
     /// Takes a snapshot now (and lets the log be purged behind it).

@@ -306,8 +306,10 @@ async fn append_within(
     })
 }
 
-/// Sends a snapshot as chunks of `chunk_bytes`, in order, then the install request; any
-/// failure makes openraft start the transfer again (at offset 0).
+/// Sends a snapshot file as chunks of `chunk_bytes`, read from disk one at a time, in order,
+/// then the install request; any failure makes openraft start the transfer again (at offset
+/// 0). The file's own CRC-32C is checked as it is read, before the install goes out: a damaged
+/// file on this node's disk is never offered to a follower.
 async fn send_snapshot(
     transport: &dyn Transport,
     addr: &str,
@@ -315,21 +317,80 @@ async fn send_snapshot(
     vote: Vote,
     snapshot: Snapshot,
     option: &RPCOption,
-) -> Result<SnapshotResponse<TypeConfig>, PeerError> {
-    let data = snapshot.snapshot;
-    let total_bytes = data.len() as u64;
+) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+    let body = snapshot.snapshot;
+    let total_bytes = body.len();
     let chunk_timeout = option.hard_ttl().max(CHUNK_TIMEOUT_MIN);
-    // An empty snapshot still needs its first chunk: it starts the transfer on the far side.
-    let pieces: Vec<&[u8]> = if data.is_empty() { vec![&[]] } else { data.chunks(chunk_bytes.max(1)).collect() };
+    let peer = |e: PeerError| StreamingError::from(rpc_error(e));
+    let mut file = FileCheck::new(total_bytes);
     let mut offset = 0u64;
-    for piece in pieces {
-        let chunk = SnapshotChunk { last_log_id: snapshot.meta.last_log_id, offset, total_bytes, data: piece.to_vec() };
-        let () = call(transport, addr, Rpc::SnapshotChunk, &chunk, chunk_timeout).await?;
-        offset += piece.len() as u64;
-        metrics::counter!("paddock_snapshot_sent_bytes_total").increment(piece.len() as u64);
+    // An empty file still needs its first chunk: it starts the transfer on the far side.
+    loop {
+        let want = (total_bytes - offset).min(chunk_bytes.max(1) as u64) as usize;
+        let data = body.read(offset, want).await.map_err(|e| local_failure(format!("cannot read it: {e}")))?;
+        if data.len() != want {
+            return Err(local_failure(format!("it ends at byte {}, not {total_bytes}", offset + data.len() as u64)));
+        }
+        file.add(offset, &data);
+        let chunk = SnapshotChunk { last_log_id: snapshot.meta.last_log_id, offset, total_bytes, data };
+        let () = call(transport, addr, Rpc::SnapshotChunk, &chunk, chunk_timeout).await.map_err(peer)?;
+        offset += want as u64;
+        metrics::counter!("paddock_snapshot_sent_bytes_total").increment(want as u64);
+        if offset >= total_bytes {
+            break;
+        }
     }
-    let install = SnapshotInstall { vote, meta: snapshot.meta, total_bytes, crc32c: crc32c::crc32c(&data) };
-    call(transport, addr, Rpc::SnapshotInstall, &install, option.hard_ttl().max(INSTALL_TIMEOUT_MIN)).await
+    let crc32c = file.finish().map_err(local_failure)?;
+    let install = SnapshotInstall { vote, meta: snapshot.meta, total_bytes, crc32c };
+    call(transport, addr, Rpc::SnapshotInstall, &install, option.hard_ttl().max(INSTALL_TIMEOUT_MIN))
+        .await
+        .map_err(peer)
+}
+
+/// This node's own snapshot file could not be sent (unreadable or damaged): logged and counted
+/// here, and reported to openraft as a failed transfer, which it retries.
+fn local_failure(why: String) -> StreamingError<TypeConfig> {
+    metrics::counter!("paddock_snapshot_failures_total", "op" => "send").increment(1);
+    tracing::error!(why = %why, "cannot send this node's snapshot file");
+    let e = std::io::Error::other(format!("this node's snapshot file: {why}"));
+    StreamingError::Network(NetworkError::new(&e))
+}
+
+/// Checks a snapshot file read in pieces: the CRC-32C of all its bytes (what the follower
+/// checks the transfer against) and of all but its last four, which must equal those four
+/// (the file's own checksum, see `paddock_storage::SnapshotFiles`).
+struct FileCheck {
+    len: u64,
+    all: u32,
+    body: u32,
+    trailer: Vec<u8>,
+}
+
+impl FileCheck {
+    fn new(len: u64) -> FileCheck {
+        FileCheck { len, all: 0, body: 0, trailer: Vec::with_capacity(4) }
+    }
+
+    fn add(&mut self, offset: u64, data: &[u8]) {
+        self.all = crc32c::crc32c_append(self.all, data);
+        let body_end = self.len.saturating_sub(4);
+        let in_body = body_end.saturating_sub(offset).min(data.len() as u64) as usize;
+        self.body = crc32c::crc32c_append(self.body, &data[..in_body]);
+        self.trailer.extend_from_slice(&data[in_body..]);
+    }
+
+    /// The CRC-32C of the whole file, if its own checksum holds.
+    fn finish(self) -> Result<u32, String> {
+        let stored: [u8; 4] = self
+            .trailer
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("{} bytes is too short for a snapshot file", self.len))?;
+        if u32::from_le_bytes(stored) != self.body {
+            return Err("checksum mismatch: the file is damaged on this node's disk".to_string());
+        }
+        Ok(self.all)
+    }
 }
 
 fn rpc_error(e: PeerError) -> RPCError<TypeConfig> {
@@ -340,7 +401,7 @@ fn rpc_error(e: PeerError) -> RPCError<TypeConfig> {
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerNetwork {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = crate::state_machine::SnapshotBody;
 
     async fn append_entries(
         &mut self,
@@ -369,7 +430,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         let send = send_snapshot(&*self.transport, &self.addr, self.snapshot_chunk_bytes, vote, snapshot, &option);
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            result = send => result.map_err(|e| StreamingError::from(rpc_error(e))),
+            result = send => result,
         }
     }
 
@@ -386,6 +447,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
 mod tests {
     use super::{append_within, never_sent, send_snapshot};
     use crate::records::{LogIdRecord, VoteRecord};
+    use crate::state_machine::SnapshotBody;
     use crate::transport::{PeerError, Rpc, SnapshotChunk, SnapshotInstall, SnapshotStaging, Transport};
     use crate::types::{Entry, LogId, Snapshot, TypeConfig, Vote};
     use futures::future::BoxFuture;
@@ -402,6 +464,7 @@ mod tests {
     struct Recorder {
         calls: Mutex<Vec<(Rpc, Vec<u8>)>>,
         staging: Mutex<SnapshotStaging>,
+        incoming: Mutex<Vec<u8>>,
         installed: Mutex<Option<Vec<u8>>>,
     }
 
@@ -419,17 +482,24 @@ mod tests {
                 Rpc::AppendEntries => Ok(postcard::to_stdvec(&AppendEntriesResponse::<TypeConfig>::Success).unwrap()),
                 Rpc::SnapshotChunk => {
                     let chunk: SnapshotChunk = postcard::from_bytes(&payload).unwrap();
-                    self.staging
-                        .lock()
-                        .unwrap()
-                        .receive(chunk)
-                        .map(|()| postcard::to_stdvec(&()).unwrap())
+                    let mut staging = self.staging.lock().unwrap();
+                    staging
+                        .accept(&chunk)
+                        .map(|first| {
+                            let mut incoming = self.incoming.lock().unwrap();
+                            if first {
+                                incoming.clear();
+                            }
+                            incoming.extend_from_slice(&chunk.data);
+                            staging.advance(&chunk.data);
+                            postcard::to_stdvec(&()).unwrap()
+                        })
                         .map_err(refused)
                 }
                 Rpc::SnapshotInstall => {
                     let install: SnapshotInstall = postcard::from_bytes(&payload).unwrap();
-                    self.staging.lock().unwrap().finish(&install).map_err(refused).map(|data| {
-                        *self.installed.lock().unwrap() = Some(data);
+                    self.staging.lock().unwrap().finish(&install).map_err(refused).map(|_| {
+                        *self.installed.lock().unwrap() = Some(self.incoming.lock().unwrap().clone());
                         postcard::to_stdvec(&SnapshotResponse::<TypeConfig>::new(install.vote)).unwrap()
                     })
                 }
@@ -497,8 +567,14 @@ mod tests {
         assert_eq!(answer, AppendEntriesResponse::PartialSuccess(Some(log_id(11))));
     }
 
-    fn snapshot(data: Vec<u8>) -> Snapshot {
-        Snapshot { meta: crate::transport::tests::meta(40), snapshot: data }
+    /// A snapshot file of `data` on a disk of its own, as the node's newest snapshot.
+    fn snapshot(data: &[u8]) -> (tempfile::TempDir, Snapshot, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = paddock_storage::SnapshotFiles::open(dir.path()).unwrap();
+        let path = files.write_parts(40, b"meta", data).unwrap();
+        let body = SnapshotBody::stored(files, crate::IoMode::Inline, 40).unwrap();
+        let bytes = std::fs::read(path).unwrap();
+        (dir, Snapshot { meta: crate::transport::tests::meta(40), snapshot: body }, bytes)
     }
 
     fn chunk_sizes(peer: &Recorder) -> Vec<usize> {
@@ -511,25 +587,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_snapshot_travels_as_chunks_no_larger_than_configured_and_arrives_whole() {
+    async fn a_snapshot_file_travels_as_chunks_no_larger_than_configured_and_arrives_whole() {
         let peer = Arc::new(Recorder::default());
         let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let (_dir, snapshot, file) = snapshot(&data);
+        assert_eq!(file.len(), 10_038, "34 bytes of header and trailer, 4 of metadata");
         let option = RPCOption::new(Duration::from_secs(1));
-        let answer = send_snapshot(&peer, "peer", 4096, vote(), snapshot(data.clone()), &option).await.unwrap();
+        let answer = send_snapshot(&peer, "peer", 4096, vote(), snapshot, &option).await.unwrap();
         assert_eq!(answer.vote, vote());
-        assert_eq!(chunk_sizes(&peer), vec![4096, 4096, 1808]);
-        assert_eq!(peer.installed.lock().unwrap().as_deref(), Some(&data[..]));
+        assert_eq!(chunk_sizes(&peer), vec![4096, 4096, 1846]);
+        assert_eq!(peer.installed.lock().unwrap().as_deref(), Some(&file[..]));
         let last = peer.calls.lock().unwrap().last().unwrap().0;
         assert_eq!(last, Rpc::SnapshotInstall, "the install comes after every chunk");
     }
 
     #[tokio::test]
-    async fn an_empty_snapshot_is_one_empty_chunk_and_an_install() {
+    async fn a_chunk_may_end_inside_the_file_checksum() {
         let peer = Arc::new(Recorder::default());
+        let (_dir, snapshot, file) = snapshot(&[7; 64]);
         let option = RPCOption::new(Duration::from_secs(1));
-        send_snapshot(&peer, "peer", 4096, vote(), snapshot(Vec::new()), &option).await.unwrap();
-        assert_eq!(chunk_sizes(&peer), vec![0]);
-        assert_eq!(peer.installed.lock().unwrap().as_deref(), Some(&[][..]));
+        send_snapshot(&peer, "peer", file.len() - 2, vote(), snapshot, &option).await.unwrap();
+        assert_eq!(chunk_sizes(&peer), vec![file.len() - 2, 2]);
+        assert_eq!(peer.installed.lock().unwrap().as_deref(), Some(&file[..]));
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_file_damaged_on_the_senders_disk_is_never_installed() {
+        let peer = Arc::new(Recorder::default());
+        let (dir, snapshot, mut file) = snapshot(&[7; 10_000]);
+        file[5_000] ^= 0x10;
+        std::fs::write(dir.path().join("snap-00000000000000000040.pds"), &file).unwrap();
+        let option = RPCOption::new(Duration::from_secs(1));
+        let refused = send_snapshot(&peer, "peer", 4096, vote(), snapshot, &option).await.unwrap_err();
+        assert!(refused.to_string().contains("damaged on this node's disk"), "{refused}");
+        assert!(peer.calls.lock().unwrap().iter().all(|(rpc, _)| *rpc == Rpc::SnapshotChunk), "no install sent");
+        assert_eq!(*peer.installed.lock().unwrap(), None);
     }
 
     fn status_from(e: Box<dyn std::error::Error + Send + Sync>) -> tonic::Status {

@@ -117,6 +117,73 @@ pub struct StateMachine {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// Runs blocking disk work on the blocking pool, or inline under the simulator.
+pub(crate) async fn off_task<T: Send + 'static>(
+    io: crate::IoMode,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    match io {
+        crate::IoMode::Inline => f(),
+        // The seam itself: the one place this file may use the blocking pool (clippy.toml).
+        #[allow(clippy::disallowed_methods)]
+        crate::IoMode::Threads => tokio::task::spawn_blocking(f).await.map_err(|e| io::Error::other(e.to_string()))?,
+    }
+}
+
+/// A snapshot's bytes as openraft hands them around: not the bytes but the snapshot *file* on
+/// this node's disk — header, meta, state and CRC-32C, exactly as written — read or received a
+/// piece at a time, so a snapshot's size is bounded by the disk, not by memory or by a peer
+/// message. The leader streams its newest file; a follower appends what arrives to its
+/// incoming file and installs that file, renamed into place, without writing a second copy.
+#[derive(Clone, Debug)]
+pub struct SnapshotBody {
+    files: SnapshotFiles,
+    io: crate::IoMode,
+    place: BodyPlace,
+    len: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyPlace {
+    /// The snapshot file of this index.
+    Stored(u64),
+    /// The snapshot directory's incoming file, received whole from a peer.
+    Incoming,
+}
+
+impl SnapshotBody {
+    /// The file's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the file is empty (never, for a real snapshot file).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Up to `len` bytes from `offset` on, read off the async runtime.
+    pub(crate) async fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let (files, place) = (self.files.clone(), self.place);
+        off_task(self.io, move || match place {
+            BodyPlace::Stored(index) => files.read_range(index, offset, len),
+            BodyPlace::Incoming => files.incoming_read(offset, len),
+        })
+        .await
+    }
+
+    /// The snapshot file of `index`.
+    pub(crate) fn stored(files: SnapshotFiles, io: crate::IoMode, index: u64) -> io::Result<SnapshotBody> {
+        let len = files.file_len(index)?;
+        Ok(SnapshotBody { files, io, place: BodyPlace::Stored(index), len })
+    }
+
+    /// The incoming file, received whole (its length and CRC-32C already checked).
+    pub(crate) fn incoming(files: SnapshotFiles, io: crate::IoMode, len: u64) -> SnapshotBody {
+        SnapshotBody { files, io, place: BodyPlace::Incoming, len }
+    }
+}
+
 fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
@@ -235,14 +302,17 @@ impl StateMachine {
         &self,
         f: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> io::Result<T> {
-        match self.shared.io {
-            crate::IoMode::Inline => f(),
-            // The seam itself: the one place this file may use the blocking pool (clippy.toml).
-            #[allow(clippy::disallowed_methods)]
-            crate::IoMode::Threads => {
-                tokio::task::spawn_blocking(f).await.map_err(|e| io::Error::other(e.to_string()))?
-            }
-        }
+        off_task(self.shared.io, f).await
+    }
+
+    /// The snapshot directory.
+    pub(crate) fn snapshot_files(&self) -> &SnapshotFiles {
+        &self.shared.files
+    }
+
+    /// How this node runs blocking disk work.
+    pub(crate) fn io_mode(&self) -> crate::IoMode {
+        self.shared.io
     }
 
     fn build(&self) -> io::Result<Snapshot> {
@@ -265,8 +335,9 @@ impl StateMachine {
         self.persist(&meta, &data).inspect_err(|_| {
             metrics::counter!("paddock_snapshot_failures_total", "op" => "build").increment(1);
         })?;
+        drop(data);
         *self.shared.current.lock().expect("snapshot lock") = Some(meta.clone());
-        let snapshot = Snapshot { meta, snapshot: data };
+        let snapshot = Snapshot { snapshot: self.stored_body(&meta)?, meta };
         metrics::histogram!("paddock_snapshot_build_duration_seconds").record(started.elapsed().as_secs_f64());
         Ok(snapshot)
     }
@@ -277,12 +348,16 @@ impl StateMachine {
         Ok(())
     }
 
-    /// The newest snapshot, read back from its file: `None` before the first.
+    /// The newest snapshot, as its file: `None` before the first. Nothing is read here; a
+    /// sender reads the file a piece at a time and checks its CRC-32C on the way.
     fn load_current(&self) -> io::Result<Option<Snapshot>> {
         let Some(meta) = self.shared.current.lock().expect("snapshot lock").clone() else { return Ok(None) };
+        Ok(Some(Snapshot { snapshot: self.stored_body(&meta)?, meta }))
+    }
+
+    fn stored_body(&self, meta: &SnapshotMeta) -> io::Result<SnapshotBody> {
         let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
-        let file = self.shared.files.read(index)?;
-        Ok(Some(Snapshot { meta, snapshot: file.data }))
+        SnapshotBody::stored(self.shared.files.clone(), self.shared.io, index)
     }
 
     /// Whether a snapshot exists yet.
@@ -299,7 +374,7 @@ impl StateMachine {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotBody;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let me = self.clone();
@@ -308,7 +383,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotBody;
     type SnapshotBuilder = StateMachine;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
@@ -386,7 +461,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotBody) -> Result<(), io::Error> {
         self.install(meta, snapshot).await.inspect_err(|e| {
             metrics::counter!("paddock_snapshot_failures_total", "op" => "install").increment(1);
             tracing::error!(error = %e, "cannot install the snapshot received from the leader");
@@ -509,23 +584,44 @@ impl StateMachine {
         }
     }
 
-    async fn install(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
-        let state = State::decode_snapshot(&snapshot).map_err(invalid)?;
-        if let Err(broken) = state.check_invariants() {
-            return Err(invalid(format!("received snapshot breaks a ledger invariant: {broken}")));
+    /// Installs a snapshot received whole into the incoming file: read and checked (the file's
+    /// own CRC-32C, its index against the metadata the leader sent, the state's invariants),
+    /// then the file itself is renamed into place and the state swapped in. Until the rename
+    /// the node's snapshots are untouched; after it, a restart loads the new one.
+    async fn install(&mut self, meta: &SnapshotMeta, body: SnapshotBody) -> Result<(), io::Error> {
+        if body.place != BodyPlace::Incoming {
+            return Err(invalid("only a snapshot received from a peer is installed"));
         }
-        let me = self.clone();
-        let (meta_c, data_c) = (meta.clone(), snapshot.clone());
-        self.off_task(move || me.persist(&meta_c, &data_c)).await?;
         let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
+        let files = self.shared.files.clone();
+        let expected = meta.clone();
+        let state = self
+            .off_task(move || {
+                let path = Path::new("incoming snapshot");
+                let file = SnapshotFiles::decode(path, &files.incoming_read(0, usize::MAX)?)?;
+                let sent: SnapshotMeta = records::decode::<SnapshotMetaRecord>(&file.meta)?.into_meta()?;
+                if file.index != index || sent.last_log_id != expected.last_log_id {
+                    return Err(invalid(format!(
+                        "the snapshot file received is of index {}, the leader's metadata says {index}",
+                        file.index
+                    )));
+                }
+                let state = State::decode_snapshot(&file.data).map_err(invalid)?;
+                drop(file);
+                if let Err(broken) = state.check_invariants() {
+                    return Err(invalid(format!("received snapshot breaks a ledger invariant: {broken}")));
+                }
+                files.incoming_commit(index)?;
+                Ok(state)
+            })
+            .await?;
         {
             let mut d = self.shared.data.write().expect("state lock");
             *d = SmData { state, last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
         }
         *self.shared.current.lock().expect("snapshot lock") = Some(meta.clone());
-        drop(snapshot);
         self.shared.applied.send_replace(index);
-        tracing::info!(index, "installed snapshot from leader");
+        tracing::info!(index, bytes = body.len(), "installed snapshot from leader");
         // History archived between this node's last apply and the snapshot is not on its disk.
         let me = self.clone();
         self.off_task(move || me.refresh_archive_gaps()).await?;

@@ -5,6 +5,7 @@
 //! `(rpc, postcard payload)` one way and postcard bytes back, and the receiving side hands
 //! it to the same [`Handler`].
 
+use crate::state_machine::{SnapshotBody, StateMachine};
 use crate::types::{LogId, Raft, SnapshotMeta, TypeConfig, Vote};
 use crate::{ForwardOp, ForwardReply, Inner};
 use futures::future::BoxFuture;
@@ -117,30 +118,44 @@ pub struct SnapshotInstall {
 }
 
 /// Largest snapshot a node accepts from a peer: a sanity bound on the declared length (the
-/// state is held in memory, so a real snapshot is far smaller than this).
+/// snapshot goes to disk as it arrives; the state it holds must still fit in memory).
 pub const SNAPSHOT_BYTES_MAX: u64 = 1 << 40;
 
-/// A snapshot being received: at most one at a time per node (only a leader sends them).
+/// The snapshot being received: where the transfer under way stands. The bytes themselves go
+/// to the snapshot directory's incoming file as they arrive (see
+/// [`crate::state_machine::SnapshotBody`]); this keeps only what checks them: at most one
+/// transfer at a time per node (only a leader sends them).
 #[derive(Debug, Default)]
 pub(crate) struct SnapshotStaging {
     last_log_id: Option<LogId>,
     total_bytes: u64,
-    data: Vec<u8>,
+    received: u64,
+    crc32c: u32,
 }
 
 impl SnapshotStaging {
-    /// Adds one chunk. A chunk at offset 0 starts over (a new transfer, or the same one
-    /// resent after a failure); any other must follow the last byte received.
-    pub(crate) fn receive(&mut self, chunk: SnapshotChunk) -> Result<(), String> {
+    /// Checks one chunk before its bytes are written; `Ok(true)` if it starts a transfer (the
+    /// incoming file is emptied first). A chunk at offset 0 starts over (a new transfer, or
+    /// the same one resent after a failure); any other must follow the last byte received.
+    pub(crate) fn accept(&mut self, chunk: &SnapshotChunk) -> Result<bool, String> {
         if chunk.total_bytes > SNAPSHOT_BYTES_MAX {
             return Err(format!(
                 "a snapshot of {} bytes is beyond the {SNAPSHOT_BYTES_MAX}-byte bound",
                 chunk.total_bytes
             ));
         }
-        if chunk.offset == 0 {
-            *self =
-                SnapshotStaging { last_log_id: chunk.last_log_id, total_bytes: chunk.total_bytes, data: Vec::new() };
+        let first = chunk.offset == 0;
+        if first {
+            if self.received > 0 {
+                // The leader gave up on a transfer part-way (a cut connection, a timeout, a
+                // newer snapshot) and starts again.
+                metrics::counter!("paddock_snapshot_transfers_restarted_total").increment(1);
+            }
+            *self = SnapshotStaging {
+                last_log_id: chunk.last_log_id,
+                total_bytes: chunk.total_bytes,
+                ..Default::default()
+            };
         } else if chunk.last_log_id != self.last_log_id || chunk.total_bytes != self.total_bytes {
             return Err(format!(
                 "chunk of the snapshot up to {} at offset {}, but the transfer under way is of the one up to {}: \
@@ -149,11 +164,10 @@ impl SnapshotStaging {
                 chunk.offset,
                 log_id_text(&self.last_log_id)
             ));
-        } else if chunk.offset != self.data.len() as u64 {
+        } else if chunk.offset != self.received {
             return Err(format!(
                 "chunk at offset {}, but {} bytes have arrived: start again at offset 0",
-                chunk.offset,
-                self.data.len()
+                chunk.offset, self.received
             ));
         }
         let end = chunk.offset.saturating_add(chunk.data.len() as u64);
@@ -162,13 +176,24 @@ impl SnapshotStaging {
             *self = SnapshotStaging::default();
             return Err(format!("chunk ends at byte {end}, past the snapshot's {total} bytes"));
         }
-        self.data.extend_from_slice(&chunk.data);
-        Ok(())
+        Ok(first)
     }
 
-    /// Takes the assembled snapshot if it is whole and matches the install request; on any
-    /// mismatch the transfer under way is dropped (the leader starts again).
-    pub(crate) fn finish(&mut self, install: &SnapshotInstall) -> Result<Vec<u8>, String> {
+    /// Counts an accepted chunk's bytes as written.
+    pub(crate) fn advance(&mut self, data: &[u8]) {
+        self.received += data.len() as u64;
+        self.crc32c = crc32c::crc32c_append(self.crc32c, data);
+    }
+
+    /// Drops the transfer under way (its bytes could not be written): the next chunk must
+    /// start again at offset 0.
+    pub(crate) fn abandon(&mut self) {
+        *self = SnapshotStaging::default();
+    }
+
+    /// Ends the transfer: the length of the whole snapshot received if it matches the install
+    /// request; on any mismatch the transfer under way is dropped (the leader starts again).
+    pub(crate) fn finish(&mut self, install: &SnapshotInstall) -> Result<u64, String> {
         let staged = std::mem::take(self);
         if staged.last_log_id != install.meta.last_log_id {
             return Err(format!(
@@ -177,21 +202,19 @@ impl SnapshotStaging {
                 log_id_text(&staged.last_log_id)
             ));
         }
-        if staged.data.len() as u64 != install.total_bytes || staged.total_bytes != install.total_bytes {
+        if staged.received != install.total_bytes || staged.total_bytes != install.total_bytes {
             return Err(format!(
                 "install of a {}-byte snapshot, but {} bytes arrived",
-                install.total_bytes,
-                staged.data.len()
+                install.total_bytes, staged.received
             ));
         }
-        let crc = crc32c::crc32c(&staged.data);
-        if crc != install.crc32c {
+        if staged.crc32c != install.crc32c {
             return Err(format!(
-                "the assembled snapshot's CRC-32C is {crc:08x}, the leader's {:08x}: damaged in transit",
-                install.crc32c
+                "the assembled snapshot's CRC-32C is {:08x}, the leader's {:08x}: damaged in transit",
+                staged.crc32c, install.crc32c
             ));
         }
-        Ok(staged.data)
+        Ok(staged.received)
     }
 }
 
@@ -333,8 +356,10 @@ pub struct Handler {
     pub(crate) raft: Raft,
     /// Weak: the handler lives inside servers that `Inner` outlives.
     pub(crate) inner: Weak<Inner>,
-    /// The snapshot being received in chunks, if any.
-    pub(crate) staging: Arc<std::sync::Mutex<SnapshotStaging>>,
+    /// The snapshot being received in chunks, if any. An async lock: it is held while a
+    /// chunk is written to disk and while a received snapshot is installed, so no other
+    /// transfer's chunk lands in the incoming file meanwhile.
+    pub(crate) staging: Arc<tokio::sync::Mutex<SnapshotStaging>>,
 }
 
 fn open<T: DeserializeOwned>(payload: &[u8]) -> Result<T, HandlerError> {
@@ -349,6 +374,12 @@ impl Handler {
     /// The cluster this node belongs to.
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
+    }
+
+    /// This node's state machine (its snapshot directory receives snapshots).
+    fn state_machine(&self) -> Result<StateMachine, HandlerError> {
+        let inner = self.inner.upgrade().ok_or_else(|| HandlerError::Unavailable("node is shutting down".into()))?;
+        Ok(inner.sm.clone())
     }
 
     /// Serves one RPC from a caller whose identity the transport does not check.
@@ -412,24 +443,63 @@ impl Handler {
                 seal(&self.raft.vote(req).await.map_err(|e| unavailable(&e))?)
             }
             Rpc::InstallSnapshot => {
+                // A whole snapshot in one message (state bytes and metadata): written as a
+                // snapshot file to the incoming file and installed like a chunked transfer.
                 let (vote, meta, data): (Vote, SnapshotMeta, Vec<u8>) = open(payload)?;
-                let snapshot = crate::types::Snapshot { meta, snapshot: data };
-                seal(&self.raft.install_full_snapshot(vote, snapshot).await.map_err(|e| unavailable(&e))?)
+                let sm = self.state_machine()?;
+                let mut staging = self.staging.lock().await;
+                staging.abandon();
+                let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
+                let file = paddock_storage::SnapshotFiles::encode_parts(
+                    index,
+                    &crate::records::encode(&crate::records::SnapshotMetaRecord::from(&meta)),
+                    &data,
+                );
+                drop(data);
+                let len = file.len() as u64;
+                let files = sm.snapshot_files().clone();
+                crate::state_machine::off_task(sm.io_mode(), move || files.incoming_append(&file, true))
+                    .await
+                    .map_err(|e| unavailable(&format!("cannot write the snapshot to disk: {e}")))?;
+                let body = SnapshotBody::incoming(sm.snapshot_files().clone(), sm.io_mode(), len);
+                let snapshot = crate::types::Snapshot { meta, snapshot: body };
+                let answer = self.raft.install_full_snapshot(vote, snapshot).await.map_err(|e| unavailable(&e))?;
+                drop(staging);
+                seal(&answer)
             }
             Rpc::SnapshotChunk => {
                 let chunk: SnapshotChunk = open(payload)?;
-                let mut staging = self.staging.lock().expect("snapshot staging lock");
-                staging.receive(chunk).map_err(HandlerError::BadRequest)?;
-                seal(&())
+                let sm = self.state_machine()?;
+                let mut staging = self.staging.lock().await;
+                let first = staging.accept(&chunk).map_err(HandlerError::BadRequest)?;
+                let files = sm.snapshot_files().clone();
+                let written = crate::state_machine::off_task(sm.io_mode(), move || {
+                    files.incoming_append(&chunk.data, first).map(|()| chunk.data)
+                })
+                .await;
+                match written {
+                    Ok(data) => {
+                        staging.advance(&data);
+                        metrics::counter!("paddock_snapshot_received_bytes_total").increment(data.len() as u64);
+                        seal(&())
+                    }
+                    Err(e) => {
+                        staging.abandon();
+                        Err(unavailable(&format!("cannot write the snapshot chunk to disk: {e}")))
+                    }
+                }
             }
             Rpc::SnapshotInstall => {
                 let install: SnapshotInstall = open(payload)?;
-                let data = {
-                    let mut staging = self.staging.lock().expect("snapshot staging lock");
-                    staging.finish(&install).map_err(HandlerError::BadRequest)?
-                };
-                let snapshot = crate::types::Snapshot { meta: install.meta, snapshot: data };
-                seal(&self.raft.install_full_snapshot(install.vote, snapshot).await.map_err(|e| unavailable(&e))?)
+                let sm = self.state_machine()?;
+                let mut staging = self.staging.lock().await;
+                let len = staging.finish(&install).map_err(HandlerError::BadRequest)?;
+                let body = SnapshotBody::incoming(sm.snapshot_files().clone(), sm.io_mode(), len);
+                let snapshot = crate::types::Snapshot { meta: install.meta, snapshot: body };
+                let answer =
+                    self.raft.install_full_snapshot(install.vote, snapshot).await.map_err(|e| unavailable(&e))?;
+                drop(staging);
+                seal(&answer)
             }
             Rpc::TransferLeader => {
                 let req: TransferLeaderRequest<TypeConfig> = open(payload)?;
@@ -519,53 +589,75 @@ pub(crate) mod tests {
         }
     }
 
+    /// Receives `chunk` as the handler does, with `file` standing for the incoming file.
+    fn feed(staging: &mut SnapshotStaging, file: &mut Vec<u8>, chunk: SnapshotChunk) -> Result<(), String> {
+        if staging.accept(&chunk)? {
+            file.clear();
+        }
+        file.extend_from_slice(&chunk.data);
+        staging.advance(&chunk.data);
+        Ok(())
+    }
+
     #[test]
     fn chunks_received_in_order_assemble_the_snapshot_the_install_names() {
-        let mut staging = SnapshotStaging::default();
-        staging.receive(chunk(40, 0, 10, b"0123")).unwrap();
-        staging.receive(chunk(40, 4, 10, b"4567")).unwrap();
-        staging.receive(chunk(40, 8, 10, b"89")).unwrap();
-        assert_eq!(staging.finish(&install(40, b"0123456789")).unwrap(), b"0123456789");
-        assert!(staging.data.is_empty(), "a finished transfer leaves nothing staged");
+        let (mut staging, mut file) = (SnapshotStaging::default(), Vec::new());
+        feed(&mut staging, &mut file, chunk(40, 0, 10, b"0123")).unwrap();
+        feed(&mut staging, &mut file, chunk(40, 4, 10, b"4567")).unwrap();
+        feed(&mut staging, &mut file, chunk(40, 8, 10, b"89")).unwrap();
+        assert_eq!(staging.finish(&install(40, b"0123456789")).unwrap(), 10);
+        assert_eq!(file, b"0123456789");
+        assert_eq!(staging.received, 0, "a finished transfer leaves nothing under way");
     }
 
     #[test]
     fn a_chunk_out_of_order_or_of_another_snapshot_is_refused_until_a_transfer_starts_again() {
-        let mut staging = SnapshotStaging::default();
-        staging.receive(chunk(40, 0, 10, b"0123")).unwrap();
-        let gap = staging.receive(chunk(40, 8, 10, b"89")).unwrap_err();
+        let (mut staging, mut file) = (SnapshotStaging::default(), Vec::new());
+        feed(&mut staging, &mut file, chunk(40, 0, 10, b"0123")).unwrap();
+        let gap = feed(&mut staging, &mut file, chunk(40, 8, 10, b"89")).unwrap_err();
         assert!(gap.contains("offset 8, but 4 bytes have arrived"), "{gap}");
-        let other = staging.receive(chunk(41, 4, 10, b"4567")).unwrap_err();
+        let other = feed(&mut staging, &mut file, chunk(41, 4, 10, b"4567")).unwrap_err();
         assert!(other.contains("up to 2-1-41") && other.contains("up to 2-1-40"), "{other}");
-        // A resend from offset 0 (of this or another snapshot) starts over.
-        staging.receive(chunk(41, 0, 4, b"abcd")).unwrap();
-        assert_eq!(staging.finish(&install(41, b"abcd")).unwrap(), b"abcd");
+        // A resend from offset 0 (of this or another snapshot) starts over, the file emptied.
+        feed(&mut staging, &mut file, chunk(41, 0, 4, b"abcd")).unwrap();
+        assert_eq!(staging.finish(&install(41, b"abcd")).unwrap(), 4);
+        assert_eq!(file, b"abcd");
+    }
+
+    #[test]
+    fn a_chunk_that_could_not_be_written_makes_the_next_one_start_again() {
+        let (mut staging, mut file) = (SnapshotStaging::default(), Vec::new());
+        feed(&mut staging, &mut file, chunk(40, 0, 10, b"0123")).unwrap();
+        staging.accept(&chunk(40, 4, 10, b"4567")).unwrap();
+        staging.abandon();
+        let lost = feed(&mut staging, &mut file, chunk(40, 4, 10, b"4567")).unwrap_err();
+        assert!(lost.contains("start again at offset 0"), "{lost}");
     }
 
     #[test]
     fn an_install_that_does_not_match_the_chunks_is_refused_and_drops_them() {
-        let mut staging = SnapshotStaging::default();
-        staging.receive(chunk(40, 0, 10, b"0123")).unwrap();
+        let (mut staging, mut file) = (SnapshotStaging::default(), Vec::new());
+        feed(&mut staging, &mut file, chunk(40, 0, 10, b"0123")).unwrap();
         let short = staging.finish(&install(40, b"0123456789")).unwrap_err();
         assert!(short.contains("10-byte snapshot, but 4 bytes arrived"), "{short}");
-        assert!(staging.data.is_empty());
+        assert_eq!(staging.received, 0);
 
-        staging.receive(chunk(40, 0, 4, b"0123")).unwrap();
+        feed(&mut staging, &mut file, chunk(40, 0, 4, b"0123")).unwrap();
         let other = staging.finish(&install(39, b"0123")).unwrap_err();
         assert!(other.contains("up to 2-1-39"), "{other}");
 
-        staging.receive(chunk(40, 0, 4, b"0123")).unwrap();
+        feed(&mut staging, &mut file, chunk(40, 0, 4, b"0123")).unwrap();
         let damaged = staging.finish(&install(40, b"0124")).unwrap_err();
         assert!(damaged.contains("damaged in transit"), "{damaged}");
     }
 
     #[test]
     fn a_chunk_past_the_declared_length_or_a_length_beyond_the_bound_is_refused() {
-        let mut staging = SnapshotStaging::default();
-        staging.receive(chunk(40, 0, 6, b"0123")).unwrap();
-        let past = staging.receive(chunk(40, 4, 6, b"4567")).unwrap_err();
+        let (mut staging, mut file) = (SnapshotStaging::default(), Vec::new());
+        feed(&mut staging, &mut file, chunk(40, 0, 6, b"0123")).unwrap();
+        let past = feed(&mut staging, &mut file, chunk(40, 4, 6, b"4567")).unwrap_err();
         assert!(past.contains("ends at byte 8, past the snapshot's 6 bytes"), "{past}");
-        let huge = staging.receive(chunk(40, 0, super::SNAPSHOT_BYTES_MAX + 1, b"")).unwrap_err();
+        let huge = staging.accept(&chunk(40, 0, super::SNAPSHOT_BYTES_MAX + 1, b"")).unwrap_err();
         assert!(huge.contains("beyond"), "{huge}");
     }
 }

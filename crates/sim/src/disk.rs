@@ -184,4 +184,38 @@ impl Disk for SimDisk {
         check(&self.faults, true)?;
         tfs::remove_file(path)
     }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        check(&self.faults, false)?;
+        Ok(tfs::File::open(path)?.metadata()?.len())
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        check(&self.faults, false)?;
+        let file = tfs::File::open(path)?;
+        let end = file.metadata()?.len().min(offset.saturating_add(len as u64));
+        let mut out = vec![0; end.saturating_sub(offset) as usize];
+        file.read_exact_at(&mut out, offset)?;
+        maybe_corrupt(&self.faults, &mut out);
+        Ok(out)
+    }
+
+    fn append(&self, path: &Path, bytes: &[u8], truncate: bool) -> io::Result<()> {
+        check(&self.faults, true)?;
+        let file = tfs::OpenOptions::new().read(true).write(true).create(true).truncate(truncate).open(path)?;
+        let end = file.metadata()?.len();
+        file.write_all_at(bytes, end)
+    }
+
+    fn commit(&self, dir: &Path, tmp_name: &str, final_name: &str) -> io::Result<()> {
+        check(&self.faults, true)?;
+        let tmp = dir.join(tmp_name);
+        tfs::OpenOptions::new().read(true).write(true).open(&tmp)?.sync_all()?;
+        tfs::rename(&tmp, dir.join(final_name))?;
+        tfs::sync_dir(dir)?;
+        if final_name.starts_with("snap-") && final_name.ends_with(".pds") {
+            self.probe.snapshot_files_written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
 }

@@ -8,7 +8,9 @@
 //! - the production `metrics` macros, captured by [`MetricCounts`] (a recorder local to the
 //!   simulation's thread): `paddock_raft_log_purges_total` (storage) for purges,
 //!   `paddock_snapshot_build_duration_seconds` (consensus) for snapshots built,
-//!   `paddock_archive_segments_fetched_total` (consensus) for archive segments fetched;
+//!   `paddock_archive_segments_fetched_total` (consensus) for archive segments fetched,
+//!   `paddock_snapshot_transfers_restarted_total` (consensus) for snapshot transfers cut and
+//!   started again;
 //! - per node, [`NodeProbe`]: `SimDisk` counts snapshot files written, the peer server in
 //!   `net.rs` counts `SnapshotInstall` RPCs (the end of a chunked transfer) in flight and those answered after the node wrote
 //!   the snapshot to its disk (an install, not just a refusal);
@@ -32,6 +34,9 @@ pub enum Path {
     SnapshotToLearner,
     /// A promotion or removal was under way while a node was receiving a snapshot.
     MembershipDuringSnapshot,
+    /// A snapshot transfer was cut part-way (a partition, a crash, a timeout) and the leader
+    /// started it again: the receiver emptied its incoming file at the new first chunk.
+    SnapshotTransferRestarted,
     /// The leader changed at least once.
     LeaderChange,
     /// A node crashed and was restarted.
@@ -67,12 +72,13 @@ pub enum Path {
 
 impl Path {
     /// Every path, in table order.
-    pub const ALL: [Path; 19] = [
+    pub const ALL: [Path; 20] = [
         Path::LogPurged,
         Path::SnapshotBuilt,
         Path::SnapshotToFollower,
         Path::SnapshotToLearner,
         Path::MembershipDuringSnapshot,
+        Path::SnapshotTransferRestarted,
         Path::LeaderChange,
         Path::CrashRestart,
         Path::DelayedBetAccepted,
@@ -97,6 +103,7 @@ impl Path {
             Path::SnapshotToFollower => "snapshot-to-follower",
             Path::SnapshotToLearner => "snapshot-to-learner",
             Path::MembershipDuringSnapshot => "membership-during-snapshot",
+            Path::SnapshotTransferRestarted => "snapshot-transfer-restarted",
             Path::LeaderChange => "leader-change",
             Path::CrashRestart => "crash-restart",
             Path::DelayedBetAccepted => "delayed-bet-accepted",

@@ -275,6 +275,9 @@ fn run_inner(
     if metrics.get("paddock_archive_segments_fetched_total") > 0 {
         world.reached(Path::ArchiveFetched);
     }
+    if metrics.get("paddock_snapshot_transfers_restarted_total") > 0 {
+        world.reached(Path::SnapshotTransferRestarted);
+    }
     if metrics.get("paddock_snapshot_build_duration_seconds") > 0 {
         world.reached(Path::SnapshotBuilt);
     }

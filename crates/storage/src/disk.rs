@@ -22,6 +22,17 @@ pub trait Disk: Debug + Send + Sync + 'static {
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
     /// Removes a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// A file's length in bytes.
+    fn file_len(&self, path: &Path) -> io::Result<u64>;
+    /// Up to `len` bytes of a file from `offset` on (fewer at its end): a large file read a
+    /// piece at a time.
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+    /// Appends `bytes` to a file, creating it if missing; `truncate` empties it first. Not
+    /// synced: a file written in pieces is made durable by [`Disk::commit`].
+    fn append(&self, path: &Path, bytes: &[u8], truncate: bool) -> io::Result<()>;
+    /// Syncs `dir/tmp_name`, renames it to `dir/final_name` and syncs the directory: the end of
+    /// a file written in pieces, with [`Disk::write_atomic`]'s guarantee.
+    fn commit(&self, dir: &Path, tmp_name: &str, final_name: &str) -> io::Result<()>;
 }
 
 /// The real disk.
@@ -60,6 +71,37 @@ impl Disk for StdDisk {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(std::fs::metadata(path)?.len())
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(path)?;
+        let end = file.metadata()?.len().min(offset.saturating_add(len as u64));
+        let mut out = vec![0; end.saturating_sub(offset) as usize];
+        file.read_exact_at(&mut out, offset)?;
+        Ok(out)
+    }
+
+    fn append(&self, path: &Path, bytes: &[u8], truncate: bool) -> io::Result<()> {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        if truncate {
+            options.write(true).create(true).truncate(true);
+        } else {
+            options.append(true).create(true);
+        }
+        options.open(path)?.write_all(bytes)
+    }
+
+    fn commit(&self, dir: &Path, tmp_name: &str, final_name: &str) -> io::Result<()> {
+        let tmp = dir.join(tmp_name);
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, dir.join(final_name))?;
+        std::fs::File::open(dir)?.sync_all()
     }
 }
 

@@ -499,6 +499,18 @@ mod tests {
         fn remove(&self, path: &Path) -> io::Result<()> {
             StdDisk.remove(path)
         }
+        fn file_len(&self, path: &Path) -> io::Result<u64> {
+            StdDisk.file_len(path)
+        }
+        fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+            StdDisk.read_at(path, offset, len)
+        }
+        fn append(&self, path: &Path, bytes: &[u8], truncate: bool) -> io::Result<()> {
+            StdDisk.append(path, bytes, truncate)
+        }
+        fn commit(&self, dir: &Path, tmp: &str, name: &str) -> io::Result<()> {
+            StdDisk.commit(dir, tmp, name)
+        }
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //!
 //! Written as `snap-<index>.tmp`, fsynced, renamed to `snap-<index>.pds`, then the directory is
 //! fsynced, so a crash leaves either the old set of snapshots or the new one, never a torn
-//! file under a final name. The two newest snapshots are kept: if the newest is damaged the
+//! file under a final name. A snapshot arriving from a peer is the sender's file, byte for
+//! byte: appended piece by piece to `incoming.tmp`, checked whole, then committed the same way
+//! (fsync, rename, fsync the directory), so its size is bounded by the disk, not by memory. The two newest snapshots are kept: if the newest is damaged the
 //! node can fall back one and replay more log.
 
 use crate::disk::{Disk, StdDisk};
@@ -28,6 +30,8 @@ pub const SNAPSHOT_FILE_MAGIC: [u8; 8] = *b"PDKSNAPF";
 /// Snapshot file format version this build writes and reads.
 pub const SNAPSHOT_FILE_VERSION: u16 = 1;
 const KEEP: usize = 2;
+/// The snapshot arriving from a peer, written piece by piece (a temporary file).
+const INCOMING: &str = "incoming.tmp";
 
 /// A snapshot as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +126,59 @@ impl SnapshotFiles {
         self.dir.join(format!("snap-{index:020}.pds"))
     }
 
+    /// The path of the snapshot file of `index`.
+    pub fn path(&self, index: u64) -> PathBuf {
+        self.final_path(index)
+    }
+
+    /// The length of the snapshot file of `index`.
+    pub fn file_len(&self, index: u64) -> io::Result<u64> {
+        self.disk.file_len(&self.final_path(index))
+    }
+
+    /// Up to `len` bytes of the snapshot file of `index` from `offset` on, unchecked: a reader
+    /// of pieces checks the whole file's CRC-32C when it has them all.
+    pub fn read_range(&self, index: u64, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.disk.read_at(&self.final_path(index), offset, len)
+    }
+
+    /// Appends a piece of a snapshot file arriving from a peer to the incoming file
+    /// (`incoming.tmp`), emptying it first if `first`. Only one snapshot arrives at a time; a
+    /// leftover is removed when the directory is opened, like every temporary file.
+    pub fn incoming_append(&self, bytes: &[u8], first: bool) -> io::Result<()> {
+        self.disk.append(&self.dir.join(INCOMING), bytes, first)
+    }
+
+    /// Up to `len` bytes of the incoming file from `offset` on.
+    pub fn incoming_read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.disk.read_at(&self.dir.join(INCOMING), offset, len)
+    }
+
+    /// The incoming file's length.
+    pub fn incoming_len(&self) -> io::Result<u64> {
+        self.disk.file_len(&self.dir.join(INCOMING))
+    }
+
+    /// Makes the incoming file, whole and checked by the caller, the snapshot of `index`:
+    /// synced, renamed to its final name, the directory synced (no second copy is written),
+    /// then all but the newest snapshots dropped.
+    pub fn incoming_commit(&self, index: u64) -> io::Result<PathBuf> {
+        let len = self.incoming_len()?;
+        self.disk.commit(&self.dir, INCOMING, &format!("snap-{index:020}.pds"))?;
+        metrics::gauge!("paddock_snapshot_size_bytes").set(len as f64);
+        self.prune()?;
+        Ok(self.final_path(index))
+    }
+
+    fn prune(&self) -> io::Result<()> {
+        let mut all = self.list()?;
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, path) in all.into_iter().skip(KEEP) {
+            self.disk.remove(&path)?;
+        }
+        Ok(())
+    }
+
     /// Writes a snapshot durably and drops all but the newest ones.
     pub fn write(&self, snapshot: &SnapshotFile) -> io::Result<PathBuf> {
         self.write_parts(snapshot.index, &snapshot.meta, &snapshot.data)
@@ -138,11 +195,7 @@ impl SnapshotFiles {
         self.disk.write_atomic(&self.dir, &tmp_name, &final_name, &bytes)?;
         metrics::histogram!("paddock_snapshot_write_duration_seconds").record(started.elapsed().as_secs_f64());
         metrics::gauge!("paddock_snapshot_size_bytes").set(bytes.len() as f64);
-        let mut all = self.list()?;
-        all.sort_unstable_by(|a, b| b.cmp(a));
-        for (_, path) in all.into_iter().skip(KEEP) {
-            self.disk.remove(&path)?;
-        }
+        self.prune()?;
         Ok(final_path)
     }
 
@@ -222,6 +275,40 @@ mod tests {
         let mut damaged = Vec::new();
         assert_eq!(files.latest(|p, _| damaged.push(p.to_path_buf())).unwrap(), Some(snap(5)));
         assert_eq!(damaged, vec![newest]);
+    }
+
+    #[test]
+    fn a_snapshot_arriving_in_pieces_becomes_the_newest_file_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let sender = SnapshotFiles::open(&dir.path().join("leader")).unwrap();
+        let receiver = SnapshotFiles::open(&dir.path().join("follower")).unwrap();
+        sender.write(&snap(40)).unwrap();
+        receiver.write(&snap(5)).unwrap();
+        receiver.write(&snap(10)).unwrap();
+        let len = sender.file_len(40).unwrap();
+        // A first attempt cut short, then the whole file again in 7-byte pieces.
+        receiver.incoming_append(&sender.read_range(40, 0, 7).unwrap(), true).unwrap();
+        let mut offset = 0;
+        while offset < len {
+            let piece = sender.read_range(40, offset, 7).unwrap();
+            receiver.incoming_append(&piece, offset == 0).unwrap();
+            offset += piece.len() as u64;
+        }
+        assert_eq!(sender.read_range(40, len, 7).unwrap(), Vec::<u8>::new(), "nothing past the end");
+        assert_eq!(receiver.incoming_len().unwrap(), len);
+        receiver.incoming_commit(40).unwrap();
+        assert_eq!(fs::read(receiver.path(40)).unwrap(), fs::read(sender.path(40)).unwrap());
+        assert_eq!(receiver.latest(|_, _| panic!("no damage")).unwrap(), Some(snap(40)));
+        assert_eq!(receiver.list().unwrap().len(), 2, "the oldest is dropped");
+        assert!(!dir.path().join("follower").join(INCOMING).exists());
+    }
+
+    #[test]
+    fn a_leftover_incoming_snapshot_is_removed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(INCOMING), b"half received").unwrap();
+        SnapshotFiles::open(dir.path()).unwrap();
+        assert!(!dir.path().join(INCOMING).exists());
     }
 
     #[test]
