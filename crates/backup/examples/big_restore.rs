@@ -33,8 +33,9 @@
 //! ```
 //!
 //! With `transfer` it measures a snapshot sent to a follower between real processes (issue 12:
-//! "snapshot build, transfer and install times"): it seeds two nodes' data directories with the
-//! book (a snapshot, the log purged behind it: the build figure), starts them and a third node
+//! "snapshot build, transfer and install times"): it builds the book and lets its clock run past
+//! the idempotency keys' lifetime (as `archive` does), seeds two nodes' data directories with it
+//! (a snapshot, the log purged behind it: the build figure), starts them and a third node
 //! with an empty data directory as `paddock start` processes on loopback (the binary named by
 //! `PADDOCK_BIN`, default `target/release/paddock`), and times the third node from its start
 //! to the whole snapshot file received (its `paddock_snapshot_received_bytes_total`) and to the
@@ -431,11 +432,15 @@ fn transfer_figures(accounts: u64, bets: u64, scratch: &Path) {
         "{binary} is missing: build it (cargo build --release -p paddock-cli) or set PADDOCK_BIN"
     );
     let started = Instant::now();
-    let (state, clock) = build(accounts, bets);
+    let (mut state, mut clock) = build(accounts, bets);
     println!(
         "built {accounts} accounts and {bets} settled bets over {MARKETS} markets in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // As a node holds it once the bets' idempotency keys have expired and before the history
+    // is archived: the largest state a retention period leaves (three such nodes and the
+    // keys besides do not fit this machine's 24 GiB).
+    let_time_pass(&mut state, &mut clock, 31 * paddock_ledger::DAY_MS);
     let ports: BTreeMap<u64, (u16, u16)> = (1..=3).map(|id| (id, (free_port(), free_port()))).collect();
     let members: BTreeMap<u64, String> =
         ports.iter().map(|(id, (_, peer))| (*id, format!("127.0.0.1:{peer}"))).collect();
@@ -456,7 +461,7 @@ fn transfer_figures(accounts: u64, bets: u64, scratch: &Path) {
         let log = std::fs::File::create(scratch.join(format!("node-{id}.log"))).expect("a log file");
         std::process::Command::new(&binary)
             .arg("start")
-            .args(["--node-id", &id.to_string()])
+            .args(["--node-id", &id.to_string(), "--cluster-id", "big"])
             .arg("--data-dir")
             .arg(scratch.join(format!("node-{id}")))
             .args(["--http", &format!("127.0.0.1:{http}")])
@@ -471,14 +476,19 @@ fn transfer_figures(accounts: u64, bets: u64, scratch: &Path) {
     };
     let mut nodes = Nodes(vec![spawn(1), spawn(2)]);
     let deadline = Instant::now() + std::time::Duration::from_secs(600);
-    let wait = |what: &str, done: &mut dyn FnMut() -> bool| {
+    let wait = |nodes: &mut Nodes, what: &str, done: &mut dyn FnMut() -> bool| {
         while !done() {
             assert!(Instant::now() < deadline, "gave up waiting for {what}");
+            for (i, child) in nodes.0.iter_mut().enumerate() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("node {} exited ({status}) while waiting for {what}: see node-{}.log", i + 1, i + 1);
+                }
+            }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     };
     let started = Instant::now();
-    wait("nodes 1 and 2 to load the snapshot and elect a leader", &mut || {
+    wait(&mut nodes, "nodes 1 and 2 to load the snapshot and elect a leader", &mut || {
         [1, 2].iter().any(|id| scrape(ports[id].0, "paddock_raft_is_leader") == Some(1.0))
     });
     println!("nodes 1 and 2 loaded the snapshot and elected a leader in {:.1} s", started.elapsed().as_secs_f64());
@@ -487,12 +497,12 @@ fn transfer_figures(accounts: u64, bets: u64, scratch: &Path) {
     let started = Instant::now();
     nodes.0.push(spawn(3));
     let http3 = ports[&3].0;
-    wait("node 3 to receive the whole snapshot", &mut || {
+    wait(&mut nodes, "node 3 to receive the whole snapshot", &mut || {
         scrape(http3, "paddock_snapshot_received_bytes_total").is_some_and(|b| b >= size as f64)
     });
     let transfer_s = started.elapsed().as_secs_f64();
     let log3 = scratch.join("node-3.log");
-    wait("node 3 to install it", &mut || {
+    wait(&mut nodes, "node 3 to install it", &mut || {
         std::fs::read_to_string(&log3).is_ok_and(|t| t.contains("installed snapshot from leader"))
     });
     let install_s = started.elapsed().as_secs_f64();
