@@ -29,7 +29,9 @@ pub mod seal;
 pub use seal::Key;
 
 use anyhow::{bail, Context, Result};
-use paddock_consensus::backup::{decode_entry, decode_snapshot, replay, seed_data_dir, DecodedEntry};
+use paddock_consensus::backup::{
+    decode_entry, decode_snapshot, replay, seed_data_dir, summarize_snapshot, DecodedEntry,
+};
 use paddock_consensus::records::LogIdRecord;
 use paddock_ledger::State;
 use serde::{Deserialize, Serialize};
@@ -430,7 +432,7 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
     let cluster_id = source.cluster_id().await.context("cannot read the source's cluster id")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let started = std::time::Instant::now();
-    let (mut manifest, mut replayed) = match read_manifest(dir)? {
+    let (mut manifest, base) = match read_manifest(dir)? {
         Some(manifest) => {
             if manifest.cluster_id != cluster_id {
                 return Err(anyhow::anyhow!(
@@ -448,7 +450,7 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
                 .into());
             }
             let replayed = replay_chain(dir, &manifest, Point::End, key)?;
-            (manifest, replayed)
+            (manifest, Base::Replayed(replayed))
         }
         None => {
             if std::fs::read_dir(dir).context("cannot list the backup directory")?.next().is_some() {
@@ -458,11 +460,14 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
                 )
                 .into());
             }
-            let bytes = source.snapshot().await.context("cannot fetch the node's snapshot")?;
+            let plain = source.snapshot().await.context("cannot fetch the node's snapshot")?;
             let name = PathBuf::from("snapshot");
-            let snapshot = decode_snapshot(&name, &bytes).context("the node sent a snapshot that does not decode")?;
+            // The state hash and clock come from the bytes; the book is decoded only if log
+            // entries follow in this run and must be replayed onto it.
+            let snapshot =
+                summarize_snapshot(&name, &plain).context("the node sent a snapshot that does not decode")?;
             let file_name = format!("snap-{}.pds", snapshot.last.index);
-            let bytes = seal::seal(&bytes, key)?;
+            let bytes = seal::seal(&plain, key)?;
             write_durably(dir, &file_name, &bytes)?;
             let mut manifest = Manifest {
                 format: MANIFEST_FORMAT.into(),
@@ -475,15 +480,15 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
                     last_index: snapshot.last.index,
                     bytes: bytes.len() as u64,
                     sha256: hex(&Sha256::digest(&bytes)),
-                    state_hash: snapshot.state.state_hash().to_string(),
-                    book_clock_ms: snapshot.state.clock().0,
+                    state_hash: snapshot.summary.state_hash.to_string(),
+                    book_clock_ms: snapshot.summary.clock.0,
                 }],
                 sealed: true,
                 key_id: key.map(Key::id),
                 sha256: String::new(),
             };
             write_manifest(dir, &mut manifest)?;
-            (manifest, Replayed { state: snapshot.state, last: snapshot.last, files: 1 })
+            (manifest, Base::Snapshot(plain))
         }
     };
     // The committed log since the end of the chain, up to the source's commit index now.
@@ -513,6 +518,15 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
     }
     let mut added = None;
     if !entries.is_empty() {
+        let mut replayed = match base {
+            Base::Replayed(replayed) => replayed,
+            Base::Snapshot(plain) => {
+                let snapshot = decode_snapshot(Path::new("snapshot"), &plain)
+                    .context("the node sent a snapshot that does not decode")?;
+                drop(plain);
+                Replayed { state: snapshot.state, last: snapshot.last, files: 1 }
+            }
+        };
         for (index, record) in &entries {
             let entry = decode_entry(record).with_context(|| format!("entry {index} from the node does not decode"))?;
             replay(&mut replayed.state, &entry);
@@ -549,6 +563,13 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
         chain_bytes: manifest.files.iter().map(|f| f.bytes).sum(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// What [`take`] replays the new log entries onto: the chain already replayed, or the
+/// snapshot just fetched, decoded only when entries follow it.
+enum Base {
+    Replayed(Replayed),
+    Snapshot(Vec<u8>),
 }
 
 /// Why [`take`] failed.

@@ -86,6 +86,28 @@ pub fn decode_snapshot(name: &Path, bytes: &[u8]) -> io::Result<DecodedSnapshot>
     decode_snapshot_file(name, &SnapshotFiles::decode(name, bytes)?)
 }
 
+/// What a backup records of a snapshot file, read without decoding the book.
+pub struct SnapshotSummary {
+    /// The last log entry it includes.
+    pub last: LogIdRecord,
+    /// Its state hash and the book's clock.
+    pub summary: paddock_ledger::SnapshotSummary,
+}
+
+/// Reads a snapshot file's bytes (as [`Consensus::backup_snapshot`] gave them) for its last
+/// entry, state hash and clock, checking every checksum but decoding only its metadata (see
+/// `State::summarize_snapshot`): what a full backup records, at the speed of a hash.
+pub fn summarize_snapshot(name: &Path, bytes: &[u8]) -> io::Result<SnapshotSummary> {
+    let file = SnapshotFiles::decode(name, bytes)?;
+    let meta: SnapshotMetaRecord = records::decode(&file.meta)?;
+    let last = meta.last_log_id.ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("{}: a snapshot of an empty log", name.display()))
+    })?;
+    let summary = State::summarize_snapshot(&file.data)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", name.display())))?;
+    Ok(SnapshotSummary { last, summary })
+}
+
 /// A snapshot file already read and checked: its meta and state decoded.
 fn decode_snapshot_file(name: &Path, file: &SnapshotFile) -> io::Result<DecodedSnapshot> {
     let meta: SnapshotMetaRecord = records::decode(&file.meta)?;

@@ -130,6 +130,9 @@ pub(crate) async fn off_task<T: Send + 'static>(
     }
 }
 
+/// The pieces a snapshot file is copied in when it is installed from another directory.
+const COPY_PIECE_BYTES: usize = 4 << 20;
+
 /// A snapshot's bytes as openraft hands them around: not the bytes but the snapshot *file* on
 /// this node's disk — header, meta, state and CRC-32C, exactly as written — read or received a
 /// piece at a time, so a snapshot's size is bounded by the disk, not by memory or by a peer
@@ -589,8 +592,20 @@ impl StateMachine {
     /// then the file itself is renamed into place and the state swapped in. Until the rename
     /// the node's snapshots are untouched; after it, a restart loads the new one.
     async fn install(&mut self, meta: &SnapshotMeta, body: SnapshotBody) -> Result<(), io::Error> {
-        if body.place != BodyPlace::Incoming {
-            return Err(invalid("only a snapshot received from a peer is installed"));
+        if body.place != BodyPlace::Incoming || body.files.dir() != self.shared.files.dir() {
+            // Another file than this node's incoming one (openraft's storage suite hands one
+            // state machine's snapshot to another): copied into the incoming file first.
+            let mut offset = 0;
+            while offset < body.len() {
+                let piece = body.read(offset, COPY_PIECE_BYTES).await?;
+                if piece.is_empty() {
+                    return Err(invalid(format!("the snapshot file ends at byte {offset}, not {}", body.len())));
+                }
+                let files = self.shared.files.clone();
+                let first = offset == 0;
+                offset += piece.len() as u64;
+                self.off_task(move || files.incoming_append(&piece, first)).await?;
+            }
         }
         let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
         let files = self.shared.files.clone();

@@ -358,6 +358,27 @@ fn the_snapshot_of_the_fixture_book_encodes_to_its_fixture_and_decodes_to_the_sa
 }
 
 #[test]
+fn a_backup_reads_a_snapshots_state_hash_and_clock_without_decoding_the_book() {
+    let state = book();
+    let summary = State::summarize_snapshot(&state.encode_snapshot()).expect("a snapshot of this build");
+    assert_eq!(summary.state_hash, state.state_hash());
+    assert_eq!(summary.clock, state.clock());
+    assert!(summary.clock.0 > T0_MS, "the fixture book's clock has moved: the test would see a wrong field");
+    // An older version's payload is not the current encoding: its summary is that of the book
+    // it decodes to, as a node loading it would hold.
+    for version in [2, 3] {
+        let path = format!("{}/tests/fixtures/snapshot/book.v{version}.hex", env!("CARGO_MANIFEST_DIR"));
+        let old = golden::parse_hex(&std::fs::read_to_string(&path).expect("the old fixture")).expect("hex");
+        let decoded = decode(&old).expect("an old fixture decodes");
+        let summary = State::summarize_snapshot(&old).expect("an old fixture is summarized");
+        assert_eq!((summary.state_hash, summary.clock), (decoded.state_hash(), decoded.clock()), "version {version}");
+    }
+    let mut damaged = state.encode_snapshot();
+    damaged[30] ^= 1;
+    assert!(State::summarize_snapshot(&damaged).is_err(), "a damaged snapshot is refused, not summarized");
+}
+
+#[test]
 fn a_snapshot_opens_with_magic_format_version_4_and_its_length_and_ends_with_a_checksum() {
     // Today's encoding of the fixture book; the test above holds it equal to the fixture.
     let bytes = book().encode_snapshot();

@@ -126,6 +126,11 @@ impl SnapshotFiles {
         self.dir.join(format!("snap-{index:020}.pds"))
     }
 
+    /// The snapshot directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The path of the snapshot file of `index`.
     pub fn path(&self, index: u64) -> PathBuf {
         self.final_path(index)
