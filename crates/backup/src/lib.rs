@@ -450,7 +450,7 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
                 .into());
             }
             let replayed = replay_chain(dir, &manifest, Point::End, key)?;
-            (manifest, Base::Replayed(replayed))
+            (manifest, Base::Replayed(Box::new(replayed)))
         }
         None => {
             if std::fs::read_dir(dir).context("cannot list the backup directory")?.next().is_some() {
@@ -519,7 +519,7 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
     let mut added = None;
     if !entries.is_empty() {
         let mut replayed = match base {
-            Base::Replayed(replayed) => replayed,
+            Base::Replayed(replayed) => *replayed,
             Base::Snapshot(plain) => {
                 let snapshot = decode_snapshot(Path::new("snapshot"), &plain)
                     .context("the node sent a snapshot that does not decode")?;
@@ -568,7 +568,7 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
 /// What [`take`] replays the new log entries onto: the chain already replayed, or the
 /// snapshot just fetched, decoded only when entries follow it.
 enum Base {
-    Replayed(Replayed),
+    Replayed(Box<Replayed>),
     Snapshot(Vec<u8>),
 }
 
