@@ -286,8 +286,9 @@ fn archive_all(state: &mut State, clock: &mut Clock, dir: &Path) -> (u64, u64) {
     }
 }
 
-fn archive_figures(accounts: u64, bets: u64, scratch: &Path) {
-    let base = live_mb();
+/// The book, its clock then run past the idempotency keys' lifetime (as 7 days of retention
+/// would): what a node holds before it archives the settled history.
+fn build_and_age(accounts: u64, bets: u64) -> (State, Clock) {
     let started = Instant::now();
     let (mut state, mut clock) = build(accounts, bets);
     println!(
@@ -295,6 +296,12 @@ fn archive_figures(accounts: u64, bets: u64, scratch: &Path) {
         started.elapsed().as_secs_f64()
     );
     let_time_pass(&mut state, &mut clock, 31 * paddock_ledger::DAY_MS);
+    (state, clock)
+}
+
+fn archive_figures(accounts: u64, bets: u64, scratch: &Path) {
+    let base = live_mb();
+    let (mut state, mut clock) = build_and_age(accounts, bets);
     let before_mb = live_mb() - base;
     let snapshot_before = state.encode_snapshot().len() as f64 / 1e6;
     println!(
@@ -431,16 +438,9 @@ fn transfer_figures(accounts: u64, bets: u64, scratch: &Path) {
         Path::new(&binary).exists(),
         "{binary} is missing: build it (cargo build --release -p paddock-cli) or set PADDOCK_BIN"
     );
-    let started = Instant::now();
-    let (mut state, mut clock) = build(accounts, bets);
-    println!(
-        "built {accounts} accounts and {bets} settled bets over {MARKETS} markets in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    // As a node holds it once the bets' idempotency keys have expired and before the history
-    // is archived: the largest state a retention period leaves (three such nodes and the
-    // keys besides do not fit this machine's 24 GiB).
-    let_time_pass(&mut state, &mut clock, 31 * paddock_ledger::DAY_MS);
+    // The largest state a retention period leaves (three such nodes with the keys besides do
+    // not fit this machine's 24 GiB).
+    let (state, clock) = build_and_age(accounts, bets);
     let ports: BTreeMap<u64, (u16, u16)> = (1..=3).map(|id| (id, (free_port(), free_port()))).collect();
     let members: BTreeMap<u64, String> =
         ports.iter().map(|(id, (_, peer))| (*id, format!("127.0.0.1:{peer}"))).collect();

@@ -99,24 +99,24 @@ pub struct SnapshotSummary {
 /// `State::summarize_snapshot`): what a full backup records, at the speed of a hash.
 pub fn summarize_snapshot(name: &Path, bytes: &[u8]) -> io::Result<SnapshotSummary> {
     let file = SnapshotFiles::decode(name, bytes)?;
-    let meta: SnapshotMetaRecord = records::decode(&file.meta)?;
-    let last = meta.last_log_id.ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("{}: a snapshot of an empty log", name.display()))
-    })?;
-    let summary = State::summarize_snapshot(&file.data)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", name.display())))?;
-    Ok(SnapshotSummary { last, summary })
+    let summary = State::summarize_snapshot(&file.data).map_err(|e| named(name, e))?;
+    Ok(SnapshotSummary { last: last_entry(name, &file)?, summary })
 }
 
 /// A snapshot file already read and checked: its meta and state decoded.
 fn decode_snapshot_file(name: &Path, file: &SnapshotFile) -> io::Result<DecodedSnapshot> {
+    let state = State::decode_snapshot(&file.data).map_err(|e| named(name, e))?;
+    Ok(DecodedSnapshot { last: last_entry(name, file)?, state })
+}
+
+/// The last log entry a snapshot file includes, from its metadata.
+fn last_entry(name: &Path, file: &SnapshotFile) -> io::Result<LogIdRecord> {
     let meta: SnapshotMetaRecord = records::decode(&file.meta)?;
-    let last = meta.last_log_id.ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("{}: a snapshot of an empty log", name.display()))
-    })?;
-    let state = State::decode_snapshot(&file.data)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", name.display())))?;
-    Ok(DecodedSnapshot { last, state })
+    meta.last_log_id.ok_or_else(|| named(name, "a snapshot of an empty log"))
+}
+
+fn named(name: &Path, e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", name.display()))
 }
 
 /// One log entry read back.
