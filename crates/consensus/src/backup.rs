@@ -38,9 +38,10 @@ pub enum BackupLogError {
 }
 
 impl Consensus {
-    /// Whether this node has a snapshot yet (cheap: what a caller polls).
-    pub fn has_snapshot(&self) -> bool {
-        self.inner.sm.has_snapshot()
+    /// The index of this node's newest snapshot, `None` before the first (cheap: what a caller
+    /// polls before it reads the file with [`Consensus::backup_snapshot`]).
+    pub fn snapshot_index(&self) -> Option<u64> {
+        self.inner.sm.snapshot_index()
     }
 
     /// The latest snapshot, as the bytes of its file (magic, version, CRC, checked on the way),
@@ -83,7 +84,9 @@ pub struct DecodedSnapshot {
 /// Reads a snapshot file's bytes (as [`Consensus::backup_snapshot`] gave them); `name` is used
 /// in errors.
 pub fn decode_snapshot(name: &Path, bytes: &[u8]) -> io::Result<DecodedSnapshot> {
-    decode_snapshot_file(name, &SnapshotFiles::decode(name, bytes)?)
+    let (_, meta, data) = SnapshotFiles::parse(name, bytes)?;
+    let state = State::decode_snapshot(data).map_err(|e| named(name, e))?;
+    Ok(DecodedSnapshot { last: last_entry(name, meta)?, state })
 }
 
 /// What a backup records of a snapshot file, read without decoding the book.
@@ -98,20 +101,14 @@ pub struct SnapshotSummary {
 /// entry, state hash and clock, checking every checksum but decoding only its metadata (see
 /// `State::summarize_snapshot`): what a full backup records, at the speed of a hash.
 pub fn summarize_snapshot(name: &Path, bytes: &[u8]) -> io::Result<SnapshotSummary> {
-    let file = SnapshotFiles::decode(name, bytes)?;
-    let summary = State::summarize_snapshot(&file.data).map_err(|e| named(name, e))?;
-    Ok(SnapshotSummary { last: last_entry(name, &file)?, summary })
-}
-
-/// A snapshot file already read and checked: its meta and state decoded.
-fn decode_snapshot_file(name: &Path, file: &SnapshotFile) -> io::Result<DecodedSnapshot> {
-    let state = State::decode_snapshot(&file.data).map_err(|e| named(name, e))?;
-    Ok(DecodedSnapshot { last: last_entry(name, file)?, state })
+    let (_, meta, data) = SnapshotFiles::parse(name, bytes)?;
+    let summary = State::summarize_snapshot(data).map_err(|e| named(name, e))?;
+    Ok(SnapshotSummary { last: last_entry(name, meta)?, summary })
 }
 
 /// The last log entry a snapshot file includes, from its metadata.
-fn last_entry(name: &Path, file: &SnapshotFile) -> io::Result<LogIdRecord> {
-    let meta: SnapshotMetaRecord = records::decode(&file.meta)?;
+fn last_entry(name: &Path, meta: &[u8]) -> io::Result<LogIdRecord> {
+    let meta: SnapshotMetaRecord = records::decode(meta)?;
     meta.last_log_id.ok_or_else(|| named(name, "a snapshot of an empty log"))
 }
 
@@ -237,8 +234,9 @@ pub fn read_data_dir(dir: &Path) -> io::Result<LocalBook> {
     }
     let (mut state, mut last) = match snapshot {
         Some(file) => {
-            let decoded = decode_snapshot_file(&dir.join(crate::SNAPSHOT_DIR), &file)?;
-            (decoded.state, Some(decoded.last))
+            let name = dir.join(crate::SNAPSHOT_DIR);
+            let state = State::decode_snapshot(&file.data).map_err(|e| self::named(&name, e))?;
+            (state, Some(last_entry(&name, &file.meta)?))
         }
         None => (State::new(), None),
     };

@@ -827,26 +827,18 @@ impl Consensus {
         self.inner.on_leader(ForwardOp::Remove { id }).await.map(|_| ())
     }
 
-    /// Asks the leader to hand leadership to `to`.
-    /// Answers once this node itself knows `to` leads: the leader has only begun the hand-off
-    /// when it says yes, and a caller's next request (a readiness probe, a write) should find
-    /// the new leader rather than the election in between.
+    /// Asks the leader to hand leadership to `to`, and answers once this node itself knows `to`
+    /// leads: the leader has only begun the hand-off when it says yes, and a caller's next
+    /// request (a readiness probe, a write) should find the new leader rather than the
+    /// election in between.
     pub async fn transfer_leader(&self, to: u64) -> Result<(), WriteError> {
         self.inner.on_leader(ForwardOp::TransferLeader { to }).await?;
-        let mut metrics = self.inner.raft.metrics();
-        let taken_over = async {
-            loop {
-                if metrics.borrow_and_update().current_leader == Some(to) {
-                    return Ok(());
-                }
-                if metrics.changed().await.is_err() {
-                    return Err(WriteError::Stopped("raft has shut down".to_string()));
-                }
+        match self.inner.raft.wait(Some(TRANSFER_TAKEOVER_WAIT)).current_leader(to, "leadership transfer").await {
+            Ok(_) => Ok(()),
+            Err(openraft::metrics::WaitError::ShuttingDown) => {
+                Err(WriteError::Stopped("raft has shut down".to_string()))
             }
-        };
-        match tokio::time::timeout(TRANSFER_TAKEOVER_WAIT, taken_over).await {
-            Ok(done) => done,
-            Err(_) => Err(WriteError::Unknown(format!(
+            Err(openraft::metrics::WaitError::Timeout(..)) => Err(WriteError::Unknown(format!(
                 "node {to} has not taken over within {} s; see `paddock status` for who leads",
                 TRANSFER_TAKEOVER_WAIT.as_secs()
             ))),

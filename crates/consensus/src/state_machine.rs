@@ -118,7 +118,7 @@ pub struct StateMachine {
 }
 
 /// Runs blocking disk work on the blocking pool, or inline under the simulator.
-pub(crate) async fn off_task<T: Send + 'static>(
+async fn off_task<T: Send + 'static>(
     io: crate::IoMode,
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
@@ -156,13 +156,8 @@ enum BodyPlace {
 
 impl SnapshotBody {
     /// The file's length in bytes.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
-    }
-
-    /// Whether the file is empty (never, for a real snapshot file).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Up to `len` bytes from `offset` on, read off the async runtime.
@@ -179,11 +174,6 @@ impl SnapshotBody {
     pub(crate) fn stored(files: SnapshotFiles, io: crate::IoMode, index: u64) -> io::Result<SnapshotBody> {
         let len = files.file_len(index)?;
         Ok(SnapshotBody { files, io, place: BodyPlace::Stored(index), len })
-    }
-
-    /// The incoming file, received whole (its length and CRC-32C already checked).
-    pub(crate) fn incoming(files: SnapshotFiles, io: crate::IoMode, len: u64) -> SnapshotBody {
-        SnapshotBody { files, io, place: BodyPlace::Incoming, len }
     }
 }
 
@@ -308,14 +298,17 @@ impl StateMachine {
         off_task(self.shared.io, f).await
     }
 
-    /// The snapshot directory.
-    pub(crate) fn snapshot_files(&self) -> &SnapshotFiles {
-        &self.shared.files
+    /// Appends a piece of a snapshot file arriving from a peer to this node's incoming file
+    /// (emptied first if `first`), off the async runtime.
+    pub(crate) async fn append_incoming(&self, piece: Vec<u8>, first: bool) -> io::Result<Vec<u8>> {
+        let files = self.shared.files.clone();
+        self.off_task(move || files.incoming_append(&piece, first).map(|()| piece)).await
     }
 
-    /// How this node runs blocking disk work.
-    pub(crate) fn io_mode(&self) -> crate::IoMode {
-        self.shared.io
+    /// This node's incoming file, received whole (its length and CRC-32C already checked), as
+    /// openraft installs it.
+    pub(crate) fn incoming_body(&self, len: u64) -> SnapshotBody {
+        SnapshotBody { files: self.shared.files.clone(), io: self.shared.io, place: BodyPlace::Incoming, len }
     }
 
     fn build(&self) -> io::Result<Snapshot> {
@@ -363,9 +356,10 @@ impl StateMachine {
         SnapshotBody::stored(self.shared.files.clone(), self.shared.io, index)
     }
 
-    /// Whether a snapshot exists yet.
-    pub(crate) fn has_snapshot(&self) -> bool {
-        self.shared.current.lock().expect("snapshot lock").is_some()
+    /// The newest snapshot's last included index, `None` before the first.
+    pub(crate) fn snapshot_index(&self) -> Option<u64> {
+        let current = self.shared.current.lock().expect("snapshot lock");
+        current.as_ref().map(|meta| meta.last_log_id.as_ref().map_or(0, |l| l.index))
     }
 
     /// The newest snapshot's file bytes (checked) and its index, read from disk.
@@ -601,10 +595,9 @@ impl StateMachine {
                 if piece.is_empty() {
                     return Err(invalid(format!("the snapshot file ends at byte {offset}, not {}", body.len())));
                 }
-                let files = self.shared.files.clone();
                 let first = offset == 0;
                 offset += piece.len() as u64;
-                self.off_task(move || files.incoming_append(&piece, first)).await?;
+                self.append_incoming(piece, first).await?;
             }
         }
         let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
@@ -612,17 +605,16 @@ impl StateMachine {
         let expected = meta.clone();
         let state = self
             .off_task(move || {
-                let path = Path::new("incoming snapshot");
-                let file = SnapshotFiles::decode(path, &files.incoming_read(0, usize::MAX)?)?;
-                let sent: SnapshotMeta = records::decode::<SnapshotMetaRecord>(&file.meta)?.into_meta()?;
-                if file.index != index || sent.last_log_id != expected.last_log_id {
+                let bytes = files.incoming_read(0, usize::MAX)?;
+                let (file_index, meta, data) = SnapshotFiles::parse(Path::new("incoming snapshot"), &bytes)?;
+                let sent: SnapshotMeta = records::decode::<SnapshotMetaRecord>(meta)?.into_meta()?;
+                if file_index != index || sent.last_log_id != expected.last_log_id {
                     return Err(invalid(format!(
-                        "the snapshot file received is of index {}, the leader's metadata says {index}",
-                        file.index
+                        "the snapshot file received is of index {file_index}, the leader's metadata says {index}"
                     )));
                 }
-                let state = State::decode_snapshot(&file.data).map_err(invalid)?;
-                drop(file);
+                let state = State::decode_snapshot(data).map_err(invalid)?;
+                drop(bytes);
                 if let Err(broken) = state.check_invariants() {
                     return Err(invalid(format!("received snapshot breaks a ledger invariant: {broken}")));
                 }

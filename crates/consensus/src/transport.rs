@@ -5,7 +5,7 @@
 //! `(rpc, postcard payload)` one way and postcard bytes back, and the receiving side hands
 //! it to the same [`Handler`].
 
-use crate::state_machine::{SnapshotBody, StateMachine};
+use crate::state_machine::StateMachine;
 use crate::types::{LogId, Raft, SnapshotMeta, TypeConfig, Vote};
 use crate::{ForwardOp, ForwardReply, Inner};
 use futures::future::BoxFuture;
@@ -457,12 +457,10 @@ impl Handler {
                 );
                 drop(data);
                 let len = file.len() as u64;
-                let files = sm.snapshot_files().clone();
-                crate::state_machine::off_task(sm.io_mode(), move || files.incoming_append(&file, true))
+                sm.append_incoming(file, true)
                     .await
                     .map_err(|e| unavailable(&format!("cannot write the snapshot to disk: {e}")))?;
-                let body = SnapshotBody::incoming(sm.snapshot_files().clone(), sm.io_mode(), len);
-                let snapshot = crate::types::Snapshot { meta, snapshot: body };
+                let snapshot = crate::types::Snapshot { meta, snapshot: sm.incoming_body(len) };
                 let answer = self.raft.install_full_snapshot(vote, snapshot).await.map_err(|e| unavailable(&e))?;
                 drop(staging);
                 seal(&answer)
@@ -472,12 +470,7 @@ impl Handler {
                 let sm = self.state_machine()?;
                 let mut staging = self.staging.lock().await;
                 let first = staging.accept(&chunk).map_err(HandlerError::BadRequest)?;
-                let files = sm.snapshot_files().clone();
-                let written = crate::state_machine::off_task(sm.io_mode(), move || {
-                    files.incoming_append(&chunk.data, first).map(|()| chunk.data)
-                })
-                .await;
-                match written {
+                match sm.append_incoming(chunk.data, first).await {
                     Ok(data) => {
                         staging.advance(&data);
                         metrics::counter!("paddock_snapshot_received_bytes_total").increment(data.len() as u64);
@@ -494,8 +487,7 @@ impl Handler {
                 let sm = self.state_machine()?;
                 let mut staging = self.staging.lock().await;
                 let len = staging.finish(&install).map_err(HandlerError::BadRequest)?;
-                let body = SnapshotBody::incoming(sm.snapshot_files().clone(), sm.io_mode(), len);
-                let snapshot = crate::types::Snapshot { meta: install.meta, snapshot: body };
+                let snapshot = crate::types::Snapshot { meta: install.meta, snapshot: sm.incoming_body(len) };
                 let answer =
                     self.raft.install_full_snapshot(install.vote, snapshot).await.map_err(|e| unavailable(&e))?;
                 drop(staging);

@@ -27,10 +27,10 @@ impl Source for Local<'_> {
     }
 
     async fn snapshot(&self) -> anyhow::Result<Vec<u8>> {
-        if !self.0.consensus.has_snapshot() {
+        if self.0.consensus.snapshot_index().is_none() {
             self.0.consensus.snapshot_now().await.map_err(|e| anyhow::anyhow!("cannot take a snapshot: {e}"))?;
             for _ in 0..600 {
-                if self.0.consensus.has_snapshot() {
+                if self.0.consensus.snapshot_index().is_some() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;

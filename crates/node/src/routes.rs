@@ -1196,10 +1196,10 @@ const FIRST_SNAPSHOT_WITHIN: std::time::Duration = std::time::Duration::from_sec
 /// `GET /v1/backup/snapshot`: the node's latest snapshot file, as on its disk. A node that has
 /// none yet takes one first.
 pub(crate) async fn backup_snapshot(State(app): State<App>) -> Result<Response, Failure> {
-    if !app.consensus.has_snapshot() {
+    if app.consensus.snapshot_index().is_none() {
         app.consensus.snapshot_now().await.map_err(write_failure)?;
         let deadline = tokio::time::Instant::now() + FIRST_SNAPSHOT_WITHIN;
-        while !app.consensus.has_snapshot() && tokio::time::Instant::now() < deadline {
+        while app.consensus.snapshot_index().is_none() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }

@@ -109,9 +109,12 @@ pub(crate) fn add_hosts(sim: &mut turmoil::Sim, world: &Rc<World>, disk_faults: 
                             for index in consensus.archive_missing() {
                                 let _ = consensus.fetch_archive_segment(index).await;
                             }
-                            if let Some((index, bytes)) = consensus.backup_snapshot().filter(|(i, _)| *i != seen) {
-                                seen = index;
-                                world.served_snapshots.borrow_mut().push((id, index, bytes));
+                            // The file is read only when a newer snapshot has replaced it.
+                            if consensus.snapshot_index().is_some_and(|i| i != seen) {
+                                if let Some((index, bytes)) = consensus.backup_snapshot() {
+                                    seen = index;
+                                    world.served_snapshots.borrow_mut().push((id, index, bytes));
+                                }
                             }
                         }
                     };

@@ -9,7 +9,7 @@
 use crate::paths::NodeProbe;
 use crate::rng::Rng;
 use paddock_storage::Disk;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -144,22 +144,6 @@ impl Disk for SimDisk {
         tfs::create_dir_all(dir)?;
         if let Some(parent) = dir.parent() {
             tfs::sync_dir(parent)?;
-        }
-        Ok(())
-    }
-
-    fn write_atomic(&self, dir: &Path, tmp_name: &str, final_name: &str, bytes: &[u8]) -> io::Result<()> {
-        check(&self.faults, true)?;
-        let tmp = dir.join(tmp_name);
-        {
-            let mut f = tfs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-        }
-        tfs::rename(&tmp, dir.join(final_name))?;
-        tfs::sync_dir(dir)?;
-        if final_name.starts_with("snap-") && final_name.ends_with(".pds") {
-            self.probe.snapshot_files_written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         Ok(())
     }

@@ -15,7 +15,10 @@ pub trait Disk: Debug + Send + Sync + 'static {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Writes `bytes` to `dir/tmp_name`, syncs it, renames it to `dir/final_name`, and syncs
     /// the directory: after a crash either the old or the new file exists, never a torn one.
-    fn write_atomic(&self, dir: &Path, tmp_name: &str, final_name: &str, bytes: &[u8]) -> io::Result<()>;
+    fn write_atomic(&self, dir: &Path, tmp_name: &str, final_name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.append(&dir.join(tmp_name), bytes, true)?;
+        self.commit(dir, tmp_name, final_name)
+    }
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// The files in `dir`.
@@ -47,18 +50,6 @@ impl Disk for StdDisk {
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
-    }
-
-    fn write_atomic(&self, dir: &Path, tmp_name: &str, final_name: &str, bytes: &[u8]) -> io::Result<()> {
-        use std::io::Write;
-        let tmp = dir.join(tmp_name);
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, dir.join(final_name))?;
-        std::fs::File::open(dir)?.sync_all()
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

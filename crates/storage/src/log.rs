@@ -487,9 +487,6 @@ mod tests {
         fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
             StdDisk.create_dir_all(dir)
         }
-        fn write_atomic(&self, dir: &Path, tmp: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
-            StdDisk.write_atomic(dir, tmp, name, bytes)
-        }
         fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
             StdDisk.read(path)
         }

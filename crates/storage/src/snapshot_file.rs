@@ -95,6 +95,13 @@ impl SnapshotFiles {
 
     /// Decodes and checks a snapshot file's bytes.
     pub fn decode(path: &Path, bytes: &[u8]) -> io::Result<SnapshotFile> {
+        let (index, meta, data) = Self::parse(path, bytes)?;
+        Ok(SnapshotFile { index, meta: meta.to_vec(), data: data.to_vec() })
+    }
+
+    /// Checks a snapshot file's bytes (magic, version, lengths, CRC-32C) and names its parts
+    /// where they lie, without copying them: its index, meta and data.
+    pub fn parse<'a>(path: &Path, bytes: &'a [u8]) -> io::Result<(u64, &'a [u8], &'a [u8])> {
         let take = |at: usize, n: usize| bytes.get(at..at + n).ok_or_else(|| invalid(path, "truncated"));
         if take(0, 8)? != SNAPSHOT_FILE_MAGIC {
             return Err(invalid(path, "bad magic"));
@@ -113,13 +120,13 @@ impl SnapshotFiles {
         }
         let index = u64::from_le_bytes(take(10, 8)?.try_into().expect("8 bytes"));
         let meta_len = u32::from_le_bytes(take(18, 4)?.try_into().expect("4 bytes")) as usize;
-        let meta = take(22, meta_len)?.to_vec();
+        let meta = take(22, meta_len)?;
         let data_len = u64::from_le_bytes(take(22 + meta_len, 8)?.try_into().expect("8 bytes")) as usize;
-        let data = take(30 + meta_len, data_len)?.to_vec();
+        let data = take(30 + meta_len, data_len)?;
         if 30 + meta_len + data_len != body_len {
             return Err(invalid(path, "length fields disagree with file size"));
         }
-        Ok(SnapshotFile { index, meta, data })
+        Ok((index, meta, data))
     }
 
     fn final_path(&self, index: u64) -> PathBuf {
@@ -208,7 +215,7 @@ impl SnapshotFiles {
     pub fn read_checked(&self, index: u64) -> io::Result<Vec<u8>> {
         let path = self.final_path(index);
         let bytes = self.disk.read(&path)?;
-        Self::decode(&path, &bytes)?;
+        Self::parse(&path, &bytes)?;
         Ok(bytes)
     }
 
