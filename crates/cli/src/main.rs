@@ -663,6 +663,14 @@ pub struct StartArgs {
     /// Seconds between the leader's checks for history to archive (60).
     #[arg(long)]
     pub history_interval_s: Option<u64>,
+    /// Self-healing: nodes that may replace a voter unreachable for --replace-voter-after-s
+    /// (this site's voters and standby learners, comma-separated; never a DR learner). Unset:
+    /// voters are never replaced automatically.
+    #[arg(long, value_delimiter = ',')]
+    pub replace_voter_pool: Option<Vec<u64>>,
+    /// Seconds a voter must be unreachable before a caught-up standby replaces it (30).
+    #[arg(long)]
+    pub replace_voter_after_s: Option<u64>,
     /// Run the node as a child process and start it again when it dies, after a pause that
     /// doubles with each death in a row; give up (exit code 70) on a crash loop.
     #[arg(long)]
@@ -824,6 +832,12 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     }
     if let Some(v) = args.history_interval_s {
         config.history_interval_s = v;
+    }
+    if let Some(pool) = &args.replace_voter_pool {
+        config.replace_voter_pool = pool.clone();
+    }
+    if let Some(v) = args.replace_voter_after_s {
+        config.replace_voter_after_s = v;
     }
     config.validate().map_err(anyhow::Error::msg)?;
     Ok(config)

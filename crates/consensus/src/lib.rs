@@ -364,6 +364,9 @@ pub struct ClusterStatus {
     pub members: Vec<Member>,
     /// Whether the leader heard from a quorum recently (leader only).
     pub quorum_ack_age_ms: Option<u64>,
+    /// A membership change is under way: the membership is joint (old and new voters both
+    /// decide) until the change's second entry commits.
+    pub membership_changing: bool,
     /// What this node knows of the voters' clocks (cluster time).
     pub clock: ClockView,
 }
@@ -827,6 +830,42 @@ impl Consensus {
         self.inner.on_leader(ForwardOp::Remove { id }).await.map(|_| ())
     }
 
+    /// On the leader: makes the learner `standby` a voter in place of the voter `dead`, in one
+    /// joint-consensus change (the number of voters never changes), and keeps `dead` as a
+    /// learner, so that if it comes back it follows as a standby instead of voting with a
+    /// stale view. Refused, with nothing changed, on a node that does not lead, while another
+    /// membership change is under way, or when the membership no longer has `dead` as a voter
+    /// and `standby` as a learner (it changed since the caller looked).
+    pub async fn replace_voter(&self, dead: u64, standby: u64) -> Result<(), WriteError> {
+        let m = self.inner.raft.metrics().borrow_watched().clone();
+        if m.current_leader != Some(self.inner.id) || m.state != ServerState::Leader {
+            return Err(WriteError::Refused(format!("node {} does not lead: only the leader replaces voters", self.inner.id)));
+        }
+        let membership = m.membership_config.membership();
+        if membership.get_joint_config().len() > 1 {
+            return Err(WriteError::Refused("a membership change is already under way; one change at a time".into()));
+        }
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        if !voters.contains(&dead) {
+            return Err(WriteError::Refused(format!("node {dead} is not a voter (any more); nothing was changed")));
+        }
+        if voters.contains(&standby) || membership.get_node(&standby).is_none() {
+            return Err(WriteError::Refused(format!("node {standby} is not a learner of this cluster; nothing was changed")));
+        }
+        let mut next = voters;
+        next.remove(&dead);
+        next.insert(standby);
+        match self.inner.raft.change_membership(ChangeMembers::ReplaceAllVoters(next), true).await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(WriteError::Unknown("leadership moved while the change was proposed; see `paddock status`".into()))
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(c))) => Err(WriteError::Refused(c.to_string())),
+            Err(RaftError::Fatal(f)) => Err(WriteError::Stopped(f.to_string())),
+            Err(other) => Err(WriteError::Unknown(other.to_string())),
+        }
+    }
+
     /// Asks the leader to hand leadership to `to`, and answers once this node itself knows `to`
     /// leads: the leader has only begun the hand-off when it says yes, and a caller's next
     /// request (a readiness probe, a write) should find the new leader rather than the
@@ -898,6 +937,7 @@ impl Consensus {
             snapshot_index: m.snapshot.as_ref().map_or(0, |l| l.index),
             members,
             quorum_ack_age_ms: m.last_quorum_acked.as_ref().map(|t| t.elapsed().as_millis() as u64),
+            membership_changing: membership.get_joint_config().len() > 1,
             clock: self.inner.cluster_time.view(),
         }
     }

@@ -51,6 +51,10 @@ pub enum IncidentKind {
     /// A node's clock disagreed with a majority of the voters' beyond the bound; closed when
     /// it agrees again.
     ClockUnsynchronized,
+    /// The leader replaced a voter it had not heard from for the configured time by a
+    /// caught-up standby learner (self-healing); opened before the membership change, closed
+    /// with its result. The node is the voter replaced.
+    VoterReplaced,
 }
 
 impl IncidentKind {
@@ -62,6 +66,7 @@ impl IncidentKind {
         IncidentKind::NodeUnreachable,
         IncidentKind::LoadShedding,
         IncidentKind::ClockUnsynchronized,
+        IncidentKind::VoterReplaced,
     ];
 
     /// The stable wire name.
@@ -73,6 +78,7 @@ impl IncidentKind {
             IncidentKind::NodeUnreachable => "node_unreachable",
             IncidentKind::LoadShedding => "load_shedding",
             IncidentKind::ClockUnsynchronized => "clock_unsynchronized",
+            IncidentKind::VoterReplaced => "voter_replaced",
         }
     }
 

@@ -549,6 +549,7 @@ fn incident_kind_tags_are_pinned() {
             ("NodeUnreachable", 3),
             ("LoadShedding", 4),
             ("ClockUnsynchronized", 5),
+            ("VoterReplaced", 6),
         ],
         IncidentKind::ALL,
     );

@@ -169,6 +169,20 @@ pub struct NodeConfig {
     /// duration), and one on the leader per request it serves for a follower.
     #[serde(default)]
     pub access_log: bool,
+    /// Self-healing: the nodes that may be made voters automatically, in place of a voter the
+    /// leader has not heard from for `replace_voter_after_s`: this site's voters and its
+    /// standby learners (never a DR site's learner, which follows asynchronously from afar).
+    /// A learner in this list that is caught up is a standby; a voter replaced is kept as a
+    /// learner and, listed here, becomes a standby once it is back and caught up. Empty (the
+    /// default): voters are never replaced automatically.
+    #[serde(default)]
+    pub replace_voter_pool: Vec<u64>,
+    /// Seconds a voter must stay unreachable from the leader, without a single answer,
+    /// before a standby replaces it; also the least time between two automatic replacements
+    /// and how long a standby must have been caught up. A node that comes and goes within it
+    /// never changes the membership.
+    #[serde(default = "default_replace_voter_after")]
+    pub replace_voter_after_s: u64,
 }
 
 /// TOML table keys are always strings: `[bootstrap] 1 = "…"` arrives as `"1"`.
@@ -181,6 +195,10 @@ fn node_id_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, 
                 .map_err(|_| serde::de::Error::custom(format!("bootstrap key {k:?} is not a node id")))
         })
         .collect()
+}
+
+fn default_replace_voter_after() -> u64 {
+    30
 }
 
 fn default_history_retention() -> u64 {
@@ -304,6 +322,8 @@ impl NodeConfig {
             backup_keep_days: None,
             history_retention_s: default_history_retention(),
             history_interval_s: default_history_interval(),
+            replace_voter_pool: Vec::new(),
+            replace_voter_after_s: default_replace_voter_after(),
             tls_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
@@ -379,6 +399,16 @@ impl NodeConfig {
                  starts, and only whole chains are deleted"
                     .into(),
             );
+        }
+        if self.replace_voter_after_s == 0 {
+            return Err(
+                "replace_voter_after_s must be positive: a voter is replaced only after the leader has not heard \
+                 from it for that long (leave replace_voter_pool empty to never replace one)"
+                    .into(),
+            );
+        }
+        if self.replace_voter_pool.contains(&0) {
+            return Err("replace_voter_pool names node 0: node ids are non-zero".into());
         }
         if self.self_check_interval_s == 0 {
             return Err("self_check_interval_s must be positive".into());

@@ -242,7 +242,7 @@ async fn clock(app: &App, seen: &mut Seen, status: &paddock_consensus::ClusterSt
 }
 
 /// Opens an incident; its id, or `None` if it could not be written now.
-async fn open(
+pub(crate) async fn open(
     app: &App,
     kind: IncidentKind,
     node: u64,
@@ -268,7 +268,7 @@ async fn open(
 }
 
 /// Closes an incident; whether it is closed now.
-async fn close(
+pub(crate) async fn close(
     app: &App,
     incident: paddock_ledger::IncidentId,
     kind: IncidentKind,

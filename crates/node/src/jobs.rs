@@ -16,6 +16,7 @@ pub(crate) fn spawn_all(app: App, stop: watch::Receiver<bool>) {
     tokio::spawn(resolve_pending(app.clone(), stop.clone()));
     tokio::spawn(gauges(app.clone(), stop.clone()));
     tokio::spawn(crate::incidents::run(app.clone(), stop.clone()));
+    tokio::spawn(crate::heal::run(app.clone(), stop.clone()));
     tokio::spawn(crate::close_monitor::run(app.clone(), stop.clone()));
     tokio::spawn(upkeep(app, stop));
 }

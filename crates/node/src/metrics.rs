@@ -94,6 +94,8 @@ pub const METRICS: &[(&str, Kind, bool, &str)] = &[
     ("paddock_close_monitor_bets_checked_total", Counter, false, "Accepted bets the R4 monitor judged."),
     ("paddock_close_monitor_skipped_total", Counter, false, "Accepted bets or commands the R4 monitor could not judge (it fell behind, or a delayed bet's acceptance could not be placed)."),
     ("paddock_incidents_recorded_total", Counter, true, "Incidents this node opened or closed by itself (labels kind, action)."),
+    ("paddock_voter_replacements_total", Counter, false, "Voters this node, as leader, replaced by a caught-up standby learner (self-healing)."),
+    ("paddock_voter_replacements_refused_total", Counter, true, "Dead voters this node, as leader, could not replace, once per finding (label reason: change_under_way, no_majority, too_soon, no_standby, change_failed)."),
     ("paddock_backup_configured", Gauge, false, "1 when this node takes scheduled backups (backup_dir is set)."),
     ("paddock_backup_last_success_timestamp_seconds", Gauge, false, "UTC time of the last scheduled backup that completed (0: none since start)."),
     ("paddock_backup_duration_seconds", Histogram, false, "One scheduled backup run (an increment, or a full backup when a chain starts)."),
