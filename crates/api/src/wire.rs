@@ -863,7 +863,7 @@ pub struct IncidentBody {
     pub incident_id: u64,
     /// `self_check_failed` (a node's binary or configuration is not the expected one),
     /// `reported` (opened by an operator), or one a node records by itself: `leader_changed`,
-    /// `node_unreachable`, `load_shedding`, `clock_unsynchronized`.
+    /// `node_unreachable`, `load_shedding`, `clock_unsynchronized`, `voter_replaced`.
     pub kind: String,
     /// The node it touched (0: not one node).
     pub node_id: u64,

@@ -641,6 +641,10 @@ impl Consensus {
             max_in_snapshot_log_to_keep: config.snapshot_log_keep,
             purge_batch_size: 256,
             max_payload_entries: 1024,
+            // A node that was frozen or cut off and wakes asks first whether the others would
+            // vote for it: while they still hear their leader they say no, and the leader stays
+            // (without it, every such wake-up raised the term and deposed a healthy leader).
+            enable_pre_vote: Some(true),
             ..Default::default()
         }
         .validate()
@@ -1155,6 +1159,7 @@ impl Inner {
                         Ok(Ok(index)) => break index,
                         Ok(Err(e))
                         | Err(PeerError::Refused { message: e, .. })
+                        | Err(PeerError::Unsupported { message: e, .. })
                         | Err(PeerError::Unreachable { message: e, .. }) => {
                             if Instant::now() >= deadline {
                                 return Err(ReadError::NoQuorum(e));

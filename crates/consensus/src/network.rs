@@ -191,6 +191,7 @@ impl Transport for GrpcTransport {
                     Rpc::ClientRead => c.client_read(request).await,
                     Rpc::SnapshotChunk => c.snapshot_chunk(request).await,
                     Rpc::SnapshotInstall => c.snapshot_install(request).await,
+                    Rpc::PreVote => c.pre_vote(request).await,
                 }
             };
             match tokio::time::timeout(timeout, fut).await {
@@ -207,6 +208,7 @@ impl Transport for GrpcTransport {
                         | tonic::Code::DeadlineExceeded
                         | tonic::Code::Cancelled
                         | tonic::Code::Unknown => Err(PeerError::Unreachable { addr, message, never_sent }),
+                        tonic::Code::Unimplemented => Err(PeerError::Unsupported { addr, message }),
                         _ => Err(PeerError::Refused { addr, message }),
                     }
                 }
@@ -396,7 +398,7 @@ impl FileCheck {
 fn rpc_error(e: PeerError) -> RPCError<TypeConfig> {
     match e {
         PeerError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
-        PeerError::Refused { .. } => RPCError::Network(NetworkError::new(&e)),
+        PeerError::Refused { .. } | PeerError::Unsupported { .. } => RPCError::Network(NetworkError::new(&e)),
     }
 }
 
@@ -418,6 +420,20 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         call(&*self.transport, &self.addr, Rpc::Vote, &rpc, option.soft_ttl()).await.map_err(rpc_error)
+    }
+
+    /// A peer of an older build, which has no pre-vote, counts as granting it (openraft's rule
+    /// for a network without one), so a cluster mid-upgrade still elects; a peer that cannot be
+    /// reached does not, so a node cut off from the others never raises its term.
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match call(&*self.transport, &self.addr, Rpc::PreVote, &rpc, option.soft_ttl()).await {
+            Err(PeerError::Unsupported { .. }) => Ok(VoteResponse::new(rpc.vote, None, true)),
+            answer => answer.map_err(rpc_error),
+        }
     }
 
     async fn full_snapshot(

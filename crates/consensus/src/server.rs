@@ -114,6 +114,10 @@ impl Peer for PeerService {
         self.serve(Rpc::Vote, request).await
     }
 
+    async fn pre_vote(&self, request: Request<Frame>) -> Result<Response<Frame>, Status> {
+        self.serve(Rpc::PreVote, request).await
+    }
+
     async fn install_snapshot(&self, request: Request<Frame>) -> Result<Response<Frame>, Status> {
         self.serve(Rpc::InstallSnapshot, request).await
     }

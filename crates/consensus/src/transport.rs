@@ -41,6 +41,10 @@ pub enum Rpc {
     /// The end of a chunked snapshot transfer: install what the chunks carried
     /// ([`SnapshotInstall`]).
     SnapshotInstall,
+    /// Raft's pre-vote: would the peer vote for the sender in the next term? Asked before an
+    /// election so that a node that was cut off or frozen, and now wakes, does not raise the
+    /// term and depose a leader the others still hear.
+    PreVote,
 }
 
 impl Rpc {
@@ -62,6 +66,7 @@ impl Rpc {
             Rpc::ClientRead => "client_read",
             Rpc::SnapshotChunk => "snapshot_chunk",
             Rpc::SnapshotInstall => "snapshot_install",
+            Rpc::PreVote => "pre_vote",
         }
     }
 
@@ -79,6 +84,7 @@ impl Rpc {
             ClientRead,
             SnapshotChunk,
             SnapshotInstall,
+            PreVote,
         ]
         .into_iter()
         .find(|r| r.tag() == tag)
@@ -242,6 +248,14 @@ pub enum PeerError {
     /// The peer answered with an error.
     #[error("peer {addr} refused: {message}")]
     Refused {
+        /// Peer address.
+        addr: String,
+        /// Detail.
+        message: String,
+    },
+    /// The peer's build does not serve this RPC (an older version, during a rolling upgrade).
+    #[error("peer {addr} does not serve this call (an older version?): {message}")]
+    Unsupported {
         /// Peer address.
         addr: String,
         /// Detail.
@@ -441,6 +455,10 @@ impl Handler {
             Rpc::Vote => {
                 let req: VoteRequest<TypeConfig> = open(payload)?;
                 seal(&self.raft.vote(req).await.map_err(|e| unavailable(&e))?)
+            }
+            Rpc::PreVote => {
+                let req: VoteRequest<TypeConfig> = open(payload)?;
+                seal(&self.raft.pre_vote(req).await.map_err(|e| unavailable(&e))?)
             }
             Rpc::InstallSnapshot => {
                 // A whole snapshot in one message (state bytes and metadata): written as a

@@ -220,6 +220,7 @@ const RPCS: &[(Rpc, u8, &str)] = &[
     (Rpc::ClientRead, 7, "ClientRead"),
     (Rpc::SnapshotChunk, 8, "SnapshotChunk"),
     (Rpc::SnapshotInstall, 9, "SnapshotInstall"),
+    (Rpc::PreVote, 10, "PreVote"),
 ];
 
 #[test]
