@@ -154,6 +154,23 @@ impl Drop for Harness {
     }
 }
 
+/// Adds node `standby` as a learner and waits until it is ready and caught up.
+async fn add_standby(cluster: &mut cluster::Cluster, standby: u64) -> Result<()> {
+    let client = paddock_client::Client::new(cluster.urls(), Duration::from_secs(5)).with_keys(cluster.keys());
+    let peer = cluster.spec(standby).advertise.to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = client.add_member(standby, &peer).await {
+        if Instant::now() >= deadline {
+            bail!("node {standby} could not be added as a learner: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.wait_ready(&[standby], Duration::from_secs(30)).await?;
+    cluster.wait_caught_up(standby, Duration::from_secs(30)).await?;
+    println!("chaos: node {standby} added as a standby learner");
+    Ok(())
+}
+
 /// Runs the harness: setup, workload with nemesis, heal, resolve, check, report. An `Err` is
 /// a harness failure (the cluster never became ready, a port was taken, ...); invariant
 /// violations are in the report (see [`Report::passed`]).
@@ -179,12 +196,29 @@ pub async fn run_async(config: &ChaosConfig) -> Result<Report> {
             p
         }
     };
-    let ports = cluster::Ports::find(config.nodes, config.base_port)?;
-    let extra = vec!["--snapshot-logs".to_string(), config.snapshot_logs.to_string()];
+    // Self-healing needs a standby: one more node, a learner, and every node told which nodes
+    // may replace a dead voter.
+    let standby = faults.contains(&FaultKind::ReplaceVoter).then_some(config.nodes as u64 + 1);
+    let slots = config.nodes + usize::from(standby.is_some());
+    let ports = cluster::Ports::find(slots, config.base_port)?;
+    let mut extra = vec!["--snapshot-logs".to_string(), config.snapshot_logs.to_string()];
+    if standby.is_some() {
+        let pool: Vec<String> = (1..=slots as u64).map(|id| id.to_string()).collect();
+        extra.extend([
+            "--replace-voter-pool".to_string(),
+            pool.join(","),
+            "--replace-voter-after-s".to_string(),
+            config.timings.replace_after.as_secs().max(1).to_string(),
+        ]);
+    }
     let mut skipped = Vec::new();
 
     // Data disks (only if the disk fault is wanted).
-    let mut cluster = cluster::Cluster::new(&config.binary, &run_dir, config.nodes, ports, config.proxy, &extra);
+    let mut cluster = cluster::Cluster::new(&config.binary, &run_dir, slots, ports, config.proxy, &extra);
+    if standby.is_some() {
+        let voters: Vec<u64> = (1..=config.nodes as u64).collect();
+        cluster = cluster.with_bootstrap_members(&voters);
+    }
     let data_dirs: Vec<PathBuf> = cluster.ids().iter().map(|id| cluster.spec(*id).data_dir.clone()).collect();
     let disks: Result<Vec<PathBuf>, String> = if faults.contains(&FaultKind::DiskFull) {
         match disk::Disks::mount(&data_dirs, config.tmpfs_mb) {
@@ -215,8 +249,12 @@ pub async fn run_async(config: &ChaosConfig) -> Result<Report> {
     harness.cluster = Some(cluster);
     let cluster = harness.cluster.as_mut().expect("just set");
     let ids = cluster.ids();
-    cluster.wait_ready(&ids, Duration::from_secs(60)).await.context("the cluster did not start")?;
+    let voters: Vec<u64> = ids.iter().copied().filter(|id| Some(*id) != standby).collect();
+    cluster.wait_ready(&voters, Duration::from_secs(60)).await.context("the cluster did not start")?;
     cluster.leader(Duration::from_secs(30)).await?;
+    if let Some(standby) = standby {
+        add_standby(cluster, standby).await.context("the standby was not added")?;
+    }
     println!(
         "chaos: {} nodes up (HTTP {}), run directory {}",
         config.nodes,

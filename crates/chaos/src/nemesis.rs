@@ -10,6 +10,10 @@
 //!   flip of the seed), then heal.
 //! - `disk-full`: fill a follower's tmpfs data disk, hold for `disk_full`, free it, restart
 //!   the node (skipped, and reported so, when the data disks could not be mounted).
+//! - `replace-voter`: SIGKILL a voting follower and keep it down until the leader has replaced
+//!   it by the harness's standby learner (self-healing, `--replace-voter-pool`), at most
+//!   `replace_wait`; then restart it: it rejoins as a learner, the standby for the next time.
+//!   The time from the kill to a full set of voters again is the fault's figure.
 //!
 //! The plan (fault order, quiet periods, which follower, which side) comes from the seed; the
 //! leader is whoever leads when the fault starts. A quiet period precedes every fault. The
@@ -45,11 +49,13 @@ pub enum FaultKind {
     DiskFull,
     /// Make the leader's wall clock jump an hour ahead or behind, restore it later.
     ClockJumpLeader,
+    /// Kill a voting follower until the leader replaces it by a standby, then restart it.
+    ReplaceVoter,
 }
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::KillLeader,
         FaultKind::KillFollower,
         FaultKind::PauseLeader,
@@ -57,6 +63,7 @@ impl FaultKind {
         FaultKind::Split,
         FaultKind::DiskFull,
         FaultKind::ClockJumpLeader,
+        FaultKind::ReplaceVoter,
     ];
 
     /// The flag name.
@@ -69,6 +76,7 @@ impl FaultKind {
             FaultKind::Split => "split",
             FaultKind::DiskFull => "disk-full",
             FaultKind::ClockJumpLeader => "clock-jump-leader",
+            FaultKind::ReplaceVoter => "replace-voter",
         }
     }
 
@@ -121,6 +129,10 @@ pub struct Timings {
     pub disk_full: Duration,
     /// A jumped clock stays wrong this long.
     pub clock_jump: Duration,
+    /// The nodes' `--replace-voter-after-s` when `replace-voter` runs.
+    pub replace_after: Duration,
+    /// Longest wait for the leader to replace a killed voter.
+    pub replace_wait: Duration,
     /// Bound on a node's recovery (ready and caught up).
     pub recovery_max: Duration,
 }
@@ -136,6 +148,8 @@ impl Default for Timings {
             split: Duration::from_secs(5),
             disk_full: Duration::from_secs(4),
             clock_jump: Duration::from_secs(4),
+            replace_after: Duration::from_secs(3),
+            replace_wait: Duration::from_secs(20),
             recovery_max: Duration::from_secs(30),
         }
     }
@@ -150,6 +164,8 @@ impl Timings {
             FaultKind::Split => self.split,
             FaultKind::DiskFull => self.disk_full,
             FaultKind::ClockJumpLeader => self.clock_jump,
+            // The limit, an election if need be, a look of the leader, and the change.
+            FaultKind::ReplaceVoter => self.replace_after + Duration::from_secs(2),
         }
     }
 }
@@ -333,6 +349,53 @@ async fn run_one(step: &Step, env: &mut Env<'_>) -> Result<FaultRecord> {
             record.start_s = env.now_s();
             env.cluster.kill(node)?;
             tokio::time::sleep(step.hold).await;
+            env.cluster.restart(node)?;
+            record.end_s = env.now_s();
+            record.recovery.push(env.recover(node, "restart").await);
+        }
+        FaultKind::ReplaceVoter => {
+            let voters: Vec<u64> = match env.cluster.view(leader).await {
+                Some(view) => view.members.iter().filter(|m| m.voter).map(|m| m.node_id).collect(),
+                None => bail!("the leader (node {leader}) does not answer"),
+            };
+            let candidates: Vec<u64> = followers.iter().copied().filter(|f| voters.contains(f)).collect();
+            if candidates.is_empty() {
+                bail!("no voting follower to kill");
+            }
+            let node = candidates[(step.pick % candidates.len() as u64) as usize];
+            record.targets = vec![node];
+            record.start_s = env.now_s();
+            let killed = Instant::now();
+            env.cluster.kill(node)?;
+            let deadline = killed + env.timings.replace_wait;
+            let replaced = loop {
+                if let Ok(now_leader) = env.cluster.leader(Duration::from_secs(2)).await {
+                    if let Some(view) = env.cluster.view(now_leader).await {
+                        let now_voters: Vec<u64> = view.members.iter().filter(|m| m.voter).map(|m| m.node_id).collect();
+                        if !now_voters.contains(&node) && now_voters.len() == voters.len() {
+                            let by: Vec<u64> = now_voters.iter().copied().filter(|v| !voters.contains(v)).collect();
+                            break Some((killed.elapsed(), by));
+                        }
+                    }
+                }
+                if Instant::now() >= deadline {
+                    break None;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            record.notes.push(match replaced {
+                Some((after, by)) => format!(
+                    "node {node} replaced by standby {} {:.2} s after it was killed (limit {} s): full redundancy \
+                     again",
+                    by.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+                    after.as_secs_f64(),
+                    env.timings.replace_after.as_secs()
+                ),
+                None => format!(
+                    "node {node} not replaced within {} s of its death (no standby caught up?)",
+                    env.timings.replace_wait.as_secs()
+                ),
+            });
             env.cluster.restart(node)?;
             record.end_s = env.now_s();
             record.recovery.push(env.recover(node, "restart").await);

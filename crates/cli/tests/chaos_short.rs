@@ -1,7 +1,8 @@
 //! A short chaos run for CI: a 3-node cluster of the real binary behind the fault-injecting
-//! proxy, a bank workload for about 44 s while the leader is killed, paused and isolated, its
-//! wall clock jumps an hour, a follower is killed and the cluster is split; every invariant
-//! check must pass and no acknowledged bet may be lost. The long run is
+//! proxy, with a standby learner, a bank workload for about 56 s while the leader is killed,
+//! paused and isolated, its wall clock jumps an hour, a follower is killed, the cluster is split
+//! and a voter is killed until the leader replaces it by the standby; every invariant check
+//! must pass, no acknowledged bet may be lost, and the dead voter must have been replaced. The long run is
 //! `paddock drill chaos --nodes 5 --duration-s 600` (docs/chaos.md).
 
 use paddock_chaos::{ChaosConfig, FaultKind, Timings};
@@ -12,7 +13,7 @@ fn a_short_chaos_run_keeps_every_invariant() {
     let config = ChaosConfig {
         binary: env!("CARGO_BIN_EXE_paddock").into(),
         nodes: 3,
-        duration: Duration::from_secs(44),
+        duration: Duration::from_secs(56),
         seed: 20_261_127,
         faults: vec![
             FaultKind::KillLeader,
@@ -21,6 +22,7 @@ fn a_short_chaos_run_keeps_every_invariant() {
             FaultKind::KillFollower,
             FaultKind::Split,
             FaultKind::ClockJumpLeader,
+            FaultKind::ReplaceVoter,
         ],
         timings: Timings {
             warmup: Duration::from_secs(2),
@@ -43,6 +45,12 @@ fn a_short_chaos_run_keeps_every_invariant() {
     for kind in &config.faults {
         assert!(report.faults.iter().any(|f| f.name == kind.name()), "fault {kind} was not planned\n{text}");
     }
+    let replaced = report.faults.iter().filter(|f| f.name == "replace-voter").flat_map(|f| &f.notes);
+    assert!(
+        replaced.clone().any(|n| n.contains("full redundancy again")),
+        "the killed voter was not replaced by the standby: {:?}\n{text}",
+        replaced.collect::<Vec<_>>()
+    );
     assert!(report.totals.bets_acknowledged > 0, "the workload placed no bet\n{text}");
     assert_eq!(report.totals.acknowledged_but_lost, 0, "acknowledged bets were lost\n{text}");
     for check in &report.checks {
