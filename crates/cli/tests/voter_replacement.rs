@@ -54,9 +54,15 @@ async fn a_dead_voter_is_replaced_by_a_caught_up_standby_and_rejoins_as_a_learne
     let dir = tempfile::tempdir().unwrap();
     let args: Vec<String> =
         ["--replace-voter-pool", "1,2,3,4", "--replace-voter-after-s", &AFTER_S.to_string()].map(String::from).to_vec();
-    let mut cluster =
-        Cluster::new(env!("CARGO_BIN_EXE_paddock").as_ref(), dir.path(), 4, Ports::find(4, None).unwrap(), false, &args)
-            .with_bootstrap_members(&[1, 2, 3]);
+    let mut cluster = Cluster::new(
+        env!("CARGO_BIN_EXE_paddock").as_ref(),
+        dir.path(),
+        4,
+        Ports::find(4, None).unwrap(),
+        false,
+        &args,
+    )
+    .with_bootstrap_members(&[1, 2, 3]);
     cluster.start_all().unwrap();
     cluster.wait_ready(&[1, 2, 3], Duration::from_secs(30)).await.unwrap();
     let all = client(&cluster, &[1, 2, 3, 4]);
@@ -104,9 +110,10 @@ async fn a_dead_voter_is_replaced_by_a_caught_up_standby_and_rejoins_as_a_learne
     let second = *rest.iter().find(|id| **id != leader).expect("a follower");
     cluster.kill(second).unwrap();
     let survivors: Vec<u64> = rest.iter().copied().filter(|id| *id != second).collect();
-    client(&cluster, &survivors).deposit(ACCOUNT, 100, "after-second-failure").await.expect(
-        "with the dead voter replaced, the cluster survives a second failure: two of three voters take writes",
-    );
+    client(&cluster, &survivors)
+        .deposit(ACCOUNT, 100, "after-second-failure")
+        .await
+        .expect("with the dead voter replaced, the cluster survives a second failure: two of three voters take writes");
     cluster.start(second).unwrap();
 
     // The dead node comes back: a learner, caught up, not a voter.
@@ -156,8 +163,14 @@ async fn a_voter_that_comes_and_goes_or_has_no_standby_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let args: Vec<String> =
         ["--replace-voter-pool", "1,2,3", "--replace-voter-after-s", &AFTER_S.to_string()].map(String::from).to_vec();
-    let mut cluster =
-        Cluster::new(env!("CARGO_BIN_EXE_paddock").as_ref(), dir.path(), 3, Ports::find(3, None).unwrap(), false, &args);
+    let mut cluster = Cluster::new(
+        env!("CARGO_BIN_EXE_paddock").as_ref(),
+        dir.path(),
+        3,
+        Ports::find(3, None).unwrap(),
+        false,
+        &args,
+    );
     cluster.start_all().unwrap();
     cluster.wait_ready(&[1, 2, 3], Duration::from_secs(30)).await.unwrap();
     let all = client(&cluster, &[1, 2, 3]);

@@ -843,7 +843,10 @@ impl Consensus {
     pub async fn replace_voter(&self, dead: u64, standby: u64) -> Result<(), WriteError> {
         let m = self.inner.raft.metrics().borrow_watched().clone();
         if m.current_leader != Some(self.inner.id) || m.state != ServerState::Leader {
-            return Err(WriteError::Refused(format!("node {} does not lead: only the leader replaces voters", self.inner.id)));
+            return Err(WriteError::Refused(format!(
+                "node {} does not lead: only the leader replaces voters",
+                self.inner.id
+            )));
         }
         let membership = m.membership_config.membership();
         if membership.get_joint_config().len() > 1 {
@@ -854,7 +857,9 @@ impl Consensus {
             return Err(WriteError::Refused(format!("node {dead} is not a voter (any more); nothing was changed")));
         }
         if voters.contains(&standby) || membership.get_node(&standby).is_none() {
-            return Err(WriteError::Refused(format!("node {standby} is not a learner of this cluster; nothing was changed")));
+            return Err(WriteError::Refused(format!(
+                "node {standby} is not a learner of this cluster; nothing was changed"
+            )));
         }
         let mut next = voters;
         next.remove(&dead);
@@ -864,7 +869,9 @@ impl Consensus {
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
                 Err(WriteError::Unknown("leadership moved while the change was proposed; see `paddock status`".into()))
             }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(c))) => Err(WriteError::Refused(c.to_string())),
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(c))) => {
+                Err(WriteError::Refused(c.to_string()))
+            }
             Err(RaftError::Fatal(f)) => Err(WriteError::Stopped(f.to_string())),
             Err(other) => Err(WriteError::Unknown(other.to_string())),
         }
