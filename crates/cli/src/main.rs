@@ -671,6 +671,17 @@ pub struct StartArgs {
     /// Seconds a voter must be unreachable before a caught-up standby replaces it (30).
     #[arg(long)]
     pub replace_voter_after_s: Option<u64>,
+    /// Gray failure: as leader, hand leadership off when this node's fsync stays above this many
+    /// times the followers' median (and above 10 ms) for --slow-disk-for-s (5; 0: never).
+    #[arg(long)]
+    pub slow_disk_ratio: Option<u32>,
+    /// Seconds the leader's disk must stay slow before it hands leadership off (10).
+    #[arg(long)]
+    pub slow_disk_for_s: Option<u64>,
+    /// Test only: a file of milliseconds added to every fsync of the Raft log, re-read while
+    /// the node runs.
+    #[arg(long, hide = true)]
+    pub fsync_delay_file: Option<PathBuf>,
     /// Run the node as a child process and start it again when it dies, after a pause that
     /// doubles with each death in a row; give up (exit code 70) on a crash loop.
     #[arg(long)]
@@ -838,6 +849,15 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     }
     if let Some(v) = args.replace_voter_after_s {
         config.replace_voter_after_s = v;
+    }
+    if let Some(v) = args.slow_disk_ratio {
+        config.slow_disk_ratio = v;
+    }
+    if let Some(v) = args.slow_disk_for_s {
+        config.slow_disk_for_s = v;
+    }
+    if let Some(file) = &args.fsync_delay_file {
+        config.fsync_delay_file = Some(file.clone());
     }
     config.validate().map_err(anyhow::Error::msg)?;
     Ok(config)

@@ -427,6 +427,9 @@ pub enum ForwardOp {
         /// The `ArchiveSettled` entry's log index.
         index: u64,
     },
+    /// How fast is your disk? Answered by any node: a leader compares its own Raft log commit
+    /// time with its followers' to find out whether its disk is the slow one.
+    DiskHealth,
 }
 
 impl ForwardOp {
@@ -477,6 +480,11 @@ pub enum ForwardReply {
     },
     /// The answering node's copy of an archive segment (its file's bytes), if it has one.
     ArchiveSegment(Option<Vec<u8>>),
+    /// The answering node's recent Raft log commit time (fsync included).
+    DiskHealth {
+        /// Moving average of its recent group commits, µs.
+        commit_recent_us: u64,
+    },
 }
 
 pub(crate) struct Inner {
@@ -516,6 +524,8 @@ const POLL: Duration = Duration::from_millis(20);
 /// How long a leadership transfer waits to see the new leader take over: elections finish in
 /// well under a second on a healthy cluster, so this only ends a hand-off that went wrong.
 const TRANSFER_TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+/// How long a node waits for a peer's disk figures.
+const DISK_HEALTH_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long the leader waits for a node about to be added to answer that it is there.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -905,6 +915,28 @@ impl Consensus {
     /// storage brings the node back.
     pub fn storage_failed(&self) -> bool {
         self.inner.log.is_poisoned()
+    }
+
+    /// The moving average of this node's recent Raft log commits, fsync included.
+    pub fn fsync_recent(&self) -> Duration {
+        self.inner.log.commit_recent()
+    }
+
+    /// Member `id`'s [`Consensus::fsync_recent`], asked over the peer protocol (at most 500 ms).
+    pub async fn peer_fsync_recent(&self, id: u64) -> Result<Duration, String> {
+        let addr = self.inner.addr_of(id).ok_or_else(|| format!("node {id} is not a member"))?;
+        let reply: Result<ForwardReply, PeerError> =
+            call(&*self.inner.transport, &addr, Rpc::Forward, &ForwardOp::DiskHealth, DISK_HEALTH_TIMEOUT).await;
+        match reply {
+            Ok(ForwardReply::DiskHealth { commit_recent_us }) => Ok(Duration::from_micros(commit_recent_us)),
+            Ok(_) => Err(format!("node {id} answered something else")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Test hook: every later commit of this node's Raft log sleeps `delay` first.
+    pub fn set_injected_fsync_delay(&self, delay: Duration) {
+        self.inner.log.set_injected_delay(delay);
     }
 
     /// The cluster as this node sees it.
@@ -1317,6 +1349,9 @@ impl Inner {
                 }
             }
             ForwardOp::ClockSample => ForwardReply::Clock { now: (self.clock)() },
+            ForwardOp::DiskHealth => {
+                ForwardReply::DiskHealth { commit_recent_us: self.log.commit_recent().as_micros() as u64 }
+            }
             ForwardOp::ArchiveSegment { index } => match self.sm.archive_bytes(index).await {
                 Ok(bytes) => ForwardReply::ArchiveSegment(bytes),
                 Err(e) => {

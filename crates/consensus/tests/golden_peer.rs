@@ -62,6 +62,7 @@ fn forward_ops() -> Vec<(&'static str, ForwardOp)> {
         ("forward_op_clock_sample", ForwardOp::ClockSample),
         ("forward_op_demote", ForwardOp::Demote { id: 4 }),
         ("forward_op_archive_segment", ForwardOp::ArchiveSegment { index: 120_431 }),
+        ("forward_op_disk_health", ForwardOp::DiskHealth),
     ]
 }
 
@@ -79,6 +80,7 @@ fn forward_replies() -> Vec<(&'static str, ForwardReply)> {
         ("forward_reply_membership", ForwardReply::Membership { voters: vec![1, 2, 3], replicated: vec![2, 3] }),
         ("forward_reply_clock", ForwardReply::Clock { now: TimestampMs(1_700_000_000_123) }),
         ("forward_reply_archive_segment", ForwardReply::ArchiveSegment(Some(b"PDKARCH\0...".to_vec()))),
+        ("forward_reply_disk_health", ForwardReply::DiskHealth { commit_recent_us: 2_750 }),
     ]
 }
 
@@ -181,6 +183,7 @@ fn forward_op_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
         ("ClockSample", 6),
         ("Demote", 7),
         ("ArchiveSegment", 8),
+        ("DiskHealth", 9),
     ];
     let samples: Vec<ForwardOp> = forward_ops().into_iter().map(|(_, op)| op).collect();
     check_tags("ForwardOp", PEER.bump, &pinned, &samples);
@@ -196,6 +199,7 @@ fn forward_reply_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
         ("Membership", 4),
         ("Clock", 5),
         ("ArchiveSegment", 6),
+        ("DiskHealth", 7),
     ];
     let samples: Vec<ForwardReply> = forward_replies().into_iter().map(|(_, reply)| reply).collect();
     check_tags("ForwardReply", PEER.bump, &pinned, &samples);

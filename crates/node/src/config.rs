@@ -183,6 +183,18 @@ pub struct NodeConfig {
     /// never changes the membership.
     #[serde(default = "default_replace_voter_after")]
     pub replace_voter_after_s: u64,
+    /// Gray failure: as leader, hand leadership to the follower with the fastest disk when this
+    /// node's recent fsync has stayed above this many times the followers' median (and above
+    /// 10 ms) for `slow_disk_for_s`; 0: never.
+    #[serde(default = "default_slow_disk_ratio")]
+    pub slow_disk_ratio: u32,
+    /// How long the leader's disk must stay slow before it hands leadership off.
+    #[serde(default = "default_slow_disk_for")]
+    pub slow_disk_for_s: u64,
+    /// Test only: a file holding milliseconds added to every fsync of this node's Raft log,
+    /// re-read while the node runs (a slow disk without root).
+    #[serde(default)]
+    pub fsync_delay_file: Option<PathBuf>,
 }
 
 /// TOML table keys are always strings: `[bootstrap] 1 = "…"` arrives as `"1"`.
@@ -195,6 +207,14 @@ fn node_id_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, 
                 .map_err(|_| serde::de::Error::custom(format!("bootstrap key {k:?} is not a node id")))
         })
         .collect()
+}
+
+fn default_slow_disk_ratio() -> u32 {
+    5
+}
+
+fn default_slow_disk_for() -> u64 {
+    10
 }
 
 fn default_replace_voter_after() -> u64 {
@@ -324,6 +344,9 @@ impl NodeConfig {
             history_interval_s: default_history_interval(),
             replace_voter_pool: Vec::new(),
             replace_voter_after_s: default_replace_voter_after(),
+            slow_disk_ratio: default_slow_disk_ratio(),
+            slow_disk_for_s: default_slow_disk_for(),
+            fsync_delay_file: None,
             tls_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
@@ -406,6 +429,11 @@ impl NodeConfig {
                  from it for that long (leave replace_voter_pool empty to never replace one)"
                     .into(),
             );
+        }
+        if self.slow_disk_ratio == 1 || self.slow_disk_for_s == 0 {
+            return Err("slow_disk_ratio must be 0 (off) or at least 2, and slow_disk_for_s positive: a leader hands \
+                 leadership off only for a disk clearly and lastingly slower than its followers'"
+                .into());
         }
         if self.replace_voter_pool.contains(&0) {
             return Err("replace_voter_pool names node 0: node ids are non-zero".into());

@@ -17,6 +17,10 @@ pub(crate) fn spawn_all(app: App, stop: watch::Receiver<bool>) {
     tokio::spawn(gauges(app.clone(), stop.clone()));
     tokio::spawn(crate::incidents::run(app.clone(), stop.clone()));
     tokio::spawn(crate::heal::run(app.clone(), stop.clone()));
+    tokio::spawn(crate::gray::run(app.clone(), stop.clone()));
+    if let Some(file) = app.config.fsync_delay_file.clone() {
+        tokio::spawn(crate::gray::follow_fsync_delay_file(app.clone(), file, stop.clone()));
+    }
     tokio::spawn(crate::close_monitor::run(app.clone(), stop.clone()));
     tokio::spawn(upkeep(app, stop));
 }
@@ -76,6 +80,7 @@ async fn gauges(app: App, stop: watch::Receiver<bool>) {
             crate::metrics::publish_ready(crate::routes::not_ready_reason(&app, &status).is_none());
             crate::metrics::publish_storage(app.consensus.storage_failed(), &app.config.data_dir);
             crate::metrics::publish_replica_lag(app.consensus.replica_lag());
+            metrics::gauge!("paddock_raft_log_fsync_recent_seconds").set(app.consensus.fsync_recent().as_secs_f64());
         })
     })
     .await

@@ -20,6 +20,7 @@ mod close_monitor;
 mod coalesce;
 pub mod config;
 mod extract;
+mod gray;
 mod heal;
 mod history;
 mod incidents;

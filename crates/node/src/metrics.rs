@@ -94,6 +94,8 @@ pub const METRICS: &[(&str, Kind, bool, &str)] = &[
     ("paddock_close_monitor_bets_checked_total", Counter, false, "Accepted bets the R4 monitor judged."),
     ("paddock_close_monitor_skipped_total", Counter, false, "Accepted bets or commands the R4 monitor could not judge (it fell behind, or a delayed bet's acceptance could not be placed)."),
     ("paddock_incidents_recorded_total", Counter, true, "Incidents this node opened or closed by itself (labels kind, action)."),
+    ("paddock_leader_handoffs_total", Counter, true, "Leadership this node handed off by itself as leader (label reason: slow_disk)."),
+    ("paddock_raft_log_fsync_recent_seconds", Gauge, false, "Moving average of this node's Raft log group commits (fsync included): what a leader compares with its followers' to find a slow disk."),
     ("paddock_voter_replacements_total", Counter, false, "Voters this node, as leader, replaced by a caught-up standby learner (self-healing)."),
     ("paddock_voter_replacements_refused_total", Counter, true, "Dead voters this node, as leader, could not replace, once per finding (label reason: change_under_way, no_majority, too_soon, no_standby, change_failed)."),
     ("paddock_backup_configured", Gauge, false, "1 when this node takes scheduled backups (backup_dir is set)."),

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -77,6 +77,11 @@ struct Shared {
     generation: AtomicU64,
     poisoned: AtomicBool,
     faults: FaultSwitches,
+    /// Moving average of the last group commits (fsync included), µs: what a leader compares
+    /// with its followers' to find a slow disk.
+    commit_recent_us: AtomicU64,
+    /// Test hook: slept before every commit, µs (a slow disk without root).
+    injected_delay_us: AtomicU64,
 }
 
 /// How writes reach the disk.
@@ -151,6 +156,8 @@ impl LogStore {
             generation: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             faults,
+            commit_recent_us: AtomicU64::new(0),
+            injected_delay_us: AtomicU64::new(0),
         });
         let writer = match mode {
             WriterMode::Inline => Writer { queue: None, thread: None, inline: Some(Mutex::new(())) },
@@ -310,6 +317,16 @@ impl LogStore {
     pub fn is_poisoned(&self) -> bool {
         self.shared.poisoned.load(Ordering::SeqCst)
     }
+
+    /// The moving average of recent group commits, fsync included (zero before the first).
+    pub fn commit_recent(&self) -> Duration {
+        Duration::from_micros(self.shared.commit_recent_us.load(Ordering::Relaxed))
+    }
+
+    /// Test hook: sleep this long before every commit from now on (zero: none).
+    pub fn set_injected_delay(&self, delay: Duration) {
+        self.shared.injected_delay_us.store(delay.as_micros() as u64, Ordering::Relaxed);
+    }
 }
 
 fn fail(op: Op, e: io::Error) {
@@ -346,9 +363,20 @@ fn process(shared: &Shared, batch: Vec<Op>) {
         return;
     }
     let started = Instant::now();
+    let delay = shared.injected_delay_us.load(Ordering::Relaxed);
+    if delay > 0 {
+        std::thread::sleep(Duration::from_micros(delay));
+    }
     match write_batch(&shared.db, &batch, shared.faults) {
         Ok(()) => {
-            let elapsed = started.elapsed().as_secs_f64();
+            let took = started.elapsed();
+            // An exponential moving average over about the last eight commits: one slow commit
+            // barely moves it, a disk that stays slow moves it within a few.
+            let sample = took.as_micros() as u64;
+            let _ = shared.commit_recent_us.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 { sample } else { old - old / 8 + sample / 8 })
+            });
+            let elapsed = took.as_secs_f64();
             metrics::histogram!("paddock_raft_log_fsync_duration_seconds").record(elapsed);
             metrics::histogram!("paddock_raft_log_batch_ops").record(batch.len() as f64);
             let mut pending = shared.pending.lock().expect("pending lock");
