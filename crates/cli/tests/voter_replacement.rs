@@ -21,6 +21,18 @@ fn client(cluster: &Cluster, ids: &[u64]) -> Client {
     Client::new(ids.iter().map(|id| cluster.url(*id)).collect(), Duration::from_secs(3)).with_keys(cluster.keys())
 }
 
+/// Starts `nodes` nodes, 1-3 the voters and any other a node waiting to be added, every one
+/// with `--replace-voter-pool pool` and the test's limit.
+fn started(dir: &tempfile::TempDir, nodes: usize, pool: &str) -> Cluster {
+    let args: Vec<String> =
+        ["--replace-voter-pool", pool, "--replace-voter-after-s", &AFTER_S.to_string()].map(String::from).to_vec();
+    let binary = env!("CARGO_BIN_EXE_paddock").as_ref();
+    let mut cluster = Cluster::new(binary, dir.path(), nodes, Ports::find(nodes, None).unwrap(), false, &args)
+        .with_bootstrap_members(&[1, 2, 3]);
+    cluster.start_all().unwrap();
+    cluster
+}
+
 /// Voters and learners as node `id` sees them, once it answers.
 async fn membership(cluster: &Cluster, id: u64) -> Option<(BTreeSet<u64>, BTreeSet<u64>)> {
     let view = cluster.view(id).await?;
@@ -52,18 +64,7 @@ fn deposit_until(client: Client, stop: Arc<AtomicU64>) -> tokio::task::JoinHandl
 async fn a_dead_voter_is_replaced_by_a_caught_up_standby_and_rejoins_as_a_learner() {
     let _one = ONE_CLUSTER.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let args: Vec<String> =
-        ["--replace-voter-pool", "1,2,3,4", "--replace-voter-after-s", &AFTER_S.to_string()].map(String::from).to_vec();
-    let mut cluster = Cluster::new(
-        env!("CARGO_BIN_EXE_paddock").as_ref(),
-        dir.path(),
-        4,
-        Ports::find(4, None).unwrap(),
-        false,
-        &args,
-    )
-    .with_bootstrap_members(&[1, 2, 3]);
-    cluster.start_all().unwrap();
+    let mut cluster = started(&dir, 4, "1,2,3,4");
     cluster.wait_ready(&[1, 2, 3], Duration::from_secs(30)).await.unwrap();
     let all = client(&cluster, &[1, 2, 3, 4]);
     all.open_account(ACCOUNT, "GBP", "open-1").await.expect("the account opens");
@@ -161,17 +162,7 @@ async fn a_dead_voter_is_replaced_by_a_caught_up_standby_and_rejoins_as_a_learne
 async fn a_voter_that_comes_and_goes_or_has_no_standby_changes_nothing() {
     let _one = ONE_CLUSTER.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let args: Vec<String> =
-        ["--replace-voter-pool", "1,2,3", "--replace-voter-after-s", &AFTER_S.to_string()].map(String::from).to_vec();
-    let mut cluster = Cluster::new(
-        env!("CARGO_BIN_EXE_paddock").as_ref(),
-        dir.path(),
-        3,
-        Ports::find(3, None).unwrap(),
-        false,
-        &args,
-    );
-    cluster.start_all().unwrap();
+    let mut cluster = started(&dir, 3, "1,2,3");
     cluster.wait_ready(&[1, 2, 3], Duration::from_secs(30)).await.unwrap();
     let all = client(&cluster, &[1, 2, 3]);
     all.open_account(ACCOUNT, "GBP", "open-1").await.expect("the account opens");

@@ -87,7 +87,7 @@ pub(crate) fn decide(
 }
 
 /// Runs until the node stops; does nothing with `slow_disk_ratio` 0.
-pub(crate) async fn run(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn run(app: App, stop: tokio::sync::watch::Receiver<bool>) {
     if app.config.slow_disk_ratio == 0 {
         return;
     }
@@ -96,16 +96,8 @@ pub(crate) async fn run(app: App, mut stop: tokio::sync::watch::Receiver<bool>) 
         sustained: Duration::from_secs(app.config.slow_disk_for_s),
     };
     let mut seen = Seen::default();
-    let mut interval = tokio::time::interval(PERIOD);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    let mut ticks = crate::jobs::Ticks::new(PERIOD, stop);
+    while ticks.next().await {
         let status = app.consensus.status();
         if status.role != Role::Leader {
             seen.slow_since = None;

@@ -208,7 +208,7 @@ pub(crate) fn plan(policy: &Policy, view: &View, seen: &mut Seen, now: Instant) 
 }
 
 /// Runs until the node stops; does nothing unless `replace_voter_pool` names a node.
-pub(crate) async fn run(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn run(app: App, stop: tokio::sync::watch::Receiver<bool>) {
     if app.config.replace_voter_pool.is_empty() {
         return;
     }
@@ -220,16 +220,8 @@ pub(crate) async fn run(app: App, mut stop: tokio::sync::watch::Receiver<bool>) 
     let mut seen = Seen::default();
     let mut leading: Option<(u64, Instant)> = None;
     let mut said: Option<(u64, Refusal)> = None;
-    let mut interval = tokio::time::interval(PERIOD);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    let mut ticks = crate::jobs::Ticks::new(PERIOD, stop);
+    while ticks.next().await {
         let status = app.consensus.status();
         if status.role != Role::Leader {
             leading = None;

@@ -62,18 +62,11 @@ struct Shedding {
 }
 
 /// Runs until the node stops.
-pub(crate) async fn run(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn run(app: App, stop: tokio::sync::watch::Receiver<bool>) {
     let mut seen = Seen { shed_total: crate::shed_requests(), ..Seen::default() };
-    let mut interval = tokio::time::interval(PERIOD);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => look(&app, &mut seen).await,
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    let mut ticks = crate::jobs::Ticks::new(PERIOD, stop);
+    while ticks.next().await {
+        look(&app, &mut seen).await;
     }
 }
 

@@ -27,18 +27,37 @@ pub(crate) fn spawn_all(app: App, stop: watch::Receiver<bool>) {
 
 pub(crate) async fn every(
     period: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     mut tick: impl FnMut() -> futures::future::BoxFuture<'static, ()>,
 ) {
-    let mut interval = tokio::time::interval(period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => tick().await,
-            _ = stop.changed() => return,
+    let mut ticks = Ticks::new(period, stop);
+    while ticks.next().await {
+        tick().await;
+    }
+}
+
+/// A job's clock: a tick every period (a late tick delays the next rather than bunching
+/// them) until the shutdown signal fires.
+pub(crate) struct Ticks {
+    interval: tokio::time::Interval,
+    stop: watch::Receiver<bool>,
+}
+
+impl Ticks {
+    pub(crate) fn new(period: Duration, stop: watch::Receiver<bool>) -> Ticks {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticks { interval, stop }
+    }
+
+    /// Waits for the next tick: true, or false once the node is stopping.
+    pub(crate) async fn next(&mut self) -> bool {
+        if *self.stop.borrow() {
+            return false;
         }
-        if *stop.borrow() {
-            return;
+        tokio::select! {
+            _ = self.interval.tick() => !*self.stop.borrow(),
+            _ = self.stop.changed() => false,
         }
     }
 }
