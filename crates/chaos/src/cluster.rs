@@ -63,6 +63,9 @@ pub struct NodeSpec {
     pub log_path: PathBuf,
     /// Milliseconds added to the node's wall clock, re-read while it runs (a clock fault).
     pub clock_offset_path: PathBuf,
+    /// Milliseconds added to every fsync of the node's Raft log, re-read while it runs (a slow
+    /// disk).
+    pub fsync_delay_path: PathBuf,
 }
 
 /// Ports of a cluster: HTTP `http_base + i`, peers and proxies `peer_port` on each node's IP.
@@ -169,6 +172,7 @@ impl Cluster {
                     data_dir: run_dir.join(format!("node-{id}")),
                     log_path: run_dir.join(format!("node-{id}.log")),
                     clock_offset_path: run_dir.join(format!("node-{id}.clock-offset-ms")),
+                    fsync_delay_path: run_dir.join(format!("node-{id}.fsync-delay-ms")),
                 },
                 child: None,
                 starts: 0,
@@ -272,9 +276,10 @@ impl Cluster {
         let slot = self.slot_mut(id);
         std::fs::create_dir_all(&slot.spec.data_dir)
             .with_context(|| format!("cannot create {}", slot.spec.data_dir.display()))?;
-        if !slot.spec.clock_offset_path.exists() {
-            std::fs::write(&slot.spec.clock_offset_path, "0")
-                .with_context(|| format!("cannot write {}", slot.spec.clock_offset_path.display()))?;
+        for hook in [&slot.spec.clock_offset_path, &slot.spec.fsync_delay_path] {
+            if !hook.exists() {
+                std::fs::write(hook, "0").with_context(|| format!("cannot write {}", hook.display()))?;
+            }
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -307,6 +312,8 @@ impl Cluster {
             .args(&identity)
             .arg("--clock-offset-file")
             .arg(&spec.clock_offset_path)
+            .arg("--fsync-delay-file")
+            .arg(&spec.fsync_delay_path)
             .args(&extra)
             .env("RUST_LOG", "info,openraft=warn,h2=warn,tower=warn,hyper=warn")
             .env("NO_COLOR", "1")
@@ -324,10 +331,13 @@ impl Cluster {
     /// Makes a node's wall clock read `offset_ms` away from the true time from now on (the node
     /// re-reads its offset file every 50 ms); 0 restores it.
     pub fn set_clock_offset(&self, id: u64, offset_ms: i64) -> Result<()> {
-        let path = &self.spec(id).clock_offset_path;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, offset_ms.to_string()).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+        replace_file(&self.spec(id).clock_offset_path, &offset_ms.to_string())
+    }
+
+    /// Makes every fsync of a node's Raft log `delay_ms` longer from now on (the node re-reads
+    /// its delay file every 200 ms); 0 restores it.
+    pub fn set_fsync_delay(&self, id: u64, delay_ms: u64) -> Result<()> {
+        replace_file(&self.spec(id).fsync_delay_path, &delay_ms.to_string())
     }
 
     /// Starts a stopped node again with the same arguments.
@@ -532,6 +542,13 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill_all();
     }
+}
+
+/// Replaces a hook file's text in one rename, so the node never reads half of it.
+fn replace_file(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
 }
 
 #[cfg(test)]

@@ -211,6 +211,9 @@ pub async fn run_async(config: &ChaosConfig) -> Result<Report> {
             config.timings.replace_after.as_secs().max(1).to_string(),
         ]);
     }
+    if faults.contains(&FaultKind::SlowDiskLeader) {
+        extra.extend(["--slow-disk-for-s".to_string(), config.timings.slow_disk_for.as_secs().max(1).to_string()]);
+    }
     let mut skipped = Vec::new();
 
     // Data disks (only if the disk fault is wanted).

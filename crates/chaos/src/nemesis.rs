@@ -14,6 +14,9 @@
 //!   it by the harness's standby learner (self-healing, `--replace-voter-pool`), at most
 //!   `replace_wait`; then restart it: it rejoins as a learner, the standby for the next time.
 //!   The time from the kill to a full set of voters again is the fault's figure.
+//! - `slow-disk-leader`: every fsync of the leader's Raft log 60 ms longer (its
+//!   `--fsync-delay-file`) until it hands leadership off (`--slow-disk-ratio`), at most
+//!   `slow_disk`; then its disk is fast again. The time to the hand-off is the fault's figure.
 //!
 //! The plan (fault order, quiet periods, which follower, which side) comes from the seed; the
 //! leader is whoever leads when the fault starts. A quiet period precedes every fault. The
@@ -51,11 +54,13 @@ pub enum FaultKind {
     ClockJumpLeader,
     /// Kill a voting follower until the leader replaces it by a standby, then restart it.
     ReplaceVoter,
+    /// Slow the leader's fsyncs until it hands leadership off, then restore them.
+    SlowDiskLeader,
 }
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::KillLeader,
         FaultKind::KillFollower,
         FaultKind::PauseLeader,
@@ -64,6 +69,7 @@ impl FaultKind {
         FaultKind::DiskFull,
         FaultKind::ClockJumpLeader,
         FaultKind::ReplaceVoter,
+        FaultKind::SlowDiskLeader,
     ];
 
     /// The flag name.
@@ -77,6 +83,7 @@ impl FaultKind {
             FaultKind::DiskFull => "disk-full",
             FaultKind::ClockJumpLeader => "clock-jump-leader",
             FaultKind::ReplaceVoter => "replace-voter",
+            FaultKind::SlowDiskLeader => "slow-disk-leader",
         }
     }
 
@@ -133,6 +140,10 @@ pub struct Timings {
     pub replace_after: Duration,
     /// Longest wait for the leader to replace a killed voter.
     pub replace_wait: Duration,
+    /// The nodes' `--slow-disk-for-s` when `slow-disk-leader` runs.
+    pub slow_disk_for: Duration,
+    /// Longest a leader's disk stays slow waiting for it to hand off.
+    pub slow_disk: Duration,
     /// Bound on a node's recovery (ready and caught up).
     pub recovery_max: Duration,
 }
@@ -150,6 +161,8 @@ impl Default for Timings {
             clock_jump: Duration::from_secs(4),
             replace_after: Duration::from_secs(3),
             replace_wait: Duration::from_secs(20),
+            slow_disk_for: Duration::from_secs(3),
+            slow_disk: Duration::from_secs(10),
             recovery_max: Duration::from_secs(30),
         }
     }
@@ -166,6 +179,7 @@ impl Timings {
             FaultKind::ClockJumpLeader => self.clock_jump,
             // The limit, an election if need be, a look of the leader, and the change.
             FaultKind::ReplaceVoter => self.replace_after + Duration::from_secs(2),
+            FaultKind::SlowDiskLeader => self.slow_disk,
         }
     }
 }
@@ -399,6 +413,40 @@ async fn run_one(step: &Step, env: &mut Env<'_>) -> Result<FaultRecord> {
             env.cluster.restart(node)?;
             record.end_s = env.now_s();
             record.recovery.push(env.recover(node, "restart").await);
+        }
+        FaultKind::SlowDiskLeader => {
+            const DELAY_MS: u64 = 60;
+            record.targets = vec![leader];
+            record.start_s = env.now_s();
+            let slowed = Instant::now();
+            env.cluster.set_fsync_delay(leader, DELAY_MS)?;
+            let deadline = slowed + env.timings.slow_disk;
+            let handed = loop {
+                if let Some(now_leader) = env.cluster.view(leader).await.and_then(|v| v.leader_id) {
+                    if now_leader != leader {
+                        break Some((now_leader, slowed.elapsed()));
+                    }
+                }
+                if Instant::now() >= deadline {
+                    break None;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            env.cluster.set_fsync_delay(leader, 0)?;
+            record.end_s = env.now_s();
+            record.notes.push(match handed {
+                Some((to, after)) => format!(
+                    "node {leader}'s fsyncs {DELAY_MS} ms slower: it handed leadership to node {to} {:.2} s later \
+                     (limit {} s)",
+                    after.as_secs_f64(),
+                    env.timings.slow_disk_for.as_secs()
+                ),
+                None => format!(
+                    "node {leader}'s fsyncs {DELAY_MS} ms slower: it still led {} s later",
+                    env.timings.slow_disk.as_secs()
+                ),
+            });
+            record.recovery.push(env.recover(leader, "disk restored").await);
         }
         FaultKind::ClockJumpLeader => {
             // Ahead or behind, by the seed's coin.

@@ -1,8 +1,9 @@
 //! A short chaos run for CI: a 3-node cluster of the real binary behind the fault-injecting
-//! proxy, with a standby learner, a bank workload for about 56 s while the leader is killed,
+//! proxy, with a standby learner, a bank workload for about 68 s while the leader is killed,
 //! paused and isolated, its wall clock jumps an hour, a follower is killed, the cluster is split
-//! and a voter is killed until the leader replaces it by the standby; every invariant check
-//! must pass, no acknowledged bet may be lost, and the dead voter must have been replaced. The long run is
+//! a voter is killed until the leader replaces it by the standby and the leader's disk is
+//! slowed until it hands leadership off; every invariant check must pass, no acknowledged bet
+//! may be lost, the dead voter must have been replaced and the slow leader must have handed off. The long run is
 //! `paddock drill chaos --nodes 5 --duration-s 600` (docs/chaos.md).
 
 use paddock_chaos::{ChaosConfig, FaultKind, Timings};
@@ -13,7 +14,7 @@ fn a_short_chaos_run_keeps_every_invariant() {
     let config = ChaosConfig {
         binary: env!("CARGO_BIN_EXE_paddock").into(),
         nodes: 3,
-        duration: Duration::from_secs(56),
+        duration: Duration::from_secs(68),
         seed: 20_261_127,
         faults: vec![
             FaultKind::KillLeader,
@@ -23,6 +24,7 @@ fn a_short_chaos_run_keeps_every_invariant() {
             FaultKind::Split,
             FaultKind::ClockJumpLeader,
             FaultKind::ReplaceVoter,
+            FaultKind::SlowDiskLeader,
         ],
         timings: Timings {
             warmup: Duration::from_secs(2),
@@ -50,6 +52,12 @@ fn a_short_chaos_run_keeps_every_invariant() {
         replaced.clone().any(|n| n.contains("full redundancy again")),
         "the killed voter was not replaced by the standby: {:?}\n{text}",
         replaced.collect::<Vec<_>>()
+    );
+    let slow = report.faults.iter().filter(|f| f.name == "slow-disk-leader").flat_map(|f| &f.notes);
+    assert!(
+        slow.clone().any(|n| n.contains("handed leadership")),
+        "the leader on a slow disk did not hand off: {:?}\n{text}",
+        slow.collect::<Vec<_>>()
     );
     assert!(report.totals.bets_acknowledged > 0, "the workload placed no bet\n{text}");
     assert_eq!(report.totals.acknowledged_but_lost, 0, "acknowledged bets were lost\n{text}");
