@@ -519,6 +519,24 @@ impl Cluster {
         bail!("node {id} did not catch up with the leader's commit index within {within:?}")
     }
 
+    /// Adds node `id` (started, without a bootstrap list, waiting to be added) as a learner
+    /// through the members `through`, asking again while the leader cannot reach it yet, then
+    /// waits until it has applied the leader's commit index; bounded by `within` for each.
+    pub async fn add_learner(&mut self, id: u64, through: &[u64], within: Duration) -> Result<()> {
+        let urls = through.iter().map(|t| self.url(*t)).collect();
+        let client = Client::new(urls, Duration::from_secs(5)).with_keys(&self.keys);
+        let peer = self.spec(id).advertise.to_string();
+        let deadline = Instant::now() + within;
+        while let Err(e) = client.add_member(id, &peer).await {
+            if Instant::now() >= deadline {
+                bail!("node {id} could not be added as a learner within {within:?}: {e}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.wait_caught_up(id, within).await?;
+        Ok(())
+    }
+
     /// The last `lines` lines of a node's log.
     pub fn log_tail(&self, id: u64, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.spec(id).log_path).unwrap_or_default();

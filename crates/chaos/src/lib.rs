@@ -154,23 +154,6 @@ impl Drop for Harness {
     }
 }
 
-/// Adds node `standby` as a learner and waits until it is ready and caught up.
-async fn add_standby(cluster: &mut cluster::Cluster, standby: u64) -> Result<()> {
-    let client = paddock_client::Client::new(cluster.urls(), Duration::from_secs(5)).with_keys(cluster.keys());
-    let peer = cluster.spec(standby).advertise.to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Err(e) = client.add_member(standby, &peer).await {
-        if Instant::now() >= deadline {
-            bail!("node {standby} could not be added as a learner: {e}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    cluster.wait_ready(&[standby], Duration::from_secs(30)).await?;
-    cluster.wait_caught_up(standby, Duration::from_secs(30)).await?;
-    println!("chaos: node {standby} added as a standby learner");
-    Ok(())
-}
-
 /// Runs the harness: setup, workload with nemesis, heal, resolve, check, report. An `Err` is
 /// a harness failure (the cluster never became ready, a port was taken, ...); invariant
 /// violations are in the report (see [`Report::passed`]).
@@ -256,7 +239,9 @@ pub async fn run_async(config: &ChaosConfig) -> Result<Report> {
     cluster.wait_ready(&voters, Duration::from_secs(60)).await.context("the cluster did not start")?;
     cluster.leader(Duration::from_secs(30)).await?;
     if let Some(standby) = standby {
-        add_standby(cluster, standby).await.context("the standby was not added")?;
+        cluster.add_learner(standby, &voters, Duration::from_secs(30)).await.context("the standby was not added")?;
+        cluster.wait_ready(&[standby], Duration::from_secs(30)).await?;
+        println!("chaos: node {standby} added as a standby learner");
     }
     println!(
         "chaos: {} nodes up (HTTP {}), run directory {}",

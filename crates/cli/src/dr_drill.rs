@@ -194,15 +194,8 @@ async fn drill(cluster: &mut Cluster, args: &DrDrillArgs) -> Result<Report> {
 
     // The standby site: one learner that follows the primary asynchronously.
     cluster.start(STANDBY)?;
+    cluster.add_learner(STANDBY, &PRIMARY, Duration::from_secs(30)).await.context("the standby was not added")?;
     let standby_peer = cluster.spec(STANDBY).advertise.to_string();
-    let join_deadline = Instant::now() + Duration::from_secs(30);
-    while let Err(e) = primary.add_member(STANDBY, &standby_peer).await {
-        if Instant::now() >= join_deadline {
-            bail!("the standby could not be added as a learner: {e}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    cluster.wait_caught_up(STANDBY, Duration::from_secs(30)).await?;
 
     // Business on the primary site, then its loss.
     let bound = Duration::from_secs(args.load_s + 300);

@@ -68,13 +68,7 @@ async fn a_dead_voter_is_replaced_by_a_caught_up_standby_and_rejoins_as_a_learne
     cluster.wait_ready(&[1, 2, 3], Duration::from_secs(30)).await.unwrap();
     let all = client(&cluster, &[1, 2, 3, 4]);
     all.open_account(ACCOUNT, "GBP", "open-1").await.expect("the account opens");
-    let standby_peer = cluster.spec(4).advertise.to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while let Err(e) = all.add_member(4, &standby_peer).await {
-        assert!(Instant::now() < deadline, "the standby was not added: {e}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    cluster.wait_caught_up(4, Duration::from_secs(20)).await.unwrap();
+    cluster.add_learner(4, &[1, 2, 3], Duration::from_secs(20)).await.expect("the standby joins as a learner");
 
     let stop = Arc::new(AtomicU64::new(0));
     let writer = deposit_until(all.clone(), stop.clone());

@@ -847,21 +847,13 @@ impl Consensus {
     /// On the leader: makes the learner `standby` a voter in place of the voter `dead`, in one
     /// joint-consensus change (the number of voters never changes), and keeps `dead` as a
     /// learner, so that if it comes back it follows as a standby instead of voting with a
-    /// stale view. Refused, with nothing changed, on a node that does not lead, while another
-    /// membership change is under way, or when the membership no longer has `dead` as a voter
-    /// and `standby` as a learner (it changed since the caller looked).
+    /// stale view. Refused, with nothing changed, when the membership no longer has `dead` as
+    /// a voter and `standby` as a learner (it changed since the caller looked), and — by
+    /// openraft, atomically — on a node that does not lead or while another membership change
+    /// is under way.
     pub async fn replace_voter(&self, dead: u64, standby: u64) -> Result<(), WriteError> {
-        let m = self.inner.raft.metrics().borrow_watched().clone();
-        if m.current_leader != Some(self.inner.id) || m.state != ServerState::Leader {
-            return Err(WriteError::Refused(format!(
-                "node {} does not lead: only the leader replaces voters",
-                self.inner.id
-            )));
-        }
-        let membership = m.membership_config.membership();
-        if membership.get_joint_config().len() > 1 {
-            return Err(WriteError::Refused("a membership change is already under way; one change at a time".into()));
-        }
+        let membership = self.inner.raft.metrics().borrow_watched().membership_config.clone();
+        let membership = membership.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         if !voters.contains(&dead) {
             return Err(WriteError::Refused(format!("node {dead} is not a voter (any more); nothing was changed")));
@@ -876,14 +868,12 @@ impl Consensus {
         next.insert(standby);
         match self.inner.raft.change_membership(ChangeMembers::ReplaceAllVoters(next), true).await {
             Ok(_) => Ok(()),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                Err(WriteError::Unknown("leadership moved while the change was proposed; see `paddock status`".into()))
-            }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(c))) => {
-                Err(WriteError::Refused(c.to_string()))
-            }
-            Err(RaftError::Fatal(f)) => Err(WriteError::Stopped(f.to_string())),
-            Err(other) => Err(WriteError::Unknown(other.to_string())),
+            // Refused before anything was appended.
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(WriteError::Refused(format!(
+                "node {} does not lead: only the leader replaces voters",
+                self.inner.id
+            ))),
+            Err(e) => Err(write_error(e)),
         }
     }
 
@@ -1003,6 +993,16 @@ impl Consensus {
             let _ = stop.send(());
             let _ = task.await;
         }
+    }
+}
+
+/// What a failed openraft write or membership change means to the caller (a refusal to change
+/// the membership changed nothing; anything else may or may not have taken effect).
+fn write_error(e: RaftError<types::TypeConfig, ClientWriteError<types::TypeConfig>>) -> WriteError {
+    match e {
+        RaftError::Fatal(f) => WriteError::Stopped(f.to_string()),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => WriteError::Refused(c.to_string()),
+        other => WriteError::Unknown(other.to_string()),
     }
 }
 
@@ -1326,13 +1326,7 @@ impl Inner {
             }
             _ => None,
         };
-        let fail = |e: RaftError<types::TypeConfig, ClientWriteError<types::TypeConfig>>| match e {
-            RaftError::Fatal(f) => ForwardReply::Failed(WriteError::Stopped(f.to_string())),
-            RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
-                ForwardReply::Failed(WriteError::Refused(c.to_string()))
-            }
-            other => ForwardReply::Failed(WriteError::Unknown(other.to_string())),
-        };
+        let fail = |e| ForwardReply::Failed(write_error(e));
         match op {
             ForwardOp::Membership => {
                 let metrics = self.raft.metrics().borrow_watched().clone();

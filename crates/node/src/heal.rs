@@ -29,9 +29,9 @@
 //! refusal — a dead voter that cannot be replaced now — is logged once per finding, with what
 //! to do, and counted in `paddock_voter_replacements_refused_total{reason}`.
 
-use crate::incidents::{close, open};
+use crate::incidents::{close, open, silent_for, Leading};
 use crate::App;
-use paddock_consensus::{ClusterStatus, Role};
+use paddock_consensus::ClusterStatus;
 use paddock_ledger::IncidentKind;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -82,11 +82,7 @@ impl View {
                 .map(|m| MemberView {
                     id: m.id,
                     voter: m.voter,
-                    silent_for: if m.id == status.node_id {
-                        Duration::ZERO
-                    } else {
-                        m.ack_age_ms.map_or(leading_for, Duration::from_millis)
-                    },
+                    silent_for: if m.id == status.node_id { Duration::ZERO } else { silent_for(m, leading_for) },
                     lag: if m.id == status.node_id { Some(0) } else { m.lag },
                 })
                 .collect(),
@@ -218,27 +214,22 @@ pub(crate) async fn run(app: App, stop: tokio::sync::watch::Receiver<bool>) {
         lag_max: paddock_consensus::PROMOTE_LAG_MAX,
     };
     let mut seen = Seen::default();
-    let mut leading: Option<(u64, Instant)> = None;
+    let mut leading = Leading::default();
     let mut said: Option<(u64, Refusal)> = None;
     let mut ticks = crate::jobs::Ticks::new(PERIOD, stop);
     while ticks.next().await {
         let status = app.consensus.status();
-        if status.role != Role::Leader {
-            leading = None;
+        let now = Instant::now();
+        let Some(leading_for) = leading.observe(&status, now) else {
             seen = Seen::default();
             said = None;
             continue;
-        }
-        let now = Instant::now();
-        let since = match leading {
-            Some((term, since)) if term == status.term => since,
-            _ => {
-                leading = Some((status.term, now));
-                seen = Seen::default();
-                now
-            }
         };
-        let view = View::from_status(&status, now.duration_since(since));
+        if leading_for.is_zero() {
+            // A new term: what this node saw as leader before no longer holds.
+            seen = Seen::default();
+        }
+        let view = View::from_status(&status, leading_for);
         match plan(&policy, &view, &mut seen, now) {
             Plan::Nothing => said = None,
             Plan::Refused { dead, silent_for, why } => {

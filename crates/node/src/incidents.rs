@@ -20,7 +20,7 @@
 //! the leader's `node_unreachable` record stands for it.
 
 use crate::App;
-use paddock_consensus::Role;
+use paddock_consensus::{ClusterStatus, Member, Role};
 use paddock_ledger::{Actor, Command, IdempotencyKey, IncidentKind, Outcome};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -47,8 +47,8 @@ struct Seen {
     change_from: Option<(u64, u64)>,
     /// The last term this node recorded a leader change for (as its leader).
     recorded_term: u64,
-    /// When this node became leader, to judge members that never answered it.
-    leading_since: Option<(u64, Instant)>,
+    /// Since when this node has led, to judge members that never answered it.
+    leading: Leading,
     /// Requests shed so far and since when none has been shed.
     shed_total: u64,
     shedding: Option<Shedding>,
@@ -59,6 +59,33 @@ struct Shedding {
     started: Instant,
     first_total: u64,
     last_shed: Instant,
+}
+
+/// Since when this node has led its current term: a member that has not answered this leader
+/// yet (openraft reports no acknowledgement before the first) has been silent at least that
+/// long.
+#[derive(Default, Debug)]
+pub(crate) struct Leading(Option<(u64, Instant)>);
+
+impl Leading {
+    /// How long this node has led, `None` if it does not lead now; a new term starts the count
+    /// again (at zero).
+    pub(crate) fn observe(&mut self, status: &ClusterStatus, now: Instant) -> Option<Duration> {
+        if status.role != Role::Leader {
+            self.0 = None;
+            return None;
+        }
+        let since = match self.0 {
+            Some((term, since)) if term == status.term => since,
+            _ => self.0.insert((status.term, now)).1,
+        };
+        Some(now.duration_since(since))
+    }
+}
+
+/// How long `member` has not answered this leader, which has led for `leading_for`.
+pub(crate) fn silent_for(member: &Member, leading_for: Duration) -> Duration {
+    member.ack_age_ms.map_or(leading_for, Duration::from_millis)
 }
 
 /// Runs until the node stops.
@@ -75,17 +102,8 @@ async fn look(app: &App, seen: &mut Seen) {
     let me = app.config.node_id;
     let now = Instant::now();
     leader_change(app, seen, &status, me, now).await;
-    if status.role == Role::Leader {
-        let since = match seen.leading_since {
-            Some((term, since)) if term == status.term => since,
-            _ => {
-                seen.leading_since = Some((status.term, now));
-                now
-            }
-        };
-        reachability(app, &status, me, now.duration_since(since)).await;
-    } else {
-        seen.leading_since = None;
+    if let Some(leading_for) = seen.leading.observe(&status, now) {
+        reachability(app, &status, me, leading_for).await;
     }
     load_shedding(app, seen, me, now).await;
     clock(app, seen, &status, me, now).await;
@@ -146,11 +164,7 @@ async fn reachability(app: &App, status: &paddock_consensus::ClusterStatus, me: 
             .collect()
     });
     for member in status.members.iter().filter(|m| m.id != me) {
-        let silent_for = match member.ack_age_ms {
-            Some(age) => Duration::from_millis(age),
-            // No answer since this node became leader.
-            None => leading_for,
-        };
+        let silent_for = silent_for(member, leading_for);
         let open_incident = open_now.get(&member.id).copied();
         if silent_for >= UNREACHABLE_AFTER && open_incident.is_none() {
             let cause = format!(
