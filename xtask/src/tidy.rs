@@ -11,6 +11,8 @@
 //! - Every `paddock_*` metric emitted in `crates/*/src` is in `METRICS` (crates/node/src/metrics.rs,
 //!   its `# HELP` text) and in the metrics table of docs/operations.md, and neither lists a
 //!   metric no code emits.
+//! - The Raft log's `discard` is called only from `crates/consensus/src/repair.rs`, which pairs
+//!   it with the repair marker that makes the node abstain from votes.
 //!
 //! The per-crate purity rules themselves (no `HashMap`, clock or I/O in the ledger; blocking
 //! I/O only through consensus's `IoMode` seam) are `disallowed-types`/`disallowed-methods` in
@@ -77,10 +79,19 @@ const METRICS_DESCRIBED: Rule = Rule {
           docs/operations.md, or remove the stale entry",
 };
 
+const DISCARD_CONFINED: Rule = Rule {
+    rule: "`LogStore::discard` (a call `.discard(` on the Raft log) appears in crates/*/src only in \
+           crates/consensus/src/repair.rs and in the storage crate that defines it",
+    why: "discarding log entries a node may have acknowledged is safe only together with the repair marker that \
+          makes the node abstain from votes until it has them back (ARCHITECTURE.md, the consensus crate's \
+          invariant); repair.rs is where that pairing is written and tested",
+    fix: "go through `repair::at_start` (or extend it), never call `discard` elsewhere",
+};
+
 /// Runs every check on the workspace at `root`; fails, after printing each breach with its rule, if any fails.
 pub fn run(root: &Path) -> Result<()> {
     let manifests = read_manifests(root)?;
-    let results: [(&Rule, Vec<String>); 5] = [
+    let results: [(&Rule, Vec<String>); 6] = [
         (
             &MODULE_DOCS,
             module_doc_offenders(root)?.iter().map(|p| format!("{} has no `//!` module doc", p.display())).collect(),
@@ -89,12 +100,13 @@ pub fn run(root: &Path) -> Result<()> {
         (&OPENRAFT_CONFINED, openraft_outside_consensus(&manifests)),
         (&CLIPPY_CONFIG, clippy_config_breaches(root)?),
         (&METRICS_DESCRIBED, metric_drift(root)?),
+        (&DISCARD_CONFINED, discard_outside_repair(root)?),
     ];
     let broken: Vec<_> = results.iter().filter(|(_, breaches)| !breaches.is_empty()).collect();
     if broken.is_empty() {
         println!(
-            "tidy: module docs, dependency graph, openraft confinement, clippy configuration and metric \
-             descriptions all hold"
+            "tidy: module docs, dependency graph, openraft confinement, clippy configuration, metric \
+             descriptions and log-discard confinement all hold"
         );
         return Ok(());
     }
@@ -108,6 +120,31 @@ pub fn run(root: &Path) -> Result<()> {
     }
     let count: usize = broken.iter().map(|(_, breaches)| breaches.len()).sum();
     bail!("tidy: {count} breach(es) of {} rule(s); see above", broken.len())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log discards
+
+/// Source files outside repair.rs and the storage crate that call `.discard(`, with the line.
+fn discard_outside_repair(root: &Path) -> Result<Vec<String>> {
+    let allowed = [root.join("crates/consensus/src/repair.rs")];
+    let mut files = Vec::new();
+    for krate in crate_dirs(root)? {
+        if krate.ends_with("storage") {
+            continue;
+        }
+        rust_files(&krate.join("src"), &mut files)?;
+    }
+    let mut out = Vec::new();
+    for file in files.into_iter().filter(|f| !allowed.contains(f)) {
+        let source = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        for (n, line) in source.lines().enumerate() {
+            if line.contains(".discard(") {
+                out.push(format!("{}:{}: {}", file.strip_prefix(root).unwrap_or(&file).display(), n + 1, line.trim()));
+            }
+        }
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------

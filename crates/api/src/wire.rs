@@ -665,6 +665,11 @@ pub struct ClusterBody {
     pub clock_offsets: Vec<ClockOffsetBody>,
     /// The book's clock: the latest leader timestamp applied here (UTC ms).
     pub book_clock_ms: u64,
+    /// Set while this node repairs damaged storage: it discarded damaged log entries and
+    /// does not vote until its log holds every entry up to this index again, fetched from
+    /// the leader. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repairing_up_to: Option<u64>,
 }
 
 /// One voter's clock relative to the answering node's.

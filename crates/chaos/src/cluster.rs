@@ -537,9 +537,14 @@ impl Cluster {
         Ok(())
     }
 
+    /// A node's whole log so far (empty if it cannot be read).
+    pub fn log_text(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.spec(id).log_path).unwrap_or_default()
+    }
+
     /// The last `lines` lines of a node's log.
     pub fn log_tail(&self, id: u64, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.spec(id).log_path).unwrap_or_default();
+        let text = self.log_text(id);
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }

@@ -132,6 +132,46 @@ pub fn free(dir: &Path) -> Result<()> {
     }
 }
 
+/// Rot at rest in a stopped node's Raft log file: flips one payload byte of `count` stored
+/// log-entry records (frames opening with `PD`, kind 1, version 1), chosen by `pick`, in every
+/// copy of each that the file holds (redb keeps superseded copies of a page until it reuses
+/// it; flipping them all makes sure the live one is hit). Returns how many records it
+/// damaged. Each record's CRC-32C then fails; redb's own checks do not look inside values, so
+/// only the node's frame check can find it.
+pub fn rot_log_records(path: &Path, pick: u64, count: usize) -> Result<usize> {
+    const HEADER: [u8; 4] = *b"PD\x01\x01";
+    /// Frame header (8 bytes, its CRC makes it all but unique) and the payload's first bytes
+    /// (an entry record is never shorter than 4: its log id and payload tag).
+    const NEEDLE_LEN: usize = 12;
+    /// The byte flipped: the payload's first, inside the record whatever its length.
+    const FLIP_AT: usize = 8;
+    let mut bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let starts: Vec<usize> = bytes
+        .windows(HEADER.len())
+        .enumerate()
+        .filter(|(at, w)| *w == HEADER && at + NEEDLE_LEN <= bytes.len())
+        .map(|(at, _)| at)
+        .collect();
+    if starts.is_empty() {
+        bail!("no log record found in {}", path.display());
+    }
+    let mut needles: Vec<Vec<u8>> = (0..count as u64)
+        .map(|i| starts[(pick.wrapping_add(i.wrapping_mul(0x9E37_79B9)) % starts.len() as u64) as usize])
+        .map(|at| bytes[at..at + NEEDLE_LEN].to_vec())
+        .collect();
+    needles.sort();
+    needles.dedup();
+    for needle in &needles {
+        let copies: Vec<usize> =
+            bytes.windows(NEEDLE_LEN).enumerate().filter(|(_, w)| w == needle).map(|(at, _)| at).collect();
+        for at in copies {
+            bytes[at + FLIP_AT] ^= 0x40;
+        }
+    }
+    std::fs::write(path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(needles.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

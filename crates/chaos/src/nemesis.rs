@@ -17,6 +17,10 @@
 //! - `slow-disk-leader`: every fsync of the leader's Raft log 60 ms longer (its
 //!   `--fsync-delay-file`) until it hands leadership off (`--slow-disk-ratio`), at most
 //!   `slow_disk`; then its disk is fast again. The time to the hand-off is the fault's figure.
+//! - `rot-follower`: SIGTERM a follower, flip one byte in each of a few stored log records of
+//!   its Raft log file on disk (rot at rest), start it again: it must discard the damaged
+//!   entries and fetch them from the leader (storage repair). The time from the damage found
+//!   to repaired, from the node's log, is the fault's figure.
 //!
 //! The plan (fault order, quiet periods, which follower, which side) comes from the seed; the
 //! leader is whoever leads when the fault starts. A quiet period precedes every fault. The
@@ -56,11 +60,13 @@ pub enum FaultKind {
     ReplaceVoter,
     /// Slow the leader's fsyncs until it hands leadership off, then restore them.
     SlowDiskLeader,
+    /// Stop a follower, damage records of its Raft log on disk, start it again.
+    RotFollower,
 }
 
 impl FaultKind {
     /// Every fault, in a fixed order.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::KillLeader,
         FaultKind::KillFollower,
         FaultKind::PauseLeader,
@@ -70,6 +76,7 @@ impl FaultKind {
         FaultKind::ClockJumpLeader,
         FaultKind::ReplaceVoter,
         FaultKind::SlowDiskLeader,
+        FaultKind::RotFollower,
     ];
 
     /// The flag name.
@@ -84,6 +91,7 @@ impl FaultKind {
             FaultKind::ClockJumpLeader => "clock-jump-leader",
             FaultKind::ReplaceVoter => "replace-voter",
             FaultKind::SlowDiskLeader => "slow-disk-leader",
+            FaultKind::RotFollower => "rot-follower",
         }
     }
 
@@ -171,7 +179,7 @@ impl Default for Timings {
 impl Timings {
     fn hold(&self, kind: FaultKind) -> Duration {
         match kind {
-            FaultKind::KillLeader | FaultKind::KillFollower => self.kill_down,
+            FaultKind::KillLeader | FaultKind::KillFollower | FaultKind::RotFollower => self.kill_down,
             FaultKind::PauseLeader => self.pause,
             FaultKind::IsolateLeader => self.isolate,
             FaultKind::Split => self.split,
@@ -197,6 +205,16 @@ pub struct Step {
     pub pick: u64,
     /// For a split: whether the minority holds the leader.
     pub leader_in_minority: bool,
+}
+
+/// Log records `rot-follower` flips: several, so that at least one is a live record rather
+/// than a stale copy redb keeps in a freed page.
+const ROT_RECORDS: usize = 5;
+
+/// The `took_ms` of the "storage repair finished" line in a node's log, if any.
+fn repair_took_ms(log: &str) -> Option<u64> {
+    let line = log.lines().find(|l| l.contains("storage repair finished"))?;
+    line.split("took_ms=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 /// Plans faults cycling through `kinds` (shuffled per cycle by the seed) until the next one
@@ -413,6 +431,35 @@ async fn run_one(step: &Step, env: &mut Env<'_>) -> Result<FaultRecord> {
             env.cluster.restart(node)?;
             record.end_s = env.now_s();
             record.recovery.push(env.recover(node, "restart").await);
+        }
+        FaultKind::RotFollower => {
+            record.targets = vec![follower];
+            record.start_s = env.now_s();
+            if !env.cluster.terminate(follower, Duration::from_secs(10)).await? {
+                record.notes.push(format!("node {follower} did not exit on SIGTERM and was killed"));
+            }
+            let log_file = env.cluster.spec(follower).data_dir.join("raft-log.redb");
+            let flipped = disk::rot_log_records(&log_file, step.pick, ROT_RECORDS)?;
+            let log_before = env.cluster.log_text(follower).len();
+            tokio::time::sleep(step.hold).await;
+            env.cluster.restart(follower)?;
+            record.end_s = env.now_s();
+            record.recovery.push(env.recover(follower, "restart").await);
+            let since = env.cluster.log_text(follower).get(log_before..).unwrap_or_default().to_string();
+            record.notes.push(match repair_took_ms(&since) {
+                Some(ms) => format!(
+                    "node {follower}: {flipped} stored log records flipped on disk; repaired from the leader \
+                     {:.2} s after the damage was found",
+                    ms as f64 / 1e3
+                ),
+                None if since.contains("storage repair:") => {
+                    format!("node {follower}: {flipped} stored log records flipped; repair not finished")
+                }
+                None => format!(
+                    "node {follower}: {flipped} stored log records flipped; no damage found at the start (only \
+                     stale copies were hit)"
+                ),
+            });
         }
         FaultKind::SlowDiskLeader => {
             const DELAY_MS: u64 = 60;

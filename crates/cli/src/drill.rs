@@ -52,7 +52,7 @@ pub struct ChaosArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Comma list of faults to draw from: kill-leader, kill-follower, pause-leader,
-    /// isolate-leader, split, disk-full, clock-jump-leader, replace-voter, slow-disk-leader; "all"; "none" for a baseline.
+    /// isolate-leader, split, disk-full, clock-jump-leader, replace-voter, slow-disk-leader, rot-follower; "all"; "none" for a baseline.
     #[arg(long, default_value = "all")]
     pub faults: String,
     /// Write the JSON report here.

@@ -295,6 +295,11 @@ fn status_table(c: &paddock_api::wire::ClusterBody) -> String {
         c.snapshot_index,
         if c.clock_synchronized { "agrees with a majority" } else { "NOT synchronized" },
     );
+    if let Some(up_to) = c.repairing_up_to {
+        out.push_str(&format!(
+            "REPAIRING damaged storage: fetching the log from the leader up to index {up_to}; not voting until then\n\n"
+        ));
+    }
     out.push_str(&format!("{:<6} {:<24} {:<8} {:>10} {:>8}\n", "node", "peer address", "kind", "matched", "lag"));
     for m in &c.members {
         let dash = || "-".to_string();
@@ -1147,6 +1152,7 @@ mod tests {
             clock_synchronized: true,
             clock_offsets: vec![],
             book_clock_ms: 0,
+            repairing_up_to: None,
         };
         let table = status_table(&cluster);
         assert!(table.starts_with("cluster paddock: node 1 is leader in term 3; leader node 1\n"), "{table}");

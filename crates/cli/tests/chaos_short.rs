@@ -1,9 +1,11 @@
 //! A short chaos run for CI: a 3-node cluster of the real binary behind the fault-injecting
-//! proxy, with a standby learner, a bank workload for about 68 s while the leader is killed,
+//! proxy, with a standby learner, a bank workload for about 76 s while the leader is killed,
 //! paused and isolated, its wall clock jumps an hour, a follower is killed, the cluster is split
-//! a voter is killed until the leader replaces it by the standby and the leader's disk is
-//! slowed until it hands leadership off; every invariant check must pass, no acknowledged bet
-//! may be lost, the dead voter must have been replaced and the slow leader must have handed off. The long run is
+//! a voter is killed until the leader replaces it by the standby, the leader's disk is
+//! slowed until it hands leadership off, and records of a stopped follower's log are damaged on
+//! disk; every invariant check must pass, no acknowledged bet may be lost, the dead voter must
+//! have been replaced, the slow leader must have handed off and the damaged follower must have
+//! repaired its log from the leader. The long run is
 //! `paddock drill chaos --nodes 5 --duration-s 600` (docs/chaos.md).
 
 use paddock_chaos::{ChaosConfig, FaultKind, Timings};
@@ -14,7 +16,7 @@ fn a_short_chaos_run_keeps_every_invariant() {
     let config = ChaosConfig {
         binary: env!("CARGO_BIN_EXE_paddock").into(),
         nodes: 3,
-        duration: Duration::from_secs(68),
+        duration: Duration::from_secs(76),
         seed: 20_261_127,
         faults: vec![
             FaultKind::KillLeader,
@@ -25,6 +27,7 @@ fn a_short_chaos_run_keeps_every_invariant() {
             FaultKind::ClockJumpLeader,
             FaultKind::ReplaceVoter,
             FaultKind::SlowDiskLeader,
+            FaultKind::RotFollower,
         ],
         timings: Timings {
             warmup: Duration::from_secs(2),
@@ -58,6 +61,12 @@ fn a_short_chaos_run_keeps_every_invariant() {
         slow.clone().any(|n| n.contains("handed leadership")),
         "the leader on a slow disk did not hand off: {:?}\n{text}",
         slow.collect::<Vec<_>>()
+    );
+    let rot = report.faults.iter().filter(|f| f.name == "rot-follower").flat_map(|f| &f.notes);
+    assert!(
+        rot.clone().any(|n| n.contains("repaired from the leader")),
+        "the follower with a damaged log did not repair it: {:?}\n{text}",
+        rot.collect::<Vec<_>>()
     );
     assert!(report.totals.bets_acknowledged > 0, "the workload placed no bet\n{text}");
     assert_eq!(report.totals.acknowledged_but_lost, 0, "acknowledged bets were lost\n{text}");

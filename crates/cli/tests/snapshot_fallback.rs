@@ -2,8 +2,8 @@
 //!
 //! - its only snapshot damaged, the node replays its whole log (nothing is purged yet);
 //! - its newest snapshot damaged, it falls back to the previous one plus the log after it;
-//! - every snapshot damaged and the log purged, it refuses to start and says how to re-add it,
-//!   and re-added that way it recovers from its peers.
+//! - every snapshot damaged and the log purged, it discards the log (storage repair, see
+//!   `crates/consensus/src/repair.rs`) and recovers from its peers by itself.
 //!
 //! The first two run with `--snapshot-logs 2000` and the default log-keep rule
 //! (`snapshot_log_keep` unset: the interval plus 1000), so after the second snapshot (index
@@ -161,7 +161,7 @@ async fn a_damaged_snapshot_is_skipped_for_the_previous_one_and_the_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_node_that_cannot_rebuild_its_state_refuses_to_start_and_recovers_when_re_added() {
+async fn a_node_that_cannot_rebuild_its_state_discards_its_log_and_recovers_from_its_peers_by_itself() {
     // Snapshots every 50 entries keep 1050 behind the newest; once a snapshot reaches 1500 the
     // log's head (≥ 256 entries, one purge batch) is gone.
     let started = Instant::now();
@@ -184,46 +184,29 @@ async fn a_node_that_cannot_rebuild_its_state_refuses_to_start_and_recovers_when
     // Let the purge that follows the snapshot land.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // Both snapshots damaged: no snapshot reaches the log's head.
+    // Both snapshots damaged: no snapshot reaches the log's head, so the log is no use. The
+    // node discards it (storage repair), abstains from votes, and the leader sends it a
+    // snapshot; nothing to do for an operator.
     cluster.kill(victim);
     for (_, path) in &files {
         flip_middle_byte(path);
     }
+    deposits(&client, "while-down", 200).await;
     cluster.restart(victim);
     let up = ready_or_exited(&mut cluster, victim).await;
     let log = log_since_start(&cluster, victim, 2);
-    assert!(!up, "node {victim} started without the entries between its snapshot and its log:\n{log}");
-    assert!(log.contains(&format!("cannot rebuild node {victim}'s state")), "the refusal says why:\n{log}");
-    assert!(log.contains("it has no intact snapshot (skipped as damaged:"), "the refusal names the damage:\n{log}");
-    assert!(
-        log.contains(&format!("paddock members remove --id {victim}"))
-            && log.contains(&format!("paddock members promote --id {victim}")),
-        "the refusal says how to re-add the node:\n{log}"
-    );
-    assert!(!log.contains("panicked"), "the refusal is an error, not a panic:\n{log}");
-
-    // The way the message says: remove it, set its directory aside, start it empty, add it back.
-    client.remove_member(victim).await.expect("the node is removed");
-    let others: Vec<u64> = cluster.ids().into_iter().filter(|id| *id != victim).collect();
-    let leader = cluster.wait_leader_among(&others, Duration::from_secs(15)).await;
-    poll_until("the node to leave the membership", Duration::from_secs(10), Duration::from_millis(50), async || {
-        let view = cluster.cluster_view(leader).await?;
-        view.members.iter().all(|m| m.node_id != victim).then_some(())
-    })
-    .await;
-    std::fs::rename(&data_dir, data_dir.with_extension("damaged")).expect("the data directory is set aside");
-    cluster.restart(victim);
-    poll_until("the empty node to answer", Duration::from_secs(15), Duration::from_millis(100), async || {
-        cluster.cluster_view(victim).await
-    })
-    .await;
-    let peer = cluster.node(victim).advertised.to_string();
-    client.add_member(victim, &peer).await.expect("the node is added as a learner");
-    client.promote(victim).await.expect("the node is promoted to voter");
+    assert!(up, "node {victim} did not start:\n{log}");
     cluster.wait_ready(&cluster.ids(), READY_WITHIN).await;
     let converged = cluster.wait_converged(&cluster.ids(), Duration::from_secs(30)).await;
     assert_eq!(converged.accounts, 16);
-    let log = log_since_start(&cluster, victim, 3);
+    let log = poll_until("the repair to finish", Duration::from_secs(30), Duration::from_millis(100), async || {
+        let log = log_since_start(&cluster, victim, 2);
+        log.contains("storage repair finished").then_some(log)
+    })
+    .await;
+    assert!(log.contains("the log does not follow an intact snapshot"), "the repair does not say why:\n{log}");
+    assert!(log.contains("it has no intact snapshot (skipped as damaged:"), "the repair names the damage:\n{log}");
     assert!(log.contains("installed snapshot from leader"), "the node did not recover from a peer:\n{log}");
+    assert!(!log.contains("panicked"), "the node panicked:\n{log}");
     eprintln!("done in {:?}", started.elapsed());
 }

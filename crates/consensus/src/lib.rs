@@ -25,6 +25,7 @@ pub mod faults;
 pub mod log_store;
 pub mod network;
 pub mod records;
+mod repair;
 mod replica_lag;
 pub mod request_id;
 mod server;
@@ -199,6 +200,37 @@ pub enum StartError {
         /// Snapshot files skipped as damaged.
         damaged: Vec<PathBuf>,
     },
+    /// Storage is damaged in a way a node cannot repair from its peers by itself (see
+    /// `repair.rs`): its vote record, or its repair marker.
+    #[error(
+        "data directory {dir} cannot be used by node {node}: {what}. A node that forgot its vote could vote twice \
+         in one term and help elect two leaders, so it does not repair this by itself. Re-add it so that it \
+         recovers from its peers: `paddock members remove --id {node}` against a running node, move this data \
+         directory aside (keep it for inspection) and start this node again on an empty one, then \
+         `paddock members add --id {node} --peer <its peer address>` and `paddock members promote --id {node}`"
+    )]
+    Unrepairable {
+        /// The data directory.
+        dir: PathBuf,
+        /// This node.
+        node: u64,
+        /// What is damaged.
+        what: String,
+    },
+    /// Log entries are damaged on the cluster's only voter: no peer holds another copy.
+    #[error(
+        "data directory {dir}: {what}; but node {node} is the cluster's only voter, so no peer holds another copy \
+         of what would be discarded. Nothing was changed. Restore the node from a backup (`paddock restore`, see \
+         docs/operations.md), or run more than one voter so that a damaged replica can repair itself"
+    )]
+    OnlyCopyDamaged {
+        /// The data directory.
+        dir: PathBuf,
+        /// This node.
+        node: u64,
+        /// What is damaged.
+        what: String,
+    },
 }
 
 /// How storage I/O that blocks is run.
@@ -367,6 +399,9 @@ pub struct ClusterStatus {
     /// A membership change is under way: the membership is joint (old and new voters both
     /// decide) until the change's second entry commits.
     pub membership_changing: bool,
+    /// This node discarded damaged storage and does not vote until its log is durable up to
+    /// this index again (fetched from the leader).
+    pub repairing_up_to: Option<u64>,
     /// What this node knows of the voters' clocks (cluster time).
     pub clock: ClockView,
 }
@@ -511,6 +546,15 @@ pub(crate) struct Inner {
     log: LogStore,
     /// When this node was last in step with the leader (a follower's or learner's lag).
     lag: replica_lag::LagTracker,
+    /// The storage-repair marker while this node refetches discarded entries (`repair.rs`).
+    repair: std::sync::Mutex<Option<records::RepairRecord>>,
+}
+
+impl Inner {
+    /// The repair marker while this node abstains from votes (see `repair.rs`).
+    pub(crate) fn repairing(&self) -> Option<records::RepairRecord> {
+        *self.repair.lock().expect("repair lock")
+    }
 }
 
 /// The consensus handle. Cheap to clone.
@@ -641,7 +685,7 @@ impl Consensus {
             io,
             config.applied_events.clone(),
         )?;
-        sm.check_log_follows(&log, config.node_id, &config.data_dir)?;
+        let found = repair::at_start(&log, &sm, config.node_id, &config.data_dir, clock().0)?;
         let raft_config = Config {
             cluster_name: config.cluster_id.clone(),
             heartbeat_interval: config.timing.heartbeat_ms,
@@ -659,8 +703,12 @@ impl Consensus {
         }
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
-        let network =
-            NetworkFactory { transport: transport.clone(), snapshot_chunk_bytes: config.snapshot_chunk_bytes };
+        let (reverts, revert_requests) = tokio::sync::mpsc::unbounded_channel();
+        let network = NetworkFactory {
+            transport: transport.clone(),
+            snapshot_chunk_bytes: config.snapshot_chunk_bytes,
+            reverts: network::Reverts(reverts),
+        };
         let raft =
             Raft::new(config.node_id, Arc::new(raft_config), network, LogAdapter::new(log.clone(), io), sm.clone())
                 .await
@@ -681,8 +729,21 @@ impl Consensus {
             cluster_time: cluster_time::ClusterTime::new(config.clock_offset_max_ms),
             join_problem: std::sync::Mutex::new(None),
             lag: replica_lag::LagTracker::new(Instant::now()),
+            repair: std::sync::Mutex::new(found.marker),
         });
         tokio::spawn(sample_clocks(Arc::downgrade(&inner)));
+        tokio::spawn(allow_reverts(Arc::downgrade(&inner), revert_requests));
+        if let Some(marker) = found.marker {
+            // Before the first election timeout can fire: a repairing node never campaigns.
+            raft.runtime_config().elect(false);
+            tracing::warn!(
+                node = config.node_id,
+                up_to = marker.up_to,
+                "storage repair: not voting until the log is fetched again up to index {}",
+                marker.up_to
+            );
+            tokio::spawn(watch_repair(Arc::downgrade(&inner)));
+        }
         let handler = Handler {
             cluster_id: Arc::from(config.cluster_id.as_str()),
             raft,
@@ -971,6 +1032,7 @@ impl Consensus {
             members,
             quorum_ack_age_ms: m.last_quorum_acked.as_ref().map(|t| t.elapsed().as_millis() as u64),
             membership_changing: membership.get_joint_config().len() > 1,
+            repairing_up_to: self.inner.repairing().map(|m| m.up_to),
             clock: self.inner.cluster_time.view(),
         }
     }
@@ -1034,6 +1096,68 @@ async fn sample_clocks(inner: std::sync::Weak<Inner>) {
         }
         drop(me);
         tokio::time::sleep(cluster_time::SAMPLE_PERIOD).await;
+    }
+}
+
+/// How often a repairing node looks whether its log is whole again.
+const REPAIR_CHECK_PERIOD: Duration = Duration::from_millis(100);
+
+/// While this node repairs damaged storage: once its log is durable up to the marker again,
+/// removes the marker and lets the node vote and campaign again (`repair.rs`).
+async fn watch_repair(inner: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(REPAIR_CHECK_PERIOD).await;
+        let Some(me) = inner.upgrade() else { return };
+        let Some(marker) = me.repairing() else { return };
+        match repair::caught_up(&me.log, &me.sm, &marker) {
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "storage repair: cannot read the log's end; trying again");
+                continue;
+            }
+            Ok(true) => {}
+        }
+        if let Err(e) = repair::finish(&me.log) {
+            tracing::warn!(error = %e, "storage repair: cannot remove the repair marker; trying again");
+            continue;
+        }
+        *me.repair.lock().expect("repair lock") = None;
+        me.raft.runtime_config().elect(true);
+        let took_ms = (me.clock)().0.saturating_sub(marker.found_ms);
+        metrics::counter!("paddock_storage_repairs_total", "stage" => "repaired").increment(1);
+        metrics::histogram!("paddock_storage_repair_seconds").record(took_ms as f64 / 1000.0);
+        tracing::info!(
+            node = me.id,
+            up_to = marker.up_to,
+            took_ms,
+            "storage repair finished: the log is whole again up to index {}; voting again",
+            marker.up_to
+        );
+        return;
+    }
+}
+
+/// Serves the network's requests to let a repairing follower's log go backwards (see
+/// `network::Reverts`): each is handed to openraft before the answer that needs it.
+async fn allow_reverts(
+    inner: std::sync::Weak<Inner>,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<(u64, tokio::sync::oneshot::Sender<()>)>,
+) {
+    while let Some((target, done)) = requests.recv().await {
+        if let Some(me) = inner.upgrade() {
+            match me.raft.trigger().allow_next_revert(&target, true).await {
+                Ok(Ok(())) => {
+                    metrics::counter!("paddock_replica_reverts_allowed_total").increment(1);
+                    tracing::info!(
+                        target,
+                        "node {target} is repairing damaged storage: replication to it restarts from its log's end"
+                    );
+                }
+                Ok(Err(e)) => tracing::debug!(target, error = %e, "no replication to reset"),
+                Err(e) => tracing::debug!(target, error = %e, "raft has stopped"),
+            }
+        }
+        let _ = done.send(());
     }
 }
 

@@ -7,7 +7,7 @@
 
 use crate::proto::peer_client::PeerClient;
 use crate::proto::Frame;
-use crate::transport::{call, call_encoded, PeerError, Rpc, SnapshotChunk, SnapshotInstall, Transport};
+use crate::transport::{call, decode_append_answer, PeerError, Rpc, SnapshotChunk, SnapshotInstall, Transport};
 use crate::types::{Snapshot, TypeConfig, Vote};
 use futures::future::BoxFuture;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
@@ -235,22 +235,44 @@ pub fn never_sent(status: &tonic::Status) -> bool {
     false
 }
 
+/// The way from the network to openraft's `allow_next_revert`: a follower repairing damaged
+/// storage answers appends with a flag, and before its conflict answer reaches openraft the
+/// leader must allow that follower's log to go backwards (otherwise openraft takes the
+/// shorter log for a bug). Each request is acknowledged once openraft has taken it.
+#[derive(Clone)]
+pub struct Reverts(pub(crate) tokio::sync::mpsc::UnboundedSender<(u64, tokio::sync::oneshot::Sender<()>)>);
+
+/// How long an append's answer waits for openraft to take a revert.
+const REVERT_WAIT: Duration = Duration::from_secs(2);
+
+impl Reverts {
+    async fn allow(&self, target: u64) {
+        let (done, taken) = tokio::sync::oneshot::channel();
+        if self.0.send((target, done)).is_ok() {
+            let _ = tokio::time::timeout(REVERT_WAIT, taken).await;
+        }
+    }
+}
+
 /// Creates per-peer network handles for openraft.
 #[derive(Clone)]
 pub struct NetworkFactory {
     pub(crate) transport: Arc<dyn Transport>,
     /// Bytes per snapshot chunk.
     pub(crate) snapshot_chunk_bytes: usize,
+    pub(crate) reverts: Reverts,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerNetwork;
 
-    async fn new_client(&mut self, _target: u64, node: &BasicNode) -> PeerNetwork {
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerNetwork {
         PeerNetwork {
             transport: self.transport.clone(),
             addr: node.addr.clone(),
             snapshot_chunk_bytes: self.snapshot_chunk_bytes,
+            target,
+            reverts: self.reverts.clone(),
         }
     }
 }
@@ -260,6 +282,8 @@ pub struct PeerNetwork {
     transport: Arc<dyn Transport>,
     addr: String,
     snapshot_chunk_bytes: usize,
+    target: u64,
+    reverts: Reverts,
 }
 
 /// Cuts an append whose entries exceed `bytes_max` once encoded to the longest prefix that
@@ -287,25 +311,31 @@ fn cut_to_fit(rpc: &AppendEntriesRequest<TypeConfig>, bytes_max: usize) -> Optio
 
 /// Sends an append, cut to at most `bytes_max` of entries (see [`cut_to_fit`]): a cut one's
 /// `Success` is reported as `PartialSuccess` at its last entry, so openraft sends the rest.
+/// Returns the answer and whether the follower is repairing damaged storage.
 async fn append_within(
     transport: &dyn Transport,
     addr: &str,
     rpc: AppendEntriesRequest<TypeConfig>,
     timeout: Duration,
     bytes_max: usize,
-) -> Result<AppendEntriesResponse<TypeConfig>, PeerError> {
+) -> Result<(AppendEntriesResponse<TypeConfig>, bool), PeerError> {
     // Encoded once on the common path; measured entry by entry only when it is too large.
     let payload = postcard::to_stdvec(&rpc).expect("peer requests encode");
-    if payload.len() <= bytes_max {
-        return call_encoded(transport, addr, Rpc::AppendEntries, payload, timeout).await;
-    }
-    let cut = cut_to_fit(&rpc, bytes_max).unwrap_or(rpc);
-    let last_sent = cut.entries.last().map(|e| e.log_id);
-    let answer: AppendEntriesResponse<TypeConfig> = call(transport, addr, Rpc::AppendEntries, &cut, timeout).await?;
-    Ok(match answer {
-        AppendEntriesResponse::Success => AppendEntriesResponse::PartialSuccess(last_sent),
-        other => other,
-    })
+    let (payload, last_sent) = if payload.len() <= bytes_max {
+        (payload, None)
+    } else {
+        let cut = cut_to_fit(&rpc, bytes_max).unwrap_or(rpc);
+        let last_sent = cut.entries.last().map(|e| e.log_id);
+        (postcard::to_stdvec(&cut).expect("peer requests encode"), Some(last_sent))
+    };
+    let bytes = transport.call(addr.to_string(), Rpc::AppendEntries, payload, timeout).await?;
+    let (answer, repairing) = decode_append_answer(&bytes)
+        .map_err(|e| PeerError::Refused { addr: addr.to_string(), message: format!("undecodable answer: {e}") })?;
+    let answer = match (answer, last_sent) {
+        (AppendEntriesResponse::Success, Some(last_sent)) => AppendEntriesResponse::PartialSuccess(last_sent),
+        (other, _) => other,
+    };
+    Ok((answer, repairing))
 }
 
 /// Sends a snapshot file as chunks of `chunk_bytes`, read from disk one at a time, in order,
@@ -411,7 +441,15 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let timeout = option.soft_ttl().max(APPEND_TIMEOUT_MIN);
-        append_within(&*self.transport, &self.addr, rpc, timeout, APPEND_BYTES_MAX).await.map_err(rpc_error)
+        let (answer, repairing) =
+            append_within(&*self.transport, &self.addr, rpc, timeout, APPEND_BYTES_MAX).await.map_err(rpc_error)?;
+        if repairing && answer == AppendEntriesResponse::Conflict {
+            // The follower discarded damaged entries it may have acknowledged: its log is
+            // shorter than what this leader recorded as matching. Let it go backwards before
+            // openraft sees the conflict (see `repair.rs`).
+            self.reverts.allow(self.target).await;
+        }
+        Ok(answer)
     }
 
     async fn vote(
@@ -558,7 +596,7 @@ mod tests {
     #[tokio::test]
     async fn an_append_that_fits_is_sent_whole_and_its_success_reported_as_such() {
         let peer = Arc::new(Recorder::default());
-        let answer = append_within(&peer, "peer", append_of(10), Duration::from_secs(1), 1 << 20).await.unwrap();
+        let answer = append_within(&peer, "peer", append_of(10), Duration::from_secs(1), 1 << 20).await.unwrap().0;
         assert_eq!(answer, AppendEntriesResponse::Success);
         assert_eq!(sent_appends(&peer)[0].entries.len(), 10);
     }
@@ -567,7 +605,7 @@ mod tests {
     async fn an_append_larger_than_the_limit_sends_the_entries_that_fit_and_reports_how_far_it_got() {
         let peer = Arc::new(Recorder::default());
         let limit = entry_bytes() * 3;
-        let answer = append_within(&peer, "peer", append_of(10), Duration::from_secs(1), limit).await.unwrap();
+        let answer = append_within(&peer, "peer", append_of(10), Duration::from_secs(1), limit).await.unwrap().0;
         let sent = sent_appends(&peer);
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].entries.len(), 3, "the longest prefix within the limit");
@@ -578,7 +616,7 @@ mod tests {
     #[tokio::test]
     async fn an_entry_alone_larger_than_the_limit_still_goes_so_replication_moves_on() {
         let peer = Arc::new(Recorder::default());
-        let answer = append_within(&peer, "peer", append_of(4), Duration::from_secs(1), 1).await.unwrap();
+        let answer = append_within(&peer, "peer", append_of(4), Duration::from_secs(1), 1).await.unwrap().0;
         assert_eq!(sent_appends(&peer)[0].entries.len(), 1);
         assert_eq!(answer, AppendEntriesResponse::PartialSuccess(Some(log_id(11))));
     }

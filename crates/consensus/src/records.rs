@@ -182,6 +182,18 @@ impl SnapshotMetaRecord {
     }
 }
 
+/// The storage-repair marker (meta key `repair`): this node discarded damaged log entries
+/// (or a log that no intact snapshot precedes) and must not vote until its log reaches
+/// `up_to` again with entries fetched from the leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairRecord {
+    /// The highest index the log held before the discard: entries up to it may have been
+    /// acknowledged to a leader and counted towards a commit.
+    pub up_to: u64,
+    /// When the damage was found (wall clock, ms since the Unix epoch).
+    pub found_ms: u64,
+}
+
 /// Encodes a record.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("records encode: plain data")

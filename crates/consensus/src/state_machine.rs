@@ -269,6 +269,11 @@ impl StateMachine {
         })
     }
 
+    /// Snapshot files skipped as damaged when this state machine was opened.
+    pub(crate) fn damaged_snapshots(&self) -> Vec<PathBuf> {
+        self.shared.damaged.clone()
+    }
+
     /// Runs `f` on the state as applied so far.
     pub fn read<T>(&self, f: impl FnOnce(&SmData) -> T) -> T {
         f(&self.shared.data.read().expect("state lock"))

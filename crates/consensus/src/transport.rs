@@ -10,7 +10,7 @@ use crate::types::{LogId, Raft, SnapshotMeta, TypeConfig, Vote};
 use crate::{ForwardOp, ForwardReply, Inner};
 use futures::future::BoxFuture;
 use openraft::async_runtime::WatchReceiver;
-use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, TransferLeaderRequest, VoteRequest};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -324,6 +324,28 @@ pub fn decode_forward_reply(bytes: &[u8]) -> Result<ForwardReply, postcard::Erro
     Ok(reply)
 }
 
+/// The trailing flags byte of an append's answer: the follower is repairing damaged storage
+/// (it discarded log entries it may have acknowledged before; see `repair.rs`), so the leader
+/// lets its log go backwards instead of taking the shorter log for a bug. Trailing, like
+/// [`FLAG_REPLAYED`], so that an older leader reads the answer and ignores the flag.
+pub const FLAG_REPAIRING: u8 = 1;
+
+/// Encodes an append's answer: its postcard bytes, then a flags byte if `repairing`.
+pub fn encode_append_answer(answer: &AppendEntriesResponse<TypeConfig>, repairing: bool) -> Vec<u8> {
+    let mut bytes = postcard::to_stdvec(answer).expect("append answers encode: plain data");
+    if repairing {
+        bytes.push(FLAG_REPAIRING);
+    }
+    bytes
+}
+
+/// Decodes what [`encode_append_answer`] wrote, or an older build's answer without flags:
+/// the answer and whether the follower is repairing.
+pub fn decode_append_answer(bytes: &[u8]) -> Result<(AppendEntriesResponse<TypeConfig>, bool), postcard::Error> {
+    let (answer, rest) = postcard::take_from_bytes::<AppendEntriesResponse<TypeConfig>>(bytes)?;
+    Ok((answer, rest.first().is_some_and(|flags| flags & FLAG_REPAIRING != 0)))
+}
+
 /// Forwards `op` to the node at `addr` and decodes its answer with its flags.
 pub async fn call_forward(
     transport: &dyn Transport,
@@ -396,6 +418,17 @@ impl Handler {
         Ok(inner.sm.clone())
     }
 
+    /// While this node repairs damaged storage it may lack committed entries it once
+    /// acknowledged: it must not help elect anyone, nor lead (see `repair.rs`).
+    fn refuse_while_repairing(&self, what: &str) -> Result<(), HandlerError> {
+        let Some(marker) = self.inner.upgrade().and_then(|inner| inner.repairing()) else { return Ok(()) };
+        metrics::counter!("paddock_peer_refused_total", "reason" => "repairing").increment(1);
+        Err(HandlerError::Unavailable(format!(
+            "this node is repairing damaged storage and does not {what} until its log is fetched again up to index {}",
+            marker.up_to
+        )))
+    }
+
     /// Serves one RPC from a caller whose identity the transport does not check.
     pub async fn handle(&self, cluster_id: &str, rpc: Rpc, payload: &[u8]) -> Result<Vec<u8>, HandlerError> {
         self.handle_from(Caller::Unchecked, cluster_id, rpc, payload).await
@@ -447,16 +480,20 @@ impl Handler {
                 let (arrived, leader_commit) =
                     (tokio::time::Instant::now(), req.leader_commit.as_ref().map(|l| l.index));
                 let answer = self.raft.append_entries(req).await.map_err(|e| unavailable(&e))?;
+                let mut repairing = false;
                 if let Some(inner) = self.inner.upgrade() {
                     inner.lag.heard(arrived, leader_commit);
+                    repairing = inner.repairing().is_some();
                 }
-                seal(&answer)
+                Ok(encode_append_answer(&answer, repairing))
             }
             Rpc::Vote => {
+                self.refuse_while_repairing("vote")?;
                 let req: VoteRequest<TypeConfig> = open(payload)?;
                 seal(&self.raft.vote(req).await.map_err(|e| unavailable(&e))?)
             }
             Rpc::PreVote => {
+                self.refuse_while_repairing("vote")?;
                 let req: VoteRequest<TypeConfig> = open(payload)?;
                 seal(&self.raft.pre_vote(req).await.map_err(|e| unavailable(&e))?)
             }
@@ -512,6 +549,7 @@ impl Handler {
                 seal(&answer)
             }
             Rpc::TransferLeader => {
+                self.refuse_while_repairing("take leadership")?;
                 let req: TransferLeaderRequest<TypeConfig> = open(payload)?;
                 seal(&self.raft.handle_transfer_leader(req).await.map_err(|e| unavailable(&e))?)
             }

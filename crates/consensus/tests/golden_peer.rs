@@ -172,6 +172,21 @@ fn a_replayed_answer_reads_as_written_on_an_older_build_and_an_older_answer_is_n
 }
 
 #[test]
+fn a_repairing_follower_s_append_answer_is_the_answer_plus_a_trailing_flag_older_leaders_ignore() {
+    use openraft::raft::AppendEntriesResponse;
+    type Answer = AppendEntriesResponse<paddock_consensus::types::TypeConfig>;
+    let plain = transport::encode_append_answer(&Answer::Conflict, false);
+    let repairing = transport::encode_append_answer(&Answer::Conflict, true);
+    assert_eq!(plain, postcard_encode(&Answer::Conflict), "a healthy follower's answer is unchanged");
+    assert_eq!(repairing, [plain.clone(), vec![transport::FLAG_REPAIRING]].concat());
+    // An older leader decodes with plain postcard, which ignores the trailing flag.
+    let on_older: Answer = postcard::from_bytes(&repairing).expect("an older leader reads the answer");
+    assert_eq!(on_older, Answer::Conflict);
+    assert_eq!(transport::decode_append_answer(&repairing).unwrap(), (Answer::Conflict, true));
+    assert_eq!(transport::decode_append_answer(&plain).unwrap(), (Answer::Conflict, false));
+}
+
+#[test]
 fn forward_op_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
     let pinned = [
         ("Write", 0),

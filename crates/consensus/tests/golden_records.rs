@@ -1,5 +1,5 @@
 //! The on-disk Raft records cannot drift: golden bytes of `EntryRecord` (blank, a stamped ledger
-//! command, a joint membership), `VoteRecord`, `LogIdRecord`, `StoredMembershipRecord` and
+//! command, a joint membership), `VoteRecord`, `LogIdRecord`, `RepairRecord`, `StoredMembershipRecord` and
 //! `SnapshotMetaRecord` (`tests/fixtures/records/`), each converted to openraft's type and back
 //! unchanged; and a whole snapshot file as the state machine writes it
 //! (`tests/fixtures/snapshot_file/`), which must load into the state machine with the state,
@@ -12,7 +12,8 @@ use paddock_golden as golden;
 
 use golden::{check_tags, postcard_decode, postcard_encode, variant_of, Format, Golden};
 use paddock_consensus::records::{
-    EntryRecord, LogIdRecord, MembershipRecord, PayloadRecord, SnapshotMetaRecord, StoredMembershipRecord, VoteRecord,
+    EntryRecord, LogIdRecord, MembershipRecord, PayloadRecord, RepairRecord, SnapshotMetaRecord,
+    StoredMembershipRecord, VoteRecord,
 };
 use paddock_consensus::state_machine::StateMachine;
 use paddock_consensus::types::{LogId, Request, Vote};
@@ -127,6 +128,8 @@ fn every_raft_record_encodes_to_its_fixture_and_decodes_from_it() {
     golden.check("vote_candidate", "VoteRecord", &vote, postcard_encode, postcard_decode::<VoteRecord>);
     let committed = log_id(3, 1, 1042);
     golden.check("log_id", "LogIdRecord", &committed, postcard_encode, postcard_decode::<LogIdRecord>);
+    let repair = RepairRecord { up_to: 1042, found_ms: T0_MS };
+    golden.check("repair_marker", "RepairRecord", &repair, postcard_encode, postcard_decode::<RepairRecord>);
     golden.check(
         "stored_membership",
         "StoredMembershipRecord",

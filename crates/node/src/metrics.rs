@@ -49,7 +49,7 @@ pub const METRICS: &[(&str, Kind, bool, &str)] = &[
     ("paddock_http_connections_refused_total", Counter, false, "Connections closed at accept: connections_max reached."),
     ("paddock_http_idle_connections_closed_total", Counter, false, "Connections closed for sending no byte within 10 s."),
     ("paddock_peer_tls_handshake_failures_total", Counter, false, "Peer port: TLS handshakes that failed (no certificate, another CA, …) or took over 5 s."),
-    ("paddock_peer_refused_total", Counter, true, "Peer calls refused because the caller's certificate names no member."),
+    ("paddock_peer_refused_total", Counter, true, "Peer calls refused (label reason: not_member, the caller's certificate names no member; repairing, a vote or leadership transfer asked of a node repairing damaged storage)."),
     ("paddock_tls_certificate_reloads_total", Counter, true, "Reloads of this node's certificate and key after their files changed."),
     ("paddock_sse_streams_open", Gauge, false, "SSE streams open on this node."),
     ("paddock_self_check_ok", Gauge, false, "1 when the last self-check passed, 0 when it found a mismatch."),
@@ -88,6 +88,10 @@ pub const METRICS: &[(&str, Kind, bool, &str)] = &[
     ("paddock_snapshot_transfers_restarted_total", Counter, false, "Snapshot transfers to this node cut part-way and started again by the leader."),
     ("paddock_snapshot_failures_total", Counter, true, "Snapshots that could not be built, installed or sent (label op: build, install, send)."),
     ("paddock_storage_failed", Gauge, false, "1 when a write to this node's Raft log failed (a full or failing disk): Raft has stopped on this node until it restarts on working storage."),
+    ("paddock_storage_repairing", Gauge, false, "1 while this node repairs damaged storage: it discarded damaged log entries (or a log no intact snapshot precedes) and fetches them again from the leader; it does not vote meanwhile."),
+    ("paddock_storage_repairs_total", Counter, true, "Storage repairs on this node (label stage: found at start-up, repaired once the log was whole again)."),
+    ("paddock_storage_repair_seconds", Histogram, false, "From damage found to the log whole again (fetched from the leader)."),
+    ("paddock_replica_reverts_allowed_total", Counter, false, "Times this node, as leader, restarted replication to a follower that had discarded damaged entries."),
     ("paddock_disk_free_bytes", Gauge, false, "Space left for the node on its data directory's filesystem (sampled every 250 ms)."),
     ("paddock_disk_size_bytes", Gauge, false, "Size of the data directory's filesystem."),
     ("paddock_bets_after_close_total", Counter, false, "Bets the independent R4 monitor found accepted after their market closed or while it was not open; must stay 0."),
@@ -199,6 +203,7 @@ pub fn publish_raft(status: &ClusterStatus, previous_leader: &mut Option<Option<
     metrics::gauge!("paddock_raft_applied_index").set(status.applied_index as f64);
     metrics::gauge!("paddock_raft_last_log_index").set(status.last_log_index as f64);
     metrics::gauge!("paddock_raft_snapshot_index").set(status.snapshot_index as f64);
+    metrics::gauge!("paddock_storage_repairing").set(if status.repairing_up_to.is_some() { 1.0 } else { 0.0 });
     metrics::gauge!("paddock_raft_is_leader").set(if status.role == Role::Leader { 1.0 } else { 0.0 });
     metrics::gauge!("paddock_raft_has_leader").set(if status.leader.is_some() { 1.0 } else { 0.0 });
     metrics::gauge!("paddock_raft_members").set(status.members.len() as f64);

@@ -766,6 +766,7 @@ pub(crate) fn cluster_body(app: &App) -> ClusterBody {
                 })
                 .collect(),
             book_clock_ms: app.consensus.read(|d| d.state.clock().0),
+            repairing_up_to: s.repairing_up_to,
         }
     }
 }

@@ -27,6 +27,9 @@ const SKIP_ENTRY_FROM_INDEX: u64 = 40;
 /// (`world.rs`), so no node still works on an attempt its client has given up on.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(1_500);
 
+/// Every node's data directory, on its own simulated disk.
+const DATA_DIR: &str = "/data";
+
 /// Adds one host per node. Each incarnation of a node opens its data directory on its own
 /// simulated disk, starts consensus, and serves peers until it is crashed.
 pub(crate) fn add_hosts(sim: &mut turmoil::Sim, world: &Rc<World>, disk_faults: &BTreeMap<u64, FaultHandle>) {
@@ -48,6 +51,11 @@ pub(crate) fn add_hosts(sim: &mut turmoil::Sim, world: &Rc<World>, disk_faults: 
                 world.incarnations.borrow_mut().insert(id, alive.clone());
                 let probe = world.probes[&id].clone();
                 let disk = SimDisk::new(Incarnation { faults, alive }, probe.clone());
+                let rot = world.rot_orders.borrow_mut().remove(&id);
+                if let Some(pick) = rot {
+                    let what = crate::disk::rot(&disk, std::path::Path::new(DATA_DIR), pick);
+                    world.trace(format!("node {id}: rot at rest: {what}"));
+                }
                 // Subscribed before the node opens, so that entries it replays at start-up
                 // reach the log record too; the driver drains the receiver.
                 let (events, applied) = tokio::sync::broadcast::channel(APPLIED_FEED_CAPACITY);
@@ -58,7 +66,7 @@ pub(crate) fn add_hosts(sim: &mut turmoil::Sim, world: &Rc<World>, disk_faults: 
                 let core = CoreConfig {
                     node_id: id,
                     cluster_id: CLUSTER.into(),
-                    data_dir: "/data".into(),
+                    data_dir: DATA_DIR.into(),
                     timing: Timing::default(),
                     snapshot_logs_since_last: world.config.snapshot_interval,
                     snapshot_log_keep: world.config.snapshot_keep,

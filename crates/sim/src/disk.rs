@@ -203,3 +203,49 @@ impl Disk for SimDisk {
         Ok(())
     }
 }
+
+/// Rot at rest, applied before a node starts (the nemesis's `DiskRot`): by `pick`, one bit of
+/// one log entry's stored frame (two times in three), or one bit of every snapshot file.
+/// Returns what was damaged, for the trace.
+pub(crate) fn rot(disk: &SimDisk, data_dir: &Path, pick: u64) -> String {
+    if pick.is_multiple_of(3) {
+        let dir = data_dir.join(paddock_consensus::SNAPSHOT_DIR);
+        let Ok(files) = disk.list(&dir) else { return "no snapshot directory".into() };
+        let mut damaged = 0;
+        for path in files {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if !(name.starts_with("snap-") && name.ends_with(".pds")) {
+                continue;
+            }
+            let flipped = (|| -> io::Result<()> {
+                let file = tfs::OpenOptions::new().read(true).write(true).open(&path)?;
+                let len = file.metadata()?.len();
+                if len == 0 {
+                    return Ok(());
+                }
+                let at = (pick / 3) % len;
+                let mut byte = [0u8];
+                file.read_exact_at(&mut byte, at)?;
+                byte[0] ^= 1 << (pick % 8);
+                file.write_all_at(&byte, at)?;
+                file.sync_all()
+            })();
+            if flipped.is_ok() {
+                damaged += 1;
+            }
+        }
+        return format!("{damaged} snapshot files");
+    }
+    let path = data_dir.join(paddock_consensus::LOG_FILE);
+    let opened = paddock_storage::LogStore::open_with(
+        disk,
+        &path,
+        paddock_storage::WriterMode::Inline,
+        paddock_storage::FaultSwitches::default(),
+    );
+    match opened.and_then(|log| log.rot_entry(pick)) {
+        Ok(Some(index)) => format!("log entry {index}"),
+        Ok(None) => "an empty log".into(),
+        Err(e) => format!("nothing (the log would not open: {e})"),
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! Faults: crash of any node, crash of a majority at once, isolating the leader, a random
 //! split, a one-way partition, message loss, latency, a pause (messages held), and per-node
-//! disk faults — EIO, ENOSPC, silent read corruption. A node whose disk failed is crashed and
+//! disk faults — EIO, ENOSPC, silent read corruption, and rot at rest on one replica at a time
+//! (a flipped bit in one stored log entry or in every snapshot file, found at the restart). A node whose disk failed is crashed and
 //! restarted when the fault ends (a failed write poisons its log, as an operator would
 //! restart it). Clock faults: a node's wall clock (often the leader's) jumps ahead or behind —
 //! by less than the cluster-time bound, or by one to sixty minutes — or drifts 50 % fast or
@@ -32,6 +33,10 @@ enum Fault {
     DiskEio(u64),
     DiskFull(u64),
     DiskCorrupt(u64),
+    /// Rot at rest on one replica at a time: the node is crashed, one bit of its log (one
+    /// entry's stored frame) or of every snapshot file is flipped on its disk, and it is
+    /// restarted; it must repair from its peers (`crates/consensus/src/repair.rs`).
+    DiskRot(u64),
     /// The wall clock of `node` (the leader at the time if `None`) reads `ms` off the truth.
     ClockJump {
         node: Option<u64>,
@@ -58,6 +63,9 @@ pub(crate) struct Nemesis {
     drifting: Vec<(u64, Duration, i64)>,
     safety: Duration,
     healed: bool,
+    /// The node whose storage rotted last, until it has repaired: rot strikes one replica at
+    /// a time (two replicas that lost the same committed entry could not elect anyone who has it).
+    rotted: Option<u64>,
     /// Faults injected, for the report.
     pub(crate) log: Vec<String>,
 }
@@ -70,7 +78,7 @@ impl Nemesis {
         let mut t = Duration::from_millis(1_500);
         while t < world.config.safety {
             let pick = |rng: &mut Rng| node_ids[rng.below(node_ids.len() as u64) as usize];
-            let fault = match rng.below(13) {
+            let fault = match rng.below(14) {
                 0 => Fault::Crash(pick(rng)),
                 1 => Fault::CrashMajority,
                 2 => Fault::IsolateLeader,
@@ -82,6 +90,7 @@ impl Nemesis {
                 8 => Fault::DiskEio(pick(rng)),
                 9 => Fault::DiskFull(pick(rng)),
                 10 => Fault::DiskCorrupt(pick(rng)),
+                13 => Fault::DiskRot(pick(rng)),
                 11 => {
                     let node = if rng.chance(700) { None } else { Some(pick(rng)) };
                     let magnitude = if rng.chance(300) { 50 + rng.below(350) } else { 60_000 * (1 + rng.below(60)) };
@@ -107,6 +116,7 @@ impl Nemesis {
             drifting: Vec::new(),
             safety: world.config.safety,
             healed: false,
+            rotted: None,
             log: Vec::new(),
         }
     }
@@ -249,6 +259,23 @@ impl Nemesis {
             Fault::DiskCorrupt(id) => {
                 self.disk_faults[&id].lock().expect("disk faults lock").corrupt_reads_per_mille = 50;
             }
+            Fault::DiskRot(id) => {
+                if let Some(earlier) = self.rotted {
+                    let repaired =
+                        world.nodes.borrow().get(&earlier).is_some_and(|c| c.status().repairing_up_to.is_none());
+                    if !repaired {
+                        world.trace(format!("rot on node {id} skipped: node {earlier} is still repairing"));
+                        return touched;
+                    }
+                }
+                if self.crashed.contains(&id) {
+                    return touched;
+                }
+                self.rotted = Some(id);
+                self.crash(sim, world, id);
+                world.rot_orders.borrow_mut().insert(id, rng.below(u64::MAX));
+                touched.push(id);
+            }
             Fault::ClockJump { node, ms } => {
                 let leader = Nemesis::leader(world);
                 if let Some(id) = node.or(leader) {
@@ -290,6 +317,11 @@ impl Nemesis {
                 self.disk_faults[&id].lock().expect("disk faults lock").corrupt_reads_per_mille = 0;
                 self.crash(sim, world, id);
                 self.restart(sim, world, id);
+            }
+            Fault::DiskRot(_) => {
+                for id in nodes {
+                    self.restart(sim, world, id);
+                }
             }
             Fault::Pause(id) => {
                 for other in &self.names {

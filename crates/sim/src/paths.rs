@@ -10,7 +10,7 @@
 //!   `paddock_snapshot_build_duration_seconds` (consensus) for snapshots built,
 //!   `paddock_archive_segments_fetched_total` (consensus) for archive segments fetched,
 //!   `paddock_snapshot_transfers_restarted_total` (consensus) for snapshot transfers cut and
-//!   started again;
+//!   started again, `paddock_storage_repair_seconds` (consensus) for a storage repair finished;
 //! - per node, [`NodeProbe`]: `SimDisk` counts snapshot files written, the peer server in
 //!   `net.rs` counts `SnapshotInstall` RPCs (the end of a chunked transfer) in flight and those answered after the node wrote
 //!   the snapshot to its disk (an install, not just a refusal);
@@ -68,11 +68,14 @@ pub enum Path {
     /// node reads mostly from memory, so the corruption fault rarely reaches a read (see
     /// [`Path::required`]).
     CorruptRead,
+    /// A node found rot at rest in its log or snapshots, discarded it, abstained from votes,
+    /// and finished fetching it again from the leader (`paddock_storage_repair_seconds`).
+    StorageRepaired,
 }
 
 impl Path {
     /// Every path, in table order.
-    pub const ALL: [Path; 20] = [
+    pub const ALL: [Path; 21] = [
         Path::LogPurged,
         Path::SnapshotBuilt,
         Path::SnapshotToFollower,
@@ -93,6 +96,7 @@ impl Path {
         Path::HistoryArchived,
         Path::ArchiveFetched,
         Path::CorruptRead,
+        Path::StorageRepaired,
     ];
 
     /// Stable kebab-case name (the batch table, `--json`, the per-seed line).
@@ -118,6 +122,7 @@ impl Path {
             Path::HistoryArchived => "history-archived",
             Path::ArchiveFetched => "archive-fetched",
             Path::CorruptRead => "corrupt-read",
+            Path::StorageRepaired => "storage-repaired",
         }
     }
 

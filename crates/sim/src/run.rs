@@ -272,6 +272,9 @@ fn run_inner(
     if metrics.get("paddock_raft_log_purges_total") > 0 {
         world.reached(Path::LogPurged);
     }
+    if metrics.get("paddock_storage_repair_seconds") > 0 {
+        world.reached(Path::StorageRepaired);
+    }
     if metrics.get("paddock_archive_segments_fetched_total") > 0 {
         world.reached(Path::ArchiveFetched);
     }

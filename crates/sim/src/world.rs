@@ -78,6 +78,9 @@ pub(crate) struct World {
     /// The simulated time at the driver's latest step (the driver runs outside the simulated
     /// hosts, where `turmoil::sim_elapsed` has no answer).
     pub(crate) now: Cell<Duration>,
+    /// Rot at rest to apply to a node's disk when it next starts (the nemesis's `DiskRot`):
+    /// node → the draw that picks what is flipped.
+    pub(crate) rot_orders: RefCell<BTreeMap<u64, u64>>,
     /// The operator's next idempotency key number: each operator command has its own key,
     /// sent again with every retry of that command.
     op_keys: Cell<u64>,
@@ -106,6 +109,7 @@ impl World {
             learner,
             generation: RefCell::new([0; EVENTS as usize]),
             op_keys: Cell::new(0),
+            rot_orders: RefCell::default(),
             now: Cell::new(Duration::ZERO),
             config,
         }

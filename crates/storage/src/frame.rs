@@ -69,17 +69,19 @@ pub fn decode(kind: u8, version_max: u8, bytes: &[u8]) -> Result<(u8, &[u8]), Fr
     if bytes[0..2] != FRAME_MAGIC {
         return Err(FrameError::BadMagic);
     }
+    // The checksum before the kind and version: a flipped bit in either is damage, to be
+    // repaired, not a record another build wrote, to be refused.
+    let stored = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    let payload = &bytes[HEADER_LEN..];
+    if crc32c::crc32c_append(crc32c::crc32c(&bytes[0..4]), payload) != stored {
+        return Err(FrameError::Checksum);
+    }
     if bytes[2] != kind {
         return Err(FrameError::WrongKind { expected: kind, found: bytes[2] });
     }
     let version = bytes[3];
     if version == 0 || version > version_max {
         return Err(FrameError::UnsupportedVersion { found: version, supported: version_max });
-    }
-    let stored = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    let payload = &bytes[HEADER_LEN..];
-    if crc32c::crc32c_append(crc32c::crc32c(&bytes[0..4]), payload) != stored {
-        return Err(FrameError::Checksum);
     }
     Ok((version, payload))
 }
@@ -99,6 +101,16 @@ mod tests {
                 assert!(decode(7, 1, &damaged).is_err(), "flip at byte {byte} bit {bit} went unnoticed");
             }
         }
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_kind_or_version_is_damage_not_another_format() {
+        let mut framed = encode(7, 1, b"x");
+        framed[3] ^= 0x20;
+        assert_eq!(decode(7, 1, &framed), Err(FrameError::Checksum));
+        let mut framed = encode(7, 1, b"x");
+        framed[2] ^= 0x01;
+        assert_eq!(decode(7, 1, &framed), Err(FrameError::Checksum));
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub enum MetaKey {
     Committed,
     /// The last purged log id: the log's lower bound after a purge.
     Purged,
+    /// The storage-repair marker: written when damaged entries were discarded, removed when
+    /// they have been fetched again from the peers (see `paddock_consensus::repair`).
+    Repair,
 }
 
 impl MetaKey {
@@ -54,6 +57,7 @@ impl MetaKey {
             MetaKey::Vote => "vote",
             MetaKey::Committed => "committed",
             MetaKey::Purged => "purged",
+            MetaKey::Repair => "repair",
         }
     }
 }
@@ -66,6 +70,32 @@ enum Op {
     Meta { key: MetaKey, value: Vec<u8>, done: Option<Done> },
     TruncateAfter { after: Option<u64>, done: Done },
     Purge { upto: u64, purged: Vec<u8>, done: Done },
+    Discard { discard: Discard, done: Done },
+}
+
+/// What a storage repair removes and records, in one durable transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Discard {
+    /// Delete every entry from this index on (`Some(0)`: the whole log).
+    pub entries_from: Option<u64>,
+    /// Delete every entry up to and including this index (the part a snapshot covers).
+    pub entries_upto: Option<u64>,
+    /// Meta records to delete.
+    pub remove: Vec<MetaKey>,
+    /// Meta records to write (unframed values; framed here).
+    pub write: Vec<(MetaKey, Vec<u8>)>,
+}
+
+/// What a scan of the whole log found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogScan {
+    /// The first and last index stored from the scan's start on, damaged or not.
+    pub first: Option<u64>,
+    /// See `first`.
+    pub last: Option<u64>,
+    /// The first entry that is damaged (its frame fails its checks) or missing (a hole in
+    /// the sequence), and what is wrong with it.
+    pub damaged: Option<(u64, String)>,
 }
 
 /// Appended but not yet committed: index → (generation of the append, framed bytes).
@@ -261,6 +291,90 @@ impl LogStore {
         Ok(())
     }
 
+    /// Storage repair: removes and writes what `discard` says in one durable transaction.
+    pub fn discard(&self, discard: Discard) -> io::Result<()> {
+        {
+            let mut pending = self.shared.pending.lock().expect("pending lock");
+            let from = discard.entries_from.unwrap_or(u64::MAX);
+            let upto = discard.entries_upto;
+            pending.retain(|i, _| *i < from && upto.is_none_or(|u| *i > u));
+        }
+        self.wait(|done| Op::Discard { discard, done })
+    }
+
+    /// Reads the frame of every stored entry from index `from` on, in index order, and
+    /// reports the first one that is damaged or missing. Reads the database only (call it
+    /// before anything is appended).
+    pub fn scan(&self, from: u64) -> io::Result<LogScan> {
+        let tx = self.shared.db.begin_read().map_err(other)?;
+        let table = tx.open_table(LOG).map_err(other)?;
+        let mut scan = LogScan::default();
+        for row in table.range(from..).map_err(other)? {
+            let (k, v) = row.map_err(other)?;
+            let index = k.value();
+            scan.first.get_or_insert(index);
+            if scan.damaged.is_none() {
+                if let Some(last) = scan.last.filter(|last| last + 1 != index) {
+                    scan.damaged = Some((last + 1, format!("missing (the log jumps from {last} to {index})")));
+                } else {
+                    match frame::decode(KIND_LOG_ENTRY, FORMAT_VERSION, v.value()) {
+                        Ok(_) => {}
+                        // A newer build's entry is not damage: refuse rather than discard it.
+                        Err(e @ frame::FrameError::UnsupportedVersion { .. }) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("raft log entry {index}: {e}"),
+                            ))
+                        }
+                        Err(e) => scan.damaged = Some((index, e.to_string())),
+                    }
+                }
+            }
+            scan.last = Some(index);
+        }
+        Ok(scan)
+    }
+
+    /// The last index written to the database (entries still waiting for their fsync are
+    /// not counted): how far this node's log is durable.
+    pub fn durable_last(&self) -> io::Result<Option<u64>> {
+        let tx = self.shared.db.begin_read().map_err(other)?;
+        let table = tx.open_table(LOG).map_err(other)?;
+        let last = table.last().map_err(other)?.map(|(k, _)| k.value());
+        Ok(last)
+    }
+
+    /// Rot at rest, for the simulator: flips one bit in the stored frame of the entry
+    /// `pick` selects (modulo the entries stored), durably, behind the frame's back as a
+    /// failing disk would. Returns the damaged index, `None` for an empty log.
+    #[cfg(feature = "fault-injection")]
+    pub fn rot_entry(&self, pick: u64) -> io::Result<Option<u64>> {
+        let tx = self.shared.db.begin_write().map_err(other)?;
+        let damaged = {
+            let mut log = tx.open_table(LOG).map_err(other)?;
+            let keys: Vec<u64> = log
+                .iter()
+                .map_err(other)?
+                .map(|r| r.map(|(k, _)| k.value()))
+                .collect::<Result<_, _>>()
+                .map_err(other)?;
+            if keys.is_empty() {
+                None
+            } else {
+                let index = keys[(pick % keys.len() as u64) as usize];
+                let mut bytes = log.get(index).map_err(other)?.map(|v| v.value().to_vec()).unwrap_or_default();
+                let at = (pick / 7) as usize % bytes.len().max(1);
+                if let Some(byte) = bytes.get_mut(at) {
+                    *byte ^= 1 << (pick % 8);
+                }
+                log.insert(index, &bytes[..]).map_err(other)?;
+                Some(index)
+            }
+        };
+        tx.commit().map_err(other)?;
+        Ok(damaged)
+    }
+
     fn wait(&self, make: impl FnOnce(Done) -> Op) -> io::Result<()> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.send(make(Box::new(move |r| drop(tx.send(r)))));
@@ -332,7 +446,10 @@ impl LogStore {
 fn fail(op: Op, e: io::Error) {
     let err = || io::Error::new(e.kind(), e.to_string());
     match op {
-        Op::Append { done, .. } | Op::TruncateAfter { done, .. } | Op::Purge { done, .. } => done(Err(err())),
+        Op::Append { done, .. }
+        | Op::TruncateAfter { done, .. }
+        | Op::Purge { done, .. }
+        | Op::Discard { done, .. } => done(Err(err())),
         Op::Meta { done, .. } => {
             if let Some(done) = done {
                 done(Err(err()))
@@ -392,7 +509,10 @@ fn process(shared: &Shared, batch: Vec<Op>) {
             drop(pending);
             for op in batch {
                 match op {
-                    Op::Append { done, .. } | Op::TruncateAfter { done, .. } | Op::Purge { done, .. } => done(Ok(())),
+                    Op::Append { done, .. }
+                    | Op::TruncateAfter { done, .. }
+                    | Op::Purge { done, .. }
+                    | Op::Discard { done, .. } => done(Ok(())),
                     Op::Meta { done, .. } => {
                         if let Some(done) = done {
                             done(Ok(()))
@@ -437,6 +557,24 @@ fn write_batch(db: &Database, batch: &[Op], faults: FaultSwitches) -> io::Result
                     // restart would see a log with a hole at its start.
                     meta.insert(MetaKey::Purged.name(), &purged[..]).map_err(other)?;
                     log.retain_in(..=*upto, |_, _| false).map_err(other)?;
+                }
+                Op::Discard { discard, .. } => {
+                    // The marker and the meta first, then the entries: all in one transaction,
+                    // so a crash leaves either the damaged log or the repaired one with its
+                    // marker, never a shortened log that forgot how far it reached.
+                    for key in &discard.remove {
+                        meta.remove(key.name()).map_err(other)?;
+                    }
+                    for (key, value) in &discard.write {
+                        let framed = frame::encode(KIND_META, FORMAT_VERSION, value);
+                        meta.insert(key.name(), &framed[..]).map_err(other)?;
+                    }
+                    if let Some(from) = discard.entries_from {
+                        log.retain_in(from.., |_, _| false).map_err(other)?;
+                    }
+                    if let Some(upto) = discard.entries_upto {
+                        log.retain_in(..=upto, |_, _| false).map_err(other)?;
+                    }
                 }
             }
         }
@@ -598,6 +736,69 @@ mod tests {
         assert!(order.iter().all(|(_, ok)| *ok));
         assert!(order.windows(2).all(|w| w[0].0 < w[1].0), "completions arrive in append order");
         assert_eq!(log.read_range(1, 501).unwrap().len(), 500);
+    }
+
+    /// Overwrites the stored value of `index` with `bytes` (the store must be closed).
+    fn overwrite(path: &Path, index: u64, bytes: &[u8]) {
+        let db = Database::create(path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(LOG).unwrap().insert(index, bytes).unwrap();
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_scan_names_the_first_damaged_or_missing_entry_from_where_it_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        {
+            let log = LogStore::open(&path).unwrap();
+            append_wait(&log, (1..=10).map(|i| (i, vec![i as u8; 4])).collect()).unwrap();
+            let whole = log.scan(0).unwrap();
+            assert_eq!((whole.first, whole.last, whole.damaged), (Some(1), Some(10), None));
+        }
+        let mut damaged = frame::encode(KIND_LOG_ENTRY, FORMAT_VERSION, &[4; 4]);
+        damaged[9] ^= 0x01;
+        overwrite(&path, 4, &damaged);
+        overwrite(&path, 12, &frame::encode(KIND_LOG_ENTRY, FORMAT_VERSION, &[12; 4]));
+        let log = LogStore::open(&path).unwrap();
+        let scan = log.scan(0).unwrap();
+        assert_eq!((scan.first, scan.last), (Some(1), Some(12)));
+        assert_eq!(scan.damaged, Some((4, "record checksum mismatch".to_string())));
+        let after = log.scan(5).unwrap();
+        assert_eq!(after.damaged, Some((11, "missing (the log jumps from 10 to 12)".to_string())));
+    }
+
+    #[test]
+    fn a_newer_format_is_refused_by_the_scan_not_reported_as_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        overwrite(&path, 1, &frame::encode(KIND_LOG_ENTRY, FORMAT_VERSION + 1, b"from a newer build"));
+        let err = LogStore::open(&path).unwrap().scan(0).unwrap_err();
+        assert!(err.to_string().contains("raft log entry 1: record format version 2 is not supported"), "{err}");
+    }
+
+    #[test]
+    fn a_discard_removes_a_suffix_or_a_prefix_and_meta_records_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        {
+            let log = LogStore::open(&path).unwrap();
+            append_wait(&log, (1..=10).map(|i| (i, vec![i as u8])).collect()).unwrap();
+            log.save_meta_durable(MetaKey::Committed, b"c-10").unwrap();
+            log.discard(Discard {
+                entries_from: Some(8),
+                entries_upto: Some(2),
+                remove: vec![MetaKey::Committed],
+                write: vec![(MetaKey::Repair, b"marker".to_vec())],
+            })
+            .unwrap();
+        }
+        let log = LogStore::open(&path).unwrap();
+        let left: Vec<u64> = log.read_range(0, 100).unwrap().into_iter().map(|(i, _)| i).collect();
+        assert_eq!(left, (3..=7).collect::<Vec<_>>());
+        assert_eq!(log.read_meta(MetaKey::Committed).unwrap(), None);
+        assert_eq!(log.read_meta(MetaKey::Repair).unwrap(), Some(b"marker".to_vec()));
+        assert_eq!(log.durable_last().unwrap(), Some(7));
     }
 
     #[test]
