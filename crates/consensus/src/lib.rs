@@ -180,6 +180,9 @@ pub enum StartError {
     /// The log is purged past the newest intact snapshot (the newest was damaged and the log
     /// after the previous one is gone, or the files were removed): the entries in between are
     /// on no local disk, so this node cannot rebuild its state and must recover from its peers.
+    /// What [`state_machine::StateMachine::check_log_follows`] finds; at start, storage repair
+    /// (`repair.rs`) acts on it (discards the log and recovers from the peers) rather than
+    /// refusing, so the message below is for a caller that checks on its own.
     #[error(
         "data directory {dir} cannot rebuild node {node}'s state: its log is purged up to index {purged}, but {}; \
          the entries in between exist only on the other nodes. Re-add it so that it recovers from them: \
@@ -201,11 +204,10 @@ pub enum StartError {
         damaged: Vec<PathBuf>,
     },
     /// Storage is damaged in a way a node cannot repair from its peers by itself (see
-    /// `repair.rs`): its vote record, or its repair marker.
+    /// `repair.rs`): its vote record, or its repair marker. `what` says which and why.
     #[error(
-        "data directory {dir} cannot be used by node {node}: {what}. A node that forgot its vote could vote twice \
-         in one term and help elect two leaders, so it does not repair this by itself. Re-add it so that it \
-         recovers from its peers: `paddock members remove --id {node}` against a running node, move this data \
+        "data directory {dir} cannot be used by node {node}: {what}; so it does not repair this by itself. Re-add \
+         it so that it recovers from its peers: `paddock members remove --id {node}` against a running node, move this data \
          directory aside (keep it for inspection) and start this node again on an empty one, then \
          `paddock members add --id {node} --peer <its peer address>` and `paddock members promote --id {node}`"
     )]
@@ -699,6 +701,11 @@ impl Consensus {
             // vote for it: while they still hear their leader they say no, and the leader stays
             // (without it, every such wake-up raised the term and deposed a healthy leader).
             enable_pre_vote: Some(true),
+            // openraft lets a node that led before its restart lead again at once, in the same
+            // term, without an election. A node repairing damaged storage must not: its shorter
+            // log would give new entries the log ids of committed ones its followers hold
+            // (`repair.rs`).
+            enable_leader_restore: Some(found.marker.is_none()),
             ..Default::default()
         }
         .validate()
@@ -966,6 +973,12 @@ impl Consensus {
     /// storage brings the node back.
     pub fn storage_failed(&self) -> bool {
         self.inner.log.is_poisoned()
+    }
+
+    /// Whether a read found a damaged entry in this node's Raft log while it ran: Raft has
+    /// stopped here; a restart repairs the log from the peers (`repair.rs`).
+    pub fn storage_damaged(&self) -> bool {
+        self.inner.log.damage_read()
     }
 
     /// The moving average of this node's recent Raft log commits, fsync included.

@@ -246,11 +246,13 @@ pub struct Reverts(pub(crate) tokio::sync::mpsc::UnboundedSender<(u64, tokio::sy
 const REVERT_WAIT: Duration = Duration::from_secs(2);
 
 impl Reverts {
-    async fn allow(&self, target: u64) {
+    /// Whether openraft took the revert for `target` in time.
+    async fn allow(&self, target: u64) -> bool {
         let (done, taken) = tokio::sync::oneshot::channel();
-        if self.0.send((target, done)).is_ok() {
-            let _ = tokio::time::timeout(REVERT_WAIT, taken).await;
+        if self.0.send((target, done)).is_err() {
+            return false;
         }
+        matches!(tokio::time::timeout(REVERT_WAIT, taken).await, Ok(Ok(())))
     }
 }
 
@@ -443,11 +445,16 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         let timeout = option.soft_ttl().max(APPEND_TIMEOUT_MIN);
         let (answer, repairing) =
             append_within(&*self.transport, &self.addr, rpc, timeout, APPEND_BYTES_MAX).await.map_err(rpc_error)?;
-        if repairing && answer == AppendEntriesResponse::Conflict {
+        if repairing && answer == AppendEntriesResponse::Conflict && !self.reverts.allow(self.target).await {
             // The follower discarded damaged entries it may have acknowledged: its log is
-            // shorter than what this leader recorded as matching. Let it go backwards before
-            // openraft sees the conflict (see `repair.rs`).
-            self.reverts.allow(self.target).await;
+            // shorter than what this leader recorded as matching, and openraft must let it go
+            // backwards before it sees the conflict (see `repair.rs`). Not allowed in time: the
+            // answer is dropped as if lost, and openraft asks again.
+            return Err(rpc_error(PeerError::Unreachable {
+                addr: self.addr.clone(),
+                message: format!("node {} is repairing and its revert was not taken in time", self.target),
+                never_sent: false,
+            }));
         }
         Ok(answer)
     }

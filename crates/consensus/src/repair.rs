@@ -79,17 +79,17 @@ fn meta<T: for<'a> serde::Deserialize<'a>>(log: &LogStore, key: MetaKey) -> io::
     }
 }
 
-/// The voters of the newest membership in `log` up to `end` (exclusive), or of the snapshot.
-fn voters(log: &LogStore, from: u64, end: u64, sm: &StateMachine) -> BTreeSet<u64> {
+/// The voters of the newest membership this node can still read: the newest intact
+/// membership entry anywhere in the log (the part about to be discarded included), else the
+/// snapshot's. Empty if neither has one.
+fn voters(log: &LogStore, sm: &StateMachine) -> io::Result<BTreeSet<u64>> {
     let mut latest = sm.read(|d| d.membership.membership().voter_ids().collect::<BTreeSet<u64>>());
-    if let Ok(entries) = log.read_range(from, end) {
-        for (_, bytes) in entries {
-            if let Ok(EntryRecord { payload: PayloadRecord::Membership(m), .. }) = records::decode(&bytes) {
-                latest = m.configs.iter().flatten().copied().collect();
-            }
+    log.visit_intact(&mut |_, bytes| {
+        if let Ok(EntryRecord { payload: PayloadRecord::Membership(m), .. }) = records::decode(bytes) {
+            latest = m.configs.iter().flatten().copied().collect();
         }
-    }
-    latest
+    })?;
+    Ok(latest)
 }
 
 /// Checks the log and the loaded snapshot before Raft starts and repairs what it can (see
@@ -103,10 +103,17 @@ pub(crate) fn at_start(
 ) -> Result<Found, StartError> {
     let unrepairable = |what: String| StartError::Unrepairable { dir: data_dir.to_path_buf(), node, what };
     if let Err(why) = meta::<VoteRecord>(log, MetaKey::Vote)? {
-        return Err(unrepairable(format!("its vote record is damaged ({why})")));
+        return Err(unrepairable(format!(
+            "its vote record is damaged ({why}): a node that forgot its vote could vote twice in one term and help \
+             elect two leaders"
+        )));
     }
-    let marker = meta::<RepairRecord>(log, MetaKey::Repair)?
-        .map_err(|why| unrepairable(format!("its storage-repair marker is damaged ({why})")))?;
+    let marker = meta::<RepairRecord>(log, MetaKey::Repair)?.map_err(|why| {
+        unrepairable(format!(
+            "its storage-repair marker is damaged ({why}): it no longer knows how far the log it discarded had \
+             reached, so it cannot tell when it may vote again"
+        ))
+    })?;
     let mut found = Found { marker, notes: Vec::new() };
     let mut discard = Discard::default();
     let committed = match meta::<LogIdRecord>(log, MetaKey::Committed)? {
@@ -181,9 +188,9 @@ pub(crate) fn at_start(
         }
     }
     if lost_after.is_some() {
-        let start = purged.map_or(0, |p| p.index + 1);
-        let intact_end = lost_after.map_or(0, |l| l + 1);
-        let voters = voters(log, start, intact_end, sm);
+        // Unknown (no intact membership anywhere) only when the whole log goes because no
+        // intact snapshot precedes it: then it could not rebuild the state here anyway.
+        let voters = voters(log, sm)?;
         if voters.len() == 1 && voters.contains(&node) {
             return Err(StartError::OnlyCopyDamaged {
                 dir: data_dir.to_path_buf(),
@@ -208,6 +215,9 @@ pub(crate) fn at_start(
             tracing::error!(node, "storage repair: {note}");
         }
         metrics::counter!("paddock_storage_repairs_total", "stage" => "found").increment(1);
+        // A gauge, not only the counter: the damage is found before the first scrape, so the
+        // counter's series is born at 1 and `increase()` would never see it rise.
+        metrics::gauge!("paddock_storage_damage_found_time_seconds").set(now_ms as f64 / 1000.0);
     }
     Ok(found)
 }
@@ -369,6 +379,24 @@ mod tests {
     }
 
     #[test]
+    fn a_later_membership_of_this_node_alone_is_seen_even_in_the_part_to_be_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), &[1, 2, 3], 20);
+        {
+            // The cluster shrank to node 2 at index 15 (before the log was damaged at 12).
+            let log = LogStore::open(&dir.path().join(LOG_FILE)).unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            log.append(vec![entry(15, voters(&[2]))], Box::new(move |r| tx.send(r).unwrap()));
+            rx.recv().unwrap().unwrap();
+        }
+        rot_entry(dir.path(), 12);
+        let (log, sm) = open(dir.path());
+        let refused = at_start(&log, &sm, 2, dir.path(), NOW_MS).unwrap_err();
+        assert!(matches!(refused, StartError::OnlyCopyDamaged { node: 2, .. }), "{refused:?}");
+        assert_eq!(indexes(&log), (Some(1), Some(20)), "nothing was discarded");
+    }
+
+    #[test]
     fn a_damaged_vote_is_refused_with_the_way_to_re_add_the_node() {
         let dir = tempfile::tempdir().unwrap();
         write_log(dir.path(), &[1, 2, 3], 5);
@@ -379,6 +407,7 @@ mod tests {
         let text = refused.to_string();
         assert!(matches!(refused, StartError::Unrepairable { node: 2, .. }), "{text}");
         assert!(text.contains("its vote record is damaged") && text.contains("vote twice"), "{text}");
+        assert!(text.contains("does not repair this by itself"), "{text}");
         assert!(text.contains("paddock members remove --id 2") && text.contains("members promote --id 2"), "{text}");
     }
 

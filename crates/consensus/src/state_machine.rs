@@ -14,8 +14,9 @@
 //! purges the log up to `max_in_snapshot_log_to_keep` entries behind the *newest* snapshot, so
 //! that keep must span a whole snapshot interval and then some ([`snapshot_log_keep_min`]).
 //! When it does not (a snapshot installed from the leader, a catch-up that overshot, files
-//! deleted), [`StateMachine::check_log_follows`] refuses to start instead of letting openraft
-//! fail on a purged entry.
+//! deleted), [`StateMachine::check_log_follows`] says so before Raft starts, and storage repair
+//! (`repair.rs`) discards the log so that the node recovers from its peers, instead of letting
+//! openraft fail on a purged entry.
 
 use crate::records::{self, LogIdRecord, SnapshotMetaRecord};
 use crate::types::{LogId, Request, Response, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};

@@ -479,11 +479,14 @@ impl Handler {
                 let req: AppendEntriesRequest<TypeConfig> = open(payload)?;
                 let (arrived, leader_commit) =
                     (tokio::time::Instant::now(), req.leader_commit.as_ref().map(|l| l.index));
+                // Read before and after: the marker may be removed while the append runs, and a
+                // conflict that arose from the discarded log must still carry the flag.
+                let repairing_before = self.inner.upgrade().is_some_and(|inner| inner.repairing().is_some());
                 let answer = self.raft.append_entries(req).await.map_err(|e| unavailable(&e))?;
-                let mut repairing = false;
+                let mut repairing = repairing_before;
                 if let Some(inner) = self.inner.upgrade() {
                     inner.lag.heard(arrived, leader_commit);
-                    repairing = inner.repairing().is_some();
+                    repairing |= inner.repairing().is_some();
                 }
                 Ok(encode_append_answer(&answer, repairing))
             }
@@ -549,8 +552,10 @@ impl Handler {
                 seal(&answer)
             }
             Rpc::TransferLeader => {
-                self.refuse_while_repairing("take leadership")?;
                 let req: TransferLeaderRequest<TypeConfig> = open(payload)?;
+                if self.inner.upgrade().is_some_and(|inner| *req.to_node_id() == inner.id) {
+                    self.refuse_while_repairing("take leadership")?;
+                }
                 seal(&self.raft.handle_transfer_leader(req).await.map_err(|e| unavailable(&e))?)
             }
             Rpc::Forward => {

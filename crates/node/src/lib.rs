@@ -195,6 +195,9 @@ async fn console() -> Response {
 
 const CONSOLE_HTML: &str = include_str!("console.html");
 
+/// How often the node looks whether a read found its Raft log damaged.
+const DAMAGE_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Requests refused at the concurrency limit since the process started (one node per process;
 /// `paddock_http_shed_total` counts the same for Prometheus). The incident job reads it.
 static SHED_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -429,14 +432,34 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         "node started"
     );
     let drain = app.clone();
+    let damaged = consensus.clone();
     let shutdown = async move {
-        shutdown.await;
+        // A damaged entry read while running stops Raft here (openraft treats storage errors as
+        // fatal); the repair runs at start, so stop cleanly — redb must close its file, or its
+        // own recovery would meet the damage first — and exit with an error for the supervisor.
+        let damage = async {
+            while !damaged.storage_damaged() {
+                tokio::time::sleep(DAMAGE_CHECK_PERIOD).await;
+            }
+            tracing::error!("a read found damaged data in the Raft log; stopping so that a restart repairs it");
+        };
+        tokio::select! {
+            () = shutdown => {}
+            () = damage => {}
+        }
         tracing::info!("shutting down: draining in-flight requests");
         drain.shutting_down.store(true, Ordering::SeqCst);
     };
     serve::serve(http, public_tls, router(app), config.connections_max, shutdown).await;
     let _ = stop_tx.send(true);
     consensus.shutdown().await;
+    if consensus.storage_damaged() {
+        anyhow::bail!(
+            "stopped: a read found damaged data in the Raft log of {}; start the node again (paddock start \
+             --supervise and systemd do) and it discards the damaged entries and fetches them from its peers",
+            config.data_dir.display()
+        );
+    }
     tracing::info!("node stopped");
     Ok(())
 }

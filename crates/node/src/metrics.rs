@@ -90,6 +90,7 @@ pub const METRICS: &[(&str, Kind, bool, &str)] = &[
     ("paddock_storage_failed", Gauge, false, "1 when a write to this node's Raft log failed (a full or failing disk): Raft has stopped on this node until it restarts on working storage."),
     ("paddock_storage_repairing", Gauge, false, "1 while this node repairs damaged storage: it discarded damaged log entries (or a log no intact snapshot precedes) and fetches them again from the leader; it does not vote meanwhile."),
     ("paddock_storage_repairs_total", Counter, true, "Storage repairs on this node (label stage: found at start-up, repaired once the log was whole again)."),
+    ("paddock_storage_damage_found_time_seconds", Gauge, false, "When this node last found damaged data in its log or snapshots at start (Unix time; 0: never since it started)."),
     ("paddock_storage_repair_seconds", Histogram, false, "From damage found to the log whole again (fetched from the leader)."),
     ("paddock_replica_reverts_allowed_total", Counter, false, "Times this node, as leader, restarted replication to a follower that had discarded damaged entries."),
     ("paddock_disk_free_bytes", Gauge, false, "Space left for the node on its data directory's filesystem (sampled every 250 ms)."),

@@ -1118,6 +1118,8 @@ pub(crate) fn not_ready_reason(app: &App, s: &paddock_consensus::ClusterStatus) 
     let lag = s.commit_index.saturating_sub(s.applied_index);
     if app.shutting_down() {
         Some("shutting down".to_string())
+    } else if app.consensus.storage_damaged() {
+        Some("a read found damaged data in the Raft log: Raft has stopped here and the node exits so that its restart repairs the log from its peers".into())
     } else if app.consensus.storage_failed() {
         Some("a write to the Raft log failed (disk full or failing): Raft has stopped here; restart the node on working storage".into())
     } else if s.members.iter().all(|m| m.id != s.node_id) {

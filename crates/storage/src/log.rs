@@ -112,6 +112,8 @@ struct Shared {
     commit_recent_us: AtomicU64,
     /// Test hook: slept before every commit, µs (a slow disk without root).
     injected_delay_us: AtomicU64,
+    /// A read found a damaged entry while the node ran (see [`LogStore::damage_read`]).
+    damage_read: AtomicBool,
 }
 
 /// How writes reach the disk.
@@ -188,6 +190,7 @@ impl LogStore {
             faults,
             commit_recent_us: AtomicU64::new(0),
             injected_delay_us: AtomicU64::new(0),
+            damage_read: AtomicBool::new(false),
         });
         let writer = match mode {
             WriterMode::Inline => Writer { queue: None, thread: None, inline: Some(Mutex::new(())) },
@@ -335,6 +338,20 @@ impl LogStore {
         Ok(scan)
     }
 
+    /// Calls `f` with the index and unframed bytes of every stored entry whose frame is
+    /// intact, in index order, skipping damaged ones. Reads the database only.
+    pub fn visit_intact(&self, f: &mut dyn FnMut(u64, &[u8])) -> io::Result<()> {
+        let tx = self.shared.db.begin_read().map_err(other)?;
+        let table = tx.open_table(LOG).map_err(other)?;
+        for row in table.iter().map_err(other)? {
+            let (k, v) = row.map_err(other)?;
+            if let Ok((_, payload)) = frame::decode(KIND_LOG_ENTRY, FORMAT_VERSION, v.value()) {
+                f(k.value(), payload);
+            }
+        }
+        Ok(())
+    }
+
     /// The last index written to the database (entries still waiting for their fsync are
     /// not counted): how far this node's log is durable.
     pub fn durable_last(&self) -> io::Result<Option<u64>> {
@@ -407,8 +424,10 @@ impl LogStore {
             if expect.is_some_and(|e| e != i) {
                 break;
             }
-            let (_, payload) = frame::decode(KIND_LOG_ENTRY, FORMAT_VERSION, &framed)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("raft log entry {i}: {e}")))?;
+            let (_, payload) = frame::decode(KIND_LOG_ENTRY, FORMAT_VERSION, &framed).map_err(|e| {
+                self.shared.damage_read.store(true, Ordering::SeqCst);
+                io::Error::new(io::ErrorKind::InvalidData, format!("raft log entry {i}: {e}"))
+            })?;
             out.push((i, payload.to_vec()));
             expect = Some(i + 1);
         }
@@ -425,6 +444,12 @@ impl LogStore {
             None => Ok(None),
             Some(i) => Ok(self.read_range(i, i + 1)?.pop()),
         }
+    }
+
+    /// Whether a read of an entry found it damaged since the store opened. openraft treats the
+    /// read error as fatal and stops; only a restart, which repairs the log, brings the node back.
+    pub fn damage_read(&self) -> bool {
+        self.shared.damage_read.load(Ordering::SeqCst)
     }
 
     /// Whether a write has failed (the store refuses writes from then on).
@@ -818,7 +843,9 @@ mod tests {
             tx.commit().unwrap();
         }
         let log = LogStore::open(&path).unwrap();
+        assert!(!log.damage_read());
         let err = log.read_range(1, 2).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(log.damage_read(), "the node is told, so that it can stop and repair at its restart");
     }
 }
