@@ -4,12 +4,15 @@
 //! - `cargo xtask ci`: tidy, format check, clippy with warnings denied (which enforces the
 //!   per-crate `clippy.toml` rules: no `HashMap`, clock or I/O in the ledger, blocking I/O in
 //!   consensus only through its `IoMode` seam), every test, schemathesis and promtool against
-//!   a real node (`schemathesis.sh`, `promtool.sh`), then the deterministic simulator:
+//!   a real node (`schemathesis.sh`, `promtool.sh`), the Kubernetes manifests against the
+//!   Kubernetes schemas (`kubernetes.sh`), then the deterministic simulator:
 //!   its teeth and determinism tests and a batch of 200 seeds that must reach every
 //!   dangerous path it counts.
 //! - `cargo xtask tidy`: the architecture rules checked from the source tree alone, without
 //!   compiling the workspace: module docs, ARCHITECTURE.md's dependency graph against the
 //!   manifests, openraft confined to consensus, per-crate `clippy.toml` files (see `tidy.rs`).
+//! - `cargo xtask image [--binary PATH] [--tag TAG]`: the node's container image from local
+//!   files only (`xtask/image.sh`, `deploy/docker/Dockerfile`; `paddock:local` by default).
 //! - `cargo xtask sim ARGS`: builds and runs the simulator (`--seed N`, `--seeds A..B`,
 //!   `--determinism N`, `--long`, `--teeth ...`, `--require-paths`, `--json`; see
 //!   `crates/sim/src/main.rs`).
@@ -31,8 +34,13 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("tidy") => tidy::run(&workspace_root()),
         Some("sim") => sim(&args[1..].iter().map(String::as_str).collect::<Vec<_>>()),
+        Some("image") => {
+            let mut all = vec!["xtask/image.sh"];
+            all.extend(args[1..].iter().map(String::as_str));
+            run("bash", &all, &[])
+        }
         _ => {
-            eprintln!("usage: cargo xtask ci | cargo xtask tidy | cargo xtask sim (--seed N | --seeds A..B | --determinism N) [--jobs J] [--long] [--teeth ...] [--require-paths] [--json]");
+            eprintln!("usage: cargo xtask ci | cargo xtask tidy | cargo xtask image [--binary PATH] [--tag TAG] | cargo xtask sim (--seed N | --seeds A..B | --determinism N) [--jobs J] [--long] [--teeth ...] [--require-paths] [--json]");
             std::process::exit(2);
         }
     }
@@ -90,6 +98,8 @@ fn ci() -> Result<()> {
     run("bash", &["xtask/schemathesis.sh", &paddock.display().to_string()], &[])?;
     // promtool lints a real node's /metrics: # HELP on every metric, Prometheus naming.
     run("bash", &["xtask/promtool.sh", &paddock.display().to_string()], &[])?;
+    // The Kubernetes manifests against the Kubernetes schemas, offline (kubernetes-validate).
+    run("bash", &["xtask/kubernetes.sh"], &[])?;
     run(
         "cargo",
         &["clippy", "-p", "paddock-sim", "--all-targets", "--profile", "sim", "--locked", "--", "-D", "warnings"],
