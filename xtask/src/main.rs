@@ -40,7 +40,7 @@ fn main() -> Result<()> {
             run("bash", &all, &[])
         }
         _ => {
-            eprintln!("usage: cargo xtask ci | cargo xtask tidy | cargo xtask image [--binary PATH] [--tag TAG] | cargo xtask sim (--seed N | --seeds A..B | --determinism N) [--jobs J] [--long] [--teeth ...] [--require-paths] [--json]");
+            eprintln!("usage: cargo xtask ci | cargo xtask tidy | cargo xtask image [--binary PATH] [--tag TAG] [--all] [--suffix S] | cargo xtask sim (--seed N | --seeds A..B | --determinism N) [--jobs J] [--long] [--teeth ...] [--require-paths] [--json]");
             std::process::exit(2);
         }
     }

@@ -445,7 +445,19 @@ async fn run_one(step: &Step, env: &mut Env<'_>) -> Result<FaultRecord> {
             env.cluster.restart(follower)?;
             record.end_s = env.now_s();
             record.recovery.push(env.recover(follower, "restart").await);
-            let since = env.cluster.log_text(follower).get(log_before..).unwrap_or_default().to_string();
+            // Caught up with the leader's commit is not yet repaired: the node looks every
+            // 100 ms whether its log is durable up to its marker.
+            let waited = Instant::now();
+            let since = loop {
+                let since = env.cluster.log_text(follower).get(log_before..).unwrap_or_default().to_string();
+                if repair_took_ms(&since).is_some()
+                    || !since.contains("storage repair:")
+                    || waited.elapsed() >= env.timings.recovery_max
+                {
+                    break since;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
             record.notes.push(match repair_took_ms(&since) {
                 Some(ms) => format!(
                     "node {follower}: {flipped} stored log records flipped on disk; repaired from the leader \
