@@ -132,44 +132,66 @@ pub fn free(dir: &Path) -> Result<()> {
     }
 }
 
-/// Rot at rest in a stopped node's Raft log file: flips one payload byte of `count` stored
-/// log-entry records (frames opening with `PD`, kind 1, version 1), chosen by `pick`, in every
-/// copy of each that the file holds (redb keeps superseded copies of a page until it reuses
-/// it; flipping them all makes sure the live one is hit). Returns how many records it
-/// damaged. Each record's CRC-32C then fails; redb's own checks do not look inside values, so
-/// only the node's frame check can find it.
+/// Rot at rest in a stopped node's Raft log file: flips one payload byte of the `count` stored
+/// log-entry records (frames opening with `PD`, kind 1, version 1) with the highest indexes —
+/// the newest entries, after any snapshot, the ones the node must fetch again — in every copy
+/// of each that the file holds (redb keeps superseded copies of a page until it reuses it;
+/// flipping them all makes sure the live one is hit). `pick` breaks ties. Returns how many
+/// records it damaged. Each record's CRC-32C then fails; redb's own checks do not look inside
+/// values, so only the node's frame check can find it.
 pub fn rot_log_records(path: &Path, pick: u64, count: usize) -> Result<usize> {
     const HEADER: [u8; 4] = *b"PD\x01\x01";
     /// Frame header (8 bytes, its CRC makes it all but unique) and the payload's first bytes
     /// (an entry record is never shorter than 4: its log id and payload tag).
     const NEEDLE_LEN: usize = 12;
-    /// The byte flipped: the payload's first, inside the record whatever its length.
-    const FLIP_AT: usize = 8;
+    /// The payload starts after the 8-byte frame header.
+    const PAYLOAD_AT: usize = 8;
     let mut bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let starts: Vec<usize> = bytes
+    // (log index, needle) of every record found: the payload opens with the entry's log id,
+    // postcard varints term, node, index.
+    let mut records: Vec<(u64, Vec<u8>)> = bytes
         .windows(HEADER.len())
         .enumerate()
-        .filter(|(at, w)| *w == HEADER && at + NEEDLE_LEN <= bytes.len())
-        .map(|(at, _)| at)
+        .filter(|(at, w)| *w == HEADER && at + NEEDLE_LEN + 30 <= bytes.len())
+        .filter_map(|(at, _)| {
+            let mut rest = &bytes[at + PAYLOAD_AT..];
+            let _term = varint(&mut rest)?;
+            let _node = varint(&mut rest)?;
+            let index = varint(&mut rest)?;
+            Some((index, bytes[at..at + NEEDLE_LEN].to_vec()))
+        })
         .collect();
-    if starts.is_empty() {
+    if records.is_empty() {
         bail!("no log record found in {}", path.display());
     }
-    let mut needles: Vec<Vec<u8>> = (0..count as u64)
-        .map(|i| starts[(pick.wrapping_add(i.wrapping_mul(0x9E37_79B9)) % starts.len() as u64) as usize])
-        .map(|at| bytes[at..at + NEEDLE_LEN].to_vec())
-        .collect();
-    needles.sort();
-    needles.dedup();
-    for needle in &needles {
+    records.sort_by_key(|(index, needle)| {
+        (std::cmp::Reverse(*index), needle.iter().map(|b| *b as u64).sum::<u64>() ^ pick)
+    });
+    records.dedup_by(|a, b| a.0 == b.0);
+    records.truncate(count);
+    for (_, needle) in &records {
         let copies: Vec<usize> =
             bytes.windows(NEEDLE_LEN).enumerate().filter(|(_, w)| w == needle).map(|(at, _)| at).collect();
         for at in copies {
-            bytes[at + FLIP_AT] ^= 0x40;
+            bytes[at + PAYLOAD_AT] ^= 0x40;
         }
     }
     std::fs::write(path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(needles.len())
+    Ok(records.len())
+}
+
+/// A postcard (LEB128) unsigned varint, advancing `rest`.
+fn varint(rest: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, tail) = rest.split_first()?;
+        *rest = tail;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@
 //! - `slow-disk-leader`: every fsync of the leader's Raft log 60 ms longer (its
 //!   `--fsync-delay-file`) until it hands leadership off (`--slow-disk-ratio`), at most
 //!   `slow_disk`; then its disk is fast again. The time to the hand-off is the fault's figure.
-//! - `rot-follower`: SIGTERM a follower, flip one byte in each of a few stored log records of
-//!   its Raft log file on disk (rot at rest), start it again: it must discard the damaged
-//!   entries and fetch them from the leader (storage repair). The time from the damage found
+//! - `rot-follower`: SIGTERM a follower, flip one byte in each of its five newest stored log
+//!   records in its Raft log file on disk (rot at rest), start it again: it must discard the
+//!   damaged entries and fetch them from the leader (storage repair). The time from the damage found
 //!   to repaired, from the node's log, is the fault's figure.
 //!
 //! The plan (fault order, quiet periods, which follower, which side) comes from the seed; the
@@ -207,8 +207,7 @@ pub struct Step {
     pub leader_in_minority: bool,
 }
 
-/// Log records `rot-follower` flips: several, so that at least one is a live record rather
-/// than a stale copy redb keeps in a freed page.
+/// Log records `rot-follower` flips: the five newest (every copy of each in the file).
 const ROT_RECORDS: usize = 5;
 
 /// The `took_ms` of the "storage repair finished" line in a node's log, if any.
@@ -451,7 +450,7 @@ async fn run_one(step: &Step, env: &mut Env<'_>) -> Result<FaultRecord> {
             let since = loop {
                 let since = env.cluster.log_text(follower).get(log_before..).unwrap_or_default().to_string();
                 if repair_took_ms(&since).is_some()
-                    || !since.contains("storage repair:")
+                    || !since.contains("not voting until")
                     || waited.elapsed() >= env.timings.recovery_max
                 {
                     break since;
@@ -464,9 +463,14 @@ async fn run_one(step: &Step, env: &mut Env<'_>) -> Result<FaultRecord> {
                      {:.2} s after the damage was found",
                     ms as f64 / 1e3
                 ),
-                None if since.contains("storage repair:") => {
-                    format!("node {follower}: {flipped} stored log records flipped; repair not finished")
-                }
+                None if since.contains("not voting until") => format!(
+                    "node {follower}: {flipped} stored log records flipped; repair not finished within {} s",
+                    env.timings.recovery_max.as_secs()
+                ),
+                None if since.contains("storage repair:") => format!(
+                    "node {follower}: {flipped} stored log records flipped, all under its snapshot: the log purged up \
+                     to it, nothing to fetch"
+                ),
                 None => format!(
                     "node {follower}: {flipped} stored log records flipped; no damage found at the start (only \
                      stale copies were hit)"

@@ -14,6 +14,7 @@
 //! Not here: expectations. Each test states what it checks.
 #![allow(dead_code)]
 
+pub mod compose;
 pub mod demo;
 
 use nix::sys::signal::{kill, Signal};

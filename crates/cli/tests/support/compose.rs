@@ -1,0 +1,140 @@
+//! A Compose project of deploy/compose.yaml for tests: the three images built from local files
+//! (the node from the tests' debug binary) under tags of its own, secrets in a temporary
+//! directory, host ports picked free on loopback, its own project name; `docker-compose down
+//! -v` and the image removals undo it on drop, also when the test fails (after printing the
+//! end of every container's log).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A running compose project.
+pub struct Project {
+    /// The `-p` name, also the prefix of its containers and networks.
+    pub name: String,
+    env: Vec<(String, String)>,
+    images: Vec<String>,
+    root: PathBuf,
+    /// The secrets directory (CA, certificates, operator key).
+    pub secrets: tempfile::TempDir,
+    /// HAProxy's and Prometheus's host ports on 127.0.0.1.
+    pub lb_port: u16,
+    /// See `lb_port`.
+    pub prometheus_port: u16,
+}
+
+fn run_script(root: &Path, args: &[&str]) {
+    let out = Command::new("bash").args(args).current_dir(root).output().expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `docker` with `args`; its stdout, trimmed, or a panic with its stderr.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("the docker command runs");
+    assert!(out.status.success(), "docker {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Project {
+    /// Builds the images, makes the secrets and runs `docker-compose up -d`.
+    pub fn up(tag: &str) -> Project {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+        let suffix = format!("{tag}-{}", std::process::id());
+        let secrets = tempfile::tempdir().unwrap();
+        let ports = super::free_ports(2);
+        let project = Project {
+            name: format!("paddock-{suffix}"),
+            env: vec![
+                ("PADDOCK_IMAGE".into(), format!("paddock:{suffix}")),
+                ("PADDOCK_HAPROXY_IMAGE".into(), format!("paddock-haproxy:{suffix}")),
+                ("PADDOCK_PROMETHEUS_IMAGE".into(), format!("paddock-prometheus:{suffix}")),
+                ("PADDOCK_SECRETS".into(), secrets.path().display().to_string()),
+                ("PADDOCK_LB_PORT".into(), ports[0].to_string()),
+                ("PADDOCK_PROMETHEUS_PORT".into(), ports[1].to_string()),
+            ],
+            images: ["paddock", "paddock-haproxy", "paddock-prometheus"]
+                .iter()
+                .map(|i| format!("{i}:{suffix}"))
+                .collect(),
+            root: root.clone(),
+            lb_port: ports[0],
+            prometheus_port: ports[1],
+            secrets,
+        };
+        let paddock = env!("CARGO_BIN_EXE_paddock");
+        run_script(&root, &["xtask/image.sh", "--binary", paddock, "--all", "--suffix", &suffix]);
+        let out = project.secrets.path().display().to_string();
+        run_script(&root, &["xtask/compose.sh", "setup", "--binary", paddock, "--out", &out]);
+        project.compose_ok(&["up", "-d"]);
+        project
+    }
+
+    /// Runs `docker-compose` on the project.
+    pub fn compose(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker-compose")
+            .args(["-p", &self.name, "-f"])
+            .arg(self.root.join("deploy/compose.yaml"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("docker-compose runs")
+    }
+
+    /// [`Project::compose`], which must succeed; its stdout.
+    pub fn compose_ok(&self, args: &[&str]) -> String {
+        let out = self.compose(args);
+        assert!(
+            out.status.success(),
+            "docker-compose {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The container of node `id` (Compose v1 names it `<project>_node<id>_1`).
+    pub fn container(&self, id: u64) -> String {
+        self.compose_ok(&["ps", "-q", &format!("node{id}")])
+    }
+
+    /// The backbone network's name, as Compose made it.
+    pub fn backbone(&self) -> String {
+        let label = format!("label=com.docker.compose.project={}", self.name);
+        let names = docker(&["network", "ls", "--filter", &label, "--format", "{{.Name}}"]);
+        names.lines().find(|n| n.ends_with("_backbone")).expect("the project has a backbone network").to_string()
+    }
+
+    /// The operator's key and the cluster's CA certificate.
+    pub fn operator(&self) -> (String, Vec<u8>) {
+        let key = std::fs::read_to_string(self.secrets.path().join("operator.key")).unwrap().trim().to_string();
+        (key, std::fs::read(self.secrets.path().join("ca.pem")).unwrap())
+    }
+
+    /// A client of HAProxy with the operator's key.
+    pub fn client(&self, timeout: Duration) -> paddock_client::Client {
+        let (key, ca) = self.operator();
+        paddock_client::Client::new(vec![format!("https://127.0.0.1:{}", self.lb_port)], timeout)
+            .with_ca_pem(&ca)
+            .expect("the CA loads")
+            .with_keys(&[(paddock_api::Role::Operator, key)])
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let logs = self.compose(&["logs", "--no-color", "--tail", "30"]);
+            eprintln!("{}", String::from_utf8_lossy(&logs.stdout));
+        }
+        let _ = self.compose(&["down", "-v", "--timeout", "10"]);
+        for image in &self.images {
+            let _ = Command::new("docker").args(["image", "rm", "-f", image]).output();
+        }
+    }
+}
