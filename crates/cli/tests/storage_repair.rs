@@ -50,18 +50,26 @@ async fn total_balance(client: &Client) -> i64 {
     total
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_follower_with_a_damaged_log_fetches_it_again_from_its_peers_and_votes_again() {
-    let mut cluster = Cluster::start(3, &[]).await;
+/// A 3-node cluster whose accounts took `before` deposits, then the one keyed `marked` (the
+/// record a test damages), then `after` more, all acknowledged and on every node; with the
+/// total deposited.
+async fn cluster_with_deposits(before: u64, marked: &str, after: u64) -> (Cluster, paddock_client::Client, i64) {
+    let cluster = Cluster::start(3, &[]).await;
     let client = cluster.client();
     for account in 1..=ACCOUNTS {
         client.open_account(account, "GBP", &format!("open-{account}")).await.expect("the account opens");
     }
-    let mut expected = deposits(&client, "before", 200).await;
-    client.deposit(1, AMOUNT, "rot-me-deposit-0042").await.expect("the deposit to damage is acknowledged");
+    let mut expected = deposits(&client, "before", before).await;
+    client.deposit(1, AMOUNT, marked).await.expect("the deposit to damage is acknowledged");
     expected += AMOUNT;
-    expected += deposits(&client, "after", 40).await;
+    expected += deposits(&client, "after", after).await;
     cluster.wait_converged(&cluster.ids(), READY_WITHIN).await;
+    (cluster, client, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_with_a_damaged_log_fetches_it_again_from_its_peers_and_votes_again() {
+    let (mut cluster, client, mut expected) = cluster_with_deposits(200, "rot-me-deposit-0042", 40).await;
     let leader = cluster.leader().await;
     let victim = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
 
@@ -124,16 +132,7 @@ async fn a_whole_cluster_restart_with_the_old_leader_s_log_damaged_loses_nothing
     // After a whole-cluster stop the old leader, its vote committed, could take up its old term
     // again at once (openraft's leader restore) and hand new entries the log ids of committed
     // ones it had discarded: a repairing node never leads, so it must not.
-    let mut cluster = Cluster::start(3, &[]).await;
-    let client = cluster.client();
-    for account in 1..=ACCOUNTS {
-        client.open_account(account, "GBP", &format!("open-{account}")).await.expect("the account opens");
-    }
-    let mut expected = deposits(&client, "before", 100).await;
-    client.deposit(2, AMOUNT, "rot-me-leader-deposit-7").await.expect("the deposit to damage is acknowledged");
-    expected += AMOUNT;
-    expected += deposits(&client, "after", 30).await;
-    cluster.wait_converged(&cluster.ids(), READY_WITHIN).await;
+    let (mut cluster, client, mut expected) = cluster_with_deposits(100, "rot-me-leader-deposit-7", 30).await;
     let leader = cluster.leader().await;
     for id in cluster.ids() {
         assert!(cluster.terminate(id).await, "node {id} did not exit on SIGTERM");

@@ -238,10 +238,8 @@ pub(crate) fn finish(log: &LogStore) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::{MembershipRecord, SnapshotMetaRecord};
-    use crate::types::{SnapshotMeta, StoredMembership};
-    use paddock_ledger::State;
-    use paddock_storage::{SnapshotFile, SnapshotFiles};
+    use crate::records::MembershipRecord;
+    use paddock_storage::SnapshotFiles;
     use std::collections::BTreeMap;
     use std::path::PathBuf;
 
@@ -294,16 +292,7 @@ mod tests {
     }
 
     fn write_snapshot(dir: &Path, index: u64) -> PathBuf {
-        let meta = SnapshotMeta {
-            last_log_id: Some(LogIdRecord { term: 1, node: 1, index }.into()),
-            last_membership: StoredMembership::default(),
-        };
-        let file = SnapshotFile {
-            index,
-            meta: records::encode(&SnapshotMetaRecord::from(&meta)),
-            data: State::new().encode_snapshot(),
-        };
-        SnapshotFiles::open(&dir.join("snapshots")).unwrap().write(&file).unwrap()
+        crate::state_machine::tests::write_snapshot(&SnapshotFiles::open(&dir.join("snapshots")).unwrap(), index)
     }
 
     fn open(dir: &Path) -> (LogStore, StateMachine) {

@@ -643,7 +643,7 @@ impl StateMachine {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::StartError;
     use paddock_storage::SnapshotFile;
@@ -656,7 +656,8 @@ mod tests {
         log
     }
 
-    fn write_snapshot(files: &SnapshotFiles, index: u64) -> PathBuf {
+    /// Writes a snapshot of an empty book at `index` (also for `repair.rs`'s tests).
+    pub(crate) fn write_snapshot(files: &SnapshotFiles, index: u64) -> PathBuf {
         let meta = SnapshotMeta {
             last_log_id: Some(LogIdRecord { term: 1, node: 1, index }.into()),
             last_membership: StoredMembership::default(),
