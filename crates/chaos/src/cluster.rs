@@ -529,7 +529,7 @@ impl Cluster {
         let deadline = Instant::now() + within;
         while let Err(e) = client.add_member(id, &peer).await {
             if Instant::now() >= deadline {
-                bail!("node {id} could not be added as a learner within {within:?}: {e}");
+                bail!("node {id} could not be added as a learner within {:.1} s: {e}", within.as_secs_f64());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -130,22 +130,14 @@ async fn a_cluster_without_a_majority_pages_through_prometheus_and_alertmanager_
     );
 
     // Prometheus sees all three nodes up and a leader before the fault.
-    let query = format!("http://127.0.0.1:{prometheus_port}/api/v1/query");
+    let prometheus = format!("http://127.0.0.1:{prometheus_port}");
     poll_until(
         "Prometheus to scrape the three nodes and see a leader",
         Duration::from_secs(30),
         Duration::from_millis(250),
         async || {
-            let answer: serde_json::Value = reqwest::Client::new()
-                .get(&query)
-                .query(&[("query", "count(up{job=\"paddock\"} == 1) == 3 and on() sum(paddock_raft_is_leader) == 1")])
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            answer["data"]["result"].as_array().is_some_and(|r| !r.is_empty()).then_some(())
+            let query = "count(up{job=\"paddock\"} == 1) == 3 and on() sum(paddock_raft_is_leader) == 1";
+            prometheus_query(&prometheus, query).await.is_some_and(|r| !r.is_empty()).then_some(())
         },
     )
     .await;

@@ -32,6 +32,17 @@ async fn load(client: paddock_client::Client, acks: Acks, stop: Arc<std::sync::a
     }
 }
 
+/// Breaks something with `fault`, heals it with `heal` after `hold`, waits `settle`: the
+/// longest time without an acknowledged write over the whole of it.
+async fn around(acks: &Acks, fault: &[&str], hold: Duration, heal: &[&str], settle: Duration) -> Duration {
+    let from = Instant::now();
+    docker(fault);
+    tokio::time::sleep(hold).await;
+    docker(heal);
+    tokio::time::sleep(settle).await;
+    gap(acks, from, Instant::now())
+}
+
 /// The longest time without an acknowledged write between `from` and `to`.
 fn gap(acks: &Acks, from: Instant, to: Instant) -> Duration {
     let acks = acks.lock().unwrap();
@@ -79,34 +90,27 @@ async fn clients_see_only_failover_gaps_and_every_acknowledged_write_survives_ki
 
     // docker kill the leader, start it again.
     let leader = view.leader_id.expect("a leader");
-    let killed = Instant::now();
-    docker(&["kill", &project.container(leader)]);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    docker(&["start", &project.container(leader)]);
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let kill_gap = gap(&acks, killed, Instant::now());
+    let container = project.container(leader);
+    let (hold, settle) = (Duration::from_secs(3), Duration::from_secs(4));
+    let kill_gap = around(&acks, &["kill", &container], hold, &["start", &container], settle).await;
 
     // docker pause a follower, unpause it.
     let view = client.cluster().await.expect("the cluster answers");
     let follower = view.members.iter().map(|m| m.node_id).find(|id| Some(*id) != view.leader_id).unwrap();
-    let paused = Instant::now();
-    docker(&["pause", &project.container(follower)]);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    docker(&["unpause", &project.container(follower)]);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let pause_gap = gap(&acks, paused, Instant::now());
+    let container = project.container(follower);
+    let (hold, settle) = (Duration::from_secs(3), Duration::from_secs(3));
+    let pause_gap = around(&acks, &["pause", &container], hold, &["unpause", &container], settle).await;
 
     // Cut the leader off the backbone (peers, HAProxy), connect it again under its name.
     let view = client.cluster().await.expect("the cluster answers");
     let cut = view.leader_id.expect("a leader");
     let backbone = project.backbone();
     let alias = format!("node{cut}");
-    let partitioned = Instant::now();
-    docker(&["network", "disconnect", &backbone, &project.container(cut)]);
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    docker(&["network", "connect", "--alias", &alias, &backbone, &project.container(cut)]);
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let partition_gap = gap(&acks, partitioned, Instant::now());
+    let container = project.container(cut);
+    let hold = Duration::from_secs(4);
+    let disconnect = ["network", "disconnect", &backbone, &container];
+    let connect = ["network", "connect", "--alias", &alias, &backbone, &container];
+    let partition_gap = around(&acks, &disconnect, hold, &connect, hold).await;
 
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     worker.await.unwrap();

@@ -27,7 +27,11 @@ async fn docker_compose_up_brings_up_an_authenticated_cluster_behind_haproxy_wit
             client.cluster().await.ok().filter(|v| v.leader_id.is_some())
         })
         .await;
-    eprintln!("compose cluster led by node {:?} {:?} after `up`", view.leader_id, started.elapsed());
+    eprintln!(
+        "compose cluster led by node {} {:.1} s after the image builds began",
+        view.leader_id.unwrap_or_default(),
+        started.elapsed().as_secs_f64()
+    );
     assert_eq!(view.members.iter().filter(|m| m.voter).count(), 3);
     client.open_account(1, "GBP", "compose-open-1").await.expect("an authenticated write through HAProxy");
     // Every node holds it: read from each through HAProxy until all three have answered.
@@ -39,22 +43,13 @@ async fn docker_compose_up_brings_up_an_authenticated_cluster_behind_haproxy_wit
 
     // Prometheus: every node scraped over TLS and up, Paddock's alert rules loaded.
     let prometheus = format!("http://127.0.0.1:{}", project.prometheus_port);
-    let http = reqwest::Client::new();
     poll_until("Prometheus to see three nodes up", Duration::from_secs(60), Duration::from_millis(500), async || {
-        let body: serde_json::Value = http
-            .get(format!("{prometheus}/api/v1/query?query=up%7Bjob%3D%22paddock%22%7D"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let results = body["data"]["result"].as_array()?;
+        let results = prometheus_query(&prometheus, "up{job=\"paddock\"}").await?;
         (results.len() == 3 && results.iter().all(|r| r["value"][1] == "1")).then_some(())
     })
     .await;
     let rules: serde_json::Value =
-        http.get(format!("{prometheus}/api/v1/rules")).send().await.unwrap().json().await.unwrap();
+        reqwest::Client::new().get(format!("{prometheus}/api/v1/rules")).send().await.unwrap().json().await.unwrap();
     let text = rules.to_string();
     for alert in ["PaddockNoLeader", "PaddockStorageFailed", "PaddockStorageRepairStuck"] {
         assert!(text.contains(alert), "Prometheus has no rule {alert}: {text}");

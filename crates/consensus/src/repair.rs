@@ -141,8 +141,8 @@ pub(crate) fn at_start(
         .unwrap_or(0);
 
     let follows = purged_damaged.is_none() && sm.check_log_follows(log, node, data_dir).is_ok();
-    // Entries after this index are discarded (and must be fetched again), if any.
-    let mut lost_after: Option<u64> = None;
+    // Whether entries this node may have acknowledged are discarded (to be fetched again).
+    let mut discards_entries = false;
     if !follows {
         let why = match &purged_damaged {
             Some(why) => format!("its purge marker is damaged ({why})"),
@@ -160,34 +160,30 @@ pub(crate) fn at_start(
             Some(s) => discard.write.push((MetaKey::Purged, records::encode(&LogIdRecord::from(s)))),
             None => discard.remove.push(MetaKey::Purged),
         }
-        lost_after = Some(snapshot_index.unwrap_or(0));
-    } else if let Some((first_bad, why)) = whole.damaged.clone() {
-        let mut first_bad = (first_bad, why);
-        if let Some(s) = snapshot.as_ref().filter(|s| first_bad.0 <= s.index) {
-            // The snapshot covers the damage: purge up to it, as openraft would have.
+        discards_entries = true;
+    } else if let Some((index, why)) = whole.damaged.clone() {
+        let mut first_bad = Some((index, why.clone()));
+        if let Some(s) = snapshot.as_ref().filter(|s| index <= s.index) {
+            // The snapshot covers the damage: purge up to it, as openraft would have, and look
+            // for damage after it.
             found.notes.push(format!(
-                "log entry {} is damaged ({}) but the snapshot at index {} covers it: the log is purged up to it",
-                first_bad.0, first_bad.1, s.index
+                "log entry {index} is damaged ({why}) but the snapshot at index {} covers it: the log is purged up to it",
+                s.index
             ));
             discard.entries_upto = Some(s.index);
             discard.write.push((MetaKey::Purged, records::encode(&LogIdRecord::from(s))));
-            match log.scan(s.index + 1)?.damaged {
-                Some(next) => first_bad = next,
-                None => first_bad = (u64::MAX, String::new()),
-            }
+            first_bad = log.scan(s.index + 1)?.damaged;
         }
-        if first_bad.0 != u64::MAX {
+        if let Some((index, why)) = first_bad {
             found.notes.push(format!(
-                "log entry {} is damaged ({}); it and the {} entries after it are discarded, to be fetched again",
-                first_bad.0,
-                first_bad.1,
-                whole.last.unwrap_or(first_bad.0).saturating_sub(first_bad.0)
+                "log entry {index} is damaged ({why}); it and the {} entries after it are discarded, to be fetched again",
+                whole.last.unwrap_or(index).saturating_sub(index)
             ));
-            discard.entries_from = Some(first_bad.0);
-            lost_after = Some(first_bad.0 - 1);
+            discard.entries_from = Some(index);
+            discards_entries = true;
         }
     }
-    if lost_after.is_some() {
+    if discards_entries {
         // Unknown (no intact membership anywhere) only when the whole log goes because no
         // intact snapshot precedes it: then it could not rebuild the state here anyway.
         let voters = voters(log, sm)?;
@@ -202,10 +198,8 @@ pub(crate) fn at_start(
         if committed.is_some() && !discard.remove.contains(&MetaKey::Committed) {
             discard.remove.push(MetaKey::Committed);
         }
-        let record = RepairRecord {
-            up_to: reached.max(found.marker.map_or(0, |m| m.up_to)),
-            found_ms: found.marker.map_or(now_ms, |m| m.found_ms),
-        };
+        // `reached` counts an earlier marker's index: a repair interrupted by a restart keeps it.
+        let record = RepairRecord { up_to: reached, found_ms: found.marker.map_or(now_ms, |m| m.found_ms) };
         discard.write.push((MetaKey::Repair, records::encode(&record)));
         found.marker = Some(record);
     }
@@ -257,14 +251,19 @@ mod tests {
         })
     }
 
+    /// Appends `entries` and waits for their fsync.
+    fn append_durably(log: &LogStore, entries: Vec<(u64, Vec<u8>)>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        log.append(entries, Box::new(move |r| tx.send(r).unwrap()));
+        rx.recv().unwrap().unwrap();
+    }
+
     /// A log of `1..=last` (a membership of `members` first, then blanks), voted and committed.
     fn write_log(dir: &Path, members: &[u64], last: u64) {
         let log = LogStore::open(&dir.join(LOG_FILE)).unwrap();
         let mut entries = vec![entry(1, voters(members))];
         entries.extend((2..=last).map(|i| entry(i, PayloadRecord::Blank)));
-        let (tx, rx) = std::sync::mpsc::channel();
-        log.append(entries, Box::new(move |r| tx.send(r).unwrap()));
-        rx.recv().unwrap().unwrap();
+        append_durably(&log, entries);
         log.save_meta_durable(MetaKey::Vote, &records::encode(&VoteRecord { term: 1, node: 1, committed: true }))
             .unwrap();
         log.save_meta_durable(MetaKey::Committed, &records::encode(&LogIdRecord { term: 1, node: 1, index: last }))
@@ -321,13 +320,9 @@ mod tests {
         assert!(!caught_up(&log, &sm, found.marker.as_ref().unwrap()).unwrap());
 
         // The leader sends 12..=19: not yet whole, since 20 may have been acknowledged.
-        let (tx, rx) = std::sync::mpsc::channel();
-        log.append((12..=19).map(|i| entry(i, PayloadRecord::Blank)).collect(), Box::new(move |r| tx.send(r).unwrap()));
-        rx.recv().unwrap().unwrap();
+        append_durably(&log, (12..=19).map(|i| entry(i, PayloadRecord::Blank)).collect());
         assert!(!caught_up(&log, &sm, found.marker.as_ref().unwrap()).unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        log.append(vec![entry(20, PayloadRecord::Blank)], Box::new(move |r| tx.send(r).unwrap()));
-        rx.recv().unwrap().unwrap();
+        append_durably(&log, vec![entry(20, PayloadRecord::Blank)]);
         assert!(caught_up(&log, &sm, found.marker.as_ref().unwrap()).unwrap());
         finish(&log).unwrap();
         drop((log, sm));
@@ -374,9 +369,7 @@ mod tests {
         {
             // The cluster shrank to node 2 at index 15 (before the log was damaged at 12).
             let log = LogStore::open(&dir.path().join(LOG_FILE)).unwrap();
-            let (tx, rx) = std::sync::mpsc::channel();
-            log.append(vec![entry(15, voters(&[2]))], Box::new(move |r| tx.send(r).unwrap()));
-            rx.recv().unwrap().unwrap();
+            append_durably(&log, vec![entry(15, voters(&[2]))]);
         }
         rot_entry(dir.path(), 12);
         let (log, sm) = open(dir.path());
@@ -425,12 +418,7 @@ mod tests {
         std::fs::write(&newest, bytes).unwrap();
         {
             let log = LogStore::open(&dir.path().join(LOG_FILE)).unwrap();
-            let (tx, rx) = std::sync::mpsc::channel();
-            log.append(
-                (151..=230).map(|i| entry(i, PayloadRecord::Blank)).collect(),
-                Box::new(move |r| tx.send(r).unwrap()),
-            );
-            rx.recv().unwrap().unwrap();
+            append_durably(&log, (151..=230).map(|i| entry(i, PayloadRecord::Blank)).collect());
             log.purge(150, &records::encode(&LogIdRecord { term: 1, node: 1, index: 150 })).unwrap();
         }
         let (log, sm) = open(dir.path());

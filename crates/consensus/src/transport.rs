@@ -481,10 +481,11 @@ impl Handler {
                     (tokio::time::Instant::now(), req.leader_commit.as_ref().map(|l| l.index));
                 // Read before and after: the marker may be removed while the append runs, and a
                 // conflict that arose from the discarded log must still carry the flag.
-                let repairing_before = self.inner.upgrade().is_some_and(|inner| inner.repairing().is_some());
+                let inner = self.inner.upgrade();
+                let repairing_before = inner.as_ref().is_some_and(|inner| inner.repairing().is_some());
                 let answer = self.raft.append_entries(req).await.map_err(|e| unavailable(&e))?;
                 let mut repairing = repairing_before;
-                if let Some(inner) = self.inner.upgrade() {
+                if let Some(inner) = &inner {
                     inner.lag.heard(arrived, leader_commit);
                     repairing |= inner.repairing().is_some();
                 }

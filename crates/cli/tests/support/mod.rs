@@ -746,3 +746,18 @@ pub fn single(account_id: u64, market_id: u64, stake_minor: i64) -> PlaceBetRequ
         odds_policy: "any".into(),
     }
 }
+
+/// The result vector of an instant PromQL `query` against the Prometheus at `base`
+/// (`http://127.0.0.1:PORT`), or `None` if it does not answer (yet).
+pub async fn prometheus_query(base: &str, query: &str) -> Option<Vec<serde_json::Value>> {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/query"))
+        .query(&[("query", query)])
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    answer["data"]["result"].as_array().cloned()
+}
