@@ -4,7 +4,8 @@
 //! - `cargo xtask ci`: tidy, format check, clippy with warnings denied (which enforces the
 //!   per-crate `clippy.toml` rules: no `HashMap`, clock or I/O in the ledger, blocking I/O in
 //!   consensus only through its `IoMode` seam), every test, schemathesis and promtool against
-//!   a real node (`schemathesis.sh`, `promtool.sh`), the Kubernetes manifests against the
+//!   a real node (`schemathesis.sh`, `promtool.sh`), the next-format test build first
+//!   (`next-build`, and its clippy), the Kubernetes manifests against the
 //!   Kubernetes schemas (`kubernetes.sh`), then the deterministic simulator:
 //!   its teeth and determinism tests and a batch of 200 seeds that must reach every
 //!   dangerous path it counts.
@@ -13,6 +14,9 @@
 //!   manifests, openraft confined to consensus, per-crate `clippy.toml` files (see `tidy.rs`).
 //! - `cargo xtask image [--binary PATH] [--tag TAG]`: the node's container image from local
 //!   files only (`xtask/image.sh`, `deploy/docker/Dockerfile`; `paddock:local` by default).
+//! - `cargo xtask next-build`: the test build of the next log-entry format (`paddock-cli`
+//!   with its `next-format` feature) at `target/next-format/paddock`, for the mixed-version
+//!   and rolling-upgrade tests (`crates/cli/tests/mixed_versions.rs`, `compose_upgrade.rs`).
 //! - `cargo xtask sim ARGS`: builds and runs the simulator (`--seed N`, `--seeds A..B`,
 //!   `--determinism N`, `--long`, `--teeth ...`, `--require-paths`, `--json`; see
 //!   `crates/sim/src/main.rs`).
@@ -34,13 +38,14 @@ fn main() -> Result<()> {
         Some("ci") => ci(),
         Some("tidy") => tidy::run(&workspace_root()),
         Some("sim") => sim(&args[1..].iter().map(String::as_str).collect::<Vec<_>>()),
+        Some("next-build") => next_build(),
         Some("image") => {
             let mut all = vec!["xtask/image.sh"];
             all.extend(args[1..].iter().map(String::as_str));
             run("bash", &all, &[])
         }
         _ => {
-            eprintln!("usage: cargo xtask ci | cargo xtask tidy | cargo xtask image [--binary PATH] [--tag TAG] [--all] [--suffix S] | cargo xtask sim (--seed N | --seeds A..B | --determinism N) [--jobs J] [--long] [--teeth ...] [--require-paths] [--json]");
+            eprintln!("usage: cargo xtask ci | cargo xtask tidy | cargo xtask next-build | cargo xtask image [--binary PATH] [--tag TAG] [--all] [--suffix S] | cargo xtask sim (--seed N | --seeds A..B | --determinism N) [--jobs J] [--long] [--teeth ...] [--require-paths] [--json]");
             std::process::exit(2);
         }
     }
@@ -79,6 +84,22 @@ fn sim(args: &[&str]) -> Result<()> {
     run("cargo", &all, SIM_ENV)
 }
 
+/// Builds `paddock` with the `next-format` feature and keeps it at
+/// `target/next-format/paddock`: the same `target/` (only the crates the feature touches are
+/// built twice), copied out because the next plain build overwrites `target/debug/paddock`.
+fn next_build() -> Result<()> {
+    run("cargo", &["build", "-p", "paddock-cli", "--features", "next-format", "--locked"], &[])?;
+    let target = workspace_root().join("target");
+    std::fs::create_dir_all(target.join("next-format"))?;
+    let to = target.join("next-format").join("paddock");
+    // Copied beside, then renamed: a test running the old copy is not disturbed.
+    let tmp = target.join("next-format").join("paddock.tmp");
+    std::fs::copy(target.join("debug").join("paddock"), &tmp).context("copying the next-format build")?;
+    std::fs::rename(&tmp, &to)?;
+    println!("the next-format build is at {}", to.display());
+    Ok(())
+}
+
 fn ci() -> Result<()> {
     let start = Instant::now();
     println!("\n==> tidy");
@@ -89,6 +110,25 @@ fn ci() -> Result<()> {
         &["clippy", "--workspace", "--exclude", "paddock-sim", "--all-targets", "--locked", "--", "-D", "warnings"],
         &[],
     )?;
+    // The code only the next-format test build compiles is linted too; then that build is
+    // made for the mixed-version tests.
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            "paddock-cli",
+            "--features",
+            "next-format",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    next_build()?;
     // Real components the tests start (HAProxy), installed from Debian packages when missing.
     run("bash", &["xtask/packages.sh"], &[])?;
     run("cargo", &["test", "--workspace", "--exclude", "paddock-sim", "--locked"], &[])?;

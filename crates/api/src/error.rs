@@ -77,12 +77,16 @@ pub enum ErrorCode {
     /// A backup asked for log entries this node has purged behind a snapshot (410): start a
     /// new chain with a full backup.
     LogPurged,
+    /// The command needs a log-entry format a member of the cluster does not read yet: a
+    /// rolling upgrade is under way or stopped half-way (409). Nothing was applied; finish the
+    /// upgrade, then send it again.
+    FormatNotActive,
 }
 
 impl ErrorCode {
     /// Every code of the API's own, besides the ledger's: the OpenAPI document lists them with
     /// their statuses, so a client can handle each by name.
-    pub const API: [ErrorCode; 21] = [
+    pub const API: [ErrorCode; 22] = [
         ErrorCode::MalformedBody,
         ErrorCode::BodyTooLarge,
         ErrorCode::UriTooLong,
@@ -104,6 +108,7 @@ impl ErrorCode {
         ErrorCode::MembershipRefused,
         ErrorCode::RequestRefused,
         ErrorCode::LogPurged,
+        ErrorCode::FormatNotActive,
     ];
 
     /// Every code a client can receive: the API's own, then the ledger's.
@@ -136,6 +141,7 @@ impl ErrorCode {
             ErrorCode::MembershipRefused => "membership_refused",
             ErrorCode::RequestRefused => "request_refused",
             ErrorCode::LogPurged => "log_purged",
+            ErrorCode::FormatNotActive => "format_not_active",
         }
     }
 
@@ -154,7 +160,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RateLimited => 429,
             ErrorCode::ClosesAtPassed | ErrorCode::RequestRefused => 422,
-            ErrorCode::MembershipRefused => 409,
+            ErrorCode::MembershipRefused | ErrorCode::FormatNotActive => 409,
             ErrorCode::LogPurged => 410,
             ErrorCode::Overloaded
             | ErrorCode::Unavailable
@@ -322,12 +328,13 @@ mod tests {
             | ErrorCode::ClosesAtPassed
             | ErrorCode::MembershipRefused
             | ErrorCode::RequestRefused
-            | ErrorCode::LogPurged => true,
+            | ErrorCode::LogPurged
+            | ErrorCode::FormatNotActive => true,
         };
         assert!(ErrorCode::API.iter().all(|c| own(*c)), "the list holds no ledger code");
         let mut listed = ErrorCode::API.map(ErrorCode::as_str).to_vec();
         listed.sort_unstable();
         listed.dedup();
-        assert_eq!(listed.len(), 21, "every variant of the match above, once");
+        assert_eq!(listed.len(), 22, "every variant of the match above, once");
     }
 }

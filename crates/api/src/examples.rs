@@ -235,13 +235,17 @@ pub fn example(schema: &str) -> Option<Value> {
             "applied_index": 53,
             "snapshot_index": 0,
             "members": [
-                { "node_id": 1, "peer_addr": "10.0.0.1:7101", "voter": true, "matched_index": 53, "lag": 0 },
-                { "node_id": 2, "peer_addr": "10.0.0.2:7101", "voter": true, "matched_index": 53, "lag": 0 },
-                { "node_id": 3, "peer_addr": "10.0.0.3:7101", "voter": true, "matched_index": 51, "lag": 2 }
+                { "node_id": 1, "peer_addr": "10.0.0.1:7101", "voter": true, "matched_index": 53, "lag": 0, "ack_age_ms": 12,
+                  "entry_format": 1, "version": "0.1.0" },
+                { "node_id": 2, "peer_addr": "10.0.0.2:7101", "voter": true, "matched_index": 53, "lag": 0, "ack_age_ms": 12,
+                  "entry_format": 1, "version": "0.1.0" },
+                { "node_id": 3, "peer_addr": "10.0.0.3:7101", "voter": true, "matched_index": 51, "lag": 2, "ack_age_ms": 9,
+                  "entry_format": 1, "version": "0.1.0" }
             ],
             "clock_synchronized": true,
             "clock_offsets": [{ "node_id": 2, "offset_ms": 1, "error_ms": 2 }, { "node_id": 3, "offset_ms": 1, "error_ms": 1 }],
-            "book_clock_ms": 1_796_412_163_870_u64
+            "book_clock_ms": 1_796_412_163_870_u64,
+            "entry_format": 1
         }),
         "StateHashBody" => json!({
             "applied_index": 53,

@@ -670,6 +670,10 @@ pub struct ClusterBody {
     /// the leader. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repairing_up_to: Option<u64>,
+    /// The newest log-entry format every member reads (leader only): a command that needs a
+    /// newer one is refused (409 `format_not_active`) until every member is upgraded.
+    #[serde(default)]
+    pub entry_format: Option<u32>,
 }
 
 /// One voter's clock relative to the answering node's.
@@ -696,6 +700,18 @@ pub struct MemberBody {
     pub matched_index: Option<u64>,
     /// Entries behind the leader (leader only).
     pub lag: Option<u64>,
+    /// Milliseconds since the leader last heard from it (leader only; absent before its first
+    /// answer in this term).
+    #[serde(default)]
+    pub ack_age_ms: Option<u64>,
+    /// The newest log-entry format it reads, as it announces it to the leader (leader only,
+    /// and for the answering node itself).
+    #[serde(default)]
+    pub entry_format: Option<u32>,
+    /// Its build version, announced likewise: during a rolling upgrade, which members run
+    /// the new build.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// Add a member.

@@ -6,6 +6,7 @@
 //! - `load`: open-loop load generation with HDR histograms ([`load`]).
 //! - `drill chaos`, `drill failover`: drills against a local cluster of this binary ([`drill`],
 //!   [`failover`]).
+//! - `upgrade`: a rolling upgrade, one node at a time ([`upgrade`]).
 //! - `status`, `members`, `transfer-leader`, `keys`, `principals`: operate a running cluster
 //!   over HTTP with an operator's API key (`PADDOCK_KEY`).
 
@@ -21,6 +22,7 @@ mod failover;
 mod load;
 mod restore_drill;
 mod supervise;
+mod upgrade;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -32,7 +34,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "paddock", version, about = "Fault-tolerant betting engine")]
+#[command(name = "paddock", version = paddock_node::VERSION, about = "Fault-tolerant betting engine")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -200,6 +202,28 @@ enum Cmd {
         #[command(subcommand)]
         action: dr::DrCmd,
     },
+    /// Roll the cluster to a new build one node at a time, with no failed request: followers
+    /// first, each replaced by your command and waited for until it is back and caught up, then
+    /// the leader after handing its leadership to an upgraded node. docs/deployment.md,
+    /// "Rolling upgrade".
+    ///
+    /// Example: paddock upgrade --node https://lb:8443 --ca-cert ca.pem
+    /// --replace 'docker-compose up -d --no-deps --force-recreate node{id}' --expect-version 0.2.0
+    Upgrade {
+        #[command(flatten)]
+        target: Target,
+        /// Shell command that replaces one node with the new build on its data directory
+        /// (stops it, which drains it, and starts the new build); `{id}` is the node's id.
+        #[arg(long)]
+        replace: String,
+        /// The version the new build announces (`paddock --version` of it): the roll waits
+        /// for each node to announce it, and skips nodes that already do.
+        #[arg(long)]
+        expect_version: Option<String>,
+        /// Seconds a replaced node may take to come back and catch up before the roll stops.
+        #[arg(long, default_value_t = 180)]
+        catch_up_timeout_s: u64,
+    },
     /// Hand leadership to another node.
     ///
     /// Example: paddock transfer-leader --to 2
@@ -300,20 +324,28 @@ fn status_table(c: &paddock_api::wire::ClusterBody) -> String {
             "REPAIRING damaged storage: fetching the log from the leader up to index {up_to}; not voting until then\n\n"
         ));
     }
-    out.push_str(&format!("{:<6} {:<24} {:<8} {:>10} {:>8}\n", "node", "peer address", "kind", "matched", "lag"));
+    if let Some(format) = c.entry_format {
+        out.push_str(&format!("every member reads log entry format {format} (or newer)\n\n"));
+    }
+    out.push_str(&format!(
+        "{:<6} {:<24} {:<8} {:>10} {:>8}  {:<6} {}\n",
+        "node", "peer address", "kind", "matched", "lag", "format", "version"
+    ));
     for m in &c.members {
         let dash = || "-".to_string();
         out.push_str(&format!(
-            "{:<6} {:<24} {:<8} {:>10} {:>8}\n",
+            "{:<6} {:<24} {:<8} {:>10} {:>8}  {:<6} {}\n",
             m.node_id,
             m.peer_addr,
             if m.voter { "voter" } else { "learner" },
             m.matched_index.map_or_else(dash, |i| i.to_string()),
             m.lag.map_or_else(dash, |l| l.to_string()),
+            m.entry_format.map_or_else(dash, |f| f.to_string()),
+            m.version.clone().unwrap_or_else(dash),
         ));
     }
     if c.role != "leader" {
-        out.push_str("(matched index and lag are known on the leader: ask it for them)\n");
+        out.push_str("(matched index, lag, format and version are known on the leader: ask it for them)\n");
     }
     out
 }
@@ -610,6 +642,10 @@ pub struct StartArgs {
     /// Open client connections this node holds at most (default 4096).
     #[arg(long)]
     pub connections_max: Option<usize>,
+    /// At a stop, ms the node keeps serving with readiness failing so that a load balancer
+    /// stops sending it requests, before it stops accepting connections (default 1000).
+    #[arg(long)]
+    pub drain_ms: Option<u64>,
     /// `/metrics` answers only the key of an operator, auditor or service principal.
     #[arg(long)]
     pub metrics_require_key: bool,
@@ -802,6 +838,9 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     if let Some(v) = args.connections_max {
         config.connections_max = v;
     }
+    if let Some(v) = args.drain_ms {
+        config.drain_ms = v;
+    }
     if let Some(v) = args.sse_streams_per_principal {
         config.sse_streams_per_principal_max = v;
     }
@@ -970,6 +1009,15 @@ fn main() -> Result<()> {
                             }
                             serde_json::to_value(cluster)?
                         }
+                        Cmd::Upgrade { target, replace, expect_version, catch_up_timeout_s } => {
+                            let args = upgrade::Args {
+                                replace,
+                                expect_version,
+                                catch_up_timeout: Duration::from_secs(catch_up_timeout_s),
+                            };
+                            upgrade::run(&target.client()?, &args).await?;
+                            return Ok(());
+                        }
                         Cmd::TransferLeader { target, to } => {
                             serde_json::to_value(target.client()?.transfer_leader(to).await?)?
                         }
@@ -1137,6 +1185,9 @@ mod tests {
             voter,
             matched_index: lag.map(|l| 120 - l),
             lag,
+            ack_age_ms: lag.map(|_| 30),
+            entry_format: Some(1),
+            version: Some("0.1.0".into()),
         };
         let cluster = ClusterBody {
             node_id: 1,
@@ -1153,10 +1204,15 @@ mod tests {
             clock_offsets: vec![],
             book_clock_ms: 0,
             repairing_up_to: None,
+            entry_format: Some(1),
         };
         let table = status_table(&cluster);
         assert!(table.starts_with("cluster paddock: node 1 is leader in term 3; leader node 1\n"), "{table}");
-        assert!(table.contains("2      127.0.0.1:7102           voter           116        4"), "{table}");
+        assert!(
+            table.contains("2      127.0.0.1:7102           voter           116        4  1      0.1.0"),
+            "{table}"
+        );
+        assert!(table.contains("every member reads log entry format 1"), "{table}");
         assert!(table.contains("learner"), "{table}");
         assert!(!table.contains("Some(") && !table.contains("None"), "{table}");
     }

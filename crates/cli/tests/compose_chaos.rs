@@ -7,9 +7,7 @@
 
 mod support;
 
-use paddock_api::wire::StateHashBody;
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::compose::{docker, Project};
@@ -50,29 +48,6 @@ fn gap(acks: &Acks, from: Instant, to: Instant) -> Duration {
     times.insert(0, from);
     times.push(to);
     times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
-}
-
-/// Node `id`'s state hash, asked of it directly on the backbone (its certificate names it
-/// `node<id>`; the host reaches the container's address on the network this test's project made).
-async fn state_hash(project: &Project, id: u64) -> Option<StateHashBody> {
-    let container = project.container(id);
-    let ip = docker(&[
-        "inspect",
-        &container,
-        "--format",
-        &format!("{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}", project.backbone()),
-    ]);
-    let (key, ca) = project.operator();
-    let name = format!("node{id}");
-    let addr: SocketAddr = format!("{ip}:7001").parse().ok()?;
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).ok()?)
-        .resolve(&name, addr)
-        .timeout(Duration::from_secs(3))
-        .build()
-        .ok()?;
-    let response = http.get(format!("https://{name}:7001/v1/cluster/state-hash")).bearer_auth(key).send().await.ok()?;
-    response.json().await.ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +112,7 @@ async fn clients_see_only_failover_gaps_and_every_acknowledged_write_survives_ki
         async || {
             let mut hashes = Vec::new();
             for id in 1..=3 {
-                hashes.push(state_hash(&project, id).await?);
+                hashes.push(project.state_hash(id).await?);
             }
             hashes.windows(2).all(|w| w[0] == w[1]).then_some(hashes)
         },

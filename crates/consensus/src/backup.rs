@@ -189,6 +189,7 @@ pub fn seed_data_dir(
         data: state.encode_snapshot(),
     })?;
     let log = LogStore::open(&dir.join(crate::LOG_FILE))?;
+    log.read_entry_versions_up_to(paddock_ledger::ENTRY_FORMAT);
     log.save_meta_durable(MetaKey::Purged, &records::encode(&last))?;
     log.save_meta_durable(MetaKey::Committed, &records::encode(&last))?;
     // A vote in the restored term, so that the first election is for a later one: a leader
@@ -241,6 +242,7 @@ pub fn read_data_dir(dir: &Path) -> io::Result<LocalBook> {
         None => (State::new(), None),
     };
     let log = LogStore::open(&dir.join(crate::LOG_FILE))?;
+    log.read_entry_versions_up_to(paddock_ledger::ENTRY_FORMAT);
     let committed = match log.read_meta(MetaKey::Committed)? {
         Some(bytes) => Some(records::decode::<LogIdRecord>(&bytes)?.index),
         None => None,

@@ -22,6 +22,7 @@
 pub mod backup;
 mod cluster_time;
 pub mod faults;
+pub mod formats;
 pub mod log_store;
 pub mod network;
 pub mod records;
@@ -177,6 +178,21 @@ pub enum StartError {
         /// The peer that counts it as a voter.
         peer: u64,
     },
+    /// The log holds an entry in a format this build cannot decode: a newer build wrote it.
+    #[error(
+        "data directory {dir} was written by a newer Paddock build ({found}; this build reads log entry formats \
+         {first} to {newest}). Start the newer build on it again. Going back to this build needs a restore from \
+         a backup taken before the upgrade (paddock restore), or re-adding this node empty so that it recovers \
+         from its peers while they still run a build it can follow",
+        first = paddock_ledger::ENTRY_FORMAT_FIRST,
+        newest = paddock_ledger::ENTRY_FORMAT
+    )]
+    NewerFormat {
+        /// The data directory.
+        dir: PathBuf,
+        /// The entry and its format, as the log store found them.
+        found: String,
+    },
     /// The log is purged past the newest intact snapshot (the newest was damaged and the log
     /// after the previous one is gone, or the files were removed): the entries in between are
     /// on no local disk, so this node cannot rebuild its state and must recover from its peers.
@@ -300,6 +316,10 @@ pub enum WriteError {
     /// stamp commands (cluster time). Nothing was appended; retry, another node will lead.
     #[error("{0}")]
     ClockUnsynchronized(String),
+    /// The command needs a log-entry format that a member does not read yet (a rolling
+    /// upgrade is under way, or stopped half-way): nothing was appended. Finish the upgrade.
+    #[error("{0}")]
+    FormatNotActive(String),
 }
 
 /// A committed write.
@@ -371,6 +391,9 @@ pub struct Member {
     /// Milliseconds since this member last acknowledged the leader's heartbeat or append
     /// (known only on the leader; `None` before its first answer in this term).
     pub ack_age_ms: Option<u64>,
+    /// The newest log-entry format it reads and its build version, as it announced them in
+    /// its append answers (known only on the leader, and for this node itself).
+    pub announced: Option<formats::Announced>,
 }
 
 /// The cluster as this node sees it.
@@ -404,6 +427,9 @@ pub struct ClusterStatus {
     /// This node discarded damaged storage and does not vote until its log is durable up to
     /// this index again (fetched from the leader).
     pub repairing_up_to: Option<u64>,
+    /// The newest log-entry format every member reads (known only on the leader): what a
+    /// command may need to be proposed (`formats.rs`).
+    pub entry_format: Option<u8>,
     /// What this node knows of the voters' clocks (cluster time).
     pub clock: ClockView,
 }
@@ -550,12 +576,46 @@ pub(crate) struct Inner {
     lag: replica_lag::LagTracker,
     /// The storage-repair marker while this node refetches discarded entries (`repair.rs`).
     repair: std::sync::Mutex<Option<records::RepairRecord>>,
+    /// What the members announced to this node while it led (`formats.rs`).
+    formats: Arc<formats::PeerFormats>,
 }
 
 impl Inner {
     /// The repair marker while this node abstains from votes (see `repair.rs`).
     pub(crate) fn repairing(&self) -> Option<records::RepairRecord> {
         *self.repair.lock().expect("repair lock")
+    }
+
+    /// The newest log-entry format every member reads, as announced to this node while it
+    /// leads (`formats.rs`), and the members that hold it below this build's own.
+    fn cluster_format(&self) -> (u8, Vec<u64>) {
+        let (membership, term) = {
+            let m = self.raft.metrics();
+            let m = m.borrow_watched();
+            (m.membership_config.clone(), m.current_term)
+        };
+        let members: Vec<u64> = membership.membership().nodes().map(|(id, _)| *id).collect();
+        self.formats.cluster_format(members, self.id, term)
+    }
+
+    /// Whether `command` may be proposed: a leader never appends an entry some member could
+    /// not decode (it would refuse every append from there on).
+    fn format_allows(&self, command: &Command) -> Result<(), String> {
+        let needed = command.format();
+        if needed <= paddock_ledger::ENTRY_FORMAT_FIRST {
+            return Ok(());
+        }
+        let (format, behind) = self.cluster_format();
+        if needed <= format {
+            return Ok(());
+        }
+        let who = if behind.len() == 1 { "member" } else { "members" };
+        Err(format!(
+            "this command needs log entry format {needed}, and {who} {} read only format {format}: a rolling upgrade \
+             is under way or stopped half-way; nothing was applied. Upgrade every member (docs/deployment.md, \
+             \"Rolling upgrade\"), then send it again",
+            describe_ids(&behind)
+        ))
     }
 }
 
@@ -680,6 +740,7 @@ impl Consensus {
         disk.create_dir_all(&config.data_dir)?;
         let mode = if io == IoMode::Inline { WriterMode::Inline } else { WriterMode::Thread };
         let log = LogStore::open_with(&*disk, &config.data_dir.join(LOG_FILE), mode, config.log_faults)?;
+        log.read_entry_versions_up_to(paddock_ledger::ENTRY_FORMAT);
         let sm = StateMachine::open_with(
             disk,
             &config.data_dir.join(SNAPSHOT_DIR),
@@ -687,7 +748,12 @@ impl Consensus {
             io,
             config.applied_events.clone(),
         )?;
-        let found = repair::at_start(&log, &sm, config.node_id, &config.data_dir, clock().0)?;
+        let found = repair::at_start(&log, &sm, config.node_id, &config.data_dir, clock().0).map_err(|e| match e {
+            StartError::Io(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                StartError::NewerFormat { dir: config.data_dir.clone(), found: e.to_string() }
+            }
+            other => other,
+        })?;
         let raft_config = Config {
             cluster_name: config.cluster_id.clone(),
             heartbeat_interval: config.timing.heartbeat_ms,
@@ -711,10 +777,12 @@ impl Consensus {
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
         let (reverts, revert_requests) = tokio::sync::mpsc::unbounded_channel();
+        let formats = Arc::new(formats::PeerFormats::default());
         let network = NetworkFactory {
             transport: transport.clone(),
             snapshot_chunk_bytes: config.snapshot_chunk_bytes,
             reverts: network::Reverts(reverts),
+            formats: formats.clone(),
         };
         let raft =
             Raft::new(config.node_id, Arc::new(raft_config), network, LogAdapter::new(log.clone(), io), sm.clone())
@@ -737,9 +805,12 @@ impl Consensus {
             join_problem: std::sync::Mutex::new(None),
             lag: replica_lag::LagTracker::new(Instant::now()),
             repair: std::sync::Mutex::new(found.marker),
+            formats,
         });
         tokio::spawn(sample_clocks(Arc::downgrade(&inner)));
         tokio::spawn(allow_reverts(Arc::downgrade(&inner), revert_requests));
+        #[cfg(feature = "next-format")]
+        tokio::spawn(activate_format(Arc::downgrade(&inner)));
         if let Some(marker) = found.marker {
             // Before the first election timeout can fire: a repairing node never campaigns.
             raft.runtime_config().elect(false);
@@ -1029,6 +1100,9 @@ impl Consensus {
                     matched_index: matched,
                     lag: matched.map(|i| last_log_index.saturating_sub(i)),
                     ack_age_ms: heartbeat.get(id).copied().flatten().map(|t| t.elapsed().as_millis() as u64),
+                    announced: (role == Role::Leader || *id == self.inner.id)
+                        .then(|| self.inner.formats.of(*id, self.inner.id, m.current_term))
+                        .flatten(),
                 }
             })
             .collect();
@@ -1046,6 +1120,10 @@ impl Consensus {
             quorum_ack_age_ms: m.last_quorum_acked.as_ref().map(|t| t.elapsed().as_millis() as u64),
             membership_changing: membership.get_joint_config().len() > 1,
             repairing_up_to: self.inner.repairing().map(|m| m.up_to),
+            entry_format: (role == Role::Leader).then(|| {
+                let members = membership.nodes().map(|(id, _)| *id);
+                self.inner.formats.cluster_format(members, self.inner.id, m.current_term).0
+            }),
             clock: self.inner.cluster_time.view(),
         }
     }
@@ -1152,6 +1230,39 @@ async fn watch_repair(inner: std::sync::Weak<Inner>) {
 
 /// Serves the network's requests to let a repairing follower's log go backwards (see
 /// `network::Reverts`): each is handed to openraft before the answer that needs it.
+/// (The `next-format` test build only.) While this node leads, proposes the first entry of
+/// this build's newest format until it is written: the entry an older build cannot decode.
+/// Nothing here checks the members' formats: the write path's gate (`Inner::format_allows`)
+/// refuses it while some member does not announce that it reads it, as it would any command.
+#[cfg(feature = "next-format")]
+async fn activate_format(inner: std::sync::Weak<Inner>) {
+    let (mut activated_in, mut refused_in) = (None, None);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let (leads, term) = {
+            let m = inner.raft.metrics();
+            let m = m.borrow_watched();
+            (m.current_leader == Some(inner.id), m.current_term)
+        };
+        if !leads || activated_in == Some(term) {
+            continue;
+        }
+        let format = paddock_ledger::ENTRY_FORMAT;
+        match inner.write(Command::ActivateFormat { format }).await {
+            Ok(written) => {
+                tracing::info!(format, index = written.log_index, "every member reads the new log entry format");
+                activated_in = Some(term);
+            }
+            Err(WriteError::FormatNotActive(why)) if refused_in != Some(term) => {
+                tracing::info!(format, "the new log entry format waits: {why}");
+                refused_in = Some(term);
+            }
+            Err(e) => tracing::debug!(error = %e, "log entry format not activated yet"),
+        }
+    }
+}
+
 async fn allow_reverts(
     inner: std::sync::Weak<Inner>,
     mut requests: tokio::sync::mpsc::UnboundedReceiver<(u64, tokio::sync::oneshot::Sender<()>)>,
@@ -1492,6 +1603,9 @@ impl Inner {
             ForwardOp::Write(command) => {
                 if let Err(why) = self.cluster_time.may_stamp(&self.clock) {
                     return ForwardReply::Failed(WriteError::ClockUnsynchronized(why));
+                }
+                if let Err(why) = self.format_allows(&command) {
+                    return ForwardReply::Failed(WriteError::FormatNotActive(why));
                 }
                 let request = Request { time: (self.clock)(), command };
                 match tokio::time::timeout(self.write_timeout, self.raft.client_write(request)).await {

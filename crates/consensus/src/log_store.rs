@@ -120,9 +120,13 @@ impl RaftLogStorage<TypeConfig> for LogAdapter {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let encoded: Vec<(u64, Vec<u8>)> =
-            entries.into_iter().map(|e| (e.log_id.index, records::encode(&EntryRecord::from(&e)))).collect();
-        self.store.append(encoded, Box::new(move |result| callback.io_completed(result)));
+        // Each entry framed at the format its command needs: an older build reading this log
+        // refuses the entries it could not decode instead of misreading them.
+        let encoded: Vec<(u64, u8, Vec<u8>)> = entries
+            .into_iter()
+            .map(|e| (e.log_id.index, crate::formats::entry_format(&e), records::encode(&EntryRecord::from(&e))))
+            .collect();
+        self.store.append_versioned(encoded, Box::new(move |result| callback.io_completed(result)));
         Ok(())
     }
 

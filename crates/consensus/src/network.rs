@@ -263,6 +263,8 @@ pub struct NetworkFactory {
     /// Bytes per snapshot chunk.
     pub(crate) snapshot_chunk_bytes: usize,
     pub(crate) reverts: Reverts,
+    /// What each peer announced in its append answers (`formats.rs`).
+    pub(crate) formats: Arc<crate::formats::PeerFormats>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -275,6 +277,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             snapshot_chunk_bytes: self.snapshot_chunk_bytes,
             target,
             reverts: self.reverts.clone(),
+            formats: self.formats.clone(),
         }
     }
 }
@@ -286,6 +289,7 @@ pub struct PeerNetwork {
     snapshot_chunk_bytes: usize,
     target: u64,
     reverts: Reverts,
+    formats: Arc<crate::formats::PeerFormats>,
 }
 
 /// Cuts an append whose entries exceed `bytes_max` once encoded to the longest prefix that
@@ -313,14 +317,14 @@ fn cut_to_fit(rpc: &AppendEntriesRequest<TypeConfig>, bytes_max: usize) -> Optio
 
 /// Sends an append, cut to at most `bytes_max` of entries (see [`cut_to_fit`]): a cut one's
 /// `Success` is reported as `PartialSuccess` at its last entry, so openraft sends the rest.
-/// Returns the answer and whether the follower is repairing damaged storage.
+/// Returns the answer, whether the follower is repairing damaged storage, and what it announced.
 async fn append_within(
     transport: &dyn Transport,
     addr: &str,
     rpc: AppendEntriesRequest<TypeConfig>,
     timeout: Duration,
     bytes_max: usize,
-) -> Result<(AppendEntriesResponse<TypeConfig>, bool), PeerError> {
+) -> Result<(AppendEntriesResponse<TypeConfig>, bool, Option<crate::formats::Announced>), PeerError> {
     // Encoded once on the common path; measured entry by entry only when it is too large.
     let payload = postcard::to_stdvec(&rpc).expect("peer requests encode");
     let (payload, last_sent) = if payload.len() <= bytes_max {
@@ -331,13 +335,13 @@ async fn append_within(
         (postcard::to_stdvec(&cut).expect("peer requests encode"), Some(last_sent))
     };
     let bytes = transport.call(addr.to_string(), Rpc::AppendEntries, payload, timeout).await?;
-    let (answer, repairing) = decode_append_answer(&bytes)
+    let (answer, repairing, announced) = decode_append_answer(&bytes)
         .map_err(|e| PeerError::Refused { addr: addr.to_string(), message: format!("undecodable answer: {e}") })?;
     let answer = match (answer, last_sent) {
         (AppendEntriesResponse::Success, Some(last_sent)) => AppendEntriesResponse::PartialSuccess(last_sent),
         (other, _) => other,
     };
-    Ok((answer, repairing))
+    Ok((answer, repairing, announced))
 }
 
 /// Sends a snapshot file as chunks of `chunk_bytes`, read from disk one at a time, in order,
@@ -443,8 +447,10 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let timeout = option.soft_ttl().max(APPEND_TIMEOUT_MIN);
-        let (answer, repairing) =
+        let term = rpc.vote.leader_id.term;
+        let (answer, repairing, announced) =
             append_within(&*self.transport, &self.addr, rpc, timeout, APPEND_BYTES_MAX).await.map_err(rpc_error)?;
+        self.formats.record(self.target, term, announced);
         if repairing && answer == AppendEntriesResponse::Conflict && !self.reverts.allow(self.target).await {
             // The follower discarded damaged entries it may have acknowledged: its log is
             // shorter than what this leader recorded as matching, and openraft must let it go

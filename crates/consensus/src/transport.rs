@@ -330,20 +330,37 @@ pub fn decode_forward_reply(bytes: &[u8]) -> Result<ForwardReply, postcard::Erro
 /// [`FLAG_REPLAYED`], so that an older leader reads the answer and ignores the flag.
 pub const FLAG_REPAIRING: u8 = 1;
 
-/// Encodes an append's answer: its postcard bytes, then a flags byte if `repairing`.
+/// Encodes an append's answer: its postcard bytes, then the trailer: a flags byte
+/// ([`FLAG_REPAIRING`] if `repairing`), the newest log-entry format this build reads, and its
+/// build version (a length byte and UTF-8), which the leader keeps to gate newer formats
+/// (`formats.rs`). An older leader reads the flags byte only.
 pub fn encode_append_answer(answer: &AppendEntriesResponse<TypeConfig>, repairing: bool) -> Vec<u8> {
     let mut bytes = postcard::to_stdvec(answer).expect("append answers encode: plain data");
-    if repairing {
-        bytes.push(FLAG_REPAIRING);
-    }
+    bytes.push(if repairing { FLAG_REPAIRING } else { 0 });
+    bytes.push(paddock_ledger::ENTRY_FORMAT);
+    let version = crate::formats::BUILD_VERSION.as_bytes();
+    let version = &version[..version.len().min(u8::MAX as usize)];
+    bytes.push(version.len() as u8);
+    bytes.extend_from_slice(version);
     bytes
 }
 
-/// Decodes what [`encode_append_answer`] wrote, or an older build's answer without flags:
-/// the answer and whether the follower is repairing.
-pub fn decode_append_answer(bytes: &[u8]) -> Result<(AppendEntriesResponse<TypeConfig>, bool), postcard::Error> {
+/// Decodes what [`encode_append_answer`] wrote, or an older build's answer (flags only when
+/// repairing, no announcement): the answer, whether the follower is repairing, and what it
+/// announced.
+pub fn decode_append_answer(
+    bytes: &[u8],
+) -> Result<(AppendEntriesResponse<TypeConfig>, bool, Option<crate::formats::Announced>), postcard::Error> {
     let (answer, rest) = postcard::take_from_bytes::<AppendEntriesResponse<TypeConfig>>(bytes)?;
-    Ok((answer, rest.first().is_some_and(|flags| flags & FLAG_REPAIRING != 0)))
+    let repairing = rest.first().is_some_and(|flags| flags & FLAG_REPAIRING != 0);
+    let announced = match rest {
+        [_flags, format, len, version @ ..] if version.len() >= *len as usize => Some(crate::formats::Announced {
+            format: *format,
+            version: String::from_utf8_lossy(&version[..*len as usize]).into_owned(),
+        }),
+        _ => None,
+    };
+    Ok((answer, repairing, announced))
 }
 
 /// Forwards `op` to the node at `addr` and decodes its answer with its flags.

@@ -108,6 +108,12 @@ fn write_errors() -> Vec<(&'static str, WriteError)> {
             "write_error_clock_unsynchronized",
             WriteError::ClockUnsynchronized("this node's clock is 3600000 ms ahead of 2 of 3 voters".to_string()),
         ),
+        (
+            "write_error_format_not_active",
+            WriteError::FormatNotActive(
+                "this command needs log entry format 2, and member 3 read only format 1".into(),
+            ),
+        ),
     ]
 }
 
@@ -172,18 +178,31 @@ fn a_replayed_answer_reads_as_written_on_an_older_build_and_an_older_answer_is_n
 }
 
 #[test]
-fn a_repairing_follower_s_append_answer_is_the_answer_plus_a_trailing_flag_older_leaders_ignore() {
+fn an_append_answer_is_the_answer_plus_a_trailer_of_flags_format_and_version_that_older_leaders_ignore() {
     use openraft::raft::AppendEntriesResponse;
+    use paddock_consensus::formats::{Announced, BUILD_VERSION};
     type Answer = AppendEntriesResponse<paddock_consensus::types::TypeConfig>;
     let plain = transport::encode_append_answer(&Answer::Conflict, false);
     let repairing = transport::encode_append_answer(&Answer::Conflict, true);
-    assert_eq!(plain, postcard_encode(&Answer::Conflict), "a healthy follower's answer is unchanged");
-    assert_eq!(repairing, [plain.clone(), vec![transport::FLAG_REPAIRING]].concat());
-    // An older leader decodes with plain postcard, which ignores the trailing flag.
+    let trailer = |flags: u8| {
+        [vec![flags, paddock_ledger::ENTRY_FORMAT, BUILD_VERSION.len() as u8], BUILD_VERSION.as_bytes().to_vec()]
+            .concat()
+    };
+    assert_eq!(plain, [postcard_encode(&Answer::Conflict), trailer(0)].concat());
+    assert_eq!(repairing, [postcard_encode(&Answer::Conflict), trailer(transport::FLAG_REPAIRING)].concat());
+    // An older leader decodes with plain postcard, which ignores the trailer, and reads the
+    // flags byte first, as it always has.
     let on_older: Answer = postcard::from_bytes(&repairing).expect("an older leader reads the answer");
     assert_eq!(on_older, Answer::Conflict);
-    assert_eq!(transport::decode_append_answer(&repairing).unwrap(), (Answer::Conflict, true));
-    assert_eq!(transport::decode_append_answer(&plain).unwrap(), (Answer::Conflict, false));
+    let me = Some(Announced { format: paddock_ledger::ENTRY_FORMAT, version: BUILD_VERSION.to_string() });
+    assert_eq!(transport::decode_append_answer(&repairing).unwrap(), (Answer::Conflict, true, me.clone()));
+    assert_eq!(transport::decode_append_answer(&plain).unwrap(), (Answer::Conflict, false, me));
+    // An older follower's answers: nothing after the answer, or the repairing flag alone. It
+    // announced no format, and the leader counts it as reading the first.
+    let older = postcard_encode(&Answer::Conflict);
+    assert_eq!(transport::decode_append_answer(&older).unwrap(), (Answer::Conflict, false, None));
+    let older_repairing = [older, vec![transport::FLAG_REPAIRING]].concat();
+    assert_eq!(transport::decode_append_answer(&older_repairing).unwrap(), (Answer::Conflict, true, None));
 }
 
 #[test]
@@ -222,7 +241,14 @@ fn forward_reply_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
 
 #[test]
 fn write_error_tags_are_pinned_so_a_variant_can_only_be_added_at_the_end() {
-    let pinned = [("NoLeader", 0), ("Unknown", 1), ("Stopped", 2), ("Refused", 3), ("ClockUnsynchronized", 4)];
+    let pinned = [
+        ("NoLeader", 0),
+        ("Unknown", 1),
+        ("Stopped", 2),
+        ("Refused", 3),
+        ("ClockUnsynchronized", 4),
+        ("FormatNotActive", 5),
+    ];
     let samples: Vec<WriteError> = write_errors().into_iter().map(|(_, e)| e).collect();
     check_tags("WriteError", PEER.bump, &pinned, &samples);
 }

@@ -331,7 +331,27 @@ pub enum Command {
         /// Makes a retry safe: the same key and body return the first outcome.
         key: IdempotencyKey,
     },
+    /// (Only in a build with the `next-format` feature, the stand-in for the next log-entry
+    /// format in mixed-version tests.) Written by the leader once every member reads entry
+    /// format `format`: the first entry of that format, which a build that reads only older
+    /// formats cannot decode. Changes nothing in the book.
+    #[cfg(feature = "next-format")]
+    ActivateFormat {
+        /// The entry format every member now reads.
+        format: u8,
+    },
 }
+
+/// The newest log-entry format this build reads and writes: a command's encoding is part of
+/// the entry (`paddock_consensus` frames each entry at its command's [`Command::format`]).
+/// Format 1 is every command up to now. A new command, or a changed one, gets the next format;
+/// a leader proposes it only once every member announces that it reads it, and a node refuses
+/// to start on a log holding a format newer than this.
+pub const ENTRY_FORMAT: u8 = if cfg!(feature = "next-format") { 2 } else { 1 };
+
+/// The oldest log-entry format this build still reads (and what a peer that announces no
+/// format, a build older than the announcement, is taken to read).
+pub const ENTRY_FORMAT_FIRST: u8 = 1;
 
 /// The namespace an idempotency key is remembered in: a player's keys cannot collide with
 /// another player's, nor with the operators' keys for the book.
@@ -344,6 +364,16 @@ pub enum KeyScope {
 }
 
 impl Command {
+    /// The log-entry format this command needs: a member that reads only older formats
+    /// cannot decode it (see [`ENTRY_FORMAT`]).
+    pub fn format(&self) -> u8 {
+        match self {
+            #[cfg(feature = "next-format")]
+            Command::ActivateFormat { .. } => 2,
+            _ => ENTRY_FORMAT_FIRST,
+        }
+    }
+
     /// Whether applying this command again after it took effect changes nothing and answers
     /// as the first time did: it carries a key (a batch: each of its bets carries one), so the
     /// repeat is answered from the idempotency records. What may safely be sent again after a
@@ -390,6 +420,8 @@ impl Command {
             | ReserveBetIds { key, .. }
             | ArchiveSettled { key, .. } => Some((KeyScope::Book, key)),
             ResolvePending | PlaceBets(_) => None,
+            #[cfg(feature = "next-format")]
+            ActivateFormat { .. } => None,
         }
     }
 }

@@ -129,6 +129,12 @@ pub struct NodeConfig {
     /// accepted (`paddock_http_connections_refused_total`).
     #[serde(default = "default_connections")]
     pub connections_max: usize,
+    /// At a stop (SIGTERM), how long the node keeps serving with readiness failing before it
+    /// stops accepting connections: the time a load balancer needs to stop sending it new
+    /// requests (HAProxy as configured here: two checks 100-250 ms apart). Requests in flight
+    /// then finish. 0: stop accepting at once.
+    #[serde(default = "default_drain_ms")]
+    pub drain_ms: u64,
     /// A node is ready only if it applied within this many entries of its commit index.
     #[serde(default = "default_ready_lag")]
     pub ready_lag_entries_max: u64,
@@ -292,6 +298,9 @@ fn default_streams() -> usize {
 fn default_connections() -> usize {
     4096
 }
+fn default_drain_ms() -> u64 {
+    1000
+}
 fn default_ready_lag() -> u64 {
     1_000
 }
@@ -328,6 +337,7 @@ impl NodeConfig {
             ready_lag_entries_max: default_ready_lag(),
             sse_streams_per_principal_max: default_streams(),
             connections_max: default_connections(),
+            drain_ms: default_drain_ms(),
             metrics_require_key: false,
             expected_binary_sha256: None,
             expected_config_sha256: None,

@@ -34,6 +34,9 @@ mod stream;
 
 pub use auth::{load_static_keys, parse_static_keys, StaticKey};
 pub use config::NodeConfig;
+/// This build's version: what `paddock --version` prints and peers announce to the leader
+/// (`+next-format` on the test build of the next log-entry format).
+pub use paddock_consensus::formats::BUILD_VERSION as VERSION;
 /// Certificate files and peer identity (the consensus crate owns mutual TLS between peers).
 pub use paddock_consensus::tls;
 
@@ -447,8 +450,19 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
             () = shutdown => {}
             () = damage => {}
         }
-        tracing::info!("shutting down: draining in-flight requests");
+        // Readiness fails first, and the node goes on serving for a while: a load balancer
+        // that checks readiness stops sending new requests here before the listener closes,
+        // so none of them meets a refused connection. Then the requests in flight finish.
         drain.shutting_down.store(true, Ordering::SeqCst);
+        let wait = Duration::from_millis(drain.config.drain_ms);
+        tracing::info!(
+            drain_ms = drain.config.drain_ms,
+            "shutting down: not ready; serving until the balancer has noticed"
+        );
+        // Meanwhile a leader hands its leadership to the voter most in step: the cluster
+        // then waits for no election timeout, and writes in flight here are not cut off.
+        tokio::join!(tokio::time::sleep(wait), hand_off_leadership(&damaged));
+        tracing::info!("shutting down: no new connections; finishing the requests in flight");
     };
     serve::serve(http, public_tls, router(app), config.connections_max, shutdown).await;
     let _ = stop_tx.send(true);
@@ -462,6 +476,32 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
     }
     tracing::info!("node stopped");
     Ok(())
+}
+
+/// At a stop: if this node leads, hands leadership to the voter that is most in step with it
+/// (heard from within the last second, least behind), waiting at most a few seconds. Nothing
+/// to hand to (a single voter, or none in step): the followers elect a leader as after a crash.
+async fn hand_off_leadership(consensus: &paddock_consensus::Consensus) {
+    let status = consensus.status();
+    if status.role != paddock_consensus::Role::Leader {
+        return;
+    }
+    let Some(to) = status
+        .members
+        .iter()
+        .filter(|m| m.voter && m.id != status.node_id && m.ack_age_ms.is_some_and(|age| age < 1_000))
+        .min_by_key(|m| m.lag.unwrap_or(u64::MAX))
+        .map(|m| m.id)
+    else {
+        return;
+    };
+    match tokio::time::timeout(Duration::from_secs(3), consensus.transfer_leader(to)).await {
+        Ok(Ok(())) => tracing::info!(to, "shutting down: leadership handed over"),
+        Ok(Err(e)) => {
+            tracing::warn!(to, error = %e, "shutting down: leadership not handed over; the others will elect")
+        }
+        Err(_) => tracing::warn!(to, "shutting down: leadership not handed over within 3 s; the others will elect"),
+    }
 }
 
 /// Colour codes in log lines only for a person at a terminal who has not asked for none

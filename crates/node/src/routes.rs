@@ -29,6 +29,7 @@ fn write_failure(e: WriteError) -> Failure {
         WriteError::ClockUnsynchronized(_) => {
             ApiError::new(ErrorCode::ClockUnsynchronized, e.to_string()).retry_after(1)
         }
+        WriteError::FormatNotActive(_) => ApiError::new(ErrorCode::FormatNotActive, e.to_string()),
     };
     Failure(error)
 }
@@ -752,6 +753,9 @@ pub(crate) fn cluster_body(app: &App) -> ClusterBody {
                     voter: m.voter,
                     matched_index: m.matched_index,
                     lag: m.lag,
+                    ack_age_ms: m.ack_age_ms,
+                    entry_format: m.announced.as_ref().map(|a| u32::from(a.format)),
+                    version: m.announced.map(|a| a.version),
                 })
                 .collect(),
             clock_synchronized: s.clock.synchronized,
@@ -767,6 +771,7 @@ pub(crate) fn cluster_body(app: &App) -> ClusterBody {
                 .collect(),
             book_clock_ms: app.consensus.read(|d| d.state.clock().0),
             repairing_up_to: s.repairing_up_to,
+            entry_format: s.entry_format.map(u32::from),
         }
     }
 }

@@ -34,6 +34,10 @@ pub const KIND_LOG_ENTRY: u8 = 1;
 /// Frame kind of a meta value.
 pub const KIND_META: u8 = 2;
 const FORMAT_VERSION: u8 = 1;
+/// The frame version of a log entry written by [`LogStore::append`]: the caller's first entry
+/// format. A caller with newer entry formats writes each entry at its own version
+/// ([`LogStore::append_versioned`]) and reads up to [`LogStore::read_entry_versions_up_to`].
+pub const ENTRY_VERSION_FIRST: u8 = 1;
 /// Most operations one transaction takes; bounds the latency a large queue adds to the first.
 const BATCH_OPS_MAX: usize = 1024;
 
@@ -114,6 +118,9 @@ struct Shared {
     injected_delay_us: AtomicU64,
     /// A read found a damaged entry while the node ran (see [`LogStore::damage_read`]).
     damage_read: AtomicBool,
+    /// The newest entry frame version this store's caller decodes: an entry framed at a
+    /// newer one was written by a newer build and is refused, never taken for damage.
+    entry_version_max: std::sync::atomic::AtomicU8,
 }
 
 /// How writes reach the disk.
@@ -191,6 +198,7 @@ impl LogStore {
             commit_recent_us: AtomicU64::new(0),
             injected_delay_us: AtomicU64::new(0),
             damage_read: AtomicBool::new(false),
+            entry_version_max: std::sync::atomic::AtomicU8::new(ENTRY_VERSION_FIRST),
         });
         let writer = match mode {
             WriterMode::Inline => Writer { queue: None, thread: None, inline: Some(Mutex::new(())) },
@@ -221,13 +229,31 @@ impl LogStore {
         }
     }
 
+    /// Entries framed at versions up to `version` are this caller's to decode (the default is
+    /// [`ENTRY_VERSION_FIRST`]); a newer one is refused by [`LogStore::scan`] as another
+    /// build's, not reported as damage.
+    pub fn read_entry_versions_up_to(&self, version: u8) {
+        self.shared.entry_version_max.store(version, Ordering::Relaxed);
+    }
+
+    fn entry_version_max(&self) -> u8 {
+        self.shared.entry_version_max.load(Ordering::Relaxed)
+    }
+
     /// Queues `entries` (index, unframed bytes) for the disk and makes them readable at once.
     /// `done` runs after the fsync that makes them durable.
     pub fn append(&self, entries: Vec<(u64, Vec<u8>)>, done: Done) {
+        self.append_versioned(entries.into_iter().map(|(i, bytes)| (i, ENTRY_VERSION_FIRST, bytes)).collect(), done)
+    }
+
+    /// [`LogStore::append`] of entries (index, frame version, unframed bytes) each framed at
+    /// its own version: the format its bytes are in, so that an older build reading the log
+    /// refuses the entries it cannot decode (see [`LogStore::scan`]) instead of misreading them.
+    pub fn append_versioned(&self, entries: Vec<(u64, u8, Vec<u8>)>, done: Done) {
         let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed);
         let framed: Vec<(u64, u64, Arc<[u8]>)> = entries
             .into_iter()
-            .map(|(i, bytes)| (i, generation, Arc::from(frame::encode(KIND_LOG_ENTRY, FORMAT_VERSION, &bytes))))
+            .map(|(i, version, bytes)| (i, generation, Arc::from(frame::encode(KIND_LOG_ENTRY, version, &bytes))))
             .collect();
         // Readable at once even when the write is bound to fail: openraft may already count
         // them as appended and apply the committed ones before it learns of the failure (an
@@ -320,12 +346,13 @@ impl LogStore {
                 if let Some(last) = scan.last.filter(|last| last + 1 != index) {
                     scan.damaged = Some((last + 1, format!("missing (the log jumps from {last} to {index})")));
                 } else {
-                    match frame::decode(KIND_LOG_ENTRY, FORMAT_VERSION, v.value()) {
+                    match frame::decode(KIND_LOG_ENTRY, self.entry_version_max(), v.value()) {
                         Ok(_) => {}
                         // A newer build's entry is not damage: refuse rather than discard it.
+                        // (`Unsupported`: the caller tells the operator to run the newer build.)
                         Err(e @ frame::FrameError::UnsupportedVersion { .. }) => {
                             return Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
+                                io::ErrorKind::Unsupported,
                                 format!("raft log entry {index}: {e}"),
                             ))
                         }
@@ -345,7 +372,7 @@ impl LogStore {
         let table = tx.open_table(LOG).map_err(other)?;
         for row in table.iter().map_err(other)? {
             let (k, v) = row.map_err(other)?;
-            if let Ok((_, payload)) = frame::decode(KIND_LOG_ENTRY, FORMAT_VERSION, v.value()) {
+            if let Ok((_, payload)) = frame::decode(KIND_LOG_ENTRY, self.entry_version_max(), v.value()) {
                 f(k.value(), payload);
             }
         }
@@ -424,7 +451,7 @@ impl LogStore {
             if expect.is_some_and(|e| e != i) {
                 break;
             }
-            let (_, payload) = frame::decode(KIND_LOG_ENTRY, FORMAT_VERSION, &framed).map_err(|e| {
+            let (_, payload) = frame::decode(KIND_LOG_ENTRY, self.entry_version_max(), &framed).map_err(|e| {
                 self.shared.damage_read.store(true, Ordering::SeqCst);
                 io::Error::new(io::ErrorKind::InvalidData, format!("raft log entry {i}: {e}"))
             })?;
@@ -799,7 +826,33 @@ mod tests {
         let path = dir.path().join("raft.redb");
         overwrite(&path, 1, &frame::encode(KIND_LOG_ENTRY, FORMAT_VERSION + 1, b"from a newer build"));
         let err = LogStore::open(&path).unwrap().scan(0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
         assert!(err.to_string().contains("raft log entry 1: record format version 2 is not supported"), "{err}");
+    }
+
+    #[test]
+    fn entries_are_framed_at_their_own_version_and_read_up_to_the_callers_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        {
+            let log = LogStore::open(&path).unwrap();
+            log.read_entry_versions_up_to(2);
+            let (tx, rx) = mpsc::channel();
+            let entries = vec![(1, 1, b"first format".to_vec()), (2, 2, b"second format".to_vec())];
+            log.append_versioned(entries, Box::new(move |r| tx.send(r).unwrap()));
+            rx.recv().unwrap().unwrap();
+            assert_eq!(log.scan(0).unwrap().damaged, None);
+            let read: Vec<Vec<u8>> = log.read_range(1, 3).unwrap().into_iter().map(|(_, b)| b).collect();
+            assert_eq!(read, vec![b"first format".to_vec(), b"second format".to_vec()]);
+        }
+        // A caller that decodes only the first format (an older build) is refused the log.
+        let older = LogStore::open(&path).unwrap();
+        let err = older.scan(0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{err}");
+        assert!(
+            err.to_string().contains("raft log entry 2: record format version 2 is not supported (max 1)"),
+            "{err}"
+        );
     }
 
     #[test]

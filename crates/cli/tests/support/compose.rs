@@ -75,6 +75,26 @@ impl Project {
         project
     }
 
+    /// Builds the node's image from `binary` under a tag of this project's (removed with it).
+    pub fn image_of(&mut self, name: &str, binary: &Path) -> String {
+        let tag = format!("{name}:{}", self.name.trim_start_matches("paddock-"));
+        run_script(&self.root, &["xtask/image.sh", "--binary", &binary.display().to_string(), "--tag", &tag]);
+        self.images.push(tag.clone());
+        tag
+    }
+
+    /// Runs `bash xtask/compose.sh ARGS` in the project's environment, with its name.
+    pub fn compose_script(&self, args: &[&str]) -> std::process::Output {
+        Command::new("bash")
+            .arg(self.root.join("xtask/compose.sh"))
+            .args(args)
+            .args(["--project", &self.name])
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&self.root)
+            .output()
+            .expect("bash runs")
+    }
+
     /// Runs `docker-compose` on the project.
     pub fn compose(&self, args: &[&str]) -> std::process::Output {
         Command::new("docker-compose")
@@ -114,6 +134,35 @@ impl Project {
     pub fn operator(&self) -> (String, Vec<u8>) {
         let key = std::fs::read_to_string(self.secrets.path().join("operator.key")).unwrap().trim().to_string();
         (key, std::fs::read(self.secrets.path().join("ca.pem")).unwrap())
+    }
+
+    /// GETs `path` from node `id` directly on the backbone as the operator (its certificate
+    /// names it `node<id>`; the host reaches the container's address on the network this
+    /// project made): the decoded answer, or `None` if it did not come.
+    pub async fn node_get<T: serde::de::DeserializeOwned>(&self, id: u64, path: &str) -> Option<T> {
+        let container = self.container(id);
+        let ip = docker(&[
+            "inspect",
+            &container,
+            "--format",
+            &format!("{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}", self.backbone()),
+        ]);
+        let (key, ca) = self.operator();
+        let name = format!("node{id}");
+        let addr: std::net::SocketAddr = format!("{ip}:7001").parse().ok()?;
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).ok()?)
+            .resolve(&name, addr)
+            .timeout(Duration::from_secs(3))
+            .build()
+            .ok()?;
+        let response = http.get(format!("https://{name}:7001{path}")).bearer_auth(key).send().await.ok()?;
+        response.json().await.ok()
+    }
+
+    /// Node `id`'s state hash, asked of it directly.
+    pub async fn state_hash(&self, id: u64) -> Option<paddock_api::wire::StateHashBody> {
+        self.node_get(id, "/v1/cluster/state-hash").await
     }
 
     /// A client of HAProxy with the operator's key.

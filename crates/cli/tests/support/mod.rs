@@ -149,8 +149,25 @@ pub struct Node {
     pub data_dir: PathBuf,
     /// Where stdout and stderr go.
     pub log_path: PathBuf,
+    /// The `paddock` binary it runs, when a test gives it another build than the tests' own.
+    pub binary: Option<PathBuf>,
     child: Option<Child>,
     starts: u32,
+}
+
+/// The test build of the next log-entry format (`paddock-cli` with the `next-format` feature,
+/// version `<version>+next-format`), which `cargo xtask next-build` puts beside the tests' own
+/// binary; `cargo xtask ci` makes it before the tests run.
+pub fn next_build() -> PathBuf {
+    let ours = std::path::Path::new(env!("CARGO_BIN_EXE_paddock"));
+    let next =
+        ours.parent().and_then(|debug| debug.parent()).expect("target/debug/paddock").join("next-format/paddock");
+    assert!(
+        next.exists(),
+        "{} is missing: build it with `cargo xtask next-build` (cargo xtask ci does)",
+        next.display()
+    );
+    next
 }
 
 /// Runs the `paddock` binary with `args` and then `path`, and panics with its output if it fails.
@@ -236,6 +253,7 @@ impl Cluster {
                     bootstrap: None,
                     data_dir: dir.path().join(format!("node-{id}")),
                     log_path: dir.path().join(format!("node-{id}.log")),
+                    binary: None,
                     child: None,
                     starts: 0,
                 }
@@ -279,6 +297,11 @@ impl Cluster {
         let ids = cluster.ids();
         cluster.wait_ready(&ids, READY_WITHIN).await;
         cluster
+    }
+
+    /// Runs node `id` on `binary` from its next start (another build of `paddock`).
+    pub fn set_binary(&mut self, id: u64, binary: &std::path::Path) {
+        self.node_mut(id).binary = Some(binary.to_path_buf());
     }
 
     /// Replaces the arguments of node `id`'s own (used from its next start).
@@ -472,7 +495,9 @@ impl Cluster {
         use std::io::Write;
         let mut header = log.try_clone().expect("log file handle clones");
         let _ = writeln!(header, "==== harness: start #{} of node {id} ====", node.starts);
-        let child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        let binary = node.binary.clone().unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_paddock")));
+        let _ = writeln!(header, "==== harness: binary {} ====", binary.display());
+        let child = Command::new(binary)
             .arg("start")
             .args(["--node-id", &id.to_string()])
             .arg("--data-dir")
