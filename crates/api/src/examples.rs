@@ -236,11 +236,14 @@ pub fn example(schema: &str) -> Option<Value> {
             "snapshot_index": 0,
             "members": [
                 { "node_id": 1, "peer_addr": "10.0.0.1:7101", "voter": true, "matched_index": 53, "lag": 0, "ack_age_ms": 12,
-                  "entry_format": 1, "version": "0.1.0" },
+                  "entry_format": 1, "version": "0.1.0",
+                  "started_at_ms": 1_796_410_000_000_u64 },
                 { "node_id": 2, "peer_addr": "10.0.0.2:7101", "voter": true, "matched_index": 53, "lag": 0, "ack_age_ms": 12,
-                  "entry_format": 1, "version": "0.1.0" },
+                  "entry_format": 1, "version": "0.1.0",
+                  "started_at_ms": 1_796_410_000_000_u64 },
                 { "node_id": 3, "peer_addr": "10.0.0.3:7101", "voter": true, "matched_index": 51, "lag": 2, "ack_age_ms": 9,
-                  "entry_format": 1, "version": "0.1.0" }
+                  "entry_format": 1, "version": "0.1.0",
+                  "started_at_ms": 1_796_410_000_000_u64 }
             ],
             "clock_synchronized": true,
             "clock_offsets": [{ "node_id": 2, "offset_ms": 1, "error_ms": 2 }, { "node_id": 3, "offset_ms": 1, "error_ms": 1 }],

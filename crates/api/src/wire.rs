@@ -712,6 +712,10 @@ pub struct MemberBody {
     /// the new build.
     #[serde(default)]
     pub version: Option<String>,
+    /// When its process started (UTC ms), announced likewise: a restarted or replaced node
+    /// announces a new one.
+    #[serde(default)]
+    pub started_at_ms: Option<u64>,
 }
 
 /// Add a member.

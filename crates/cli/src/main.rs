@@ -1188,6 +1188,7 @@ mod tests {
             ack_age_ms: lag.map(|_| 30),
             entry_format: Some(1),
             version: Some("0.1.0".into()),
+            started_at_ms: Some(1_796_410_000_000),
         };
         let cluster = ClusterBody {
             node_id: 1,

@@ -8,8 +8,8 @@
 //! --force-recreate node{id}`, `ssh host{id} systemctl restart paddock`, ...); that command stops
 //! the old process, which drains (readiness fails, `drain_ms`, in-flight requests finish), and
 //! starts the new build on the same data directory. The next node goes only once the leader
-//! sees this one back and caught up with what was committed when it left, and, with
-//! `--expect-version`, announcing the new build's version.
+//! hears from a new process there (it announces another start time), caught up with what was
+//! committed when the old one left, and, with `--expect-version`, announcing that version.
 //!
 //! Mixed versions during the roll are safe by construction (`paddock_consensus::formats`): a
 //! leader proposes no entry in a format some member does not read.
@@ -52,10 +52,7 @@ pub fn order(view: &ClusterBody) -> Result<Vec<u64>> {
 /// (itself, and those it heard from lately that are close behind), are a majority of all voters.
 pub fn may_leave(view: &ClusterBody, going: u64) -> Result<(), String> {
     let voters: Vec<&paddock_api::wire::MemberBody> = view.members.iter().filter(|m| m.voter).collect();
-    let in_step = |m: &paddock_api::wire::MemberBody| {
-        Some(m.node_id) == view.leader_id
-            || (m.ack_age_ms.is_some_and(|age| age <= ACK_AGE_OK_MS) && m.lag.is_some_and(|lag| lag <= LAG_OK))
-    };
+    let in_step = |m: &paddock_api::wire::MemberBody| Some(m.node_id) == view.leader_id || in_step(m);
     let staying: Vec<u64> = voters.iter().filter(|m| m.node_id != going && in_step(m)).map(|m| m.node_id).collect();
     if staying.len() * 2 > voters.len() {
         Ok(())
@@ -103,7 +100,12 @@ async fn wait_for(
         match check(&view) {
             Ok(()) => return Ok(view),
             Err(why) if Instant::now() >= deadline => {
-                bail!("{what}: not within {} s: {why}", within.as_secs())
+                bail!(
+                    "{what}: not within {} s: {why}. The roll stops here; look at that node's log and `paddock \
+                     status`, then run paddock upgrade again with --expect-version (nodes already on the new build \
+                     are skipped)",
+                    within.as_secs()
+                )
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
@@ -112,6 +114,48 @@ async fn wait_for(
 
 fn member(view: &ClusterBody, id: u64) -> Option<&paddock_api::wire::MemberBody> {
     view.members.iter().find(|m| m.node_id == id)
+}
+
+fn in_step(m: &paddock_api::wire::MemberBody) -> bool {
+    m.ack_age_ms.is_some_and(|age| age <= ACK_AGE_OK_MS) && m.lag.is_some_and(|lag| lag <= LAG_OK)
+}
+
+/// The voter the leader hands over to before its own turn: an upgraded one in step with it
+/// (the least behind), else any voter in step.
+pub fn successor(view: &ClusterBody, upgraded: &[u64]) -> Result<u64, String> {
+    let candidates = || view.members.iter().filter(|m| m.voter && Some(m.node_id) != view.leader_id && in_step(m));
+    candidates()
+        .filter(|m| upgraded.contains(&m.node_id))
+        .min_by_key(|m| m.lag)
+        .or_else(|| candidates().min_by_key(|m| m.lag))
+        .map(|m| m.node_id)
+        .ok_or_else(|| "no other voter is in step with the leader to hand leadership to".to_string())
+}
+
+/// Whether the process now answering for `id` is a new one, caught up with `left_at` and (if
+/// asked) announcing `expect`.
+pub fn is_back(
+    view: &ClusterBody,
+    id: u64,
+    old_start: Option<u64>,
+    left_at: u64,
+    expect: Option<&str>,
+) -> Result<(), String> {
+    let Some(m) = member(view, id) else { return Err(format!("node {id} is not a member")) };
+    match m.started_at_ms {
+        None => return Err("no process there has answered the leader yet".into()),
+        Some(started) if Some(started) == old_start => return Err("the old process still answers".into()),
+        Some(_) => {}
+    }
+    let matched = m.matched_index.unwrap_or(0);
+    if matched < left_at {
+        return Err(format!("it has matched index {matched} of the {left_at} committed when it left"));
+    }
+    match (expect, m.version.as_deref()) {
+        (Some(want), Some(has)) if want != has => Err(format!("it announces {has}, not {want}")),
+        (Some(want), None) => Err(format!("it has not announced a version yet (expecting {want})")),
+        _ => Ok(()),
+    }
 }
 
 /// Runs the operator's replace command for node `id`.
@@ -159,15 +203,12 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
         let from_version = m.version.clone().unwrap_or_else(|| "an unannounced version".into());
         let step = Instant::now();
         if view.leader_id == Some(id) {
-            // The leader goes last, after handing over to the most caught-up upgraded voter.
-            let to = view
-                .members
-                .iter()
-                .filter(|m| m.voter && upgraded.contains(&m.node_id))
-                .min_by_key(|m| m.lag.unwrap_or(u64::MAX))
-                .map(|m| m.node_id)
-                .context("no upgraded voter to hand leadership to")?;
-            wait_for(client, args.catch_up_timeout, &format!("node {id} leaves safely"), |v| may_leave(v, to)).await?;
+            // The leader goes last, after handing over to an upgraded voter in step with it.
+            let view = wait_for(client, args.catch_up_timeout, &format!("a successor to node {id}"), |v| {
+                successor(v, &upgraded).map(|_| ())
+            })
+            .await?;
+            let to = successor(&view, &upgraded).map_err(anyhow::Error::msg)?;
             client.transfer_leader(to).await.with_context(|| format!("handing leadership from node {id} to {to}"))?;
             wait_for(client, Duration::from_secs(30), &format!("node {to} leads"), |v| {
                 if v.node_id == to {
@@ -179,21 +220,13 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
             .await?;
             println!("node {id}: leadership handed to node {to}");
         }
-        wait_for(client, args.catch_up_timeout, &format!("node {id} may leave"), |v| may_leave(v, id)).await?;
-        let left_at = leader_view(client).await?.commit_index;
+        let before =
+            wait_for(client, args.catch_up_timeout, &format!("node {id} may leave"), |v| may_leave(v, id)).await?;
+        let (left_at, old_start) = (before.commit_index, member(&before, id).and_then(|m| m.started_at_ms));
         replace(&args.replace, id)?;
-        let expect = args.expect_version.clone();
+        let expect = args.expect_version.as_deref();
         let back = wait_for(client, args.catch_up_timeout, &format!("node {id} is back and caught up"), |v| {
-            let Some(m) = member(v, id) else { return Err(format!("node {id} is not a member")) };
-            let matched = m.matched_index.unwrap_or(0);
-            if matched < left_at {
-                return Err(format!("it has matched index {matched} of the {left_at} committed when it left"));
-            }
-            match (&expect, &m.version) {
-                (Some(want), Some(has)) if want != has => Err(format!("it announces {has}, not {want}")),
-                (Some(want), None) => Err(format!("it has not announced a version yet (expecting {want})")),
-                _ => Ok(()),
-            }
+            is_back(v, id, old_start, left_at, expect)
         })
         .await?;
         let to_version = member(&back, id).and_then(|m| m.version.clone()).unwrap_or_else(|| "?".into());
@@ -243,6 +276,7 @@ mod tests {
                     ack_age_ms: lag.map(|_| 40),
                     entry_format: Some(1),
                     version: Some("0.1.0".into()),
+                    started_at_ms: Some(5_000),
                 })
                 .collect(),
             clock_synchronized: true,
@@ -277,5 +311,30 @@ mod tests {
         let silent = view(1, &[(1, true, Some(0)), (2, true, None), (3, true, Some(0))]);
         assert!(may_leave(&silent, 3).is_err());
         assert_eq!(may_leave(&silent, 2), Ok(()), "the silent one itself may go");
+    }
+
+    #[test]
+    fn the_leader_hands_over_to_an_upgraded_voter_in_step_else_to_any_voter_in_step() {
+        let v = view(1, &[(1, true, Some(0)), (2, true, Some(2)), (3, true, Some(0)), (4, false, Some(0))]);
+        assert_eq!(successor(&v, &[2, 4]), Ok(2), "upgraded, though not the least behind");
+        assert_eq!(successor(&v, &[4]), Ok(3), "a learner does not lead: any voter in step");
+        let alone = view(1, &[(1, true, Some(0)), (2, true, None), (3, true, Some(50_000))]);
+        assert!(successor(&alone, &[2, 3]).is_err(), "node 2 is silent, node 3 far behind");
+    }
+
+    #[test]
+    fn a_replaced_node_is_back_only_when_a_new_process_answers_caught_up_with_the_expected_version() {
+        let mut v = view(1, &[(1, true, Some(0)), (2, true, Some(0)), (3, true, Some(0))]);
+        // Its matched index is still the old process's, which does not move back by itself.
+        let why = is_back(&v, 2, Some(5_000), 100, None).unwrap_err();
+        assert!(why.contains("the old process still answers"), "{why}");
+        v.members[1].started_at_ms = None;
+        assert!(is_back(&v, 2, Some(5_000), 100, None).unwrap_err().contains("no process there has answered"));
+        v.members[1].started_at_ms = Some(9_000);
+        assert_eq!(is_back(&v, 2, Some(5_000), 100, None), Ok(()));
+        assert!(is_back(&v, 2, Some(5_000), 101, None).unwrap_err().contains("matched index 100 of the 101"));
+        assert!(is_back(&v, 2, Some(5_000), 100, Some("0.2.0")).unwrap_err().contains("announces 0.1.0, not 0.2.0"));
+        v.members[1].version = Some("0.2.0".into());
+        assert_eq!(is_back(&v, 2, Some(5_000), 100, Some("0.2.0")), Ok(()));
     }
 }

@@ -3,8 +3,9 @@
 //! container at a time, to the image of the next-format test build (another version, another
 //! log-entry format). Clients writing and reading through HAProxy, with no retries of their own,
 //! see no failed request; every acknowledged write is there afterwards; every container runs the
-//! new image, every member announces the new version and the new format is active; the replicas
-//! converge to one state hash. The roll's duration and the load's slowest request are printed.
+//! new image, every member announces the new version, and a leader writes the first entry of the
+//! new format; the replicas converge to one state hash. The roll's duration and the load's
+//! slowest request are printed.
 
 mod support;
 
@@ -138,6 +139,17 @@ async fn a_rolling_upgrade_under_load_fails_no_request_and_loses_no_acknowledged
         assert_eq!(m.version.as_deref(), Some(version.as_str()), "node {}", m.node_id);
     }
     assert_eq!(view.entry_format, Some(2), "every member reads the next format");
+    // And a leader wrote the first entry of that format (the next-format build's leader does
+    // as soon as the write path lets it).
+    poll_until("the first format-2 entry", Duration::from_secs(30), Duration::from_millis(500), async || {
+        (1..=3u64)
+            .any(|id| {
+                let out = std::process::Command::new("docker").args(["logs", &project.container(id)]).output().unwrap();
+                String::from_utf8_lossy(&out.stderr).contains("every member reads the new log entry format")
+            })
+            .then_some(())
+    })
+    .await;
 
     // Nothing acknowledged was lost, and the replicas agree.
     let reader = project.client(Duration::from_secs(10));

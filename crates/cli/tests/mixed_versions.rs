@@ -69,12 +69,17 @@ async fn a_leader_never_replicates_an_entry_an_older_member_cannot_decode_and_an
     // entry the newer leader writes: one state on all three.
     open_accounts(&cluster, 11..=20).await;
     cluster.wait_converged(&cluster.ids(), Duration::from_secs(30)).await;
-    let leader_log = cluster.log_text(new_leader);
-    assert!(
-        leader_log.contains("the new log entry format waits")
-            && leader_log.contains(&format!("member {old} read only format 1")),
-        "the leader's log says why format 2 waits:\n{leader_log}"
-    );
+    let waits = format!("member {old} read only format 1");
+    let leader_log = poll_until(
+        "the leader to say why format 2 waits",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        async || {
+            let log = cluster.log_text(new_leader);
+            (log.contains("the new log entry format waits") && log.contains(&waits)).then_some(log)
+        },
+    )
+    .await;
     assert!(
         !leader_log.contains("every member reads the new log entry format"),
         "no format-2 entry while node {old} runs the older build"

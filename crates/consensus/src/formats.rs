@@ -44,21 +44,35 @@ pub struct Announced {
     pub format: u8,
     /// Its build version.
     pub version: String,
+    /// When its process started (wall clock, ms since the Unix epoch): a replaced or restarted
+    /// node announces a new one, which is how `paddock upgrade` knows the new process answers.
+    pub started_ms: u64,
 }
 
 /// What the members announced to this node while it led, each with the term it led in: only
 /// the current term's count, so that a member replaced while this node did not lead is not
 /// taken at its word from before.
-#[derive(Default)]
 pub(crate) struct PeerFormats {
     announced: Mutex<BTreeMap<u64, (u64, Announced)>>,
+    /// This node's own start time, announced like the others'.
+    started_ms: u64,
 }
 
 impl PeerFormats {
-    /// Records `node`'s announcement; `None` (an answer without one: an older build) forgets
-    /// what it said before, so a member replaced by an older build counts as the first format.
+    /// An empty record for a node whose process started at `started_ms`.
+    pub(crate) fn new(started_ms: u64) -> PeerFormats {
+        PeerFormats { announced: Mutex::default(), started_ms }
+    }
+
+    /// Records `node`'s announcement in an answer to an append of `term`; `None` (an answer
+    /// without one: an older build) forgets what it said before, so a member replaced by an
+    /// older build counts as the first format. A late answer from an older term changes
+    /// nothing.
     pub(crate) fn record(&self, node: u64, term: u64, announced: Option<Announced>) {
         let mut map = self.announced.lock().expect("peer formats lock");
+        if map.get(&node).is_some_and(|(t, _)| *t > term) {
+            return;
+        }
         match announced {
             Some(a) => {
                 if map.get(&node).is_none_or(|(t, known)| *t != term || *known != a) {
@@ -71,10 +85,21 @@ impl PeerFormats {
         }
     }
 
+    /// Forgets what `node` announced: an append to it failed, and the process that answers
+    /// next may be another build (it was stopped and replaced), so until it answers it counts
+    /// as reading the first format.
+    pub(crate) fn forget(&self, node: u64) {
+        self.announced.lock().expect("peer formats lock").remove(&node);
+    }
+
     /// What `node` announced in `term`, if anything; this node's own for `me`.
     pub(crate) fn of(&self, node: u64, me: u64, term: u64) -> Option<Announced> {
         if node == me {
-            return Some(Announced { format: ENTRY_FORMAT, version: BUILD_VERSION.to_string() });
+            return Some(Announced {
+                format: ENTRY_FORMAT,
+                version: BUILD_VERSION.to_string(),
+                started_ms: self.started_ms,
+            });
         }
         let map = self.announced.lock().expect("peer formats lock");
         map.get(&node).filter(|(t, _)| *t == term).map(|(_, a)| a.clone())
@@ -98,12 +123,12 @@ mod tests {
     use super::*;
 
     fn announced(format: u8) -> Option<Announced> {
-        Some(Announced { format, version: format!("test-{format}") })
+        Some(Announced { format, version: format!("test-{format}"), started_ms: 1_000 })
     }
 
     #[test]
     fn the_cluster_reads_what_its_oldest_member_announced_and_a_silent_member_counts_as_the_first_format() {
-        let formats = PeerFormats::default();
+        let formats = PeerFormats::new(1_000);
         let (format, behind) = formats.cluster_format([1, 2, 3], 1, 5);
         assert_eq!(format, ENTRY_FORMAT_FIRST, "members 2 and 3 have announced nothing yet");
         assert_eq!(behind, if ENTRY_FORMAT > ENTRY_FORMAT_FIRST { vec![2, 3] } else { vec![] });
@@ -119,7 +144,7 @@ mod tests {
 
     #[test]
     fn a_member_that_reads_an_older_format_holds_the_cluster_to_it() {
-        let formats = PeerFormats::default();
+        let formats = PeerFormats::new(1_000);
         formats.record(2, 5, announced(ENTRY_FORMAT));
         formats.record(3, 5, announced(ENTRY_FORMAT_FIRST));
         let (format, behind) = formats.cluster_format([1, 2, 3], 1, 5);
@@ -133,7 +158,7 @@ mod tests {
 
     #[test]
     fn only_what_members_announced_in_the_current_term_counts() {
-        let formats = PeerFormats::default();
+        let formats = PeerFormats::new(1_000);
         formats.record(2, 5, announced(ENTRY_FORMAT));
         formats.record(3, 5, announced(ENTRY_FORMAT));
         assert_eq!(formats.cluster_format([1, 2, 3], 1, 5).0, ENTRY_FORMAT);
@@ -143,13 +168,32 @@ mod tests {
         formats.record(2, 7, announced(ENTRY_FORMAT));
         formats.record(3, 7, announced(ENTRY_FORMAT));
         assert_eq!(formats.cluster_format([1, 2, 3], 1, 7).0, ENTRY_FORMAT);
+        // A late answer to an append of term 5 changes nothing.
+        formats.record(3, 5, announced(ENTRY_FORMAT_FIRST));
+        assert_eq!(formats.cluster_format([1, 2, 3], 1, 7).0, ENTRY_FORMAT);
+    }
+
+    #[test]
+    fn a_member_whose_append_failed_counts_as_the_first_format_until_it_answers_again() {
+        // Node 3 announced the newest format, then was stopped to be replaced (maybe by an
+        // older build): until the process that answers next says otherwise, it holds the
+        // cluster to the first format.
+        let formats = PeerFormats::new(1_000);
+        formats.record(2, 5, announced(ENTRY_FORMAT));
+        formats.record(3, 5, announced(ENTRY_FORMAT));
+        formats.forget(3);
+        assert_eq!(formats.cluster_format([1, 2, 3], 1, 5).0, ENTRY_FORMAT_FIRST);
+        assert_eq!(formats.of(3, 1, 5), None);
+        formats.record(3, 5, announced(ENTRY_FORMAT));
+        assert_eq!(formats.cluster_format([1, 2, 3], 1, 5).0, ENTRY_FORMAT);
     }
 
     #[test]
     fn this_node_announces_its_own_format_and_build_version() {
-        let me = PeerFormats::default().of(7, 7, 1).unwrap();
+        let me = PeerFormats::new(1_000).of(7, 7, 1).unwrap();
         assert_eq!(me.format, ENTRY_FORMAT);
         assert_eq!(me.version, BUILD_VERSION);
+        assert_eq!(me.started_ms, 1_000);
         assert!(BUILD_VERSION.starts_with(env!("CARGO_PKG_VERSION")));
     }
 }

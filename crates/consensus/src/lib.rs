@@ -578,6 +578,8 @@ pub(crate) struct Inner {
     repair: std::sync::Mutex<Option<records::RepairRecord>>,
     /// What the members announced to this node while it led (`formats.rs`).
     formats: Arc<formats::PeerFormats>,
+    /// When this process started (wall clock, ms), announced to leaders.
+    pub(crate) started_ms: u64,
 }
 
 impl Inner {
@@ -749,7 +751,8 @@ impl Consensus {
             config.applied_events.clone(),
         )?;
         let found = repair::at_start(&log, &sm, config.node_id, &config.data_dir, clock().0).map_err(|e| match e {
-            StartError::Io(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+            // By the error's type, not its kind: only the scan's refusal of a newer entry.
+            StartError::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<paddock_storage::NewerEntry>()) => {
                 StartError::NewerFormat { dir: config.data_dir.clone(), found: e.to_string() }
             }
             other => other,
@@ -777,7 +780,8 @@ impl Consensus {
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
         let (reverts, revert_requests) = tokio::sync::mpsc::unbounded_channel();
-        let formats = Arc::new(formats::PeerFormats::default());
+        let started_ms = clock().0;
+        let formats = Arc::new(formats::PeerFormats::new(started_ms));
         let network = NetworkFactory {
             transport: transport.clone(),
             snapshot_chunk_bytes: config.snapshot_chunk_bytes,
@@ -806,6 +810,7 @@ impl Consensus {
             lag: replica_lag::LagTracker::new(Instant::now()),
             repair: std::sync::Mutex::new(found.marker),
             formats,
+            started_ms,
         });
         tokio::spawn(sample_clocks(Arc::downgrade(&inner)));
         tokio::spawn(allow_reverts(Arc::downgrade(&inner), revert_requests));
@@ -1228,8 +1233,6 @@ async fn watch_repair(inner: std::sync::Weak<Inner>) {
     }
 }
 
-/// Serves the network's requests to let a repairing follower's log go backwards (see
-/// `network::Reverts`): each is handed to openraft before the answer that needs it.
 /// (The `next-format` test build only.) While this node leads, proposes the first entry of
 /// this build's newest format until it is written: the entry an older build cannot decode.
 /// Nothing here checks the members' formats: the write path's gate (`Inner::format_allows`)
@@ -1263,6 +1266,8 @@ async fn activate_format(inner: std::sync::Weak<Inner>) {
     }
 }
 
+/// Serves the network's requests to let a repairing follower's log go backwards (see
+/// `network::Reverts`): each is handed to openraft before the answer that needs it.
 async fn allow_reverts(
     inner: std::sync::Weak<Inner>,
     mut requests: tokio::sync::mpsc::UnboundedReceiver<(u64, tokio::sync::oneshot::Sender<()>)>,

@@ -448,8 +448,9 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let timeout = option.soft_ttl().max(APPEND_TIMEOUT_MIN);
         let term = rpc.vote.leader_id.term;
+        let sent = append_within(&*self.transport, &self.addr, rpc, timeout, APPEND_BYTES_MAX).await;
         let (answer, repairing, announced) =
-            append_within(&*self.transport, &self.addr, rpc, timeout, APPEND_BYTES_MAX).await.map_err(rpc_error)?;
+            sent.inspect_err(|_| self.formats.forget(self.target)).map_err(rpc_error)?;
         self.formats.record(self.target, term, announced);
         if repairing && answer == AppendEntriesResponse::Conflict && !self.reverts.allow(self.target).await {
             // The follower discarded damaged entries it may have acknowledged: its log is

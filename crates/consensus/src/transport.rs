@@ -331,10 +331,11 @@ pub fn decode_forward_reply(bytes: &[u8]) -> Result<ForwardReply, postcard::Erro
 pub const FLAG_REPAIRING: u8 = 1;
 
 /// Encodes an append's answer: its postcard bytes, then the trailer: a flags byte
-/// ([`FLAG_REPAIRING`] if `repairing`), the newest log-entry format this build reads, and its
-/// build version (a length byte and UTF-8), which the leader keeps to gate newer formats
-/// (`formats.rs`). An older leader reads the flags byte only.
-pub fn encode_append_answer(answer: &AppendEntriesResponse<TypeConfig>, repairing: bool) -> Vec<u8> {
+/// ([`FLAG_REPAIRING`] if `repairing`), the newest log-entry format this build reads, its build
+/// version (a length byte and UTF-8) and when this process started (`started_ms`, 8 bytes
+/// little-endian), which the leader keeps to gate newer formats (`formats.rs`) and to tell a
+/// replaced process from the one before. An older leader reads the flags byte only.
+pub fn encode_append_answer(answer: &AppendEntriesResponse<TypeConfig>, repairing: bool, started_ms: u64) -> Vec<u8> {
     let mut bytes = postcard::to_stdvec(answer).expect("append answers encode: plain data");
     bytes.push(if repairing { FLAG_REPAIRING } else { 0 });
     bytes.push(paddock_ledger::ENTRY_FORMAT);
@@ -342,22 +343,28 @@ pub fn encode_append_answer(answer: &AppendEntriesResponse<TypeConfig>, repairin
     let version = &version[..version.len().min(u8::MAX as usize)];
     bytes.push(version.len() as u8);
     bytes.extend_from_slice(version);
+    bytes.extend_from_slice(&started_ms.to_le_bytes());
     bytes
 }
 
 /// Decodes what [`encode_append_answer`] wrote, or an older build's answer (flags only when
 /// repairing, no announcement): the answer, whether the follower is repairing, and what it
-/// announced.
+/// announced (nothing from a trailer cut short).
 pub fn decode_append_answer(
     bytes: &[u8],
 ) -> Result<(AppendEntriesResponse<TypeConfig>, bool, Option<crate::formats::Announced>), postcard::Error> {
     let (answer, rest) = postcard::take_from_bytes::<AppendEntriesResponse<TypeConfig>>(bytes)?;
     let repairing = rest.first().is_some_and(|flags| flags & FLAG_REPAIRING != 0);
     let announced = match rest {
-        [_flags, format, len, version @ ..] if version.len() >= *len as usize => Some(crate::formats::Announced {
-            format: *format,
-            version: String::from_utf8_lossy(&version[..*len as usize]).into_owned(),
-        }),
+        [_flags, format, len, tail @ ..] if tail.len() >= *len as usize + 8 => {
+            let (version, started) = tail.split_at(*len as usize);
+            let started: [u8; 8] = started[..8].try_into().expect("eight bytes");
+            Some(crate::formats::Announced {
+                format: *format,
+                version: String::from_utf8_lossy(version).into_owned(),
+                started_ms: u64::from_le_bytes(started),
+            })
+        }
         _ => None,
     };
     Ok((answer, repairing, announced))
@@ -506,7 +513,8 @@ impl Handler {
                     inner.lag.heard(arrived, leader_commit);
                     repairing |= inner.repairing().is_some();
                 }
-                Ok(encode_append_answer(&answer, repairing))
+                let started_ms = inner.as_ref().map_or(0, |inner| inner.started_ms);
+                Ok(encode_append_answer(&answer, repairing, started_ms))
             }
             Rpc::Vote => {
                 self.refuse_while_repairing("vote")?;

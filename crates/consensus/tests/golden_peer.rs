@@ -178,15 +178,20 @@ fn a_replayed_answer_reads_as_written_on_an_older_build_and_an_older_answer_is_n
 }
 
 #[test]
-fn an_append_answer_is_the_answer_plus_a_trailer_of_flags_format_and_version_that_older_leaders_ignore() {
+fn an_append_answer_is_the_answer_plus_a_trailer_of_flags_format_version_and_start_that_older_leaders_ignore() {
     use openraft::raft::AppendEntriesResponse;
     use paddock_consensus::formats::{Announced, BUILD_VERSION};
     type Answer = AppendEntriesResponse<paddock_consensus::types::TypeConfig>;
-    let plain = transport::encode_append_answer(&Answer::Conflict, false);
-    let repairing = transport::encode_append_answer(&Answer::Conflict, true);
+    let started_ms = 1_796_412_163_870u64;
+    let plain = transport::encode_append_answer(&Answer::Conflict, false, started_ms);
+    let repairing = transport::encode_append_answer(&Answer::Conflict, true, started_ms);
     let trailer = |flags: u8| {
-        [vec![flags, paddock_ledger::ENTRY_FORMAT, BUILD_VERSION.len() as u8], BUILD_VERSION.as_bytes().to_vec()]
-            .concat()
+        [
+            vec![flags, paddock_ledger::ENTRY_FORMAT, BUILD_VERSION.len() as u8],
+            BUILD_VERSION.as_bytes().to_vec(),
+            started_ms.to_le_bytes().to_vec(),
+        ]
+        .concat()
     };
     assert_eq!(plain, [postcard_encode(&Answer::Conflict), trailer(0)].concat());
     assert_eq!(repairing, [postcard_encode(&Answer::Conflict), trailer(transport::FLAG_REPAIRING)].concat());
@@ -194,7 +199,7 @@ fn an_append_answer_is_the_answer_plus_a_trailer_of_flags_format_and_version_tha
     // flags byte first, as it always has.
     let on_older: Answer = postcard::from_bytes(&repairing).expect("an older leader reads the answer");
     assert_eq!(on_older, Answer::Conflict);
-    let me = Some(Announced { format: paddock_ledger::ENTRY_FORMAT, version: BUILD_VERSION.to_string() });
+    let me = Some(Announced { format: paddock_ledger::ENTRY_FORMAT, version: BUILD_VERSION.to_string(), started_ms });
     assert_eq!(transport::decode_append_answer(&repairing).unwrap(), (Answer::Conflict, true, me.clone()));
     assert_eq!(transport::decode_append_answer(&plain).unwrap(), (Answer::Conflict, false, me));
     // An older follower's answers: nothing after the answer, or the repairing flag alone. It
@@ -203,6 +208,9 @@ fn an_append_answer_is_the_answer_plus_a_trailer_of_flags_format_and_version_tha
     assert_eq!(transport::decode_append_answer(&older).unwrap(), (Answer::Conflict, false, None));
     let older_repairing = [older, vec![transport::FLAG_REPAIRING]].concat();
     assert_eq!(transport::decode_append_answer(&older_repairing).unwrap(), (Answer::Conflict, true, None));
+    // A trailer cut short announces nothing.
+    let cut = &plain[..plain.len() - 3];
+    assert_eq!(transport::decode_append_answer(cut).unwrap(), (Answer::Conflict, false, None));
 }
 
 #[test]

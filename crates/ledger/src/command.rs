@@ -332,7 +332,8 @@ pub enum Command {
         key: IdempotencyKey,
     },
     /// (Only in a build with the `next-format` feature, the stand-in for the next log-entry
-    /// format in mixed-version tests.) Written by the leader once every member reads entry
+    /// format in mixed-version tests. It must stay the last variant: one added after it would
+    /// get another tag in the builds with and without the feature.) Written by the leader once every member reads entry
     /// format `format`: the first entry of that format, which a build that reads only older
     /// formats cannot decode. Changes nothing in the book.
     #[cfg(feature = "next-format")]

@@ -454,6 +454,11 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         // that checks readiness stops sending new requests here before the listener closes,
         // so none of them meets a refused connection. Then the requests in flight finish.
         drain.shutting_down.store(true, Ordering::SeqCst);
+        if damaged.storage_damaged() {
+            // Raft has stopped here: nothing accepted now could be answered, and a refused
+            // connection sends the balancer elsewhere at once.
+            return;
+        }
         let wait = Duration::from_millis(drain.config.drain_ms);
         tracing::info!(
             drain_ms = drain.config.drain_ms,
@@ -461,7 +466,8 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
         );
         // Meanwhile a leader hands its leadership to the voter most in step: the cluster
         // then waits for no election timeout, and writes in flight here are not cut off.
-        tokio::join!(tokio::time::sleep(wait), hand_off_leadership(&damaged));
+        let fresh = Duration::from_millis((4 * drain.config.heartbeat_ms).max(200));
+        tokio::join!(tokio::time::sleep(wait), hand_off_leadership(&damaged, fresh));
         tracing::info!("shutting down: no new connections; finishing the requests in flight");
     };
     serve::serve(http, public_tls, router(app), config.connections_max, shutdown).await;
@@ -479,9 +485,10 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()> + Send +
 }
 
 /// At a stop: if this node leads, hands leadership to the voter that is most in step with it
-/// (heard from within the last second, least behind), waiting at most a few seconds. Nothing
-/// to hand to (a single voter, or none in step): the followers elect a leader as after a crash.
-async fn hand_off_leadership(consensus: &paddock_consensus::Consensus) {
+/// (heard from within `fresh`, a few heartbeats, so not one that has just stopped too; least
+/// behind), waiting at most 3 s, also with `drain_ms` 0. Nothing to hand to (a single voter, or
+/// none in step): the followers elect a leader as after a crash.
+async fn hand_off_leadership(consensus: &paddock_consensus::Consensus, fresh: Duration) {
     let status = consensus.status();
     if status.role != paddock_consensus::Role::Leader {
         return;
@@ -489,7 +496,7 @@ async fn hand_off_leadership(consensus: &paddock_consensus::Consensus) {
     let Some(to) = status
         .members
         .iter()
-        .filter(|m| m.voter && m.id != status.node_id && m.ack_age_ms.is_some_and(|age| age < 1_000))
+        .filter(|m| m.voter && m.id != status.node_id && m.ack_age_ms.is_some_and(|age| age < fresh.as_millis() as u64))
         .min_by_key(|m| m.lag.unwrap_or(u64::MAX))
         .map(|m| m.id)
     else {

@@ -755,6 +755,7 @@ pub(crate) fn cluster_body(app: &App) -> ClusterBody {
                     lag: m.lag,
                     ack_age_ms: m.ack_age_ms,
                     entry_format: m.announced.as_ref().map(|a| u32::from(a.format)),
+                    started_at_ms: m.announced.as_ref().map(|a| a.started_ms),
                     version: m.announced.map(|a| a.version),
                 })
                 .collect(),

@@ -31,5 +31,5 @@ pub use archive_index::ArchiveIndex;
 pub use data_dir::{DataDir, DataDirError, Identity};
 pub use disk::{Disk, StdDisk};
 pub use frame::FrameError;
-pub use log::{Discard, FaultSwitches, LogScan, LogStore, MetaKey, WriterMode};
+pub use log::{Discard, FaultSwitches, LogScan, LogStore, MetaKey, NewerEntry, WriterMode};
 pub use snapshot_file::{SnapshotFile, SnapshotFiles};

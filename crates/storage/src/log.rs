@@ -34,6 +34,13 @@ pub const KIND_LOG_ENTRY: u8 = 1;
 /// Frame kind of a meta value.
 pub const KIND_META: u8 = 2;
 const FORMAT_VERSION: u8 = 1;
+/// Why [`LogStore::scan`] refused the log: an entry framed at a newer version than the caller
+/// reads (a newer build wrote it). The inner error of the `io::ErrorKind::Unsupported` it
+/// returns, so that a caller tells it from any other failure by type.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NewerEntry(pub String);
+
 /// The frame version of a log entry written by [`LogStore::append`]: the caller's first entry
 /// format. A caller with newer entry formats writes each entry at its own version
 /// ([`LogStore::append_versioned`]) and reads up to [`LogStore::read_entry_versions_up_to`].
@@ -342,22 +349,20 @@ impl LogStore {
             let (k, v) = row.map_err(other)?;
             let index = k.value();
             scan.first.get_or_insert(index);
+            // A newer build's entry is refused wherever it lies, after damage too (the repair
+            // would otherwise discard it as part of a damaged suffix); it is not damage.
+            let decoded = frame::decode(KIND_LOG_ENTRY, self.entry_version_max(), v.value()).map(|_| ());
+            if let Err(e @ frame::FrameError::UnsupportedVersion { .. }) = decoded {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    NewerEntry(format!("raft log entry {index}: {e}")),
+                ));
+            }
             if scan.damaged.is_none() {
                 if let Some(last) = scan.last.filter(|last| last + 1 != index) {
                     scan.damaged = Some((last + 1, format!("missing (the log jumps from {last} to {index})")));
-                } else {
-                    match frame::decode(KIND_LOG_ENTRY, self.entry_version_max(), v.value()) {
-                        Ok(_) => {}
-                        // A newer build's entry is not damage: refuse rather than discard it.
-                        // (`Unsupported`: the caller tells the operator to run the newer build.)
-                        Err(e @ frame::FrameError::UnsupportedVersion { .. }) => {
-                            return Err(io::Error::new(
-                                io::ErrorKind::Unsupported,
-                                format!("raft log entry {index}: {e}"),
-                            ))
-                        }
-                        Err(e) => scan.damaged = Some((index, e.to_string())),
-                    }
+                } else if let Err(e) = decoded {
+                    scan.damaged = Some((index, e.to_string()));
                 }
             }
             scan.last = Some(index);
@@ -827,7 +832,24 @@ mod tests {
         overwrite(&path, 1, &frame::encode(KIND_LOG_ENTRY, FORMAT_VERSION + 1, b"from a newer build"));
         let err = LogStore::open(&path).unwrap().scan(0).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        assert!(err.get_ref().is_some_and(|inner| inner.is::<NewerEntry>()), "told apart by its type");
         assert!(err.to_string().contains("raft log entry 1: record format version 2 is not supported"), "{err}");
+    }
+
+    #[test]
+    fn a_newer_format_after_a_damaged_entry_is_refused_too_not_discarded_with_the_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        {
+            let log = LogStore::open(&path).unwrap();
+            append_wait(&log, (1..=3).map(|i| (i, vec![i as u8; 4])).collect()).unwrap();
+        }
+        let mut damaged = frame::encode(KIND_LOG_ENTRY, FORMAT_VERSION, &[2; 4]);
+        damaged[9] ^= 0x01;
+        overwrite(&path, 2, &damaged);
+        overwrite(&path, 3, &frame::encode(KIND_LOG_ENTRY, FORMAT_VERSION + 1, b"from a newer build"));
+        let err = LogStore::open(&path).unwrap().scan(0).unwrap_err();
+        assert!(err.to_string().contains("raft log entry 3: record format version 2"), "{err}");
     }
 
     #[test]
