@@ -8,6 +8,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::Value;
+use std::time::Duration;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,6 +143,33 @@ async fn a_restarted_ex_leader_alone_does_not_claim_to_be_a_ready_leader() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(answered > 10, "the restarted node answered its readiness probe ({answered} times)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_restarted_alone_stops_saying_it_is_ready_once_its_leader_stays_silent() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.leader().await;
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    for id in cluster.ids() {
+        assert!(cluster.terminate(id).await, "node {id} stops");
+    }
+    // It knows its leader from before (its saved vote), hears nobody, and with pre-vote starts
+    // no election: it must not tell a balancer it can serve.
+    cluster.restart(follower);
+    let url = format!("{}/health/ready", cluster.url(follower));
+    let body = poll_until(
+        "the lone follower to report not ready",
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        async || {
+            let response = reqwest::get(&url).await.ok()?;
+            let status = response.status();
+            let body = response.text().await.ok()?;
+            (status == StatusCode::SERVICE_UNAVAILABLE && body.contains("not in step with leader")).then_some(body)
+        },
+    )
+    .await;
+    assert!(body.contains("no word from it"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,14 @@ async fn load(client: paddock_client::Client, acks: Acks, stop: Arc<std::sync::a
     while !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
         id += 1;
         // The client retries with the same idempotency key across nodes and failures.
+        let started = Instant::now();
         if client.open_account(id, "GBP", &format!("chaos-open-{id}")).await.is_ok() {
+            let took = started.elapsed();
+            if took > Duration::from_millis(500) {
+                // What a gap is made of: one slow request (which retries inside it, and why,
+                // is in the client's log), or many failed ones.
+                eprintln!("account {id}: acknowledged after {:.2} s", took.as_secs_f64());
+            }
             acks.lock().unwrap().push((id, Instant::now()));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

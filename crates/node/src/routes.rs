@@ -1146,11 +1146,32 @@ pub(crate) fn not_ready_reason(app: &App, s: &paddock_consensus::ClusterStatus) 
         // it must not tell a load balancer it is the leader and ready until one has. (The only
         // voter is its own quorum; heartbeats keep the acks of a larger one fresh when idle.)
         Some("this node's leadership is not yet confirmed by a quorum of voters".into())
+    } else if let Some(silent) = follower_out_of_step(app, s) {
+        // With pre-vote, a follower cut off from every other node (or restarted alone) keeps
+        // the leader it knew and starts no election: it would stay "ready" and a balancer
+        // would send it requests that wait out their timeout.
+        Some(format!(
+            "not in step with leader {} for {:.1} s: no word from it (cut off, or alone), or applying behind",
+            s.leader.unwrap_or_default(),
+            silent.as_secs_f64()
+        ))
     } else if lag > app.config.ready_lag_entries_max {
         Some(format!("applied index {} is {lag} behind commit {}", s.applied_index, s.commit_index))
     } else {
         None
     }
+}
+
+/// How long this follower has been out of step with its leader, if longer than a follower in
+/// a working cluster ever is: ten election timeouts, 3 s at least (heartbeats come every
+/// `heartbeat_ms`; a leader's slow fsync delays entries, not beyond that).
+fn follower_out_of_step(app: &App, s: &paddock_consensus::ClusterStatus) -> Option<std::time::Duration> {
+    if s.role != paddock_consensus::Role::Follower {
+        return None;
+    }
+    let allowed = std::time::Duration::from_millis((10 * app.config.election_timeout_max_ms).max(3_000));
+    let silent = std::time::Duration::from_secs_f64(app.consensus.replica_lag().seconds);
+    (silent > allowed).then_some(silent)
 }
 
 pub(crate) async fn metrics_text(State(app): State<App>, headers: axum::http::HeaderMap) -> Response {
