@@ -165,6 +165,24 @@ impl Project {
         self.node_get(id, "/v1/cluster/state-hash").await
     }
 
+    /// Waits (at most 60 s) until the three nodes, asked directly, hold one state hash.
+    pub async fn converged(&self) -> paddock_api::wire::StateHashBody {
+        let hashes = super::poll_until(
+            "three replicas with one state hash",
+            Duration::from_secs(60),
+            Duration::from_millis(500),
+            async || {
+                let mut hashes = Vec::new();
+                for id in 1..=3 {
+                    hashes.push(self.state_hash(id).await?);
+                }
+                hashes.windows(2).all(|w| w[0] == w[1]).then_some(hashes)
+            },
+        )
+        .await;
+        hashes.into_iter().next().expect("three hashes")
+    }
+
     /// A client of HAProxy with the operator's key.
     pub fn client(&self, timeout: Duration) -> paddock_client::Client {
         let (key, ca) = self.operator();
