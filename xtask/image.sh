@@ -83,17 +83,11 @@ if $all; then
     haproxy="$(command -v haproxy || true)"
     [ -n "$haproxy" ] || bash "$root/xtask/packages.sh"
     haproxy="$(command -v haproxy)"
-    tools="$root/target/tools/prometheus"
-    prometheus="$tools/usr/bin/prometheus"
-    if [ ! -x "$prometheus" ]; then
-        # As xtask/promtool.sh: the Debian package, unpacked, not installed.
-        mkdir -p "$tools/deb"
-        if ! (cd "$tools/deb" && apt-get download prometheus >/dev/null 2>&1); then
-            apt-get update -qq >/dev/null
-            (cd "$tools/deb" && apt-get download prometheus >/dev/null 2>&1)
-        fi
-        dpkg -x "$tools"/deb/prometheus_*.deb "$tools"
-    fi
+    # The Debian package, unpacked, not installed (as for promtool).
+    # shellcheck source=unpack.sh
+    source "$root/xtask/unpack.sh"
+    unpack prometheus prometheus
+    prometheus="$root/target/tools/prometheus/usr/bin/prometheus"
     stage paddock-haproxy "$haproxy" /usr/sbin/haproxy /var/lib/haproxy \
         "$root/deploy/haproxy/haproxy.cfg=/etc/haproxy/haproxy.cfg"
     build paddock-haproxy "paddock-haproxy:$suffix" /var/lib/haproxy

@@ -29,17 +29,8 @@ if [ "${#need[@]}" -gt 0 ]; then
         apt-get install -y -qq "${need[@]}" >/dev/null
     fi
 fi
-unpack() { # package, binary it must provide
-    local dir="$root/target/tools/$1"
-    [ -x "$dir/usr/bin/$2" ] && return 0
-    echo "unpacking the Debian package $1 into $dir"
-    mkdir -p "$dir/deb"
-    if ! (cd "$dir/deb" && apt-get download "$1" >/dev/null 2>&1); then
-        apt-get update -qq >/dev/null
-        (cd "$dir/deb" && apt-get download "$1" >/dev/null 2>&1)
-    fi
-    dpkg -x "$dir"/deb/"$1"_*.deb "$dir"
-}
+# shellcheck source=unpack.sh
+source "$root/xtask/unpack.sh"
 unpack prometheus prometheus
 if [ ! -x "$root/target/tools/s3s-fs/bin/s3s-fs" ]; then
     echo "building s3s-fs (an S3-compatible server) into target/tools/s3s-fs"

@@ -11,15 +11,9 @@ tools="$root/target/tools/prometheus"
 promtool="$(command -v promtool || true)"
 if [ -z "$promtool" ]; then
     promtool="$tools/usr/bin/promtool"
-    if [ ! -x "$promtool" ]; then
-        echo "fetching promtool from the Debian package prometheus into $tools"
-        mkdir -p "$tools/deb"
-        if ! (cd "$tools/deb" && apt-get download prometheus >/dev/null 2>&1); then
-            apt-get update -qq >/dev/null
-            (cd "$tools/deb" && apt-get download prometheus >/dev/null 2>&1)
-        fi
-        dpkg -x "$tools"/deb/prometheus_*.deb "$tools"
-    fi
+    # shellcheck source=unpack.sh
+    source "$root/xtask/unpack.sh"
+    unpack prometheus promtool
 fi
 principal=promtool
 # shellcheck source=one-node.sh

@@ -51,21 +51,21 @@ pub fn order(view: &ClusterBody) -> Result<Vec<u64>> {
 /// Whether node `going` may leave now: the voters that stay, counted as the leader sees them
 /// (itself, and those it heard from lately that are close behind), are a majority of all voters.
 pub fn may_leave(view: &ClusterBody, going: u64) -> Result<(), String> {
-    let voters: Vec<&paddock_api::wire::MemberBody> = view.members.iter().filter(|m| m.voter).collect();
-    let in_step = |m: &paddock_api::wire::MemberBody| Some(m.node_id) == view.leader_id || in_step(m);
-    let staying: Vec<u64> = voters.iter().filter(|m| m.node_id != going && in_step(m)).map(|m| m.node_id).collect();
-    if staying.len() * 2 > voters.len() {
-        Ok(())
-    } else {
-        let lagging: Vec<String> =
-            voters.iter().filter(|m| m.node_id != going && !in_step(m)).map(|m| m.node_id.to_string()).collect();
-        Err(format!(
-            "without node {going} only {} of {} voters would be in step with the leader (behind or silent: {})",
-            staying.len(),
-            voters.len(),
-            if lagging.is_empty() { "none".to_string() } else { lagging.join(", ") }
-        ))
+    let voters = view.members.iter().filter(|m| m.voter).count();
+    let (staying, lagging): (Vec<_>, Vec<_>) = view
+        .members
+        .iter()
+        .filter(|m| m.voter && m.node_id != going)
+        .partition(|m| Some(m.node_id) == view.leader_id || in_step(m));
+    if staying.len() * 2 > voters {
+        return Ok(());
     }
+    let lagging: Vec<String> = lagging.iter().map(|m| m.node_id.to_string()).collect();
+    Err(format!(
+        "without node {going} only {} of {voters} voters would be in step with the leader (behind or silent: {})",
+        staying.len(),
+        if lagging.is_empty() { "none".to_string() } else { lagging.join(", ") }
+    ))
 }
 
 /// The leader's view: asked until the leader answers (through a load balancer, the nodes take
@@ -87,18 +87,19 @@ async fn leader_view(client: &Client) -> Result<ClusterBody> {
     }
 }
 
-/// Waits until `check` passes on the leader's view, or says why not after `within`.
-async fn wait_for(
+/// Waits until `check` passes on the leader's view, or says why not after `within`: that view
+/// and what the check found.
+async fn wait_for<T>(
     client: &Client,
     within: Duration,
     what: &str,
-    check: impl Fn(&ClusterBody) -> Result<(), String>,
-) -> Result<ClusterBody> {
+    check: impl Fn(&ClusterBody) -> Result<T, String>,
+) -> Result<(ClusterBody, T)> {
     let deadline = Instant::now() + within;
     loop {
         let view = leader_view(client).await?;
         match check(&view) {
-            Ok(()) => return Ok(view),
+            Ok(found) => return Ok((view, found)),
             Err(why) if Instant::now() >= deadline => {
                 bail!(
                     "{what}: not within {} s: {why}. The roll stops here; look at that node's log and `paddock \
@@ -204,11 +205,10 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
         let step = Instant::now();
         if view.leader_id == Some(id) {
             // The leader goes last, after handing over to an upgraded voter in step with it.
-            let view = wait_for(client, args.catch_up_timeout, &format!("a successor to node {id}"), |v| {
-                successor(v, &upgraded).map(|_| ())
+            let (_, to) = wait_for(client, args.catch_up_timeout, &format!("a successor to node {id}"), |v| {
+                successor(v, &upgraded)
             })
             .await?;
-            let to = successor(&view, &upgraded).map_err(anyhow::Error::msg)?;
             client.transfer_leader(to).await.with_context(|| format!("handing leadership from node {id} to {to}"))?;
             wait_for(client, Duration::from_secs(30), &format!("node {to} leads"), |v| {
                 if v.node_id == to {
@@ -220,12 +220,12 @@ pub async fn run(client: &Client, args: &Args) -> Result<()> {
             .await?;
             println!("node {id}: leadership handed to node {to}");
         }
-        let before =
+        let (before, ()) =
             wait_for(client, args.catch_up_timeout, &format!("node {id} may leave"), |v| may_leave(v, id)).await?;
         let (left_at, old_start) = (before.commit_index, member(&before, id).and_then(|m| m.started_at_ms));
         replace(&args.replace, id)?;
         let expect = args.expect_version.as_deref();
-        let back = wait_for(client, args.catch_up_timeout, &format!("node {id} is back and caught up"), |v| {
+        let (back, ()) = wait_for(client, args.catch_up_timeout, &format!("node {id} is back and caught up"), |v| {
             is_back(v, id, old_start, left_at, expect)
         })
         .await?;

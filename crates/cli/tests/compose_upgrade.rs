@@ -63,11 +63,7 @@ async fn a_rolling_upgrade_under_load_fails_no_request_and_loses_no_acknowledged
     let next_binary = next_build();
     let mut project = Project::up("upgrade");
     let next = project.image_of("paddock-next", &next_binary);
-    let client = project.client(Duration::from_secs(5));
-    poll_until("a leader", Duration::from_secs(60), Duration::from_millis(250), async || {
-        client.cluster().await.ok().filter(|v| v.leader_id.is_some())
-    })
-    .await;
+    project.wait_leader().await;
 
     let tally: Arc<Mutex<Tally>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));

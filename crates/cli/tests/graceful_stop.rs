@@ -43,17 +43,17 @@ async fn a_stopping_leader_drains_hands_over_its_leadership_and_fails_no_write()
     let pid = nix::unistd::Pid::from_raw(cluster.pid(leader) as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let ready = format!("{}/health/ready", cluster.url(leader));
-    let draining = poll_until(
+    poll_until(
         "the stopping leader to report not ready",
         Duration::from_secs(2),
         Duration::from_millis(20),
         async || {
             let status = reqwest::get(&ready).await.ok()?.status().as_u16();
-            (status == 503).then_some(status)
+            (status == 503).then_some(())
         },
     )
     .await;
-    assert_eq!(draining, 503);
+    assert!(cluster.cluster_view(leader).await.is_some(), "while it drains it still answers requests");
     assert!(cluster.terminate(leader).await, "the leader exits by itself");
 
     stop.store(true, Ordering::SeqCst);
@@ -65,6 +65,5 @@ async fn a_stopping_leader_drains_hands_over_its_leadership_and_fails_no_write()
     let log = cluster.log_text(leader);
     assert!(log.contains("leadership handed over"), "the leader handed over before it stopped:\n{log}");
     let others: Vec<u64> = cluster.ids().into_iter().filter(|id| *id != leader).collect();
-    let next = cluster.wait_leader_among(&others, Duration::from_secs(10)).await;
-    assert!(others.contains(&next));
+    cluster.wait_leader_among(&others, Duration::from_secs(10)).await;
 }

@@ -49,19 +49,31 @@ pub struct Announced {
     pub started_ms: u64,
 }
 
+impl Announced {
+    /// What this build announces for a process started at `started_ms`.
+    pub fn this_build(started_ms: u64) -> Announced {
+        Announced { format: ENTRY_FORMAT, version: BUILD_VERSION.to_string(), started_ms }
+    }
+}
+
 /// What the members announced to this node while it led, each with the term it led in: only
 /// the current term's count, so that a member replaced while this node did not lead is not
 /// taken at its word from before.
 pub(crate) struct PeerFormats {
     announced: Mutex<BTreeMap<u64, (u64, Announced)>>,
-    /// This node's own start time, announced like the others'.
-    started_ms: u64,
+    /// What this node itself announces in its append answers.
+    own: Announced,
 }
 
 impl PeerFormats {
     /// An empty record for a node whose process started at `started_ms`.
     pub(crate) fn new(started_ms: u64) -> PeerFormats {
-        PeerFormats { announced: Mutex::default(), started_ms }
+        PeerFormats { announced: Mutex::default(), own: Announced::this_build(started_ms) }
+    }
+
+    /// What this node announces (`transport::encode_append_answer` writes it).
+    pub(crate) fn own(&self) -> &Announced {
+        &self.own
     }
 
     /// Records `node`'s announcement in an answer to an append of `term`; `None` (an answer
@@ -95,11 +107,7 @@ impl PeerFormats {
     /// What `node` announced in `term`, if anything; this node's own for `me`.
     pub(crate) fn of(&self, node: u64, me: u64, term: u64) -> Option<Announced> {
         if node == me {
-            return Some(Announced {
-                format: ENTRY_FORMAT,
-                version: BUILD_VERSION.to_string(),
-                started_ms: self.started_ms,
-            });
+            return Some(self.own.clone());
         }
         let map = self.announced.lock().expect("peer formats lock");
         map.get(&node).filter(|(t, _)| *t == term).map(|(_, a)| a.clone())

@@ -576,10 +576,9 @@ pub(crate) struct Inner {
     lag: replica_lag::LagTracker,
     /// The storage-repair marker while this node refetches discarded entries (`repair.rs`).
     repair: std::sync::Mutex<Option<records::RepairRecord>>,
-    /// What the members announced to this node while it led (`formats.rs`).
-    formats: Arc<formats::PeerFormats>,
-    /// When this process started (wall clock, ms), announced to leaders.
-    pub(crate) started_ms: u64,
+    /// What the members announced to this node while it led, and what it announces itself
+    /// (`formats.rs`).
+    pub(crate) formats: Arc<formats::PeerFormats>,
 }
 
 impl Inner {
@@ -780,8 +779,7 @@ impl Consensus {
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
         let (reverts, revert_requests) = tokio::sync::mpsc::unbounded_channel();
-        let started_ms = clock().0;
-        let formats = Arc::new(formats::PeerFormats::new(started_ms));
+        let formats = Arc::new(formats::PeerFormats::new(clock().0));
         let network = NetworkFactory {
             transport: transport.clone(),
             snapshot_chunk_bytes: config.snapshot_chunk_bytes,
@@ -810,7 +808,6 @@ impl Consensus {
             lag: replica_lag::LagTracker::new(Instant::now()),
             repair: std::sync::Mutex::new(found.marker),
             formats,
-            started_ms,
         });
         tokio::spawn(sample_clocks(Arc::downgrade(&inner)));
         tokio::spawn(allow_reverts(Arc::downgrade(&inner), revert_requests));
@@ -1125,10 +1122,7 @@ impl Consensus {
             quorum_ack_age_ms: m.last_quorum_acked.as_ref().map(|t| t.elapsed().as_millis() as u64),
             membership_changing: membership.get_joint_config().len() > 1,
             repairing_up_to: self.inner.repairing().map(|m| m.up_to),
-            entry_format: (role == Role::Leader).then(|| {
-                let members = membership.nodes().map(|(id, _)| *id);
-                self.inner.formats.cluster_format(members, self.inner.id, m.current_term).0
-            }),
+            entry_format: (role == Role::Leader).then(|| self.inner.cluster_format().0),
             clock: self.inner.cluster_time.view(),
         }
     }

@@ -5,6 +5,7 @@
 //! `(rpc, postcard payload)` one way and postcard bytes back, and the receiving side hands
 //! it to the same [`Handler`].
 
+use crate::formats::Announced;
 use crate::state_machine::StateMachine;
 use crate::types::{LogId, Raft, SnapshotMeta, TypeConfig, Vote};
 use crate::{ForwardOp, ForwardReply, Inner};
@@ -331,19 +332,20 @@ pub fn decode_forward_reply(bytes: &[u8]) -> Result<ForwardReply, postcard::Erro
 pub const FLAG_REPAIRING: u8 = 1;
 
 /// Encodes an append's answer: its postcard bytes, then the trailer: a flags byte
-/// ([`FLAG_REPAIRING`] if `repairing`), the newest log-entry format this build reads, its build
-/// version (a length byte and UTF-8) and when this process started (`started_ms`, 8 bytes
-/// little-endian), which the leader keeps to gate newer formats (`formats.rs`) and to tell a
-/// replaced process from the one before. An older leader reads the flags byte only.
-pub fn encode_append_answer(answer: &AppendEntriesResponse<TypeConfig>, repairing: bool, started_ms: u64) -> Vec<u8> {
+/// ([`FLAG_REPAIRING`] if `repairing`), then what this node announces (`own`): the newest
+/// log-entry format it reads, its build version (a length byte and UTF-8) and when its process
+/// started (8 bytes little-endian), which the leader keeps to gate newer formats
+/// (`formats.rs`) and to tell a replaced process from the one before. An older leader reads the
+/// flags byte only.
+pub fn encode_append_answer(answer: &AppendEntriesResponse<TypeConfig>, repairing: bool, own: &Announced) -> Vec<u8> {
     let mut bytes = postcard::to_stdvec(answer).expect("append answers encode: plain data");
     bytes.push(if repairing { FLAG_REPAIRING } else { 0 });
-    bytes.push(paddock_ledger::ENTRY_FORMAT);
-    let version = crate::formats::BUILD_VERSION.as_bytes();
+    bytes.push(own.format);
+    let version = own.version.as_bytes();
     let version = &version[..version.len().min(u8::MAX as usize)];
     bytes.push(version.len() as u8);
     bytes.extend_from_slice(version);
-    bytes.extend_from_slice(&started_ms.to_le_bytes());
+    bytes.extend_from_slice(&own.started_ms.to_le_bytes());
     bytes
 }
 
@@ -352,14 +354,14 @@ pub fn encode_append_answer(answer: &AppendEntriesResponse<TypeConfig>, repairin
 /// announced (nothing from a trailer cut short).
 pub fn decode_append_answer(
     bytes: &[u8],
-) -> Result<(AppendEntriesResponse<TypeConfig>, bool, Option<crate::formats::Announced>), postcard::Error> {
+) -> Result<(AppendEntriesResponse<TypeConfig>, bool, Option<Announced>), postcard::Error> {
     let (answer, rest) = postcard::take_from_bytes::<AppendEntriesResponse<TypeConfig>>(bytes)?;
     let repairing = rest.first().is_some_and(|flags| flags & FLAG_REPAIRING != 0);
     let announced = match rest {
         [_flags, format, len, tail @ ..] if tail.len() >= *len as usize + 8 => {
             let (version, started) = tail.split_at(*len as usize);
             let started: [u8; 8] = started[..8].try_into().expect("eight bytes");
-            Some(crate::formats::Announced {
+            Some(Announced {
                 format: *format,
                 version: String::from_utf8_lossy(version).into_owned(),
                 started_ms: u64::from_le_bytes(started),
@@ -513,8 +515,8 @@ impl Handler {
                     inner.lag.heard(arrived, leader_commit);
                     repairing |= inner.repairing().is_some();
                 }
-                let started_ms = inner.as_ref().map_or(0, |inner| inner.started_ms);
-                Ok(encode_append_answer(&answer, repairing, started_ms))
+                let own = inner.as_ref().map_or_else(|| Announced::this_build(0), |inner| inner.formats.own().clone());
+                Ok(encode_append_answer(&answer, repairing, &own))
             }
             Rpc::Vote => {
                 self.refuse_while_repairing("vote")?;

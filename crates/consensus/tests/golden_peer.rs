@@ -183,8 +183,9 @@ fn an_append_answer_is_the_answer_plus_a_trailer_of_flags_format_version_and_sta
     use paddock_consensus::formats::{Announced, BUILD_VERSION};
     type Answer = AppendEntriesResponse<paddock_consensus::types::TypeConfig>;
     let started_ms = 1_796_412_163_870u64;
-    let plain = transport::encode_append_answer(&Answer::Conflict, false, started_ms);
-    let repairing = transport::encode_append_answer(&Answer::Conflict, true, started_ms);
+    let me = Announced::this_build(started_ms);
+    let plain = transport::encode_append_answer(&Answer::Conflict, false, &me);
+    let repairing = transport::encode_append_answer(&Answer::Conflict, true, &me);
     let trailer = |flags: u8| {
         [
             vec![flags, paddock_ledger::ENTRY_FORMAT, BUILD_VERSION.len() as u8],
@@ -199,7 +200,8 @@ fn an_append_answer_is_the_answer_plus_a_trailer_of_flags_format_version_and_sta
     // flags byte first, as it always has.
     let on_older: Answer = postcard::from_bytes(&repairing).expect("an older leader reads the answer");
     assert_eq!(on_older, Answer::Conflict);
-    let me = Some(Announced { format: paddock_ledger::ENTRY_FORMAT, version: BUILD_VERSION.to_string(), started_ms });
+    assert_eq!((me.format, me.version.as_str()), (paddock_ledger::ENTRY_FORMAT, BUILD_VERSION));
+    let me = Some(me);
     assert_eq!(transport::decode_append_answer(&repairing).unwrap(), (Answer::Conflict, true, me.clone()));
     assert_eq!(transport::decode_append_answer(&plain).unwrap(), (Answer::Conflict, false, me));
     // An older follower's answers: nothing after the answer, or the repairing flag alone. It

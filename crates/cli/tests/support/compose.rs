@@ -165,6 +165,15 @@ impl Project {
         self.node_get(id, "/v1/cluster/state-hash").await
     }
 
+    /// Waits (at most 60 s) until HAProxy reaches a node that knows a leader: its view.
+    pub async fn wait_leader(&self) -> paddock_api::wire::ClusterBody {
+        let client = self.client(Duration::from_secs(5));
+        super::poll_until("a leader through HAProxy", Duration::from_secs(60), Duration::from_millis(250), async || {
+            client.cluster().await.ok().filter(|v| v.leader_id.is_some())
+        })
+        .await
+    }
+
     /// Waits (at most 60 s) until the three nodes, asked directly, hold one state hash.
     pub async fn converged(&self) -> paddock_api::wire::StateHashBody {
         let hashes = super::poll_until(
