@@ -11,7 +11,8 @@
 //! markets, every account funded, the bets placed across the markets and every market
 //! settled), then times, on that disk:
 //!
-//! 1. the snapshot a node would write (`seed_data_dir`: encode, write, fsync);
+//! 1. the snapshot a node would write (`seed_data_dir`: encode, write, fsync), and the load a
+//!    node does at start or after receiving it (read, decode, check the invariants);
 //! 2. a full backup of it (`paddock_backup::take`: copy, checksum, decode to record the state
 //!    hash) and the disk's sequential write speed for a file of the same size (write + fsync);
 //! 3. a restore from the chain into a new data directory (`paddock_backup::restore`: verify the
@@ -370,6 +371,24 @@ fn main() {
     let expected_hash = state.state_hash().to_string();
     drop(state);
 
+    // What a node does with that file at start or after receiving it: read it, take the
+    // state out of it, decode the book, check its invariants.
+    let started = Instant::now();
+    let file_bytes = std::fs::read(&file).expect("the snapshot file");
+    let parsed = paddock_storage::SnapshotFiles::decode_owned(&file, file_bytes).expect("the file checks out");
+    let read_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let loaded = paddock_ledger::State::decode_snapshot(&parsed.data).expect("the book decodes");
+    drop(parsed);
+    let decode_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    loaded.check_invariants().expect("the book keeps its invariants");
+    let check_s = started.elapsed().as_secs_f64();
+    drop(loaded);
+    println!(
+        "loading it as a node does: read and check the file {read_s:.1} s, decode {decode_s:.1} s, invariants {check_s:.1} s"
+    );
+
     // A full backup of it, and the disk's own speed for the same bytes.
     let chain = scratch.path().join("chain");
     let started = Instant::now();
@@ -395,6 +414,8 @@ fn main() {
         members: &members,
         data_dir: &scratch.path().join("restored"),
         force: false,
+        // Its members' addresses are names only: no node is started on them.
+        allow_live_peers: true,
         key: None,
     })
     .expect("the restore");

@@ -30,7 +30,7 @@ pub use seal::Key;
 
 use anyhow::{bail, Context, Result};
 use paddock_consensus::backup::{
-    decode_entry, decode_snapshot, replay, seed_data_dir, summarize_snapshot, DecodedEntry,
+    decode_entry, decode_snapshot, encode_snapshot_file, replay, seed_data_dir, summarize_snapshot, DecodedEntry,
 };
 use paddock_consensus::records::LogIdRecord;
 use paddock_ledger::State;
@@ -41,6 +41,12 @@ use std::path::{Path, PathBuf};
 
 /// The manifest's file name in a chain directory.
 pub const MANIFEST: &str = "manifest.json";
+/// The chain's replayed end, kept beside it so that the next increment starts from there
+/// instead of replaying the whole chain: a node snapshot file of the state after the chain's
+/// last file, sealed like the chain. Not part of the chain (the manifest does not name it, a
+/// remote target never receives it), used only when its index and state hash are the
+/// manifest's last, and rewritten by every increment; `verify` and `restore` never read it.
+pub const TIP: &str = "tip.pds";
 /// `format` of a manifest.
 const MANIFEST_FORMAT: &str = "paddock-backup-manifest";
 /// Manifest version this build writes and reads.
@@ -286,14 +292,16 @@ pub fn replay_chain_with(
     let mut replayed: Option<Replayed> = None;
     let mut expected_next = 0;
     for file in &manifest.files {
+        let mut hash = None;
         let path = dir.join(&file.name);
-        let bytes = std::fs::read(&path).with_context(|| format!("{}: missing or unreadable", file.name))?;
-        if bytes.len() as u64 != file.bytes || hex(&Sha256::digest(&bytes)) != file.sha256 {
-            bail!("{}: damaged or replaced (its size or SHA-256 is not the one the manifest recorded)", file.name);
-        }
+        let bytes = read_chain_file(dir, file)?;
         let bytes = if manifest.sealed { seal::open(&file.name, &bytes, key)? } else { bytes };
         match (file.kind.as_str(), &mut replayed) {
             ("snapshot", None) => {
+                // The state hash of a snapshot is the SHA-256 of its payload as it lies there:
+                // read from the bytes, not by encoding the decoded book again.
+                let summary = summarize_snapshot(&path, &bytes).with_context(|| format!("{}: damaged", file.name))?;
+                hash = Some(summary.summary.state_hash.to_string());
                 let snapshot = decode_snapshot(&path, &bytes).with_context(|| format!("{}: damaged", file.name))?;
                 if snapshot.last.index != file.last_index {
                     bail!("{}: holds index {}, the manifest says {}", file.name, snapshot.last.index, file.last_index);
@@ -318,9 +326,9 @@ pub fn replay_chain_with(
             }
             ("log", Some(r)) => {
                 if file.first_index != expected_next {
-                    let what = if file.first_index > expected_next { "gap" } else { "overlap" };
+                    let what = if file.first_index > expected_next { "a gap" } else { "an overlap" };
                     bail!(
-                        "{}: a {what} in the chain: it starts at index {}, the chain before it ends at {}",
+                        "{}: {what} in the chain: it starts at index {}, the chain before it ends at {}",
                         file.name,
                         file.first_index,
                         expected_next - 1
@@ -356,7 +364,7 @@ pub fn replay_chain_with(
             (kind, _) => bail!("{}: unexpected {kind} file at this place in the chain", file.name),
         }
         let r = replayed.as_ref().expect("set above");
-        let hash = r.state.state_hash().to_string();
+        let hash = hash.unwrap_or_else(|| r.state.state_hash().to_string());
         if hash != file.state_hash {
             bail!(
                 "{}: replaying the chain up to it gives state hash {hash}, the manifest recorded {}",
@@ -420,14 +428,20 @@ pub struct Taken {
     pub book_clock_ms: u64,
     /// The chain's size on disk, bytes.
     pub chain_bytes: u64,
+    /// What the run added to: `new` (a full backup), `tip` (the state the last increment
+    /// left), or `chain` (the whole chain replayed: no usable tip).
+    pub started_from: &'static str,
     /// How long the run took, s.
     pub seconds: f64,
 }
 
 /// A full backup into an empty (or new) directory, or the next increment of the chain already
-/// there. Every run replays the chain before adding to it, so a chain that does not check out
-/// is never extended. [`TakeError::Purged`] when the source no longer has the log the chain
-/// needs: start a new chain.
+/// there. Every run checks each file of the chain against the manifest before adding to it, so
+/// a damaged chain is never extended; it adds to the [`TIP`] the last run left when that is the
+/// chain's end (its cost is the book's size, not the chain's length), and replays the whole
+/// chain only when there is none (`paddock backup verify` always replays it).
+/// [`TakeError::Purged`] when the source no longer has the log the chain needs: start a new
+/// chain.
 pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::result::Result<Taken, TakeError> {
     let cluster_id = source.cluster_id().await.context("cannot read the source's cluster id")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -449,8 +463,19 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
                 )
                 .into());
             }
-            let replayed = replay_chain(dir, &manifest, Point::End, key)?;
-            (manifest, Base::Replayed(Box::new(replayed)))
+            // From the tip the last increment left, if it is the chain's end; else the whole
+            // chain replayed. Either way every file is checked against the manifest first,
+            // so a damaged chain is never extended.
+            let base = match read_tip(dir, &manifest, key) {
+                Some(tip) => {
+                    for file in &manifest.files {
+                        read_chain_file(dir, file)?;
+                    }
+                    Base::Snapshot { plain: tip, name: TIP }
+                }
+                None => Base::Replayed(Box::new(replay_chain(dir, &manifest, Point::End, key)?)),
+            };
+            (manifest, base)
         }
         None => {
             if std::fs::read_dir(dir).context("cannot list the backup directory")?.next().is_some() {
@@ -488,7 +513,7 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
                 sha256: String::new(),
             };
             write_manifest(dir, &mut manifest)?;
-            (manifest, Base::Snapshot(plain))
+            (manifest, Base::Snapshot { plain, name: "snapshot" })
         }
     };
     // The committed log since the end of the chain, up to the source's commit index now.
@@ -517,14 +542,19 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
         }
     }
     let mut added = None;
+    let started_from = match &base {
+        Base::Replayed(_) => "chain",
+        Base::Snapshot { name, .. } if *name == TIP => "tip",
+        Base::Snapshot { .. } => "new",
+    };
     if !entries.is_empty() {
         let mut replayed = match base {
             Base::Replayed(replayed) => *replayed,
-            Base::Snapshot(plain) => {
-                let snapshot = decode_snapshot(Path::new("snapshot"), &plain)
-                    .context("the node sent a snapshot that does not decode")?;
+            Base::Snapshot { plain, name } => {
+                let snapshot =
+                    decode_snapshot(Path::new(name), &plain).with_context(|| format!("{name} does not decode"))?;
                 drop(plain);
-                Replayed { state: snapshot.state, last: snapshot.last, files: 1 }
+                Replayed { state: snapshot.state, last: snapshot.last, files: manifest.files.len() }
             }
         };
         for (index, record) in &entries {
@@ -533,6 +563,10 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
             replayed.last = entry.id;
         }
         let (first, last) = (entries[0].0, entries[entries.len() - 1].0);
+        // The state after the new entries, encoded once: its hash for the manifest, its bytes
+        // the next run's tip.
+        let (tip, state_hash) = encode_snapshot_file(&replayed.state, replayed.last)
+            .context("cannot encode the state at the chain's new end")?;
         let bytes = encode_log(&entries);
         let bytes = if manifest.sealed { seal::seal(&bytes, key)? } else { bytes };
         let name = format!("log-{first}-{last}.pdl");
@@ -544,9 +578,17 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
             last_index: last,
             bytes: bytes.len() as u64,
             sha256: hex(&Sha256::digest(&bytes)),
-            state_hash: replayed.state.state_hash().to_string(),
+            state_hash: state_hash.to_string(),
             book_clock_ms: replayed.state.clock().0,
         });
+        drop(replayed);
+        // The tip before the manifest: a tip ahead of the manifest is never used. It only
+        // saves the next run time, so failing to write it fails nothing; the old one goes.
+        let tip = if manifest.sealed { seal::seal(&tip, key)? } else { tip };
+        if write_durably(dir, TIP, &tip).is_err() {
+            let _ = std::fs::remove_file(dir.join(TIP));
+        }
+        drop(tip);
         write_manifest(dir, &mut manifest)?;
         added = Some(name);
     }
@@ -561,15 +603,43 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
         state_hash: last.state_hash.clone(),
         book_clock_ms: last.book_clock_ms,
         chain_bytes: manifest.files.iter().map(|f| f.bytes).sum(),
+        started_from,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The chain's tip (see [`TIP`]), unsealed, if it is there and is the state after the chain's
+/// last file: its index and its state hash (the SHA-256 of its payload, read without decoding
+/// it) are the manifest's last. Anything else — absent, damaged, older, of another key — is
+/// not used, and the chain is replayed instead.
+fn read_tip(dir: &Path, manifest: &Manifest, key: Option<&Key>) -> Option<Vec<u8>> {
+    let last = manifest.files.last()?;
+    let bytes = std::fs::read(dir.join(TIP)).ok()?;
+    let plain = if manifest.sealed { seal::open(TIP, &bytes, key).ok()? } else { bytes };
+    let summary = summarize_snapshot(Path::new(TIP), &plain).ok()?;
+    (summary.last.index == last.last_index && summary.summary.state_hash.to_string() == last.state_hash)
+        .then_some(plain)
+}
+
+/// A chain file's bytes as they lie, checked against the manifest: present, and of the size
+/// and SHA-256 it recorded.
+fn read_chain_file(dir: &Path, file: &ChainFile) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(dir.join(&file.name)).with_context(|| format!("{}: missing or unreadable", file.name))?;
+    if bytes.len() as u64 != file.bytes || hex(&Sha256::digest(&bytes)) != file.sha256 {
+        bail!("{}: damaged or replaced (its size or SHA-256 is not the one the manifest recorded)", file.name);
+    }
+    Ok(bytes)
 }
 
 /// What [`take`] replays the new log entries onto: the chain already replayed, or the
 /// snapshot just fetched, decoded only when entries follow it.
 enum Base {
     Replayed(Box<Replayed>),
-    Snapshot(Vec<u8>),
+    /// A node snapshot file's bytes, unsealed: the node's (`name` "snapshot") or the tip's.
+    Snapshot {
+        plain: Vec<u8>,
+        name: &'static str,
+    },
 }
 
 /// Why [`take`] failed.
@@ -607,7 +677,7 @@ pub fn verify(dir: &Path, key: Option<&Key>) -> Result<serde_json::Value> {
     let mut unlisted = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
-        if name != MANIFEST && !listed.contains(name.as_str()) {
+        if name != MANIFEST && name != TIP && !listed.contains(name.as_str()) {
             unlisted.push(name);
         }
     }
@@ -618,7 +688,8 @@ pub fn verify(dir: &Path, key: Option<&Key>) -> Result<serde_json::Value> {
         "files": replayed.files,
         "first_index": manifest.files[0].first_index,
         "last_index": replayed.last.index,
-        "state_hash": replayed.state.state_hash().to_string(),
+        // Replaying checked the state after every file against the manifest's hash.
+        "state_hash": manifest.files.last().map(|f| f.state_hash.clone()),
         "not_in_the_chain": unlisted,
         "sealed": manifest.sealed,
         "key_id": manifest.key_id,
@@ -641,6 +712,9 @@ pub struct RestoreRequest<'a> {
     pub data_dir: &'a Path,
     /// Replace what the data directory holds (never while a node runs on it).
     pub force: bool,
+    /// Restore even though a member answers at its peer address (seeding one node of a new
+    /// cluster whose other members already run); otherwise that is refused as a live cluster.
+    pub allow_live_peers: bool,
     /// The chain's key, if it is encrypted.
     pub key: Option<&'a Key>,
 }
@@ -652,18 +726,42 @@ pub fn restore(req: &RestoreRequest<'_>) -> Result<serde_json::Value> {
     if !req.members.contains_key(&req.node_id) {
         bail!("node {} is not in --bootstrap: list every member of the new cluster, this node included", req.node_id);
     }
+    if !req.allow_live_peers {
+        let live = live_members(req.members);
+        if !live.is_empty() {
+            bail!(
+                "a node answers at {}: never restore into a live cluster. Stop every node of the cluster being \
+                 replaced first; to seed one node of a new cluster whose other members already run, pass \
+                 --allow-live-peers",
+                live.join(", ")
+            );
+        }
+    }
     prepare_target(req.data_dir, req.force)?;
     let replayed = replay_chain(req.from, &manifest, req.point, req.key)?;
-    seed_data_dir(req.data_dir, req.cluster_id, req.node_id, req.members, &replayed.state, replayed.last)
-        .with_context(|| format!("cannot seed {}", req.data_dir.display()))?;
+    let state_hash =
+        seed_data_dir(req.data_dir, req.cluster_id, req.node_id, req.members, &replayed.state, replayed.last)
+            .with_context(|| format!("cannot seed {}", req.data_dir.display()))?;
     Ok(serde_json::json!({
         "node_id": req.node_id,
         "data_dir": req.data_dir,
         "cluster_id": req.cluster_id,
         "restored_to_index": replayed.last.index,
         "book_clock_ms": replayed.state.clock().0,
-        "state_hash": replayed.state.state_hash().to_string(),
+        "state_hash": state_hash.to_string(),
     }))
+}
+
+/// The members (`id=address`) that accept a connection at their peer address: a node runs
+/// there. Each is given 300 ms.
+fn live_members(members: &BTreeMap<u64, String>) -> Vec<String> {
+    use std::net::ToSocketAddrs;
+    let answers = |address: &str| {
+        address.to_socket_addrs().is_ok_and(|mut resolved| {
+            resolved.any(|at| std::net::TcpStream::connect_timeout(&at, std::time::Duration::from_millis(300)).is_ok())
+        })
+    };
+    members.iter().filter(|(_, address)| answers(address)).map(|(id, address)| format!("{id}={address}")).collect()
 }
 
 /// Readies a new node's data directory: it must be empty or absent; with `force`, what it
@@ -787,6 +885,281 @@ mod tests {
         newer[end..].copy_from_slice(&crc.to_le_bytes());
         let error = decode_log("log-41-42.pdl", &newer).expect_err("another version").to_string();
         assert!(error.contains("version 2"), "{error}");
+    }
+
+    /// A node as a backup sees it: a snapshot of an empty book at index 10 and the committed
+    /// log after it, which grows as the test appends to it.
+    struct FakeNode {
+        cluster_id: &'static str,
+        /// What each deposit pays in: two nodes that differ here write different logs.
+        deposit: i64,
+        snapshot: Vec<u8>,
+        log: std::sync::Mutex<Vec<(u64, Vec<u8>)>>,
+    }
+
+    const SNAPSHOT_INDEX: u64 = 10;
+    const T0: u64 = 1_700_000_000_000;
+
+    impl FakeNode {
+        fn new(cluster_id: &'static str) -> FakeNode {
+            let last = LogIdRecord { term: 1, node: 1, index: SNAPSHOT_INDEX };
+            let (snapshot, _) = encode_snapshot_file(&State::new(), last).expect("encodes");
+            FakeNode { cluster_id, deposit: 500, snapshot, log: std::sync::Mutex::new(Vec::new()) }
+        }
+
+        /// Commits `count` more entries: an account opened and a deposit into it, by turns.
+        fn commit(&self, count: u64) {
+            let mut log = self.log.lock().expect("log lock");
+            for _ in 0..count {
+                let index = SNAPSHOT_INDEX + 1 + log.len() as u64;
+                let account = paddock_ledger::AccountId(index / 2);
+                let command = if index % 2 == 1 {
+                    paddock_ledger::Command::OpenAccount {
+                        account,
+                        currency: paddock_ledger::Currency::parse("GBP").expect("a currency"),
+                        key: paddock_ledger::IdempotencyKey(format!("open-{index}")),
+                    }
+                } else {
+                    paddock_ledger::Command::Deposit {
+                        account,
+                        amount: paddock_ledger::Money(self.deposit),
+                        key: paddock_ledger::IdempotencyKey(format!("deposit-{index}")),
+                    }
+                };
+                let record = paddock_consensus::records::EntryRecord {
+                    log_id: LogIdRecord { term: 1, node: 1, index },
+                    payload: paddock_consensus::records::PayloadRecord::Normal(paddock_consensus::types::Request {
+                        time: paddock_ledger::TimestampMs(T0 + index),
+                        command,
+                    }),
+                };
+                log.push((index, paddock_consensus::records::encode(&record)));
+            }
+        }
+
+        /// The state hash of the book after every entry committed so far, replayed here.
+        fn state_hash(&self) -> String {
+            let mut state = State::new();
+            for (_, record) in self.log.lock().expect("log lock").iter() {
+                replay(&mut state, &decode_entry(record).expect("decodes"));
+            }
+            state.state_hash().to_string()
+        }
+    }
+
+    impl Source for FakeNode {
+        async fn cluster_id(&self) -> Result<String> {
+            Ok(self.cluster_id.to_string())
+        }
+        async fn snapshot(&self) -> Result<Vec<u8>> {
+            Ok(self.snapshot.clone())
+        }
+        async fn log(&self, from: u64, limit: usize) -> std::result::Result<Vec<(u64, Vec<u8>)>, LogFetchError> {
+            let log = self.log.lock().expect("log lock");
+            Ok(log.iter().filter(|(index, _)| *index >= from).take(limit).cloned().collect())
+        }
+    }
+
+    fn take_now(node: &FakeNode, dir: &Path) -> std::result::Result<Taken, TakeError> {
+        futures::executor::block_on(take(node, dir, None))
+    }
+
+    #[test]
+    fn an_increment_adds_to_the_tip_the_last_one_left_and_replays_the_chain_only_without_a_usable_tip() {
+        let node = FakeNode::new("paddock-prod");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let chain = dir.path();
+        node.commit(5);
+        let first = take_now(&node, chain).expect("a full backup with the log after it");
+        assert_eq!((first.started_from, first.last_index, first.state_hash.clone()), ("new", 15, node.state_hash()));
+        assert!(chain.join(TIP).exists(), "the run leaves the chain's end as its tip");
+
+        node.commit(4);
+        let second = take_now(&node, chain).expect("an increment");
+        assert_eq!((second.started_from, second.last_index, second.state_hash.clone()), ("tip", 19, node.state_hash()));
+
+        // A tip that is not the chain's end is never used: damaged, then missing.
+        let mut tip = std::fs::read(chain.join(TIP)).expect("the tip");
+        let middle = tip.len() / 2;
+        tip[middle] ^= 1;
+        std::fs::write(chain.join(TIP), &tip).expect("write");
+        node.commit(3);
+        let third = take_now(&node, chain).expect("an increment over a damaged tip");
+        assert_eq!((third.started_from, third.last_index, third.state_hash.clone()), ("chain", 22, node.state_hash()));
+        std::fs::remove_file(chain.join(TIP)).expect("remove the tip");
+        node.commit(2);
+        let fourth = take_now(&node, chain).expect("an increment without a tip");
+        assert_eq!(
+            (fourth.started_from, fourth.last_index, fourth.state_hash.clone()),
+            ("chain", 24, node.state_hash())
+        );
+
+        // An old tip (the chain moved on without it) is not used either.
+        let stale = std::fs::read(chain.join(TIP)).expect("the tip at 24");
+        node.commit(1);
+        take_now(&node, chain).expect("an increment");
+        std::fs::write(chain.join(TIP), stale).expect("put the tip at 24 back");
+        node.commit(1);
+        let sixth = take_now(&node, chain).expect("an increment over a stale tip");
+        assert_eq!((sixth.started_from, sixth.last_index, sixth.state_hash.clone()), ("chain", 26, node.state_hash()));
+
+        let verified = verify(chain, None).expect("the chain verifies");
+        assert_eq!(verified["state_hash"], node.state_hash().as_str());
+        assert_eq!(verified["not_in_the_chain"], serde_json::json!([]), "the tip is not a stranger in the chain");
+    }
+
+    #[test]
+    fn a_chain_with_a_damaged_file_is_not_extended_even_from_a_good_tip() {
+        let node = FakeNode::new("paddock-prod");
+        let dir = tempfile::tempdir().expect("temp dir");
+        node.commit(5);
+        take_now(&node, dir.path()).expect("a full backup");
+        node.commit(5);
+        take_now(&node, dir.path()).expect("an increment");
+        let log = dir.path().join("log-11-15.pdl");
+        let mut bytes = std::fs::read(&log).expect("the first log file");
+        bytes[40] ^= 1;
+        std::fs::write(&log, bytes).expect("write");
+        node.commit(1);
+        let error = take_now(&node, dir.path()).expect_err("refused").to_string();
+        assert!(error.contains("log-11-15.pdl: damaged or replaced"), "{error}");
+        assert_eq!(
+            read_manifest(dir.path()).expect("reads").expect("a manifest").last_index(),
+            20,
+            "nothing was added"
+        );
+    }
+
+    #[test]
+    fn a_chain_from_another_cluster_is_never_extended() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ours = FakeNode::new("paddock-prod");
+        ours.commit(2);
+        take_now(&ours, dir.path()).expect("a full backup");
+        let theirs = FakeNode::new("paddock-staging");
+        theirs.commit(4);
+        let error = take_now(&theirs, dir.path()).expect_err("refused").to_string();
+        assert!(error.contains("holds a chain of cluster paddock-prod"), "{error}");
+        assert!(error.contains("back it up into another directory"), "{error}");
+    }
+
+    /// A chain of a snapshot and three increments, and its manifest.
+    fn chain_of_three_increments(dir: &Path) -> Manifest {
+        let node = FakeNode::new("paddock-prod");
+        for count in [2, 3, 4, 5] {
+            node.commit(count);
+            take_now(&node, dir).expect("a backup run");
+        }
+        read_manifest(dir).expect("reads").expect("a manifest")
+    }
+
+    fn edited(dir: &Path, manifest: &Manifest, edit: impl FnOnce(&mut Vec<ChainFile>)) {
+        let mut manifest = manifest.clone();
+        edit(&mut manifest.files);
+        write_manifest(dir, &mut manifest).expect("a manifest rewritten with its checksum");
+    }
+
+    #[test]
+    fn verify_names_a_missing_file_a_gap_an_overlap_a_reordered_chain_and_a_foreign_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let chain = dir.path();
+        let manifest = chain_of_three_increments(chain);
+        let names: Vec<String> = manifest.files.iter().map(|f| f.name.clone()).collect();
+        assert_eq!(names, ["snap-10.pds", "log-11-12.pdl", "log-13-15.pdl", "log-16-19.pdl", "log-20-24.pdl"]);
+        verify(chain, None).expect("the chain verifies");
+        let refused = |why: &str| verify(chain, None).expect_err(why).to_string();
+
+        let kept = std::fs::read(chain.join("log-13-15.pdl")).expect("a log file");
+        std::fs::remove_file(chain.join("log-13-15.pdl")).expect("remove");
+        assert_eq!(refused("missing"), "log-13-15.pdl: missing or unreadable");
+        std::fs::write(chain.join("log-13-15.pdl"), &kept).expect("put back");
+
+        // The manifest rewritten with a valid checksum, as a careless tool or a hand would.
+        edited(chain, &manifest, |files| {
+            files.remove(2);
+        });
+        let error = refused("a gap");
+        assert!(
+            error.starts_with(
+                "log-16-19.pdl: a gap in the chain: it starts at index 16, the chain before it ends at 12"
+            ),
+            "{error}"
+        );
+
+        edited(chain, &manifest, |files| files.swap(2, 3));
+        let error = refused("reordered");
+        assert!(error.starts_with("log-16-19.pdl: a gap in the chain"), "{error}");
+
+        edited(chain, &manifest, |files| {
+            let mut again = files[2].clone();
+            again.name = "log-13-15-again.pdl".into();
+            files.insert(3, again);
+        });
+        std::fs::write(chain.join("log-13-15-again.pdl"), &kept).expect("a second copy");
+        let error = refused("an overlap");
+        assert!(
+            error.starts_with(
+                "log-13-15-again.pdl: an overlap in the chain: it starts at index 13, the chain before it ends at 15"
+            ),
+            "{error}"
+        );
+        std::fs::remove_file(chain.join("log-13-15-again.pdl")).expect("remove");
+
+        // Another chain's file of the same range under this chain's name.
+        edited(chain, &manifest, |_| {});
+        let other = tempfile::tempdir().expect("temp dir");
+        let node = FakeNode { deposit: 700, ..FakeNode::new("paddock-prod") };
+        for count in [2, 3] {
+            node.commit(count);
+            take_now(&node, other.path()).expect("another chain's run");
+        }
+        let foreign = std::fs::read(other.path().join("log-13-15.pdl")).expect("their log file");
+        assert_ne!(foreign, kept);
+        std::fs::write(chain.join("log-13-15.pdl"), &foreign).expect("a foreign file");
+        assert_eq!(
+            refused("foreign"),
+            "log-13-15.pdl: damaged or replaced (its size or SHA-256 is not the one the manifest recorded)"
+        );
+        std::fs::write(chain.join("log-13-15.pdl"), &kept).expect("put back");
+        verify(chain, None).expect("the chain verifies again");
+    }
+
+    #[test]
+    fn a_restore_is_refused_while_a_member_of_the_cluster_answers_at_its_address() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let chain = dir.path().join("chain");
+        let node = FakeNode::new("paddock-prod");
+        node.commit(3);
+        take_now(&node, &chain).expect("a full backup");
+        let live = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let live_address = live.local_addr().expect("its address").to_string();
+        let gone = {
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+            closed.local_addr().expect("its address").to_string()
+        };
+        let members = BTreeMap::from([(1, gone.clone()), (2, live_address.clone())]);
+        let data_dir = dir.path().join("node-1");
+        let mut request = RestoreRequest {
+            from: &chain,
+            point: Point::End,
+            cluster_id: "paddock-restored",
+            node_id: 1,
+            members: &members,
+            data_dir: &data_dir,
+            force: false,
+            allow_live_peers: false,
+            key: None,
+        };
+        let error = restore(&request).expect_err("refused").to_string();
+        assert!(
+            error.starts_with(&format!("a node answers at 2={live_address}: never restore into a live cluster")),
+            "{error}"
+        );
+        assert!(!error.contains(&gone), "{error}");
+        assert!(!data_dir.exists(), "nothing written");
+        request.allow_live_peers = true;
+        let restored = restore(&request).expect("seeded beside a running member");
+        assert_eq!(restored["state_hash"], node.state_hash().as_str());
     }
 
     #[test]

@@ -146,13 +146,21 @@ enum Cmd {
         #[arg(long)]
         from: String,
         /// Restore up to and including this log index.
-        #[arg(long, conflicts_with = "to_time_ms")]
+        #[arg(long, conflicts_with_all = ["to_time_ms", "to_time"])]
         to_index: Option<u64>,
         /// Restore every entry stamped at or before this UTC time, in milliseconds.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "to_time")]
         to_time_ms: Option<u64>,
+        /// Restore every entry stamped at or before this time, RFC 3339 with its offset
+        /// (2026-12-07T21:14:59.500Z, 2026-12-07T22:14:59+01:00).
+        #[arg(long, value_parser = parse_rfc3339_ms)]
+        to_time: Option<u64>,
         #[command(flatten)]
         node: NewNode,
+        /// Restore even though a member answers at its peer address: only to seed one node of a
+        /// new cluster whose other members already run (a live cluster is refused otherwise).
+        #[arg(long)]
+        allow_live_peers: bool,
         /// The chain's key, if it is encrypted (or PADDOCK_BACKUP_KEY in hex).
         #[arg(long)]
         backup_key_file: Option<PathBuf>,
@@ -742,6 +750,16 @@ pub struct StartArgs {
     pub supervise_backoff_max_ms: u64,
 }
 
+/// An RFC 3339 time with its offset, as UTC milliseconds: `--to-time`.
+fn parse_rfc3339_ms(text: &str) -> Result<u64, String> {
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|e| {
+        format!(
+            "{e}: give an RFC 3339 time with its offset, such as 2026-12-07T21:14:59Z or 2026-12-07T22:14:59.500+01:00"
+        )
+    })?;
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).map_err(|_| "the time is before 1970".to_string())
+}
+
 fn parse_members(text: &str) -> Result<BTreeMap<u64, String>> {
     text.split(',')
         .filter(|s| !s.trim().is_empty())
@@ -966,10 +984,10 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&paddock_backup::verify(chain.dir(), key.as_ref())?)?);
             Ok(())
         }
-        Cmd::Restore { from, to_index, to_time_ms, node, backup_key_file } => {
+        Cmd::Restore { from, to_index, to_time_ms, to_time, node, allow_live_peers, backup_key_file } => {
             let key = backup::key(backup_key_file.as_deref())?;
             let members = parse_members(&node.bootstrap)?;
-            let point = match (to_index, to_time_ms) {
+            let point = match (to_index, to_time_ms.or(to_time)) {
                 (Some(n), _) => paddock_backup::Point::Index(n),
                 (None, Some(t)) => paddock_backup::Point::Time(t),
                 (None, None) => paddock_backup::Point::End,
@@ -983,6 +1001,7 @@ fn main() -> Result<()> {
                 members: &members,
                 data_dir: &node.data_dir,
                 force: node.force,
+                allow_live_peers,
                 key: key.as_ref(),
             })?;
             println!("{}", serde_json::to_string_pretty(&restored)?);
@@ -1163,6 +1182,16 @@ mod tests {
         // which a release build would otherwise skip.
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_restore_time_is_rfc_3339_with_its_offset_and_anything_else_is_refused_with_an_example() {
+        assert_eq!(parse_rfc3339_ms("2026-12-07T21:14:59.500Z"), Ok(1_796_678_099_500));
+        assert_eq!(parse_rfc3339_ms("2026-12-07T22:14:59.500+01:00"), Ok(1_796_678_099_500));
+        for bad in ["2026-12-07 21:14:59", "2026-12-07T21:14:59", "yesterday", "1796678099500"] {
+            let error = parse_rfc3339_ms(bad).expect_err(bad);
+            assert!(error.contains("such as 2026-12-07T21:14:59Z"), "{bad}: {error}");
+        }
     }
 
     fn target(node: &str, ca: bool) -> Target {

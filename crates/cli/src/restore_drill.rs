@@ -170,6 +170,8 @@ async fn drill(cluster: &mut Cluster, args: &RestoreDrillArgs, work: &std::path:
             members: &members,
             data_dir: &cluster.spec(id).data_dir,
             force: false,
+            // Every node was stopped above: nothing answers at the members' addresses.
+            allow_live_peers: false,
             key: None,
         })?;
         restored_hash = answer["state_hash"].as_str().unwrap_or_default().to_string();

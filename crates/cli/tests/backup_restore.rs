@@ -156,6 +156,31 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
         cluster.restart(id);
     }
     cluster.wait_ready(&cluster.ids(), READY_WITHIN).await;
+    // Refused: a restore aimed at the addresses of a running cluster, even into an empty
+    // directory.
+    let fresh = chain.path().join("fresh-node-1");
+    let (code, why) = paddock(
+        &cluster,
+        &[
+            "restore",
+            "--from",
+            dir_text,
+            "--cluster-id",
+            "paddock",
+            "--node-id",
+            "1",
+            "--bootstrap",
+            cluster.bootstrap(),
+            "--data-dir",
+            fresh.to_str().expect("utf-8"),
+            "--backup-key-file",
+            key,
+        ],
+    )
+    .expect_err("a live cluster is not restored into");
+    assert_eq!(code, 1);
+    assert!(why.contains("never restore into a live cluster"), "{why}");
+    assert!(!fresh.exists(), "nothing was written");
     let now = cluster.wait_converged(&cluster.ids(), Duration::from_secs(20)).await;
     // The state hash also covers incident records: the one thing the new cluster may have
     // written since it started is an incident about its own start (a node slow to come up).

@@ -17,8 +17,8 @@ use crate::records::{
 };
 use crate::types::Request;
 use crate::Consensus;
-use paddock_ledger::{Command, State, TimestampMs};
-use paddock_storage::{DataDir, Identity, LogStore, MetaKey, SnapshotFile, SnapshotFiles};
+use paddock_ledger::{Command, State, StateHash, TimestampMs};
+use paddock_storage::{DataDir, Identity, LogStore, MetaKey, SnapshotFiles};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::Path;
@@ -106,6 +106,24 @@ pub fn summarize_snapshot(name: &Path, bytes: &[u8]) -> io::Result<SnapshotSumma
     Ok(SnapshotSummary { last: last_entry(name, meta)?, summary })
 }
 
+/// A snapshot file of `state` as of entry `last`, as [`decode_snapshot`] reads it, with no
+/// membership (it seeds no node: a backup chain keeps its replayed tip this way), and the
+/// state hash, computed on the way. Built in one allocation of its exact size.
+pub fn encode_snapshot_file(state: &State, last: LogIdRecord) -> io::Result<(Vec<u8>, StateHash)> {
+    let membership = MembershipRecord { configs: Vec::new(), nodes: BTreeMap::new() };
+    let meta = SnapshotMetaRecord {
+        last_log_id: Some(last),
+        membership: StoredMembershipRecord { log_id: Some(last), membership },
+    };
+    let mut written = None;
+    let bytes =
+        SnapshotFiles::encode_streamed(last.index, &records::encode(&meta), state.snapshot_len(), &mut |sink| {
+            written = Some(state.write_snapshot(sink)?);
+            Ok(())
+        })?;
+    Ok((bytes, written.expect("set by the encoding that just succeeded").state_hash))
+}
+
 /// The last log entry a snapshot file includes, from its metadata.
 fn last_entry(name: &Path, meta: &[u8]) -> io::Result<LogIdRecord> {
     let meta: SnapshotMetaRecord = records::decode(meta)?;
@@ -155,7 +173,8 @@ pub fn ensure_not_in_use(dir: &Path) -> io::Result<()> {
 /// `cluster_id` whose voters are `members` (id → peer address), holding `state` as of log
 /// entry `last`: an identity, a snapshot at `last` with that membership, and a log purged up
 /// to `last`. The node starts as if it had applied the log to `last` and purged it; with every
-/// member seeded alike, they elect a leader and go on from `last + 1`.
+/// member seeded alike, they elect a leader and go on from `last + 1`. Returns the state hash
+/// of what it wrote, computed on the way.
 pub fn seed_data_dir(
     dir: &Path,
     cluster_id: &str,
@@ -163,7 +182,7 @@ pub fn seed_data_dir(
     members: &BTreeMap<u64, String>,
     state: &State,
     last: LogIdRecord,
-) -> io::Result<()> {
+) -> io::Result<StateHash> {
     if !members.contains_key(&node_id) {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("node {node_id} is not among the members")));
     }
@@ -183,11 +202,8 @@ pub fn seed_data_dir(
         last_log_id: Some(last),
         membership: StoredMembershipRecord { log_id: Some(last), membership },
     };
-    SnapshotFiles::open(&dir.join(crate::SNAPSHOT_DIR))?.write(&SnapshotFile {
-        index: last.index,
-        meta: records::encode(&meta),
-        data: state.encode_snapshot(),
-    })?;
+    let files = SnapshotFiles::open(&dir.join(crate::SNAPSHOT_DIR))?;
+    let written = crate::state_machine::write_state(&files, last.index, &records::encode(&meta), state)?;
     let log = LogStore::open(&dir.join(crate::LOG_FILE))?;
     log.read_entry_versions_up_to(paddock_ledger::ENTRY_FORMAT);
     log.save_meta_durable(MetaKey::Purged, &records::encode(&last))?;
@@ -198,7 +214,7 @@ pub fn seed_data_dir(
         MetaKey::Vote,
         &records::encode(&VoteRecord { term: last.term, node: node_id, committed: false }),
     )?;
-    Ok(())
+    Ok(written.state_hash)
 }
 
 /// A stopped node's book as its data directory holds it: its latest intact snapshot with the

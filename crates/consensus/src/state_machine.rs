@@ -332,21 +332,20 @@ impl StateMachine {
             let index = meta.last_log_id.map_or(0, |l| l.index);
             panic!("ledger invariant broken at index {index}: {broken}");
         }
-        let data = state.encode_snapshot();
-        drop(state);
-        self.persist(&meta, &data).inspect_err(|_| {
+        // Streamed into the file: the encoding is never held whole beside the copy.
+        self.persist(&meta, &state).inspect_err(|_| {
             metrics::counter!("paddock_snapshot_failures_total", "op" => "build").increment(1);
         })?;
-        drop(data);
+        drop(state);
         *self.shared.current.lock().expect("snapshot lock") = Some(meta.clone());
         let snapshot = Snapshot { snapshot: self.stored_body(&meta)?, meta };
         metrics::histogram!("paddock_snapshot_build_duration_seconds").record(started.elapsed().as_secs_f64());
         Ok(snapshot)
     }
 
-    fn persist(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
+    fn persist(&self, meta: &SnapshotMeta, state: &State) -> io::Result<()> {
         let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
-        self.shared.files.write_parts(index, &records::encode(&SnapshotMetaRecord::from(meta)), data)?;
+        write_state(&self.shared.files, index, &records::encode(&SnapshotMetaRecord::from(meta)), state)?;
         Ok(())
     }
 
@@ -374,6 +373,22 @@ impl StateMachine {
         let index = meta.last_log_id.as_ref().map_or(0, |l| l.index);
         Ok(Some((index, self.shared.files.read_checked(index)?)))
     }
+}
+
+/// Writes `state` as the snapshot of `index` with its consensus `meta`, streamed from the
+/// encoder into the file (the encoding is never held whole): its state hash comes with it.
+pub(crate) fn write_state(
+    files: &SnapshotFiles,
+    index: u64,
+    meta: &[u8],
+    state: &State,
+) -> io::Result<paddock_ledger::SnapshotWritten> {
+    let mut written = None;
+    files.write_streamed(index, meta, state.snapshot_len(), &mut |sink| {
+        written = Some(state.write_snapshot(sink)?);
+        Ok(())
+    })?;
+    Ok(written.expect("set by the write that just succeeded"))
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {

@@ -1,6 +1,7 @@
 //! Whole-state invariant checks (RELIABILITY.md invariants 1, 2 and 6, and the ledger's own
 //! bookkeeping). Tests run them after every command; nodes run them after loading a snapshot.
 
+use crate::ids::{AccountId, BetId};
 use crate::state::{BetStatus, State};
 use std::collections::BTreeMap;
 
@@ -19,8 +20,10 @@ impl State {
             let settled = bet.status == BetStatus::Settled;
             if net != i64::from(settled) {
                 return Err(format!(
-                    "bet {id} settled {} reversed {} but status {:?}",
-                    bet.settle_count, bet.reverse_count, bet.status
+                    "bet {id} settled {} reversed {} but status {}",
+                    bet.settle_count,
+                    bet.reverse_count,
+                    bet.status.as_str()
                 ));
             }
             if matches!(bet.status, BetStatus::Pending | BetStatus::Open) {
@@ -32,15 +35,7 @@ impl State {
                 }
             }
         }
-        for (id, bet) in &self.bets {
-            if self.accounts.get(&bet.account).is_none_or(|a| a.bets.binary_search(id).is_err()) {
-                return Err(format!("bet {id} missing from the index of account {}", bet.account));
-            }
-        }
-        let indexed: usize = self.accounts.values().map(|a| a.bets.len()).sum();
-        if indexed != self.bets.len() {
-            return Err(format!("account bet index holds {indexed} bets, the book {}", self.bets.len()));
-        }
+        self.check_bet_index()?;
         for (id, acc) in &self.accounts {
             if acc.wallet.0 < 0 || acc.reserved.0 < 0 {
                 return Err(format!("account {id} negative: wallet {} reserved {}", acc.wallet, acc.reserved));
@@ -77,6 +72,29 @@ impl State {
             }
             if incident.closed.is_none() && !open.insert((incident.kind, incident.node)) {
                 return Err(format!("two open incidents of kind {} on node {}", incident.kind.as_str(), incident.node));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every bet is in its own account's index, once, and the indexes hold nothing else. Done
+    /// as one sort and one walk rather than a lookup of each bet's account: on a book of 10M
+    /// bets the lookups were most of the time a node took to load a snapshot.
+    fn check_bet_index(&self) -> Result<(), String> {
+        let mut indexed: Vec<(BetId, AccountId)> = Vec::with_capacity(self.bets.len());
+        for (account, acc) in &self.accounts {
+            if acc.bets.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(format!("the bet index of account {account} is not in placement order"));
+            }
+            indexed.extend(acc.bets.iter().map(|bet| (*bet, *account)));
+        }
+        if indexed.len() != self.bets.len() {
+            return Err(format!("account bet index holds {} bets, the book {}", indexed.len(), self.bets.len()));
+        }
+        indexed.sort_unstable();
+        for ((id, bet), (indexed_id, account)) in self.bets.iter().zip(&indexed) {
+            if id != indexed_id || bet.account != *account {
+                return Err(format!("bet {id} missing from the index of account {}", bet.account));
             }
         }
         Ok(())

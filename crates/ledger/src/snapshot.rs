@@ -116,14 +116,166 @@ impl std::fmt::Display for StateHash {
     }
 }
 
-fn payload(state: &State) -> Vec<u8> {
-    postcard::to_stdvec(state).expect("state encodes: plain data, serialisation to a Vec cannot fail")
+/// Where an encoding goes, a piece at a time: a digest, a checksum, a file. An error stops the
+/// encoding and is returned by it.
+pub type Sink<'a> = dyn FnMut(&[u8]) -> std::io::Result<()> + 'a;
+
+/// How much of an encoding is gathered before it goes to the sink: large enough that a file
+/// sink writes in big pieces, small enough to stay in cache.
+const PIECE: usize = 256 * 1024;
+
+/// A postcard flavor that hands the encoding to a [`Sink`] a piece at a time, so a state of
+/// any size is hashed, checksummed or written without its encoding ever being held whole (a
+/// `Vec` grown to gigabytes was most of a large snapshot's build time: copies as it doubled,
+/// and page faults).
+struct Pieces<'s, 'a> {
+    piece: Vec<u8>,
+    sink: &'s mut Sink<'a>,
+    /// The sink's error, kept here because postcard's error type cannot carry it.
+    failed: &'s mut Option<std::io::Error>,
+}
+
+impl Pieces<'_, '_> {
+    fn flush(&mut self) -> postcard::Result<()> {
+        if self.piece.is_empty() {
+            return Ok(());
+        }
+        let result = (self.sink)(&self.piece);
+        self.piece.clear();
+        result.map_err(|e| {
+            *self.failed = Some(e);
+            postcard::Error::SerializeBufferFull
+        })
+    }
+}
+
+impl postcard::ser_flavors::Flavor for Pieces<'_, '_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.piece.len() + data.len() > PIECE {
+            self.flush()?;
+        }
+        // Most pieces postcard hands over are a varint's few bytes, for which a call to
+        // memcpy costs more than the copy.
+        if data.len() <= 16 {
+            for &byte in data {
+                self.piece.push(byte);
+            }
+        } else {
+            self.piece.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.piece.len() == PIECE {
+            self.flush()?;
+        }
+        self.piece.push(data);
+        Ok(())
+    }
+
+    fn finalize(mut self) -> postcard::Result<()> {
+        self.flush()
+    }
+}
+
+/// Encodes the state's payload into `sink`, a piece at a time.
+fn payload_into(state: &State, sink: &mut Sink<'_>) -> std::io::Result<()> {
+    let mut failed = None;
+    let flavor = Pieces { piece: Vec::with_capacity(PIECE), sink, failed: &mut failed };
+    match postcard::serialize_with_flavor::<State, _, ()>(state, flavor) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            Err(failed.take().unwrap_or_else(|| std::io::Error::other(format!("the state does not encode: {e}"))))
+        }
+    }
+}
+
+/// A postcard flavor that only counts what would be written.
+struct Counting(u64);
+
+impl postcard::ser_flavors::Flavor for Counting {
+    type Output = u64;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0 += data.len() as u64;
+        Ok(())
+    }
+
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<u64> {
+        Ok(self.0)
+    }
+}
+
+/// The length of the state's payload, counted by encoding it into nothing.
+fn payload_len(state: &State) -> u64 {
+    postcard::serialize_with_flavor::<State, _, u64>(state, Counting(0))
+        .expect("counting cannot fail: plain data, and a flavor that never refuses")
+}
+
+/// What [`State::write_snapshot`] wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotWritten {
+    /// The snapshot's length in bytes, header and checksum included.
+    pub bytes: u64,
+    /// The state hash, computed on the way (the SHA-256 of the payload written).
+    pub state_hash: StateHash,
 }
 
 impl State {
     /// Digest of the whole state.
     pub fn state_hash(&self) -> StateHash {
-        StateHash(Sha256::digest(payload(self)).into())
+        let mut sha = Sha256::new();
+        payload_into(self, &mut |piece| {
+            sha.update(piece);
+            Ok(())
+        })
+        .expect("hashing cannot fail: plain data, and a sink that never refuses");
+        StateHash(sha.finalize().into())
+    }
+
+    /// The length of [`State::encode_snapshot`]'s bytes, without building them (one pass of
+    /// the encoder that writes nothing): what a file's header announces before the state is
+    /// streamed into it.
+    pub fn snapshot_len(&self) -> u64 {
+        HEADER_LEN as u64 + payload_len(self) + 4
+    }
+
+    /// Writes the snapshot into `sink` a piece at a time, never holding its encoding whole:
+    /// the same bytes as [`State::encode_snapshot`]. The state hash comes with it, for the
+    /// price of hashing what is written. Takes [`State::snapshot_len`] first (the header
+    /// names the payload's length), so the state is walked twice.
+    pub fn write_snapshot(&self, sink: &mut Sink<'_>) -> std::io::Result<SnapshotWritten> {
+        let payload = payload_len(self);
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(&SNAPSHOT_MAGIC);
+        header.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&payload.to_le_bytes());
+        sink(&header)?;
+        let mut crc = crc32c::crc32c(&header);
+        let mut sha = Sha256::new();
+        let mut written = 0u64;
+        payload_into(self, &mut |piece| {
+            crc = crc32c::crc32c_append(crc, piece);
+            sha.update(piece);
+            written += piece.len() as u64;
+            sink(piece)
+        })?;
+        if written != payload {
+            // Two encodings of one unchanged state differ: a bug, and the file would lie.
+            return Err(std::io::Error::other(format!(
+                "the state encoded to {written} bytes after counting {payload}: the snapshot is not written"
+            )));
+        }
+        sink(&crc.to_le_bytes())?;
+        Ok(SnapshotWritten { bytes: HEADER_LEN as u64 + payload + 4, state_hash: StateHash(sha.finalize().into()) })
     }
 
     /// The state hash leaving out the idempotency records: what a refused command must leave
@@ -157,14 +309,12 @@ impl State {
 
     /// The state as snapshot bytes.
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let body = payload(self);
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len() + 4);
-        out.extend_from_slice(&SNAPSHOT_MAGIC);
-        out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(&body);
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        let mut out = Vec::with_capacity(usize::try_from(self.snapshot_len()).unwrap_or(0));
+        self.write_snapshot(&mut |piece| {
+            out.extend_from_slice(piece);
+            Ok(())
+        })
+        .expect("encoding into memory cannot fail: plain data, and a sink that never refuses");
         out
     }
 

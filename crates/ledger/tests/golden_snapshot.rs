@@ -564,3 +564,38 @@ fn role_tags_are_pinned() {
         &Role::ALL,
     );
 }
+
+#[test]
+fn a_snapshot_streamed_in_pieces_is_the_snapshot_encoded_whole_and_carries_the_state_hash() {
+    let state = book();
+    let whole = state.encode_snapshot();
+    assert_eq!(state.snapshot_len(), whole.len() as u64, "the length announced before streaming");
+    let mut streamed = Vec::new();
+    let mut pieces = 0;
+    let written = state
+        .write_snapshot(&mut |piece| {
+            pieces += 1;
+            streamed.extend_from_slice(piece);
+            Ok(())
+        })
+        .expect("a sink that never refuses");
+    assert_eq!(streamed, whole);
+    assert!(pieces >= 3, "a header, the payload and the checksum at least");
+    assert_eq!(written.bytes, whole.len() as u64);
+    assert_eq!(written.state_hash, state.state_hash());
+    assert_eq!(State::summarize_snapshot(&whole).expect("reads").state_hash, written.state_hash);
+
+    // A sink that fails inside the payload stops the encoding with its own error.
+    let mut calls = 0;
+    let error = state
+        .write_snapshot(&mut |_| {
+            calls += 1;
+            if calls == 2 {
+                return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full"));
+            }
+            Ok(())
+        })
+        .expect_err("the sink's error");
+    assert_eq!(calls, 2, "nothing more is written after the failure");
+    assert_eq!((error.kind(), error.to_string()), (std::io::ErrorKind::StorageFull, "disk full".to_string()));
+}

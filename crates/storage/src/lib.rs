@@ -32,4 +32,4 @@ pub use data_dir::{DataDir, DataDirError, Identity};
 pub use disk::{Disk, StdDisk};
 pub use frame::FrameError;
 pub use log::{Discard, FaultSwitches, LogScan, LogStore, MetaKey, NewerEntry, WriterMode};
-pub use snapshot_file::{SnapshotFile, SnapshotFiles};
+pub use snapshot_file::{Fill, SnapshotFile, SnapshotFiles};

@@ -30,6 +30,8 @@ pub const SNAPSHOT_FILE_MAGIC: [u8; 8] = *b"PDKSNAPF";
 /// Snapshot file format version this build writes and reads.
 pub const SNAPSHOT_FILE_VERSION: u16 = 1;
 const KEEP: usize = 2;
+/// How much of a streamed snapshot is gathered before it is appended to its file.
+const WRITE_PIECE: usize = 4 * 1024 * 1024;
 /// The snapshot arriving from a peer, written piece by piece (a temporary file).
 const INCOMING: &str = "incoming.tmp";
 
@@ -49,6 +51,41 @@ pub struct SnapshotFile {
 pub struct SnapshotFiles {
     dir: PathBuf,
     disk: Arc<dyn Disk>,
+}
+
+/// What streams a snapshot's data: called once with the sink the data goes to, a piece at a time.
+pub type Fill<'a> = dyn FnMut(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> + 'a;
+
+/// A snapshot file's bytes into `out`: the header, the data `fill` streams (checked to be
+/// `data_len` bytes), and the CRC-32C of everything before it.
+fn stream_parts(
+    index: u64,
+    meta: &[u8],
+    data_len: u64,
+    fill: &mut Fill<'_>,
+    out: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut header = Vec::with_capacity(30 + meta.len());
+    header.extend_from_slice(&SNAPSHOT_FILE_MAGIC);
+    header.extend_from_slice(&SNAPSHOT_FILE_VERSION.to_le_bytes());
+    header.extend_from_slice(&index.to_le_bytes());
+    header.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    header.extend_from_slice(meta);
+    header.extend_from_slice(&data_len.to_le_bytes());
+    out(&header)?;
+    let mut crc = crc32c::crc32c(&header);
+    let mut data_written = 0u64;
+    fill(&mut |piece| {
+        data_written += piece.len() as u64;
+        crc = crc32c::crc32c_append(crc, piece);
+        out(piece)
+    })?;
+    if data_written != data_len {
+        return Err(io::Error::other(format!(
+            "snapshot {index}: {data_written} bytes of state written where {data_len} were announced"
+        )));
+    }
+    out(&crc.to_le_bytes())
 }
 
 fn invalid(path: &Path, what: &str) -> io::Error {
@@ -97,6 +134,19 @@ impl SnapshotFiles {
     pub fn decode(path: &Path, bytes: &[u8]) -> io::Result<SnapshotFile> {
         let (index, meta, data) = Self::parse(path, bytes)?;
         Ok(SnapshotFile { index, meta: meta.to_vec(), data: data.to_vec() })
+    }
+
+    /// [`SnapshotFiles::decode`] of bytes read whole, reusing them for the data rather than
+    /// copying it: a large snapshot is held once while it loads, not twice.
+    pub fn decode_owned(path: &Path, mut bytes: Vec<u8>) -> io::Result<SnapshotFile> {
+        let (index, meta, data_at) = {
+            let (index, meta, data) = Self::parse(path, &bytes)?;
+            let start = data.as_ptr() as usize - bytes.as_ptr() as usize;
+            (index, meta.to_vec(), start..start + data.len())
+        };
+        bytes.truncate(data_at.end);
+        bytes.drain(..data_at.start);
+        Ok(SnapshotFile { index, meta, data: bytes })
     }
 
     /// Checks a snapshot file's bytes (magic, version, lengths, CRC-32C) and names its parts
@@ -211,6 +261,47 @@ impl SnapshotFiles {
         Ok(final_path)
     }
 
+    /// Writes a snapshot durably whose data `fill` streams, exactly `data_len` bytes handed to
+    /// the sink it is given a piece at a time, then drops all but the newest snapshots: a state
+    /// of any size is written without its encoding ever being held whole. The file is the
+    /// same as [`SnapshotFiles::write_parts`] writes; a `fill` that fails or writes another
+    /// length leaves only a temporary file, removed on the next open.
+    pub fn write_streamed(&self, index: u64, meta: &[u8], data_len: u64, fill: &mut Fill<'_>) -> io::Result<PathBuf> {
+        let started = Instant::now();
+        let final_name = format!("snap-{index:020}.pds");
+        let tmp_name = format!("snap-{index:020}.tmp");
+        let tmp = self.dir.join(&tmp_name);
+        let mut out = Vec::with_capacity(WRITE_PIECE);
+        let mut first = true;
+        stream_parts(index, meta, data_len, fill, &mut |piece| {
+            if out.len() + piece.len() > WRITE_PIECE {
+                self.disk.append(&tmp, &out, first)?;
+                first = false;
+                out.clear();
+            }
+            out.extend_from_slice(piece);
+            Ok(())
+        })?;
+        self.disk.append(&tmp, &out, first)?;
+        self.disk.commit(&self.dir, &tmp_name, &final_name)?;
+        let len = 30 + meta.len() as u64 + data_len + 4;
+        metrics::histogram!("paddock_snapshot_write_duration_seconds").record(started.elapsed().as_secs_f64());
+        metrics::gauge!("paddock_snapshot_size_bytes").set(len as f64);
+        self.prune()?;
+        Ok(self.final_path(index))
+    }
+
+    /// A snapshot file's bytes whose data `fill` streams (as [`SnapshotFiles::write_streamed`]
+    /// takes it), in one allocation of the file's exact size.
+    pub fn encode_streamed(index: u64, meta: &[u8], data_len: u64, fill: &mut Fill<'_>) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(usize::try_from(30 + meta.len() as u64 + data_len + 4).unwrap_or(0));
+        stream_parts(index, meta, data_len, fill, &mut |piece| {
+            out.extend_from_slice(piece);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// The snapshot file of `index`, checked (magic, version, checksum): its bytes as on disk.
     pub fn read_checked(&self, index: u64) -> io::Result<Vec<u8>> {
         let path = self.final_path(index);
@@ -223,7 +314,7 @@ impl SnapshotFiles {
     pub fn read(&self, index: u64) -> io::Result<SnapshotFile> {
         let path = self.final_path(index);
         let bytes = self.disk.read(&path)?;
-        Self::decode(&path, &bytes)
+        Self::decode_owned(&path, bytes)
     }
 
     fn list(&self) -> io::Result<Vec<(u64, PathBuf)>> {
@@ -246,7 +337,7 @@ impl SnapshotFiles {
         all.sort_unstable_by(|a, b| b.cmp(a));
         for (_, path) in all {
             let bytes = self.disk.read(&path)?;
-            match Self::decode(&path, &bytes) {
+            match Self::decode_owned(&path, bytes) {
                 Ok(s) => return Ok(Some(s)),
                 Err(e) => on_damaged(&path, &e),
             }
@@ -273,6 +364,43 @@ mod tests {
         }
         assert_eq!(files.list().unwrap().len(), 2);
         assert_eq!(files.latest(|_, _| panic!("no damage")).unwrap(), Some(snap(15)));
+    }
+
+    #[test]
+    fn a_snapshot_streamed_in_pieces_is_the_file_written_whole_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = SnapshotFiles::open(&dir.path().join("whole")).unwrap();
+        let streamed = SnapshotFiles::open(&dir.path().join("streamed")).unwrap();
+        // Bigger than one write piece, so the file is appended to several times.
+        let data: Vec<u8> = (0..WRITE_PIECE as u64 * 2 + 77).map(|i| (i * 31 % 251) as u8).collect();
+        let snapshot = SnapshotFile { index: 9, meta: b"meta".to_vec(), data: data.clone() };
+        whole.write(&snapshot).unwrap();
+        streamed
+            .write_streamed(9, b"meta", data.len() as u64, &mut |sink| data.chunks(1000).try_for_each(&mut *sink))
+            .unwrap();
+        assert_eq!(fs::read(streamed.path(9)).unwrap(), fs::read(whole.path(9)).unwrap());
+        assert_eq!(streamed.read(9).unwrap(), snapshot);
+    }
+
+    #[test]
+    fn a_streamed_snapshot_that_is_not_the_length_announced_or_fails_is_never_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = SnapshotFiles::open(dir.path()).unwrap();
+        files.write(&snap(5)).unwrap();
+        let short = files.write_streamed(9, b"meta", 10, &mut |sink| sink(&[1; 9]));
+        assert!(short.unwrap_err().to_string().contains("9 bytes of state written where 10 were announced"));
+        let failed = files.write_streamed(9, b"meta", 10, &mut |sink| {
+            sink(&[1; 5])?;
+            Err(io::Error::other("disk full"))
+        });
+        assert_eq!(failed.unwrap_err().to_string(), "disk full");
+        assert_eq!(
+            files.latest(|_, _| panic!("no damage")).unwrap(),
+            Some(snap(5)),
+            "the old snapshot stays the newest"
+        );
+        assert!(SnapshotFiles::open(dir.path()).is_ok());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "the temporary file goes on the next open");
     }
 
     #[test]
