@@ -90,7 +90,7 @@ pub fn promote(req: &PromoteRequest<'_>) -> Result<serde_json::Value> {
         }
     }
     crate::prepare_target(req.data_dir, req.force)?;
-    seed_data_dir(req.data_dir, req.cluster_id, req.node_id, req.members, &state, last)
+    let state_hash = seed_data_dir(req.data_dir, req.cluster_id, req.node_id, req.members, &state, last)
         .with_context(|| format!("cannot seed {}", req.data_dir.display()))?;
     Ok(serde_json::json!({
         "promoted_from_cluster": book.identity.cluster_id,
@@ -100,7 +100,7 @@ pub fn promote(req: &PromoteRequest<'_>) -> Result<serde_json::Value> {
         "next_bet_id_at_point": next_bet_id,
         "bet_ids_from": bet_ids_from,
         "book_clock_ms": state.clock().0,
-        "state_hash": state.state_hash().to_string(),
+        "state_hash": state_hash.to_string(),
         "cluster_id": req.cluster_id,
         "node_id": req.node_id,
         "data_dir": req.data_dir,

@@ -264,7 +264,7 @@ pub struct Replayed {
     pub state: State,
     /// That entry's id (the snapshot's last entry if none was applied).
     pub last: LogIdRecord,
-    /// Each file, checked.
+    /// The chain's files it holds the state after (each checked, when the chain was replayed).
     pub files: usize,
 }
 
@@ -428,9 +428,11 @@ pub struct Taken {
     pub book_clock_ms: u64,
     /// The chain's size on disk, bytes.
     pub chain_bytes: u64,
-    /// What the run added to: `new` (a full backup), `tip` (the state the last increment
-    /// left), or `chain` (the whole chain replayed: no usable tip).
-    pub started_from: &'static str,
+    /// What the run added to.
+    pub started_from: StartedFrom,
+    /// Why the chain's tip was not used, when the chain was replayed instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tip_unused: Option<String>,
     /// How long the run took, s.
     pub seconds: f64,
 }
@@ -443,9 +445,42 @@ pub struct Taken {
 /// [`TakeError::Purged`] when the source no longer has the log the chain needs: start a new
 /// chain.
 pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::result::Result<Taken, TakeError> {
+    take_with(source, dir, key, Tip::Keep).await
+}
+
+/// Whether a run leaves the chain's [`TIP`] for the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tip {
+    /// Write it: the next run adds to it instead of replaying the chain.
+    Keep,
+    /// Do not: the directory is a scratch copy that does not outlive the run (a chain in a
+    /// bucket, whose tip is never uploaded), so encoding and sealing the book again is waste.
+    Skip,
+}
+
+/// What an increment added to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartedFrom {
+    /// Nothing: a full backup into an empty directory.
+    New,
+    /// The state the run before left as the chain's [`TIP`].
+    Tip,
+    /// The whole chain replayed: no tip, or one that is not the chain's end.
+    Chain,
+}
+
+/// [`take`], saying whether to leave the chain's tip.
+pub async fn take_with(
+    source: &impl Source,
+    dir: &Path,
+    key: Option<&Key>,
+    tip_policy: Tip,
+) -> std::result::Result<Taken, TakeError> {
     let cluster_id = source.cluster_id().await.context("cannot read the source's cluster id")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let started = std::time::Instant::now();
+    let mut tip_unused = None;
     let (mut manifest, base) = match read_manifest(dir)? {
         Some(manifest) => {
             if manifest.cluster_id != cluster_id {
@@ -464,16 +499,21 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
                 .into());
             }
             // From the tip the last increment left, if it is the chain's end; else the whole
-            // chain replayed. Either way every file is checked against the manifest first,
-            // so a damaged chain is never extended.
+            // chain replayed. Either way the key, the manifest's order and every file are
+            // checked first, so a damaged chain is never extended.
+            check_key(&manifest, key)?;
+            check_order(&manifest)?;
             let base = match read_tip(dir, &manifest, key) {
-                Some(tip) => {
+                Ok(tip) => {
                     for file in &manifest.files {
                         read_chain_file(dir, file)?;
                     }
-                    Base::Snapshot { plain: tip, name: TIP }
+                    Base::Snapshot { plain: tip, from: StartedFrom::Tip }
                 }
-                None => Base::Replayed(Box::new(replay_chain(dir, &manifest, Point::End, key)?)),
+                Err(why) => {
+                    tip_unused = Some(why);
+                    Base::Replayed(Box::new(replay_chain(dir, &manifest, Point::End, key)?))
+                }
             };
             (manifest, base)
         }
@@ -513,7 +553,7 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
                 sha256: String::new(),
             };
             write_manifest(dir, &mut manifest)?;
-            (manifest, Base::Snapshot { plain, name: "snapshot" })
+            (manifest, Base::Snapshot { plain, from: StartedFrom::New })
         }
     };
     // The committed log since the end of the chain, up to the source's commit index now.
@@ -543,14 +583,14 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
     }
     let mut added = None;
     let started_from = match &base {
-        Base::Replayed(_) => "chain",
-        Base::Snapshot { name, .. } if *name == TIP => "tip",
-        Base::Snapshot { .. } => "new",
+        Base::Replayed(_) => StartedFrom::Chain,
+        Base::Snapshot { from, .. } => *from,
     };
     if !entries.is_empty() {
         let mut replayed = match base {
             Base::Replayed(replayed) => *replayed,
-            Base::Snapshot { plain, name } => {
+            Base::Snapshot { plain, from } => {
+                let name = if from == StartedFrom::Tip { TIP } else { "the node's snapshot" };
                 let snapshot =
                     decode_snapshot(Path::new(name), &plain).with_context(|| format!("{name} does not decode"))?;
                 drop(plain);
@@ -563,10 +603,16 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
             replayed.last = entry.id;
         }
         let (first, last) = (entries[0].0, entries[entries.len() - 1].0);
-        // The state after the new entries, encoded once: its hash for the manifest, its bytes
-        // the next run's tip.
-        let (tip, state_hash) = encode_snapshot_file(&replayed.state, replayed.last)
-            .context("cannot encode the state at the chain's new end")?;
+        // The state after the new entries: its hash for the manifest and, when the tip is
+        // kept, its bytes for the next run (one encoding for both).
+        let (tip, state_hash) = match tip_policy {
+            Tip::Keep => {
+                let (tip, hash) = encode_snapshot_file(&replayed.state, replayed.last)
+                    .context("cannot encode the state at the chain's new end")?;
+                (Some(tip), hash)
+            }
+            Tip::Skip => (None, replayed.state.state_hash()),
+        };
         let bytes = encode_log(&entries);
         let bytes = if manifest.sealed { seal::seal(&bytes, key)? } else { bytes };
         let name = format!("log-{first}-{last}.pdl");
@@ -584,11 +630,12 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
         drop(replayed);
         // The tip before the manifest: a tip ahead of the manifest is never used. It only
         // saves the next run time, so failing to write it fails nothing; the old one goes.
-        let tip = if manifest.sealed { seal::seal(&tip, key)? } else { tip };
-        if write_durably(dir, TIP, &tip).is_err() {
-            let _ = std::fs::remove_file(dir.join(TIP));
+        if let Some(tip) = tip {
+            let tip = if manifest.sealed { seal::seal(&tip, key)? } else { tip };
+            if write_durably(dir, TIP, &tip).is_err() {
+                let _ = std::fs::remove_file(dir.join(TIP));
+            }
         }
-        drop(tip);
         write_manifest(dir, &mut manifest)?;
         added = Some(name);
     }
@@ -604,21 +651,66 @@ pub async fn take(source: &impl Source, dir: &Path, key: Option<&Key>) -> std::r
         book_clock_ms: last.book_clock_ms,
         chain_bytes: manifest.files.iter().map(|f| f.bytes).sum(),
         started_from,
+        tip_unused,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The order of a chain's files as its manifest lists them: one snapshot, then logs, each
+/// starting right after the one before. [`replay_chain`] checks the same as it goes; an
+/// increment added to the tip checks it here, since it replays nothing.
+fn check_order(manifest: &Manifest) -> Result<()> {
+    let mut expected_next = None;
+    for (i, file) in manifest.files.iter().enumerate() {
+        match (i, file.kind.as_str()) {
+            (0, "snapshot") | (1.., "log") => {}
+            (_, kind) => bail!("{}: unexpected {kind} file at this place in the chain", file.name),
+        }
+        if let Some(next) = expected_next {
+            if file.first_index != next {
+                let what = if file.first_index > next { "a gap" } else { "an overlap" };
+                bail!(
+                    "{}: {what} in the chain: it starts at index {}, the chain before it ends at {}",
+                    file.name,
+                    file.first_index,
+                    next - 1
+                );
+            }
+        }
+        expected_next = Some(file.last_index + 1);
+    }
+    Ok(())
 }
 
 /// The chain's tip (see [`TIP`]), unsealed, if it is there and is the state after the chain's
 /// last file: its index and its state hash (the SHA-256 of its payload, read without decoding
 /// it) are the manifest's last. Anything else — absent, damaged, older, of another key — is
 /// not used, and the chain is replayed instead.
-fn read_tip(dir: &Path, manifest: &Manifest, key: Option<&Key>) -> Option<Vec<u8>> {
-    let last = manifest.files.last()?;
-    let bytes = std::fs::read(dir.join(TIP)).ok()?;
-    let plain = if manifest.sealed { seal::open(TIP, &bytes, key).ok()? } else { bytes };
-    let summary = summarize_snapshot(Path::new(TIP), &plain).ok()?;
-    (summary.last.index == last.last_index && summary.summary.state_hash.to_string() == last.state_hash)
-        .then_some(plain)
+fn read_tip(dir: &Path, manifest: &Manifest, key: Option<&Key>) -> std::result::Result<Vec<u8>, String> {
+    let last = manifest.files.last().ok_or("the chain is empty")?;
+    let bytes = match std::fs::read(dir.join(TIP)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(format!("no {TIP}")),
+        Err(e) => return Err(format!("{TIP} cannot be read: {e}")),
+    };
+    let plain = if manifest.sealed {
+        // A tip must be sealed as the chain is: a plain one in an encrypted chain is not its.
+        let needs = seal::needs_key(TIP, &bytes).map_err(|e| format!("{e:#}"))?;
+        if needs != manifest.key_id {
+            return Err(format!("{TIP} is not sealed with the chain's key"));
+        }
+        seal::open(TIP, &bytes, key).map_err(|e| format!("{e:#}"))?
+    } else {
+        bytes
+    };
+    let summary = summarize_snapshot(Path::new(TIP), &plain).map_err(|e| e.to_string())?;
+    if summary.last.index != last.last_index || summary.summary.state_hash.to_string() != last.state_hash {
+        return Err(format!(
+            "{TIP} holds index {} and another state than the chain's end (index {})",
+            summary.last.index, last.last_index
+        ));
+    }
+    Ok(plain)
 }
 
 /// A chain file's bytes as they lie, checked against the manifest: present, and of the size
@@ -635,10 +727,10 @@ fn read_chain_file(dir: &Path, file: &ChainFile) -> Result<Vec<u8>> {
 /// snapshot just fetched, decoded only when entries follow it.
 enum Base {
     Replayed(Box<Replayed>),
-    /// A node snapshot file's bytes, unsealed: the node's (`name` "snapshot") or the tip's.
+    /// A node snapshot file's bytes, unsealed: the node's (a new chain) or the tip's.
     Snapshot {
         plain: Vec<u8>,
-        name: &'static str,
+        from: StartedFrom,
     },
 }
 
@@ -971,12 +1063,18 @@ mod tests {
         let chain = dir.path();
         node.commit(5);
         let first = take_now(&node, chain).expect("a full backup with the log after it");
-        assert_eq!((first.started_from, first.last_index, first.state_hash.clone()), ("new", 15, node.state_hash()));
+        assert_eq!(
+            (first.started_from, first.last_index, first.state_hash.clone()),
+            (StartedFrom::New, 15, node.state_hash())
+        );
         assert!(chain.join(TIP).exists(), "the run leaves the chain's end as its tip");
 
         node.commit(4);
         let second = take_now(&node, chain).expect("an increment");
-        assert_eq!((second.started_from, second.last_index, second.state_hash.clone()), ("tip", 19, node.state_hash()));
+        assert_eq!(
+            (second.started_from, second.last_index, second.state_hash.clone()),
+            (StartedFrom::Tip, 19, node.state_hash())
+        );
 
         // A tip that is not the chain's end is never used: damaged, then missing.
         let mut tip = std::fs::read(chain.join(TIP)).expect("the tip");
@@ -985,13 +1083,16 @@ mod tests {
         std::fs::write(chain.join(TIP), &tip).expect("write");
         node.commit(3);
         let third = take_now(&node, chain).expect("an increment over a damaged tip");
-        assert_eq!((third.started_from, third.last_index, third.state_hash.clone()), ("chain", 22, node.state_hash()));
+        assert_eq!(
+            (third.started_from, third.last_index, third.state_hash.clone()),
+            (StartedFrom::Chain, 22, node.state_hash())
+        );
         std::fs::remove_file(chain.join(TIP)).expect("remove the tip");
         node.commit(2);
         let fourth = take_now(&node, chain).expect("an increment without a tip");
         assert_eq!(
             (fourth.started_from, fourth.last_index, fourth.state_hash.clone()),
-            ("chain", 24, node.state_hash())
+            (StartedFrom::Chain, 24, node.state_hash())
         );
 
         // An old tip (the chain moved on without it) is not used either.
@@ -1001,11 +1102,58 @@ mod tests {
         std::fs::write(chain.join(TIP), stale).expect("put the tip at 24 back");
         node.commit(1);
         let sixth = take_now(&node, chain).expect("an increment over a stale tip");
-        assert_eq!((sixth.started_from, sixth.last_index, sixth.state_hash.clone()), ("chain", 26, node.state_hash()));
+        assert_eq!(
+            (sixth.started_from, sixth.last_index, sixth.state_hash.clone()),
+            (StartedFrom::Chain, 26, node.state_hash())
+        );
 
         let verified = verify(chain, None).expect("the chain verifies");
         assert_eq!(verified["state_hash"], node.state_hash().as_str());
         assert_eq!(verified["not_in_the_chain"], serde_json::json!([]), "the tip is not a stranger in the chain");
+    }
+
+    #[test]
+    fn a_tip_is_used_only_if_sealed_with_the_chains_key_and_never_to_extend_a_reordered_manifest() {
+        let key = Key::parse("5a".repeat(32).as_bytes()).expect("a key");
+        let node = FakeNode::new("paddock-prod");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let chain = dir.path();
+        let take_sealed = |chain: &Path| futures::executor::block_on(take(&node, chain, Some(&key)));
+        node.commit(2);
+        take_sealed(chain).expect("an encrypted chain");
+        node.commit(3);
+        assert_eq!(take_sealed(chain).expect("an increment").started_from, StartedFrom::Tip);
+
+        // A tip of the right state sealed without the key (zstd only, which opens with any key
+        // given) in an encrypted chain is not the chain's.
+        let manifest = read_manifest(chain).expect("reads").expect("a manifest");
+        let replayed = replay_chain(chain, &manifest, Point::End, Some(&key)).expect("replays");
+        let (plain_tip, _) = encode_snapshot_file(&replayed.state, replayed.last).expect("encodes");
+        std::fs::write(chain.join(TIP), seal::seal(&plain_tip, None).expect("sealed")).expect("an unencrypted tip");
+        node.commit(1);
+        let taken = take_sealed(chain).expect("an increment over a plain tip");
+        assert_eq!(taken.started_from, StartedFrom::Chain);
+        assert_eq!(taken.tip_unused.as_deref(), Some("tip.pds is not sealed with the chain's key"));
+
+        // A manifest rewritten in another order, with a good checksum and a good tip, is not
+        // extended.
+        node.commit(1);
+        take_sealed(chain).expect("an increment");
+        let manifest = read_manifest(chain).expect("reads").expect("a manifest");
+        edited(chain, &manifest, |files| files.swap(1, 2));
+        node.commit(1);
+        let error = take_sealed(chain).expect_err("a reordered chain").to_string();
+        assert!(error.contains("a gap in the chain"), "{error}");
+    }
+
+    #[test]
+    fn a_run_on_a_scratch_copy_leaves_no_tip() {
+        let node = FakeNode::new("paddock-prod");
+        let dir = tempfile::tempdir().expect("temp dir");
+        node.commit(4);
+        let taken = futures::executor::block_on(take_with(&node, dir.path(), None, Tip::Skip)).expect("a backup");
+        assert_eq!((taken.last_index, taken.state_hash), (14, node.state_hash()));
+        assert!(!dir.path().join(TIP).exists());
     }
 
     #[test]
@@ -1015,7 +1163,8 @@ mod tests {
         node.commit(5);
         take_now(&node, dir.path()).expect("a full backup");
         node.commit(5);
-        take_now(&node, dir.path()).expect("an increment");
+        let increment = take_now(&node, dir.path()).expect("an increment");
+        assert_eq!(increment.started_from, StartedFrom::Tip, "the tip is there to be used");
         let log = dir.path().join("log-11-15.pdl");
         let mut bytes = std::fs::read(&log).expect("the first log file");
         bytes[40] ^= 1;

@@ -72,6 +72,16 @@ impl Working {
         &self.dir
     }
 
+    /// Whether a backup run leaves the chain's tip: not in a scratch copy of a bucket's chain,
+    /// which is gone after the run.
+    pub fn tip(&self) -> paddock_backup::Tip {
+        if self.remote.is_some() {
+            paddock_backup::Tip::Skip
+        } else {
+            paddock_backup::Tip::Keep
+        }
+    }
+
     /// Uploads what the run added, for a chain in a bucket (the manifest last).
     pub async fn finish(self) -> Result<()> {
         if let Some((remote, before)) = &self.remote {

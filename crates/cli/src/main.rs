@@ -1124,8 +1124,13 @@ fn main() -> Result<()> {
                             let key = backup::key(backup_key_file.as_deref())?;
                             let client = target.client()?;
                             let chain = backup::Working::open(&to).await?;
-                            let taken =
-                                paddock_backup::take(&backup::ClientSource(&client), chain.dir(), key.as_ref()).await?;
+                            let taken = paddock_backup::take_with(
+                                &backup::ClientSource(&client),
+                                chain.dir(),
+                                key.as_ref(),
+                                chain.tip(),
+                            )
+                            .await?;
                             chain.finish().await?;
                             let mut answer = serde_json::to_value(taken)?;
                             // The chain's name, not the scratch copy it was extended in.

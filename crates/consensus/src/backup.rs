@@ -116,11 +116,11 @@ pub fn encode_snapshot_file(state: &State, last: LogIdRecord) -> io::Result<(Vec
         membership: StoredMembershipRecord { log_id: Some(last), membership },
     };
     let mut written = None;
-    let bytes =
-        SnapshotFiles::encode_streamed(last.index, &records::encode(&meta), state.snapshot_len(), &mut |sink| {
-            written = Some(state.write_snapshot(sink)?);
-            Ok(())
-        })?;
+    let len = state.snapshot_len();
+    let bytes = SnapshotFiles::encode_streamed(last.index, &records::encode(&meta), len, &mut |sink| {
+        written = Some(state.write_snapshot_sized(len, sink)?);
+        Ok(())
+    })?;
     Ok((bytes, written.expect("set by the encoding that just succeeded").state_hash))
 }
 

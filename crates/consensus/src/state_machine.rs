@@ -384,8 +384,9 @@ pub(crate) fn write_state(
     state: &State,
 ) -> io::Result<paddock_ledger::SnapshotWritten> {
     let mut written = None;
-    files.write_streamed(index, meta, state.snapshot_len(), &mut |sink| {
-        written = Some(state.write_snapshot(sink)?);
+    let len = state.snapshot_len();
+    files.write_streamed(index, meta, len, &mut |sink| {
+        written = Some(state.write_snapshot_sized(len, sink)?);
         Ok(())
     })?;
     Ok(written.expect("set by the write that just succeeded"))

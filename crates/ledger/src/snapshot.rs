@@ -169,7 +169,7 @@ impl postcard::ser_flavors::Flavor for Pieces<'_, '_> {
     }
 
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        if self.piece.len() == PIECE {
+        if self.piece.len() >= PIECE {
             self.flush()?;
         }
         self.piece.push(data);
@@ -253,7 +253,16 @@ impl State {
     /// price of hashing what is written. Takes [`State::snapshot_len`] first (the header
     /// names the payload's length), so the state is walked twice.
     pub fn write_snapshot(&self, sink: &mut Sink<'_>) -> std::io::Result<SnapshotWritten> {
-        let payload = payload_len(self);
+        self.write_snapshot_sized(self.snapshot_len(), sink)
+    }
+
+    /// [`State::write_snapshot`] for a caller that has taken [`State::snapshot_len`] already
+    /// (a file's header names it too): the state is walked once more, not twice. A length
+    /// that is not the state's fails the write.
+    pub fn write_snapshot_sized(&self, snapshot_len: u64, sink: &mut Sink<'_>) -> std::io::Result<SnapshotWritten> {
+        let payload = snapshot_len
+            .checked_sub(HEADER_LEN as u64 + 4)
+            .ok_or_else(|| std::io::Error::other(format!("{snapshot_len} bytes is shorter than any snapshot")))?;
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(&SNAPSHOT_MAGIC);
         header.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
@@ -309,8 +318,9 @@ impl State {
 
     /// The state as snapshot bytes.
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(usize::try_from(self.snapshot_len()).unwrap_or(0));
-        self.write_snapshot(&mut |piece| {
+        let len = self.snapshot_len();
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        self.write_snapshot_sized(len, &mut |piece| {
             out.extend_from_slice(piece);
             Ok(())
         })

@@ -567,9 +567,24 @@ fn role_tags_are_pinned() {
 
 #[test]
 fn a_snapshot_streamed_in_pieces_is_the_snapshot_encoded_whole_and_carries_the_state_hash() {
-    let state = book();
-    let whole = state.encode_snapshot();
+    // Large enough that the encoder hands its payload over in several pieces.
+    let mut state = book();
+    for n in 0..20_000u64 {
+        let open =
+            Command::OpenAccount { account: AccountId(100_000 + n), currency: gbp(), key: key(&format!("big-{n}")) };
+        let ctx = ApplyCtx { log_index: 100_000 + n, time: state.clock() };
+        assert!(paddock_ledger::apply(&mut state, &open, ctx).is_done());
+    }
+    // The format written out by hand: header, the postcard payload, CRC-32C.
+    let payload = postcard::to_stdvec(&state).expect("encodes");
+    let mut whole = SNAPSHOT_MAGIC.to_vec();
+    whole.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
+    whole.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    whole.extend_from_slice(&payload);
+    let crc = crc32c::crc32c(&whole);
+    whole.extend_from_slice(&crc.to_le_bytes());
     assert_eq!(state.snapshot_len(), whole.len() as u64, "the length announced before streaming");
+    assert_eq!(state.encode_snapshot(), whole);
     let mut streamed = Vec::new();
     let mut pieces = 0;
     let written = state
@@ -580,22 +595,26 @@ fn a_snapshot_streamed_in_pieces_is_the_snapshot_encoded_whole_and_carries_the_s
         })
         .expect("a sink that never refuses");
     assert_eq!(streamed, whole);
-    assert!(pieces >= 3, "a header, the payload and the checksum at least");
+    assert!(pieces >= 4, "the header, the payload in pieces, and the checksum: {pieces} pieces");
     assert_eq!(written.bytes, whole.len() as u64);
+    assert_eq!(written.state_hash, StateHash(Sha256::digest(&payload).into()));
     assert_eq!(written.state_hash, state.state_hash());
-    assert_eq!(State::summarize_snapshot(&whole).expect("reads").state_hash, written.state_hash);
 
-    // A sink that fails inside the payload stops the encoding with its own error.
+    // A sink that fails on the payload's second piece stops the encoding with its own error.
     let mut calls = 0;
     let error = state
         .write_snapshot(&mut |_| {
             calls += 1;
-            if calls == 2 {
+            if calls == 3 {
                 return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full"));
             }
             Ok(())
         })
         .expect_err("the sink's error");
-    assert_eq!(calls, 2, "nothing more is written after the failure");
+    assert_eq!(calls, 3, "nothing more is written after the failure");
     assert_eq!((error.kind(), error.to_string()), (std::io::ErrorKind::StorageFull, "disk full".to_string()));
+
+    // A length that is not the state's is refused rather than written.
+    let short = state.write_snapshot_sized(whole.len() as u64 - 1, &mut |_| Ok(())).expect_err("the wrong length");
+    assert!(short.to_string().contains("after counting"), "{short}");
 }

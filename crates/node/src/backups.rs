@@ -102,6 +102,12 @@ async fn run_once(app: &App, root: &Path, key: Option<&Key>) {
                 entries = taken.entries_added,
                 "backup taken"
             );
+            // Only the chain in use grows: the tips of the others are dead weight.
+            for (_, chain) in chains(root).unwrap_or_default() {
+                if chain != taken.dir {
+                    let _ = std::fs::remove_file(chain.join(paddock_backup::TIP));
+                }
+            }
             let keep_ms = app.config.backup_keep_days.map(|d| d.saturating_mul(DAY_MS));
             prune(root, Retention { chains: app.config.backup_chains_kept, max_age_ms: keep_ms }, &taken.dir, now_ms);
         }
