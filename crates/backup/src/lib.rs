@@ -125,22 +125,26 @@ pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
+    parse_manifest(&path.display().to_string(), &bytes).map(Some)
+}
+
+/// Checks a manifest's bytes (format, version, its own SHA-256); `origin` names it in errors.
+pub(crate) fn parse_manifest(origin: &str, bytes: &[u8]) -> Result<Manifest> {
     let manifest: Manifest =
-        serde_json::from_slice(&bytes).with_context(|| format!("{}: not a backup manifest", path.display()))?;
+        serde_json::from_slice(bytes).with_context(|| format!("{origin}: not a backup manifest"))?;
     if manifest.format != MANIFEST_FORMAT {
-        bail!("{}: not a Paddock backup manifest (format {})", path.display(), manifest.format);
+        bail!("{origin}: not a Paddock backup manifest (format {})", manifest.format);
     }
     if manifest.version != MANIFEST_VERSION {
         bail!(
-            "{}: manifest version {} (this build reads {MANIFEST_VERSION}): use the paddock release that wrote it",
-            path.display(),
+            "{origin}: manifest version {} (this build reads {MANIFEST_VERSION}): use the paddock release that wrote it",
             manifest.version
         );
     }
     if manifest.digest() != manifest.sha256 {
-        bail!("{}: damaged (its SHA-256 does not match its content)", path.display());
+        bail!("{origin}: damaged (its SHA-256 does not match its content)");
     }
-    Ok(Some(manifest))
+    Ok(manifest)
 }
 
 /// Refuses early, and by the key's id, a chain that needs another key than the one given.
@@ -1309,6 +1313,55 @@ mod tests {
         request.allow_live_peers = true;
         let restored = restore(&request).expect("seeded beside a running member");
         assert_eq!(restored["state_hash"], node.state_hash().as_str());
+    }
+
+    #[test]
+    fn a_schedules_chains_are_mirrored_to_a_bucket_new_files_only_and_retention_holds_there_too() {
+        use object_store::ObjectStore;
+        let node = FakeNode::new("paddock-prod");
+        let local = tempfile::tempdir().expect("temp dir");
+        let (older, newer) = (local.path().join("chain-1000"), local.path().join("chain-2000"));
+        node.commit(2);
+        take_now(&node, &older).expect("a chain");
+        node.commit(2);
+        take_now(&node, &older).expect("its increment");
+        take_now(&node, &newer).expect("a newer chain");
+        let kept = |names: &[&str]| -> Vec<(String, PathBuf)> {
+            names.iter().map(|n| (n.to_string(), local.path().join(n))).collect()
+        };
+        let store: std::sync::Arc<dyn ObjectStore> = std::sync::Arc::new(object_store::memory::InMemory::new());
+        let root = remote::Remote::with_store(store.clone(), "prod", "memory://prod");
+        // Objects under the root that are not a schedule's chains are never touched.
+        for other in ["prod/notes.txt", "prod/chain-x/file"] {
+            futures::executor::block_on(store.put(&other.into(), b"not a chain".to_vec().into())).expect("put");
+        }
+        let mirror =
+            |names: &[&str]| futures::executor::block_on(remote::mirror(&root, &kept(names))).expect("mirrored");
+
+        let first = mirror(&["chain-1000", "chain-2000"]);
+        assert_eq!(first.copied, ["chain-1000", "chain-2000"]);
+        assert!(first.deleted.is_empty());
+        assert_eq!(mirror(&["chain-1000", "chain-2000"]), remote::Mirrored::default(), "nothing new, nothing sent");
+
+        // The copy in the bucket is a chain that verifies on its own, without the tip.
+        let copy = tempfile::tempdir().expect("temp dir");
+        futures::executor::block_on(root.child("chain-1000").pull(copy.path())).expect("pulled");
+        assert!(!copy.path().join(TIP).exists(), "the tip stays local");
+        let verified = verify(copy.path(), None).expect("the bucket's copy verifies");
+        assert_eq!(verified["last_index"], 14);
+
+        node.commit(3);
+        take_now(&node, &newer).expect("an increment of the newer chain");
+        assert_eq!(mirror(&["chain-1000", "chain-2000"]).copied, ["chain-2000"], "only the chain that grew");
+
+        // Retention deleted the older chain locally: it goes from the bucket too.
+        std::fs::remove_dir_all(&older).expect("retention");
+        let after = mirror(&["chain-2000"]);
+        assert_eq!(after.deleted, ["chain-1000"]);
+        let mut left = futures::executor::block_on(root.children()).expect("listed");
+        left.sort();
+        assert_eq!(left, ["chain-2000", "chain-x"]);
+        assert!(futures::executor::block_on(store.head(&"prod/notes.txt".into())).is_ok());
     }
 
     #[test]

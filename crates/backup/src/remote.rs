@@ -24,7 +24,8 @@ use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Where a chain lives: a local directory or a bucket and prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,7 +59,7 @@ impl Location {
 
 /// A chain's objects in a bucket.
 pub struct Remote {
-    store: Box<dyn ObjectStore>,
+    store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     /// `s3://bucket/prefix`, for messages.
     url: String,
@@ -74,7 +75,54 @@ impl Remote {
         let store = builder.build().with_context(|| {
             format!("cannot reach s3://{bucket}: set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (and AWS_ENDPOINT for a server other than AWS)")
         })?;
-        Ok(Remote { store: Box::new(store), prefix: ObjectPath::from(prefix), url: format!("s3://{bucket}/{prefix}") })
+        Ok(Remote { store: Arc::new(store), prefix: ObjectPath::from(prefix), url: format!("s3://{bucket}/{prefix}") })
+    }
+
+    /// The chain (or the root of chains) at `prefix` in `store`; `url` names it in messages.
+    pub fn with_store(store: Arc<dyn ObjectStore>, prefix: &str, url: &str) -> Remote {
+        Remote { store, prefix: ObjectPath::from(prefix), url: url.to_string() }
+    }
+
+    /// The prefix `name` under this one, in the same bucket.
+    pub fn child(&self, name: &str) -> Remote {
+        Remote { store: self.store.clone(), prefix: self.prefix.child(name), url: format!("{}/{name}", self.url) }
+    }
+
+    /// The manifest the bucket holds under this prefix, checked like one on disk; `None` if
+    /// there is none. Nothing else is read.
+    pub async fn manifest(&self) -> Result<Option<Manifest>> {
+        match self.store.get(&self.object(MANIFEST)).await {
+            Ok(got) => {
+                let bytes = got.bytes().await.with_context(|| format!("cannot read {}/{MANIFEST}", self.url))?;
+                crate::parse_manifest(&format!("{}/{MANIFEST}", self.url), &bytes).map(Some)
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}/{MANIFEST}", self.url)),
+        }
+    }
+
+    /// The names one level under this prefix that hold objects (the chains under a root).
+    pub async fn children(&self) -> Result<Vec<String>> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.prefix))
+            .await
+            .with_context(|| format!("cannot list {}", self.url))?;
+        Ok(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
+    }
+
+    /// Deletes every object under this prefix.
+    pub async fn delete_all(&self) -> Result<()> {
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&self.prefix))
+            .try_collect()
+            .await
+            .with_context(|| format!("cannot list {}", self.url))?;
+        for meta in objects {
+            self.store.delete(&meta.location).await.with_context(|| format!("cannot delete {}", meta.location))?;
+        }
+        Ok(())
     }
 
     fn object(&self, name: &str) -> ObjectPath {
@@ -130,6 +178,44 @@ impl Remote {
             .with_context(|| format!("cannot upload {name} to {}", self.url))?;
         Ok(())
     }
+}
+
+/// What [`mirror`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mirrored {
+    /// Chains whose new files and manifest were uploaded.
+    pub copied: Vec<String>,
+    /// Chains deleted from the bucket because they are no longer kept locally.
+    pub deleted: Vec<String>,
+}
+
+/// Makes the chains under `root` in the bucket those of `chains` (name, local directory): a
+/// chain whose manifest there is not the local one gets the files the bucket lacks, then its
+/// manifest (last: the commit point, as [`Remote::push`]); a chain there named like a
+/// schedule's (`chain-<ms>`) that is not kept locally any more is deleted, so retention holds
+/// off-site too. Nothing else under the root is touched. The local chains are the truth: a
+/// run that fails part-way is finished by the next.
+pub async fn mirror(root: &Remote, chains: &[(String, PathBuf)]) -> Result<Mirrored> {
+    let mut done = Mirrored::default();
+    for (name, dir) in chains {
+        let Some(local) = crate::read_manifest(dir)? else { continue };
+        let remote = root.child(name);
+        let there = remote.manifest().await?;
+        if there.as_ref().is_some_and(|m| m.sha256 == local.sha256) {
+            continue;
+        }
+        remote.push(dir, there.as_ref()).await?;
+        done.copied.push(name.clone());
+    }
+    for name in root.children().await? {
+        let schedules =
+            name.strip_prefix("chain-").is_some_and(|ms| !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit()));
+        if schedules && !chains.iter().any(|(kept, _)| *kept == name) {
+            root.child(&name).delete_all().await?;
+            done.deleted.push(name);
+        }
+    }
+    Ok(done)
 }
 
 #[cfg(test)]

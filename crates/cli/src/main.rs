@@ -705,6 +705,10 @@ pub struct StartArgs {
     /// Encrypt scheduled backups with the key in this file (32 bytes or 64 hex digits).
     #[arg(long)]
     pub backup_key_file: Option<PathBuf>,
+    /// Copy every scheduled backup chain to s3://bucket/prefix after each backup (credentials
+    /// from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT).
+    #[arg(long)]
+    pub backup_s3: Option<String>,
     /// Archive settled history this many seconds after its market's latest result (604800 = 7
     /// days; 0: keep everything in memory).
     #[arg(long)]
@@ -899,6 +903,9 @@ fn build_config(args: &StartArgs) -> Result<NodeConfig> {
     }
     if let Some(file) = &args.backup_key_file {
         config.backup_key_file = Some(file.clone());
+    }
+    if let Some(url) = &args.backup_s3 {
+        config.backup_s3 = Some(url.clone());
     }
     if let Some(v) = args.history_retention_s {
         config.history_retention_s = v;

@@ -8,14 +8,20 @@
 //! `backup_keep_days` — never the one in use. The chain format and checks are
 //! `paddock_backup`'s, the same as `paddock backup`'s.
 //!
+//! With `backup_s3`, every run then copies the chains off-site (`paddock_backup::remote::mirror`):
+//! the files a chain gained, its manifest last, and the deletion of chains retention dropped.
+//! A failed copy fails nothing local; the next run sends what is missing.
+//!
 //! Metrics: `paddock_backup_configured`, `paddock_backup_last_success_timestamp_seconds`,
-//! `paddock_backup_duration_seconds`, `paddock_backup_chain_bytes`, `paddock_backup_failures_total`;
-//! the alert `PaddockBackupStale` reads them.
+//! `paddock_backup_duration_seconds`, `paddock_backup_chain_bytes`, `paddock_backup_failures_total`,
+//! `paddock_backup_offsite_last_success_timestamp_seconds`, `paddock_backup_offsite_failures_total`;
+//! the alerts `PaddockBackupStale` and `PaddockBackupOffsiteStale` read them.
 
 use crate::App;
 use paddock_backup::{Key, LogFetchError, Source, TakeError};
 use paddock_consensus::backup::BackupLogError;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The node itself as the source of its chain.
@@ -63,13 +69,59 @@ pub(crate) fn spawn(app: App, stop: tokio::sync::watch::Receiver<bool>) -> anyho
         Some(file) => Some(Key::from_file(file)?),
         None => None,
     };
+    // Built once, at start, so that missing credentials stop the node with what to set.
+    let offsite = match app.config.backup_s3.as_deref().map(paddock_backup::remote::Location::parse) {
+        None => None,
+        Some(Ok(paddock_backup::remote::Location::S3 { bucket, prefix })) => {
+            Some(Arc::new(paddock_backup::remote::Remote::from_env(&bucket, &prefix)?))
+        }
+        Some(Ok(paddock_backup::remote::Location::Dir(_))) => {
+            anyhow::bail!("backup_s3 must name a bucket and a prefix, as s3://bucket/paddock/node-2")
+        }
+        Some(Err(e)) => return Err(e),
+    };
     metrics::gauge!("paddock_backup_configured").set(1.0);
+    metrics::gauge!("paddock_backup_offsite_configured").set(if offsite.is_some() { 1.0 } else { 0.0 });
     let period = Duration::from_secs(app.config.backup_interval_s);
     tokio::spawn(crate::jobs::every(period, stop, move || {
-        let (app, root, key) = (app.clone(), root.clone(), key.clone());
-        Box::pin(async move { run_once(&app, &root, key.as_ref()).await })
+        let (app, root, key, offsite) = (app.clone(), root.clone(), key.clone(), offsite.clone());
+        Box::pin(async move {
+            run_once(&app, &root, key.as_ref()).await;
+            if let Some(offsite) = offsite {
+                copy_offsite(&app, &root, &offsite).await;
+            }
+        })
     }));
     Ok(())
+}
+
+/// Copies the chains under `root` to the bucket ([`paddock_backup::remote::mirror`]).
+async fn copy_offsite(app: &App, root: &Path, offsite: &paddock_backup::remote::Remote) {
+    let chains = match chains(root) {
+        Ok(chains) => chains,
+        Err(e) => {
+            metrics::counter!("paddock_backup_offsite_failures_total").increment(1);
+            tracing::error!(error = %e, "cannot list the backup chains to copy off-site");
+            return;
+        }
+    };
+    let named: Vec<(String, PathBuf)> = chains
+        .into_iter()
+        .filter_map(|(_, dir)| Some((dir.file_name()?.to_string_lossy().into_owned(), dir)))
+        .collect();
+    match paddock_backup::remote::mirror(offsite, &named).await {
+        Ok(done) => {
+            metrics::gauge!("paddock_backup_offsite_last_success_timestamp_seconds")
+                .set((app.clock)().0 as f64 / 1000.0);
+            if !done.copied.is_empty() || !done.deleted.is_empty() {
+                tracing::info!(copied = %done.copied.join(", "), deleted = %done.deleted.join(", "), "backup chains copied off-site");
+            }
+        }
+        Err(e) => {
+            metrics::counter!("paddock_backup_offsite_failures_total").increment(1);
+            tracing::error!(error = %format!("{e:#}"), "cannot copy the backup chains off-site: the next run tries again");
+        }
+    }
 }
 
 async fn run_once(app: &App, root: &Path, key: Option<&Key>) {

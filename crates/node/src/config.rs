@@ -163,6 +163,11 @@ pub struct NodeConfig {
     /// unset: only `backup_chains_kept` bounds them.
     #[serde(default)]
     pub backup_keep_days: Option<u64>,
+    /// Copy every chain under `backup_dir` to this bucket after each scheduled backup
+    /// (`s3://bucket/prefix`, a chain per `prefix/chain-<ms>`; chains retention deletes here go
+    /// there too); credentials from the AWS environment variables.
+    #[serde(default)]
+    pub backup_s3: Option<String>,
     /// Settled history leaves the in-memory state this many seconds after its market's latest
     /// result (default 7 days), into the node's archive (`<data_dir>/archive`), where it stays
     /// queryable; 0 keeps everything in memory.
@@ -350,6 +355,7 @@ impl NodeConfig {
             backup_chains_kept: default_backup_chains_kept(),
             backup_new_chain_days: default_backup_new_chain_days(),
             backup_keep_days: None,
+            backup_s3: None,
             history_retention_s: default_history_retention(),
             history_interval_s: default_history_interval(),
             replace_voter_pool: Vec::new(),
@@ -425,6 +431,20 @@ impl NodeConfig {
         }
         if self.backup_interval_s == 0 || self.backup_chains_kept == 0 || self.backup_new_chain_days == 0 {
             return Err("backup_interval_s, backup_chains_kept and backup_new_chain_days must be positive".into());
+        }
+        if let Some(url) = &self.backup_s3 {
+            if self.backup_dir.is_none() {
+                return Err(
+                    "backup_s3 copies the chains under backup_dir off-site: set backup_dir (a local directory) too"
+                        .into(),
+                );
+            }
+            if !matches!(paddock_backup::remote::Location::parse(url), Ok(paddock_backup::remote::Location::S3 { .. }))
+            {
+                return Err(format!(
+                    "backup_s3 must name a bucket and a prefix, as s3://bucket/paddock/node-2, not {url}"
+                ));
+            }
         }
         if self.backup_keep_days.is_some_and(|keep| keep < self.backup_new_chain_days) {
             return Err(
@@ -558,6 +578,22 @@ mod tests {
         c.snapshot_log_keep = Some(5_000);
         c.validate().unwrap();
         assert_eq!(c.snapshot_log_keep(), 5_000);
+    }
+
+    #[test]
+    fn an_off_site_bucket_needs_a_local_backup_dir_and_a_bucket_with_a_prefix() {
+        let mut c =
+            NodeConfig::new(1, "/tmp/p1".into(), "127.0.0.1:7001".parse().unwrap(), "127.0.0.1:7101".parse().unwrap());
+        c.backup_s3 = Some("s3://paddock-backups/prod/node-1".into());
+        let refused = c.validate().unwrap_err();
+        assert!(refused.contains("set backup_dir"), "{refused}");
+        c.backup_dir = Some("/var/backups/paddock".into());
+        c.validate().unwrap();
+        for bad in ["/mnt/offsite", "s3://paddock-backups"] {
+            c.backup_s3 = Some(bad.into());
+            let refused = c.validate().unwrap_err();
+            assert!(refused.contains("as s3://bucket/paddock/node-2"), "{bad}: {refused}");
+        }
     }
 
     #[test]

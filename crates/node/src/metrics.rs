@@ -108,6 +108,9 @@ pub const METRICS: &[(&str, Kind, bool, &str)] = &[
     ("paddock_backup_duration_seconds", Histogram, false, "One scheduled backup run (an increment, or a full backup when a chain starts)."),
     ("paddock_backup_chain_bytes", Gauge, false, "Size of the backup chain in use, bytes."),
     ("paddock_backup_failures_total", Counter, false, "Scheduled backups that failed (the node's log says why)."),
+    ("paddock_backup_offsite_configured", Gauge, false, "1 when this node copies its backup chains to a bucket (backup_s3 is set)."),
+    ("paddock_backup_offsite_last_success_timestamp_seconds", Gauge, false, "UTC time the backup chains were last copied to the bucket in full (0: not since start)."),
+    ("paddock_backup_offsite_failures_total", Counter, false, "Copies of the backup chains to the bucket that failed (the node's log says why; the next run retries)."),
 ];
 
 /// Describes every metric of [`METRICS`] and makes its label-less series present.

@@ -143,6 +143,8 @@ pub struct Node {
     pub advertised: SocketAddr,
     /// Arguments for this node only, after the cluster's own.
     pub own_args: Vec<String>,
+    /// Environment variables for this node only (credentials a flag must not carry).
+    pub own_env: Vec<(String, String)>,
     /// This node's `--bootstrap`, when a test gives it another list than the cluster's.
     pub bootstrap: Option<String>,
     /// Data directory.
@@ -250,6 +252,7 @@ impl Cluster {
                     peer,
                     advertised: advertised.iter().find(|(a, _)| *a == id).map_or(peer, |(_, addr)| *addr),
                     own_args: Vec::new(),
+                    own_env: Vec::new(),
                     bootstrap: None,
                     data_dir: dir.path().join(format!("node-{id}")),
                     log_path: dir.path().join(format!("node-{id}.log")),
@@ -287,9 +290,22 @@ impl Cluster {
     /// Starts `n` nodes, node `id` of each `(id, args)` with `args` of its own on top of
     /// `extra_args`, and waits until every one is ready.
     pub async fn start_with_own_args(n: usize, extra_args: &[&str], own: &[(u64, &[&str])]) -> Cluster {
+        Cluster::start_with_own_args_and_env(n, extra_args, own, &[]).await
+    }
+
+    /// [`Cluster::start_with_own_args`], with environment variables for some nodes.
+    pub async fn start_with_own_args_and_env(
+        n: usize,
+        extra_args: &[&str],
+        own: &[(u64, &[&str])],
+        env: &[(u64, &[(&str, &str)])],
+    ) -> Cluster {
         let mut cluster = Cluster::launch_advertising_unstarted(n, extra_args, &[]);
         for (id, args) in own {
             cluster.node_mut(*id).own_args = args.iter().map(|a| a.to_string()).collect();
+        }
+        for (id, vars) in env {
+            cluster.node_mut(*id).own_env = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         }
         for id in cluster.ids() {
             cluster.spawn(id);
@@ -485,6 +501,7 @@ impl Cluster {
             }
         }
         extra.extend(self.node(id).own_args.iter().cloned());
+        let own_env = self.node(id).own_env.clone();
         let node = self.node_mut(id);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -509,6 +526,7 @@ impl Cluster {
             .args(&extra)
             .env("RUST_LOG", "info,openraft=warn,h2=warn,tower=warn,hyper=warn")
             .env("NO_COLOR", "1")
+            .envs(own_env)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file handle clones"))
             .stderr(log)
