@@ -111,15 +111,14 @@ impl Remote {
         Ok(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
     }
 
+    /// Every object under this prefix, at any depth.
+    async fn list_all(&self) -> Result<Vec<object_store::ObjectMeta>> {
+        self.store.list(Some(&self.prefix)).try_collect().await.with_context(|| format!("cannot list {}", self.url))
+    }
+
     /// Deletes every object under this prefix.
     pub async fn delete_all(&self) -> Result<()> {
-        let objects: Vec<_> = self
-            .store
-            .list(Some(&self.prefix))
-            .try_collect()
-            .await
-            .with_context(|| format!("cannot list {}", self.url))?;
-        for meta in objects {
+        for meta in self.list_all().await? {
             self.store.delete(&meta.location).await.with_context(|| format!("cannot delete {}", meta.location))?;
         }
         Ok(())
@@ -132,13 +131,7 @@ impl Remote {
     /// Copies every object under the prefix into `dir` (which must exist); returns the
     /// manifest's bytes as the bucket holds them, if there is one.
     pub async fn pull(&self, dir: &Path) -> Result<Option<Manifest>> {
-        let objects: Vec<_> = self
-            .store
-            .list(Some(&self.prefix))
-            .try_collect()
-            .await
-            .with_context(|| format!("cannot list {}", self.url))?;
-        for meta in objects {
+        for meta in self.list_all().await? {
             let Some(name) = meta.location.filename() else { continue };
             // Only the chain's own level: a deeper object is another chain's.
             if meta.location.prefix_match(&self.prefix).is_none_or(|mut parts| parts.nth(1).is_some()) {

@@ -130,25 +130,29 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
     }
     assert!(restored.iter().all(|r| r["state_hash"] == restored[0]["state_hash"]), "every node from one state");
     assert_eq!(restored[0]["restored_to_index"].as_u64(), Some(before_mistake));
-    // Refused: restoring over a directory that holds data.
-    let again = paddock(
-        &cluster,
-        &[
-            "restore",
-            "--from",
-            dir_text,
-            "--cluster-id",
-            "paddock",
-            "--node-id",
-            "1",
-            "--bootstrap",
-            cluster.bootstrap(),
-            "--data-dir",
-            cluster.node(1).data_dir.to_str().expect("utf-8"),
-            "--backup-key-file",
-            key,
-        ],
-    );
+    // Refused: restoring node 1 over a directory that holds data, then (below) into a new
+    // directory while the cluster runs.
+    let restore_node_1 = |cluster: &Cluster, data_dir: &Path| {
+        paddock(
+            cluster,
+            &[
+                "restore",
+                "--from",
+                dir_text,
+                "--cluster-id",
+                "paddock",
+                "--node-id",
+                "1",
+                "--bootstrap",
+                cluster.bootstrap(),
+                "--data-dir",
+                data_dir.to_str().expect("utf-8"),
+                "--backup-key-file",
+                key,
+            ],
+        )
+    };
+    let again = restore_node_1(&cluster, &cluster.node(1).data_dir);
     let (_, why) = again.expect_err("a data directory in use is not overwritten");
     assert!(why.contains("not empty"), "{why}");
 
@@ -159,25 +163,7 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
     // Refused: a restore aimed at the addresses of a running cluster, even into an empty
     // directory.
     let fresh = chain.path().join("fresh-node-1");
-    let (code, why) = paddock(
-        &cluster,
-        &[
-            "restore",
-            "--from",
-            dir_text,
-            "--cluster-id",
-            "paddock",
-            "--node-id",
-            "1",
-            "--bootstrap",
-            cluster.bootstrap(),
-            "--data-dir",
-            fresh.to_str().expect("utf-8"),
-            "--backup-key-file",
-            key,
-        ],
-    )
-    .expect_err("a live cluster is not restored into");
+    let (code, why) = restore_node_1(&cluster, &fresh).expect_err("a live cluster is not restored into");
     assert_eq!(code, 1);
     assert!(why.contains("never restore into a live cluster"), "{why}");
     assert!(!fresh.exists(), "nothing was written");
