@@ -8,6 +8,8 @@
 #   hand). The package scripts start no service where policy-rc.d forbids it, as in containers.
 # - chromium (crates/cli/tests/console.rs: the live console in a real headless browser):
 #   installed with apt-get like the two above.
+# - iproute2 and iptables (crates/cli/tests/three_sites_netns.rs: sites in network namespaces
+#   of the test's own, cut by their packet filters): installed with apt-get when missing.
 # - prometheus (crates/cli/tests/alerting.rs): its binaries are unpacked into
 #   target/tools/prometheus with `apt-get download` and `dpkg -x` (as xtask/promtool.sh does):
 #   nothing installed system-wide, no service started.
@@ -21,6 +23,9 @@ need=()
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# ip and iptables: crates/cli/tests/three_sites_netns.rs makes its own network namespaces.
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need+=(iptables)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
