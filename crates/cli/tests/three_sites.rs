@@ -7,6 +7,8 @@
 //! acknowledged deposits — none lost, none from the cut-off site applied behind the client's
 //! back.
 
+mod sites;
+
 use paddock_chaos::cluster::{Cluster, Ports};
 use paddock_chaos::proxy::{Partition, Proxy, Route};
 use paddock_client::{Client, RetryPolicy};
@@ -45,26 +47,8 @@ async fn losing_any_one_of_three_sites_keeps_a_majority_that_takes_every_write()
         // The other two sites: a majority, which goes on (after an election if the leader
         // was in the lost site).
         let majority = client(&cluster, &rest, Duration::from_secs(2));
-        let mut n = 0;
-        let first_write = loop {
-            n += 1;
-            match majority.deposit(ACCOUNT, 100, &format!("site-{site}-{n}")).await {
-                Ok(_) => break cut_at.elapsed(),
-                Err(e) => {
-                    assert!(cut_at.elapsed() < Duration::from_secs(20), "site {site} lost: no write within 20 s: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
-        acknowledged += 100;
-        for i in 0..20 {
-            majority
-                .deposit(ACCOUNT, 10, &format!("site-{site}-more-{i}"))
-                .await
-                .unwrap_or_else(|e| panic!("site {site} lost: a write to the majority failed: {e}"));
-            acknowledged += 10;
-        }
-        eprintln!("site {site} cut off: the other sites took a write {} ms after the cut", first_write.as_millis());
+        acknowledged +=
+            sites::majority_takes_every_write(&majority, ACCOUNT, site, cut_at, Duration::from_secs(20)).await;
 
         // The cut-off site acknowledges nothing.
         let minority = client(&cluster, members, Duration::from_secs(2)).with_retry(RetryPolicy {

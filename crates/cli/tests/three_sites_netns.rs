@@ -17,6 +17,8 @@
 //! asked again with its key, and the balance is exactly the sum of the acknowledged deposits,
 //! each once. Needs root (namespaces, veths, iptables), as `cargo xtask ci` has.
 
+mod sites;
+
 use paddock_client::{Client, RetryPolicy, StaticKeys};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -189,26 +191,8 @@ async fn losing_any_one_of_three_sites_each_its_own_network_keeps_a_majority_tha
         // The other two sites: a majority, which goes on (after an election if the leader was
         // in the lost site, found only when its heartbeats stop arriving).
         let majority = client(&keys, &rest, Duration::from_secs(2));
-        let mut n = 0;
-        let first_write = loop {
-            n += 1;
-            match majority.deposit(ACCOUNT, 100, &format!("site-{site}-{n}")).await {
-                Ok(_) => break cut_at.elapsed(),
-                Err(e) => {
-                    assert!(cut_at.elapsed() < Duration::from_secs(30), "site {site} lost: no write within 30 s: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
-        acknowledged += 100;
-        for i in 0..20 {
-            majority
-                .deposit(ACCOUNT, 10, &format!("site-{site}-more-{i}"))
-                .await
-                .unwrap_or_else(|e| panic!("site {site} lost: a write to the majority failed: {e}"));
-            acknowledged += 10;
-        }
-        eprintln!("site {site} cut off: the other sites took a write {} ms after the cut", first_write.as_millis());
+        acknowledged +=
+            sites::majority_takes_every_write(&majority, ACCOUNT, site, cut_at, Duration::from_secs(30)).await;
 
         // The cut-off site, still reachable from the test, acknowledges nothing.
         let minority = client(&keys, members, Duration::from_secs(2)).with_retry(RetryPolicy {
