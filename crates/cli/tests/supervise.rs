@@ -46,6 +46,13 @@ async fn a_supervised_node_killed_with_kill_9_is_started_again_and_sigterm_stops
 
     assert!(cluster.terminate(2).await, "SIGTERM stops the supervisor within 10 s");
     assert!(!std::path::Path::new(&format!("/proc/{restarted}")).exists(), "and the node it ran");
+    // The other supervisors the same way: the harness's SIGKILL at the end would stop a
+    // supervisor and leave its node running with no parent.
+    for id in [1, 3] {
+        let node = child_of(cluster.pid(id)).expect("the supervisor runs its node");
+        assert!(cluster.terminate(id).await, "SIGTERM stops supervisor {id} within 10 s");
+        assert!(!std::path::Path::new(&format!("/proc/{node}")).exists(), "and the node it ran");
+    }
 }
 
 #[test]
