@@ -55,6 +55,15 @@ impl Location {
         }
         Ok(Location::S3 { bucket: bucket.to_string(), prefix: prefix.to_string() })
     }
+
+    /// `s3://bucket/prefix` as its bucket and prefix: where only a bucket will do, a
+    /// directory is refused like a URL without a prefix.
+    pub fn bucket(text: &str) -> Result<(String, String)> {
+        match Location::parse(text)? {
+            Location::S3 { bucket, prefix } => Ok((bucket, prefix)),
+            Location::Dir(_) => bail!("{text} names no bucket: give s3://bucket/prefix"),
+        }
+    }
 }
 
 /// A chain's objects in a bucket.

@@ -102,57 +102,27 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
         cluster.wipe(id);
     }
     let point = before_mistake.to_string();
+    // `paddock restore` of node `id` of the new cluster into `data_dir`, with `point` flags.
+    let restore = |cluster: &Cluster, id: u64, data_dir: &Path, point: &[&str]| {
+        let id = id.to_string();
+        let mut args = vec!["restore", "--from", dir_text];
+        args.extend_from_slice(point);
+        args.extend(["--cluster-id", "paddock", "--node-id", &id, "--bootstrap", cluster.bootstrap()]);
+        args.extend(["--data-dir", data_dir.to_str().expect("utf-8"), "--backup-key-file", key]);
+        paddock(cluster, &args)
+    };
     let mut restored = Vec::new();
     for id in cluster.ids() {
         let data_dir = cluster.node(id).data_dir.clone();
-        let answer = paddock(
-            &cluster,
-            &[
-                "restore",
-                "--from",
-                dir_text,
-                "--to-index",
-                &point,
-                "--cluster-id",
-                "paddock",
-                "--node-id",
-                &id.to_string(),
-                "--bootstrap",
-                cluster.bootstrap(),
-                "--data-dir",
-                data_dir.to_str().expect("utf-8"),
-                "--backup-key-file",
-                key,
-            ],
-        )
-        .expect("the node's data directory is seeded");
+        let answer =
+            restore(&cluster, id, &data_dir, &["--to-index", &point]).expect("the node's data directory is seeded");
         restored.push(answer);
     }
     assert!(restored.iter().all(|r| r["state_hash"] == restored[0]["state_hash"]), "every node from one state");
     assert_eq!(restored[0]["restored_to_index"].as_u64(), Some(before_mistake));
     // Refused: restoring node 1 over a directory that holds data, then (below) into a new
     // directory while the cluster runs.
-    let restore_node_1 = |cluster: &Cluster, data_dir: &Path| {
-        paddock(
-            cluster,
-            &[
-                "restore",
-                "--from",
-                dir_text,
-                "--cluster-id",
-                "paddock",
-                "--node-id",
-                "1",
-                "--bootstrap",
-                cluster.bootstrap(),
-                "--data-dir",
-                data_dir.to_str().expect("utf-8"),
-                "--backup-key-file",
-                key,
-            ],
-        )
-    };
-    let again = restore_node_1(&cluster, &cluster.node(1).data_dir);
+    let again = restore(&cluster, 1, &cluster.node(1).data_dir, &[]);
     let (_, why) = again.expect_err("a data directory in use is not overwritten");
     assert!(why.contains("not empty"), "{why}");
 
@@ -163,7 +133,7 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
     // Refused: a restore aimed at the addresses of a running cluster, even into an empty
     // directory.
     let fresh = chain.path().join("fresh-node-1");
-    let (code, why) = restore_node_1(&cluster, &fresh).expect_err("a live cluster is not restored into");
+    let (code, why) = restore(&cluster, 1, &fresh, &[]).expect_err("a live cluster is not restored into");
     assert_eq!(code, 1);
     assert!(why.contains("never restore into a live cluster"), "{why}");
     assert!(!fresh.exists(), "nothing was written");

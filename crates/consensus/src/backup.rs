@@ -115,13 +115,8 @@ pub fn encode_snapshot_file(state: &State, last: LogIdRecord) -> io::Result<(Vec
         last_log_id: Some(last),
         membership: StoredMembershipRecord { log_id: Some(last), membership },
     };
-    let mut written = None;
-    let len = state.snapshot_len();
-    let bytes = SnapshotFiles::encode_streamed(last.index, &records::encode(&meta), len, &mut |sink| {
-        written = Some(state.write_snapshot_sized(len, sink)?);
-        Ok(())
-    })?;
-    Ok((bytes, written.expect("set by the encoding that just succeeded").state_hash))
+    let meta = records::encode(&meta);
+    crate::state_machine::stream_state(state, |len, fill| SnapshotFiles::encode_streamed(last.index, &meta, len, fill))
 }
 
 /// The last log entry a snapshot file includes, from its metadata.
@@ -203,7 +198,7 @@ pub fn seed_data_dir(
         membership: StoredMembershipRecord { log_id: Some(last), membership },
     };
     let files = SnapshotFiles::open(&dir.join(crate::SNAPSHOT_DIR))?;
-    let written = crate::state_machine::write_state(&files, last.index, &records::encode(&meta), state)?;
+    let state_hash = crate::state_machine::write_state(&files, last.index, &records::encode(&meta), state)?;
     let log = LogStore::open(&dir.join(crate::LOG_FILE))?;
     log.read_entry_versions_up_to(paddock_ledger::ENTRY_FORMAT);
     log.save_meta_durable(MetaKey::Purged, &records::encode(&last))?;
@@ -214,7 +209,7 @@ pub fn seed_data_dir(
         MetaKey::Vote,
         &records::encode(&VoteRecord { term: last.term, node: node_id, committed: false }),
     )?;
-    Ok(written.state_hash)
+    Ok(state_hash)
 }
 
 /// A stopped node's book as its data directory holds it: its latest intact snapshot with the

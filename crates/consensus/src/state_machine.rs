@@ -25,7 +25,7 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use paddock_ledger::archive::ArchiveSegment;
 use paddock_ledger::audit::AuditEvent;
-use paddock_ledger::{apply_noting_replay, Applied, ApplyCtx, Command, Outcome, State, TimestampMs};
+use paddock_ledger::{apply_noting_replay, Applied, ApplyCtx, Command, Outcome, State, StateHash, TimestampMs};
 use paddock_storage::{ArchiveFiles, ArchiveIndex, LogStore, MetaKey, SnapshotFiles};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -377,19 +377,24 @@ impl StateMachine {
 
 /// Writes `state` as the snapshot of `index` with its consensus `meta`, streamed from the
 /// encoder into the file (the encoding is never held whole): its state hash comes with it.
-pub(crate) fn write_state(
-    files: &SnapshotFiles,
-    index: u64,
-    meta: &[u8],
+pub(crate) fn write_state(files: &SnapshotFiles, index: u64, meta: &[u8], state: &State) -> io::Result<StateHash> {
+    stream_state(state, |len, fill| files.write_streamed(index, meta, len, fill)).map(|(_, hash)| hash)
+}
+
+/// Hands `state`'s snapshot encoding to `write` (a file's writer, or one into memory) as the
+/// data it streams, with the length it must announce first; returns what `write` returned and
+/// the state hash, computed on the way.
+pub(crate) fn stream_state<T>(
     state: &State,
-) -> io::Result<paddock_ledger::SnapshotWritten> {
-    let mut written = None;
+    write: impl FnOnce(u64, &mut paddock_storage::Fill<'_>) -> io::Result<T>,
+) -> io::Result<(T, StateHash)> {
+    let mut hash = None;
     let len = state.snapshot_len();
-    files.write_streamed(index, meta, len, &mut |sink| {
-        written = Some(state.write_snapshot_sized(len, sink)?);
+    let written = write(len, &mut |sink| {
+        hash = Some(state.write_snapshot(len, sink)?);
         Ok(())
     })?;
-    Ok(written.expect("set by the write that just succeeded"))
+    Ok((written, hash.expect("set by the write that just succeeded")))
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {

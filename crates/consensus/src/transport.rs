@@ -515,8 +515,11 @@ impl Handler {
                     inner.lag.heard(arrived, leader_commit);
                     repairing |= inner.repairing().is_some();
                 }
-                let own = inner.as_ref().map_or_else(|| Announced::this_build(0), |inner| inner.formats.own().clone());
-                Ok(encode_append_answer(&answer, repairing, &own))
+                // Borrowed, not cloned: every append answer carries it.
+                match &inner {
+                    Some(inner) => Ok(encode_append_answer(&answer, repairing, inner.formats.own())),
+                    None => Ok(encode_append_answer(&answer, repairing, &Announced::this_build(0))),
+                }
             }
             Rpc::Vote => {
                 self.refuse_while_repairing("vote")?;

@@ -48,7 +48,7 @@ pub use incident::{IncidentId, IncidentKind, IncidentView};
 pub use money::{Money, Odds, OddsError, RoundingRule};
 pub use outcome::{BatchItem, Done, Outcome};
 pub use settlement::RULE4_DEDUCTION_MAX_PENCE;
-pub use snapshot::{Sink, SnapshotError, SnapshotSummary, SnapshotWritten, StateHash};
+pub use snapshot::{Sink, SnapshotError, SnapshotSummary, StateHash};
 pub use state::{
     AccountLimitsView, AccountView, BetStatus, BetView, BookBalances, EventView, LimitView, MarketStatus, MarketView,
     SelectionView, State,

@@ -220,15 +220,6 @@ fn payload_len(state: &State) -> u64 {
         .expect("counting cannot fail: plain data, and a flavor that never refuses")
 }
 
-/// What [`State::write_snapshot`] wrote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SnapshotWritten {
-    /// The snapshot's length in bytes, header and checksum included.
-    pub bytes: u64,
-    /// The state hash, computed on the way (the SHA-256 of the payload written).
-    pub state_hash: StateHash,
-}
-
 impl State {
     /// Digest of the whole state.
     pub fn state_hash(&self) -> StateHash {
@@ -249,17 +240,11 @@ impl State {
     }
 
     /// Writes the snapshot into `sink` a piece at a time, never holding its encoding whole:
-    /// the same bytes as [`State::encode_snapshot`]. The state hash comes with it, for the
-    /// price of hashing what is written. Takes [`State::snapshot_len`] first (the header
-    /// names the payload's length), so the state is walked twice.
-    pub fn write_snapshot(&self, sink: &mut Sink<'_>) -> std::io::Result<SnapshotWritten> {
-        self.write_snapshot_sized(self.snapshot_len(), sink)
-    }
-
-    /// [`State::write_snapshot`] for a caller that has taken [`State::snapshot_len`] already
-    /// (a file's header names it too): the state is walked once more, not twice. A length
-    /// that is not the state's fails the write.
-    pub fn write_snapshot_sized(&self, snapshot_len: u64, sink: &mut Sink<'_>) -> std::io::Result<SnapshotWritten> {
+    /// the same bytes as [`State::encode_snapshot`]. `snapshot_len` is [`State::snapshot_len`],
+    /// taken first by the caller because the header names it (and a file's header too), so the
+    /// state is walked twice; a length that is not the state's fails the write. Returns the
+    /// state hash, for the price of hashing what is written.
+    pub fn write_snapshot(&self, snapshot_len: u64, sink: &mut Sink<'_>) -> std::io::Result<StateHash> {
         let payload = snapshot_len
             .checked_sub(HEADER_LEN as u64 + 4)
             .ok_or_else(|| std::io::Error::other(format!("{snapshot_len} bytes is shorter than any snapshot")))?;
@@ -284,7 +269,7 @@ impl State {
             )));
         }
         sink(&crc.to_le_bytes())?;
-        Ok(SnapshotWritten { bytes: HEADER_LEN as u64 + payload + 4, state_hash: StateHash(sha.finalize().into()) })
+        Ok(StateHash(sha.finalize().into()))
     }
 
     /// The state hash leaving out the idempotency records: what a refused command must leave
@@ -320,7 +305,7 @@ impl State {
     pub fn encode_snapshot(&self) -> Vec<u8> {
         let len = self.snapshot_len();
         let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        self.write_snapshot_sized(len, &mut |piece| {
+        self.write_snapshot(len, &mut |piece| {
             out.extend_from_slice(piece);
             Ok(())
         })

@@ -587,8 +587,8 @@ fn a_snapshot_streamed_in_pieces_is_the_snapshot_encoded_whole_and_carries_the_s
     assert_eq!(state.encode_snapshot(), whole);
     let mut streamed = Vec::new();
     let mut pieces = 0;
-    let written = state
-        .write_snapshot(&mut |piece| {
+    let hash = state
+        .write_snapshot(state.snapshot_len(), &mut |piece| {
             pieces += 1;
             streamed.extend_from_slice(piece);
             Ok(())
@@ -596,14 +596,14 @@ fn a_snapshot_streamed_in_pieces_is_the_snapshot_encoded_whole_and_carries_the_s
         .expect("a sink that never refuses");
     assert_eq!(streamed, whole);
     assert!(pieces >= 4, "the header, the payload in pieces, and the checksum: {pieces} pieces");
-    assert_eq!(written.bytes, whole.len() as u64);
-    assert_eq!(written.state_hash, StateHash(Sha256::digest(&payload).into()));
-    assert_eq!(written.state_hash, state.state_hash());
+    assert_eq!(streamed.len() as u64, state.snapshot_len(), "as many bytes as announced");
+    assert_eq!(hash, StateHash(Sha256::digest(&payload).into()));
+    assert_eq!(hash, state.state_hash());
 
     // A sink that fails on the payload's second piece stops the encoding with its own error.
     let mut calls = 0;
     let error = state
-        .write_snapshot(&mut |_| {
+        .write_snapshot(state.snapshot_len(), &mut |_| {
             calls += 1;
             if calls == 3 {
                 return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full"));
@@ -615,6 +615,6 @@ fn a_snapshot_streamed_in_pieces_is_the_snapshot_encoded_whole_and_carries_the_s
     assert_eq!((error.kind(), error.to_string()), (std::io::ErrorKind::StorageFull, "disk full".to_string()));
 
     // A length that is not the state's is refused rather than written.
-    let short = state.write_snapshot_sized(whole.len() as u64 - 1, &mut |_| Ok(())).expect_err("the wrong length");
+    let short = state.write_snapshot(whole.len() as u64 - 1, &mut |_| Ok(())).expect_err("the wrong length");
     assert!(short.to_string().contains("after counting"), "{short}");
 }

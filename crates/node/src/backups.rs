@@ -69,16 +69,14 @@ pub(crate) fn spawn(app: App, stop: tokio::sync::watch::Receiver<bool>) -> anyho
         Some(file) => Some(Key::from_file(file)?),
         None => None,
     };
-    // Built once, at start, so that missing credentials stop the node with what to set.
-    let offsite = match app.config.backup_s3.as_deref().map(paddock_backup::remote::Location::parse) {
+    // Built once, at start, so that missing credentials stop the node with what to set (the
+    // URL itself was checked with the configuration).
+    let offsite = match app.config.backup_s3.as_deref().map(paddock_backup::remote::Location::bucket) {
         None => None,
-        Some(Ok(paddock_backup::remote::Location::S3 { bucket, prefix })) => {
+        Some(bucket) => {
+            let (bucket, prefix) = bucket?;
             Some(Arc::new(paddock_backup::remote::Remote::from_env(&bucket, &prefix)?))
         }
-        Some(Ok(paddock_backup::remote::Location::Dir(_))) => {
-            anyhow::bail!("backup_s3 must name a bucket and a prefix, as s3://bucket/paddock/node-2")
-        }
-        Some(Err(e)) => return Err(e),
     };
     metrics::gauge!("paddock_backup_configured").set(1.0);
     metrics::gauge!("paddock_backup_offsite_configured").set(if offsite.is_some() { 1.0 } else { 0.0 });

@@ -439,8 +439,7 @@ impl NodeConfig {
                         .into(),
                 );
             }
-            if !matches!(paddock_backup::remote::Location::parse(url), Ok(paddock_backup::remote::Location::S3 { .. }))
-            {
+            if paddock_backup::remote::Location::bucket(url).is_err() {
                 return Err(format!(
                     "backup_s3 must name a bucket and a prefix, as s3://bucket/paddock/node-2, not {url}"
                 ));

@@ -56,8 +56,14 @@ pub struct SnapshotFiles {
 /// What streams a snapshot's data: called once with the sink the data goes to, a piece at a time.
 pub type Fill<'a> = dyn FnMut(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> + 'a;
 
-/// A snapshot file's bytes into `out`: the header, the data `fill` streams (checked to be
-/// `data_len` bytes), and the CRC-32C of everything before it.
+/// The length of a snapshot file holding `meta_len` bytes of meta and `data_len` of data: the
+/// fixed header fields (30 bytes), both parts, and the CRC-32C.
+fn file_len(meta_len: usize, data_len: u64) -> u64 {
+    30 + meta_len as u64 + data_len + 4
+}
+
+/// A snapshot file's bytes into `out` (the one writer of the layout above): the header, the
+/// data `fill` streams (checked to be `data_len` bytes), and the CRC-32C of everything before it.
 fn stream_parts(
     index: u64,
     meta: &[u8],
@@ -65,7 +71,7 @@ fn stream_parts(
     fill: &mut Fill<'_>,
     out: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut header = Vec::with_capacity(30 + meta.len());
+    let mut header = Vec::with_capacity(usize::try_from(file_len(meta.len(), 0)).unwrap_or(0));
     header.extend_from_slice(&SNAPSHOT_FILE_MAGIC);
     header.extend_from_slice(&SNAPSHOT_FILE_VERSION.to_le_bytes());
     header.extend_from_slice(&index.to_le_bytes());
@@ -117,17 +123,8 @@ impl SnapshotFiles {
 
     /// Encodes a snapshot file from its parts, copying each once.
     pub fn encode_parts(index: u64, meta: &[u8], data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(34 + meta.len() + data.len());
-        out.extend_from_slice(&SNAPSHOT_FILE_MAGIC);
-        out.extend_from_slice(&SNAPSHOT_FILE_VERSION.to_le_bytes());
-        out.extend_from_slice(&index.to_le_bytes());
-        out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-        out.extend_from_slice(meta);
-        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
-        out.extend_from_slice(data);
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        Self::encode_streamed(index, meta, data.len() as u64, &mut |sink| sink(data))
+            .expect("encoding into memory cannot fail, and the data is the length announced")
     }
 
     /// Decodes and checks a snapshot file's bytes.
@@ -249,23 +246,15 @@ impl SnapshotFiles {
     /// [`SnapshotFiles::write`] from the snapshot's parts: the state's bytes are copied once,
     /// into the file's.
     pub fn write_parts(&self, index: u64, meta: &[u8], data: &[u8]) -> io::Result<PathBuf> {
-        let started = Instant::now();
-        let bytes = Self::encode_parts(index, meta, data);
-        let final_path = self.final_path(index);
-        let final_name = format!("snap-{index:020}.pds");
-        let tmp_name = format!("snap-{index:020}.tmp");
-        self.disk.write_atomic(&self.dir, &tmp_name, &final_name, &bytes)?;
-        metrics::histogram!("paddock_snapshot_write_duration_seconds").record(started.elapsed().as_secs_f64());
-        metrics::gauge!("paddock_snapshot_size_bytes").set(bytes.len() as f64);
-        self.prune()?;
-        Ok(final_path)
+        self.write_streamed(index, meta, data.len() as u64, &mut |sink| sink(data))
     }
 
     /// Writes a snapshot durably whose data `fill` streams, exactly `data_len` bytes handed to
     /// the sink it is given a piece at a time, then drops all but the newest snapshots: a state
-    /// of any size is written without its encoding ever being held whole. The file is the
-    /// same as [`SnapshotFiles::write_parts`] writes; a `fill` that fails or writes another
-    /// length leaves only a temporary file, removed on the next open.
+    /// of any size is written without its encoding ever being held whole (every snapshot file
+    /// is written this way; [`SnapshotFiles::write_parts`] streams parts it holds). A `fill`
+    /// that fails or writes another length leaves only a temporary file, removed on the next
+    /// open.
     pub fn write_streamed(&self, index: u64, meta: &[u8], data_len: u64, fill: &mut Fill<'_>) -> io::Result<PathBuf> {
         let started = Instant::now();
         let final_name = format!("snap-{index:020}.pds");
@@ -279,14 +268,19 @@ impl SnapshotFiles {
                 first = false;
                 out.clear();
             }
-            out.extend_from_slice(piece);
+            if piece.len() >= WRITE_PIECE {
+                // A piece as large as a write goes as it is, not copied first.
+                self.disk.append(&tmp, piece, first)?;
+                first = false;
+            } else {
+                out.extend_from_slice(piece);
+            }
             Ok(())
         })?;
         self.disk.append(&tmp, &out, first)?;
         self.disk.commit(&self.dir, &tmp_name, &final_name)?;
-        let len = 30 + meta.len() as u64 + data_len + 4;
         metrics::histogram!("paddock_snapshot_write_duration_seconds").record(started.elapsed().as_secs_f64());
-        metrics::gauge!("paddock_snapshot_size_bytes").set(len as f64);
+        metrics::gauge!("paddock_snapshot_size_bytes").set(file_len(meta.len(), data_len) as f64);
         self.prune()?;
         Ok(self.final_path(index))
     }
@@ -294,7 +288,7 @@ impl SnapshotFiles {
     /// A snapshot file's bytes whose data `fill` streams (as [`SnapshotFiles::write_streamed`]
     /// takes it), in one allocation of the file's exact size.
     pub fn encode_streamed(index: u64, meta: &[u8], data_len: u64, fill: &mut Fill<'_>) -> io::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(usize::try_from(30 + meta.len() as u64 + data_len + 4).unwrap_or(0));
+        let mut out = Vec::with_capacity(usize::try_from(file_len(meta.len(), data_len)).unwrap_or(0));
         stream_parts(index, meta, data_len, fill, &mut |piece| {
             out.extend_from_slice(piece);
             Ok(())
