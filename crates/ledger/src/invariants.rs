@@ -79,7 +79,7 @@ impl State {
 
     /// Every bet is in its own account's index, once, and the indexes hold nothing else. Done
     /// as one sort and one walk rather than a lookup of each bet's account: 0.1 s instead of
-    /// 0.4 s for 1M bets, and a seventh of the check for 10M.
+    /// 0.4 s for 1M bets (BENCHMARKS.md).
     fn check_bet_index(&self) -> Result<(), String> {
         let mut indexed: Vec<(BetId, AccountId)> = Vec::with_capacity(self.bets.len());
         for (account, acc) in &self.accounts {
