@@ -215,15 +215,16 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// A node's snapshot file served as a backup source (a full backup: no log after it).
-struct SnapshotOnly(Vec<u8>);
+/// A node's snapshot file served as a backup source (a full backup: no log after it), read
+/// from disk as a node's own source reads it.
+struct SnapshotOnly(std::path::PathBuf);
 
 impl Source for SnapshotOnly {
     async fn cluster_id(&self) -> anyhow::Result<String> {
         Ok("big".into())
     }
     async fn snapshot(&self) -> anyhow::Result<Vec<u8>> {
-        Ok(self.0.clone())
+        Ok(std::fs::read(&self.0)?)
     }
     async fn log(&self, _from: u64, _limit: usize) -> Result<Vec<(u64, Vec<u8>)>, LogFetchError> {
         Ok(Vec::new())
@@ -365,8 +366,7 @@ fn main() {
         .expect("a snapshot")
         .expect("entry")
         .path();
-    let snapshot = std::fs::read(&file).expect("the snapshot file");
-    let size = snapshot.len() as u64;
+    let size = std::fs::metadata(&file).expect("the snapshot file").len();
     println!("snapshot: {:.0} MB, encoded and written durably in {snapshot_s:.1} s", size as f64 / 1e6);
     let expected_hash = state.state_hash().to_string();
     drop(state);
@@ -392,8 +392,8 @@ fn main() {
     // A full backup of it, and the disk's own speed for the same bytes.
     let chain = scratch.path().join("chain");
     let started = Instant::now();
-    let taken =
-        futures::executor::block_on(paddock_backup::take(&SnapshotOnly(snapshot), &chain, None)).expect("the backup");
+    let taken = futures::executor::block_on(paddock_backup::take(&SnapshotOnly(file.clone()), &chain, None))
+        .expect("the backup");
     let backup_s = started.elapsed().as_secs_f64();
     assert_eq!(taken.state_hash, expected_hash, "the chain records the book's state hash");
     let disk = disk_write_mb_s(scratch.path(), size);

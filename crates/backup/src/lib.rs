@@ -37,6 +37,7 @@ use paddock_ledger::State;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The manifest's file name in a chain directory.
@@ -48,6 +49,9 @@ pub const MANIFEST: &str = "manifest.json";
 /// manifest's last, and rewritten by every increment; `verify` and `restore` never read it.
 pub const TIP: &str = "tip.pds";
 /// `format` of a manifest.
+/// A new chain's snapshot file while it is written, before its index (from its own bytes,
+/// read at the same time) names it.
+const SNAPSHOT_WRITING: &str = "snapshot.writing";
 const MANIFEST_FORMAT: &str = "paddock-backup-manifest";
 /// Manifest version this build writes and reads.
 const MANIFEST_VERSION: u32 = 1;
@@ -163,20 +167,69 @@ fn check_key(manifest: &Manifest, key: Option<&Key>) -> Result<()> {
 /// Writes `bytes` to `dir/name` durably: a temporary file, fsync, rename, fsync of the directory.
 /// A failed write (a full disk) leaves no partial file behind, and `dir/name` as it was.
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{name}.tmp"));
-    let written = (|| -> Result<()> {
-        let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        file.write_all(bytes).with_context(|| format!("cannot write {} (is the disk full?)", tmp.display()))?;
-        file.sync_all().with_context(|| format!("cannot fsync {} (is the disk full?)", tmp.display()))
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+    write_durably_with(dir, name, |file| Ok(file.write_all(bytes)?)).map(|_| ())
+}
+
+/// A chain file written durably, sealed as the chain's files are (streamed: see
+/// [`write_durably_with`]).
+fn write_chain_file(dir: &Path, name: &str, plain: &[u8], sealed: bool, key: Option<&Key>) -> Result<Written> {
+    write_durably_with(
+        dir,
+        name,
+        |out| if sealed { seal::seal_into(plain, key, out) } else { Ok(out.write_all(plain)?) },
+    )
+}
+
+/// A file written durably: its length and SHA-256, taken on the way.
+struct Written {
+    bytes: u64,
+    sha256: String,
+}
+
+/// A writer that keeps the length and SHA-256 of what passes through it.
+struct Hashing<W> {
+    inner: W,
+    sha: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
     }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes `dir/name` through `fill` (a temp file, fsync, rename, fsync of the directory), the
+/// bytes hashed as they go: a sealed file is streamed to disk, never held whole. On any error
+/// nothing is left behind.
+fn write_durably_with(dir: &Path, name: &str, fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<Written> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let written = (|| -> Result<Written> {
+        let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut out = Hashing { inner: std::io::BufWriter::with_capacity(1 << 20, file), sha: Sha256::new(), bytes: 0 };
+        fill(&mut out).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let file = out
+            .inner
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("cannot write {} (is the disk full?)", tmp.display()))?;
+        file.sync_all().with_context(|| format!("cannot fsync {} (is the disk full?)", tmp.display()))?;
+        Ok(Written { bytes: out.bytes, sha256: hex(&out.sha.finalize()) })
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let written = written?;
     std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("cannot rename {}", tmp.display()))?;
     std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    Ok(written)
 }
 
 fn write_manifest(dir: &Path, manifest: &mut Manifest) -> Result<()> {
@@ -521,13 +574,27 @@ pub async fn take_with(
             }
             let plain = source.snapshot().await.context("cannot fetch the node's snapshot")?;
             let name = PathBuf::from("snapshot");
-            // The state hash and clock come from the bytes; the book is decoded only if log
-            // entries follow in this run and must be replayed onto it.
-            let snapshot =
-                summarize_snapshot(&name, &plain).context("the node sent a snapshot that does not decode")?;
+            // The state hash and clock come from the bytes (the book is decoded only if log
+            // entries follow in this run and must be replayed onto it), on a thread of their
+            // own while the file is sealed and written: hashing and compressing the book are
+            // most of a full backup's work. A snapshot that does not check out leaves nothing.
+            let (snapshot, written) = std::thread::scope(|scope| {
+                let summary = scope.spawn(|| summarize_snapshot(&name, &plain));
+                let written = write_chain_file(dir, SNAPSHOT_WRITING, &plain, true, key);
+                (summary.join().expect("summarizing a snapshot does not panic"), written)
+            });
+            let snapshot = match snapshot {
+                Ok(snapshot) => snapshot,
+                Err(e) => {
+                    let _ = std::fs::remove_file(dir.join(SNAPSHOT_WRITING));
+                    return Err(anyhow::Error::from(e).context("the node sent a snapshot that does not decode").into());
+                }
+            };
+            let written = written?;
             let file_name = format!("snap-{}.pds", snapshot.last.index);
-            let bytes = seal::seal(&plain, key)?;
-            write_durably(dir, &file_name, &bytes)?;
+            std::fs::rename(dir.join(SNAPSHOT_WRITING), dir.join(&file_name))
+                .and_then(|()| std::fs::File::open(dir)?.sync_all())
+                .with_context(|| format!("cannot rename {SNAPSHOT_WRITING} to {file_name}"))?;
             let mut manifest = Manifest {
                 format: MANIFEST_FORMAT.into(),
                 version: MANIFEST_VERSION,
@@ -537,8 +604,8 @@ pub async fn take_with(
                     kind: "snapshot".into(),
                     first_index: snapshot.last.index,
                     last_index: snapshot.last.index,
-                    bytes: bytes.len() as u64,
-                    sha256: hex(&Sha256::digest(&bytes)),
+                    bytes: written.bytes,
+                    sha256: written.sha256,
                     state_hash: snapshot.summary.state_hash.to_string(),
                     book_clock_ms: snapshot.summary.clock.0,
                 }],
@@ -607,17 +674,15 @@ pub async fn take_with(
             }
             Tip::Skip => (None, replayed.state.state_hash()),
         };
-        let bytes = encode_log(&entries);
-        let bytes = if manifest.sealed { seal::seal(&bytes, key)? } else { bytes };
         let name = format!("log-{first}-{last}.pdl");
-        write_durably(dir, &name, &bytes)?;
+        let written = write_chain_file(dir, &name, &encode_log(&entries), manifest.sealed, key)?;
         manifest.files.push(ChainFile {
             name: name.clone(),
             kind: "log".into(),
             first_index: first,
             last_index: last,
-            bytes: bytes.len() as u64,
-            sha256: hex(&Sha256::digest(&bytes)),
+            bytes: written.bytes,
+            sha256: written.sha256,
             state_hash: state_hash.to_string(),
             book_clock_ms: replayed.state.clock().0,
         });
@@ -625,8 +690,7 @@ pub async fn take_with(
         // The tip before the manifest: a tip ahead of the manifest is never used. It only
         // saves the next run time, so failing to write it fails nothing; the old one goes.
         if let Some(tip) = tip {
-            let tip = if manifest.sealed { seal::seal(&tip, key)? } else { tip };
-            if write_durably(dir, TIP, &tip).is_err() {
+            if write_chain_file(dir, TIP, &tip, manifest.sealed, key).is_err() {
                 let _ = std::fs::remove_file(dir.join(TIP));
             }
         }
@@ -1048,6 +1112,22 @@ mod tests {
 
     fn take_now(node: &FakeNode, dir: &Path) -> std::result::Result<Taken, TakeError> {
         futures::executor::block_on(take(node, dir, None))
+    }
+
+    #[test]
+    fn a_damaged_snapshot_from_the_node_is_refused_and_leaves_the_directory_empty() {
+        let mut node = FakeNode::new("paddock-prod");
+        let middle = node.snapshot.len() / 2;
+        node.snapshot[middle] ^= 0x40;
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Sealed and written while its bytes are checked: what was written goes again.
+        let error = take_now(&node, dir.path()).expect_err("a damaged snapshot").to_string();
+        assert!(error.contains("the node sent a snapshot that does not decode"), "{error}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("listed").collect();
+        assert!(left.is_empty(), "nothing is left behind: {left:?}");
+        // So the next run starts a chain there.
+        let healthy = FakeNode::new("paddock-prod");
+        assert_eq!(take_now(&healthy, dir.path()).expect("a full backup").started_from, StartedFrom::New);
     }
 
     #[test]

@@ -14,9 +14,10 @@
 //! that the content is the one written.
 
 use anyhow::{bail, Context, Result};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
+use std::io::Write;
 
 /// Sealed file magic.
 pub const SEAL_MAGIC: [u8; 8] = *b"PDKBSEAL";
@@ -32,6 +33,8 @@ const ZSTD_LEVEL: i32 = 1;
 const ZSTD_PARALLEL_MIN_BYTES: usize = 8 << 20;
 /// At most this many compression threads.
 const ZSTD_WORKERS_MAX: usize = 4;
+
+const WRITE: &str = "cannot write a sealed file (is the disk full?)";
 
 /// A backup encryption key.
 #[derive(Clone)]
@@ -72,47 +75,80 @@ impl Key {
     }
 }
 
-/// zstd at [`ZSTD_LEVEL`], on as many worker threads as the machine has cores (up to
-/// [`ZSTD_WORKERS_MAX`]) for a large file: a backup's time is mostly compression.
-fn compress(plain: &[u8]) -> Result<Vec<u8>> {
-    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).context("zstd compression failed")?;
+/// zstd at [`ZSTD_LEVEL`] into `out` as the compressed bytes come, on as many worker threads
+/// as the machine has cores (up to [`ZSTD_WORKERS_MAX`]) for a large file: a backup's time is
+/// mostly compression.
+fn compress_into<W: Write>(plain: &[u8], out: W) -> Result<W> {
+    let mut encoder = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).context("zstd compression failed")?;
     if plain.len() >= ZSTD_PARALLEL_MIN_BYTES {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(ZSTD_WORKERS_MAX) as u32;
-        compressor
-            .set_parameter(zstd::zstd_safe::CParameter::NbWorkers(workers))
-            .context("zstd compression failed (worker threads)")?;
+        encoder.multithread(workers).context("zstd compression failed (worker threads)")?;
     }
-    compressor.compress(plain).context("zstd compression failed")
+    // The size in the frame's header, as a one-shot compression puts it.
+    encoder.set_pledged_src_size(Some(plain.len() as u64)).context("zstd compression failed")?;
+    encoder.write_all(plain).context(WRITE)?;
+    encoder.finish().context(WRITE)
+}
+
+/// A writer that keeps the CRC-32C of what passes through it.
+struct Crc<W> {
+    inner: W,
+    crc: u32,
+}
+
+impl<W: Write> Write for Crc<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Compresses and, with a key, encrypts a file's bytes.
 pub fn seal(plain: &[u8], key: Option<&Key>) -> Result<Vec<u8>> {
-    let compressed = compress(plain)?;
-    let mut out = Vec::with_capacity(HEADER + compressed.len() + 16 + 4);
-    out.extend_from_slice(&SEAL_MAGIC);
-    out.extend_from_slice(&SEAL_VERSION.to_le_bytes());
+    let mut out = Vec::new();
+    seal_into(plain, key, &mut out)?;
+    Ok(out)
+}
+
+/// [`seal`] into `out`, a piece at a time. Unencrypted, the compressed bytes go out as zstd
+/// produces them, so no copy of the file is made; encrypted, the compressed payload is gathered
+/// once and encrypted in place (the AEAD tag covers it whole).
+pub fn seal_into<W: Write + ?Sized>(plain: &[u8], key: Option<&Key>, out: &mut W) -> Result<()> {
+    let mut out = Crc { inner: out, crc: 0 };
+    let mut header = Vec::with_capacity(HEADER);
+    header.extend_from_slice(&SEAL_MAGIC);
+    header.extend_from_slice(&SEAL_VERSION.to_le_bytes());
     match key {
         None => {
-            out.push(FLAG_ZSTD);
-            out.extend_from_slice(&[0u8; 8 + 24]);
-            out.extend_from_slice(&compressed);
+            header.push(FLAG_ZSTD);
+            header.extend_from_slice(&[0u8; 8 + 24]);
+            out.write_all(&header).context(WRITE)?;
+            compress_into(plain, &mut out)?;
         }
         Some(key) => {
             let mut nonce = [0u8; 24];
             getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no randomness for a nonce: {e}"))?;
-            out.push(FLAG_ZSTD | FLAG_ENCRYPTED);
-            out.extend_from_slice(&key.id_bytes());
-            out.extend_from_slice(&nonce);
-            let cipher = XChaCha20Poly1305::new((&key.0).into());
-            let sealed = cipher
-                .encrypt(XNonce::from_slice(&nonce), Payload { msg: &compressed, aad: &out[..HEADER] })
+            header.push(FLAG_ZSTD | FLAG_ENCRYPTED);
+            header.extend_from_slice(&key.id_bytes());
+            header.extend_from_slice(&nonce);
+            // Room for the whole payload at once: growing it by doubling copies it over.
+            let bound = zstd::zstd_safe::compress_bound(plain.len());
+            let mut payload = compress_into(plain, Vec::with_capacity(bound))?;
+            let tag = XChaCha20Poly1305::new((&key.0).into())
+                .encrypt_in_place_detached(XNonce::from_slice(&nonce), &header, &mut payload)
                 .map_err(|_| anyhow::anyhow!("encryption failed"))?;
-            out.extend_from_slice(&sealed);
+            out.write_all(&header).context(WRITE)?;
+            out.write_all(&payload).context(WRITE)?;
+            out.write_all(&tag).context(WRITE)?;
         }
     }
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    Ok(out)
+    let crc = out.crc;
+    out.inner.write_all(&crc.to_le_bytes()).context(WRITE)
 }
 
 /// The key id a sealed file needs, if it is encrypted; checks the frame and its CRC.
@@ -185,6 +221,46 @@ mod tests {
         assert!(no_key.contains(&key(7).id()), "{no_key}");
         let wrong = open("f", &encrypted, Some(&key(8))).expect_err("wrong key").to_string();
         assert!(wrong.contains("give the chain's key"), "{wrong}");
+    }
+
+    #[test]
+    fn a_file_large_enough_for_worker_threads_is_streamed_out_and_opens_to_its_bytes() {
+        // Above the size compressed on worker threads, varied enough that zstd emits output
+        // before the end.
+        let plain: Vec<u8> =
+            (0..(ZSTD_PARALLEL_MIN_BYTES as u64 + 4096)).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for key in [None, Some(key(9))] {
+            let mut writes = Counting { writes: 0, bytes: Vec::new() };
+            seal_into(&plain, key.as_ref(), &mut writes).expect("sealed");
+            if key.is_none() {
+                assert!(writes.writes > 2, "unencrypted, the output goes out as it is made");
+            }
+            assert_eq!(open("big", &writes.bytes, key.as_ref()).expect("opens"), plain);
+            assert_eq!(writes.bytes, seal_as_written(&writes.bytes), "the CRC-32C ends the file");
+        }
+    }
+
+    /// A writer that counts the writes it gets.
+    struct Counting {
+        writes: usize,
+        bytes: Vec<u8>,
+    }
+
+    impl Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.writes += 1;
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The file with its last four bytes recomputed as the CRC-32C of all before.
+    fn seal_as_written(file: &[u8]) -> Vec<u8> {
+        let (body, _) = file.split_at(file.len() - 4);
+        [body, &crc32c::crc32c(body).to_le_bytes()].concat()
     }
 
     #[test]

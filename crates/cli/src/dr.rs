@@ -157,8 +157,9 @@ pub async fn failback(client: &Client, site: &BTreeMap<u64, String>, catch_up: D
     let view = client.cluster().await?;
     let mut demoted = Vec::new();
     for member in view.members.iter().filter(|m| m.voter && !site.contains_key(&m.node_id)) {
-        client
-            .demote(member.node_id)
+        // Refused while the new leader has not yet committed the last promotion (a change
+        // in progress when leadership moved).
+        until_accepted(Duration::from_secs(30), || client.demote(member.node_id))
             .await
             .with_context(|| format!("cannot make node {} a learner again", member.node_id))?;
         demoted.push(member.node_id);

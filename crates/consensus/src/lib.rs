@@ -1143,10 +1143,24 @@ impl Consensus {
         }
         if let Some((task, stop)) = server {
             let _ = stop.send(());
-            let _ = task.await;
+            // The server's graceful stop waits for every peer connection to close, and one
+            // whose packets are dropped (a cut link, a peer site gone dark) closes only when TCP
+            // gives up, many minutes on: a node could not stop while its site was cut off.
+            // Raft has stopped, so nothing sent on them now would be answered anyway.
+            let abort = task.abort_handle();
+            if tokio::time::timeout(PEER_SERVER_STOP_TIMEOUT, task).await.is_err() {
+                tracing::warn!(
+                    timeout_ms = PEER_SERVER_STOP_TIMEOUT.as_millis() as u64,
+                    "peer connections did not close in time; dropping them"
+                );
+                abort.abort();
+            }
         }
     }
 }
+
+/// How long a stopping node waits for its peer connections to close (see [`Consensus::shutdown`]).
+const PEER_SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a failed openraft write or membership change means to the caller (a refusal to change
 /// the membership changed nothing; anything else may or may not have taken effect).
