@@ -119,6 +119,20 @@ pub fn seal(plain: &[u8], key: Option<&Key>) -> Result<Vec<u8>> {
 /// produces them, so no copy of the file is made; encrypted, the compressed payload is gathered
 /// once and encrypted in place (the AEAD tag covers it whole).
 pub fn seal_into<W: Write + ?Sized>(plain: &[u8], key: Option<&Key>, out: &mut W) -> Result<()> {
+    let key = match key {
+        None => None,
+        Some(key) => {
+            let mut nonce = [0u8; 24];
+            getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no randomness for a nonce: {e}"))?;
+            Some((key, nonce))
+        }
+    };
+    seal_with_nonce(plain, key, out)
+}
+
+/// [`seal_into`] with the nonce given: a random one for every file in use, a fixed one for the
+/// format's golden fixture.
+fn seal_with_nonce<W: Write + ?Sized>(plain: &[u8], key: Option<(&Key, [u8; 24])>, out: &mut W) -> Result<()> {
     let mut out = Crc { inner: out, crc: 0 };
     let mut header = Vec::with_capacity(HEADER);
     header.extend_from_slice(&SEAL_MAGIC);
@@ -130,9 +144,7 @@ pub fn seal_into<W: Write + ?Sized>(plain: &[u8], key: Option<&Key>, out: &mut W
             out.write_all(&header).context(WRITE)?;
             compress_into(plain, &mut out)?;
         }
-        Some(key) => {
-            let mut nonce = [0u8; 24];
-            getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no randomness for a nonce: {e}"))?;
+        Some((key, nonce)) => {
             header.push(FLAG_ZSTD | FLAG_ENCRYPTED);
             header.extend_from_slice(&key.id_bytes());
             header.extend_from_slice(&nonce);
@@ -279,6 +291,37 @@ mod tests {
         forged[end..].copy_from_slice(&crc.to_le_bytes());
         let error = open("f", &forged, Some(&key(1))).expect_err("forged").to_string();
         assert!(error.contains("does not authenticate"), "{error}");
+    }
+
+    #[test]
+    fn the_sealed_file_format_is_pinned() {
+        use paddock_golden::{Format, Golden};
+        const SEALED_FILE: Format = Format { dir: "sealed_file", version: SEAL_VERSION as u32, bump: "SEAL_VERSION" };
+        let mut golden = Golden::new(env!("CARGO_MANIFEST_DIR"), env!("CARGO_PKG_NAME"), SEALED_FILE);
+        // zstd's own output for this input is part of the pinned bytes, so an upgrade of zstd
+        // that compresses it differently shows here too; what must never change is that the
+        // fixtures open.
+        let plain = b"a log of bets, a log of bets, a log of bets: sealed".to_vec();
+        let seal_fixed = |key: Option<&Key>| {
+            let mut out = Vec::new();
+            seal_with_nonce(&plain, key.map(|k| (k, [0x24; 24])), &mut out).expect("sealed");
+            out
+        };
+        golden.check(
+            "zstd",
+            "a sealed file, compressed only",
+            &plain,
+            |_| seal_fixed(None),
+            |bytes| open("fixture", bytes, None).map_err(|e| e.to_string()),
+        );
+        golden.check(
+            "zstd_encrypted",
+            "a sealed file, compressed and encrypted with key 0x07 × 32 and nonce 0x24 × 24",
+            &plain,
+            |_| seal_fixed(Some(&key(7))),
+            |bytes| open("fixture", bytes, Some(&key(7))).map_err(|e| e.to_string()),
+        );
+        golden.finish();
     }
 
     #[test]
