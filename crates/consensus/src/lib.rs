@@ -53,7 +53,7 @@ use crate::state_machine::StateMachine;
 use crate::transport::{call, Handler, PeerError, Rpc, Transport};
 use crate::types::{Raft, Request};
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, RaftError};
+use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, Instant as _, ReadPolicy, ServerState, SnapshotPolicy};
 use paddock_ledger::{Command, Outcome, TimestampMs};
 use paddock_storage::{DataDir, Disk, FaultSwitches, Identity, LogStore, StdDisk, WriterMode};
@@ -1167,8 +1167,47 @@ const PEER_SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 fn write_error(e: RaftError<types::TypeConfig, ClientWriteError<types::TypeConfig>>) -> WriteError {
     match e {
         RaftError::Fatal(f) => WriteError::Stopped(f.to_string()),
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => WriteError::Refused(c.to_string()),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => WriteError::Refused(membership_refusal(&c)),
         other => WriteError::Unknown(other.to_string()),
+    }
+}
+
+/// Why a membership change was refused, for an operator: openraft's own messages print its log
+/// ids and voter sets as Rust debug text.
+fn membership_refusal<CLID: openraft::vote::RaftCommittedLeaderId>(e: &ChangeMembershipError<CLID, u64>) -> String {
+    let voters = |sets: &[std::collections::BTreeSet<u64>]| {
+        sets.iter()
+            .map(|set| set.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))
+            .map(|set| format!("{{{set}}}"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    match e {
+        ChangeMembershipError::InProgress(p) => format!(
+            "another membership change is in progress (log index {}; the last committed one is at {}): try again \
+             once it has committed, usually within a second",
+            p.membership_log_id.as_ref().map_or_else(|| "none".to_string(), |id| id.index.to_string()),
+            p.committed.as_ref().map_or_else(|| "none".to_string(), |id| id.index.to_string()),
+        ),
+        ChangeMembershipError::EmptyMembership(_) => "the change would leave the cluster without a voter".to_string(),
+        ChangeMembershipError::LearnerNotFound(l) => format!(
+            "node {} is not a learner of this cluster: add it first (paddock members add --id {} --peer <address>)",
+            l.node_id, l.node_id
+        ),
+        ChangeMembershipError::UncommittedLeaderLog(u) => format!(
+            "the leader has not yet committed the first entry of its term (log index {}): try again once it has, \
+             usually within a second",
+            u.leader_log_id.index
+        ),
+        ChangeMembershipError::NodeMetadataChanged(n) => format!(
+            "node {} is already a member with another address: remove it first (paddock members remove --id {})",
+            n.node_id, n.node_id
+        ),
+        ChangeMembershipError::UnsupportedMembershipTransition(u) => format!(
+            "voters {} cannot become voters {} in one change: change one voter at a time",
+            voters(&u.previous),
+            voters(&u.proposed)
+        ),
     }
 }
 
@@ -1808,6 +1847,42 @@ pub fn listen_reason(error: &std::io::Error) -> String {
         _ => {
             let text = error.to_string();
             text.split(" (os error").next().unwrap_or(&text).to_lowercase()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::membership_refusal;
+    use openraft::errors::{ChangeMembershipError, InProgress, LearnerNotFound, UnsupportedMembershipTransition};
+    use openraft::impls::leader_id_adv::LeaderId;
+    use openraft::LogId;
+    use std::collections::BTreeSet;
+
+    type Refusal = ChangeMembershipError<LeaderId<u64, u64>, u64>;
+
+    #[test]
+    fn a_refused_membership_change_says_why_and_what_to_do_without_debug_text() {
+        let at = |index| Some(LogId::new(LeaderId { term: 2, node_id: 4 }, index));
+        let cases: [(Refusal, &str); 3] = [
+            (
+                InProgress { committed: at(75), membership_log_id: at(76) }.into(),
+                "another membership change is in progress (log index 76; the last committed one is at 75)",
+            ),
+            (LearnerNotFound { node_id: 5 }.into(), "node 5 is not a learner of this cluster: add it first"),
+            (
+                UnsupportedMembershipTransition {
+                    previous: vec![BTreeSet::from([1, 2, 3])],
+                    proposed: vec![BTreeSet::from([4, 5, 6])],
+                }
+                .into(),
+                "voters {1, 2, 3} cannot become voters {4, 5, 6} in one change",
+            ),
+        ];
+        for (error, expected) in cases {
+            let text = membership_refusal(&error);
+            assert!(text.contains(expected), "{text}");
+            assert!(!text.contains("Some(") && !text.contains("LogId") && !text.contains("LeaderId"), "{text}");
         }
     }
 }
