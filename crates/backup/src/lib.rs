@@ -887,8 +887,11 @@ pub fn restore(req: &RestoreRequest<'_>) -> Result<serde_json::Value> {
             );
         }
     }
-    prepare_target(req.data_dir, req.force)?;
+    // The target is checked first and cleared only once the chain has replayed: a wrong key or
+    // a damaged chain must leave a directory given with --force as it was.
+    check_target(req.data_dir, req.force)?;
     let replayed = replay_chain(req.from, &manifest, req.point, req.key)?;
+    prepare_target(req.data_dir, req.force)?;
     let state_hash =
         seed_data_dir(req.data_dir, req.cluster_id, req.node_id, req.members, &replayed.state, replayed.last)
             .with_context(|| format!("cannot seed {}", req.data_dir.display()))?;
@@ -917,19 +920,30 @@ fn live_members(members: &BTreeMap<u64, String>) -> Vec<String> {
 /// Readies a new node's data directory: it must be empty or absent; with `force`, what it
 /// holds is removed first — never while a node runs on it.
 pub(crate) fn prepare_target(data_dir: &Path, force: bool) -> Result<()> {
-    if data_dir.exists() && std::fs::read_dir(data_dir)?.next().is_some() {
-        if !force {
-            bail!(
-                "{} is not empty: seed only a new, empty data directory, or pass --force to replace what is there",
-                data_dir.display()
-            );
-        }
-        // Replacing a directory a running node holds would pull the state from under it.
-        paddock_consensus::backup::ensure_not_in_use(data_dir)
-            .context("a node is running on it: stop it first, and never restore into a live cluster")?;
+    if check_target(data_dir, force)? {
         std::fs::remove_dir_all(data_dir).with_context(|| format!("cannot clear {}", data_dir.display()))?;
     }
     Ok(())
+}
+
+/// Whether seeding `data_dir` must first clear what is there (only with `force`); refused if it
+/// holds something and `force` is not given, or if a node runs on it. Changes nothing: a seed
+/// checks its target before the work that may still fail (a wrong key, a damaged chain), and
+/// clears it only after.
+fn check_target(data_dir: &Path, force: bool) -> Result<bool> {
+    if !(data_dir.exists() && std::fs::read_dir(data_dir)?.next().is_some()) {
+        return Ok(false);
+    }
+    if !force {
+        bail!(
+            "{} is not empty: seed only a new, empty data directory, or pass --force to replace what is there",
+            data_dir.display()
+        );
+    }
+    // Replacing a directory a running node holds would pull the state from under it.
+    paddock_consensus::backup::ensure_not_in_use(data_dir)
+        .context("a node is running on it: stop it first, and never restore into a live cluster")?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -1345,6 +1359,69 @@ mod tests {
         );
         std::fs::write(chain.join("log-13-15.pdl"), &kept).expect("put back");
         verify(chain, None).expect("the chain verifies again");
+    }
+
+    #[test]
+    fn a_restore_to_a_time_stops_after_the_last_entry_stamped_at_or_before_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let chain = dir.path().join("chain");
+        let node = FakeNode::new("paddock-prod");
+        node.commit(4);
+        take_now(&node, &chain).expect("a full backup");
+        node.commit(4);
+        take_now(&node, &chain).expect("an increment");
+        let members = BTreeMap::from([(1, "127.0.0.1:1".to_string())]);
+        // Entry i is stamped T0 + i (FakeNode::commit); entries 11 to 18 follow the snapshot at 10.
+        for (time, index) in [(T0 + 13, 13), (T0 + 16, 16), (T0 + 99, 18)] {
+            let data_dir = dir.path().join(format!("node-at-{time}"));
+            let restored = restore(&RestoreRequest {
+                from: &chain,
+                point: Point::Time(time),
+                cluster_id: "paddock-restored",
+                node_id: 1,
+                members: &members,
+                data_dir: &data_dir,
+                force: false,
+                allow_live_peers: true,
+                key: None,
+            })
+            .expect("restored");
+            assert_eq!(restored["restored_to_index"], index, "to {time}");
+            let clock = restored["book_clock_ms"].as_u64().expect("the book's clock");
+            assert!(clock <= time, "the restored book's clock {clock} is not past {time}");
+        }
+    }
+
+    #[test]
+    fn a_forced_restore_that_fails_on_the_chain_or_the_key_leaves_the_target_as_it_was() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let chain = dir.path().join("chain");
+        let node = FakeNode::new("paddock-prod");
+        node.commit(3);
+        futures::executor::block_on(take(&node, &chain, Some(&Key::parse(&[5u8; 32]).expect("a key"))))
+            .expect("an encrypted full backup");
+        let members = BTreeMap::from([(1, "127.0.0.1:1".to_string())]);
+        let data_dir = dir.path().join("node-1");
+        std::fs::create_dir_all(&data_dir).expect("a target");
+        std::fs::write(data_dir.join("evidence"), b"what was there").expect("a file in it");
+        let wrong = Key::parse(&[6u8; 32]).expect("a key");
+        for key in [None, Some(&wrong)] {
+            let error = restore(&RestoreRequest {
+                from: &chain,
+                point: Point::End,
+                cluster_id: "paddock-restored",
+                node_id: 1,
+                members: &members,
+                data_dir: &data_dir,
+                force: true,
+                allow_live_peers: true,
+                key,
+            })
+            .expect_err("the chain needs its key")
+            .to_string();
+            assert!(error.contains("encrypted with key"), "{error}");
+            assert_eq!(std::fs::read(data_dir.join("evidence")).expect("still there"), b"what was there");
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ fn the_standby_site_takes_over_when_the_primary_is_lost_and_hands_back_without_l
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     let number = |key: &str| report[key].as_u64().unwrap_or_else(|| panic!("report has {key}: {report}"));
     assert!(number("acknowledged_before_loss") > 0, "the primary took bets: {report}");
+    assert!(number("rto_ms") >= number("promote_ms"), "the RTO includes the promotion: {report}");
     assert!(number("acknowledged_after_promotion") > 0, "the DR site took bets during failback: {report}");
     assert!(number("promoted_index") > 0 && number("promoted_index") <= number("primary_committed_index"));
     assert!(number("rpo_bets") == 0 || number("rpo_entries") > 0, "bets lost only with entries: {report}");
