@@ -1361,6 +1361,27 @@ mod tests {
         verify(chain, None).expect("the chain verifies again");
     }
 
+    /// A restore of `chain` to `point` as node 1 of `members` into `data_dir`: no force, no
+    /// live peers allowed, no key.
+    fn restore_of<'a>(
+        chain: &'a Path,
+        point: Point,
+        members: &'a BTreeMap<u64, String>,
+        data_dir: &'a Path,
+    ) -> RestoreRequest<'a> {
+        RestoreRequest {
+            from: chain,
+            point,
+            cluster_id: "paddock-restored",
+            node_id: 1,
+            members,
+            data_dir,
+            force: false,
+            allow_live_peers: false,
+            key: None,
+        }
+    }
+
     #[test]
     fn a_restore_to_a_time_stops_after_the_last_entry_stamped_at_or_before_it() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -1375,15 +1396,8 @@ mod tests {
         for (time, index) in [(T0 + 13, 13), (T0 + 16, 16), (T0 + 99, 18)] {
             let data_dir = dir.path().join(format!("node-at-{time}"));
             let restored = restore(&RestoreRequest {
-                from: &chain,
-                point: Point::Time(time),
-                cluster_id: "paddock-restored",
-                node_id: 1,
-                members: &members,
-                data_dir: &data_dir,
-                force: false,
                 allow_live_peers: true,
-                key: None,
+                ..restore_of(&chain, Point::Time(time), &members, &data_dir)
             })
             .expect("restored");
             assert_eq!(restored["restored_to_index"], index, "to {time}");
@@ -1407,15 +1421,10 @@ mod tests {
         let wrong = Key::parse(&[6u8; 32]).expect("a key");
         for key in [None, Some(&wrong)] {
             let error = restore(&RestoreRequest {
-                from: &chain,
-                point: Point::End,
-                cluster_id: "paddock-restored",
-                node_id: 1,
-                members: &members,
-                data_dir: &data_dir,
                 force: true,
                 allow_live_peers: true,
                 key,
+                ..restore_of(&chain, Point::End, &members, &data_dir)
             })
             .expect_err("the chain needs its key")
             .to_string();
@@ -1439,17 +1448,7 @@ mod tests {
         };
         let members = BTreeMap::from([(1, gone.clone()), (2, live_address.clone())]);
         let data_dir = dir.path().join("node-1");
-        let mut request = RestoreRequest {
-            from: &chain,
-            point: Point::End,
-            cluster_id: "paddock-restored",
-            node_id: 1,
-            members: &members,
-            data_dir: &data_dir,
-            force: false,
-            allow_live_peers: false,
-            key: None,
-        };
+        let mut request = restore_of(&chain, Point::End, &members, &data_dir);
         let error = restore(&request).expect_err("refused").to_string();
         assert!(
             error.starts_with(&format!("a node answers at 2={live_address}: never restore into a live cluster")),
