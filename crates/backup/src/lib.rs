@@ -49,9 +49,6 @@ pub const MANIFEST: &str = "manifest.json";
 /// manifest's last, and rewritten by every increment; `verify` and `restore` never read it.
 pub const TIP: &str = "tip.pds";
 /// `format` of a manifest.
-/// A new chain's snapshot file while it is written, before its index (from its own bytes,
-/// read at the same time) names it.
-const SNAPSHOT_WRITING: &str = "snapshot.writing";
 const MANIFEST_FORMAT: &str = "paddock-backup-manifest";
 /// Manifest version this build writes and reads.
 const MANIFEST_VERSION: u32 = 1;
@@ -167,17 +164,39 @@ fn check_key(manifest: &Manifest, key: Option<&Key>) -> Result<()> {
 /// Writes `bytes` to `dir/name` durably: a temporary file, fsync, rename, fsync of the directory.
 /// A failed write (a full disk) leaves no partial file behind, and `dir/name` as it was.
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    write_durably_with(dir, name, |file| Ok(file.write_all(bytes)?)).map(|_| ())
+    let tmp = write_synced(dir, name, |file| Ok(file.write_all(bytes)?))?;
+    publish(dir, &tmp, name)
 }
 
 /// A chain file written durably, sealed as the chain's files are (streamed: see
-/// [`write_durably_with`]).
+/// [`write_synced`]).
 fn write_chain_file(dir: &Path, name: &str, plain: &[u8], sealed: bool, key: Option<&Key>) -> Result<Written> {
-    write_durably_with(
-        dir,
-        name,
-        |out| if sealed { seal::seal_into(plain, key, out) } else { Ok(out.write_all(plain)?) },
-    )
+    let (tmp, written) = write_chain_file_synced(dir, name, plain, sealed, key)?;
+    publish(dir, &tmp, name)?;
+    Ok(written)
+}
+
+/// [`write_chain_file`] up to its temporary file, written and fsynced but not yet renamed.
+fn write_chain_file_synced(
+    dir: &Path,
+    name: &str,
+    plain: &[u8],
+    sealed: bool,
+    key: Option<&Key>,
+) -> Result<(PathBuf, Written)> {
+    let (mut sha, mut bytes) = (Sha256::new(), 0u64);
+    let tmp = write_synced(dir, name, |file| {
+        let mut out = Tap::new(file, |piece: &[u8]| {
+            sha.update(piece);
+            bytes += piece.len() as u64;
+        });
+        if sealed {
+            seal::seal_into(plain, key, &mut out)
+        } else {
+            Ok(out.write_all(plain)?)
+        }
+    })?;
+    Ok((tmp, Written { bytes, sha256: hex(&sha.finalize()) }))
 }
 
 /// A file written durably: its length and SHA-256, taken on the way.
@@ -186,18 +205,28 @@ struct Written {
     sha256: String,
 }
 
-/// A writer that keeps the length and SHA-256 of what passes through it.
-struct Hashing<W> {
+/// A writer that shows every piece that passes through it to `seen` (a checksum, a hash, a
+/// count), so that a file is checked as it is written instead of read again.
+pub(crate) struct Tap<W, F> {
     inner: W,
-    sha: Sha256,
-    bytes: u64,
+    seen: F,
 }
 
-impl<W: Write> Write for Hashing<W> {
+impl<W: Write, F: FnMut(&[u8])> Tap<W, F> {
+    pub(crate) fn new(inner: W, seen: F) -> Tap<W, F> {
+        Tap { inner, seen }
+    }
+
+    /// The writer it wraps, done with watching.
+    pub(crate) fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: Write, F: FnMut(&[u8])> Write for Tap<W, F> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
-        self.bytes += n as u64;
+        (self.seen)(&buf[..n]);
         Ok(n)
     }
 
@@ -206,30 +235,33 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// Writes `dir/name` through `fill` (a temp file, fsync, rename, fsync of the directory), the
-/// bytes hashed as they go: a sealed file is streamed to disk, never held whole. On any error
-/// nothing is left behind.
-fn write_durably_with(dir: &Path, name: &str, fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<Written> {
+/// Writes `dir/<name>.tmp` through `fill` and fsyncs it, streamed through a buffer (a sealed
+/// file is never held whole). On any error nothing is left behind. [`publish`] gives it its
+/// name.
+fn write_synced(dir: &Path, name: &str, fill: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<PathBuf> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let written = (|| -> Result<Written> {
+    let written = (|| -> Result<()> {
         let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut out = Hashing { inner: std::io::BufWriter::with_capacity(1 << 20, file), sha: Sha256::new(), bytes: 0 };
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         fill(&mut out).with_context(|| format!("cannot write {}", tmp.display()))?;
         let file = out
-            .inner
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("cannot write {} (is the disk full?)", tmp.display()))?;
-        file.sync_all().with_context(|| format!("cannot fsync {} (is the disk full?)", tmp.display()))?;
-        Ok(Written { bytes: out.bytes, sha256: hex(&out.sha.finalize()) })
+        file.sync_all().with_context(|| format!("cannot fsync {} (is the disk full?)", tmp.display()))
     })();
-    if written.is_err() {
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    let written = written?;
-    std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("cannot rename {}", tmp.display()))?;
+    Ok(tmp)
+}
+
+/// Renames a file [`write_synced`] wrote to `dir/name`, and fsyncs the directory.
+fn publish(dir: &Path, tmp: &Path, name: &str) -> Result<()> {
+    std::fs::rename(tmp, dir.join(name)).with_context(|| format!("cannot rename {}", tmp.display()))?;
     std::fs::File::open(dir)?.sync_all()?;
-    Ok(written)
+    Ok(())
 }
 
 fn write_manifest(dir: &Path, manifest: &mut Manifest) -> Result<()> {
@@ -578,23 +610,23 @@ pub async fn take_with(
             // entries follow in this run and must be replayed onto it), on a thread of their
             // own while the file is sealed and written: hashing and compressing the book are
             // most of a full backup's work. A snapshot that does not check out leaves nothing.
+            // Written under a provisional name: the file's name is its index, which the
+            // summary reads.
             let (snapshot, written) = std::thread::scope(|scope| {
                 let summary = scope.spawn(|| summarize_snapshot(&name, &plain));
-                let written = write_chain_file(dir, SNAPSHOT_WRITING, &plain, true, key);
+                let written = write_chain_file_synced(dir, "snapshot", &plain, true, key);
                 (summary.join().expect("summarizing a snapshot does not panic"), written)
             });
+            let (tmp, written) = written?;
             let snapshot = match snapshot {
                 Ok(snapshot) => snapshot,
                 Err(e) => {
-                    let _ = std::fs::remove_file(dir.join(SNAPSHOT_WRITING));
+                    let _ = std::fs::remove_file(&tmp);
                     return Err(anyhow::Error::from(e).context("the node sent a snapshot that does not decode").into());
                 }
             };
-            let written = written?;
             let file_name = format!("snap-{}.pds", snapshot.last.index);
-            std::fs::rename(dir.join(SNAPSHOT_WRITING), dir.join(&file_name))
-                .and_then(|()| std::fs::File::open(dir)?.sync_all())
-                .with_context(|| format!("cannot rename {SNAPSHOT_WRITING} to {file_name}"))?;
+            publish(dir, &tmp, &file_name)?;
             let mut manifest = Manifest {
                 format: MANIFEST_FORMAT.into(),
                 version: MANIFEST_VERSION,
@@ -889,9 +921,11 @@ pub fn restore(req: &RestoreRequest<'_>) -> Result<serde_json::Value> {
     }
     // The target is checked first and cleared only once the chain has replayed: a wrong key or
     // a damaged chain must leave a directory given with --force as it was.
-    check_target(req.data_dir, req.force)?;
+    let clear = check_target(req.data_dir, req.force)?;
     let replayed = replay_chain(req.from, &manifest, req.point, req.key)?;
-    prepare_target(req.data_dir, req.force)?;
+    if clear {
+        clear_target(req.data_dir)?;
+    }
     let state_hash =
         seed_data_dir(req.data_dir, req.cluster_id, req.node_id, req.members, &replayed.state, replayed.last)
             .with_context(|| format!("cannot seed {}", req.data_dir.display()))?;
@@ -921,9 +955,13 @@ fn live_members(members: &BTreeMap<u64, String>) -> Vec<String> {
 /// holds is removed first — never while a node runs on it.
 pub(crate) fn prepare_target(data_dir: &Path, force: bool) -> Result<()> {
     if check_target(data_dir, force)? {
-        std::fs::remove_dir_all(data_dir).with_context(|| format!("cannot clear {}", data_dir.display()))?;
+        clear_target(data_dir)?;
     }
     Ok(())
+}
+
+fn clear_target(data_dir: &Path) -> Result<()> {
+    std::fs::remove_dir_all(data_dir).with_context(|| format!("cannot clear {}", data_dir.display()))
 }
 
 /// Whether seeding `data_dir` must first clear what is there (only with `force`); refused if it

@@ -1182,12 +1182,14 @@ fn membership_refusal<CLID: openraft::vote::RaftCommittedLeaderId>(e: &ChangeMem
             .collect::<Vec<_>>()
             .join(" and ")
     };
+    let index =
+        |id: &Option<openraft::LogId<CLID>>| id.as_ref().map_or_else(|| "none".to_string(), |id| id.index.to_string());
     match e {
         ChangeMembershipError::InProgress(p) => format!(
             "another membership change is in progress (log index {}; the last committed one is at {}): try again \
              once it has committed, usually within a second",
-            p.membership_log_id.as_ref().map_or_else(|| "none".to_string(), |id| id.index.to_string()),
-            p.committed.as_ref().map_or_else(|| "none".to_string(), |id| id.index.to_string()),
+            index(&p.membership_log_id),
+            index(&p.committed),
         ),
         ChangeMembershipError::EmptyMembership(_) => "the change would leave the cluster without a voter".to_string(),
         ChangeMembershipError::LearnerNotFound(l) => format!(

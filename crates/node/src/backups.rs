@@ -71,13 +71,15 @@ pub(crate) fn spawn(app: App, stop: tokio::sync::watch::Receiver<bool>) -> anyho
     };
     // Built once, at start, so that missing credentials stop the node with what to set (the
     // URL itself was checked with the configuration).
-    let offsite = match app.config.backup_s3.as_deref().map(paddock_backup::remote::Location::bucket) {
-        None => None,
-        Some(bucket) => {
-            let (bucket, prefix) = bucket?;
-            Some(Arc::new(paddock_backup::remote::Remote::from_env(&bucket, &prefix)?))
-        }
-    };
+    let offsite = app
+        .config
+        .backup_s3
+        .as_deref()
+        .map(|url| -> anyhow::Result<_> {
+            let (bucket, prefix) = paddock_backup::remote::Location::bucket(url)?;
+            Ok(Arc::new(paddock_backup::remote::Remote::from_env(&bucket, &prefix)?))
+        })
+        .transpose()?;
     metrics::gauge!("paddock_backup_configured").set(1.0);
     metrics::gauge!("paddock_backup_offsite_configured").set(if offsite.is_some() { 1.0 } else { 0.0 });
     let period = Duration::from_secs(app.config.backup_interval_s);
