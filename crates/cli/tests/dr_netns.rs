@@ -47,11 +47,11 @@ struct Sites {
 
 impl Sites {
     fn http(&self, id: u64) -> String {
-        format!("{}:{}", self.net.site_ip(site(id)), 7000 + id)
+        self.net.http(site(id), id)
     }
 
     fn peer(&self, id: u64) -> String {
-        format!("{}:{}", self.net.site_ip(site(id)), 7100 + id)
+        self.net.peer(site(id), id)
     }
 
     fn members(&self, ids: &[u64]) -> String {
@@ -66,13 +66,8 @@ impl Sites {
     /// `paddock start` of node `id` in its site on `data_dir`, with `identity` (`--bootstrap`
     /// or `--cluster-id`).
     fn start(&self, nodes: &mut Nodes, id: u64, data_dir: &Path, identity: &[&str]) {
-        let mut args: Vec<String> = vec!["--node-id".into(), id.to_string(), "--data-dir".into()];
-        args.push(data_dir.to_str().expect("a UTF-8 path").into());
-        args.extend([String::from("--http"), self.http(id), String::from("--peer"), self.peer(id)]);
-        args.extend([String::from("--static-keys"), self.keys_file.to_str().expect("a UTF-8 path").into()]);
-        args.extend(identity.iter().map(|a| a.to_string()));
-        let child = self.net.start_node(site(id), &args, &self.dir.join(format!("node-{id}.log")));
-        nodes.0.insert(id, child);
+        let log = self.dir.join(format!("node-{id}.log"));
+        nodes.0.insert(id, self.net.start_node(site(id), id, data_dir, &self.keys_file, identity, &log));
     }
 
     /// `paddock <args>` as an operator runs it from the test's own network, with the operator's

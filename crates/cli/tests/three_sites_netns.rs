@@ -31,16 +31,9 @@ fn site_of(id: u64) -> &'static str {
     SITES.iter().find(|(_, members)| members.contains(&id)).expect("every node has a site").0
 }
 
-fn http(net: &Network, id: u64) -> String {
-    format!("{}:{}", net.site_ip(site_of(id)), 7000 + id)
-}
-
-fn peer(net: &Network, id: u64) -> String {
-    format!("{}:{}", net.site_ip(site_of(id)), 7100 + id)
-}
-
 fn client(net: &Network, keys: &StaticKeys, ids: &[u64], timeout: Duration) -> Client {
-    Client::new(ids.iter().map(|id| format!("http://{}", http(net, *id))).collect(), timeout).with_keys(&keys.ring())
+    Client::new(ids.iter().map(|id| format!("http://{}", net.http(site_of(*id), *id))).collect(), timeout)
+        .with_keys(&keys.ring())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -51,26 +44,11 @@ async fn losing_any_one_of_three_sites_each_its_own_network_keeps_a_majority_tha
     let keys_file = dir.path().join("static-keys");
     std::fs::write(&keys_file, keys.file_text()).expect("the keys file");
     let ids: Vec<u64> = (1..=5).collect();
-    let bootstrap = ids.iter().map(|id| format!("{id}={}", peer(&net, *id))).collect::<Vec<_>>().join(",");
+    let bootstrap = ids.iter().map(|id| format!("{id}={}", net.peer(site_of(*id), *id))).collect::<Vec<_>>().join(",");
     let mut nodes = Nodes::default();
     for id in &ids {
-        let args: Vec<String> = [
-            "--node-id",
-            &id.to_string(),
-            "--data-dir",
-            dir.path().join(format!("node-{id}")).to_str().expect("a UTF-8 path"),
-            "--http",
-            &http(&net, *id),
-            "--peer",
-            &peer(&net, *id),
-            "--bootstrap",
-            &bootstrap,
-            "--static-keys",
-            keys_file.to_str().expect("a UTF-8 path"),
-        ]
-        .map(String::from)
-        .into();
-        let child = net.start_node(site_of(*id), &args, &dir.path().join(format!("node-{id}.log")));
+        let (data_dir, log) = (dir.path().join(format!("node-{id}")), dir.path().join(format!("node-{id}.log")));
+        let child = net.start_node(site_of(*id), *id, &data_dir, &keys_file, &["--bootstrap", &bootstrap], &log);
         nodes.0.insert(*id, child);
     }
     let all = client(&net, &keys, &ids, Duration::from_secs(5));

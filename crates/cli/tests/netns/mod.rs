@@ -104,15 +104,41 @@ impl Network {
         }
     }
 
-    /// Starts `paddock start <args>` inside `site`'s namespace, in plain HTTP (no TLS to set up
-    /// in every namespace; the test's own network), its output appended to `log`.
-    pub fn start_node(&self, site: &str, args: &[String], log: &Path) -> Child {
+    /// Node `id`'s HTTP address in `site`.
+    pub fn http(&self, site: &str, id: u64) -> String {
+        format!("{}:{}", self.site_ip(site), 7000 + id)
+    }
+
+    /// Node `id`'s peer address in `site`.
+    pub fn peer(&self, site: &str, id: u64) -> String {
+        format!("{}:{}", self.site_ip(site), 7100 + id)
+    }
+
+    /// Starts node `id` (`paddock start`) inside `site`'s namespace on `data_dir`, at
+    /// [`Network::http`] and [`Network::peer`], with the static keys of `keys_file` and
+    /// `identity` (`--bootstrap …` or `--cluster-id …`), in plain HTTP (no TLS to set up in
+    /// every namespace; the test's own network), its output appended to `log`.
+    pub fn start_node(
+        &self,
+        site: &str,
+        id: u64,
+        data_dir: &Path,
+        keys_file: &Path,
+        identity: &[&str],
+        log: &Path,
+    ) -> Child {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("a log file");
         Command::new("ip")
             .args(["netns", "exec", &self.ns(site)])
             .arg(env!("CARGO_BIN_EXE_paddock"))
             .arg("start")
-            .args(args)
+            .args(["--node-id", &id.to_string()])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--http", &self.http(site, id), "--peer", &self.peer(site, id)])
+            .arg("--static-keys")
+            .arg(keys_file)
+            .args(identity)
             .arg("--insecure-plaintext")
             .env("RUST_LOG", "info,openraft=warn,h2=warn,tower=warn,hyper=warn")
             .env("NO_COLOR", "1")
