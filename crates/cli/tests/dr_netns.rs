@@ -84,6 +84,18 @@ impl Sites {
     fn dir_of(&self, name: &str) -> std::path::PathBuf {
         self.dir.join(name)
     }
+
+    /// The last lines of every node's log, for a failure message: the run directory goes with
+    /// the test.
+    fn log_tails(&self) -> String {
+        let mut out = String::new();
+        for id in PRIMARY.iter().chain([&STANDBY]) {
+            let log = std::fs::read_to_string(self.dir.join(format!("node-{id}.log"))).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            out += &format!("--- node {id}'s log ends:\n{}\n", lines[lines.len().saturating_sub(30)..].join("\n"));
+        }
+        out
+    }
 }
 
 /// Deposits `amount` with `key` until it is acknowledged, asking again with the same key while
@@ -130,8 +142,12 @@ async fn a_standby_site_in_its_own_network_takes_over_when_the_primary_is_lost_a
     sites.start(&mut nodes, STANDBY, &sites.dir_of("node-4"), &[]);
     let primary = sites.client(&PRIMARY);
     let started = Instant::now();
-    while primary.open_account(ACCOUNT, "GBP", "open-1").await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the primary site did not take a write within 60 s");
+    while let Err(e) = primary.open_account(ACCOUNT, "GBP", "open-1").await {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the primary site did not take a write within 60 s: {e}\n{}",
+            sites.log_tails()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let started = Instant::now();
@@ -187,10 +203,7 @@ async fn a_standby_site_in_its_own_network_takes_over_when_the_primary_is_lost_a
         nodes.kill(id);
     }
     // Promotion: the standby, stopped, seeds the only voter of a new cluster.
-    let stopped = nodes.terminate(STANDBY);
-    let log = std::fs::read_to_string(sites.dir.join("node-4.log")).unwrap_or_default();
-    let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-    assert!(stopped, "the standby did not stop within 30 s of SIGTERM; its log ends:\n{}", tail.join("\n"));
+    assert!(nodes.terminate(STANDBY), "the standby did not stop within 30 s of SIGTERM\n{}", sites.log_tails());
     let promoted_dir = sites.dir_of("node-4-dr");
     let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
         .args(["dr", "promote", "--from"])

@@ -30,16 +30,60 @@ pub struct Network {
     /// `<tag><pid>`: namespaces are `<prefix>-<site>`, veths `<prefix><site><0|1>` (a site's
     /// name is one letter, so a name stays within the kernel's 15 characters).
     prefix: String,
-    subnet: &'static str,
+    subnet: String,
     sites: Vec<&'static str>,
+}
+
+/// The IPv4 networks this machine already routes (`ip -4 route`, every table), as (address,
+/// prefix length); the default route is left out.
+fn routed_networks() -> Vec<(u32, u32)> {
+    let out = Command::new("ip").args(["-4", "route", "show", "table", "all"]).output().expect("ip route runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            // A line of a route type (`local 10.0.0.1 dev …`, `unreachable …`) names the
+            // network second.
+            let net = match words.first()? {
+                &"local" | &"broadcast" | &"unicast" | &"anycast" | &"multicast" | &"unreachable" | &"blackhole"
+                | &"prohibit" | &"throw" => words.get(1)?,
+                first => first,
+            };
+            let (addr, len) = net.split_once('/').unwrap_or((net, "32"));
+            let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+            Some((u32::from(addr), len.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `preferred` (three octets, `10.203.N`) if no route of this machine overlaps it, else the
+/// next `/24` of `10.203.0.0/16` that none does: the test's addresses must never be another
+/// network's (a container network of the machine's, say), or its packets would leave the
+/// machine.
+fn free_subnet(preferred: &str) -> String {
+    let routed = routed_networks();
+    let third: u32 = preferred.strip_prefix("10.203.").and_then(|t| t.parse().ok()).expect("a subnet 10.203.N");
+    (third..255)
+        .map(|n| (0x0acb_0000u32 | (n << 8), n))
+        .find(|(net, _)| {
+            routed.iter().all(|(addr, len)| {
+                let bits = (*len).min(24);
+                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                (addr & mask) != (net & mask)
+            })
+        })
+        .map(|(_, n)| format!("10.203.{n}"))
+        .unwrap_or_else(|| panic!("every /24 of 10.203.0.0/16 from {preferred} on is routed on this machine"))
 }
 
 impl Network {
     /// Makes the namespaces of `sites` (one letter each) on `subnet` (three octets, e.g.
-    /// `10.203.77`; a test of its own each, as tests run at the same time).
-    pub fn create(tag: &str, subnet: &'static str, sites: &[&'static str]) -> Network {
+    /// `10.203.77`; a test of its own each, as tests run at the same time), or on the next
+    /// `/24` that this machine does not route yet.
+    pub fn create(tag: &str, subnet: &str, sites: &[&'static str]) -> Network {
         // One letter, not `h` (the test's own veth): interface names are at most 15 characters.
         assert!(sites.iter().all(|s| s.len() == 1 && *s != "h"), "a site's name is one letter other than h");
+        let subnet = free_subnet(subnet);
         let net = Network { prefix: format!("{tag}{}", std::process::id()), subnet, sites: sites.to_vec() };
         let core = net.ns("core");
         run("ip", &["netns", "add", &core]);
