@@ -22,6 +22,28 @@ thread_local! {
     static SKIP_ENTRY: std::cell::RefCell<Option<SkipTarget>> = const { std::cell::RefCell::new(None) };
     static SKIPPED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static NO_CLOCK_GATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static RESTORE_SKIPS_DEPOSITS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a restore's replay of the log after a backup's snapshot leaves deposits out
+/// ([`crate::backup::replay`], which `paddock restore` and `paddock backup verify` use).
+#[inline]
+pub(crate) fn restore_skips_deposits(command: &Command) -> bool {
+    #[cfg(feature = "sim")]
+    {
+        RESTORE_SKIPS_DEPOSITS.with(|c| c.get()) && matches!(command, Command::Deposit { .. })
+    }
+    #[cfg(not(feature = "sim"))]
+    {
+        let _ = command;
+        false
+    }
+}
+
+/// Turns the restore-skips-deposits bug on or off for this thread.
+#[cfg(feature = "sim")]
+pub fn set_restore_skips_deposits(on: bool) {
+    RESTORE_SKIPS_DEPOSITS.with(|c| c.set(on));
 }
 
 /// Whether a leader stamps commands whatever its clock reads (cluster time's gate is off).

@@ -29,11 +29,13 @@ pub enum Teeth {
     LoseIdempotencyRecord,
     /// Consensus: a leader stamps commands whatever its clock reads (no cluster-time gate).
     NoClockGate,
+    /// Backup: a restore's replay of the log after a backup's snapshot leaves deposits out.
+    RestoreSkipsDeposits,
 }
 
 impl Teeth {
     /// Every deliberate bug.
-    pub const BUGS: [Teeth; 8] = [
+    pub const BUGS: [Teeth; 9] = [
         Teeth::AckBeforeFsync,
         Teeth::SkipFundsCheck,
         Teeth::PayWinnerTwice,
@@ -42,6 +44,7 @@ impl Teeth {
         Teeth::BetAfterClose,
         Teeth::LoseIdempotencyRecord,
         Teeth::NoClockGate,
+        Teeth::RestoreSkipsDeposits,
     ];
 
     /// Stable name, as given to `--teeth`.
@@ -56,6 +59,7 @@ impl Teeth {
             Teeth::BetAfterClose => "bet-after-close",
             Teeth::LoseIdempotencyRecord => "lose-idempotency-record",
             Teeth::NoClockGate => "no-clock-gate",
+            Teeth::RestoreSkipsDeposits => "restore-skips-deposits",
         }
     }
 
@@ -78,6 +82,7 @@ impl Teeth {
             Teeth::BetAfterClose => Some(Checker::ClosedMarket),
             Teeth::LoseIdempotencyRecord => Some(Checker::Idempotency),
             Teeth::NoClockGate => Some(Checker::BookClock),
+            Teeth::RestoreSkipsDeposits => Some(Checker::Restore),
         }
     }
 }

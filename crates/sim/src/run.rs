@@ -82,6 +82,7 @@ fn arm(teeth: Teeth) {
     paddock_ledger::faults::set_forget_idempotency_records(teeth == Teeth::LoseIdempotencyRecord);
     paddock_consensus::faults::set_serve_stale_reads(teeth == Teeth::StaleRead);
     paddock_consensus::faults::set_no_clock_gate(teeth == Teeth::NoClockGate);
+    paddock_consensus::faults::set_restore_skips_deposits(teeth == Teeth::RestoreSkipsDeposits);
     paddock_consensus::faults::set_skip_entry(None);
 }
 

@@ -69,6 +69,11 @@ fn a_lost_idempotency_record_is_caught_on_the_committed_log() {
 }
 
 #[test]
+fn a_restore_that_leaves_deposits_out_of_its_replay_is_caught_against_the_replicas() {
+    assert_caught(Teeth::RestoreSkipsDeposits);
+}
+
+#[test]
 fn every_bug_has_a_name_and_a_checker() {
     for t in Teeth::BUGS {
         assert_eq!(Teeth::parse(t.name()), Some(t));
