@@ -77,6 +77,16 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
     assert_eq!(verified["verified"], true);
     let (_, why) = paddock(&cluster, &["backup", "verify", "--from", dir_text]).expect_err("not without its key");
     assert!(why.contains(verified["key_id"].as_str().expect("a key id")), "the key needed is named: {why}");
+    let wrong_key_file = chain.path().join("another.key");
+    std::fs::write(&wrong_key_file, "a7".repeat(32)).expect("another key file");
+    let wrong_key = wrong_key_file.to_str().expect("utf-8 path");
+    let (code, why) = paddock(&cluster, &["backup", "verify", "--from", dir_text, "--backup-key-file", wrong_key])
+        .expect_err("not with another key");
+    assert_eq!(code, 1);
+    assert!(
+        why.contains(verified["key_id"].as_str().expect("a key id")) && why.contains("the key given is"),
+        "the key needed and the key given are named: {why}"
+    );
     for file in std::fs::read_dir(&dir).expect("chain") {
         let bytes = std::fs::read(file.expect("entry").path()).expect("file");
         let text = String::from_utf8_lossy(&bytes);
@@ -102,13 +112,17 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
         cluster.wipe(id);
     }
     let point = before_mistake.to_string();
-    // `paddock restore` of node `id` of the new cluster into `data_dir`, with `point` flags.
-    let restore = |cluster: &Cluster, id: u64, data_dir: &Path, point: &[&str]| {
+    // `paddock restore` of node `id` of the new cluster into `data_dir`, with `flags` (the
+    // point, `--force`) and the chain's key unless `flags` gives one.
+    let restore = |cluster: &Cluster, id: u64, data_dir: &Path, flags: &[&str]| {
         let id = id.to_string();
         let mut args = vec!["restore", "--from", dir_text];
-        args.extend_from_slice(point);
+        args.extend_from_slice(flags);
         args.extend(["--cluster-id", "paddock", "--node-id", &id, "--bootstrap", cluster.bootstrap()]);
-        args.extend(["--data-dir", data_dir.to_str().expect("utf-8"), "--backup-key-file", key]);
+        args.extend(["--data-dir", data_dir.to_str().expect("utf-8")]);
+        if !flags.contains(&"--backup-key-file") {
+            args.extend(["--backup-key-file", key]);
+        }
         paddock(cluster, &args)
     };
     let mut restored = Vec::new();
@@ -125,6 +139,13 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
     let again = restore(&cluster, 1, &cluster.node(1).data_dir, &[]);
     let (_, why) = again.expect_err("a data directory in use is not overwritten");
     assert!(why.contains("not empty"), "{why}");
+    // Refused, with the target as it was: a forced restore with another key.
+    let seeded: Vec<_> = walk(&cluster.node(1).data_dir);
+    let forced = restore(&cluster, 1, &cluster.node(1).data_dir, &["--force", "--backup-key-file", wrong_key]);
+    let (code, why) = forced.expect_err("not with another key, even forced");
+    assert_eq!(code, 1);
+    assert!(why.contains("the key given is"), "{why}");
+    assert_eq!(walk(&cluster.node(1).data_dir), seeded, "the forced restore that failed left the target as it was");
 
     for id in cluster.ids() {
         cluster.restart(id);
@@ -163,6 +184,22 @@ async fn a_chain_taken_from_a_follower_restores_the_cluster_to_just_before_a_mis
     assert_eq!(audit["verified"], true);
     let next = client.place_bet(&single(1, 1, 700), "after-restore").await.expect("the restored cluster takes bets");
     assert!(next.bet_id > *after_backup.last().expect("bets"), "bet ids go on from the restored point");
+}
+
+/// Every file under `dir` with its bytes, in name order.
+fn walk(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("a directory") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            let bytes = std::fs::read(&path).expect("a file");
+            files.push((path, bytes));
+        }
+    }
+    files.sort();
+    files
 }
 
 fn copy_dir(from: &Path, to: &Path) {
