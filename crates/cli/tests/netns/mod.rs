@@ -56,22 +56,17 @@ fn routed_networks() -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// `preferred` (three octets, `10.203.N`) if no route of this machine overlaps it, else the
-/// next `/24` of `10.203.0.0/16` that none does: the test's addresses must never be another
-/// network's (a container network of the machine's, say), or its packets would leave the
-/// machine.
+/// `preferred` (three octets, `10.203.N`) if no route of this machine as specific as a `/24`
+/// falls in it, else the next `/24` of `10.203.0.0/16` where none does: the test's addresses
+/// must never be another network's (a container network of the machine's, say), or its
+/// packets would leave the machine. A wider route (`10.0.0.0/8` via a gateway) is no
+/// obstacle: the test's own `/24` is the longer match.
 fn free_subnet(preferred: &str) -> String {
     let routed = routed_networks();
     let third: u32 = preferred.strip_prefix("10.203.").and_then(|t| t.parse().ok()).expect("a subnet 10.203.N");
     (third..255)
         .map(|n| (0x0acb_0000u32 | (n << 8), n))
-        .find(|(net, _)| {
-            routed.iter().all(|(addr, len)| {
-                let bits = (*len).min(24);
-                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-                (addr & mask) != (net & mask)
-            })
-        })
+        .find(|(net, _)| routed.iter().all(|(addr, len)| *len < 24 || (addr & 0xffff_ff00) != *net))
         .map(|(_, n)| format!("10.203.{n}"))
         .unwrap_or_else(|| panic!("every /24 of 10.203.0.0/16 from {preferred} on is routed on this machine"))
 }
