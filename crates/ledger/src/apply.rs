@@ -359,15 +359,24 @@ impl State {
 
     /// Records deposit or loss activity for limit windows, dropping what no window can see.
     pub(crate) fn record_activity(&mut self, account: AccountId, now: TimestampMs, deposit: Money, loss: Money) {
-        let acc = self.accounts.get_mut(&account).expect("activity on an account that exists");
-        acc.forget_old_activity(now);
-        match acc.activity.back_mut() {
+        self.accounts
+            .get_mut(&account)
+            .expect("activity on an account that exists")
+            .record_activity(now, deposit, loss);
+    }
+}
+
+impl Account {
+    /// Records deposit or loss activity for limit windows, dropping what no window can see.
+    pub(crate) fn record_activity(&mut self, now: TimestampMs, deposit: Money, loss: Money) {
+        self.forget_old_activity(now);
+        match self.activity.back_mut() {
             // Merge with the newest entry at the same instant: keeps a busy account's history short.
             Some(last) if last.at == now => {
                 last.deposit = last.deposit.checked_add(deposit).expect("activity totals bounded by balances");
                 last.loss = last.loss.checked_add(loss).expect("activity totals bounded by balances");
             }
-            _ => acc.activity.push_back(Activity { at: now, deposit, loss }),
+            _ => self.activity.push_back(Activity { at: now, deposit, loss }),
         }
     }
 }

@@ -20,10 +20,10 @@
 use crate::apply::check_operator;
 use crate::apply::{ApplyCtx, Book, Handled};
 use crate::audit::AuditEvent;
-use crate::betting::{line_combos, release_liability};
+use crate::betting::line_combos;
 use crate::code::ResultCode;
 use crate::command::{BetKind, LegResult, SelectionResult};
-use crate::ids::{Actor, BetId, MarketId, SelectionId, TimestampMs};
+use crate::ids::{Actor, BetId, Currency, MarketId, SelectionId, TimestampMs};
 use crate::money::{line_sum_rounded, Money, Ratio, Rounded};
 use crate::outcome::Done;
 use crate::state::{leg_part_result, Bet, BetStatus, Leg, Market, MarketStatus, State};
@@ -159,11 +159,13 @@ fn returns_under(
     let m = state.markets.get_mut(&market).expect("market exists");
     let old_status = std::mem::replace(&mut m.status, status);
     let old_results = std::mem::replace(&mut m.results, results);
-    let bet_ids = m.bets.clone();
-    let mut out = Vec::new();
+    // Borrowed out of the market while its bets are read (no copy of a list of 100k ids), and
+    // put back below.
+    let bet_ids = std::mem::take(&mut m.bets);
+    let mut out = Vec::with_capacity(bet_ids.len());
     let mut failed = false;
     let mut total: i128 = 0;
-    for id in bet_ids {
+    for &id in &bet_ids {
         let bet = &state.bets[&id];
         let eligible = bet.status == BetStatus::Open || (reversing && bet.status == BetStatus::Settled);
         if !eligible {
@@ -180,6 +182,7 @@ fn returns_under(
     }
     let house = state.house_book(state.markets[&market].currency);
     let m = state.markets.get_mut(&market).expect("market exists");
+    m.bets = bet_ids;
     // Paying `total` must fit the house book and every wallet; i64::MAX/2 leaves room for
     // the reversal that a resettlement posts first.
     if failed || i128::from(house.0) - total < i128::from(i64::MIN / 2) {
@@ -191,27 +194,68 @@ fn returns_under(
     Ok(out)
 }
 
-/// Books a computed return on an open bet.
-fn settle_bet(state: &mut State, id: BetId, r: Rounded, now: TimestampMs) {
-    let bet = state.bets.get_mut(&id).expect("bet exists");
-    assert_eq!(bet.status, BetStatus::Open, "settling a bet that is not open");
-    bet.status = BetStatus::Settled;
-    bet.paid = Money(r.paid_minor);
-    bet.settle_count += 1;
-    // Borrow the legs out of the bet rather than clone them: one allocation less per bet.
-    let (account, stake, potential_win, legs) =
-        (bet.account, bet.stake, bet.potential_win, std::mem::take(&mut bet.legs));
-    let currency = state.accounts[&account].currency;
-    release_liability(state, &legs, potential_win);
-    state.bets.get_mut(&id).expect("bet exists").legs = legs;
-    state.post(Book::Reserved(account), Book::House(currency), stake);
-    state.post(Book::House(currency), Book::Wallet(account), Money(r.paid_minor));
-    if crate::faults::pay_winner_twice() && r.paid_minor > stake.0 {
-        state.post(Book::House(currency), Book::Wallet(account), Money(r.paid_minor));
+/// Books computed returns on open bets: each bet is settled, its stake leaves the account's
+/// reserved book for the house and its return goes from the house to the wallet (paying any
+/// debt first), as two postings per bet would — but with one lookup of each bet and of its
+/// account, and with the house's and the selections' shares summed and booked once at the
+/// end, since settling a market of 100k bets is dominated by this loop. The sums are the same
+/// whatever the order. Returns the total paid and the total of the stakes.
+fn settle_bets(state: &mut State, returns: &[(BetId, Rounded)], now: TimestampMs) -> (i64, i64) {
+    let mut house: BTreeMap<Currency, (i128, i128)> = BTreeMap::new();
+    let mut released: BTreeMap<(MarketId, SelectionId), i128> = BTreeMap::new();
+    let (mut paid_total, mut stakes_total) = (0i64, 0i64);
+    for (id, r) in returns {
+        let bet = state.bets.get_mut(id).expect("bet exists");
+        assert_eq!(bet.status, BetStatus::Open, "settling a bet that is not open");
+        bet.status = BetStatus::Settled;
+        bet.paid = Money(r.paid_minor);
+        bet.settle_count += 1;
+        for leg in &bet.legs {
+            *released.entry((leg.market, leg.selection)).or_default() += i128::from(bet.potential_win.0);
+        }
+        let (stake, paid) = (bet.stake, Money(r.paid_minor));
+        assert!(paid.0 >= 0, "negative return {paid:?} on bet {id:?}");
+        let acc = state.accounts.get_mut(&bet.account).expect("settling for an account that exists");
+        acc.reserved = acc.reserved.checked_sub(stake).expect("posting overflow (debit)");
+        assert!(
+            acc.reserved.0 >= 0 || crate::faults::skip_funds_check(),
+            "player balance reserved went negative: {:?}",
+            acc.reserved
+        );
+        acc.wallet = acc.wallet.checked_add(paid).expect("posting overflow (credit)");
+        let mut to_house = i128::from(stake.0) - i128::from(paid.0);
+        if crate::faults::pay_winner_twice() && paid.0 > stake.0 {
+            acc.wallet = acc.wallet.checked_add(paid).expect("posting overflow (credit)");
+            to_house -= i128::from(paid.0);
+        }
+        acc.record_activity(now, Money::ZERO, Money(-paid.0));
+        let repay = acc.wallet.0.min(-acc.debt.0);
+        if repay > 0 {
+            acc.wallet.0 -= repay;
+            acc.debt.0 += repay;
+        }
+        let share = house.entry(acc.currency).or_default();
+        share.0 += to_house;
+        share.1 += i128::from(r.remainder_micro);
+        paid_total += paid.0;
+        stakes_total += stake.0;
     }
-    state.house.get_mut(&currency).expect("house exists").rounding_micro += r.remainder_micro;
-    state.record_activity(account, now, Money::ZERO, Money(-r.paid_minor));
-    state.repay_debt(account);
+    for ((market, selection), amount) in released {
+        let sel = state
+            .markets
+            .get_mut(&market)
+            .and_then(|m| m.selections.get_mut(&selection))
+            .expect("leg selection exists");
+        sel.liability.0 = i64::try_from(i128::from(sel.liability.0) - amount).expect("liability never below zero");
+        assert!(sel.liability.0 >= 0, "selection liability went negative");
+    }
+    for (currency, (to_house, rounding)) in house {
+        let h = state.house.entry(currency).or_default();
+        h.book.0 = i64::try_from(i128::from(h.book.0) + to_house).expect("posting overflow (house)");
+        h.rounding_micro =
+            i64::try_from(i128::from(h.rounding_micro) + rounding).expect("rounding memorandum overflow");
+    }
+    (paid_total, stakes_total)
 }
 
 /// Undoes a settlement: the return goes back to the house (from the wallet, and what the
@@ -277,11 +321,8 @@ pub(crate) fn settle_market(
     let returns = returns_under(state, market, MarketStatus::Settled, results, false)?;
     let m = state.markets.get_mut(&market).expect("market exists");
     m.result_version = 1;
-    let mut paid_net = 0i64;
-    for (id, r) in &returns {
-        paid_net += r.paid_minor - state.bets[id].stake.0;
-        settle_bet(state, *id, *r, now);
-    }
+    let (paid, stakes) = settle_bets(state, &returns, now);
+    let paid_net = paid - stakes;
     state.audit.push(
         ctx.log_index,
         now,
@@ -316,15 +357,9 @@ fn redo_settlement(
     }
     let m = state.markets.get_mut(&market).expect("market exists");
     m.result_version += 1;
-    let mut paid_net = -old_paid.values().map(|m| m.0).sum::<i64>();
-    let mut changed = old_paid.len() as u32;
-    for (id, r) in &returns {
-        paid_net += r.paid_minor;
-        if !old_paid.contains_key(id) {
-            changed += 1;
-        }
-        settle_bet(state, *id, *r, now);
-    }
+    let changed = old_paid.len() as u32 + returns.iter().filter(|(id, _)| !old_paid.contains_key(id)).count() as u32;
+    let (paid, _) = settle_bets(state, &returns, now);
+    let paid_net = paid - old_paid.values().map(|m| m.0).sum::<i64>();
     state.audit.push(
         ctx.log_index,
         now,
