@@ -253,6 +253,15 @@ impl Cluster {
         self.ids().into_iter().map(|id| self.url(id)).collect()
     }
 
+    /// The proxy's routes: each node's advertised address forwarded to its real peer address
+    /// (for [`crate::proxy::Proxy::start`]).
+    pub fn proxy_routes(&self) -> Vec<crate::proxy::Route> {
+        self.slots
+            .iter()
+            .map(|s| crate::proxy::Route { node: s.spec.id, listen: s.spec.advertise, upstream: s.spec.peer })
+            .collect()
+    }
+
     /// The `--bootstrap` value (proxy addresses).
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap

@@ -223,11 +223,7 @@ pub async fn run_async(config: &ChaosConfig) -> Result<Report> {
 
     // Proxy, then nodes.
     let partition = proxy::Partition::new(cluster.ids());
-    let routes: Vec<proxy::Route> = cluster
-        .ids()
-        .iter()
-        .map(|id| proxy::Route { node: *id, listen: cluster.spec(*id).advertise, upstream: cluster.spec(*id).peer })
-        .collect();
+    let routes = cluster.proxy_routes();
     if config.proxy {
         harness.proxy = Some(proxy::Proxy::start(&routes, partition.clone()).await?);
     }

@@ -31,7 +31,7 @@
 use crate::load::{drill_bet, setup, DrillWorkers, Space};
 use anyhow::{bail, Context, Result};
 use paddock_chaos::cluster::{Cluster, Ports};
-use paddock_chaos::proxy::{Partition, Proxy, Route};
+use paddock_chaos::proxy::{Partition, Proxy};
 use paddock_client::Client;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -121,12 +121,7 @@ pub fn run(args: DrDrillArgs) -> Result<()> {
             partition.set_delay(id, STANDBY, delay);
             partition.set_delay(STANDBY, id, delay);
         }
-        let routes: Vec<Route> = cluster
-            .ids()
-            .into_iter()
-            .map(|id| Route { node: id, listen: cluster.spec(id).advertise, upstream: cluster.spec(id).peer })
-            .collect();
-        let _proxy = Proxy::start(&routes, partition).await?;
+        let _proxy = Proxy::start(&cluster.proxy_routes(), partition).await?;
         drill(&mut cluster, &args).await
     });
     cluster.kill_all();

@@ -14,7 +14,7 @@
 //! after the voters have purged the log's head, so it can only catch up from a snapshot.
 
 use paddock_chaos::cluster::{Cluster, Ports};
-use paddock_chaos::proxy::{Partition, Proxy, Route};
+use paddock_chaos::proxy::{Partition, Proxy};
 use paddock_client::Client;
 use std::time::{Duration, Instant};
 
@@ -75,12 +75,7 @@ async fn a_snapshot_transfer_cut_part_way_by_a_crash_or_a_link_starts_again_and_
     let mut cluster = Cluster::new(&binary, dir.path(), 4, Ports::find(4, None).expect("free ports"), true, &args)
         .with_bootstrap_members(&VOTERS);
     let partition = Partition::new(cluster.ids());
-    let routes: Vec<Route> = cluster
-        .ids()
-        .into_iter()
-        .map(|id| Route { node: id, listen: cluster.spec(id).advertise, upstream: cluster.spec(id).peer })
-        .collect();
-    let _proxy = Proxy::start(&routes, partition.clone()).await.expect("the proxy starts");
+    let _proxy = Proxy::start(&cluster.proxy_routes(), partition.clone()).await.expect("the proxy starts");
     cluster.start_all().expect("the nodes start");
     let voters = Client::new(VOTERS.iter().map(|id| cluster.url(*id)).collect(), Duration::from_secs(5))
         .with_keys(cluster.keys());

@@ -5,7 +5,7 @@
 //! once the links heal it is back in step.
 
 use paddock_chaos::cluster::{Cluster, Ports};
-use paddock_chaos::proxy::{Partition, Proxy, Route};
+use paddock_chaos::proxy::{Partition, Proxy};
 use paddock_client::Client;
 use std::time::{Duration, Instant};
 
@@ -25,12 +25,7 @@ async fn a_standby_cut_off_from_its_leader_reports_a_lag_that_grows_with_the_tim
         Cluster::new(env!("CARGO_BIN_EXE_paddock").as_ref(), dir.path(), 4, Ports::find(4, None).unwrap(), true, &[])
             .with_bootstrap_members(&PRIMARY);
     let partition = Partition::new(cluster.ids());
-    let routes: Vec<Route> = cluster
-        .ids()
-        .into_iter()
-        .map(|id| Route { node: id, listen: cluster.spec(id).advertise, upstream: cluster.spec(id).peer })
-        .collect();
-    let _proxy = Proxy::start(&routes, partition.clone()).await.unwrap();
+    let _proxy = Proxy::start(&cluster.proxy_routes(), partition.clone()).await.unwrap();
     cluster.start_all().unwrap();
     cluster.wait_ready(&PRIMARY, Duration::from_secs(30)).await.unwrap();
     let primary = Client::new(PRIMARY.iter().map(|id| cluster.url(*id)).collect(), Duration::from_secs(5))
