@@ -131,7 +131,8 @@ async fn a_snapshot_transfer_cut_part_way_by_a_crash_or_a_link_starts_again_and_
     // the membership change itself was committed before that wait.
     let _ = add.await.expect("the add task ran");
     let view = cluster.view(leader).await.expect("the leader answers");
-    assert!(view.members.iter().any(|m| m.node_id == LEARNER && !m.voter), "node 4 is no learner: {:?}", view.members);
+    let learners: Vec<String> = view.members.iter().filter(|m| !m.voter).map(|m| m.node_id.to_string()).collect();
+    assert!(learners.contains(&LEARNER.to_string()), "node 4 is no learner; the learners are: {}", learners.join(", "));
     cluster.wait_caught_up(LEARNER, Duration::from_secs(60)).await.expect("node 4 catches up");
     let restarted = counter(&cluster, LEARNER, "paddock_snapshot_transfers_restarted_total").await;
     assert!(restarted >= 1.0, "the leader did not start the cut transfer again from its first chunk");
@@ -153,7 +154,15 @@ async fn a_snapshot_transfer_cut_part_way_by_a_crash_or_a_link_starts_again_and_
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "node 4 did not converge with the leader: {ours:?} against {theirs:?}");
+        let at = |h: &Option<paddock_api::wire::StateHashBody>| {
+            h.as_ref().map_or("no answer".to_string(), |h| format!("{} at index {}", h.state_hash, h.applied_index))
+        };
+        assert!(
+            Instant::now() < deadline,
+            "node 4 did not converge with the leader: {} against {}",
+            at(&ours),
+            at(&theirs)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let learner = Client::new(vec![cluster.url(LEARNER)], Duration::from_secs(2)).with_keys(cluster.keys());

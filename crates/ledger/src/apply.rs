@@ -350,11 +350,7 @@ impl State {
 
     /// Pays what the wallet can towards the account's debt.
     pub(crate) fn repay_debt(&mut self, account: AccountId) {
-        let acc = &self.accounts[&account];
-        let repay = Money(acc.wallet.0.min(-acc.debt.0));
-        if repay.0 > 0 {
-            self.post(Book::Wallet(account), Book::Debt(account), repay);
-        }
+        self.accounts.get_mut(&account).expect("repaying for an account that exists").repay_debt();
     }
 
     /// Records deposit or loss activity for limit windows, dropping what no window can see.
@@ -367,6 +363,16 @@ impl State {
 }
 
 impl Account {
+    /// Pays what the wallet can towards the debt: a posting from the wallet to the debt book,
+    /// of at most what either holds, so neither can overflow or go negative.
+    pub(crate) fn repay_debt(&mut self) {
+        let repay = self.wallet.0.min(-self.debt.0);
+        if repay > 0 {
+            self.wallet.0 -= repay;
+            self.debt.0 += repay;
+        }
+    }
+
     /// Records deposit or loss activity for limit windows, dropping what no window can see.
     pub(crate) fn record_activity(&mut self, now: TimestampMs, deposit: Money, loss: Money) {
         self.forget_old_activity(now);

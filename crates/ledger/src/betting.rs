@@ -499,12 +499,14 @@ fn execute_cash_out(state: &mut State, bet_id: BetId, value: Money, now: Timesta
 /// Takes a bet's potential win off each of its selections' liability.
 pub(crate) fn release_liability(state: &mut State, legs: &[Leg], potential_win: Money) {
     for leg in legs {
-        let sel = state
-            .markets
-            .get_mut(&leg.market)
-            .and_then(|m| m.selections.get_mut(&leg.selection))
-            .expect("leg selection exists");
-        sel.liability = sel.liability.checked_sub(potential_win).expect("liability never below zero");
-        assert!(sel.liability.0 >= 0, "selection liability went negative");
+        release_selection_liability(state, leg.market, leg.selection, potential_win);
     }
+}
+
+/// Takes `amount` off one selection's liability.
+pub(crate) fn release_selection_liability(state: &mut State, market: MarketId, selection: SelectionId, amount: Money) {
+    let sel =
+        state.markets.get_mut(&market).and_then(|m| m.selections.get_mut(&selection)).expect("leg selection exists");
+    sel.liability = sel.liability.checked_sub(amount).expect("liability never below zero");
+    assert!(sel.liability.0 >= 0, "selection liability went negative");
 }

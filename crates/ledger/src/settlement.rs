@@ -20,7 +20,7 @@
 use crate::apply::check_operator;
 use crate::apply::{ApplyCtx, Book, Handled};
 use crate::audit::AuditEvent;
-use crate::betting::line_combos;
+use crate::betting::{line_combos, release_selection_liability};
 use crate::code::ResultCode;
 use crate::command::{BetKind, LegResult, SelectionResult};
 use crate::ids::{Actor, BetId, Currency, MarketId, SelectionId, TimestampMs};
@@ -214,13 +214,13 @@ fn settle_bets(state: &mut State, returns: &[(BetId, Rounded)], now: TimestampMs
             *released.entry((leg.market, leg.selection)).or_default() += i128::from(bet.potential_win.0);
         }
         let (stake, paid) = (bet.stake, Money(r.paid_minor));
-        assert!(paid.0 >= 0, "negative return {paid:?} on bet {id:?}");
+        assert!(paid.0 >= 0, "negative return {} on bet {}", paid.0, id.0);
         let acc = state.accounts.get_mut(&bet.account).expect("settling for an account that exists");
         acc.reserved = acc.reserved.checked_sub(stake).expect("posting overflow (debit)");
         assert!(
             acc.reserved.0 >= 0 || crate::faults::skip_funds_check(),
-            "player balance reserved went negative: {:?}",
-            acc.reserved
+            "player balance reserved went negative: {}",
+            acc.reserved.0
         );
         acc.wallet = acc.wallet.checked_add(paid).expect("posting overflow (credit)");
         let mut to_house = i128::from(stake.0) - i128::from(paid.0);
@@ -229,11 +229,7 @@ fn settle_bets(state: &mut State, returns: &[(BetId, Rounded)], now: TimestampMs
             to_house -= i128::from(paid.0);
         }
         acc.record_activity(now, Money::ZERO, Money(-paid.0));
-        let repay = acc.wallet.0.min(-acc.debt.0);
-        if repay > 0 {
-            acc.wallet.0 -= repay;
-            acc.debt.0 += repay;
-        }
+        acc.repay_debt();
         let share = house.entry(acc.currency).or_default();
         share.0 += to_house;
         share.1 += i128::from(r.remainder_micro);
@@ -241,13 +237,9 @@ fn settle_bets(state: &mut State, returns: &[(BetId, Rounded)], now: TimestampMs
         stakes_total += stake.0;
     }
     for ((market, selection), amount) in released {
-        let sel = state
-            .markets
-            .get_mut(&market)
-            .and_then(|m| m.selections.get_mut(&selection))
-            .expect("leg selection exists");
-        sel.liability.0 = i64::try_from(i128::from(sel.liability.0) - amount).expect("liability never below zero");
-        assert!(sel.liability.0 >= 0, "selection liability went negative");
+        // At most the selection's liability, which is a `Money`, or the release below fails.
+        let amount = Money(i64::try_from(amount).expect("liability never below zero"));
+        release_selection_liability(state, market, selection, amount);
     }
     for (currency, (to_house, rounding)) in house {
         let h = state.house.entry(currency).or_default();
