@@ -143,19 +143,37 @@ fn prune_idempotency(state: &mut State, now: TimestampMs) {
             _ => break,
         }
     }
-    // A queue that held a burst keeps its capacity: give most of it back once it has drained.
-    let queue = &mut state.idempotency_expiry;
-    if queue.capacity() > 4 * queue.len() + 1024 {
-        queue.shrink_to(2 * queue.len());
-    }
 }
 
+/// The first 16 bytes of SHA-256 of the command's postcard encoding. The encoding is fed to the
+/// hash as it is produced, so the hot path allocates no buffer for it.
 fn body_digest(command: &Command) -> [u8; 16] {
-    let bytes = postcard::to_stdvec(command).expect("commands encode: plain data");
-    let full: [u8; 32] = Sha256::digest(&bytes).into();
+    let full: [u8; 32] =
+        postcard::serialize_with_flavor(command, HashingFlavor(Sha256::new())).expect("commands encode: plain data");
     let mut out = [0u8; 16];
     out.copy_from_slice(&full[..16]);
     out
+}
+
+/// A postcard output that hashes the bytes instead of storing them.
+struct HashingFlavor(Sha256);
+
+impl postcard::ser_flavors::Flavor for HashingFlavor {
+    type Output = [u8; 32];
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.update(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.update([data]);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<[u8; 32]> {
+        Ok(self.0.finalize().into())
+    }
 }
 
 fn dispatch(state: &mut State, command: &Command, ctx: ApplyCtx, now: TimestampMs) -> Handled {
@@ -373,6 +391,26 @@ impl Account {
         }
     }
 
+    /// Adds a new bet to the account's index of bets.
+    pub(crate) fn index_bet(&mut self, bet: BetId) {
+        // Most accounts place few bets: a first push would take room for four.
+        if self.bets.capacity() == 0 {
+            self.bets.reserve_exact(1);
+        }
+        self.bets.push(bet);
+    }
+
+    /// Holds `amount` of the wallet as a stake: [`State::post`] from `Book::Wallet` to
+    /// `Book::Reserved` of this account, with its checks, for a caller that holds the account.
+    pub(crate) fn reserve(&mut self, amount: Money) {
+        assert!(amount.0 >= 0, "negative stake of {} minor units reserved", amount.0);
+        self.wallet = self.wallet.checked_sub(amount).expect("posting overflow (debit)");
+        self.reserved = self.reserved.checked_add(amount).expect("posting overflow (credit)");
+        if !crate::faults::skip_funds_check() {
+            assert!(self.wallet.0 >= 0, "player wallet went negative: {} minor units", self.wallet.0);
+        }
+    }
+
     /// Records deposit or loss activity for limit windows, dropping what no window can see.
     pub(crate) fn record_activity(&mut self, now: TimestampMs, deposit: Money, loss: Money) {
         self.forget_old_activity(now);
@@ -382,7 +420,14 @@ impl Account {
                 last.deposit = last.deposit.checked_add(deposit).expect("activity totals bounded by balances");
                 last.loss = last.loss.checked_add(loss).expect("activity totals bounded by balances");
             }
-            _ => self.activity.push_back(Activity { at: now, deposit, loss }),
+            _ => {
+                // Most accounts hold one to three entries: growing by one up to four takes
+                // what they use, where the first push would take room for four.
+                if self.activity.len() == self.activity.capacity() && self.activity.len() < 4 {
+                    self.activity.reserve_exact(1);
+                }
+                self.activity.push_back(Activity { at: now, deposit, loss })
+            }
         }
     }
 }

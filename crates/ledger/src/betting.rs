@@ -83,12 +83,19 @@ fn evaluate(
     if p.stake_per_line.0 <= 0 {
         return Err(ResultCode::AmountMustBePositive);
     }
-    let combos = line_combos(p.kind, p.legs.len())?;
+    // A single's one line is its one leg: no table of combinations to build for it.
+    let combos = match (p.kind, p.legs.len()) {
+        (BetKind::Single, 1) => None,
+        (kind, n) => Some(line_combos(kind, n)?),
+    };
     let parts: i64 = if p.each_way { 2 } else { 1 };
-    let line_count = combos.len() as i64 * parts;
+    let line_count = combos.as_ref().map_or(1, Vec::len) as i64 * parts;
     let stake = p.stake_per_line.checked_mul(line_count).ok_or(ResultCode::AmountOverflow)?;
 
     let mut legs = Vec::with_capacity(p.legs.len());
+    // Each leg's selection liability and its market's cap, kept from the lookups below for the
+    // liability check at the end (which needs the bet's potential win, known only then).
+    let mut liabilities = [(Money::ZERO, Money::ZERO); LEGS_MAX];
     let mut stake_min = Money::ZERO;
     let mut stake_max = Money(i64::MAX);
     let mut payout_max = Money(i64::MAX);
@@ -132,6 +139,7 @@ fn evaluate(
         let scaled = (i128::from(market.rules.stake_max.0) * factor / 1000).min(i128::from(i64::MAX));
         stake_max = stake_max.min(Money(scaled as i64));
         payout_max = payout_max.min(market.rules.payout_max);
+        liabilities[i] = (sel.liability, market.rules.liability_max);
         legs.push(Leg {
             market: req.market,
             event: market.event,
@@ -158,17 +166,15 @@ fn evaluate(
     }
     // The rounding settlement will use: checking with round-down let a half-up book pay one
     // unit over the maximum payout and under-count the liability by as much.
-    let potential_return = best_case_return(&legs, &combos, p.stake_per_line, state.config.rounding)
+    let potential_return = best_case_return(&legs, combos.as_deref(), p.stake_per_line, state.config.rounding)
         .ok_or(ResultCode::MaxPayoutExceeded)?;
     if potential_return > payout_max {
         return Err(ResultCode::MaxPayoutExceeded);
     }
     let potential_win = Money(potential_return.0 - stake.0);
-    for leg in &legs {
-        let market = &state.markets[&leg.market];
-        let sel = &market.selections[&leg.selection];
-        let after = sel.liability.checked_add(potential_win).ok_or(ResultCode::AmountOverflow)?;
-        if after > market.rules.liability_max {
+    for &(liability, liability_max) in &liabilities[..legs.len()] {
+        let after = liability.checked_add(potential_win).ok_or(ResultCode::AmountOverflow)?;
+        if after > liability_max {
             return Err(ResultCode::LiabilityLimitExceeded);
         }
     }
@@ -185,7 +191,17 @@ impl Odds {
 }
 
 /// The return if every leg wins (and places): what the book stands to pay at most.
-fn best_case_return(legs: &[Leg], combos: &[Vec<usize>], unit: Money, rule: RoundingRule) -> Option<Money> {
+/// `combos` is `None` for a single, whose lines are its win line and, each way, its place line.
+fn best_case_return(legs: &[Leg], combos: Option<&[Vec<usize>]>, unit: Money, rule: RoundingRule) -> Option<Money> {
+    let Some(combos) = combos else {
+        let leg = &legs[0];
+        let win = [leg.odds.ratio()];
+        let rounded = match leg.each_way {
+            Some(_) => line_sum_rounded(unit.0, &[win, [place_odds(leg, 0)]], rule),
+            None => line_sum_rounded(unit.0, &[win], rule),
+        };
+        return rounded.map(|r| Money(r.paid_minor));
+    };
     let mut lines: Vec<Vec<Ratio>> = combos.iter().map(|c| c.iter().map(|&i| legs[i].odds.ratio()).collect()).collect();
     if legs.iter().any(|l| l.each_way.is_some()) {
         for c in combos {
@@ -198,7 +214,7 @@ fn best_case_return(legs: &[Leg], combos: &[Vec<usize>], unit: Money, rule: Roun
 fn next_bet_id(state: &mut State, account: AccountId) -> BetId {
     let id = BetId(state.bet_id_next);
     state.bet_id_next += 1;
-    state.accounts.get_mut(&account).expect("evaluated account exists").bets.push(id);
+    state.accounts.get_mut(&account).expect("evaluated account exists").index_bet(id);
     id
 }
 
@@ -234,24 +250,35 @@ pub(crate) fn place_bet(state: &mut State, p: &PlaceBet, now: TimestampMs) -> Ha
         return Ok(Done::BetPending { bet, stake: ev.stake, balance });
     }
     let ev = evaluate(state, p, now, true, false)?;
-    let bet = next_bet_id(state, p.account);
-    state.post(Book::Wallet(p.account), Book::Reserved(p.account), ev.stake);
+    let bet = BetId(state.bet_id_next);
+    state.bet_id_next += 1;
+    // The hot path: the account is looked up once for the bet's index, the stake, the loss
+    // activity and the balance, where four postings and lookups of `State` each found it again.
+    let acc = state.accounts.get_mut(&p.account).expect("evaluated account exists");
+    acc.index_bet(bet);
+    acc.reserve(ev.stake);
+    acc.record_activity(now, Money::ZERO, ev.stake);
+    let balance = acc.wallet;
     let odds = ev.legs.iter().map(|l| l.odds).collect();
     let stake = ev.stake;
-    book_accepted(state, bet, p, ev, now);
-    let balance = state.accounts[&p.account].wallet;
+    book_legs(state, bet, p, ev, now);
     Ok(Done::BetAccepted { bet, odds, stake, balance })
 }
 
 /// Records an accepted bet whose stake is already in `Reserved`.
 fn book_accepted(state: &mut State, bet: BetId, p: &PlaceBet, ev: Evaluated, now: TimestampMs) {
+    state.record_activity(p.account, now, Money::ZERO, ev.stake);
+    book_legs(state, bet, p, ev, now);
+}
+
+/// Adds an accepted bet to its selections' liabilities and markets' bet lists, and to the book.
+fn book_legs(state: &mut State, bet: BetId, p: &PlaceBet, ev: Evaluated, now: TimestampMs) {
     for leg in &ev.legs {
         let market = state.markets.get_mut(&leg.market).expect("evaluated leg market exists");
         market.bets.push(bet);
         let sel = market.selections.get_mut(&leg.selection).expect("evaluated selection exists");
         sel.liability = sel.liability.checked_add(ev.potential_win).expect("liability checked in evaluate");
     }
-    state.record_activity(p.account, now, Money::ZERO, ev.stake);
     state.bets.insert(
         bet,
         Bet {

@@ -15,7 +15,8 @@ impl State {
         }
         let mut reserved: BTreeMap<_, i128> = BTreeMap::new();
         let mut liability: BTreeMap<_, i128> = BTreeMap::new();
-        for (id, bet) in &self.bets {
+        let bets = self.bets.sorted();
+        for &(id, bet) in &bets {
             let net = i64::from(bet.settle_count) - i64::from(bet.reverse_count);
             let settled = bet.status == BetStatus::Settled;
             if net != i64::from(settled) {
@@ -36,7 +37,7 @@ impl State {
             }
         }
         self.check_bet_index()?;
-        for (id, acc) in &self.accounts {
+        for (id, acc) in self.accounts.sorted() {
             if acc.wallet.0 < 0 || acc.reserved.0 < 0 {
                 return Err(format!("account {id} negative: wallet {} reserved {}", acc.wallet, acc.reserved));
             }
@@ -82,7 +83,7 @@ impl State {
     /// 0.4 s for 1M bets (BENCHMARKS.md).
     fn check_bet_index(&self) -> Result<(), String> {
         let mut indexed: Vec<(BetId, AccountId)> = Vec::with_capacity(self.bets.len());
-        for (account, acc) in &self.accounts {
+        for (account, acc) in self.accounts.sorted() {
             if acc.bets.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(format!("the bet index of account {account} is not in placement order"));
             }
@@ -92,7 +93,7 @@ impl State {
             return Err(format!("account bet index holds {} bets, the book {}", indexed.len(), self.bets.len()));
         }
         indexed.sort_unstable();
-        for ((id, bet), (indexed_id, account)) in self.bets.iter().zip(&indexed) {
+        for ((id, bet), (indexed_id, account)) in self.bets.sorted().into_iter().zip(&indexed) {
             if indexed_id < id {
                 return Err(format!(
                     "the bet index of account {account} holds bet {indexed_id} where the book has bet {id}: \

@@ -13,10 +13,12 @@
 //! - [`auth`]: principals, roles and API keys (digests only).
 //! - [`snapshot`]: snapshot encoding and the state hash.
 //! - [`archive`]: settled history leaving the hot state, and the archive segment format.
+//! - `dense`: the chunked hash table of accounts, bets and idempotency records, and the chunked
+//!   expiry queue; neither copies its items as it grows, and neither shows a hash order.
 //!
 //! # Architecture invariants
-//! No I/O, no clock, no randomness: time arrives in [`ApplyCtx`]. No `HashMap` reaches the
-//! state. A refused command changes nothing. A broken invariant panics: a replica that
+//! No I/O, no clock, no randomness: time arrives in [`ApplyCtx`]. No hash order reaches the
+//! state: the hashed table, `dense::DenseMap`, shows only its keys' order. A refused command changes nothing. A broken invariant panics: a replica that
 //! computed a wrong book must stop, not serve it.
 
 pub mod apply;
@@ -26,6 +28,7 @@ pub mod auth;
 mod betting;
 pub mod code;
 pub mod command;
+mod dense;
 pub mod faults;
 pub mod ids;
 pub mod incident;

@@ -275,7 +275,7 @@ pub fn single_rounded(unit_minor: i64, factor: Ratio, rule: RoundingRule) -> Opt
     let unit = u128::try_from(unit_minor).ok()?;
     match Ratio::new(unit, 1).checked_mul(factor) {
         Some(total) => round_ratio(total, rule),
-        None => line_sum_rounded(unit_minor, &[vec![factor]], rule),
+        None => line_sum_rounded(unit_minor, &[[factor]], rule),
     }
 }
 
@@ -290,13 +290,13 @@ fn round_ratio(total: Ratio, rule: RoundingRule) -> Option<Rounded> {
 /// The exact sum over `lines` of `unit_minor * product(line)`, rounded once by `rule`.
 /// Tries `u128` arithmetic first and falls back to big integers when a long accumulator of
 /// finely divided prices overflows it. `None` only if the result does not fit in `i64`.
-pub fn line_sum_rounded(unit_minor: i64, lines: &[Vec<Ratio>], rule: RoundingRule) -> Option<Rounded> {
+pub fn line_sum_rounded<L: AsRef<[Ratio]>>(unit_minor: i64, lines: &[L], rule: RoundingRule) -> Option<Rounded> {
     let unit = u128::try_from(unit_minor).ok()?;
     let fast = (|| {
         let mut total = Ratio::ZERO;
         for line in lines {
             let mut product = Ratio::new(unit, 1);
-            for factor in line {
+            for factor in line.as_ref() {
                 product = product.checked_mul(*factor)?;
             }
             total = total.checked_add(product)?;
@@ -314,7 +314,7 @@ pub fn line_sum_rounded(unit_minor: i64, lines: &[Vec<Ratio>], rule: RoundingRul
         for line in lines {
             let mut ln = BigUint::from(unit);
             let mut ld = BigUint::from(1u8);
-            for factor in line {
+            for factor in line.as_ref() {
                 ln *= factor.num;
                 ld *= factor.den;
             }

@@ -1,7 +1,9 @@
 //! The state: accounts, catalogue, bets, idempotency records and the audit chain.
 //!
 //! Every container whose iteration order can reach the state hash or a snapshot is a
-//! `BTreeMap` or a `Vec`, never a `HashMap`, so every replica encodes the same bytes.
+//! `BTreeMap` or a `Vec`, never a `HashMap`, so every replica encodes the same bytes. The three
+//! largest tables, accounts, bets and idempotency records, are [`DenseMap`]s: hashed for lookups, but
+//! showing only their keys' order, and encoded as a `BTreeMap` of the same entries would be.
 
 use crate::audit::AuditChain;
 use crate::code::ResultCode;
@@ -9,6 +11,7 @@ use crate::command::KeyScope;
 use crate::command::{
     BetKind, BookConfig, EachWayTerms, LegResult, LimitKind, LimitWindow, MarketRules, OddsPolicy, SelectionResult,
 };
+use crate::dense::{ChunkedQueue, DenseMap};
 use crate::ids::{AccountId, BetId, Currency, EventId, MarketId, SelectionId, TimestampMs};
 use crate::money::{Money, Odds};
 use crate::outcome::Outcome;
@@ -22,21 +25,21 @@ pub struct State {
     /// The latest leader timestamp applied; time never runs backwards inside the ledger even if
     /// a new leader's clock is behind the old one's.
     pub(crate) clock: TimestampMs,
-    pub(crate) accounts: BTreeMap<AccountId, Account>,
+    pub(crate) accounts: DenseMap<AccountId, Account>,
     pub(crate) house: BTreeMap<Currency, HouseAccounts>,
     pub(crate) events: BTreeMap<EventId, Event>,
     pub(crate) markets: BTreeMap<MarketId, Market>,
     /// Which market each selection belongs to (selection ids are unique book-wide).
     pub(crate) selection_market: BTreeMap<SelectionId, MarketId>,
-    pub(crate) bets: BTreeMap<BetId, Bet>,
+    pub(crate) bets: DenseMap<BetId, Bet>,
     pub(crate) bet_id_next: u64,
     /// Bets and cash-outs waiting for their in-play delay, in the order they arrived.
     pub(crate) pending: VecDeque<PendingItem>,
     /// Keyed by the key's scope (an account, or the book) and a 128-bit digest of the key text: fixed-size keys compare in
     /// one step and take 16 bytes, where the text took up to 64 twice (map and expiry queue).
-    pub(crate) idempotency: BTreeMap<(KeyScope, u128), IdempotencyRecord>,
+    pub(crate) idempotency: DenseMap<(KeyScope, u128), IdempotencyRecord>,
     /// Keys in expiry order (expiry = clock + ttl, and the clock never runs backwards).
-    pub(crate) idempotency_expiry: VecDeque<(TimestampMs, KeyScope, u128)>,
+    pub(crate) idempotency_expiry: ChunkedQueue<(TimestampMs, KeyScope, u128)>,
     pub(crate) audit: AuditChain,
     /// Principals and API keys. After everything older, so that a version-2 snapshot is a
     /// version-3 one with an empty registry missing from its end.
@@ -619,7 +622,7 @@ impl State {
     /// Per currency: the sum of every ledger account. Zero for every currency, always.
     pub fn currency_totals(&self) -> BTreeMap<Currency, i128> {
         let mut totals: BTreeMap<Currency, i128> = BTreeMap::new();
-        for a in self.accounts.values() {
+        for a in self.accounts.values_any_order() {
             *totals.entry(a.currency).or_default() +=
                 i128::from(a.wallet.0) + i128::from(a.reserved.0) + i128::from(a.debt.0);
         }
@@ -641,7 +644,7 @@ impl State {
     /// conserved), which anyone with these figures can check from outside.
     pub fn book_balances(&self) -> Vec<BookBalances> {
         let mut out: BTreeMap<Currency, BookBalances> = BTreeMap::new();
-        for a in self.accounts.values() {
+        for a in self.accounts.values_any_order() {
             let b = out.entry(a.currency).or_insert_with(|| BookBalances::empty(a.currency));
             b.wallets += i128::from(a.wallet.0);
             b.reserved += i128::from(a.reserved.0);
