@@ -191,6 +191,12 @@ fn benches(c: &mut Criterion) {
         at(1.0) / 1000.0
     );
     drop(took_ns);
+    // One pass of the snapshot encoder over this book (what the state hash and a snapshot
+    // build cost): every table in key order.
+    #[allow(clippy::disallowed_types, clippy::disallowed_methods)] // the benchmark's stopwatch
+    let start = Instant::now();
+    let hash = state.state_hash();
+    println!("state hash of that book: {:.0} ms ({hash})", start.elapsed().as_secs_f64() * 1000.0);
     println!("memory: {per_account:.0} bytes per funded account (incl. its idempotency record), {per_bet:.0} bytes per open single bet (incl. its idempotency record)");
 
     let mut group = c.benchmark_group("ledger");

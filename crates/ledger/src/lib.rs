@@ -18,8 +18,9 @@
 //!
 //! # Architecture invariants
 //! No I/O, no clock, no randomness: time arrives in [`ApplyCtx`]. No hash order reaches the
-//! state: the hashed table, `dense::DenseMap`, shows only its keys' order. A refused command changes nothing. A broken invariant panics: a replica that
-//! computed a wrong book must stop, not serve it.
+//! state: the hashed table, `dense::DenseMap`, shows only its keys' order. A refused command
+//! changes nothing. A broken invariant panics: a replica that computed a wrong book must stop,
+//! not serve it.
 
 pub mod apply;
 pub mod archive;
