@@ -1250,7 +1250,8 @@ pub(crate) async fn backup_snapshot(State(app): State<App>) -> Result<Response, 
 
 /// `GET /v1/backup/log?from=N&limit=M`: committed entries from N on, each as
 /// `index u64 | length u32 | record bytes` (little-endian); empty when N is past the commit
-/// index. 410 `log_purged` when this node has purged N behind a snapshot.
+/// index. 410 `log_purged` when this node has purged N behind a snapshot. Served after a
+/// read-index barrier, so a follower's answer reaches every entry committed when it was asked.
 pub(crate) async fn backup_log(
     State(app): State<App>,
     QueryParams(query): QueryParams<BackupLogQuery>,
@@ -1265,6 +1266,19 @@ pub(crate) async fn backup_log(
             format!("limit: between 1 and {BACKUP_LOG_LIMIT_MAX}"),
         )));
     }
+    // A follower learns of a commit a moment after the leader: without this barrier an
+    // increment taken from it could end before writes the leader had already acknowledged when
+    // the increment began (the restore drill caught one). After it, this node has applied
+    // everything committed when the request arrived, so its commit index covers them.
+    app.consensus.linearize().await.map_err(|e: ReadError| {
+        Failure(
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!("cannot confirm the cluster's commit point now ({e}); retry"),
+            )
+            .retry_after(1),
+        )
+    })?;
     let entries = match app.consensus.backup_log(query.from, limit) {
         Ok(entries) => entries,
         Err(paddock_consensus::backup::BackupLogError::Purged { first_available }) => {
