@@ -211,9 +211,15 @@ fn best_case_return(legs: &[Leg], combos: Option<&[Vec<usize>]>, unit: Money, ru
     line_sum_rounded(unit.0, &lines, rule).map(|r| Money(r.paid_minor))
 }
 
-fn next_bet_id(state: &mut State, account: AccountId) -> BetId {
+/// The next bet id, taken.
+fn take_bet_id(state: &mut State) -> BetId {
     let id = BetId(state.bet_id_next);
     state.bet_id_next += 1;
+    id
+}
+
+fn next_bet_id(state: &mut State, account: AccountId) -> BetId {
+    let id = take_bet_id(state);
     state.accounts.get_mut(&account).expect("evaluated account exists").index_bet(id);
     id
 }
@@ -250,8 +256,7 @@ pub(crate) fn place_bet(state: &mut State, p: &PlaceBet, now: TimestampMs) -> Ha
         return Ok(Done::BetPending { bet, stake: ev.stake, balance });
     }
     let ev = evaluate(state, p, now, true, false)?;
-    let bet = BetId(state.bet_id_next);
-    state.bet_id_next += 1;
+    let bet = take_bet_id(state);
     // The hot path: the account is looked up once for the bet's index, the stake, the loss
     // activity and the balance, where four postings and lookups of `State` each found it again.
     let acc = state.accounts.get_mut(&p.account).expect("evaluated account exists");
