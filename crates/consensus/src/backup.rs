@@ -35,6 +35,9 @@ pub enum BackupLogError {
     /// Reading the log failed.
     #[error("cannot read the raft log: {0}")]
     Io(#[from] io::Error),
+    /// The cluster's commit point could not be confirmed (no leader, no quorum): retry.
+    #[error("cannot confirm the cluster's commit point now: {0}")]
+    Unconfirmed(#[from] crate::ReadError),
 }
 
 impl Consensus {
@@ -59,7 +62,14 @@ impl Consensus {
 
     /// Committed entries from `from` on, at most `limit`, each as its stored record bytes (an
     /// [`EntryRecord`]), in order and without gaps.
-    pub fn backup_log(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, BackupLogError> {
+    ///
+    /// After a read-index barrier: a follower learns of a commit a moment after the leader, so
+    /// without it an increment taken from a follower could end before writes the leader had
+    /// already acknowledged when the increment began (the restore drill caught one). After it,
+    /// this node has applied everything committed when it was asked, and its commit index
+    /// covers those writes.
+    pub async fn backup_log(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, BackupLogError> {
+        self.linearize().await?;
         let purged = match self.inner.log.read_meta(MetaKey::Purged)? {
             Some(bytes) => Some(records::decode::<LogIdRecord>(&bytes)?.index),
             None => None,

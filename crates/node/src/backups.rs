@@ -50,7 +50,7 @@ impl Source for Local<'_> {
     }
 
     async fn log(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, LogFetchError> {
-        match self.0.consensus.backup_log(from, limit) {
+        match self.0.consensus.backup_log(from, limit).await {
             Ok(entries) => Ok(entries),
             Err(e @ BackupLogError::Purged { .. }) => Err(LogFetchError::Purged(e.to_string())),
             Err(e) => Err(LogFetchError::Other(e.into())),

@@ -1266,20 +1266,7 @@ pub(crate) async fn backup_log(
             format!("limit: between 1 and {BACKUP_LOG_LIMIT_MAX}"),
         )));
     }
-    // A follower learns of a commit a moment after the leader: without this barrier an
-    // increment taken from it could end before writes the leader had already acknowledged when
-    // the increment began (the restore drill caught one). After it, this node has applied
-    // everything committed when the request arrived, so its commit index covers them.
-    app.consensus.linearize().await.map_err(|e: ReadError| {
-        Failure(
-            ApiError::new(
-                ErrorCode::Unavailable,
-                format!("cannot confirm the cluster's commit point now ({e}); retry"),
-            )
-            .retry_after(1),
-        )
-    })?;
-    let entries = match app.consensus.backup_log(query.from, limit) {
+    let entries = match app.consensus.backup_log(query.from, limit).await {
         Ok(entries) => entries,
         Err(paddock_consensus::backup::BackupLogError::Purged { first_available }) => {
             return Err(Failure(ApiError::new(
@@ -1290,6 +1277,9 @@ pub(crate) async fn backup_log(
                     query.from
                 ),
             )))
+        }
+        Err(e @ paddock_consensus::backup::BackupLogError::Unconfirmed(_)) => {
+            return Err(Failure(ApiError::new(ErrorCode::Unavailable, format!("{e}; retry")).retry_after(1)))
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot read the raft log for a backup");
