@@ -74,8 +74,14 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<axum::bod
 /// Decodes a JSON body. JSON has one number type, and JSON Schema's `integer` admits `2.0`:
 /// a body that fails only because a whole number was spelled with a fraction or an exponent
 /// (`2.0`, `2e3`) is read again with those numbers as integers. Tried only after the fast
-/// path fails, so an ordinary request pays nothing for it.
+/// path fails, so an ordinary request pays nothing for it. The fast path is plain serde_json;
+/// only a body it refuses is read again through axum's `Json`, whose tracking of the failing
+/// field's path (for the error message) cost a third of decoding a 200-bet batch
+/// (BENCHMARKS.md, 2026-12-08).
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Ok(v) = serde_json::from_slice::<T>(bytes) {
+        return Ok(v);
+    }
     let first = match axum::Json::<T>::from_bytes(bytes) {
         Ok(axum::Json(v)) => return Ok(v),
         Err(rejection) => json_rejection(rejection),
