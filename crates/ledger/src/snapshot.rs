@@ -275,10 +275,20 @@ impl State {
     /// The state hash leaving out the idempotency records: what a refused command must leave
     /// unchanged (a refusal changes nothing but the record of its key).
     pub fn book_hash(&self) -> StateHash {
-        let mut book = self.clone();
-        book.idempotency.clear();
-        book.idempotency_expiry.clear();
-        book.state_hash()
+        self.clone().into_book().state_hash()
+    }
+
+    /// The state hash and the book hash of a state the caller owns, such as a copy taken
+    /// under a lock and hashed off it: the book hash reuses the copy instead of making another.
+    pub fn into_hashes(self) -> (StateHash, StateHash) {
+        let state = self.state_hash();
+        (state, self.into_book().state_hash())
+    }
+
+    fn into_book(mut self) -> State {
+        self.idempotency.clear();
+        self.idempotency_expiry.clear();
+        self
     }
 
     /// What a backup records of a snapshot — its state hash and the book's clock — read from

@@ -358,6 +358,17 @@ fn the_snapshot_of_the_fixture_book_encodes_to_its_fixture_and_decodes_to_the_sa
 }
 
 #[test]
+fn the_hashes_of_an_owned_copy_are_the_state_hash_and_the_book_hash_of_the_original() {
+    // `GET /v1/state-hash` hashes a copy off the state lock, taking both hashes from one copy.
+    let state = book();
+    assert!(state.idempotency_key_count() > 0, "the fixture book remembers keys: the two hashes must differ");
+    let (state_hash, book_hash) = state.clone().into_hashes();
+    assert_eq!(state_hash, state.state_hash());
+    assert_eq!(book_hash, state.book_hash());
+    assert_ne!(state_hash, book_hash, "the book hash leaves the idempotency records out");
+}
+
+#[test]
 fn a_backup_reads_a_snapshots_state_hash_and_clock_without_decoding_the_book() {
     let state = book();
     let summary = State::summarize_snapshot(&state.encode_snapshot()).expect("a snapshot of this build");

@@ -777,21 +777,30 @@ pub(crate) fn cluster_body(app: &App) -> ClusterBody {
     }
 }
 
-/// The hashes cost a pass over the whole state (the book hash a copy of it too), so they are
-/// computed at most once per applied index, however often they are asked for.
+/// The hashes cost two passes over the whole state, so they are computed at most once per
+/// applied index, however often they are asked for — and from a copy, off the state lock and
+/// off the async workers: hashing under the lock held apply, and every write behind it, for
+/// seconds on a book of millions (about 3 s a hash for 1M accounts and 1M bets, BENCHMARKS.md),
+/// where the copy holds it for the time of a clone.
 pub(crate) async fn state_hash(State(app): State<App>) -> Answer<StateHashBody> {
     let applied = app.consensus.read(|d| d.last_applied.map_or(0, |l| l.index));
     let mut cache = app.state_hash_cache.lock().await;
     if let Some(body) = cache.as_ref().filter(|b| b.applied_index == applied) {
         return Ok((StatusCode::OK, Json(body.clone())));
     }
-    let body = app.consensus.read(|d| StateHashBody {
-        applied_index: d.last_applied.map_or(0, |l| l.index),
-        state_hash: d.state.state_hash().to_string(),
-        book_hash: d.state.book_hash().to_string(),
-        bets: d.state.bet_count() as u64,
-        accounts: d.state.account_count() as u64,
-    });
+    let (applied_index, copy) = app.consensus.read(|d| (d.last_applied.map_or(0, |l| l.index), d.state.clone()));
+    let (bets, accounts) = (copy.bet_count() as u64, copy.account_count() as u64);
+    // A panic while hashing is a broken invariant of the encoder: it goes on as it would have inline.
+    let (state_hash, book_hash) = tokio::task::spawn_blocking(move || copy.into_hashes())
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let body = StateHashBody {
+        applied_index,
+        state_hash: state_hash.to_string(),
+        book_hash: book_hash.to_string(),
+        bets,
+        accounts,
+    };
     *cache = Some(body.clone());
     Ok((StatusCode::OK, Json(body)))
 }
