@@ -326,6 +326,19 @@ pub(crate) enum Book {
     Clearing(Currency),
 }
 
+/// What a broken-invariant message names: words, not `Debug` text.
+impl std::fmt::Display for Book {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Book::Wallet(account) => write!(f, "the wallet of account {account}"),
+            Book::Reserved(account) => write!(f, "the reserved stakes of account {account}"),
+            Book::Debt(account) => write!(f, "the debt of account {account}"),
+            Book::House(currency) => write!(f, "the house book in {currency}"),
+            Book::Clearing(currency) => write!(f, "the clearing book in {currency}"),
+        }
+    }
+}
+
 impl State {
     fn book_balance(&mut self, book: Book) -> (&mut Money, Currency) {
         match book {
@@ -351,7 +364,7 @@ impl State {
     /// mismatch or a player balance driven negative here is a bug, and the replica stops
     /// rather than carry a broken book.
     pub(crate) fn post(&mut self, from: Book, to: Book, amount: Money) {
-        assert!(amount.0 >= 0, "negative posting {amount:?} from {from:?} to {to:?}");
+        assert!(amount.0 >= 0, "negative posting of {amount} from {from} to {to}");
         if amount.0 == 0 {
             return;
         }
@@ -360,9 +373,9 @@ impl State {
         let debit_after = *slot;
         let (slot, to_currency) = self.book_balance(to);
         *slot = slot.checked_add(amount).expect("posting overflow (credit)");
-        assert_eq!(from_currency, to_currency, "posting across currencies {from:?} -> {to:?}");
+        assert_eq!(from_currency, to_currency, "posting across currencies, from {from} to {to}");
         if matches!(from, Book::Wallet(_) | Book::Reserved(_)) && !crate::faults::skip_funds_check() {
-            assert!(debit_after.0 >= 0, "player balance {from:?} went negative: {debit_after:?}");
+            assert!(debit_after.0 >= 0, "{from} went negative: {debit_after}");
         }
     }
 
