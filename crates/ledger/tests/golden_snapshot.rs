@@ -359,7 +359,7 @@ fn the_snapshot_of_the_fixture_book_encodes_to_its_fixture_and_decodes_to_the_sa
 
 #[test]
 fn the_hashes_of_an_owned_copy_are_the_state_hash_and_the_book_hash_of_the_original() {
-    // `GET /v1/state-hash` hashes a copy off the state lock, taking both hashes from one copy.
+    // `GET /v1/cluster/state-hash` hashes a copy off the state lock, taking both hashes from one copy.
     let state = book();
     assert!(state.idempotency_key_count() > 0, "the fixture book remembers keys: the two hashes must differ");
     let (state_hash, book_hash) = state.clone().into_hashes();

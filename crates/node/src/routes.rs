@@ -781,27 +781,35 @@ pub(crate) fn cluster_body(app: &App) -> ClusterBody {
 /// applied index, however often they are asked for — and from a copy, off the state lock and
 /// off the async workers: hashing under the lock held apply, and every write behind it, for
 /// seconds on a book of millions (about 3 s a hash for 1M accounts and 1M bets, BENCHMARKS.md),
-/// where the copy holds it for the time of a clone.
+/// where the copy holds it for the time of a clone. The work runs in a task of its own that
+/// holds the cache: a request that gives up (the request timeout) leaves it to finish and fill
+/// the cache for the retry, and two computations never run at once, so at most one copy of the
+/// state exists for them.
 pub(crate) async fn state_hash(State(app): State<App>) -> Answer<StateHashBody> {
-    let applied = app.consensus.read(|d| d.last_applied.map_or(0, |l| l.index));
-    let mut cache = app.state_hash_cache.lock().await;
-    if let Some(body) = cache.as_ref().filter(|b| b.applied_index == applied) {
-        return Ok((StatusCode::OK, Json(body.clone())));
-    }
-    let (applied_index, copy) = app.consensus.read(|d| (d.last_applied.map_or(0, |l| l.index), d.state.clone()));
-    let (bets, accounts) = (copy.bet_count() as u64, copy.account_count() as u64);
-    // A panic while hashing is a broken invariant of the encoder: it goes on as it would have inline.
-    let (state_hash, book_hash) = tokio::task::spawn_blocking(move || copy.into_hashes())
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-    let body = StateHashBody {
-        applied_index,
-        state_hash: state_hash.to_string(),
-        book_hash: book_hash.to_string(),
-        bets,
-        accounts,
-    };
-    *cache = Some(body.clone());
+    let task = tokio::spawn(async move {
+        let applied = app.consensus.read(|d| d.last_applied.map_or(0, |l| l.index));
+        let mut cache = app.state_hash_cache.lock().await;
+        if let Some(body) = cache.as_ref().filter(|b| b.applied_index == applied) {
+            return body.clone();
+        }
+        let (applied_index, copy) = app.consensus.read(|d| (d.last_applied.map_or(0, |l| l.index), d.state.clone()));
+        let (bets, accounts) = (copy.bet_count() as u64, copy.account_count() as u64);
+        let (state_hash, book_hash) = tokio::task::spawn_blocking(move || copy.into_hashes())
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let body = StateHashBody {
+            applied_index,
+            state_hash: state_hash.to_string(),
+            book_hash: book_hash.to_string(),
+            bets,
+            accounts,
+        };
+        *cache = Some(body.clone());
+        body
+    });
+    // A panic while hashing is a broken invariant of the encoder: it goes on as it would have
+    // inline.
+    let body = task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     Ok((StatusCode::OK, Json(body)))
 }
 
