@@ -364,7 +364,7 @@ impl State {
     /// mismatch or a player balance driven negative here is a bug, and the replica stops
     /// rather than carry a broken book.
     pub(crate) fn post(&mut self, from: Book, to: Book, amount: Money) {
-        assert!(amount.0 >= 0, "negative posting of {amount} from {from} to {to}");
+        assert!(amount.0 >= 0, "negative posting of {} minor units from {from} to {to}", amount.0);
         if amount.0 == 0 {
             return;
         }
@@ -375,7 +375,7 @@ impl State {
         *slot = slot.checked_add(amount).expect("posting overflow (credit)");
         assert_eq!(from_currency, to_currency, "posting across currencies, from {from} to {to}");
         if matches!(from, Book::Wallet(_) | Book::Reserved(_)) && !crate::faults::skip_funds_check() {
-            assert!(debit_after.0 >= 0, "{from} went negative: {debit_after}");
+            assert!(debit_after.0 >= 0, "{from} went negative: {} minor units", debit_after.0);
         }
     }
 
