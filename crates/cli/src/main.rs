@@ -1,4 +1,5 @@
-//! `paddock`: the one binary. `main` only parses flags and hands over.
+//! `paddock`: the one binary. `main` only parses flags and hands over, and names the
+//! process's allocator (mimalloc).
 //!
 //! # Layout
 //! - `start`: run a node (this module).
