@@ -7,6 +7,11 @@ the list runs from the most specific to the most general, so a JSON decode insid
 handler counts as the decode, and the handler's own work as HTTP.
 
     python3 bench/perf_shares.py stacks.txt
+    python3 bench/perf_shares.py stacks.txt --within 'paddock_ledger::apply::apply_noting_replay'
+
+With `--within PATTERN`: only the samples with a frame matching PATTERN, and for each function
+called beneath that frame the share of those samples it is on the stack of (inclusive shares:
+a sample under two of them counts for both, so they overlap and do not add up).
 """
 import collections
 import re
@@ -41,7 +46,35 @@ def samples(path):
         yield "".join(stack)
 
 
+def frame_name(line):
+    """The function of one stack line (`<ip> <symbol>[+offset]`), without the offset."""
+    name = line.strip().split(" ", 1)[-1]
+    return re.sub(r"\+0x[0-9a-f]+$", "", name)
+
+
+def within(path, pattern, top=60):
+    """Inclusive shares of the functions beneath the frame `pattern` names."""
+    counts = collections.Counter()
+    total = 0
+    for stack in samples(path):
+        frames = stack.splitlines()
+        roots = [i for i, line in enumerate(frames) if re.search(pattern, line)]
+        if not roots:
+            continue
+        total += 1
+        # Frames are leaf first: those before the outermost match run beneath it.
+        counts.update({frame_name(line) for line in frames[: roots[-1]]} - {""})
+    if total == 0:
+        sys.exit(f"no sample has a frame matching {pattern}")
+    print(f"{total} samples under {pattern}")
+    for name, count in counts.most_common(top):
+        print(f"{100 * count / total:6.1f} %  {name[:140]}")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[2] == "--within":
+        within(sys.argv[1], sys.argv[3])
+        return
     counts = collections.Counter()
     total = 0
     for stack in samples(sys.argv[1]):
