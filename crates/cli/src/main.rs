@@ -26,8 +26,7 @@ mod supervise;
 mod upgrade;
 
 /// mimalloc, not glibc's malloc: under batched bets glibc's allocator took about a quarter of
-/// the nodes' CPU (`_int_malloc`, `malloc_consolidate`, frees of memory allocated on another
-/// worker thread; BENCHMARKS.md, 2026-12-08).
+/// the nodes' CPU (`_int_malloc`, `free`, `malloc_consolidate`; BENCHMARKS.md, 2026-12-08).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
